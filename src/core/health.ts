@@ -1,0 +1,64 @@
+export interface ActiveCheckThresholds {
+  /** Consecutive passing checks that make an unhealthy host healthy. Default 2. */
+  readonly healthyThreshold?: number;
+  /** Consecutive failing checks that make a healthy host unhealthy. Default 3. */
+  readonly unhealthyThreshold?: number;
+}
+
+/** What a host's health is, for people: one word per state, in order of precedence. */
+export type HealthStatus = 'draining' | 'unhealthy' | 'ejected' | 'slow_start' | 'healthy';
+
+/**
+ * The health of one host, combining the active checker's verdict, passive outlier
+ * ejection and the operator's drain. The host takes traffic only when all three allow
+ * it (`routable`); the cluster decides what to do when too few are (panic).
+ *
+ * Counters for passive detection live here; the decisions that need the whole cluster
+ * (the ejection cap, success-rate outliers) live in OutlierDetector.
+ */
+export class HostHealth {
+  /** Verdict of active health checks; hosts start healthy unless told otherwise. */
+  activeHealthy: boolean;
+  draining = false;
+  ejected = false;
+  ejectedUntilMs = 0;
+  /** Times ejected, decremented while well: multiplies the next ejection's duration. */
+  ejectionLevel = 0;
+  /** Total ejections ever, for metrics. */
+  ejectionsTotal = 0;
+  consecutive5xx = 0;
+  consecutiveGatewayErrors = 0;
+  /** Requests and successes in the current outlier-detection interval. */
+  windowRequests = 0;
+  windowSuccesses = 0;
+  #checkPasses = 0;
+  #checkFailures = 0;
+
+  constructor(initiallyHealthy = true) {
+    this.activeHealthy = initiallyHealthy;
+  }
+
+  get routable(): boolean {
+    return this.activeHealthy && !this.ejected && !this.draining;
+  }
+
+  /** Record an active check; returns true when the active verdict flipped. */
+  recordCheck(passed: boolean, thresholds: ActiveCheckThresholds = {}): boolean {
+    if (passed) {
+      this.#checkPasses++;
+      this.#checkFailures = 0;
+      if (!this.activeHealthy && this.#checkPasses >= (thresholds.healthyThreshold ?? 2)) {
+        this.activeHealthy = true;
+        return true;
+      }
+    } else {
+      this.#checkFailures++;
+      this.#checkPasses = 0;
+      if (this.activeHealthy && this.#checkFailures >= (thresholds.unhealthyThreshold ?? 3)) {
+        this.activeHealthy = false;
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,83 @@
+import type { LatencyEwma } from './latency-ewma.js';
+
+/** The balancing policies `src/core` implements; the names are the config's `policy` values. */
+export const POLICY_NAMES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+/** Where an endpoint runs, for locality-aware routing (used by later layers). */
+export interface Locality {
+  readonly region?: string;
+  readonly zone?: string;
+  readonly priority?: number;
+}
+
+/** One backend as configured: immutable. `id` is stable across reloads and keys all state. */
+export interface Endpoint {
+  readonly id: string;
+  /** host:port (or any label the mechanism understands); hashed by ring_hash and maglev. */
+  readonly address: string;
+  /** Positive integer; relative share of traffic. */
+  readonly weight: number;
+  readonly locality?: Locality;
+}
+
+/**
+ * The live state of one endpoint, owned by its cluster and kept across snapshot swaps
+ * (reloads, health flips), so in-flight counts and latency history survive a rebuild.
+ * Balancers read it; only the cluster writes it.
+ */
+export interface Host {
+  readonly endpoint: Endpoint;
+  /** Requests started and not yet ended on this host. */
+  readonly active: number;
+  /** Latency estimate fed by every completed request, whatever the policy. */
+  readonly latency: LatencyEwma;
+}
+
+/** How a request to a host ended, as reported by the mechanism. */
+export interface Outcome {
+  /** HTTP status, when a response arrived. */
+  readonly status?: number;
+  /** Set when no (complete) response arrived. */
+  readonly error?: 'connect' | 'reset' | 'timeout' | 'protocol';
+  /** Time from dispatch to the end of the response (or of the failure). */
+  readonly latencyMs: number;
+}
+
+export function isServerFailure(o: Outcome): boolean {
+  return o.error !== undefined || (o.status !== undefined && o.status >= 500);
+}
+
+/** Envoy's "gateway error": the upstream was unreachable or answered 502/503/504. */
+export function isGatewayFailure(o: Outcome): boolean {
+  return o.error !== undefined || o.status === 502 || o.status === 503 || o.status === 504;
+}
+
+/** What a pick may depend on. */
+export interface PickContext {
+  /** 32-bit hash of the request's hash key (see hash-key.ts); hash policies pick randomly without one. */
+  readonly hash?: number;
+  /** 0 for the first try; retries pass 1, 2, ... so hash policies can move on deterministically. */
+  readonly attempt?: number;
+}
+
+/**
+ * A load-balancing policy over an immutable set of eligible hosts.
+ *
+ * Contract (checked for every implementation by test/core/balancer-contract.test.ts):
+ * - `pick` returns one of the hosts of the last `update`, or `undefined` when that set is empty;
+ * - over many picks on idle hosts, shares follow the weights;
+ * - `update` builds any table off to the side and swaps it in whole, so a pick never sees
+ *   half-built state. It is called on membership, health or weight change only, never per pick.
+ * - `pick` is O(1) or O(log n) in the number of hosts (round_robin: O(distinct weights), see there).
+ */
+export interface Balancer {
+  readonly policy: PolicyName;
+  /** Replace the eligible set; `weights[i]` (> 0) is `hosts[i]`'s effective weight. */
+  update(hosts: readonly Host[], weights: readonly number[]): void;
+  pick(ctx: PickContext): Host | undefined;
+  /** Called after the host's `active` count was incremented. */
+  onStart?(host: Host): void;
+  /** Called after the host's `active` count was decremented and its latency recorded. */
+  onEnd?(host: Host, outcome: Outcome): void;
+}
