@@ -270,14 +270,16 @@ export class Cluster {
   #refreshIfDue(): void {
     const now = this.#o.clock.nowMs();
     if (!this.#dirty && now < this.#nextStepMs && now < this.#nextIntervalMs) return;
-    if (this.#outliers && now >= this.#nextIntervalMs) {
-      const { ejected, returned } = this.#outliers.review(this.#healths(), now);
+    const outliers = this.#outliers;
+    if (outliers) {
       const byHealth = new Map(this.#hosts.map((h) => [h.health, h]));
-      for (const e of ejected) this.#ejected(e, byHealth.get(e.health) as HostState);
-      for (const r of returned) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
-      // Catch up in whole intervals so a long pause in picks does not replay them one by one.
-      const interval = this.#outliers.intervalMs;
-      this.#nextIntervalMs += Math.ceil((now - this.#nextIntervalMs + 1) / interval) * interval;
+      for (const r of outliers.returnDue(this.#healths(), now)) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
+      if (now >= this.#nextIntervalMs) {
+        for (const e of outliers.review(this.#healths(), now)) this.#ejected(e, byHealth.get(e.health) as HostState);
+        // Catch up in whole intervals so a long pause in picks does not replay them one by one.
+        const interval = outliers.intervalMs;
+        this.#nextIntervalMs += Math.ceil((now - this.#nextIntervalMs + 1) / interval) * interval;
+      }
     }
     this.#rebuild(now);
   }

@@ -80,11 +80,8 @@ export class OutlierDetector {
     return undefined;
   }
 
-  /**
-   * The interval's work: return ejected hosts whose time is up, judge success rates,
-   * and start a new window. Returns the hosts ejected and the hosts returned.
-   */
-  review(all: readonly HostHealth[], nowMs: number): { ejected: Ejection[]; returned: HostHealth[] } {
+  /** Return ejected hosts whose time is up; called whenever `nextReturnMs` comes due. */
+  returnDue(all: readonly HostHealth[], nowMs: number): HostHealth[] {
     const returned: HostHealth[] = [];
     for (const h of all) {
       if (h.ejected && h.ejectedUntilMs <= nowMs) {
@@ -92,9 +89,18 @@ export class OutlierDetector {
         h.consecutive5xx = 0;
         h.consecutiveGatewayErrors = 0;
         returned.push(h);
-      } else if (!h.ejected && h.ejectionLevel > 0 && h.windowRequests === h.windowSuccesses) {
-        h.ejectionLevel--;
       }
+    }
+    return returned;
+  }
+
+  /**
+   * The interval's work: relax the back-off of hosts that stayed well, judge success
+   * rates, and start a new window. Returns the hosts it ejected.
+   */
+  review(all: readonly HostHealth[], nowMs: number): Ejection[] {
+    for (const h of all) {
+      if (!h.ejected && h.ejectionLevel > 0 && h.windowRequests === h.windowSuccesses) h.ejectionLevel--;
     }
     const ejected: Ejection[] = [];
     const sr = this.#o.successRate;
@@ -117,7 +123,7 @@ export class OutlierDetector {
       h.windowRequests = 0;
       h.windowSuccesses = 0;
     }
-    return { ejected, returned };
+    return ejected;
   }
 
   /** The earliest time an ejected host is due back, or Infinity. */

@@ -4,9 +4,9 @@ import type { Rng } from './rng.js';
 import type { Balancer, Host, PickContext } from './types.js';
 
 export interface RingHashOptions {
-  /** Ring points at least; more when weights need them. Default 1024 (Envoy's). */
+  /** Ring points at least (while maxRingSize allows). Default 1024 (Envoy's). */
   readonly minRingSize?: number;
-  /** Ring points at most. Default 8M (Envoy's). */
+  /** Ring points at most, unless one point per unit of weight already exceeds it. Default 8M (Envoy's). */
   readonly maxRingSize?: number;
   /** Bounded-load factor c (> 1); undefined disables bounded loads. */
   readonly boundedLoad?: number;
@@ -20,32 +20,40 @@ export interface Ring {
 }
 
 /**
- * Build a Ketama-style ring: each host gets virtual nodes hash("address_i") in
- * proportion to its weight. Sizing follows Envoy: scale so the lightest host gets
- * ceil(minRingSize * its share) points, capped at maxRingSize in all.
+ * Build a Ketama-style ring: host i gets weight_i x k virtual nodes, at hash("address_i").
+ *
+ * k, the points per unit of weight, is the smallest power of two that gives the ring at
+ * least `minRingSize` points (fewer if that would pass `maxRingSize`). Envoy instead
+ * rescales every host's point count whenever the set changes, which moves keys between
+ * hosts that stayed; with a power of two, k stays the same across most membership
+ * changes, so removing a host moves only that host's keys (about 1/N of them) and adding
+ * one moves only the keys it takes. k changes, moving more keys once, only when the
+ * total weight crosses a power-of-two boundary of minRingSize.
+ * The ring is a pure function of the hosts and weights, so every node agrees on it.
  */
 export function buildRing(addresses: readonly string[], weights: readonly number[], minRingSize = 1024, maxRingSize = 8 * 1024 * 1024): Ring {
   const n = addresses.length;
   if (n === 0) return { points: new Uint32Array(0), owners: new Uint32Array(0) };
   if (n >= 1 << 20) throw new RangeError('ring_hash supports fewer than 1,048,576 hosts');
-  const total = weights.reduce((a, b) => a + b, 0);
-  const minShare = Math.min(...weights) / total;
-  const scale = Math.min(Math.ceil(minShare * minRingSize) / minShare, maxRingSize);
+  const units = weights.map((w) => Math.max(1, Math.round(w)));
+  const totalUnits = units.reduce((a, b) => a + b, 0);
+  let k = 1;
+  while (k * totalUnits < minRingSize) k *= 2;
+  while (k > 1 && k * totalUnits > maxRingSize) k /= 2;
   // Pack (position, owner) into one float64 so a single typed-array sort orders both:
   // position < 2^32 and owner < 2^20 keep the product exact below 2^53.
-  const packed: number[] = [];
-  let target = 0;
+  const packed = new Float64Array(k * totalUnits);
   let count = 0;
   for (let i = 0; i < n; i++) {
-    target += (scale * (weights[i] as number)) / total;
     const address = addresses[i] as string;
-    for (let k = 0; count < target; k++, count++) packed.push(murmur3(`${address}_${k}`) * 1048576 + i);
+    const points = k * (units[i] as number);
+    for (let p = 0; p < points; p++) packed[count++] = murmur3(`${address}_${p}`) * 1048576 + i;
   }
-  const sorted = Float64Array.from(packed).sort();
-  const points = new Uint32Array(sorted.length);
-  const owners = new Uint32Array(sorted.length);
-  for (let j = 0; j < sorted.length; j++) {
-    const v = sorted[j] as number;
+  packed.sort();
+  const points = new Uint32Array(count);
+  const owners = new Uint32Array(count);
+  for (let j = 0; j < count; j++) {
+    const v = packed[j] as number;
     const owner = v % 1048576;
     points[j] = (v - owner) / 1048576;
     owners[j] = owner;

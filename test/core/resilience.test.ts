@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { CircuitBreaker, RetryBudget, TokenBucket } from '../../src/core/index.js';
+
+describe('retry budget', () => {
+  it('allows retries up to the percentage of active requests', () => {
+    const b = new RetryBudget({ percent: 20, minPerSecond: 0 }, 0);
+    for (let i = 0; i < 50; i++) b.requestStarted();
+    let granted = 0;
+    while (b.tryRetry(0)) granted++;
+    assert.equal(granted, 10); // 20% of 50
+    b.retryEnded();
+    assert.equal(b.tryRetry(0), true);
+    assert.equal(b.tryRetry(0), false);
+  });
+
+  it('keeps a floor of retries per second when traffic is low', () => {
+    const b = new RetryBudget({ percent: 20, minPerSecond: 3 }, 0);
+    b.requestStarted(); // 20% of 1 request allows none by percentage
+    assert.deepEqual([b.tryRetry(0), b.tryRetry(0), b.tryRetry(0), b.tryRetry(0)], [true, true, true, false]);
+    // The floor refills at 3 per second: one more after a third of a second.
+    assert.equal(b.tryRetry(333), false);
+    assert.equal(b.tryRetry(334), true);
+  });
+
+  it('never lets retries in flight exceed the budget (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('start', 'end', 'retry', 'retryEnd'), { maxLength: 400 }), (ops) => {
+        const b = new RetryBudget({ percent: 25, minPerSecond: 0 }, 0);
+        for (const op of ops) {
+          if (op === 'start') b.requestStarted();
+          else if (op === 'end') b.requestEnded();
+          else if (op === 'retryEnd') b.retryEnded();
+          else if (b.tryRetry(0)) assert.ok(b.activeRetries * 100 <= 25 * b.activeRequests);
+        }
+      }),
+      { numRuns: 200, seed: 5 },
+    );
+  });
+});
+
+describe('circuit breaker', () => {
+  it('refuses past each limit, counts overflows, and frees on release', () => {
+    const cb = new CircuitBreaker({ maxConnections: 2, maxPendingRequests: 1, maxRequests: 3, maxRetries: 1 });
+    assert.deepEqual([cb.tryAcquire('requests'), cb.tryAcquire('requests'), cb.tryAcquire('requests'), cb.tryAcquire('requests')], [true, true, true, false]);
+    assert.equal(cb.isOpen('requests'), true);
+    assert.equal(cb.overflows('requests'), 1);
+    cb.release('requests');
+    assert.equal(cb.tryAcquire('requests'), true);
+    assert.deepEqual([cb.tryAcquire('connections'), cb.tryAcquire('connections'), cb.tryAcquire('connections')], [true, true, false]);
+    assert.deepEqual([cb.tryAcquire('pending'), cb.tryAcquire('pending')], [true, false]);
+    assert.deepEqual([cb.tryAcquire('retries'), cb.tryAcquire('retries')], [true, false]);
+    assert.equal(cb.used('connections'), 2);
+  });
+
+  it('treats a release without an acquire as a bug', () => {
+    assert.throws(() => new CircuitBreaker().release('requests'), /without acquire/);
+  });
+});
+
+describe('token bucket', () => {
+  it('allows a burst, then the rate, and says when to retry', () => {
+    const t = new TokenBucket({ ratePerSecond: 10, burst: 5 }, 0);
+    for (let i = 0; i < 5; i++) assert.equal(t.tryTake(0).ok, true);
+    const refused = t.tryTake(0);
+    assert.deepEqual(refused, { ok: false, retryAfterMs: 100 });
+    assert.equal(t.tryTake(99).ok, false);
+    assert.equal(t.tryTake(100).ok, true);
+    // A long quiet spell refills only up to the burst.
+    assert.equal(Math.round(t.available(60_000)), 5);
+  });
+
+  it('admits no more than burst + rate x time over any span (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 50 }), { maxLength: 300 }), (gaps) => {
+        const t = new TokenBucket({ ratePerSecond: 20, burst: 4 }, 0);
+        let now = 0;
+        let admitted = 0;
+        for (const g of gaps) {
+          now += g;
+          if (t.tryTake(now).ok) admitted++;
+        }
+        assert.ok(admitted <= 4 + (20 * now) / 1000 + 1e-9);
+      }),
+      { numRuns: 200, seed: 9 },
+    );
+  });
+});
