@@ -1,0 +1,158 @@
+/**
+ * Cross-field checks: rules that relate fields in different places (a route names a
+ * cluster; endpoint ids are unique within a cluster).
+ *
+ * They run even when other fields are invalid (see ALWAYS in fields.ts), so a user sees
+ * "unknown cluster" together with "bad duration" instead of one per attempt. The price
+ * is that the value may be half-parsed: these functions read it as `unknown` and skip
+ * whatever is not in the expected shape (that part already has its own error).
+ */
+import { describeValue, didYouMean } from './describe.js';
+import { type Ctx, fail } from './fields.js';
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown): Obj | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : undefined;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function pathText(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** Flag every repeat of a key after its first occurrence. */
+function uniqueBy(
+  ctx: Ctx,
+  items: { key: string | undefined; path: (string | number)[]; note?: string }[],
+  what: string,
+): void {
+  const first = new Map<string, (string | number)[]>();
+  for (const { key, path, note = '' } of items) {
+    if (key === undefined) continue;
+    const seen = first.get(key);
+    if (seen === undefined) first.set(key, path);
+    else fail(ctx, `duplicate ${what} ${describeValue(key)} (first at ${pathText(seen.slice(0, -1))})${note}`, path);
+  }
+}
+
+/** Every endpoint of a cluster with its path relative to the cluster. */
+function endpointsOf(cluster: Obj): { endpoint: Obj; path: (string | number)[] }[] {
+  const out: { endpoint: Obj; path: (string | number)[] }[] = [];
+  list(cluster['endpoints']).forEach((e, i) => {
+    const endpoint = obj(e);
+    if (endpoint) out.push({ endpoint, path: ['endpoints', i] });
+  });
+  list(cluster['localities']).forEach((l, li) => {
+    list(obj(l)?.['endpoints']).forEach((e, i) => {
+      const endpoint = obj(e);
+      if (endpoint) out.push({ endpoint, path: ['localities', li, 'endpoints', i] });
+    });
+  });
+  return out;
+}
+
+/** http listeners route (and need routes); tcp listeners forward to one cluster. */
+export function checkListener(value: unknown, ctx: Ctx): void {
+  const l = obj(value);
+  if (!l) return;
+  const { protocol, routes, cluster } = l;
+  if (protocol === 'http') {
+    if (routes === undefined) fail(ctx, 'required for http listeners', ['routes']);
+    else if (Array.isArray(routes) && routes.length === 0) fail(ctx, 'an http listener needs at least one route', ['routes']);
+    if (cluster !== undefined) fail(ctx, 'only for tcp listeners; an http listener picks clusters in its routes', ['cluster']);
+  } else if (protocol === 'tcp') {
+    if (cluster === undefined) fail(ctx, 'required for tcp listeners', ['cluster']);
+    if (routes !== undefined) fail(ctx, 'only for http listeners; a tcp listener forwards to its "cluster"', ['routes']);
+  }
+}
+
+/** Per cluster: endpoints XOR localities, unique endpoint ids, maglev table big enough. */
+export function checkCluster(value: unknown, ctx: Ctx): void {
+  const cluster = obj(value);
+  if (!cluster) return;
+  const hasEndpoints = cluster['endpoints'] !== undefined;
+  const hasLocalities = cluster['localities'] !== undefined;
+  if (hasEndpoints && hasLocalities) {
+    fail(ctx, 'has both "endpoints" and "localities"; use one (put every endpoint in a locality)', ['localities']);
+  } else if (!hasEndpoints && !hasLocalities) {
+    fail(ctx, 'needs "endpoints" or "localities" listing at least one endpoint');
+  } else if (hasEndpoints && Array.isArray(cluster['endpoints']) && cluster['endpoints'].length === 0) {
+    fail(ctx, 'must list at least one endpoint', ['endpoints']);
+  } else if (hasLocalities && Array.isArray(cluster['localities']) && cluster['localities'].length === 0) {
+    fail(ctx, 'must list at least one locality', ['localities']);
+  }
+
+  const endpoints = endpointsOf(cluster);
+  // `id` defaults to the address, so a repeated address is a repeated id too; point
+  // at whichever of the two the user actually wrote.
+  uniqueBy(
+    ctx,
+    endpoints.map(({ endpoint, path }) => {
+      const address = str(endpoint['address']);
+      const id = str(endpoint['id']) ?? address;
+      const defaulted = id === address;
+      return {
+        key: id,
+        path: [...path, defaulted ? 'address' : 'id'],
+        note: defaulted ? '; an endpoint\'s id defaults to its address, set "id" to tell them apart' : '',
+      };
+    }),
+    'endpoint id',
+  );
+
+  const tableSize = obj(cluster['maglev'])?.['table_size'];
+  if (cluster['policy'] === 'maglev' && typeof tableSize === 'number' && tableSize < endpoints.length) {
+    fail(
+      ctx,
+      `must be >= the number of endpoints (${endpoints.length}), got ${tableSize}`,
+      ['maglev', 'table_size'],
+    );
+  }
+}
+
+/** Whole config: unique names, listeners not sharing a socket, cluster references resolve. */
+export function checkConfig(value: unknown, ctx: Ctx): void {
+  const root = obj(value);
+  if (!root) return;
+  const listeners = list(root['listeners']).map(obj);
+  const clusters = list(root['clusters']).map(obj);
+
+  uniqueBy(ctx, listeners.map((l, i) => ({ key: str(l?.['name']), path: ['listeners', i, 'name'] })), 'listener name');
+  uniqueBy(ctx, clusters.map((c, i) => ({ key: str(c?.['name']), path: ['clusters', i, 'name'] })), 'cluster name');
+
+  // Port 0 asks the OS for a fresh port each time, so only fixed ports can collide.
+  uniqueBy(
+    ctx,
+    listeners.map((l, i) => {
+      const port = l?.['port'];
+      const address = str(l?.['address']) ?? '0.0.0.0';
+      const key = typeof port === 'number' && port !== 0 ? `${address} port ${port}` : undefined;
+      return { key, path: ['listeners', i, 'port'] };
+    }),
+    'listen address',
+  );
+
+  const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
+  // With no usable cluster list (wrong type, empty) every reference would be "unknown":
+  // noise on top of the error that list already has.
+  if (names.size === 0) return;
+  const checkRef = (ref: unknown, path: (string | number)[]): void => {
+    const n = str(ref);
+    if (n === undefined || names.has(n)) return;
+    const hint = didYouMean(n, names) || ` (defined: ${[...names].join(', ')})`;
+    fail(ctx, `unknown cluster ${describeValue(n)}${hint}`, path);
+  };
+  listeners.forEach((l, i) => {
+    if (!l) return;
+    checkRef(l['cluster'], ['listeners', i, 'cluster']);
+    list(l['routes']).forEach((r, j) => checkRef(obj(r)?.['cluster'], ['listeners', i, 'routes', j, 'cluster']));
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * Building blocks for the config schema: each field type validates, says what was
+ * wrong in words, and converts to the value the rest of Meridian wants (durations to
+ * milliseconds, percentages to fractions, addresses to host + port).
+ *
+ * Every issue raised here is non-aborting on purpose: zod skips the cross-field
+ * checks of an enclosing object once an aborting issue exists (its own `z.int()` is
+ * one), and the brief is to report every error in one go. Hence `integer()` below.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { z } from 'zod';
+import { describeValue, listValues } from './describe.js';
+import { formatDuration, parseDuration } from './duration.js';
+
+/** Run a refinement even when other fields of the same object are invalid. */
+export const ALWAYS = { when: () => true } as const;
+
+/** Context passed to refinements; only `addIssue` is used. */
+export type Ctx = z.core.$RefinementCtx<unknown>;
+
+export function fail(ctx: Ctx, message: string, path: PropertyKey[] = []): void {
+  ctx.addIssue({ code: 'custom', message, path, input: undefined });
+}
+
+// ---- numbers ---------------------------------------------------------------------
+
+function rangeText(min: number, max: number): string {
+  if (max === Number.MAX_SAFE_INTEGER) return `>= ${min}`;
+  return `between ${min} and ${max}`;
+}
+
+/** A whole number in [min, max]. */
+export function integer(min = 0, max = Number.MAX_SAFE_INTEGER) {
+  return z.number().superRefine((n, ctx) => {
+    if (!Number.isInteger(n)) fail(ctx, `expected a whole number, got ${n}`);
+    else if (n < min || n > max) fail(ctx, `must be ${rangeText(min, max)}, got ${n}`);
+  });
+}
+
+/** A finite number in [min, max] (or (min, max] when `exclusiveMin`). */
+export function decimal(min: number, max = Infinity, opts: { exclusiveMin?: boolean } = {}) {
+  return z.number().superRefine((n, ctx) => {
+    const lowOk = opts.exclusiveMin === true ? n > min : n >= min;
+    if (lowOk && n <= max) return;
+    const low = `${opts.exclusiveMin === true ? '>' : '>='} ${min}`;
+    fail(ctx, `must be ${max === Infinity ? low : `${low} and <= ${max}`}, got ${n}`);
+  });
+}
+
+/** A number 0..100 meaning a percentage (for `*_percent` and `panic_threshold`). */
+export const percentNumber = () => decimal(0, 100);
+
+// ---- durations -------------------------------------------------------------------
+
+/**
+ * Node's timers overflow above 2^31-1 ms (about 24.8 days) and then fire at once, so a
+ * timeout of "30d" would behave like "1ms". 596h is the largest whole hour below it.
+ */
+export const MAX_DURATION_MS = 596 * 3_600_000;
+
+/** A duration string → milliseconds. Zero is refused unless `allowZero` (a 0s interval spins). */
+export function duration(opts: { allowZero?: boolean } = {}) {
+  return z.unknown().transform((v, ctx): number => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      fail(ctx, v === undefined ? 'required' : `expected a duration like "2s", got ${describeValue(v)}`);
+      return z.NEVER;
+    }
+    if (ms === 0 && opts.allowZero !== true) fail(ctx, 'must be longer than 0s');
+    if (ms > MAX_DURATION_MS) fail(ctx, `must be at most ${formatDuration(MAX_DURATION_MS)}, got ${describeValue(v)}`);
+    return ms;
+  });
+}
+
+/** `"10%"` → 0.1. Only the percent-string form is accepted, so a bare 10 is not ambiguous. */
+export function percentString() {
+  return z.unknown().transform((v, ctx): number => {
+    const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)%$/.exec(v) : null;
+    const pct = m === null ? NaN : Number(m[1]);
+    if (!(pct >= 0 && pct <= 100)) {
+      fail(ctx, `expected a percentage from "0%" to "100%", got ${describeValue(v)}`);
+      return z.NEVER;
+    }
+    return pct / 100;
+  });
+}
+
+// ---- names and hosts ---------------------------------------------------------------
+
+/** Listener and cluster names appear in metric labels and admin URLs: keep them plain. */
+export function name() {
+  return z.string().superRefine((s, ctx) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(s)) {
+      fail(ctx, `expected a name of letters, digits, "_", "-" or ".", got ${describeValue(s)}`);
+    }
+  });
+}
+
+const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+export function isHost(s: string): boolean {
+  return isIPv4(s) || isIPv6(s) || HOSTNAME_RE.test(s);
+}
+
+/** A bind address: an IP (v4 or v6, unbracketed) or a hostname. */
+export function bindAddress() {
+  return z.string().superRefine((s, ctx) => {
+    if (!isHost(s)) fail(ctx, `expected an IP address or host name, got ${describeValue(s)}`);
+  });
+}
+
+export interface HostPort {
+  /** As written in the config; hashed by ring_hash and maglev, so keep it verbatim. */
+  readonly address: string;
+  /** Unbracketed: `::1`, not `[::1]`. */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port` or `[v6]:port` → parts, or a reason it is not one. */
+export function parseHostPort(s: string): HostPort | string {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
+  if (m === null) return `expected "host:port" (IPv6 as "[::1]:port"), got ${describeValue(s)}`;
+  const [, v6, host = v6 ?? '', portText = ''] = m;
+  if (v6 !== undefined ? !isIPv6(v6) : !isHost(host)) return `not a valid host in ${describeValue(s)}`;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return `port must be between 1 and 65535, got ${port}`;
+  return { address: s, host, port };
+}
+
+/** An endpoint address; kept as a string (see HostPort.address), split by the endpoint schema. */
+export function hostPort() {
+  return z.string().superRefine((s, ctx) => {
+    const r = parseHostPort(s);
+    if (typeof r === 'string') fail(ctx, r);
+  });
+}
+
+/** A route host pattern: an exact host or `*.suffix`. Undefined when fine, else why not. */
+function hostPatternProblem(v: unknown): string | undefined {
+  const bare = typeof v === 'string' && v.startsWith('*.') ? v.slice(2) : v;
+  if (typeof bare === 'string' && HOSTNAME_RE.test(bare)) return undefined;
+  return `expected a host like "api.example.com" or "*.example.com", got ${describeValue(v)}`;
+}
+
+/**
+ * One host pattern or a non-empty list of them → a list, lowercased since hosts match
+ * case-insensitively. (Not a zod union: a union would hide which element was wrong.)
+ */
+export function hostPatterns() {
+  return z.unknown().transform((v, ctx): string[] => {
+    const items = typeof v === 'string' ? [v] : Array.isArray(v) ? (v as unknown[]) : undefined;
+    if (items === undefined || items.length === 0) {
+      fail(ctx, `expected a host or a non-empty list of hosts, got ${describeValue(v)}`);
+      return z.NEVER;
+    }
+    items.forEach((h, i) => {
+      const problem = hostPatternProblem(h);
+      if (problem !== undefined) fail(ctx, problem, typeof v === 'string' ? [] : [i]);
+    });
+    return items.map((h) => String(h).toLowerCase());
+  });
+}
+
+// ---- HTTP bits ---------------------------------------------------------------------
+
+/** A URL path for exact/prefix matching. */
+export function urlPath() {
+  return z.string().superRefine((s, ctx) => {
+    if (!s.startsWith('/')) fail(ctx, `must start with "/", got ${describeValue(s)}`);
+  });
+}
+
+/** A regular expression source that must compile (JS syntax, as the proxy will use). */
+export function regexSource() {
+  return z.string().superRefine((s, ctx) => {
+    try {
+      new RegExp(s);
+    } catch (e) {
+      fail(ctx, `does not compile: ${(e as Error).message}`);
+    }
+  });
+}
+
+export interface StatusRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** `200`, `"204"`, `"200-399"` or `"2xx"` → an inclusive range of HTTP statuses. */
+export function statusRange() {
+  return z.unknown().transform((v, ctx): StatusRange => {
+    const text = typeof v === 'number' ? String(v) : typeof v === 'string' ? v : '';
+    let r: StatusRange | undefined;
+    let m: RegExpExecArray | null;
+    if ((m = /^([1-5]\d\d)$/.exec(text))) r = { min: Number(m[1]), max: Number(m[1]) };
+    else if ((m = /^([1-5]\d\d)-([1-5]\d\d)$/.exec(text))) r = { min: Number(m[1]), max: Number(m[2]) };
+    else if ((m = /^([1-5])xx$/.exec(text))) r = { min: Number(m[1]) * 100, max: Number(m[1]) * 100 + 99 };
+    if (r === undefined || r.min > r.max) {
+      fail(ctx, `expected a status code or range like 200, "200-399" or "2xx", got ${describeValue(v)}`);
+      return z.NEVER;
+    }
+    return r;
+  });
+}
+
+// ---- "exactly one of" --------------------------------------------------------------
+
+/**
+ * A refinement for objects whose keys are alternatives (path: exact | prefix | regex).
+ * Reported at the object, since no single key is the wrong one.
+ */
+export function exactlyOne(keys: readonly string[]) {
+  return (v: object, ctx: Ctx): void => {
+    const present = keys.filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+    if (present.length === 1) return;
+    const got = present.length === 0 ? 'none' : present.join(' and ');
+    fail(ctx, `expected exactly one of ${listValues(keys)}; got ${got}`);
+  };
+}

@@ -1,0 +1,27 @@
+/** The config module's public surface: schema and types, validation, loading. */
+export { formatDuration, parseDuration } from './duration.js';
+export { formatIssues, formatPath } from './issues.js';
+export { type ConfigFormat, formatOf, type LoadResult, loadConfigFile, type ParseOptions, parseConfigText } from './load.js';
+export {
+  type AdminConfig,
+  clusterEndpoints,
+  type ClusterConfig,
+  type Config,
+  type ConfigInput,
+  ConfigSchema,
+  type EndpointConfig,
+  type HashKey,
+  type HeaderMatch,
+  type HealthCheckConfig,
+  type HttpListenerConfig,
+  type ListenerConfig,
+  type LocalityConfig,
+  type OutlierDetectionConfig,
+  type PathMatch,
+  POLICIES,
+  type RetryOn,
+  type RouteConfig,
+  type TcpListenerConfig,
+} from './schema.js';
+export { type ValidateOptions, type ValidationResult, validateConfig } from './validate.js';
+export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey } from './to-core.js';

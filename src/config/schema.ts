@@ -1,0 +1,352 @@
+/**
+ * The Meridian config schema: the one definition of what a config file may contain.
+ * The TypeScript types below are inferred from it, so the validator and the types
+ * cannot drift apart. docs/config.md documents every key and default; keep it in step.
+ *
+ * Conventions of the parsed (output) value:
+ * - keys stay snake_case, as written in the file;
+ * - every duration is a number of milliseconds, `jitter` a fraction 0..1;
+ * - defaults are filled in, so consumers never handle "absent" except where absence
+ *   means "off" (health_check, outlier_detection, slow_start, hash, per-route timeout);
+ * - alternatives ("exactly one of") become tagged unions with a `kind`.
+ */
+import { z } from 'zod';
+import { isPrime } from '../core/maglev.js';
+import { checkCluster, checkConfig, checkListener } from './checks.js';
+import {
+  ALWAYS,
+  bindAddress,
+  decimal,
+  duration,
+  exactlyOne,
+  fail,
+  hostPatterns,
+  hostPort,
+  integer,
+  name,
+  parseHostPort,
+  percentNumber,
+  percentString,
+  regexSource,
+  statusRange,
+  urlPath,
+} from './fields.js';
+import { describeValue, listValues } from './describe.js';
+import { formatDuration } from './duration.js';
+
+// The names match src/core's POLICY_NAMES (a test checks it); config does not import
+// core so that a config can be validated without loading the data plane.
+export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
+export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
+
+/** Envoy's bounds: its ring_hash maximum and its largest allowed maglev table. */
+export const MAX_RING_SIZE = 8_388_608;
+export const MAX_MAGLEV_TABLE_SIZE = 5_000_011;
+
+// ---- admin -------------------------------------------------------------------------
+
+const adminSchema = z.strictObject({
+  address: bindAddress().default('127.0.0.1'),
+  port: integer(0, 65535).default(9901),
+  /** Bearer token for state-changing admin calls; MERIDIAN_ADMIN_TOKEN overrides it. */
+  token: z.string().min(1).optional(),
+});
+
+// ---- routes ------------------------------------------------------------------------
+
+export type PathMatch = { readonly kind: 'exact' | 'prefix' | 'regex'; readonly value: string };
+
+const pathMatchSchema = z
+  .strictObject({ exact: urlPath().optional(), prefix: urlPath().optional(), regex: regexSource().optional() })
+  .superRefine(exactlyOne(['exact', 'prefix', 'regex']))
+  .transform((p): PathMatch => {
+    if (p.exact !== undefined) return { kind: 'exact', value: p.exact };
+    if (p.prefix !== undefined) return { kind: 'prefix', value: p.prefix };
+    return { kind: 'regex', value: p.regex ?? '' };
+  });
+
+export type HeaderMatch = { readonly name: string } & (
+  | { readonly kind: 'exact' | 'regex'; readonly value: string }
+  | { readonly kind: 'present'; readonly present: boolean }
+);
+
+const headerMatchSchema = z
+  .strictObject({
+    name: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: (i) => `not a header name: ${describeValue(i.input)}` }),
+    exact: z.string().optional(),
+    regex: regexSource().optional(),
+    /** true: the header must be present; false: it must be absent. */
+    present: z.boolean().optional(),
+  })
+  .superRefine(exactlyOne(['exact', 'regex', 'present']))
+  .transform((h): HeaderMatch => {
+    // Node lowercases incoming header names, so compare in lowercase.
+    const name = h.name.toLowerCase();
+    if (h.exact !== undefined) return { name, kind: 'exact', value: h.exact };
+    if (h.regex !== undefined) return { name, kind: 'regex', value: h.regex };
+    return { name, kind: 'present', present: h.present ?? true };
+  });
+
+const matchSchema = z.strictObject({
+  /** Exact hosts or `*.suffix`, lowercase; the proxy strips any `:port` from Host first. */
+  host: hostPatterns().optional(),
+  path: pathMatchSchema.optional(),
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  headers: z.array(headerMatchSchema).optional(),
+});
+
+const routeSchema = z.strictObject({
+  /** Omitted: the route matches every request. All present conditions must hold. */
+  match: matchSchema.prefault({}),
+  cluster: z.string(),
+  /** Whole-request timeout for this route; absent = the cluster's timeouts.request. */
+  timeout: duration().optional(),
+});
+
+// ---- listeners ---------------------------------------------------------------------
+
+const listenerSchema = z
+  .strictObject({
+    name: name(),
+    address: bindAddress().default('0.0.0.0'),
+    port: integer(0, 65535),
+    protocol: z.enum(['http', 'tcp']).default('http'),
+    routes: z.array(routeSchema).optional(),
+    cluster: z.string().optional(),
+  })
+  .superRefine(checkListener, ALWAYS)
+  .transform((l) => {
+    const common = { name: l.name, address: l.address, port: l.port };
+    return l.protocol === 'http'
+      ? { ...common, protocol: 'http' as const, routes: l.routes ?? [] }
+      : { ...common, protocol: 'tcp' as const, cluster: l.cluster ?? '' };
+  });
+
+// ---- clusters ----------------------------------------------------------------------
+
+const endpointSchema = z
+  .strictObject({
+    address: hostPort(),
+    weight: integer(1, 10_000).default(1),
+    /** Stable identity across reloads (keys health and outlier state); default = address. */
+    id: z.string().min(1).optional(),
+  })
+  .transform((e) => {
+    const hp = parseHostPort(e.address);
+    const { host, port } = typeof hp === 'string' ? { host: '', port: 0 } : hp;
+    return { id: e.id ?? e.address, address: e.address, host, port, weight: e.weight };
+  });
+
+const localitySchema = z.strictObject({
+  region: z.string().min(1),
+  zone: z.string().min(1).optional(),
+  /** 0 is preferred; higher priorities take traffic only as lower ones fail. */
+  priority: integer(0).default(0),
+  weight: integer(1).optional(),
+  endpoints: z.array(endpointSchema).min(1),
+});
+
+export type HashKey =
+  | { readonly kind: 'header' | 'cookie'; readonly name: string }
+  | { readonly kind: 'source_ip' | 'path' };
+
+const hashKeySchema = z
+  .strictObject({
+    header: z.string().min(1).optional(),
+    cookie: z.string().min(1).optional(),
+    source_ip: z.literal(true).optional(),
+    path: z.literal(true).optional(),
+  })
+  .superRefine(exactlyOne(['header', 'cookie', 'source_ip', 'path']))
+  .transform((k): HashKey => {
+    if (k.header !== undefined) return { kind: 'header', name: k.header.toLowerCase() };
+    if (k.cookie !== undefined) return { kind: 'cookie', name: k.cookie };
+    return { kind: k.source_ip === true ? 'source_ip' : 'path' };
+  });
+
+const healthCheckSchema = z
+  .strictObject({
+    type: z.enum(['http', 'tcp']).default('http'),
+    /** http only. */
+    path: urlPath().default('/healthz'),
+    /** http only. */
+    expected_statuses: z.array(statusRange()).min(1).prefault(['200-399']),
+    interval: duration().prefault('5s'),
+    timeout: duration().prefault('1s'),
+    jitter: percentString().prefault('10%'),
+    healthy_threshold: integer(1).default(2),
+    unhealthy_threshold: integer(1).default(3),
+  })
+  .superRefine((h, ctx) => {
+    // A probe still running when the next is due would overlap it.
+    if (h.timeout >= h.interval) {
+      fail(ctx, `must be shorter than interval (${formatDuration(h.interval)}), got ${formatDuration(h.timeout)}`, ['timeout']);
+    }
+  });
+
+const outlierSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    consecutive_5xx: integer(0).default(5),
+    consecutive_gateway_errors: integer(0).default(5),
+    interval: duration().prefault('10s'),
+    base_ejection_time: duration().prefault('30s'),
+    max_ejection_time: duration().prefault('300s'),
+    max_ejection_percent: percentNumber().default(10),
+    success_rate: z
+      .strictObject({
+        minimum_hosts: integer(1).default(5),
+        request_volume: integer(1).default(100),
+        stdev_factor: decimal(0, Infinity, { exclusiveMin: true }).default(1.9),
+      })
+      .optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.max_ejection_time < o.base_ejection_time) {
+      fail(
+        ctx,
+        `must be >= base_ejection_time (${formatDuration(o.base_ejection_time)}), got ${formatDuration(o.max_ejection_time)}`,
+        ['max_ejection_time'],
+      );
+    }
+  });
+
+export type RetryOn = (typeof RETRY_CONDITIONS)[number] | number;
+
+/** A retry condition name, or a 5xx status as a number or a string (`503` or `"503"`). */
+const retryOnSchema = z.unknown().transform((v, ctx): RetryOn => {
+  const named = RETRY_CONDITIONS.find((c) => c === v);
+  if (named !== undefined) return named;
+  const status = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+  if (Number.isInteger(status) && status >= 500 && status <= 599) return status;
+  fail(ctx, `expected one of ${listValues(RETRY_CONDITIONS)} or a status 500-599; got ${describeValue(v)}`);
+  return z.NEVER;
+});
+
+const retriesSchema = z.strictObject({
+  /** Retries after the first try, so 1 means at most two tries. */
+  attempts: integer(0).default(1),
+  // Only connect failures by default: nothing reached the upstream, so any request
+  // (even a non-idempotent POST) is safe to send again.
+  retry_on: z.array(retryOnSchema).prefault(['connect_failure']),
+  /** Absent: each try may use what is left of the request timeout. */
+  per_try_timeout: duration().optional(),
+  /** Retries allowed beyond `percent` of active requests, with a floor: stops retry storms. */
+  budget: z
+    .strictObject({
+      percent: percentNumber().default(20),
+      min_per_second: integer(0).default(3),
+    })
+    .prefault({}),
+});
+
+const clusterSchema = z
+  .strictObject({
+    name: name(),
+    policy: z.enum(POLICIES).default('round_robin'),
+    least_request: z
+      .strictObject({
+        choice_count: integer(2).default(2),
+        active_request_bias: decimal(0).default(1.0),
+      })
+      .prefault({}),
+    peak_ewma: z
+      .strictObject({
+        /** The EWMA's time constant (tau). */
+        decay: duration().prefault('10s'),
+        /** Latency assumed for an endpoint with no measurement yet (or after a failure). */
+        penalty: duration().prefault('1s'),
+      })
+      .prefault({}),
+    ring_hash: z
+      .strictObject({
+        min_ring_size: integer(1, MAX_RING_SIZE).default(1024),
+        max_ring_size: integer(1, MAX_RING_SIZE).default(MAX_RING_SIZE),
+      })
+      .superRefine((r, ctx) => {
+        if (r.min_ring_size > r.max_ring_size) {
+          fail(ctx, `must be <= max_ring_size (${r.max_ring_size}), got ${r.min_ring_size}`, ['min_ring_size']);
+        }
+      })
+      .prefault({}),
+    maglev: z
+      .strictObject({
+        // Maglev's permutation (offset + j*skip mod M) visits every slot only when M is prime.
+        table_size: integer(2, MAX_MAGLEV_TABLE_SIZE)
+          .superRefine((n, ctx) => {
+            if (Number.isInteger(n) && n >= 2 && !isPrime(n)) fail(ctx, `must be a prime number (e.g. 65537), got ${n}`);
+          })
+          .default(65537),
+      })
+      .prefault({}),
+    hash: z
+      .strictObject({
+        /** Absent: ring_hash and maglev pick a random point (no affinity). */
+        key: hashKeySchema.optional(),
+        /** Consistent hashing with bounded loads: no endpoint above c x the mean load. */
+        bounded_load: decimal(1, Infinity, { exclusiveMin: true }).optional(),
+      })
+      .optional(),
+    endpoints: z.array(endpointSchema).optional(),
+    localities: z.array(localitySchema).optional(),
+    health_check: healthCheckSchema.optional(),
+    outlier_detection: outlierSchema.optional(),
+    /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
+    panic_threshold: percentNumber().default(50),
+    slow_start: z
+      .strictObject({
+        window: duration().prefault('30s'),
+        aggression: decimal(0, Infinity, { exclusiveMin: true }).default(1.0),
+        min_weight_percent: percentNumber().default(10),
+      })
+      .optional(),
+    retries: retriesSchema.prefault({}),
+    timeouts: z
+      .strictObject({
+        connect: duration().prefault('1s'),
+        request: duration().prefault('15s'),
+        /** 0s: never close an idle upstream connection. */
+        idle: duration({ allowZero: true }).prefault('60s'),
+      })
+      .prefault({}),
+    circuit_breaker: z
+      .strictObject({
+        max_connections: integer(1).default(1024),
+        max_pending_requests: integer(1).default(1024),
+        max_requests: integer(1).default(1024),
+        max_retries: integer(0).default(3),
+      })
+      .prefault({}),
+  })
+  .superRefine(checkCluster, ALWAYS);
+
+// ---- root --------------------------------------------------------------------------
+
+export const ConfigSchema = z
+  .strictObject({
+    admin: adminSchema.prefault({}),
+    listeners: z.array(listenerSchema).min(1),
+    clusters: z.array(clusterSchema).min(1),
+  })
+  .superRefine(checkConfig, ALWAYS);
+
+/** A validated config with every default filled in. */
+export type Config = z.output<typeof ConfigSchema>;
+/** What a config file may contain (before defaults and conversions). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type AdminConfig = Config['admin'];
+export type ListenerConfig = Config['listeners'][number];
+export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
+export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
+export type RouteConfig = HttpListenerConfig['routes'][number];
+export type ClusterConfig = Config['clusters'][number];
+export type EndpointConfig = NonNullable<ClusterConfig['endpoints']>[number];
+export type LocalityConfig = NonNullable<ClusterConfig['localities']>[number];
+export type HealthCheckConfig = NonNullable<ClusterConfig['health_check']>;
+export type OutlierDetectionConfig = NonNullable<ClusterConfig['outlier_detection']>;
+
+/** Every endpoint of a cluster, whether listed directly or under localities. */
+export function clusterEndpoints(c: ClusterConfig): EndpointConfig[] {
+  return c.endpoints ?? (c.localities ?? []).flatMap((l) => l.endpoints);
+}

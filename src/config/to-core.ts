@@ -1,0 +1,81 @@
+// From a validated cluster config to the core's types: the one place snake_case config
+// meets the core's camelCase options, so the proxy and the simulator build clusters alike.
+import type { Clock } from '../core/clock.js';
+import { Cluster, type ClusterOptions } from '../core/cluster.js';
+import type { HashKeySpec } from '../core/hash-key.js';
+import type { Rng } from '../core/rng.js';
+import type { Endpoint } from '../core/types.js';
+import type { ClusterConfig, HashKey } from './schema.js';
+
+export function coreEndpoints(c: ClusterConfig): Endpoint[] {
+  if (c.endpoints) return c.endpoints.map((e) => ({ id: e.id, address: e.address, weight: e.weight }));
+  return (c.localities ?? []).flatMap((l) =>
+    l.endpoints.map((e) => ({
+      id: e.id,
+      address: e.address,
+      weight: e.weight,
+      locality: { region: l.region, ...(l.zone === undefined ? {} : { zone: l.zone }), priority: l.priority },
+    })),
+  );
+}
+
+export function coreHashKey(k: HashKey): HashKeySpec {
+  switch (k.kind) {
+    case 'header':
+      return { header: k.name };
+    case 'cookie':
+      return { cookie: k.name };
+    case 'source_ip':
+      return { sourceIp: true };
+    case 'path':
+      return { path: true };
+  }
+}
+
+export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng): ClusterOptions {
+  const od = c.outlier_detection;
+  return {
+    policy: c.policy,
+    clock,
+    rng,
+    latencyTauMs: c.peak_ewma.decay,
+    leastRequest: { choiceCount: c.least_request.choice_count, activeRequestBias: c.least_request.active_request_bias },
+    peakEwma: { penaltyMs: c.peak_ewma.penalty },
+    ringHash: { minRingSize: c.ring_hash.min_ring_size, maxRingSize: c.ring_hash.max_ring_size },
+    maglev: { tableSize: c.maglev.table_size },
+    ...(c.hash?.bounded_load === undefined ? {} : { boundedLoad: c.hash.bounded_load }),
+    ...(c.health_check
+      ? { activeChecks: { healthyThreshold: c.health_check.healthy_threshold, unhealthyThreshold: c.health_check.unhealthy_threshold } }
+      : {}),
+    ...(od?.enabled
+      ? {
+          outlierDetection: {
+            consecutive5xx: od.consecutive_5xx,
+            consecutiveGatewayErrors: od.consecutive_gateway_errors,
+            intervalMs: od.interval,
+            baseEjectionMs: od.base_ejection_time,
+            maxEjectionMs: od.max_ejection_time,
+            maxEjectionPercent: od.max_ejection_percent,
+            ...(od.success_rate
+              ? {
+                  successRate: {
+                    minimumHosts: od.success_rate.minimum_hosts,
+                    requestVolume: od.success_rate.request_volume,
+                    stdevFactor: od.success_rate.stdev_factor,
+                  },
+                }
+              : {}),
+          },
+        }
+      : {}),
+    panicThresholdPercent: c.panic_threshold,
+    ...(c.slow_start
+      ? { slowStart: { windowMs: c.slow_start.window, aggression: c.slow_start.aggression, minWeightPercent: c.slow_start.min_weight_percent } }
+      : {}),
+  };
+}
+
+/** A core Cluster for a cluster config. */
+export function buildCluster(c: ClusterConfig, clock: Clock, rng: Rng): Cluster {
+  return new Cluster(c.name, coreEndpoints(c), coreClusterOptions(c, clock, rng));
+}

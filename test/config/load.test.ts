@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type LoadResult, loadConfigFile, parseConfigText } from '../../src/config/index.js';
+
+const GOOD_YAML = `
+listeners:
+  - name: web
+    port: 8080
+    routes:
+      - cluster: api
+clusters:
+  - name: api
+    endpoints:
+      - address: 127.0.0.1:9001
+`;
+
+function parseMessage(r: LoadResult): string {
+  assert.ok(!r.ok && r.kind !== 'invalid', `expected a read/parse failure, got ${JSON.stringify(r)}`);
+  return r.message;
+}
+
+describe('parseConfigText: YAML', () => {
+  it('parses and validates', () => {
+    const r = parseConfigText(GOOD_YAML, { filename: 'm.yaml' });
+    assert.ok(r.ok);
+    assert.equal(r.config.clusters[0]?.name, 'api');
+  });
+
+  it('reports a syntax error as FILE:LINE:COL', () => {
+    const text = 'listeners:\n  - name: web\n    port: [8080\nclusters: []\n';
+    const r = parseConfigText(text, { filename: 'm.yaml' });
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.kind, 'parse');
+    assert.match(parseMessage(r), /^m\.yaml:4:1: /);
+  });
+
+  it('refuses a repeated key, with its position, instead of keeping the last one', () => {
+    const text = 'listeners: []\nclusters: []\nlisteners: []\n';
+    assert.equal(parseMessage(parseConfigText(text, { filename: 'm.yaml' })), 'm.yaml:3:1: Map keys must be unique');
+  });
+
+  it('refuses several documents in one file', () => {
+    assert.match(parseMessage(parseConfigText(`${GOOD_YAML}---\n${GOOD_YAML}`, { filename: 'm.yaml' })), /^m\.yaml:\d+:1: .*multiple documents/);
+  });
+
+  it('refuses an alias to an undefined anchor', () => {
+    assert.match(parseMessage(parseConfigText('listeners: *nope\n', { filename: 'm.yaml' })), /^m\.yaml: .*alias/i);
+  });
+
+  it('supports merge keys, so blocks can be shared', () => {
+    const text = `${GOOD_YAML}  - name: api2\n    <<: &shared { policy: random }\n    endpoints: [ { address: "127.0.0.1:9002" } ]\n`;
+    const r = parseConfigText(text, { filename: 'm.yaml' });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.config.clusters[1]?.policy, 'random');
+  });
+
+  it('returns validation errors by path, as kind "invalid"', () => {
+    const r = parseConfigText(GOOD_YAML.replace('8080', 'http'), { filename: 'm.yaml' });
+    assert.deepEqual(r, { ok: false, kind: 'invalid', errors: ['listeners[0].port: expected a number, got "http"'] });
+  });
+
+  it('calls an empty file empty', () => {
+    assert.deepEqual(parseConfigText('# nothing yet\n', { filename: 'm.yaml' }), {
+      ok: false,
+      kind: 'invalid',
+      errors: ['(root): the file is empty; a config needs "listeners" and "clusters"'],
+    });
+  });
+
+  it('takes the admin token from the environment only when given one', () => {
+    const withToken = parseConfigText(GOOD_YAML, { filename: 'm.yaml', env: { MERIDIAN_ADMIN_TOKEN: 's3cret' } });
+    assert.ok(withToken.ok);
+    assert.equal(withToken.config.admin.token, 's3cret');
+    const without = parseConfigText(`${GOOD_YAML}admin: { token: file }\n`, { filename: 'm.yaml' });
+    assert.ok(without.ok);
+    assert.equal(without.config.admin.token, 'file');
+  });
+});
+
+describe('parseConfigText: JSON', () => {
+  const json = JSON.stringify({
+    listeners: [{ name: 'web', port: 8080, routes: [{ cluster: 'api' }] }],
+    clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1:9001' }] }],
+  }, null, 2);
+
+  it('is chosen by the .json extension', () => {
+    const r = parseConfigText(json, { filename: 'm.json' });
+    assert.ok(r.ok);
+    assert.equal(r.config.listeners[0]?.port, 8080);
+  });
+
+  it('can be forced with format', () => {
+    assert.ok(parseConfigText(json, { filename: 'config', format: 'json' }).ok);
+    // Not JSON: YAML flow style is not valid JSON.
+    assert.equal(parseConfigText('{ a: 1 }', { filename: 'config', format: 'json' }).ok, false);
+  });
+
+  it('reports a syntax error with line and column', () => {
+    const bad = json.replace('"port": 8080,', '"port": 8080');
+    const msg = parseMessage(parseConfigText(bad, { filename: 'm.json' }));
+    assert.match(msg, /^m\.json:6:7: Expected ',' or '}' after property value$/);
+  });
+
+  it('refuses a repeated key, which JSON.parse would silently drop', () => {
+    const dup = '{\n  "listeners": [],\n  "listeners": []\n}';
+    assert.equal(parseMessage(parseConfigText(dup, { filename: 'm.json' })), 'm.json:3:3: Map keys must be unique');
+  });
+
+  it('accepts a byte-order mark', () => {
+    assert.ok(parseConfigText(`\uFEFF${json}`, { filename: 'm.json' }).ok);
+  });
+});
+
+describe('loadConfigFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meridian-config-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads a file', async () => {
+    const file = join(dir, 'ok.yaml');
+    writeFileSync(file, GOOD_YAML);
+    const r = await loadConfigFile(file, { env: {} });
+    assert.ok(r.ok);
+  });
+
+  it('says which file it cannot read, and why', async () => {
+    const file = join(dir, 'missing.yaml');
+    const r = await loadConfigFile(file);
+    assert.equal(!r.ok && r.kind, 'read');
+    assert.match(parseMessage(r), new RegExp(`^cannot read ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
+  });
+
+  it('treats a directory as unreadable', async () => {
+    const r = await loadConfigFile(dir);
+    assert.equal(!r.ok && r.kind, 'read');
+  });
+});
