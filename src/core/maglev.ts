@@ -34,7 +34,9 @@ export function populateMaglev(offsets: readonly number[], skips: readonly numbe
   const table = new Uint32Array(tableSize);
   if (n === 0) return table;
   const taken = new Uint8Array(tableSize);
-  const maxWeight = Math.max(...weights);
+  // A loop, not Math.max(...weights): spreading 100k+ arguments overflows the stack.
+  let maxWeight = 0;
+  for (const w of weights) if (w > maxWeight) maxWeight = w;
   const normalized = weights.map((w) => w / maxWeight);
   const next = offsets.map((o) => o % tableSize);
   const target = new Float64Array(n);
@@ -120,11 +122,12 @@ export class MaglevBalancer implements Balancer {
     return t.hosts[t.table[slot] as number];
   }
 
+  // In-flight totals matter only to bounded loads; without them the hooks cost more than the pick.
   onStart(host: Host): void {
-    this.#active.started(host);
+    if (this.#boundedLoad !== undefined) this.#active.started(host);
   }
 
   onEnd(host: Host): void {
-    this.#active.ended(host);
+    if (this.#boundedLoad !== undefined) this.#active.ended(host);
   }
 }

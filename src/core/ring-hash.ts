@@ -127,11 +127,12 @@ export class RingHashBalancer implements Balancer {
     return t.hosts[t.ring.owners[start] as number];
   }
 
+  // In-flight totals matter only to bounded loads; without them the hooks cost more than the pick.
   onStart(host: Host): void {
-    this.#active.started(host);
+    if (this.#options.boundedLoad !== undefined) this.#active.started(host);
   }
 
   onEnd(host: Host): void {
-    this.#active.ended(host);
+    if (this.#options.boundedLoad !== undefined) this.#active.ended(host);
   }
 }

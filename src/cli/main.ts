@@ -1,0 +1,54 @@
+// The `meridian` command: dispatches to one module per subcommand.
+import { readFileSync } from 'node:fs';
+import { runHash } from './hash.js';
+import { runValidate } from './validate.js';
+
+/** Where a command writes: each call is one block of text; the caller ends it with a newline. */
+export interface Io {
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+}
+
+const HELP = `meridian — a global load balancer
+
+Usage:
+  meridian validate -c FILE      check a config; print every error with its path
+  meridian hash --policy maglev|ring_hash --endpoints N [--table-size M] [--max-ring-size M]
+                [--keys K] [--seed S] [--json]
+                                 build a hash table for N endpoints and report its balance
+                                 and how many keys move when an endpoint leaves or joins
+  meridian --help                this text
+  meridian --version             the version
+
+Exit status: 0 success, 1 invalid config (or an internal error), 2 usage error or unreadable file.
+Docs: README.md, docs/config.md.`;
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      io.stdout(HELP);
+      return command === undefined ? 2 : 0;
+    case '-v':
+    case '--version':
+    case 'version':
+      io.stdout(`meridian ${version()}`);
+      return 0;
+    case 'validate':
+      return runValidate(rest, io);
+    case 'hash':
+      return runHash(rest, io);
+    default:
+      io.stderr(`meridian: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
