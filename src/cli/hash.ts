@@ -13,12 +13,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { buildMaglevTable, buildRing, isPrime, murmur3, ringLookup, SeededRng } from '../core/index.js';
+import { buildMaglevTable, buildRing, isPrime, MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, murmur3, ringLookup, SeededRng } from '../core/index.js';
+import type { Io } from './io.js';
 
-export interface HashIo {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
-}
 
 export const HASH_USAGE_LINE =
   'usage: meridian hash --policy maglev|ring_hash --endpoints N [--table-size M] [--max-ring-size R] [--keys K] [--seed S] [--json]';
@@ -40,9 +37,6 @@ when one endpoint is removed or added, next to the ideal (1/N, 1/(N+1)).
 
 Exit status: 0 done, 2 bad arguments.`;
 
-/** Envoy's limits: maglev table_size <= 5000011; ring sizes <= 8M. */
-const MAX_MAGLEV_TABLE_SIZE = 5_000_011;
-const MAX_RING_SIZE = 8 * 1024 * 1024;
 /** ring_hash packs owners in 20 bits, and the addition run needs N + 1 hosts. */
 const MAX_ENDPOINTS = (1 << 20) - 2;
 /** 8 bytes per key (hash + owner) stay resident: 80 MB at the limit. */
@@ -293,7 +287,7 @@ export function formatHashReport(r: HashReport): string {
 }
 
 /** `argv` is what follows `hash` on the command line. */
-export async function runHash(argv: string[], io: HashIo): Promise<number> {
+export async function runHash(argv: string[], io: Io): Promise<number> {
   let settings: HashSettings | 'help';
   try {
     settings = parse(argv);

@@ -3,11 +3,9 @@ import { readFileSync } from 'node:fs';
 import { runHash } from './hash.js';
 import { runValidate } from './validate.js';
 
-/** Where a command writes: each call is one block of text; the caller ends it with a newline. */
-export interface Io {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
-}
+import type { Io } from './io.js';
+
+export type { Io };
 
 const HELP = `meridian — a global load balancer
 

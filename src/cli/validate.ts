@@ -8,11 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { clusterEndpoints, type Config, loadConfigFile } from '../config/index.js';
+import type { Io } from './io.js';
 
-export interface CliIo {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
-}
 
 export const VALIDATE_USAGE = `usage: meridian validate -c FILE
 
@@ -39,7 +36,7 @@ export function summarize(config: Config): string {
 }
 
 /** `argv` is what follows `validate` on the command line. Writes lines without newlines. */
-export async function runValidate(argv: string[], io: CliIo): Promise<number> {
+export async function runValidate(argv: string[], io: Io): Promise<number> {
   let file: string | undefined;
   try {
     const { values } = parseArgs({

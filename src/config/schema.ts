@@ -11,7 +11,8 @@
  * - alternatives ("exactly one of") become tagged unions with a `kind`.
  */
 import { z } from 'zod';
-import { isPrime } from '../core/maglev.js';
+import { isPrime, MAX_MAGLEV_TABLE_SIZE } from '../core/maglev.js';
+import { MAX_RING_SIZE } from '../core/ring-hash.js';
 import { checkCluster, checkConfig, checkListener } from './checks.js';
 import {
   ALWAYS,
@@ -41,8 +42,6 @@ export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'O
 export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
 
 /** Envoy's bounds: its ring_hash maximum and its largest allowed maglev table. */
-export const MAX_RING_SIZE = 8_388_608;
-export const MAX_MAGLEV_TABLE_SIZE = 5_000_011;
 
 // ---- admin -------------------------------------------------------------------------
 

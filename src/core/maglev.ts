@@ -4,6 +4,8 @@ import type { Rng } from './rng.js';
 import type { Balancer, Host, PickContext } from './types.js';
 
 export const DEFAULT_MAGLEV_TABLE_SIZE = 65537;
+/** Envoy's cap on the table size: 5,000,011 slots is ~20 MB of owners. */
+export const MAX_MAGLEV_TABLE_SIZE = 5_000_011;
 
 export interface MaglevOptions {
   /** Lookup-table size M: a prime, well above the host count (the paper suggests M >= 100 n). Default 65537. */

@@ -3,6 +3,9 @@ import { murmur3, rehash } from './hash.js';
 import type { Rng } from './rng.js';
 import type { Balancer, Host, PickContext } from './types.js';
 
+/** Envoy's cap on ring points (8M). */
+export const MAX_RING_SIZE = 8 * 1024 * 1024;
+
 export interface RingHashOptions {
   /** Ring points at least (while maxRingSize allows). Default 1024 (Envoy's). */
   readonly minRingSize?: number;
@@ -31,7 +34,7 @@ export interface Ring {
  * total weight crosses a power-of-two boundary of minRingSize.
  * The ring is a pure function of the hosts and weights, so every node agrees on it.
  */
-export function buildRing(addresses: readonly string[], weights: readonly number[], minRingSize = 1024, maxRingSize = 8 * 1024 * 1024): Ring {
+export function buildRing(addresses: readonly string[], weights: readonly number[], minRingSize = 1024, maxRingSize = MAX_RING_SIZE): Ring {
   const n = addresses.length;
   if (n === 0) return { points: new Uint32Array(0), owners: new Uint32Array(0) };
   if (n >= 1 << 20) throw new RangeError('ring_hash supports fewer than 1,048,576 hosts');
