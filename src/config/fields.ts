@@ -7,7 +7,7 @@
  * checks of an enclosing object once an aborting issue exists (its own `z.int()` is
  * one), and the brief is to report every error in one go. Hence `integer()` below.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { describeValue, listValues } from './describe.js';
 import { formatDuration, parseDuration } from './duration.js';
@@ -217,4 +217,15 @@ export function exactlyOne(keys: readonly string[]) {
     const got = present.length === 0 ? 'none' : present.join(' and ');
     fail(ctx, `expected exactly one of ${listValues(keys)}; got ${got}`);
   };
+}
+
+/** An IPv4/IPv6 address, or a CIDR block of one (`10.0.0.0/8`, `::1/128`). */
+export function cidr() {
+  return z.string().superRefine((s, ctx) => {
+    const [addr, bits, extra] = s.split('/');
+    const family = isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
+    if (!ok) fail(ctx, `expected an IP address or CIDR like "10.0.0.0/8", got ${describeValue(s)}`);
+  });
 }

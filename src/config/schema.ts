@@ -17,6 +17,7 @@ import { checkCluster, checkConfig, checkListener } from './checks.js';
 import {
   ALWAYS,
   bindAddress,
+  cidr,
   decimal,
   duration,
   exactlyOne,
@@ -95,9 +96,18 @@ const matchSchema = z.strictObject({
   headers: z.array(headerMatchSchema).optional(),
 });
 
+/** A local token bucket: `per: route` shares one bucket, `per: client_ip` keeps one per client. */
+const rateLimitSchema = z.strictObject({
+  requests_per_second: decimal(0, Infinity, { exclusiveMin: true }),
+  /** Requests allowed at once after a quiet spell; default one second's worth. */
+  burst: integer(1).optional(),
+  per: z.enum(['route', 'client_ip']).default('route'),
+});
+
 const routeSchema = z.strictObject({
   /** Omitted: the route matches every request. All present conditions must hold. */
   match: matchSchema.prefault({}),
+  rate_limit: rateLimitSchema.optional(),
   cluster: z.string(),
   /** Whole-request timeout for this route; absent = the cluster's timeouts.request. */
   timeout: duration().optional(),
@@ -113,10 +123,18 @@ const listenerSchema = z
     protocol: z.enum(['http', 'tcp']).default('http'),
     routes: z.array(routeSchema).optional(),
     cluster: z.string().optional(),
+    timeouts: z
+      .strictObject({
+        /** Time to receive a request's headers (slowloris). */
+        request_headers: duration().prefault('10s'),
+        /** A client's keep-alive connection closes after this long without a request. */
+        idle: duration().prefault('60s'),
+      })
+      .prefault({}),
   })
   .superRefine(checkListener, ALWAYS)
   .transform((l) => {
-    const common = { name: l.name, address: l.address, port: l.port };
+    const common = { name: l.name, address: l.address, port: l.port, timeouts: l.timeouts };
     return l.protocol === 'http'
       ? { ...common, protocol: 'http' as const, routes: l.routes ?? [] }
       : { ...common, protocol: 'tcp' as const, cluster: l.cluster ?? '' };
@@ -305,8 +323,18 @@ const clusterSchema = z
       .strictObject({
         connect: duration().prefault('1s'),
         request: duration().prefault('15s'),
-        /** 0s: never close an idle upstream connection. */
-        idle: duration({ allowZero: true }).prefault('60s'),
+        /**
+         * A pooled upstream connection idle this long is closed by Meridian: keep it below
+         * the backends' own keep-alive timeout (Node's is 5s) so they never close one just
+         * as it is reused. A backend's `Keep-Alive: timeout=N` hint shortens it further.
+         */
+        idle: duration().prefault('4s'),
+      })
+      .prefault({}),
+    pool: z
+      .strictObject({
+        /** Idle keep-alive connections kept per endpoint. */
+        max_idle_per_endpoint: integer(0).default(32),
       })
       .prefault({}),
     circuit_breaker: z
@@ -325,6 +353,19 @@ const clusterSchema = z
 export const ConfigSchema = z
   .strictObject({
     admin: adminSchema.prefault({}),
+    /** Processes serving the listeners (node:cluster); `auto` = one per core. */
+    workers: z.union([integer(1, 256), z.literal('auto')]).default(1),
+    /** Addresses (IPs or CIDRs) whose X-Forwarded-For is trusted and appended to. */
+    trusted_proxies: z.array(cidr()).default([]),
+    access_log: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** `-` for standard output, or a file path. */
+        path: z.string().min(1).default('-'),
+      })
+      .prefault({}),
+    /** On SIGTERM: how long requests in flight may take to finish before the process exits. */
+    drain_timeout: duration().prefault('30s'),
     listeners: z.array(listenerSchema).min(1),
     clusters: z.array(clusterSchema).min(1),
   })

@@ -53,7 +53,13 @@ describe('defaults', () => {
       retry_on: ['connect_failure'],
       budget: { percent: 20, min_per_second: 3 },
     });
-    assert.deepEqual(c.timeouts, { connect: 1_000, request: 15_000, idle: 60_000 });
+    assert.deepEqual(c.timeouts, { connect: 1_000, request: 15_000, idle: 4_000 });
+    assert.deepEqual(c.pool, { max_idle_per_endpoint: 32 });
+    assert.deepEqual(l.timeouts, { request_headers: 10_000, idle: 60_000 });
+    assert.equal(config.workers, 1);
+    assert.deepEqual(config.trusted_proxies, []);
+    assert.deepEqual(config.access_log, { enabled: true, path: '-' });
+    assert.equal(config.drain_timeout, 30_000);
     assert.deepEqual(c.circuit_breaker, {
       max_connections: 1024,
       max_pending_requests: 1024,
@@ -386,6 +392,22 @@ describe('field conversions', () => {
     assert.deepEqual(errors(c), [
       'clusters[0].timeouts.connect: must be longer than 0s',
       'clusters[0].timeouts.request: must be at most 596h, got "600h"',
+      'clusters[0].timeouts.idle: must be longer than 0s',
+    ]);
+  });
+
+  it('checks trusted proxies, workers and rate limits', () => {
+    const c = base() as Record<string, unknown>;
+    Object.assign(c, { trusted_proxies: ['10.0.0.0/8', '::1', '192.168.1.1/33', 'proxy.local'], workers: 0 });
+    const listener = (c['listeners'] as Record<string, unknown>[])[0]!;
+    const route = (listener['routes'] as Record<string, unknown>[])[0]!;
+    Object.assign(route, { rate_limit: { requests_per_second: 0, per: 'user' } });
+    assert.deepEqual(errors(c), [
+      'workers: must be between 1 and 256, got 0',
+      'trusted_proxies[2]: expected an IP address or CIDR like "10.0.0.0/8", got "192.168.1.1/33"',
+      'trusted_proxies[3]: expected an IP address or CIDR like "10.0.0.0/8", got "proxy.local"',
+      'listeners[0].routes[0].rate_limit.requests_per_second: must be > 0, got 0',
+      'listeners[0].routes[0].rate_limit.per: expected one of route, client_ip; got "user"',
     ]);
   });
 
