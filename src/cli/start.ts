@@ -1,0 +1,57 @@
+import { parseArgs } from 'node:util';
+import { Meridian } from '../proxy/meridian.js';
+import { loadConfigForCommand } from './config-file.js';
+import type { Io } from './io.js';
+
+export const START_USAGE = `usage: meridian start -c FILE
+
+Runs the load balancer. SIGHUP reloads FILE (an invalid config is refused and the
+running one stays); SIGTERM or Ctrl-C drains (stop accepting, finish requests in flight
+up to drain_timeout) and exits 0.`;
+
+/** Resolves when the process should exit. `signals` is injectable for tests. */
+export async function runStart(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
+  let file: string | undefined;
+  try {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      io.stdout(START_USAGE);
+      return 0;
+    }
+    file = values.config;
+  } catch (e) {
+    io.stderr(`meridian start: ${(e as Error).message}\n\n${START_USAGE}`);
+    return 2;
+  }
+  if (file === undefined) {
+    io.stderr(`meridian start: missing -c FILE\n\n${START_USAGE}`);
+    return 2;
+  }
+  const config = await loadConfigForCommand(file, io, 'start');
+  if (typeof config === 'number') return config;
+  const meridian = new Meridian(config, { configPath: file });
+  try {
+    await meridian.start();
+  } catch (e) {
+    io.stderr(`meridian start: ${(e as Error).message}`);
+    await meridian.close();
+    return 2;
+  }
+  io.stdout(startBanner(meridian));
+  signals.on('SIGHUP', () => void meridian.reload());
+  await new Promise<void>((resolve) => {
+    signals.once('SIGTERM', resolve);
+    signals.once('SIGINT', resolve);
+  });
+  await meridian.drainAndStop();
+  return 0;
+}
+
+export function startBanner(m: Meridian): string {
+  const lines = Object.entries(m.ports()).map(([name, port]) => {
+    const l = m.config.listeners.find((x) => x.name === name);
+    const host = l === undefined || l.address === '0.0.0.0' || l.address === '::' ? '127.0.0.1' : l.address;
+    return `  listener ${name}: http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  });
+  return [`meridian is running`, ...lines, `  admin:    http://${m.config.admin.address}:${m.adminPort}/  (/metrics, /api/clusters)`].join('\n');
+}

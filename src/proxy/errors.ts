@@ -1,0 +1,49 @@
+import type { ServerResponse } from 'node:http';
+
+/** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
+export const LOCAL_REPLIES = {
+  bad_request: { status: 400, message: 'bad request' },
+  no_route: { status: 404, message: 'no route matches this request' },
+  rate_limited: { status: 429, message: 'rate limit exceeded' },
+  connect_failure: { status: 502, message: 'could not connect to an upstream' },
+  upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
+  circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
+  no_healthy_endpoint: { status: 503, message: 'no healthy upstream' },
+  timeout: { status: 504, message: 'the upstream did not answer in time' },
+} as const;
+
+export type LocalReplyCode = keyof typeof LOCAL_REPLIES;
+
+/**
+ * Why one try at an upstream failed. `source` says where (pingora's habit): `connect`
+ * failures never reached the upstream, so any request may be retried; the others may
+ * have, so only idempotent requests whose body was not consumed may be.
+ */
+export class UpstreamError extends Error {
+  readonly code: 'connect_failure' | 'upstream_reset' | 'timeout';
+  readonly reachedUpstream: boolean;
+
+  constructor(code: UpstreamError['code'], reachedUpstream: boolean, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UpstreamError';
+    this.code = code;
+    this.reachedUpstream = reachedUpstream;
+  }
+}
+
+export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, requestId: string | undefined, extraHeaders: Record<string, string> = {}): void {
+  const { status, message } = LOCAL_REPLIES[code];
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `meridian: ${message} (${code})\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-meridian-reason': code,
+    ...(requestId === undefined ? {} : { 'x-request-id': requestId }),
+    ...extraHeaders,
+  });
+  res.end(body);
+}

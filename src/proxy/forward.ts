@@ -1,0 +1,401 @@
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Clock } from '../core/clock.js';
+import type { HostState } from '../core/cluster.js';
+import { hashRequest } from '../core/hash-key.js';
+import type { Outcome } from '../core/types.js';
+import { LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
+import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { routable } from './router.js';
+import type { ClusterRuntime, Runtime } from './runtime.js';
+
+/** What the forwarder reports, once per request: the access log line and the metrics. */
+export interface ExchangeRecord {
+  readonly listener: string;
+  readonly requestId: string;
+  readonly client: string;
+  readonly method: string;
+  readonly host: string;
+  readonly path: string;
+  readonly status: number;
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly attempts: number;
+  readonly upstreamMs: number | undefined;
+  readonly totalMs: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly reason: LocalReplyCode | 'client_abort' | 'upstream_abort' | undefined;
+}
+
+export interface RetryEvent {
+  readonly cluster: string;
+  readonly reason: string;
+}
+
+export interface ForwardHooks {
+  done(record: ExchangeRecord): void;
+  retry(event: RetryEvent): void;
+  retryBudgetExhausted(cluster: string): void;
+}
+
+export interface ListenerContext {
+  readonly listener: string;
+  readonly encrypted: boolean;
+  readonly clock: Clock;
+  readonly hooks: ForwardHooks;
+  runtime(): Runtime;
+  /** True once the process drains: responses ask clients to close their connections. */
+  draining(): boolean;
+}
+
+/** RFC 9110 §9.2.2, plus requests carrying an Idempotency-Key (as Go's transport does). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Forward one request. Never throws: every failure becomes a reply or a closed socket. */
+export function forward(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
+  new Exchange(ctx, req, res, expectContinue).start();
+}
+
+/**
+ * One request's way through the proxy: route, admit (rate limit, circuit breaker),
+ * pick, try, maybe retry on another endpoint, stream the answer back, report once.
+ */
+class Exchange {
+  readonly #ctx: ListenerContext;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #expectContinue: boolean;
+  readonly #startMs: number;
+  readonly #rt: Runtime;
+  readonly #requestId: string;
+  readonly #method: string;
+  readonly #url: string;
+  readonly #hasBody: boolean;
+  #fwd: ForwardedInfo | undefined;
+  #cluster: ClusterRuntime | undefined;
+  #host: HostState | undefined;
+  #upReq: ClientRequest | undefined;
+  #bodyStarted = false;
+  #attempts = 0;
+  #raceRetried = false;
+  #tried = new Set<HostState>();
+  #admitted = false;
+  #responded = false;
+  #finished = false;
+  #upstreamStartMs = 0;
+  #upstreamMs: number | undefined;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #status = 0;
+  #reason: ExchangeRecord['reason'];
+  #requestTimer: NodeJS.Timeout | undefined;
+  #retryTokens = 0;
+
+  constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
+    this.#ctx = ctx;
+    this.#req = req;
+    this.#res = res;
+    this.#expectContinue = expectContinue;
+    this.#startMs = ctx.clock.nowMs();
+    this.#rt = ctx.runtime();
+    this.#requestId = requestIdOf(req.headers);
+    this.#method = req.method ?? 'GET';
+    this.#url = req.url ?? '/';
+    const cl = req.headers['content-length'];
+    this.#hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+  }
+
+  start(): void {
+    const req = this.#req;
+    const res = this.#res;
+    res.on('close', () => this.#onDownstreamClose());
+    this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
+    const route = this.#rt.routers.get(this.#ctx.listener)?.match(routable(this.#method, this.#url, req.headers));
+    if (route === undefined) return this.#localReply('no_route');
+    const limiter = this.#rt.rateLimiters.get(`${this.#ctx.listener}/${route.index}`);
+    if (limiter) {
+      const taken = limiter.take(this.#fwd.clientIp, this.#ctx.clock.nowMs());
+      if (!taken.ok) return this.#localReply('rate_limited', { 'retry-after': String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))) });
+    }
+    const cluster = this.#rt.clusters.get(route.config.cluster);
+    if (cluster === undefined) return this.#localReply('no_healthy_endpoint');
+    this.#cluster = cluster;
+    if (!cluster.breaker.tryAcquire('requests')) return this.#localReply('circuit_open');
+    this.#admitted = true;
+    cluster.budget.requestStarted();
+    const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
+    this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
+    this.#tryNext();
+  }
+
+  #tryNext(): void {
+    const cluster = this.#cluster as ClusterRuntime;
+    const hash = cluster.hashKey
+      ? hashRequest(cluster.hashKey, { headers: this.#req.headers, sourceIp: this.#fwd?.clientIp ?? '', path: routable(this.#method, this.#url, this.#req.headers).path })
+      : undefined;
+    const host = cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt: this.#attempts, exclude: this.#tried });
+    if (host === undefined) return this.#localReply('no_healthy_endpoint');
+    this.#tried.add(host);
+    this.#attempts++;
+    this.#dispatch(host, false);
+  }
+
+  /** One try at `host`; `fresh` forces a new connection (the keep-alive race retry). */
+  #dispatch(host: HostState, fresh: boolean): void {
+    const cluster = this.#cluster as ClusterRuntime;
+    this.#host = host;
+    cluster.core.onStart(host);
+    const tryStartMs = this.#ctx.clock.nowMs();
+    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
+    const { hostname, port } = splitAddress(host.endpoint.address);
+    const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId);
+    if (this.#expectContinue) headers['expect'] = '100-continue';
+    const upReq = httpRequest({
+      hostname,
+      port,
+      method: this.#method,
+      path: this.#url,
+      headers,
+      agent: fresh ? false : cluster.pools.agentFor(host.endpoint.address),
+      setHost: false,
+    });
+    this.#upReq = upReq;
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+    const settle = (outcome: Outcome) => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      cluster.core.onEnd(host, outcome);
+    };
+    const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
+    const perTry = cluster.retry.perTryTimeoutMs;
+    if (perTry !== undefined) {
+      timers.push(setTimeout(() => upReq.destroy(new UpstreamError('timeout', true, `no response within the per-try timeout of ${perTry} ms`)), perTry));
+    }
+    upReq.on('socket', (socket) => {
+      if (!socket.connecting) return this.#sendBody(upReq);
+      const connectMs = cluster.config.timeouts.connect;
+      const t = setTimeout(() => upReq.destroy(new UpstreamError('connect_failure', false, `connect timeout after ${connectMs} ms`)), connectMs);
+      timers.push(t);
+      socket.once('connect', () => {
+        clearTimeout(t);
+        this.#sendBody(upReq);
+      });
+    });
+    upReq.on('continue', () => {
+      if (!this.#res.headersSent) this.#res.writeContinue();
+      this.#pipeBody(upReq);
+    });
+    upReq.on('error', (err) => {
+      // Our own destroy (the client left): not the upstream's fault.
+      if (this.#finished && !(err instanceof UpstreamError)) return settle({ latencyMs: latency() });
+      const e = classify(err, upReq);
+      settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
+      if (this.#finished) return;
+      if (this.#responded) {
+        // The answer was already streaming: nothing to do but cut the client off too.
+        this.#reason = 'upstream_abort';
+        this.#res.destroy();
+        return;
+      }
+      this.#onTryFailed(e, upReq.reusedSocket, host);
+    });
+    upReq.on('response', (upRes) => {
+      for (const t of timers) clearTimeout(t);
+      const status = upRes.statusCode ?? 502;
+      if (this.#finished) {
+        upRes.resume();
+        settle({ status, latencyMs: latency() });
+        return;
+      }
+      if (this.#shouldRetryStatus(status)) {
+        upRes.resume();
+        settle({ status, latencyMs: latency() });
+        this.#ctx.hooks.retry({ cluster: cluster.name, reason: String(status) });
+        return this.#tryNext();
+      }
+      this.#respond(upRes, status, (outcome) => settle({ ...outcome, latencyMs: latency() }));
+    });
+    // Whatever else happens, the host's in-flight count is given back.
+    upReq.on('close', () => settle({ latencyMs: latency() }));
+  }
+
+  #sendBody(upReq: ClientRequest): void {
+    if (!this.#hasBody) {
+      upReq.end();
+      return;
+    }
+    // With Expect: 100-continue the body waits for the upstream's go-ahead ('continue').
+    if (!this.#expectContinue) this.#pipeBody(upReq);
+  }
+
+  #pipeBody(upReq: ClientRequest): void {
+    if (this.#bodyStarted) return;
+    this.#bodyStarted = true;
+    // Counting starts with the pipe: a 'data' listener any earlier would set the body
+    // flowing before there is anywhere to send it.
+    this.#req.on('data', (chunk: Buffer) => {
+      this.#bytesIn += chunk.length;
+    });
+    this.#req.pipe(upReq);
+  }
+
+  #respond(upRes: IncomingMessage, status: number, settle: (o: { status?: number; error?: 'reset' }) => void): void {
+    const res = this.#res;
+    this.#responded = true;
+    this.#status = status;
+    this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
+    const headers = downstreamResponseHeaders(upRes.headers, this.#requestId);
+    if (this.#ctx.draining()) headers['connection'] = 'close';
+    res.writeHead(status, upRes.statusMessage, headers);
+    upRes.on('data', (chunk: Buffer) => {
+      this.#bytesOut += chunk.length;
+    });
+    upRes.pipe(res, { end: false });
+    upRes.on('end', () => {
+      if (upRes.rawTrailers.length > 0) res.addTrailers(pairs(upRes.rawTrailers));
+      res.end();
+      settle({ status });
+      this.#finish();
+    });
+    upRes.on('close', () => {
+      if (upRes.complete) return;
+      if (this.#reason === 'client_abort') return settle({});
+      // The backend died mid-response: the client cannot get a clean error any more.
+      settle({ error: 'reset' });
+      this.#reason = 'upstream_abort';
+      res.destroy();
+      this.#finish();
+    });
+  }
+
+  #shouldRetryStatus(status: number): boolean {
+    const cluster = this.#cluster as ClusterRuntime;
+    if (!cluster.retry.statuses.has(status)) return false;
+    return this.#replayable() && this.#retryAllowed();
+  }
+
+  /** A try failed before any of its answer was sent on: retry, or reply with the error. */
+  #onTryFailed(e: UpstreamError, reused: boolean, host: HostState): void {
+    const cluster = this.#cluster as ClusterRuntime;
+    // The keep-alive race: a pooled connection the backend had just closed. Nothing was
+    // answered; if the request can be replayed, resend it once on a fresh connection,
+    // outside the retry budget since the backend never saw it fail.
+    if (reused && e.code === 'upstream_reset' && !this.#raceRetried && this.#replayable()) {
+      this.#raceRetried = true;
+      this.#ctx.hooks.retry({ cluster: cluster.name, reason: 'keepalive_race' });
+      return this.#dispatch(host, true);
+    }
+    const policyAllows =
+      e.code === 'connect_failure'
+        ? cluster.retry.onConnectFailure && (!this.#hasBody || !this.#bodyStarted)
+        : (e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset) && this.#replayable();
+    if (policyAllows && this.#retryAllowed()) {
+      this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
+      return this.#tryNext();
+    }
+    this.#localReply(e.code);
+  }
+
+  /** Safe to send again: idempotent, and the body (if any) not yet consumed. */
+  #replayable(): boolean {
+    const idempotent = IDEMPOTENT.has(this.#method) || this.#req.headers['idempotency-key'] !== undefined;
+    return idempotent && (!this.#hasBody || !this.#bodyStarted);
+  }
+
+  #retryAllowed(): boolean {
+    const cluster = this.#cluster as ClusterRuntime;
+    if (this.#attempts > cluster.retry.attempts) return false;
+    if (!cluster.budget.tryRetry(this.#ctx.clock.nowMs())) {
+      this.#ctx.hooks.retryBudgetExhausted(cluster.name);
+      return false;
+    }
+    this.#retryTokens++;
+    return true;
+  }
+
+  #onRequestTimeout(): void {
+    if (this.#finished) return;
+    this.#upReq?.destroy(new UpstreamError('timeout', true, 'request timeout'));
+    if (this.#responded) {
+      this.#reason = 'timeout';
+      this.#res.destroy();
+      this.#finish();
+    } else {
+      this.#localReply('timeout');
+    }
+  }
+
+  #onDownstreamClose(): void {
+    if (this.#finished) return;
+    // The client went away before its answer was complete: free everything upstream.
+    this.#reason = 'client_abort';
+    this.#upReq?.destroy();
+    this.#finish();
+  }
+
+  #localReply(code: LocalReplyCode, headers: Record<string, string> = {}): void {
+    if (this.#finished) return;
+    this.#reason = code;
+    this.#status = LOCAL_REPLIES[code].status;
+    if (this.#ctx.draining()) headers['connection'] = 'close';
+    // A request body never read would be mistaken for the next request: close instead.
+    if (this.#hasBody && !this.#bodyStarted) headers['connection'] = 'close';
+    sendLocalReply(this.#res, code, this.#requestId, headers);
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#requestTimer);
+    const cluster = this.#cluster;
+    if (cluster && this.#admitted) {
+      cluster.breaker.release('requests');
+      cluster.budget.requestEnded();
+      for (; this.#retryTokens > 0; this.#retryTokens--) cluster.budget.retryEnded();
+    }
+    const hostHeader = this.#req.headers.host ?? '';
+    this.#ctx.hooks.done({
+      listener: this.#ctx.listener,
+      requestId: this.#requestId,
+      client: this.#fwd?.clientIp ?? '',
+      method: this.#method,
+      host: hostHeader,
+      path: this.#url,
+      status: this.#reason === 'client_abort' ? 499 : this.#status,
+      cluster: cluster?.name ?? '',
+      endpoint: this.#host?.endpoint.id ?? '',
+      attempts: this.#attempts,
+      upstreamMs: this.#upstreamMs,
+      totalMs: this.#ctx.clock.nowMs() - this.#startMs,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      reason: this.#reason,
+    });
+  }
+}
+
+/** Node's errors, named for what they mean to a proxy. */
+function classify(err: Error, upReq: ClientRequest): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const connected = upReq.socket !== null && upReq.socket !== undefined && !upReq.socket.connecting;
+  if (!connected || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL') {
+    return new UpstreamError('connect_failure', false, err.message, { cause: err });
+  }
+  return new UpstreamError('upstream_reset', true, err.message, { cause: err });
+}
+
+function splitAddress(address: string): { hostname: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon);
+  return { hostname: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) };
+}
+
+function pairs(raw: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as string]);
+  return out;
+}

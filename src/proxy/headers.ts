@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** RFC 9110 §7.6.1: headers about one connection, never forwarded. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Headers named in a Connection header are hop-by-hop too. */
+function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
+  const c = headers.connection;
+  if (c === undefined) return undefined;
+  const names = c
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '' && s !== 'close' && s !== 'keep-alive');
+  return names.length === 0 ? undefined : new Set(names);
+}
+
+export interface ForwardedInfo {
+  /** The client as Meridian sees it: the peer, or the first untrusted hop from X-Forwarded-For. */
+  readonly clientIp: string;
+  /** The X-Forwarded-For to send upstream. */
+  readonly forwardedFor: string;
+  readonly proto: string;
+  readonly host: string | undefined;
+  readonly fromTrustedPeer: boolean;
+}
+
+/**
+ * The headers sent upstream: hop-by-hop ones dropped, X-Forwarded-* set, x-request-id
+ * kept or generated. `te: trailers` survives, since it asks the upstream for trailers
+ * end to end (gRPC needs it).
+ */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, fwd: ForwardedInfo, requestId: string): OutgoingHttpHeaders {
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    out[name] = headers[name];
+  }
+  if (headers.te !== undefined && /\btrailers\b/i.test(String(headers.te))) out['te'] = 'trailers';
+  out['x-forwarded-for'] = fwd.forwardedFor;
+  out['x-forwarded-proto'] = fwd.proto;
+  if (fwd.host !== undefined) out['x-forwarded-host'] = fwd.host;
+  out['x-request-id'] = requestId;
+  return out;
+}
+
+/** The response headers sent downstream: hop-by-hop dropped, `trailer` kept when trailers follow. */
+export function downstreamResponseHeaders(headers: IncomingHttpHeaders, requestId: string | undefined): OutgoingHttpHeaders {
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    if ((HOP_BY_HOP.has(name) && name !== 'trailer') || listed?.has(name)) continue;
+    out[name] = headers[name];
+  }
+  if (requestId !== undefined && out['x-request-id'] === undefined) out['x-request-id'] = requestId;
+  return out;
+}
+
+/** A request id: the client's if it sent a sane one, else a new UUID. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const given = headers['x-request-id'];
+  return typeof given === 'string' && given.length > 0 && given.length <= 200 && /^[\x21-\x7e]+$/.test(given) ? given : randomUUID();
+}

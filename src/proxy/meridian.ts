@@ -1,0 +1,378 @@
+import { randomInt } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import pino, { type Logger } from 'pino';
+import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import { ProxyMetrics } from '../admin/metrics.js';
+import { createAdminServer } from '../admin/server.js';
+import type { Clock } from '../core/clock.js';
+import type { Cluster } from '../core/cluster.js';
+import { SeededRng } from '../core/rng.js';
+import { loadConfigFile, type Config, type HttpListenerConfig } from '../config/index.js';
+import { ActiveHealthChecker } from '../health/active-checker.js';
+import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
+import { buildRuntime, type Runtime } from './runtime.js';
+
+export const wallClock: Clock = { nowMs: () => performance.now() };
+
+export interface MeridianOptions {
+  /** Where the config came from, for reloads; omit to allow only `reload(config)`. */
+  readonly configPath?: string;
+  /** Application log (not the access log). Default: pino to stderr. */
+  readonly logger?: Logger;
+  /** Overrides the config's access_log (tests collect records here). */
+  readonly onAccess?: (r: ExchangeRecord) => void;
+  /** The admin token; default: the config's, overridden by MERIDIAN_ADMIN_TOKEN. */
+  readonly adminToken?: string;
+  readonly clock?: Clock;
+  readonly seed?: number;
+}
+
+interface Listening {
+  readonly config: HttpListenerConfig;
+  readonly server: Server;
+  port: number;
+}
+
+/**
+ * One Meridian process: HTTP listeners forwarding through the runtime of the current
+ * config version, active health checkers, the admin server, reload and drain.
+ */
+export class Meridian implements AdminTarget {
+  readonly metrics = new ProxyMetrics();
+  readonly log: Logger;
+  readonly #o: MeridianOptions;
+  readonly #clock: Clock;
+  readonly #rng: SeededRng;
+  #runtime: Runtime;
+  #listeners = new Map<string, Listening>();
+  #checkers: ActiveHealthChecker[] = [];
+  #subscribed = new WeakSet<Cluster>();
+  #admin: ReturnType<typeof createAdminServer> | undefined;
+  #adminPort = 0;
+  #accessLog: Logger | undefined;
+  #inFlight = 0;
+  #draining = false;
+  #started = false;
+
+  constructor(config: Config, options: MeridianOptions = {}) {
+    this.#o = options;
+    this.#clock = options.clock ?? wallClock;
+    this.#rng = new SeededRng(options.seed ?? randomInt(2 ** 31));
+    this.log = options.logger ?? pino({ base: null, level: process.env['MERIDIAN_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+    this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng);
+    this.#accessLog = this.#makeAccessLog(config);
+    this.metrics.setSource(() => this.clusters());
+  }
+
+  get config(): Config {
+    return this.#runtime.config;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Bound ports by listener name (useful with port 0). */
+  ports(): Record<string, number> {
+    return Object.fromEntries([...this.#listeners].map(([name, l]) => [name, l.port]));
+  }
+
+  get adminPort(): number {
+    return this.#adminPort;
+  }
+
+  async start(): Promise<void> {
+    const config = this.#runtime.config;
+    for (const l of config.listeners) {
+      if (l.protocol === 'http') await this.#listen(l);
+      else this.log.warn({ listener: l.name }, 'tcp listeners arrive with the next data-plane issue; skipped');
+    }
+    this.#applyRuntimeSideEffects();
+    const token = this.#o.adminToken ?? process.env['MERIDIAN_ADMIN_TOKEN'] ?? config.admin.token;
+    this.#admin = createAdminServer({
+      target: this,
+      metrics: this.metrics,
+      ...(token ? { token } : {}),
+      address: config.admin.address,
+      port: config.admin.port,
+      logger: this.log,
+    });
+    this.#adminPort = (await this.#admin.listen()).port;
+    this.#started = true;
+  }
+
+  // ---- AdminTarget -----------------------------------------------------------------
+
+  clusters(): ClusterState[] {
+    return [...this.#runtime.clusters.values()].map((c) => ({
+      name: c.name,
+      policy: c.core.policy,
+      inPanic: c.core.inPanic,
+      endpoints: c.core.view().map((v) => {
+        const pool = c.pools.stats(v.address);
+        return { ...v, poolOpen: pool.open, poolIdle: pool.idle };
+      }),
+    }));
+  }
+
+  ready(): boolean {
+    return this.#started && !this.#draining;
+  }
+
+  drain(cluster: string, endpoint: string, draining: boolean): ChangeResult {
+    const c = this.#runtime.clusters.get(cluster);
+    if (!c) return 'no_cluster';
+    return c.core.setDraining(endpoint, draining) ? 'ok' : 'no_endpoint';
+  }
+
+  setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult {
+    const c = this.#runtime.clusters.get(cluster);
+    if (!c) return 'no_cluster';
+    return c.core.setWeight(endpoint, weight ?? undefined) ? 'ok' : 'no_endpoint';
+  }
+
+  /** Re-read the config file and apply it; an invalid one is refused and the running one stays. */
+  async reload(config?: Config): Promise<ReloadResult> {
+    let next = config;
+    if (next === undefined) {
+      if (this.#o.configPath === undefined) return { ok: false, errors: ['no config file to reload from'] };
+      const r = await loadConfigFile(this.#o.configPath);
+      if (!r.ok) {
+        const errors = r.kind === 'invalid' ? r.errors : [r.message];
+        this.metrics.reload(false);
+        this.log.error({ errors }, 'reload refused: the running config stays in force');
+        return { ok: false, errors };
+      }
+      next = r.config;
+    }
+    try {
+      await this.#apply(next);
+    } catch (e) {
+      this.metrics.reload(false);
+      const message = (e as Error).message;
+      this.log.error({ err: message }, 'reload failed while applying; the running config stays in force');
+      return { ok: false, errors: [message] };
+    }
+    this.metrics.reload(true);
+    const summary = `version ${this.#runtime.version}: ${next.listeners.length} listeners, ${next.clusters.length} clusters`;
+    this.log.info({ version: this.#runtime.version }, `config reloaded (${summary})`);
+    return { ok: true, summary };
+  }
+
+  /**
+   * Stop taking new connections, let requests in flight finish (telling keep-alive clients
+   * to close), then close everything. Connections still busy at the deadline are cut.
+   */
+  async drainAndStop(deadlineMs = this.#runtime.config.drain_timeout): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.log.info({ inFlight: this.#inFlight, deadlineMs }, 'draining');
+    for (const c of this.#checkers) c.stop();
+    const closed = [...this.#listeners.values()].map((l) => closeServer(l.server));
+    for (const l of this.#listeners.values()) l.server.closeIdleConnections();
+    const deadline = this.#clock.nowMs() + deadlineMs;
+    while (this.#inFlight > 0 && this.#clock.nowMs() < deadline) await sleep(20);
+    for (const l of this.#listeners.values()) l.server.closeAllConnections();
+    await Promise.all(closed);
+    await this.#admin?.close();
+    for (const c of this.#runtime.clusters.values()) c.pools.close();
+    this.#accessLog?.flush();
+    this.log.info({ inFlight: this.#inFlight }, 'stopped');
+  }
+
+  /** Immediate stop, for tests. */
+  async close(): Promise<void> {
+    await this.drainAndStop(0);
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  async #apply(config: Config): Promise<void> {
+    const previous = this.#runtime;
+    const runtime = buildRuntime(config, previous, this.#clock, this.#rng);
+    const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol === 'http').map((l) => [l.name, l]));
+    // Open new listeners first: a bind error aborts the reload before anything changed.
+    const opened: Listening[] = [];
+    try {
+      for (const [name, l] of wanted) {
+        const current = this.#listeners.get(name);
+        if (current && current.config.address === l.address && current.config.port === l.port) continue;
+        if (current) continue; // address change: handled below once the old one is closed
+        opened.push(await this.#listen(l));
+      }
+    } catch (e) {
+      for (const l of opened) {
+        this.#listeners.delete(l.config.name);
+        await closeServer(l.server);
+      }
+      throw e;
+    }
+    this.#runtime = runtime;
+    this.#accessLog = this.#makeAccessLog(config);
+    for (const [name, l] of [...this.#listeners]) {
+      const w = wanted.get(name);
+      if (w && w.address === l.config.address && w.port === l.config.port) {
+        applyServerTimeouts(l.server, w);
+        continue;
+      }
+      // Removed (or moved): stop accepting; connections finish their requests on their own.
+      this.#listeners.delete(name);
+      void closeServer(l.server);
+      l.server.closeIdleConnections();
+      if (w) await this.#listen(w);
+    }
+    if (config.admin.port !== previous.config.admin.port || config.admin.address !== previous.config.admin.address) {
+      this.log.warn({}, 'admin address changes take effect at the next restart');
+    }
+    this.#applyRuntimeSideEffects();
+  }
+
+  /** Health checkers and event subscriptions for the clusters of the current runtime. */
+  #applyRuntimeSideEffects(): void {
+    for (const c of this.#checkers) c.stop();
+    this.#checkers = [];
+    for (const c of this.#runtime.clusters.values()) {
+      if (!this.#subscribed.has(c.core)) {
+        this.#subscribed.add(c.core);
+        const name = c.name;
+        c.core.onEvent((e) => {
+          if (e.type === 'health_changed') {
+            this.metrics.healthTransition(name, e.host.endpoint.id, e.healthy, 'active');
+            this.log.warn({ cluster: name, endpoint: e.host.endpoint.id, healthy: e.healthy }, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'} (active check)`);
+          } else if (e.type === 'ejected') {
+            this.metrics.ejection(name, e.host.endpoint.id, e.reason);
+            this.metrics.healthTransition(name, e.host.endpoint.id, false, 'outlier');
+            this.log.warn({ cluster: name, endpoint: e.host.endpoint.id, reason: e.reason, untilMs: e.untilMs }, 'endpoint ejected');
+          } else if (e.type === 'returned') {
+            this.metrics.healthTransition(name, e.host.endpoint.id, true, 'outlier');
+            this.log.info({ cluster: name, endpoint: e.host.endpoint.id }, 'endpoint returned from ejection');
+          } else {
+            this.log.warn({ cluster: name, panic: e.active }, e.active ? 'cluster in panic: balancing over all endpoints' : 'cluster out of panic');
+          }
+        });
+      }
+      const check = c.config.health_check;
+      if (check && !this.#draining) {
+        const checker = new ActiveHealthChecker(c.core, check, {
+          rng: this.#rng,
+          onResult: (r) => this.metrics.healthCheck(c.name, r.host.endpoint.id, r.ok, r.reason),
+        });
+        checker.start();
+        this.#checkers.push(checker);
+      }
+    }
+  }
+
+  async #listen(l: HttpListenerConfig): Promise<Listening> {
+    const ctx: ListenerContext = {
+      listener: l.name,
+      encrypted: false,
+      clock: this.#clock,
+      runtime: () => this.#runtime,
+      draining: () => this.#draining,
+      hooks: {
+        done: (r) => this.#done(r),
+        retry: (e) => this.metrics.retry(e.cluster, e.reason),
+        retryBudgetExhausted: (cluster) => this.metrics.retryBudgetExhausted(cluster),
+      },
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
+      this.#inFlight++;
+      forward(ctx, req, res, expectContinue);
+    };
+    const server = createServer(
+      {
+        // Checked every second rather than Node's default 30 s, so the header timeout bites.
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => onRequest(req, res, false),
+    );
+    applyServerTimeouts(server, l);
+    server.on('checkContinue', (req, res) => onRequest(req, res, true));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(l.name, err, socket));
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(l.port, l.address, () => {
+        server.off('error', reject);
+        const a = server.address();
+        resolve(typeof a === 'object' && a ? a.port : l.port);
+      });
+    }).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
+    });
+    const listening: Listening = { config: l, server, port };
+    this.#listeners.set(l.name, listening);
+    this.log.info({ listener: l.name, address: l.address, port }, 'listening');
+    return listening;
+  }
+
+  /** Malformed requests never reach a backend: answer 400 (431, 408) and close. */
+  #clientError(listener: string, err: NodeJS.ErrnoException, socket: Socket): void {
+    const [status, text] =
+      err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    if (err.code !== 'ECONNRESET' && socket.writable && !socket.writableEnded) {
+      const body = `meridian: ${text.toLowerCase()}\n`;
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      this.metrics.localReply(listener, 'bad_request', status);
+    }
+    socket.destroySoon();
+  }
+
+  #done(r: ExchangeRecord): void {
+    this.#inFlight--;
+    if (r.reason !== undefined && r.reason !== 'client_abort' && r.reason !== 'upstream_abort') this.metrics.localReply(r.listener, r.reason, r.status);
+    this.metrics.observeRequest(
+      { listener: r.listener, cluster: r.cluster, endpoint: r.endpoint, code: r.status },
+      r.totalMs / 1000,
+      r.upstreamMs === undefined ? undefined : r.upstreamMs / 1000,
+      r.attempts,
+    );
+    this.#o.onAccess?.(r);
+    this.#accessLog?.info({
+      request_id: r.requestId,
+      client: r.client,
+      method: r.method,
+      host: r.host,
+      path: r.path,
+      status: r.status,
+      cluster: r.cluster,
+      endpoint: r.endpoint,
+      attempts: r.attempts,
+      upstream_ms: r.upstreamMs === undefined ? null : round(r.upstreamMs),
+      total_ms: round(r.totalMs),
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+    });
+  }
+
+  #makeAccessLog(config: Config): Logger | undefined {
+    if (!config.access_log.enabled || this.#o.onAccess) return undefined;
+    const dest = config.access_log.path === '-' ? 1 : config.access_log.path;
+    return pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, pino.destination({ dest, sync: false, mkdir: true }));
+  }
+}
+
+function applyServerTimeouts(server: Server, l: HttpListenerConfig): void {
+  server.headersTimeout = l.timeouts.request_headers;
+  // Node requires requestTimeout >= headersTimeout; 0 leaves whole-request bounds to the proxy.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = l.timeouts.idle;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -1,0 +1,135 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { Clock } from '../core/clock.js';
+import type { Cluster } from '../core/cluster.js';
+import { CircuitBreaker } from '../core/circuit-breaker.js';
+import type { HashKeySpec } from '../core/hash-key.js';
+import { RetryBudget } from '../core/retry-budget.js';
+import type { Rng } from '../core/rng.js';
+import { buildCluster, coreEndpoints, coreHashKey, type ClusterConfig, type Config, type RetryOn } from '../config/index.js';
+import { TrustedProxies } from './client-ip.js';
+import { RouteRateLimiter } from './rate-limits.js';
+import { Router } from './router.js';
+import { UpstreamPools } from './upstream-pool.js';
+
+export interface RetryPolicy {
+  /** Retries after the first try. */
+  readonly attempts: number;
+  readonly onConnectFailure: boolean;
+  readonly onReset: boolean;
+  readonly onTimeout: boolean;
+  /** Statuses that are retried (idempotent requests only). */
+  readonly statuses: ReadonlySet<number>;
+  readonly perTryTimeoutMs: number | undefined;
+}
+
+/** One cluster's machinery: the core's balancing and health, plus the I/O around it. */
+export interface ClusterRuntime {
+  readonly name: string;
+  readonly config: ClusterConfig;
+  readonly core: Cluster;
+  readonly breaker: CircuitBreaker;
+  readonly budget: RetryBudget;
+  readonly pools: UpstreamPools;
+  readonly hashKey: HashKeySpec | undefined;
+  readonly retry: RetryPolicy;
+}
+
+/**
+ * Everything a request needs, for one config version. A request reads the runtime once
+ * when it arrives and keeps it to the end, so a reload never changes the rules under a
+ * request in flight; the next request sees the new version whole.
+ */
+export interface Runtime {
+  readonly version: number;
+  readonly config: Config;
+  readonly clusters: ReadonlyMap<string, ClusterRuntime>;
+  readonly routers: ReadonlyMap<string, Router>;
+  /** Keyed by `${listener}/${route index}`. */
+  readonly rateLimiters: ReadonlyMap<string, RouteRateLimiter>;
+  readonly trusted: TrustedProxies;
+}
+
+export function compileRetryPolicy(c: ClusterConfig): RetryPolicy {
+  const on = new Set<RetryOn>(c.retries.retry_on);
+  const statuses = new Set<number>();
+  for (let s = 500; s <= 599; s++) {
+    if (on.has('5xx') || on.has(s) || (on.has('gateway_error') && (s === 502 || s === 503 || s === 504))) statuses.add(s);
+  }
+  return {
+    attempts: c.retries.attempts,
+    onConnectFailure: on.has('connect_failure') || on.has('gateway_error') || on.has('5xx'),
+    onReset: on.has('reset') || on.has('gateway_error') || on.has('5xx'),
+    onTimeout: on.has('timeout') || on.has('gateway_error'),
+    statuses,
+    perTryTimeoutMs: c.retries.per_try_timeout,
+  };
+}
+
+/** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
+function balancingShape(c: ClusterConfig): unknown {
+  const { endpoints: _e, localities: _l, retries: _r, timeouts: _t, circuit_breaker: _cb, pool: _p, ...rest } = c;
+  return rest;
+}
+
+/**
+ * Build the runtime for `config`, reusing what it can from `previous`: a cluster whose
+ * balancing settings are unchanged keeps its core state (health, ejections, in-flight
+ * counts, latency) and only has its endpoints updated; its connection pools are kept.
+ */
+export function buildRuntime(config: Config, previous: Runtime | undefined, clock: Clock, rng: Rng): Runtime {
+  const clusters = new Map<string, ClusterRuntime>();
+  for (const c of config.clusters) {
+    const old = previous?.clusters.get(c.name);
+    let core: Cluster;
+    if (old && isDeepStrictEqual(balancingShape(old.config), balancingShape(c))) {
+      core = old.core;
+      core.setEndpoints(coreEndpoints(c));
+    } else {
+      core = buildCluster(c, clock, rng);
+    }
+    const pools = old?.pools ?? new UpstreamPools({ maxIdlePerEndpoint: c.pool.max_idle_per_endpoint, idleTimeoutMs: c.timeouts.idle });
+    pools.retain(new Set(coreEndpoints(c).map((e) => e.address)));
+    const sameLimits = old !== undefined && isDeepStrictEqual(old.config.circuit_breaker, c.circuit_breaker);
+    clusters.set(c.name, {
+      name: c.name,
+      config: c,
+      core,
+      breaker:
+        sameLimits && old
+          ? old.breaker
+          : new CircuitBreaker({
+              maxConnections: c.circuit_breaker.max_connections,
+              maxPendingRequests: c.circuit_breaker.max_pending_requests,
+              maxRequests: c.circuit_breaker.max_requests,
+              maxRetries: c.circuit_breaker.max_retries,
+            }),
+      budget:
+        old && isDeepStrictEqual(old.config.retries.budget, c.retries.budget)
+          ? old.budget
+          : new RetryBudget({ percent: c.retries.budget.percent, minPerSecond: c.retries.budget.min_per_second }, clock.nowMs()),
+      pools,
+      hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
+      retry: compileRetryPolicy(c),
+    });
+  }
+  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) old.pools.retain(new Set());
+
+  const routers = new Map<string, Router>();
+  const rateLimiters = new Map<string, RouteRateLimiter>();
+  for (const l of config.listeners) {
+    if (l.protocol !== 'http') continue;
+    routers.set(l.name, new Router(l.routes));
+    l.routes.forEach((r, i) => {
+      if (r.rate_limit) {
+        rateLimiters.set(
+          `${l.name}/${i}`,
+          new RouteRateLimiter(
+            { requestsPerSecond: r.rate_limit.requests_per_second, per: r.rate_limit.per, ...(r.rate_limit.burst === undefined ? {} : { burst: r.rate_limit.burst }) },
+            clock.nowMs(),
+          ),
+        );
+      }
+    });
+  }
+  return { version: (previous?.version ?? 0) + 1, config, clusters, routers, rateLimiters, trusted: new TrustedProxies(config.trusted_proxies) };
+}
