@@ -1,0 +1,333 @@
+/**
+ * Meridian's Prometheus metrics, on a registry of their own (never prom-client's global
+ * one, so two proxies in one process, or a test, never share series).
+ *
+ * Two kinds of metric:
+ * - events, counted as they happen by the data plane and health checkers through the
+ *   methods below (requests, local replies, retries, health changes, reloads);
+ * - state, read at scrape time from `setSource()`'s snapshot (endpoint status, in-flight
+ *   requests, weights, latency, pools, panic). Nothing is updated on the hot path for
+ *   these, and endpoints removed by a reload vanish from the next scrape.
+ *
+ * Every metric carries a one-line help text; docs/metrics.md lists each with its type
+ * and labels, and a test keeps the two in step.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
+
+/** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
+export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+/** Tries per request: 1 is no retry; few policies allow more than 4. */
+export const ATTEMPT_BUCKETS = [1, 2, 3, 4, 5] as const;
+
+export interface ProxyMetricsOptions {
+  /** Also export prom-client's process and Node.js metrics, prefixed `meridian_`. Default true. */
+  readonly defaultMetrics?: boolean;
+}
+
+/** The labels of one finished request. `cluster` and `endpoint` are '' when none was chosen. */
+export interface RequestLabels {
+  readonly listener: string;
+  readonly cluster: string;
+  /** The endpoint of the last attempt. */
+  readonly endpoint: string;
+  /** The status code sent to the client. */
+  readonly code: number;
+}
+
+type CounterChild = Counter.Internal;
+type HistogramChild = Histogram.Internal<string>;
+
+/** The sub-map of `m` at `k`, created on first use. */
+function sub<K, V>(m: Map<K, Map<string | number, V>>, k: K): Map<string | number, V> {
+  let v = m.get(k);
+  if (v === undefined) {
+    v = new Map();
+    m.set(k, v);
+  }
+  return v;
+}
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+
+  // ---- events (hot path: prom-client children cached by label values in nested maps,
+  //      so a repeat call does a few Map lookups and allocates nothing of its own) ------
+  readonly #requests = new Counter({
+    name: 'meridian_requests_total',
+    help: 'Requests answered, by listener, cluster, endpoint (of the last attempt; empty if none) and status code sent to the client.',
+    labelNames: ['listener', 'cluster', 'endpoint', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly #requestDuration = new Histogram({
+    name: 'meridian_request_duration_seconds',
+    help: "Time from a request's arrival to the end of its response, retries included, by cluster.",
+    labelNames: ['cluster'] as const,
+    buckets: [...DURATION_BUCKETS_S],
+    registers: [this.registry],
+  });
+  readonly #upstreamDuration = new Histogram({
+    name: 'meridian_upstream_duration_seconds',
+    help: "Time the endpoint took to answer the attempt whose response was sent, from sending the request to the response's end.",
+    labelNames: ['cluster', 'endpoint'] as const,
+    buckets: [...DURATION_BUCKETS_S],
+    registers: [this.registry],
+  });
+  readonly #attempts = new Histogram({
+    name: 'meridian_request_attempts',
+    help: 'Upstream attempts per request (1 = answered without a retry), by cluster.',
+    labelNames: ['cluster'] as const,
+    buckets: [...ATTEMPT_BUCKETS],
+    registers: [this.registry],
+  });
+  readonly #localReplies = new Counter({
+    name: 'meridian_local_replies_total',
+    help: "Responses Meridian generated itself instead of relaying an upstream's, by listener, reason and status code.",
+    labelNames: ['listener', 'reason', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly #retries = new Counter({
+    name: 'meridian_retries_total',
+    help: 'Retries sent upstream, by cluster and the condition that caused them.',
+    labelNames: ['cluster', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #budgetExhausted = new Counter({
+    name: 'meridian_retry_budget_exhausted_total',
+    help: "Retries not sent because the cluster's retry budget was spent, by cluster.",
+    labelNames: ['cluster'] as const,
+    registers: [this.registry],
+  });
+  readonly #transitions = new Counter({
+    name: 'meridian_health_transitions_total',
+    help: 'Endpoint health changes, by the state entered (healthy or unhealthy) and the detector (active or outlier).',
+    labelNames: ['cluster', 'endpoint', 'to', 'source'] as const,
+    registers: [this.registry],
+  });
+  readonly #ejections = new Counter({
+    name: 'meridian_ejections_total',
+    help: 'Endpoints ejected by outlier detection, by cluster, endpoint and reason.',
+    labelNames: ['cluster', 'endpoint', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #healthChecks = new Counter({
+    name: 'meridian_health_checks_total',
+    help: 'Active health checks completed, by cluster, endpoint and result (success, or why the check failed).',
+    labelNames: ['cluster', 'endpoint', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly #reloads = new Counter({
+    name: 'meridian_config_reloads_total',
+    help: 'Configuration reloads, by result: success (the new config is in force) or failure (the old one stays).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  // ---- state, computed at scrape time from the source ---------------------------------
+  readonly #endpointStatus: Gauge<'cluster' | 'endpoint' | 'status'>;
+  readonly #endpointInFlight: Gauge<'cluster' | 'endpoint'>;
+  readonly #endpointWeight: Gauge<'cluster' | 'endpoint'>;
+  readonly #endpointLatency: Gauge<'cluster' | 'endpoint'>;
+  readonly #endpointPool: Gauge<'cluster' | 'endpoint' | 'state'>;
+  readonly #clusterPanic: Gauge<'cluster'>;
+  readonly #clusterInFlight: Gauge<'cluster'>;
+
+  #source: (() => readonly ClusterState[]) | undefined;
+  /** Set while one scrape's gauges are filled in: the source is read once per scrape, not once per gauge. */
+  #filled = false;
+
+  readonly #requestChildren = new Map<string, Map<string | number, Map<string | number, Map<string | number, CounterChild>>>>();
+  readonly #requestDurationChildren = new Map<string, HistogramChild>();
+  readonly #upstreamChildren = new Map<string, Map<string | number, HistogramChild>>();
+  readonly #attemptChildren = new Map<string, HistogramChild>();
+  readonly #localReplyChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
+  readonly #retryChildren = new Map<string, Map<string | number, CounterChild>>();
+  readonly #budgetChildren = new Map<string, CounterChild>();
+
+  constructor(options: ProxyMetricsOptions = {}) {
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
+      new Gauge<L>({ name, help, labelNames, registers: [this.registry], collect: () => this.#fill() });
+    this.#endpointStatus = gauge(
+      'meridian_endpoint_status',
+      "Endpoint state set: 1 for the endpoint's current status, 0 for each other status.",
+      ['cluster', 'endpoint', 'status'],
+    );
+    this.#endpointInFlight = gauge('meridian_endpoint_in_flight', 'Requests in flight to the endpoint.', ['cluster', 'endpoint']);
+    this.#endpointWeight = gauge(
+      'meridian_endpoint_weight',
+      "The endpoint's effective balancing weight: 0 while not eligible for traffic, reduced during slow start.",
+      ['cluster', 'endpoint'],
+    );
+    this.#endpointLatency = gauge(
+      'meridian_endpoint_latency_ewma_seconds',
+      "Peak-EWMA of the endpoint's response latency, as of its last response.",
+      ['cluster', 'endpoint'],
+    );
+    this.#endpointPool = gauge(
+      'meridian_endpoint_pool_connections',
+      'Connections to the endpoint: open (busy and idle together) and, of those, idle in the keep-alive pool.',
+      ['cluster', 'endpoint', 'state'],
+    );
+    this.#clusterPanic = gauge(
+      'meridian_cluster_panic',
+      '1 while the cluster is in panic mode (too few routable endpoints, so it balances over all of them), else 0.',
+      ['cluster'],
+    );
+    this.#clusterInFlight = gauge('meridian_cluster_in_flight', "Requests in flight to the cluster's endpoints.", ['cluster']);
+
+    // Both results exist from the start, so that rate() and alerts see a 0 before the first reload.
+    this.#reloads.labels('success').inc(0);
+    this.#reloads.labels('failure').inc(0);
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
+  }
+
+  /** Where the scrape-time gauges read cluster state; undefined = no state gauges. */
+  setSource(source: (() => readonly ClusterState[]) | undefined): void {
+    this.#source = source;
+  }
+
+  /** The Content-Type of `metricsText()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of every metric. Rejects when the source throws. */
+  metricsText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /**
+   * A request answered on `l.listener`, whoever produced the response (local replies are
+   * also counted by `localReply`). `upstreamSeconds` is the answering attempt's time;
+   * `attempts` the upstream tries made (omit both when no endpoint was tried).
+   */
+  observeRequest(l: RequestLabels, totalSeconds: number, upstreamSeconds?: number, attempts?: number): void {
+    const { listener, cluster, endpoint, code } = l;
+    const byCode = sub(sub(sub(this.#requestChildren, listener), cluster), endpoint);
+    let c = byCode.get(code);
+    if (c === undefined) {
+      c = this.#requests.labels(listener, cluster, endpoint, String(code));
+      byCode.set(code, c);
+    }
+    c.inc();
+
+    let d = this.#requestDurationChildren.get(cluster);
+    if (d === undefined) {
+      d = this.#requestDuration.labels(cluster);
+      this.#requestDurationChildren.set(cluster, d);
+    }
+    d.observe(totalSeconds);
+
+    if (upstreamSeconds !== undefined) {
+      const byEndpoint = sub(this.#upstreamChildren, cluster);
+      let u = byEndpoint.get(endpoint);
+      if (u === undefined) {
+        u = this.#upstreamDuration.labels(cluster, endpoint);
+        byEndpoint.set(endpoint, u);
+      }
+      u.observe(upstreamSeconds);
+    }
+
+    if (attempts !== undefined) {
+      let a = this.#attemptChildren.get(cluster);
+      if (a === undefined) {
+        a = this.#attempts.labels(cluster);
+        this.#attemptChildren.set(cluster, a);
+      }
+      a.observe(attempts);
+    }
+  }
+
+  /** A response Meridian generated itself (404 no route, 429, 502, 503, 504, 400). */
+  localReply(listener: string, reason: LocalReason, code: number): void {
+    const byCode = sub(sub(this.#localReplyChildren, listener), reason);
+    let c = byCode.get(code);
+    if (c === undefined) {
+      c = this.#localReplies.labels(listener, reason, String(code));
+      byCode.set(code, c);
+    }
+    c.inc();
+  }
+
+  /** A retry sent; `reason` is the retry_on condition that matched (e.g. connect_failure, 503). */
+  retry(cluster: string, reason: string): void {
+    const byReason = sub(this.#retryChildren, cluster);
+    let c = byReason.get(reason);
+    if (c === undefined) {
+      c = this.#retries.labels(cluster, reason);
+      byReason.set(reason, c);
+    }
+    c.inc();
+  }
+
+  /** A retry the policy allowed but the retry budget refused. */
+  retryBudgetExhausted(cluster: string): void {
+    let c = this.#budgetChildren.get(cluster);
+    if (c === undefined) {
+      c = this.#budgetExhausted.labels(cluster);
+      this.#budgetChildren.set(cluster, c);
+    }
+    c.inc();
+  }
+
+  /** An endpoint's health flipped: by active checks' verdict, or by outlier ejection (false) and return (true). */
+  healthTransition(cluster: string, endpoint: string, healthy: boolean, source: 'active' | 'outlier'): void {
+    this.#transitions.inc({ cluster, endpoint, to: healthy ? 'healthy' : 'unhealthy', source });
+  }
+
+  /** An outlier ejection; `reason` as the core names it (consecutive_5xx, consecutive_gateway_errors, success_rate). */
+  ejection(cluster: string, endpoint: string, reason: string): void {
+    this.#ejections.inc({ cluster, endpoint, reason });
+  }
+
+  /** An active health check's result; a failure's `reason` should come from a small fixed set (timeout, connect_failure, status...). */
+  healthCheck(cluster: string, endpoint: string, ok: boolean, reason?: string): void {
+    this.#healthChecks.inc({ cluster, endpoint, result: ok ? 'success' : (reason ?? 'failure') });
+  }
+
+  /** A configuration reload, from SIGHUP or the admin API: count it where the reload is done, once. */
+  reload(ok: boolean): void {
+    this.#reloads.inc({ result: ok ? 'success' : 'failure' });
+  }
+
+  /**
+   * Called by each state gauge's collect(). prom-client calls every metric's collect()
+   * synchronously within one registry.metrics() call, so the first fills all the gauges
+   * from one snapshot and the flag, cleared in a microtask, makes the rest no-ops: the
+   * gauges of one scrape agree with each other.
+   */
+  #fill(): void {
+    if (this.#filled) return;
+    this.#filled = true;
+    queueMicrotask(() => {
+      this.#filled = false;
+    });
+    const gauges = [
+      this.#endpointStatus,
+      this.#endpointInFlight,
+      this.#endpointWeight,
+      this.#endpointLatency,
+      this.#endpointPool,
+      this.#clusterPanic,
+      this.#clusterInFlight,
+    ] as const;
+    for (const g of gauges) g.reset();
+    const clusters = this.#source?.() ?? [];
+    for (const c of clusters) {
+      const cluster = c.name;
+      let inFlight = 0;
+      for (const e of c.endpoints) {
+        const endpoint = e.id;
+        for (const status of HEALTH_STATUSES) this.#endpointStatus.set({ cluster, endpoint, status }, status === e.status ? 1 : 0);
+        this.#endpointInFlight.set({ cluster, endpoint }, e.active);
+        this.#endpointWeight.set({ cluster, endpoint }, e.effectiveWeight);
+        this.#endpointLatency.set({ cluster, endpoint }, e.latencyEwmaMs / 1000);
+        this.#endpointPool.set({ cluster, endpoint, state: 'open' }, e.poolOpen);
+        this.#endpointPool.set({ cluster, endpoint, state: 'idle' }, e.poolIdle);
+        inFlight += e.active;
+      }
+      this.#clusterPanic.set({ cluster }, c.inPanic ? 1 : 0);
+      this.#clusterInFlight.set({ cluster }, inFlight);
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The contract between the admin API (and the metrics' scrape-time gauges) and the
+ * data plane. The admin side only reads state through `AdminTarget.clusters()` and
+ * changes it through the other methods; it never reaches into the proxy's objects.
+ */
+import type { HostView } from '../core/cluster.js';
+import type { HealthStatus } from '../core/health.js';
+
+/** One endpoint as operators see it: the core's view plus its upstream connection pool. */
+export interface EndpointState extends HostView {
+  /** Connections open to the endpoint now, busy and idle together. */
+  readonly poolOpen: number;
+  /** Of `poolOpen`, those idle in the keep-alive pool. */
+  readonly poolIdle: number;
+}
+
+export interface ClusterState {
+  readonly name: string;
+  readonly policy: string;
+  /** Too few endpoints are routable, so the cluster balances over all of them. */
+  readonly inPanic: boolean;
+  readonly endpoints: readonly EndpointState[];
+}
+
+/** The outcome of a change addressed to one endpoint. */
+export type ChangeResult = 'ok' | 'no_cluster' | 'no_endpoint';
+
+/** A reload either took effect whole, or changed nothing and says why (every error, by path). */
+export type ReloadResult = { readonly ok: true; readonly summary: string } | { readonly ok: false; readonly errors: readonly string[] };
+
+/** What the admin API reads and changes; the proxy implements it. */
+export interface AdminTarget {
+  clusters(): ClusterState[];
+  /** Listeners bound and not draining. */
+  ready(): boolean;
+  drain(cluster: string, endpoint: string, draining: boolean): ChangeResult;
+  /** null restores the configured weight. */
+  setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult;
+  reload(): Promise<ReloadResult>;
+}
+
+/** Why Meridian answered a request itself instead of relaying an upstream's response. */
+export type LocalReason =
+  | 'no_route'
+  | 'rate_limited'
+  | 'circuit_open'
+  | 'no_healthy_endpoint'
+  | 'connect_failure'
+  | 'timeout'
+  | 'upstream_reset'
+  | 'bad_request'
+  | 'draining';
+
+// Every key of HealthStatus, no more: `satisfies` fails to compile when the core adds one.
+const STATUS_KEYS = { draining: 0, unhealthy: 0, ejected: 0, slow_start: 0, healthy: 0 } as const satisfies Record<HealthStatus, 0>;
+
+/** Every HealthStatus, in the core's order of precedence: the states of `meridian_endpoint_status`. */
+export const HEALTH_STATUSES: readonly HealthStatus[] = Object.keys(STATUS_KEYS) as HealthStatus[];

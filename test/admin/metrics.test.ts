@@ -1,0 +1,374 @@
+// ProxyMetrics through its real output: every assertion reads a scrape parsed by an
+// independent Prometheus text parser, as Prometheus itself would see it.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import parse, { type PrometheusFamily, type PrometheusSample } from 'parse-prometheus-text-format';
+import { DURATION_BUCKETS_S, ProxyMetrics } from '../../src/admin/metrics.js';
+import { HEALTH_STATUSES, type ClusterState, type EndpointState } from '../../src/admin/types.js';
+
+// dist/test/admin/ → repository root.
+const DOCS = fileURLToPath(new URL('../../../docs/metrics.md', import.meta.url));
+
+async function scrape(m: ProxyMetrics): Promise<{ text: string; families: PrometheusFamily[] }> {
+  const text = await m.metricsText();
+  return { text, families: parse(text) };
+}
+
+function family(families: readonly PrometheusFamily[], name: string): PrometheusFamily {
+  const f = families.find((x) => x.name === name);
+  assert.ok(f, `no metric family ${name}`);
+  return f;
+}
+
+/** The one sample whose labels are exactly `labels`. */
+function sample(f: PrometheusFamily, labels: Record<string, string>): PrometheusSample {
+  const found = f.metrics.filter((s) => sameLabels(s.labels ?? {}, labels));
+  assert.equal(found.length, 1, `${f.name}${JSON.stringify(labels)}: ${found.length} samples in ${JSON.stringify(f.metrics)}`);
+  return found[0] as PrometheusSample;
+}
+
+function value(families: readonly PrometheusFamily[], name: string, labels: Record<string, string>): number {
+  return Number(sample(family(families, name), labels).value);
+}
+
+/** One line of the exposition, parsed alone by the library: name, labels, value. */
+interface Line {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+function sampleLines(text: string): Line[] {
+  return text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const [f] = parse(`${l}\n`);
+      assert.ok(f && f.metrics.length === 1, `unparsable sample line: ${l}`);
+      const s = f.metrics[0] as PrometheusSample;
+      return { name: f.name, labels: s.labels ?? {}, value: Number(s.value) };
+    });
+}
+
+/**
+ * One series of a histogram. parse-prometheus-text-format 1.1.1 merges the series of a
+ * labelled histogram into one sample (its flattenMetrics keeps buckets by `le` only and
+ * drops labelled _sum/_count), so histograms are read line by line, each line parsed by
+ * the library, and grouped here.
+ */
+function histogram(text: string, name: string, labels: Record<string, string>): { buckets: Record<string, number>; sum: number; count: number } {
+  const mine = sampleLines(text).filter((l) => {
+    const { le: _le, ...rest } = l.labels;
+    return [`${name}_bucket`, `${name}_sum`, `${name}_count`].includes(l.name) && sameLabels(rest, labels);
+  });
+  const buckets: Record<string, number> = {};
+  for (const l of mine) if (l.name === `${name}_bucket`) buckets[l.labels.le as string] = l.value;
+  const one = (suffix: string): number => {
+    const found = mine.filter((l) => l.name === `${name}${suffix}`);
+    assert.equal(found.length, 1, `${name}${suffix}${JSON.stringify(labels)}`);
+    return (found[0] as Line).value;
+  };
+  return { buckets, sum: one('_sum'), count: one('_count') };
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function endpoint(id: string, over: Partial<EndpointState> = {}): EndpointState {
+  return {
+    id,
+    address: id,
+    status: 'healthy',
+    weight: 1,
+    effectiveWeight: 1,
+    active: 0,
+    latencyEwmaMs: 0,
+    ejectionsTotal: 0,
+    requestsTotal: 0,
+    failuresTotal: 0,
+    poolOpen: 0,
+    poolIdle: 0,
+    ...over,
+  };
+}
+
+/** Calls every recording method once, so that every family has a sample to inspect. */
+function exerciseAll(m: ProxyMetrics): void {
+  m.observeRequest({ listener: 'web', cluster: 'api', endpoint: '10.0.0.1:80', code: 200 }, 0.01, 0.008, 1);
+  m.localReply('web', 'no_route', 404);
+  m.retry('api', 'connect_failure');
+  m.retryBudgetExhausted('api');
+  m.healthTransition('api', '10.0.0.1:80', false, 'active');
+  m.ejection('api', '10.0.0.1:80', 'consecutive_5xx');
+  m.healthCheck('api', '10.0.0.1:80', true);
+  m.reload(true);
+  m.setSource(() => [{ name: 'api', policy: 'round_robin', inPanic: false, endpoints: [endpoint('10.0.0.1:80')] }]);
+}
+
+describe('ProxyMetrics: events', () => {
+  it('counts requests by listener, cluster, endpoint and code', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    const ok = { listener: 'web', cluster: 'api', endpoint: '10.0.0.1:8080', code: 200 };
+    m.observeRequest(ok, 0.01);
+    m.observeRequest(ok, 0.02);
+    m.observeRequest({ ...ok, endpoint: '[::1]:8080', code: 503 }, 0.03);
+    m.observeRequest({ listener: 'web', cluster: '', endpoint: '', code: 404 }, 0.0001);
+    const { families } = await scrape(m);
+    const f = family(families, 'meridian_requests_total');
+    assert.equal(f.type, 'COUNTER');
+    assert.equal(f.metrics.length, 3);
+    assert.equal(value(families, 'meridian_requests_total', { listener: 'web', cluster: 'api', endpoint: '10.0.0.1:8080', code: '200' }), 2);
+    assert.equal(value(families, 'meridian_requests_total', { listener: 'web', cluster: 'api', endpoint: '[::1]:8080', code: '503' }), 1);
+    assert.equal(value(families, 'meridian_requests_total', { listener: 'web', cluster: '', endpoint: '', code: '404' }), 1);
+  });
+
+  it('puts request durations in buckets from 0.5 ms to 30 s, per cluster', async () => {
+    assert.equal(DURATION_BUCKETS_S[0], 0.0005);
+    assert.equal(DURATION_BUCKETS_S.at(-1), 30);
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    const l = { listener: 'web', cluster: 'api', endpoint: 'e1', code: 200 };
+    for (const s of [0.0004, 0.003, 0.2, 45]) m.observeRequest(l, s);
+    m.observeRequest({ ...l, cluster: 'other' }, 1);
+    const { text, families } = await scrape(m);
+    assert.equal(family(families, 'meridian_request_duration_seconds').type, 'HISTOGRAM');
+    const api = histogram(text, 'meridian_request_duration_seconds', { cluster: 'api' });
+    assert.equal(api.count, 4);
+    assert.equal(api.sum, 0.0004 + 0.003 + 0.2 + 45);
+    // Cumulative: 0.4 ms is in every bucket, 45 s only in +Inf.
+    const b = api.buckets;
+    assert.deepEqual(Object.keys(b).sort(), [...DURATION_BUCKETS_S.map(String), '+Inf'].sort());
+    assert.equal(b['0.0005'], 1);
+    assert.equal(b['0.0025'], 1);
+    assert.equal(b['0.005'], 2);
+    assert.equal(b['0.1'], 2);
+    assert.equal(b['0.25'], 3);
+    assert.equal(b['30'], 3);
+    assert.equal(b['+Inf'], 4);
+    assert.equal(histogram(text, 'meridian_request_duration_seconds', { cluster: 'other' }).count, 1);
+  });
+
+  it('records upstream time and attempts only when given', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    const l = { listener: 'web', cluster: 'api', endpoint: 'e1', code: 200 };
+    m.observeRequest(l, 0.05, 0.04, 1);
+    m.observeRequest({ ...l, endpoint: 'e2' }, 0.3, 0.2, 3);
+    m.observeRequest({ ...l, code: 429 }, 0.0001); // answered locally: no upstream, no attempts
+    const { text } = await scrape(m);
+    const upstreamCounts = sampleLines(text).filter((l) => l.name === 'meridian_upstream_duration_seconds_count');
+    assert.deepEqual(upstreamCounts.map((l) => l.labels.endpoint).sort(), ['e1', 'e2']);
+    assert.equal(histogram(text, 'meridian_upstream_duration_seconds', { cluster: 'api', endpoint: 'e1' }).count, 1);
+    assert.equal(histogram(text, 'meridian_upstream_duration_seconds', { cluster: 'api', endpoint: 'e2' }).sum, 0.2);
+    const attempts = histogram(text, 'meridian_request_attempts', { cluster: 'api' });
+    assert.equal(attempts.count, 2);
+    assert.equal(attempts.sum, 4);
+    assert.deepEqual(attempts.buckets, { '1': 1, '2': 1, '3': 2, '4': 2, '5': 2, '+Inf': 2 });
+    assert.equal(histogram(text, 'meridian_request_duration_seconds', { cluster: 'api' }).count, 3);
+  });
+
+  it('counts local replies, retries, budget exhaustion, health transitions, ejections, checks and reloads', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    m.localReply('web', 'no_route', 404);
+    m.localReply('web', 'no_route', 404);
+    m.localReply('web', 'rate_limited', 429);
+    m.localReply('tcp', 'no_healthy_endpoint', 503);
+    m.retry('api', 'connect_failure');
+    m.retry('api', 'connect_failure');
+    m.retry('api', '503');
+    m.retryBudgetExhausted('api');
+    m.healthTransition('api', 'e1', false, 'active');
+    m.healthTransition('api', 'e1', true, 'active');
+    m.healthTransition('api', 'e1', false, 'outlier');
+    m.ejection('api', 'e1', 'consecutive_5xx');
+    m.healthCheck('api', 'e1', true);
+    m.healthCheck('api', 'e1', true);
+    m.healthCheck('api', 'e1', false, 'timeout');
+    m.healthCheck('api', 'e1', false);
+    const before = await scrape(m);
+    // Both reload results exist before the first reload, at 0.
+    assert.equal(value(before.families, 'meridian_config_reloads_total', { result: 'success' }), 0);
+    assert.equal(value(before.families, 'meridian_config_reloads_total', { result: 'failure' }), 0);
+    m.reload(true);
+    m.reload(false);
+    m.reload(true);
+    const { families } = await scrape(m);
+    const v = (name: string, labels: Record<string, string>): number => value(families, name, labels);
+    assert.equal(v('meridian_local_replies_total', { listener: 'web', reason: 'no_route', code: '404' }), 2);
+    assert.equal(v('meridian_local_replies_total', { listener: 'web', reason: 'rate_limited', code: '429' }), 1);
+    assert.equal(v('meridian_local_replies_total', { listener: 'tcp', reason: 'no_healthy_endpoint', code: '503' }), 1);
+    assert.equal(v('meridian_retries_total', { cluster: 'api', reason: 'connect_failure' }), 2);
+    assert.equal(v('meridian_retries_total', { cluster: 'api', reason: '503' }), 1);
+    assert.equal(v('meridian_retry_budget_exhausted_total', { cluster: 'api' }), 1);
+    const t = { cluster: 'api', endpoint: 'e1' };
+    assert.equal(v('meridian_health_transitions_total', { ...t, to: 'unhealthy', source: 'active' }), 1);
+    assert.equal(v('meridian_health_transitions_total', { ...t, to: 'healthy', source: 'active' }), 1);
+    assert.equal(v('meridian_health_transitions_total', { ...t, to: 'unhealthy', source: 'outlier' }), 1);
+    assert.equal(family(families, 'meridian_health_transitions_total').metrics.length, 3);
+    assert.equal(v('meridian_ejections_total', { ...t, reason: 'consecutive_5xx' }), 1);
+    assert.equal(v('meridian_health_checks_total', { ...t, result: 'success' }), 2);
+    assert.equal(v('meridian_health_checks_total', { ...t, result: 'timeout' }), 1);
+    assert.equal(v('meridian_health_checks_total', { ...t, result: 'failure' }), 1);
+    assert.equal(v('meridian_config_reloads_total', { result: 'success' }), 2);
+    assert.equal(v('meridian_config_reloads_total', { result: 'failure' }), 1);
+  });
+});
+
+describe('ProxyMetrics: state gauges read from the source at scrape time', () => {
+  const clusters: ClusterState[] = [
+    {
+      name: 'api',
+      policy: 'least_request',
+      inPanic: false,
+      endpoints: [
+        endpoint('10.0.0.1:80', { active: 3, effectiveWeight: 2, latencyEwmaMs: 12.5, poolOpen: 5, poolIdle: 2 }),
+        endpoint('10.0.0.2:80', { status: 'ejected', effectiveWeight: 0, active: 1, latencyEwmaMs: 900, poolOpen: 1 }),
+        endpoint('10.0.0.3:80', { status: 'slow_start', effectiveWeight: 0.25 }),
+      ],
+    },
+    { name: 'db', policy: 'maglev', inPanic: true, endpoints: [endpoint('db-1', { status: 'unhealthy', active: 4 }), endpoint('db-2', { status: 'draining' })] },
+  ];
+
+  it('match the source: status as a state set, in flight, weight, latency, pools, panic', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    m.setSource(() => clusters);
+    const { families } = await scrape(m);
+    const v = (name: string, labels: Record<string, string>): number => value(families, name, labels);
+
+    // One series per status for every endpoint: 1 on the current status, 0 on the others.
+    const status = family(families, 'meridian_endpoint_status');
+    assert.equal(status.type, 'GAUGE');
+    assert.equal(status.metrics.length, 5 * HEALTH_STATUSES.length);
+    for (const c of clusters) {
+      for (const e of c.endpoints) {
+        for (const s of HEALTH_STATUSES) {
+          assert.equal(v('meridian_endpoint_status', { cluster: c.name, endpoint: e.id, status: s }), s === e.status ? 1 : 0, `${e.id} ${s}`);
+        }
+        const l = { cluster: c.name, endpoint: e.id };
+        assert.equal(v('meridian_endpoint_in_flight', l), e.active);
+        assert.equal(v('meridian_endpoint_weight', l), e.effectiveWeight);
+        assert.equal(v('meridian_endpoint_latency_ewma_seconds', l), e.latencyEwmaMs / 1000);
+        assert.equal(v('meridian_endpoint_pool_connections', { ...l, state: 'open' }), e.poolOpen);
+        assert.equal(v('meridian_endpoint_pool_connections', { ...l, state: 'idle' }), e.poolIdle);
+      }
+    }
+    assert.equal(v('meridian_endpoint_latency_ewma_seconds', { cluster: 'api', endpoint: '10.0.0.1:80' }), 0.0125);
+    assert.equal(v('meridian_cluster_panic', { cluster: 'api' }), 0);
+    assert.equal(v('meridian_cluster_panic', { cluster: 'db' }), 1);
+    assert.equal(v('meridian_cluster_in_flight', { cluster: 'api' }), 4);
+    assert.equal(v('meridian_cluster_in_flight', { cluster: 'db' }), 4);
+  });
+
+  it('read the source once per scrape, and drop endpoints and clusters that are gone', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    let calls = 0;
+    let current = clusters;
+    m.setSource(() => {
+      calls++;
+      return current;
+    });
+    await scrape(m);
+    assert.equal(calls, 1);
+    current = [{ ...(clusters[0] as ClusterState), endpoints: [endpoint('10.0.0.1:80', { active: 7 })] }];
+    const { families } = await scrape(m);
+    assert.equal(calls, 2);
+    assert.equal(family(families, 'meridian_endpoint_in_flight').metrics.length, 1);
+    assert.equal(value(families, 'meridian_endpoint_in_flight', { cluster: 'api', endpoint: '10.0.0.1:80' }), 7);
+    assert.equal(family(families, 'meridian_endpoint_status').metrics.length, HEALTH_STATUSES.length);
+    assert.deepEqual(
+      family(families, 'meridian_cluster_panic').metrics.map((s) => s.labels?.cluster),
+      ['api'],
+    );
+  });
+
+  it('without a source, have no series; a source that throws fails the scrape', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    const { families } = await scrape(m);
+    for (const name of ['meridian_endpoint_status', 'meridian_endpoint_in_flight', 'meridian_cluster_panic']) {
+      assert.equal(families.find((f) => f.name === name)?.metrics.length ?? 0, 0, name);
+    }
+    m.setSource(() => {
+      throw new Error('proxy is gone');
+    });
+    await assert.rejects(m.metricsText(), /proxy is gone/);
+    m.setSource(() => clusters);
+    assert.equal(family((await scrape(m)).families, 'meridian_cluster_panic').metrics.length, 2);
+  });
+});
+
+describe('ProxyMetrics: the exposition as a whole', () => {
+  it('parses, has HELP text on every metric, no duplicate series, and only meridian_ names (process metrics included)', async () => {
+    const m = new ProxyMetrics();
+    exerciseAll(m);
+    const { text, families } = await scrape(m);
+    assert.ok(families.length > 20);
+    assert.ok(families.some((f) => f.name === 'meridian_process_cpu_seconds_total'));
+    const names = families.map((f) => f.name);
+    assert.equal(new Set(names).size, names.length, 'a family appears twice');
+    for (const f of families) {
+      assert.ok(f.name.startsWith('meridian_'), f.name);
+      assert.ok(f.help.trim().length > 0, `${f.name} has no HELP text`);
+      assert.doesNotMatch(f.help, /\n/);
+    }
+    // Every sample line names a distinct series.
+    const series = text
+      .split('\n')
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .map((line) => {
+        const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?) \S+$/.exec(line);
+        assert.ok(match, `unparsable sample line: ${line}`);
+        return match[1];
+      });
+    const dup = series.filter((s, i) => series.indexOf(s) !== i);
+    assert.deepEqual(dup, []);
+  });
+
+  it('is its own registry: two instances do not share series', async () => {
+    const a = new ProxyMetrics({ defaultMetrics: false });
+    const b = new ProxyMetrics({ defaultMetrics: false });
+    a.retry('api', 'timeout');
+    assert.equal(value((await scrape(a)).families, 'meridian_retries_total', { cluster: 'api', reason: 'timeout' }), 1);
+    assert.equal(family((await scrape(b)).families, 'meridian_retries_total').metrics.length, 0);
+    assert.match(a.contentType, /^text\/plain; version=0\.0\.4/);
+  });
+});
+
+describe('docs/metrics.md', () => {
+  const docs = readFileSync(DOCS, 'utf8');
+  /** Rows of the form: | `name` | type | `label`, `label` | help text | */
+  const rows = new Map(
+    [...docs.matchAll(/^\| `(meridian_[a-z0-9_]+)` \| (counter|gauge|histogram) \| ([^|]*) \| (.+) \|$/gm)].map((r) => [
+      r[1] as string,
+      { type: r[2] as string, labels: [...(r[3] as string).matchAll(/`([a-z_]+)`/g)].map((l) => l[1] as string), help: r[4] as string },
+    ]),
+  );
+
+  it("documents each of Meridian's metrics with its type, labels and exact help text, and nothing else", async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    exerciseAll(m);
+    const { text, families } = await scrape(m);
+    const lines = sampleLines(text);
+    for (const f of families) {
+      const row = rows.get(f.name);
+      assert.ok(row, `${f.name} is not in docs/metrics.md: add a row | \`${f.name}\` | type | labels | help |`);
+      assert.equal(row.type, f.type.toLowerCase(), `${f.name}: type`);
+      const names = f.type === 'HISTOGRAM' ? [`${f.name}_bucket`, `${f.name}_sum`, `${f.name}_count`] : [f.name];
+      const ofFamily = lines.filter((l) => names.includes(l.name));
+      assert.ok(ofFamily.length > 0, `${f.name}: no samples to read its labels from`);
+      const labels = new Set(ofFamily.flatMap((l) => Object.keys(l.labels)).filter((l) => l !== 'le'));
+      assert.deepEqual([...row.labels].sort(), [...labels].sort(), `${f.name}: labels`);
+      assert.equal(row.help, f.help, `${f.name}: the meaning in docs/metrics.md must be the HELP text`);
+    }
+    const stale = [...rows.keys()].filter((name) => !families.some((f) => f.name === name));
+    assert.deepEqual(stale, [], 'docs/metrics.md lists metrics that do not exist');
+  });
+
+  it('names every process and Node.js metric registered by default', async () => {
+    const m = new ProxyMetrics();
+    const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
+    const missing = names.filter((n) => !docs.includes(`\`${n}\``));
+    assert.deepEqual(missing, []);
+  });
+});
