@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { backends, closeAll, config, get, simpleConfig, startMeridian, until } from './harness.js';
+
+const share = (records: { endpoint: string }[], id: string) => records.filter((r) => r.endpoint === id).length;
+
+describe('health, overload and control', () => {
+  const cleanup: { close(): Promise<void> }[] = [];
+  after(() => closeAll(cleanup));
+
+  it('active health checks evict an unhealthy backend and bring it back', async () => {
+    const bs = await backends(3);
+    const m = await startMeridian(
+      simpleConfig(bs, { health_check: { path: '/healthz', interval: '50ms', timeout: '40ms', healthy_threshold: 2, unhealthy_threshold: 2, jitter: '0%' } }),
+    );
+    cleanup.push(m, ...bs);
+    const status = () => m.meridian.clusters()[0]!.endpoints.find((e) => e.id === 'b1')!.status;
+    bs[1]!.setHealthy(false);
+    await until(() => status() === 'unhealthy', 5000, 'b1 to be marked unhealthy');
+    m.records.length = 0;
+    for (let i = 0; i < 30; i++) assert.equal((await get(m.port)).status, 200);
+    assert.equal(share(m.records, 'b1'), 0, 'no traffic to the unhealthy backend');
+    bs[1]!.setHealthy(true);
+    await until(() => status() === 'healthy', 5000, 'b1 to recover');
+    m.records.length = 0;
+    for (let i = 0; i < 30; i++) await get(m.port);
+    assert.ok(share(m.records, 'b1') > 0, 'traffic returns');
+    const text = await m.meridian.metrics.metricsText();
+    assert.match(text, /meridian_health_transitions_total\{cluster="c",endpoint="b1",to="unhealthy",source="active"\} 1/);
+    assert.match(text, /meridian_health_transitions_total\{cluster="c",endpoint="b1",to="healthy",source="active"\} 1/);
+  });
+
+  it('outlier detection ejects a backend that fails real traffic', async () => {
+    const bs = await backends(4);
+    const m = await startMeridian(simpleConfig(bs, { outlier_detection: { consecutive_5xx: 3, max_ejection_percent: 50, base_ejection_time: '30s' }, retries: { attempts: 0 } }));
+    cleanup.push(m, ...bs);
+    bs[2]!.setErrorRate(1);
+    for (let i = 0; i < 40; i++) await get(m.port);
+    const b2 = m.meridian.clusters()[0]!.endpoints.find((e) => e.id === 'b2')!;
+    assert.equal(b2.status, 'ejected');
+    m.records.length = 0;
+    for (let i = 0; i < 30; i++) assert.equal((await get(m.port)).status, 200);
+    assert.equal(share(m.records, 'b2'), 0);
+    assert.match(await m.meridian.metrics.metricsText(), /meridian_ejections_total\{cluster="c",endpoint="b2",reason="consecutive_5xx"\} 1/);
+  });
+
+  it('rate limits answer 429 with Retry-After, per route or per client', async () => {
+    const bs = await backends(1);
+    const ep = [{ address: `127.0.0.1:${bs[0]!.port}` }];
+    const m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [
+          {
+            name: 'web',
+            address: '127.0.0.1',
+            port: 0,
+            routes: [
+              { match: { path: { prefix: '/limited' } }, cluster: 'c', rate_limit: { requests_per_second: 0.5, burst: 2 } },
+              { match: { path: { prefix: '/per-ip' } }, cluster: 'c', rate_limit: { requests_per_second: 0.5, burst: 1, per: 'client_ip' } },
+              { cluster: 'c' },
+            ],
+          },
+        ],
+        clusters: [{ name: 'c', endpoints: ep }],
+      }),
+    );
+    cleanup.push(m, ...bs);
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await get(m.port, '/limited')).status);
+    assert.deepEqual(codes, [200, 200, 429]);
+    const limited = await get(m.port, '/limited');
+    assert.equal(limited.headers['retry-after'], '2');
+    assert.equal((await get(m.port, '/other')).status, 200, 'other routes are not limited');
+    assert.deepEqual([(await get(m.port, '/per-ip')).status, (await get(m.port, '/per-ip')).status], [200, 429]);
+  });
+
+  it('circuit breaker limits answer 503 at once', async () => {
+    const bs = await backends(1);
+    const m = await startMeridian(simpleConfig(bs, { circuit_breaker: { max_requests: 2 } }));
+    cleanup.push(m, ...bs);
+    const slow = [get(m.port, '/slow?ms=300'), get(m.port, '/slow?ms=300')];
+    await until(() => m.meridian.inFlight === 2, 2000, 'two requests in flight');
+    const third = await get(m.port, '/');
+    assert.equal(third.status, 503);
+    assert.equal(third.headers['x-meridian-reason'], 'circuit_open');
+    assert.deepEqual((await Promise.all(slow)).map((r) => r.status), [200, 200]);
+    assert.equal((await get(m.port, '/')).status, 200);
+  });
+
+  it('no healthy endpoint is 503', async () => {
+    const bs = await backends(1);
+    const m = await startMeridian(simpleConfig(bs));
+    cleanup.push(m, ...bs);
+    m.meridian.drain('c', 'b0', true);
+    const r = await get(m.port);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['x-meridian-reason'], 'no_healthy_endpoint');
+  });
+
+  it('reloads under steady load without a failed request; an invalid reload is refused', async () => {
+    const bs = await backends(4);
+    const dir = mkdtempSync(join(tmpdir(), 'meridian-reload-'));
+    const file = join(dir, 'meridian.json');
+    const cfgFor = (ids: number[]) => ({
+      admin: { port: 0 },
+      access_log: { enabled: false },
+      listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+      clusters: [{ name: 'c', endpoints: ids.map((i) => ({ address: `127.0.0.1:${bs[i]!.port}`, id: `b${i}` })) }],
+    });
+    writeFileSync(file, JSON.stringify(cfgFor([0, 1])));
+    const m = await startMeridian(config(cfgFor([0, 1])), { configPath: file });
+    cleanup.push(m, ...bs);
+    let stop = false;
+    const failures: string[] = [];
+    let done = 0;
+    const load = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        try {
+          const r = await get(m.port, '/slow?ms=5');
+          if (r.status !== 200) failures.push(`${r.status} ${r.body}`);
+        } catch (e) {
+          failures.push(String(e));
+        }
+        done++;
+      }
+    });
+    const sets = [[0, 1, 2], [1, 2, 3], [3], [0, 1, 2, 3]];
+    for (const ids of sets) {
+      await until(() => done > 20, 5000, 'traffic');
+      done = 0;
+      writeFileSync(file, JSON.stringify(cfgFor(ids)));
+      const r = await m.meridian.reload();
+      assert.equal(r.ok, true, JSON.stringify(r));
+    }
+    writeFileSync(file, 'clusters: [ { name: c, policy: fastest } ]');
+    const bad = await m.meridian.reload();
+    assert.equal(bad.ok, false);
+    await until(() => done > 20, 5000, 'traffic after the refused reload');
+    stop = true;
+    await Promise.all(load);
+    assert.deepEqual(failures, []);
+    assert.deepEqual(m.meridian.clusters()[0]!.endpoints.map((e) => e.id), ['b0', 'b1', 'b2', 'b3']);
+    const text = await m.meridian.metrics.metricsText();
+    assert.match(text, /meridian_config_reloads_total\{result="success"\} 4/);
+    assert.match(text, /meridian_config_reloads_total\{result="failure"\} 1/);
+  });
+
+  it('drains: requests in flight finish, new connections are refused, then it stops', async () => {
+    const bs = await backends(1);
+    const m = await startMeridian(simpleConfig(bs));
+    cleanup.push(...bs);
+    const inflight = [get(m.port, '/slow?ms=300', { agent: false }), get(m.port, '/slow?ms=300', { agent: false })];
+    await until(() => m.meridian.inFlight === 2, 2000, 'requests in flight');
+    const drained = m.meridian.drainAndStop(5000);
+    assert.equal(m.meridian.ready(), false);
+    await assert.rejects(get(m.port, '/', { agent: false }), /ECONNREFUSED/);
+    assert.deepEqual((await Promise.all(inflight)).map((r) => r.status), [200, 200]);
+    await drained;
+    assert.equal(m.meridian.inFlight, 0);
+  });
+
+  it('serves /metrics that a Prometheus parser reads, with counts that match the traffic', async () => {
+    const bs = await backends(2);
+    const m = await startMeridian(simpleConfig(bs));
+    cleanup.push(m, ...bs);
+    for (let i = 0; i < 10; i++) await get(m.port);
+    await get(m.port, '/status/503');
+    const text = (await get(m.meridian.adminPort, '/metrics')).body;
+    const families = parsePrometheusTextFormat(text);
+    const requests = families.find((f) => f.name === 'meridian_requests_total')!;
+    const total = (code: string) => requests.metrics.filter((s) => s.labels?.['code'] === code).reduce((n, s) => n + Number(s.value), 0);
+    assert.equal(total('200'), 10);
+    assert.equal(total('503'), 1);
+    const status = families.find((f) => f.name === 'meridian_endpoint_status')!;
+    assert.equal(status.metrics.filter((s) => s.labels?.['status'] === 'healthy' && s.value === '1').length, 2);
+  });
+
+  it('admin API: token-protected drain and weight change the traffic', async () => {
+    const bs = await backends(2);
+    const m = await startMeridian(simpleConfig(bs), { adminToken: 's3cret' });
+    cleanup.push(m, ...bs);
+    const admin = m.meridian.adminPort;
+    const denied = await get(admin, '/api/clusters/c/endpoints/b0/drain', { method: 'POST' });
+    assert.equal(denied.status, 401);
+    const auth = { authorization: 'Bearer s3cret', 'content-type': 'application/json' };
+    assert.equal((await get(admin, '/api/clusters/c/endpoints/b0/drain', { method: 'POST', headers: auth })).status, 200);
+    m.records.length = 0;
+    for (let i = 0; i < 10; i++) await get(m.port);
+    assert.equal(share(m.records, 'b0'), 0);
+    await get(admin, '/api/clusters/c/endpoints/b0/drain', { method: 'POST', headers: auth, body: '{"draining":false}' });
+    assert.equal((await get(admin, '/api/clusters/c/endpoints/b0/weight', { method: 'POST', headers: auth, body: '{"weight":3}' })).status, 200);
+    m.records.length = 0;
+    for (let i = 0; i < 40; i++) await get(m.port);
+    assert.equal(share(m.records, 'b0'), 30);
+    const clusters = JSON.parse((await get(admin, '/api/clusters')).body) as { clusters: { endpoints: { id: string; weight: number }[] }[] };
+    assert.equal(clusters.clusters[0]!.endpoints.find((e) => e.id === 'b0')!.weight, 3);
+  });
+});

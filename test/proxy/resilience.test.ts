@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { request } from 'node:http';
+import { after, describe, it } from 'node:test';
+import { backends, closeAll, get, simpleConfig, startMeridian, until } from './harness.js';
+
+/** A port nothing listens on: bind, note the port, close. */
+async function deadPort(): Promise<number> {
+  const s = createTcpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('failures and retries', () => {
+  const cleanup: { close(): Promise<void> }[] = [];
+  after(() => closeAll(cleanup));
+
+  it('retries a connect failure on another endpoint, for any method', async () => {
+    const bs = await backends(1);
+    const dead = await deadPort();
+    const cfg = simpleConfig(bs, {
+      policy: 'round_robin',
+      // The default budget's floor (3 retries a second) would refuse the 4th retry here.
+      retries: { budget: { percent: 20, min_per_second: 100 } },
+      endpoints: [
+        { address: `127.0.0.1:${dead}`, id: 'dead' },
+        { address: `127.0.0.1:${bs[0]!.port}`, id: 'b0' },
+      ],
+    });
+    const m = await startMeridian(cfg);
+    cleanup.push(m, ...bs);
+    for (let i = 0; i < 4; i++) {
+      const r = await get(m.port, '/upload', { method: 'POST', body: 'x' });
+      assert.equal(r.status, 200);
+    }
+    assert.ok(m.records.some((r) => r.attempts === 2), 'some request was retried');
+  });
+
+  it('the retry budget refuses retries past its floor when few requests are active', async () => {
+    const bs = await backends(1);
+    const dead = await deadPort();
+    const cfg = simpleConfig(bs, {
+      policy: 'round_robin',
+      retries: { attempts: 1, budget: { percent: 20, min_per_second: 2 } },
+      endpoints: [
+        { address: `127.0.0.1:${dead}`, id: 'dead' },
+        { address: `127.0.0.1:${bs[0]!.port}`, id: 'b0' },
+      ],
+    });
+    const m = await startMeridian(cfg);
+    cleanup.push(m, ...bs);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await get(m.port)).status);
+    // Round robin alternates dead, b0 across picks, retries included: requests 0 and 1
+    // each pick dead then b0 (spending the floor's two retries), request 2 picks dead with
+    // no retry left, 3 gets b0, 4 dead again. One request at a time is too few for the
+    // 20% share to allow any retry of its own.
+    assert.deepEqual(statuses, [200, 200, 502, 200, 502, 200]);
+    assert.match(await m.meridian.metrics.metricsText(), /meridian_retry_budget_exhausted_total\{cluster="c"\} 2/);
+  });
+
+  it('answers 502 when no endpoint can be reached, naming the reason', async () => {
+    const dead = await deadPort();
+    const m = await startMeridian(simpleConfig([], { endpoints: [{ address: `127.0.0.1:${dead}` }], retries: { attempts: 0 } }));
+    cleanup.push(m);
+    const r = await get(m.port);
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['x-meridian-reason'], 'connect_failure');
+  });
+
+  it('retries a reset GET but never a reset POST', async () => {
+    const bs = await backends(3);
+    const m = await startMeridian(simpleConfig(bs, { retries: { attempts: 2, retry_on: ['reset'], budget: { percent: 100, min_per_second: 100 } } }));
+    cleanup.push(m, ...bs);
+    const g = await get(m.port, '/reset');
+    assert.equal(g.status, 502);
+    assert.equal(g.headers['x-meridian-reason'], 'upstream_reset');
+    assert.equal(m.records.at(-1)!.attempts, 3);
+    const p = await get(m.port, '/reset', { method: 'POST', body: 'payload' });
+    assert.equal(p.status, 502);
+    assert.equal(m.records.at(-1)!.attempts, 1);
+  });
+
+  it('retries a configured status for idempotent requests, each retry on a different endpoint', async () => {
+    const bs = await backends(3);
+    const m = await startMeridian(simpleConfig(bs, { retries: { attempts: 2, retry_on: [503], budget: { percent: 100, min_per_second: 100 } } }));
+    cleanup.push(m, ...bs);
+    bs[0]!.setErrorRate(0);
+    const before = bs.map((b) => b.requests);
+    const r = await get(m.port, '/status/503');
+    assert.equal(r.status, 503, 'the last try\'s answer is passed on');
+    assert.equal(m.records.at(-1)!.attempts, 3);
+    assert.deepEqual(bs.map((b, i) => b.requests - before[i]!), [1, 1, 1]);
+  });
+
+  it('a backend dying mid-response cuts the client off without crashing; the next request works', async () => {
+    const bs = await backends(2);
+    const m = await startMeridian(simpleConfig(bs));
+    cleanup.push(m, ...bs);
+    await assert.rejects(get(m.port, '/reset-mid'));
+    assert.equal(m.records.at(-1)!.reason, 'upstream_abort');
+    assert.equal((await get(m.port)).status, 200);
+    await until(() => m.meridian.inFlight === 0, 2000, 'in-flight to drain');
+  });
+
+  it('answers 504 when the request timeout passes, and frees the upstream request', async () => {
+    const bs = await backends(1);
+    const m = await startMeridian(simpleConfig(bs, { timeouts: { request: '150ms' } }));
+    cleanup.push(m, ...bs);
+    const r = await get(m.port, '/hang');
+    assert.equal(r.status, 504);
+    assert.equal(r.headers['x-meridian-reason'], 'timeout');
+    await until(() => m.meridian.clusters()[0]!.endpoints[0]!.active === 0, 2000, 'upstream request to be freed');
+  });
+
+  it('per-try timeout moves a slow try to another endpoint', async () => {
+    const bs = await backends(2);
+    bs[0]!.setLatency('2s');
+    const m = await startMeridian(
+      simpleConfig(bs, { policy: 'round_robin', retries: { attempts: 1, retry_on: ['timeout'], per_try_timeout: '100ms', budget: { percent: 100, min_per_second: 100 } } }),
+    );
+    cleanup.push(m, ...bs);
+    // Round robin starts at b0 (slow): its try times out and the retry lands on b1.
+    const r = await get(m.port, '/');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.trim(), 'b1');
+    assert.equal(m.records.at(-1)!.attempts, 2);
+  });
+
+  it('survives the keep-alive race: a pooled connection closed by the backend as it is reused', async () => {
+    // A raw backend that answers the first request on each connection with keep-alive,
+    // then closes the connection as soon as the next request arrives on it, unanswered.
+    let connections = 0;
+    const racy: TcpServer = createTcpServer((socket) => {
+      connections++;
+      let served = 0;
+      socket.on('data', () => {
+        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n');
+        else socket.destroy();
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => racy.listen(0, '127.0.0.1', r));
+    const port = (racy.address() as { port: number }).port;
+    const m = await startMeridian(simpleConfig([], { endpoints: [{ address: `127.0.0.1:${port}` }], retries: { attempts: 0 } }));
+    cleanup.push(m, { close: () => new Promise<void>((r) => racy.close(() => r())) });
+    for (let i = 0; i < 20; i++) {
+      const r = await get(m.port, '/');
+      assert.equal(r.status, 200, `request ${i}: ${r.body}`);
+    }
+    assert.ok(connections >= 2, 'the race really happened (connections were reused and closed)');
+    const text = await m.meridian.metrics.metricsText();
+    assert.match(text, /meridian_retries_total\{cluster="c",reason="keepalive_race"\} [1-9]/);
+  });
+
+  it('thousands of client aborts leave no request, socket or upstream connection behind', async () => {
+    const bs = await backends(2);
+    const m = await startMeridian(simpleConfig(bs, { timeouts: { request: '30s' } }));
+    cleanup.push(m, ...bs);
+    const total = 2000;
+    let aborted = 0;
+    for (let batch = 0; batch < total / 200; batch++) {
+      await Promise.all(
+        Array.from(
+          { length: 200 },
+          () =>
+            new Promise<void>((resolve) => {
+              const req = request({ host: '127.0.0.1', port: m.port, path: batch % 2 ? '/hang' : '/bytes?n=5000000', agent: false });
+              req.on('response', (res) => {
+                res.once('data', () => req.destroy());
+              });
+              req.on('error', () => {
+                aborted++;
+                resolve();
+              });
+              req.on('close', () => resolve());
+              // /hang never answers: abort once the request is surely on its way upstream.
+              if (batch % 2) setTimeout(() => req.destroy(), 30);
+              req.end();
+            }),
+        ),
+      );
+    }
+    assert.ok(aborted > total / 4, `aborts happened (${aborted})`);
+    await until(() => m.meridian.inFlight === 0, 5000, 'Meridian in-flight back to 0');
+    await until(() => m.meridian.clusters()[0]!.endpoints.every((e) => e.active === 0), 5000, 'endpoint in-flight back to 0');
+    const open = async () => (await Promise.all(bs.map((b) => new Promise<number>((r) => b.server.getConnections((_, n) => r(n)))))).reduce((a, b) => a + b, 0);
+    // Aborted upstream requests are destroyed, not returned to the pool: only idle keep-alive survivors remain.
+    await until(async () => (await open()) <= 64, 5000, 'upstream connections to close');
+    const pools = m.meridian.clusters()[0]!.endpoints.map((e) => e.poolOpen - e.poolIdle);
+    assert.deepEqual(pools, [0, 0], 'no pooled connection is still busy');
+  });
+});
