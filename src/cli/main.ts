@@ -1,6 +1,9 @@
 // The `meridian` command: dispatches to one module per subcommand.
 import { readFileSync } from 'node:fs';
+import { runBackend } from './backend.js';
 import { runHash } from './hash.js';
+import { runQuickstart } from './quickstart.js';
+import { runStart } from './start.js';
 import { runValidate } from './validate.js';
 
 import type { Io } from './io.js';
@@ -10,6 +13,11 @@ export type { Io };
 const HELP = `meridian — a global load balancer
 
 Usage:
+  meridian start -c FILE         run the load balancer (SIGHUP reloads, SIGTERM drains)
+  meridian quickstart [-c FILE]  sample backends plus Meridian on examples/quickstart.yaml (npm start)
+  meridian backend --port P [--name NAME] [--latency 10ms|exp:10ms|lognormal:10ms,1.0]
+                   [--error-rate 0.01] [--health-path /healthz]
+                                 a sample backend with injected latency and errors
   meridian validate -c FILE      check a config; print every error with its path
   meridian hash --policy maglev|ring_hash --endpoints N [--table-size M] [--max-ring-size M]
                 [--keys K] [--seed S] [--json]
@@ -19,7 +27,7 @@ Usage:
   meridian --version             the version
 
 Exit status: 0 success, 1 invalid config (or an internal error), 2 usage error or unreadable file.
-Docs: README.md, docs/config.md.`;
+Docs: README.md, docs/config.md, docs/admin.md, docs/metrics.md.`;
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -40,6 +48,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     case 'version':
       io.stdout(`meridian ${version()}`);
       return 0;
+    case 'start':
+      return runStart(rest, io);
+    case 'quickstart':
+      return runQuickstart(rest, io);
+    case 'backend':
+      return runBackend(rest, io);
     case 'validate':
       return runValidate(rest, io);
     case 'hash':

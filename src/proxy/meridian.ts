@@ -60,7 +60,7 @@ export class Meridian implements AdminTarget {
     this.#o = options;
     this.#clock = options.clock ?? wallClock;
     this.#rng = new SeededRng(options.seed ?? randomInt(2 ** 31));
-    this.log = options.logger ?? pino({ base: null, level: process.env['MERIDIAN_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+    this.log = options.logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, level: process.env['MERIDIAN_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng);
     this.#accessLog = this.#makeAccessLog(config);
     this.metrics.setSource(() => this.clusters());

@@ -1,0 +1,71 @@
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
+import { clusterEndpoints } from '../config/index.js';
+import { Meridian } from '../proxy/meridian.js';
+import { loadConfigForCommand } from './config-file.js';
+import type { Io } from './io.js';
+
+export const QUICKSTART_USAGE = `usage: meridian quickstart [-c FILE]
+
+Starts a sample backend (meridian backend) for every endpoint of FILE that points at
+127.0.0.1, then Meridian on FILE, and prints what to curl. Default FILE: the bundled
+examples/quickstart.yaml. Ctrl-C stops everything.`;
+
+/** `npm start`: a load balancer a newcomer can curl within seconds. */
+export async function runQuickstart(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
+  let file = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url));
+  try {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      io.stdout(QUICKSTART_USAGE);
+      return 0;
+    }
+    if (values.config) file = values.config;
+  } catch (e) {
+    io.stderr(`meridian quickstart: ${(e as Error).message}\n\n${QUICKSTART_USAGE}`);
+    return 2;
+  }
+  const config = await loadConfigForCommand(file, io, 'quickstart');
+  if (typeof config === 'number') return config;
+
+  const ports = new Map<number, string>();
+  for (const c of config.clusters) for (const e of clusterEndpoints(c)) if (e.host === '127.0.0.1') ports.set(e.port, e.id);
+  const started: SampleBackend[] = [];
+  const stopBackends = () => Promise.all(started.map((b) => b.close()));
+  try {
+    for (const [port, name] of ports) started.push(await startSampleBackend({ port, name, latency: 'exp:5ms' }));
+  } catch (e) {
+    await stopBackends();
+    const err = e as NodeJS.ErrnoException & { port?: number };
+    io.stderr(`meridian quickstart: ${err.code === 'EADDRINUSE' ? `a sample backend's port is already in use (${err.message}); stop whatever holds it or edit ${file}` : err.message}`);
+    return 2;
+  }
+  const meridian = new Meridian(config, { configPath: file });
+  try {
+    await meridian.start();
+  } catch (e) {
+    await Promise.all([meridian.close(), stopBackends()]);
+    io.stderr(`meridian quickstart: ${(e as Error).message}`);
+    return 2;
+  }
+  const [name, port] = Object.entries(meridian.ports())[0] ?? ['', 0];
+  const adminUrl = `http://${config.admin.address}:${meridian.adminPort}`;
+  io.stdout(
+    [
+      `Meridian is balancing ${started.length} sample backends (listener ${name}).`,
+      `  try:      curl http://127.0.0.1:${port}/          (run it a few times: the answer names the backend)`,
+      `  sticky:   curl -H 'x-user: alice' http://127.0.0.1:${port}/sticky   (maglev: alice always lands on the same one)`,
+      `  clusters: curl ${adminUrl}/api/clusters`,
+      `  metrics:  curl ${adminUrl}/metrics`,
+      `  stop:     Ctrl-C`,
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    signals.once('SIGINT', resolve);
+    signals.once('SIGTERM', resolve);
+  });
+  await meridian.drainAndStop(2000);
+  await stopBackends();
+  return 0;
+}
