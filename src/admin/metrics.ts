@@ -12,7 +12,7 @@
  * Every metric carries a one-line help text; docs/metrics.md lists each with its type
  * and labels, and a test keeps the two in step.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
@@ -48,7 +48,13 @@ function sub<K, V>(m: Map<K, Map<string | number, V>>, k: K): Map<string | numbe
   return v;
 }
 
-export class ProxyMetrics {
+/** Something /metrics can serve: one process's metrics, or several workers' aggregated. */
+export interface MetricsText {
+  readonly contentType: string;
+  metricsText(): Promise<string>;
+}
+
+export class ProxyMetrics implements MetricsText {
   readonly registry = new Registry();
 
   // ---- events (hot path: prom-client children cached by label values in nested maps,
@@ -145,23 +151,29 @@ export class ProxyMetrics {
   readonly #budgetChildren = new Map<string, CounterChild>();
 
   constructor(options: ProxyMetricsOptions = {}) {
-    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
-      new Gauge<L>({ name, help, labelNames, registers: [this.registry], collect: () => this.#fill() });
+    // `aggregator` says how prom-client's AggregatorRegistry combines workers' values
+    // (workers > 1): counts add up; a state or weight is each worker's own view, so the
+    // first worker's stands for all.
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], aggregator: Aggregator = 'sum'): Gauge<L> =>
+      new Gauge<L>({ name, help, labelNames, registers: [this.registry], collect: () => this.#fill(), aggregator });
     this.#endpointStatus = gauge(
       'meridian_endpoint_status',
       "Endpoint state set: 1 for the endpoint's current status, 0 for each other status.",
       ['cluster', 'endpoint', 'status'],
+      'first',
     );
     this.#endpointInFlight = gauge('meridian_endpoint_in_flight', 'Requests in flight to the endpoint.', ['cluster', 'endpoint']);
     this.#endpointWeight = gauge(
       'meridian_endpoint_weight',
       "The endpoint's effective balancing weight: 0 while not eligible for traffic, reduced during slow start.",
       ['cluster', 'endpoint'],
+      'first',
     );
     this.#endpointLatency = gauge(
       'meridian_endpoint_latency_ewma_seconds',
       "Peak-EWMA of the endpoint's response latency, as of its last response.",
       ['cluster', 'endpoint'],
+      'average',
     );
     this.#endpointPool = gauge(
       'meridian_endpoint_pool_connections',
@@ -172,6 +184,7 @@ export class ProxyMetrics {
       'meridian_cluster_panic',
       '1 while the cluster is in panic mode (too few routable endpoints, so it balances over all of them), else 0.',
       ['cluster'],
+      'max',
     );
     this.#clusterInFlight = gauge('meridian_cluster_in_flight', "Requests in flight to the cluster's endpoints.", ['cluster']);
 

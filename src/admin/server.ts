@@ -11,7 +11,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ProxyMetrics } from './metrics.js';
+import type { MetricsText } from './metrics.js';
 import type { AdminTarget, ChangeResult } from './types.js';
 
 /** The largest request body read (413 above). Admin bodies are a few bytes of JSON. */
@@ -32,7 +32,7 @@ export interface AdminLogger {
 
 export interface AdminServerOptions {
   readonly target: AdminTarget;
-  readonly metrics: ProxyMetrics;
+  readonly metrics: MetricsText;
   /** Bearer token for state-changing calls; absent or '' refuses them all (403). */
   readonly token?: string;
   readonly address: string;

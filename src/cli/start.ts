@@ -1,5 +1,8 @@
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { Meridian } from '../proxy/meridian.js';
+import { runWorker, WorkerPool, workerCount } from '../proxy/workers.js';
+import type { Config } from '../config/index.js';
 import { loadConfigForCommand } from './config-file.js';
 import type { Io } from './io.js';
 
@@ -29,6 +32,7 @@ export async function runStart(argv: string[], io: Io, signals: NodeJS.EventEmit
   }
   const config = await loadConfigForCommand(file, io, 'start');
   if (typeof config === 'number') return config;
+  if (workerCount(config.workers) > 1) return runWorkers(file, config, io, signals);
   const meridian = new Meridian(config, { configPath: file });
   try {
     await meridian.start();
@@ -47,7 +51,32 @@ export async function runStart(argv: string[], io: Io, signals: NodeJS.EventEmit
   return 0;
 }
 
-export function startBanner(m: Meridian): string {
+/** `workers` > 1: this process is either the primary or one of its workers. */
+async function runWorkers(file: string, config: Config, io: Io, signals: NodeJS.EventEmitter): Promise<number> {
+  if (cluster.isWorker) {
+    await runWorker(file, config);
+    return new Promise<number>(() => {}); // the worker exits when the primary tells it to drain
+  }
+  const pool = new WorkerPool(file, config);
+  try {
+    await pool.start();
+  } catch (e) {
+    io.stderr(`meridian start: ${(e as Error).message}`);
+    await pool.drainAndStop();
+    return 2;
+  }
+  io.stdout(`${startBanner({ ports: () => pool.ports(), config, adminPort: pool.adminPort })}
+  workers:  ${pool.count}`);
+  signals.on('SIGHUP', () => void pool.reload());
+  await new Promise<void>((resolve) => {
+    signals.once('SIGTERM', resolve);
+    signals.once('SIGINT', resolve);
+  });
+  await pool.drainAndStop();
+  return 0;
+}
+
+export function startBanner(m: { ports(): Record<string, number>; readonly config: Config; readonly adminPort: number }): string {
   const lines = Object.entries(m.ports()).map(([name, port]) => {
     const l = m.config.listeners.find((x) => x.name === name);
     const host = l === undefined || l.address === '0.0.0.0' || l.address === '::' ? '127.0.0.1' : l.address;

@@ -27,6 +27,8 @@ export interface MeridianOptions {
   readonly adminToken?: string;
   readonly clock?: Clock;
   readonly seed?: number;
+  /** false: no admin server (a worker process, whose primary serves the admin API). */
+  readonly admin?: boolean;
 }
 
 interface Listening {
@@ -90,16 +92,17 @@ export class Meridian implements AdminTarget {
       else this.log.warn({ listener: l.name }, 'tcp listeners arrive with the next data-plane issue; skipped');
     }
     this.#applyRuntimeSideEffects();
-    const token = this.#o.adminToken ?? process.env['MERIDIAN_ADMIN_TOKEN'] ?? config.admin.token;
-    this.#admin = createAdminServer({
-      target: this,
-      metrics: this.metrics,
-      ...(token ? { token } : {}),
-      address: config.admin.address,
-      port: config.admin.port,
-      logger: this.log,
-    });
-    this.#adminPort = (await this.#admin.listen()).port;
+    if (this.#o.admin !== false) {
+      this.#admin = createAdminServer({
+        target: this,
+        metrics: this.metrics,
+        ...adminToken(config, this.#o.adminToken),
+        address: config.admin.address,
+        port: config.admin.port,
+        logger: this.log,
+      });
+      this.#adminPort = (await this.#admin.listen()).port;
+    }
     this.#started = true;
   }
 
@@ -353,6 +356,12 @@ export class Meridian implements AdminTarget {
     const dest = config.access_log.path === '-' ? 1 : config.access_log.path;
     return pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, pino.destination({ dest, sync: false, mkdir: true }));
   }
+}
+
+/** The admin token: an explicit one, else MERIDIAN_ADMIN_TOKEN, else the config's. */
+export function adminToken(config: Config, explicit?: string): { token?: string } {
+  const token = explicit ?? process.env['MERIDIAN_ADMIN_TOKEN'] ?? config.admin.token;
+  return token ? { token } : {};
 }
 
 function applyServerTimeouts(server: Server, l: HttpListenerConfig): void {

@@ -53,7 +53,11 @@ export interface Reply {
   readonly trailers: NodeJS.Dict<string>;
 }
 
-export function get(port: number, path = '/', init: { method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: boolean } = {}): Promise<Reply> {
+export function get(
+  port: number,
+  path = '/',
+  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: boolean; timeoutMs?: number } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers: init.headers, agent: init.agent === false ? false : undefined }, (res) => {
       const chunks: Buffer[] = [];
@@ -62,6 +66,8 @@ export function get(port: number, path = '/', init: { method?: string; headers?:
       res.on('error', reject);
     });
     req.on('error', reject);
+    // A test must fail, not hang, when an answer never comes.
+    req.setTimeout(init.timeoutMs ?? 15_000, () => req.destroy(new Error(`no answer from 127.0.0.1:${port}${path} in time`)));
     req.end(init.body);
   });
 }

@@ -1,0 +1,248 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import pino, { type Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
+import { createAdminServer } from '../admin/server.js';
+import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import { loadConfigFile, type Config } from '../config/index.js';
+import { adminToken, Meridian } from './meridian.js';
+
+/**
+ * `workers: N`: one primary process and N workers (node:cluster), so one node uses every
+ * core. Each worker is a whole Meridian (listeners sharing the ports, its own balancing
+ * and health state, as nginx workers keep theirs); the primary serves the admin API,
+ * aggregates the workers' metrics, and coordinates reloads, drains and restarts.
+ */
+
+export function workerCount(setting: Config['workers']): number {
+  return setting === 'auto' ? availableParallelism() : setting;
+}
+
+type ToWorker =
+  | { readonly type: 'meridian:drain' }
+  | { readonly type: 'meridian:reload'; readonly id: number }
+  | { readonly type: 'meridian:drain-endpoint'; readonly cluster: string; readonly endpoint: string; readonly draining: boolean }
+  | { readonly type: 'meridian:weight'; readonly cluster: string; readonly endpoint: string; readonly weight: number | null };
+
+type FromWorker =
+  | { readonly type: 'meridian:state'; readonly ready: boolean; readonly ports: Record<string, number>; readonly clusters: ClusterState[] }
+  | { readonly type: 'meridian:reloaded'; readonly id: number; readonly result: ReloadResult };
+
+const STATE_INTERVAL_MS = 500;
+
+/** A worker: serve until the primary says drain (or goes away). */
+export async function runWorker(configPath: string, config: Config): Promise<void> {
+  const meridian = new Meridian(config, { configPath, admin: false });
+  AggregatorRegistry.setRegistries([meridian.metrics.registry]);
+  // prom-client answers the primary's metric requests only once an AggregatorRegistry
+  // has been constructed in the worker too (that is where it adds its listener).
+  new AggregatorRegistry();
+  // The primary coordinates: a Ctrl-C reaching the whole process group must not stop a
+  // worker mid-request, nor a SIGHUP reload it out of step with the others.
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => {});
+  const send = (m: FromWorker) => {
+    if (process.connected) process.send?.(m);
+  };
+  const report = () => send({ type: 'meridian:state', ready: meridian.ready(), ports: meridian.ports(), clusters: meridian.clusters() });
+  const stop = async () => {
+    clearInterval(timer);
+    await meridian.drainAndStop();
+    process.exit(0);
+  };
+  process.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'meridian:drain':
+        return void stop();
+      case 'meridian:reload':
+        return void meridian.reload().then((result) => {
+          send({ type: 'meridian:reloaded', id: m.id, result });
+          report();
+        });
+      case 'meridian:drain-endpoint':
+        meridian.drain(m.cluster, m.endpoint, m.draining);
+        return report();
+      case 'meridian:weight':
+        meridian.setWeight(m.cluster, m.endpoint, m.weight);
+        return report();
+    }
+  });
+  process.on('disconnect', () => void stop());
+  const timer = setInterval(report, STATE_INTERVAL_MS);
+  await meridian.start();
+  report();
+}
+
+/** The primary: fork, watch, restart, and answer the admin API for all workers. */
+export class WorkerPool implements AdminTarget {
+  readonly log: Logger;
+  readonly #configPath: string;
+  #config: Config;
+  readonly #count: number;
+  readonly #states = new Map<number, Extract<FromWorker, { type: 'meridian:state' }>>();
+  readonly #pending = new Map<number, { remaining: number; results: ReloadResult[]; resolve: (r: ReloadResult) => void }>();
+  readonly #aggregator = new AggregatorRegistry();
+  #admin: ReturnType<typeof createAdminServer> | undefined;
+  #adminPort = 0;
+  #draining = false;
+  #nextReloadId = 1;
+
+  constructor(configPath: string, config: Config, logger?: Logger) {
+    this.#configPath = configPath;
+    this.#config = config;
+    this.#count = workerCount(config.workers);
+    this.log = logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+  }
+
+  get adminPort(): number {
+    return this.#adminPort;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Fork the workers and wait until every one listens; then start the admin server. */
+  async start(): Promise<void> {
+    cluster.on('message', (worker, m: FromWorker) => this.#onMessage(worker, m));
+    cluster.on('exit', (worker, code, signal) => {
+      this.#states.delete(worker.id);
+      if (this.#draining) return;
+      this.log.error({ worker: worker.id, code, signal }, 'worker exited unexpectedly; starting another');
+      setTimeout(() => {
+        if (!this.#draining) cluster.fork();
+      }, 500).unref();
+    });
+    for (let i = 0; i < this.#count; i++) cluster.fork();
+    await waitFor(() => this.ready(), 15_000, 'workers to listen');
+    const admin = createAdminServer({
+      target: this,
+      metrics: { contentType: this.#aggregator.contentType, metricsText: () => this.#aggregator.clusterMetrics() },
+      ...adminToken(this.#config),
+      address: this.#config.admin.address,
+      port: this.#config.admin.port,
+      logger: this.log,
+    });
+    this.#admin = admin;
+    this.#adminPort = (await admin.listen()).port;
+  }
+
+  /** Listener ports as the workers report them. */
+  ports(): Record<string, number> {
+    return [...this.#states.values()][0]?.ports ?? {};
+  }
+
+  clusters(): ClusterState[] {
+    return mergeStates([...this.#states.values()].map((s) => s.clusters));
+  }
+
+  ready(): boolean {
+    const states = [...this.#states.values()];
+    return !this.#draining && states.length === this.#count && states.every((s) => s.ready);
+  }
+
+  drain(clusterName: string, endpoint: string, draining: boolean): ChangeResult {
+    const found = this.#find(clusterName, endpoint);
+    if (found === 'ok') this.#broadcast({ type: 'meridian:drain-endpoint', cluster: clusterName, endpoint, draining });
+    return found;
+  }
+
+  setWeight(clusterName: string, endpoint: string, weight: number | null): ChangeResult {
+    const found = this.#find(clusterName, endpoint);
+    if (found === 'ok') this.#broadcast({ type: 'meridian:weight', cluster: clusterName, endpoint, weight });
+    return found;
+  }
+
+  /** Validate here first, so an invalid config is refused once, before any worker sees it. */
+  async reload(): Promise<ReloadResult> {
+    const r = await loadConfigFile(this.#configPath);
+    if (!r.ok) {
+      const errors = r.kind === 'invalid' ? r.errors : [r.message];
+      this.log.error({ errors }, 'reload refused: the running config stays in force');
+      return { ok: false, errors };
+    }
+    this.#config = r.config;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    const id = this.#nextReloadId++;
+    const result = await new Promise<ReloadResult>((resolve) => {
+      this.#pending.set(id, { remaining: workers.length, results: [], resolve });
+      for (const w of workers) w.send({ type: 'meridian:reload', id } satisfies ToWorker);
+    });
+    this.log.info({ ok: result.ok }, 'reload across workers');
+    return result;
+  }
+
+  async drainAndStop(): Promise<void> {
+    this.#draining = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    const exited = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
+    for (const w of workers) {
+      // A worker still starting serves nothing and may not listen for messages yet.
+      if (this.#states.has(w.id)) w.send({ type: 'meridian:drain' } satisfies ToWorker);
+      else w.process.kill('SIGKILL');
+    }
+    // Workers drain within drain_timeout; one that does not is stopped hard.
+    const hard = setTimeout(() => {
+      for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
+    }, this.#config.drain_timeout + 5000);
+    await Promise.all(exited);
+    clearTimeout(hard);
+    await this.#admin?.close();
+  }
+
+  #find(clusterName: string, endpoint: string): ChangeResult {
+    const c = this.clusters().find((x) => x.name === clusterName);
+    if (!c) return 'no_cluster';
+    return c.endpoints.some((e) => e.id === endpoint) ? 'ok' : 'no_endpoint';
+  }
+
+  #broadcast(m: ToWorker): void {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(m);
+  }
+
+  #onMessage(worker: Worker, m: FromWorker): void {
+    if (m.type === 'meridian:state') this.#states.set(worker.id, m);
+    else if (m.type === 'meridian:reloaded') {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      p.results.push(m.result);
+      if (--p.remaining > 0) return;
+      this.#pending.delete(m.id);
+      const failed = p.results.find((r) => !r.ok);
+      p.resolve(failed ?? p.results[0] ?? { ok: false, errors: ['no worker answered'] });
+    }
+  }
+}
+
+/** One view of all workers: counts add up; status and weights are the first worker's. */
+export function mergeStates(perWorker: readonly (readonly ClusterState[])[]): ClusterState[] {
+  const [first, ...rest] = perWorker;
+  if (!first) return [];
+  return first.map((c) => {
+    const others = rest.map((w) => w.find((x) => x.name === c.name));
+    return {
+      ...c,
+      inPanic: c.inPanic || others.some((o) => o?.inPanic === true),
+      endpoints: c.endpoints.map((e) => {
+        const same = others.map((o) => o?.endpoints.find((x) => x.id === e.id)).filter((x) => x !== undefined);
+        const sum = (k: 'active' | 'requestsTotal' | 'failuresTotal' | 'ejectionsTotal' | 'poolOpen' | 'poolIdle') => same.reduce((n, x) => n + x[k], e[k]);
+        return {
+          ...e,
+          active: sum('active'),
+          requestsTotal: sum('requestsTotal'),
+          failuresTotal: sum('failuresTotal'),
+          ejectionsTotal: sum('ejectionsTotal'),
+          poolOpen: sum('poolOpen'),
+          poolIdle: sum('poolIdle'),
+        };
+      }),
+    };
+  });
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,71 @@
+// workers: 2 — one primary, two serving processes, as a user would run it.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
+import { get, until } from '../proxy/harness.js';
+
+/** Child pids, read from /proc (Linux) so the test needs no ps. */
+function children(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+describe('workers', () => {
+  const cleanup: (() => unknown)[] = [];
+  after(async () => {
+    for (const c of cleanup) await c();
+  });
+
+  it('serves from N workers, aggregates their state and metrics, restarts a dead one, drains all on SIGTERM', async () => {
+    const bs: SampleBackend[] = await Promise.all([startSampleBackend({ name: 'x' }), startSampleBackend({ name: 'y' })]);
+    cleanup.push(() => Promise.all(bs.map((b) => b.close())));
+    const file = join(mkdtempSync(join(tmpdir(), 'meridian-workers-')), 'm.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        workers: 2,
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      }),
+    );
+    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanup.push(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
+    const port = Number(/listener web: http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    assert.equal(children(child.pid!).length, 2);
+
+    for (let i = 0; i < 20; i++) assert.equal((await get(port, '/', { agent: false })).status, 200);
+    // Worker state reaches the primary every half second.
+    await until(
+      async () => {
+        const c = JSON.parse((await get(admin, '/api/clusters')).body) as { clusters: { endpoints: { requestsTotal: number }[] }[] };
+        return c.clusters[0]!.endpoints.reduce((n, e) => n + e.requestsTotal, 0) === 20;
+      },
+      5000,
+      'the primary to count 20 requests across workers',
+    );
+    const families = parsePrometheusTextFormat((await get(admin, '/metrics')).body);
+    const total = families.find((f) => f.name === 'meridian_requests_total')!.metrics.reduce((n, s) => n + Number(s.value), 0);
+    assert.equal(total, 20);
+
+    const [victim] = children(child.pid!);
+    process.kill(victim!, 'SIGKILL');
+    await until(() => children(child.pid!).length === 2 && !children(child.pid!).includes(victim!), 10_000, 'a replacement worker');
+    for (let i = 0; i < 10; i++) assert.equal((await get(port, '/', { agent: false })).status, 200);
+
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    await assert.rejects(get(port, '/', { agent: false }), /ECONNREFUSED/);
+  });
+});
