@@ -121,6 +121,11 @@ class Exchange {
     if (cluster === undefined) return this.#localReply('no_healthy_endpoint');
     this.#cluster = cluster;
     if (!cluster.breaker.tryAcquire('requests')) return this.#localReply('circuit_open');
+    // At max_connections, requests queue in the pool for a connection; only so many may.
+    if (cluster.pools.pending() >= cluster.config.circuit_breaker.max_pending_requests) {
+      cluster.breaker.release('requests');
+      return this.#localReply('circuit_open');
+    }
     this.#admitted = true;
     cluster.budget.requestStarted();
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
@@ -156,7 +161,7 @@ class Exchange {
       method: this.#method,
       path: this.#url,
       headers,
-      agent: fresh ? false : cluster.pools.agentFor(host.endpoint.address),
+      agent: fresh ? false : cluster.pools.agent,
       setHost: false,
     });
     this.#upReq = upReq;
@@ -307,7 +312,9 @@ class Exchange {
   #retryAllowed(): boolean {
     const cluster = this.#cluster as ClusterRuntime;
     if (this.#attempts > cluster.retry.attempts) return false;
+    if (!cluster.breaker.tryAcquire('retries')) return false;
     if (!cluster.budget.tryRetry(this.#ctx.clock.nowMs())) {
+      cluster.breaker.release('retries');
       this.#ctx.hooks.retryBudgetExhausted(cluster.name);
       return false;
     }
@@ -354,7 +361,10 @@ class Exchange {
     if (cluster && this.#admitted) {
       cluster.breaker.release('requests');
       cluster.budget.requestEnded();
-      for (; this.#retryTokens > 0; this.#retryTokens--) cluster.budget.retryEnded();
+      for (; this.#retryTokens > 0; this.#retryTokens--) {
+        cluster.budget.retryEnded();
+        cluster.breaker.release('retries');
+      }
     }
     const hostHeader = this.#req.headers.host ?? '';
     this.#ctx.hooks.done({

@@ -87,7 +87,12 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     } else {
       core = buildCluster(c, clock, rng);
     }
-    const pools = old?.pools ?? new UpstreamPools({ maxIdlePerEndpoint: c.pool.max_idle_per_endpoint, idleTimeoutMs: c.timeouts.idle });
+    const poolOptions = { maxIdlePerEndpoint: c.pool.max_idle_per_endpoint, idleTimeoutMs: c.timeouts.idle, maxConnections: c.circuit_breaker.max_connections };
+    let pools = old?.pools;
+    if (pools === undefined || !pools.sameOptions(poolOptions)) {
+      pools?.closeWhenIdle();
+      pools = new UpstreamPools(poolOptions);
+    }
     pools.retain(new Set(coreEndpoints(c).map((e) => e.address)));
     const sameLimits = old !== undefined && isDeepStrictEqual(old.config.circuit_breaker, c.circuit_breaker);
     clusters.set(c.name, {
@@ -112,7 +117,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       retry: compileRetryPolicy(c),
     });
   }
-  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) old.pools.retain(new Set());
+  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) old.pools.closeWhenIdle();
 
   const routers = new Map<string, Router>();
   const rateLimiters = new Map<string, RouteRateLimiter>();

@@ -1,19 +1,27 @@
 import { Agent } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
 
 export interface PoolOptions {
   /** Idle keep-alive connections kept per endpoint. */
   readonly maxIdlePerEndpoint: number;
   /** An idle pooled connection is closed after this long (and sooner if the backend hints so). */
   readonly idleTimeoutMs: number;
+  /** Connections open at once across the cluster's endpoints (circuit_breaker.max_connections). */
+  readonly maxConnections: number;
 }
 
 export interface PoolStats {
   readonly open: number;
   readonly idle: number;
+  /** Requests waiting for a connection (the cluster is at max_connections). */
+  readonly pending: number;
 }
 
 /**
- * Keep-alive connection pools, one http.Agent per endpoint address.
+ * A cluster's keep-alive connection pools: one http.Agent for the cluster, which keeps a
+ * pool per endpoint inside and caps the total (`maxTotalSockets` = max_connections);
+ * requests past the cap wait in the agent's queue, which the forwarder bounds with
+ * max_pending_requests.
  *
  * - LIFO reuse: the most recently used connection is the least likely to have been
  *   closed by the backend, and the ones at the bottom age out.
@@ -23,53 +31,61 @@ export interface PoolStats {
  *   retries the rare request that still loses it.
  */
 export class UpstreamPools {
-  readonly #agents = new Map<string, Agent>();
-  #options: PoolOptions;
+  readonly options: PoolOptions;
+  readonly agent: Agent;
+  /** Endpoint pool names still configured; undefined = all. Connections of others close when freed. */
+  #keep: Set<string> | undefined;
 
   constructor(options: PoolOptions) {
-    this.#options = options;
+    this.options = options;
+    this.agent = new Agent({
+      keepAlive: true,
+      scheduling: 'lifo',
+      maxFreeSockets: options.maxIdlePerEndpoint,
+      maxTotalSockets: options.maxConnections,
+      timeout: options.idleTimeoutMs,
+    });
+    this.agent.on('free', (socket, opts) => {
+      if (this.#keep !== undefined && !this.#keep.has(this.agent.getName(opts))) socket.destroy();
+    });
   }
 
-  agentFor(address: string): Agent {
-    let agent = this.#agents.get(address);
-    if (agent === undefined) {
-      agent = new Agent({
-        keepAlive: true,
-        scheduling: 'lifo',
-        maxFreeSockets: this.#options.maxIdlePerEndpoint,
-        timeout: this.#options.idleTimeoutMs,
-      });
-      this.#agents.set(address, agent);
-    }
-    return agent;
+  sameOptions(options: PoolOptions): boolean {
+    return isDeepStrictEqual(this.options, options);
   }
 
   stats(address: string): PoolStats {
-    const agent = this.#agents.get(address);
-    if (agent === undefined) return { open: 0, idle: 0 };
-    const count = (m: NodeJS.ReadOnlyDict<unknown[]>) => Object.values(m).reduce((n, list) => n + (list?.length ?? 0), 0);
-    const idle = count(agent.freeSockets);
-    return { open: count(agent.sockets) + idle, idle };
+    const name = this.#name(address);
+    const idle = this.agent.freeSockets[name]?.length ?? 0;
+    return { open: (this.agent.sockets[name]?.length ?? 0) + idle, idle, pending: this.agent.requests[name]?.length ?? 0 };
   }
 
-  /** Close the pools of endpoints no longer configured; in-flight requests finish first. */
+  /** Requests waiting for a connection, across the cluster. */
+  pending(): number {
+    let n = 0;
+    for (const list of Object.values(this.agent.requests)) n += list?.length ?? 0;
+    return n;
+  }
+
+  /** Close the idle connections of endpoints no longer configured; busy ones close when done. */
   retain(addresses: ReadonlySet<string>): void {
-    for (const [address, agent] of this.#agents) {
-      if (!addresses.has(address)) {
-        this.#agents.delete(address);
-        closeWhenIdle(agent);
-      }
-    }
+    const keep = new Set([...addresses].map((a) => this.#name(a)));
+    this.#keep = keep;
+    for (const [name, list] of Object.entries(this.agent.freeSockets)) if (!keep.has(name)) for (const s of list ?? []) s.destroy();
+  }
+
+  /** Retire the whole pool: idle connections now, busy ones as their requests complete. */
+  closeWhenIdle(): void {
+    this.retain(new Set());
   }
 
   close(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
+    this.agent.destroy();
   }
-}
 
-/** Destroy idle sockets now, and each busy one as soon as its request completes. */
-function closeWhenIdle(agent: Agent): void {
-  agent.on('free', (socket) => socket.destroy());
-  for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+  #name(address: string): string {
+    const colon = address.lastIndexOf(':');
+    const host = address.slice(0, colon);
+    return this.agent.getName({ host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) });
+  }
 }

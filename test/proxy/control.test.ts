@@ -93,6 +93,21 @@ describe('health, overload and control', () => {
     assert.equal((await get(m.port, '/')).status, 200);
   });
 
+  it('max_connections queues requests for a connection; max_pending_requests bounds the queue', async () => {
+    const bs = await backends(1);
+    const m = await startMeridian(simpleConfig(bs, { circuit_breaker: { max_connections: 1, max_pending_requests: 1 } }));
+    cleanup.push(m, ...bs);
+    const first = get(m.port, '/slow?ms=300');
+    await until(() => m.meridian.clusters()[0]!.endpoints[0]!.poolOpen === 1, 2000, 'the one connection');
+    const second = get(m.port, '/slow?ms=10');
+    await until(() => m.meridian.inFlight === 2, 2000, 'the second request to queue');
+    const third = await get(m.port, '/');
+    assert.equal(third.status, 503);
+    assert.equal(third.headers['x-meridian-reason'], 'circuit_open');
+    assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+    assert.equal(bs[0]!.connections, 1, 'both requests shared the single connection');
+  });
+
   it('no healthy endpoint is 503', async () => {
     const bs = await backends(1);
     const m = await startMeridian(simpleConfig(bs));
