@@ -181,7 +181,7 @@ export class Meridian implements AdminTarget {
     await Promise.all(closed);
     await this.#admin?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
-    this.#accessLog?.flush();
+    await flushLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
   }
 
@@ -375,6 +375,19 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());
+  });
+}
+
+/** Write out what the (asynchronous) access log still holds; never fails the shutdown. */
+function flushLog(log: Logger | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (log === undefined) return resolve();
+    setTimeout(resolve, 1000).unref();
+    try {
+      log.flush(() => resolve());
+    } catch {
+      resolve();
+    }
   });
 }
 

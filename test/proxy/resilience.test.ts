@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { backends, closeAll, get, simpleConfig, startMeridian, until } from './harness.js';
 
 /** A port nothing listens on: bind, note the port, close. */
@@ -155,10 +157,19 @@ describe('failures and retries', () => {
     assert.match(text, /meridian_retries_total\{cluster="c",reason="keepalive_race"\} [1-9]/);
   });
 
-  it('thousands of client aborts leave no request, socket or upstream connection behind', async () => {
+  it('thousands of client aborts leave no request, socket, upstream connection or memory behind', async () => {
     const bs = await backends(2);
     const m = await startMeridian(simpleConfig(bs, { timeouts: { request: '30s' } }));
     cleanup.push(m, ...bs);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heap = () => {
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    // Warm up first, so lazily built state (pools, metric series) is in the baseline.
+    for (let i = 0; i < 50; i++) await get(m.port);
+    const baseline = heap();
     const total = 2000;
     let aborted = 0;
     for (let batch = 0; batch < total / 200; batch++) {
@@ -191,5 +202,8 @@ describe('failures and retries', () => {
     await until(async () => (await open()) <= 64, 5000, 'upstream connections to close');
     const pools = m.meridian.clusters()[0]!.endpoints.map((e) => e.poolOpen - e.poolIdle);
     assert.deepEqual(pools, [0, 0], 'no pooled connection is still busy');
+    // 2,000 leaked exchanges (request, response, sockets, buffers) would hold tens of MB.
+    const grown = heap() - baseline;
+    assert.ok(grown < 8 * 1024 * 1024, `heap grew by ${(grown / 1024 / 1024).toFixed(1)} MB`);
   });
 });
