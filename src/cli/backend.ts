@@ -6,8 +6,8 @@
  * (the message names the option or the port).
  * Output: one line `backend NAME listening on URL` once it listens.
  */
-import { parseArgs } from 'node:util';
 import { LATENCY_FORMS, parseLatency, startSampleBackend, type LatencySpec, type SampleBackend } from '../backend/sample-backend.js';
+import { integerOption, parseCommand, parseOptions, UsageError } from './args.js';
 import type { Io } from './io.js';
 
 export const BACKEND_USAGE_LINE =
@@ -38,21 +38,9 @@ export interface BackendSettings {
   readonly seed: number | undefined;
 }
 
-class UsageError extends Error {}
-
-function integerOption(name: string, raw: string, min: number, max: number): number {
-  const value = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
-  if (!(value >= min && value <= max)) throw new UsageError(`--${name} must be an integer in ${min}..${max}, got '${raw}'`);
-  return value;
-}
-
 /** `argv` is what follows `backend`; throws a UsageError (message naming the option), or returns 'help'. */
 export function parseBackendArgs(argv: readonly string[]): BackendSettings | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
+  const values = parseOptions(argv, {
         port: { type: 'string' },
         host: { type: 'string' },
         name: { type: 'string' },
@@ -61,17 +49,10 @@ export function parseBackendArgs(argv: readonly string[]): BackendSettings | 'he
         'health-path': { type: 'string' },
         seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    // parseArgs names the option in its messages (unknown option, missing value, ...).
-    throw new UsageError((e as Error).message);
-  }
+      });
   if (values.help === true) return 'help';
   if (values.port === undefined) throw new UsageError('--port is required (0 for any free port)');
-  const port = integerOption('port', values.port, 0, 65535);
+  const port = integerOption('port', values.port, undefined, 0, 65535);
   const host = values.host ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host must not be empty');
   const name = values.name ?? `backend-${port}`;
@@ -92,7 +73,7 @@ export function parseBackendArgs(argv: readonly string[]): BackendSettings | 'he
   }
   const healthPath = values['health-path'] ?? '/healthz';
   if (!/^\/[\x21-\x7e]*$/.test(healthPath)) throw new UsageError(`--health-path must start with / (no spaces), got '${healthPath}'`);
-  const seed = values.seed === undefined ? undefined : integerOption('seed', values.seed, 0, 0xffffffff);
+  const seed = values.seed === undefined ? undefined : integerOption('seed', values.seed, undefined, 0, 0xffffffff);
   return { port, host, name, latency, errorRate, healthPath, seed };
 }
 
@@ -101,18 +82,8 @@ export function parseBackendArgs(argv: readonly string[]): BackendSettings | 'he
  * arrives (or `stop` aborts, for callers that embed it), after the backend has closed.
  */
 export async function runBackend(argv: string[], io: Io, stop?: AbortSignal): Promise<number> {
-  let s: BackendSettings | 'help';
-  try {
-    s = parseBackendArgs(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    io.stderr(`meridian backend: ${e.message}\n${BACKEND_USAGE_LINE}`);
-    return 2;
-  }
-  if (s === 'help') {
-    io.stdout(BACKEND_USAGE);
-    return 0;
-  }
+  const s = parseCommand('backend', argv, io, parseBackendArgs, BACKEND_USAGE, BACKEND_USAGE_LINE);
+  if (typeof s === 'number') return s;
   let backend: SampleBackend;
   try {
     backend = await startSampleBackend({

@@ -1,4 +1,5 @@
 import { loadConfigFile, type Config } from '../config/index.js';
+import { parseOptions, UsageError } from './args.js';
 import type { Io } from './io.js';
 
 /**
@@ -14,4 +15,12 @@ export async function loadConfigForCommand(file: string, io: Io, command: string
   }
   io.stderr(`meridian ${command}: ${r.message}`);
   return 2;
+}
+
+/** `-c FILE` (required), or 'help'. */
+export function configArg(argv: readonly string[]): string | 'help' {
+  const values = parseOptions(argv, { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help === true) return 'help';
+  if (values.config === undefined) throw new UsageError('missing -c FILE');
+  return values.config;
 }

@@ -12,8 +12,8 @@
  * Output is one `io.stdout` call (no trailing newline): a table, or one JSON object with --json.
  */
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { buildMaglevTable, buildRing, isPrime, MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, murmur3, ringLookup, SeededRng } from '../core/index.js';
+import { integerOption, parseCommand, parseOptions, UsageError } from './args.js';
 import type { Io } from './io.js';
 
 
@@ -79,8 +79,6 @@ export interface HashSettings {
   readonly json: boolean;
 }
 
-class UsageError extends Error {}
-
 /** Endpoint `id` (0 .. 2^24 - 1) -> `10.a.b.c:8080`; distinct ids give distinct addresses. */
 export function endpointAddress(id: number): string {
   return `10.${(id >>> 16) & 255}.${(id >>> 8) & 255}.${id & 255}:8080`;
@@ -100,24 +98,8 @@ export function nearestPrimes(n: number): [number | undefined, number] {
   return [below, above];
 }
 
-function integerOption(name: string, raw: string | undefined, fallback: number | undefined, min: number, max: number): number {
-  if (raw === undefined) {
-    if (fallback === undefined) throw new UsageError(`--${name} is required`);
-    return fallback;
-  }
-  // Plain decimal digits only: Number() would accept '', '0x10', '1e3' and ' 7'.
-  if (!/^[0-9]+$/.test(raw)) throw new UsageError(`--${name} must be an integer in ${min}..${max}, got '${raw}'`);
-  const value = Number(raw);
-  if (!(value >= min && value <= max)) throw new UsageError(`--${name} must be an integer in ${min}..${max}, got ${raw}`);
-  return value;
-}
-
-function parse(argv: string[]): HashSettings | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
+function parse(argv: readonly string[]): HashSettings | 'help' {
+  const values = parseOptions(argv, {
         policy: { type: 'string' },
         endpoints: { type: 'string' },
         'table-size': { type: 'string' },
@@ -126,14 +108,7 @@ function parse(argv: string[]): HashSettings | 'help' {
         seed: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    // parseArgs names the option in its messages (unknown option, missing value, ...).
-    throw new UsageError((e as Error).message);
-  }
+      });
   if (values.help === true) return 'help';
   const policy = values.policy;
   if (policy === undefined) throw new UsageError('--policy is required (maglev or ring_hash)');
@@ -288,18 +263,8 @@ export function formatHashReport(r: HashReport): string {
 
 /** `argv` is what follows `hash` on the command line. */
 export async function runHash(argv: string[], io: Io): Promise<number> {
-  let settings: HashSettings | 'help';
-  try {
-    settings = parse(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    io.stderr(`meridian hash: ${e.message}\n${HASH_USAGE_LINE}`);
-    return 2;
-  }
-  if (settings === 'help') {
-    io.stdout(HASH_USAGE);
-    return 0;
-  }
+  const settings = parseCommand('hash', argv, io, parse, HASH_USAGE, HASH_USAGE_LINE);
+  if (typeof settings === 'number') return settings;
   let report: HashReport;
   try {
     report = measureHash(settings);

@@ -1,12 +1,14 @@
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
 import { clusterEndpoints } from '../config/index.js';
 import { Meridian } from '../proxy/meridian.js';
-import { loadConfigForCommand } from './config-file.js';
+import { parseCommand, stopSignal } from './args.js';
+import { configArg, loadConfigForCommand } from './config-file.js';
 import type { Io } from './io.js';
 
-export const QUICKSTART_USAGE = `usage: meridian quickstart [-c FILE]
+export const QUICKSTART_USAGE_LINE = 'usage: meridian quickstart [-c FILE]';
+
+export const QUICKSTART_USAGE = `${QUICKSTART_USAGE_LINE}
 
 Starts a sample backend (meridian backend) for every endpoint of FILE that points at
 127.0.0.1, then Meridian on FILE, and prints what to curl. Default FILE: the bundled
@@ -14,18 +16,9 @@ examples/quickstart.yaml. Ctrl-C stops everything.`;
 
 /** `npm start`: a load balancer a newcomer can curl within seconds. */
 export async function runQuickstart(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
-  let file = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url));
-  try {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-    if (values.help) {
-      io.stdout(QUICKSTART_USAGE);
-      return 0;
-    }
-    if (values.config) file = values.config;
-  } catch (e) {
-    io.stderr(`meridian quickstart: ${(e as Error).message}\n\n${QUICKSTART_USAGE}`);
-    return 2;
-  }
+  const bundled = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url));
+  const file = parseCommand('quickstart', argv, io, (a) => (a.length === 0 ? bundled : configArg(a)), QUICKSTART_USAGE, QUICKSTART_USAGE_LINE);
+  if (typeof file === 'number') return file;
   const config = await loadConfigForCommand(file, io, 'quickstart');
   if (typeof config === 'number') return config;
 
@@ -61,10 +54,7 @@ export async function runQuickstart(argv: string[], io: Io, signals: NodeJS.Even
       `  stop:     Ctrl-C`,
     ].join('\n'),
   );
-  await new Promise<void>((resolve) => {
-    signals.once('SIGINT', resolve);
-    signals.once('SIGTERM', resolve);
-  });
+  await stopSignal(signals);
   await meridian.drainAndStop(2000);
   await stopBackends();
   return 0;

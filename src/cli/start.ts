@@ -1,12 +1,14 @@
 import cluster from 'node:cluster';
-import { parseArgs } from 'node:util';
 import { Meridian } from '../proxy/meridian.js';
 import { runWorker, WorkerPool, workerCount } from '../proxy/workers.js';
 import type { Config } from '../config/index.js';
-import { loadConfigForCommand } from './config-file.js';
+import { parseCommand, stopSignal } from './args.js';
+import { configArg, loadConfigForCommand } from './config-file.js';
 import type { Io } from './io.js';
 
-export const START_USAGE = `usage: meridian start -c FILE
+export const START_USAGE_LINE = 'usage: meridian start -c FILE';
+
+export const START_USAGE = `${START_USAGE_LINE}
 
 Runs the load balancer. SIGHUP reloads FILE (an invalid config is refused and the
 running one stays); SIGTERM or Ctrl-C drains (stop accepting, finish requests in flight
@@ -14,22 +16,8 @@ up to drain_timeout) and exits 0.`;
 
 /** Resolves when the process should exit. `signals` is injectable for tests. */
 export async function runStart(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
-  let file: string | undefined;
-  try {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-    if (values.help) {
-      io.stdout(START_USAGE);
-      return 0;
-    }
-    file = values.config;
-  } catch (e) {
-    io.stderr(`meridian start: ${(e as Error).message}\n\n${START_USAGE}`);
-    return 2;
-  }
-  if (file === undefined) {
-    io.stderr(`meridian start: missing -c FILE\n\n${START_USAGE}`);
-    return 2;
-  }
+  const file = parseCommand('start', argv, io, configArg, START_USAGE, START_USAGE_LINE);
+  if (typeof file === 'number') return file;
   const config = await loadConfigForCommand(file, io, 'start');
   if (typeof config === 'number') return config;
   if (workerCount(config.workers) > 1) return runWorkers(file, config, io, signals);
@@ -43,10 +31,7 @@ export async function runStart(argv: string[], io: Io, signals: NodeJS.EventEmit
   }
   io.stdout(startBanner(meridian));
   signals.on('SIGHUP', () => void meridian.reload());
-  await new Promise<void>((resolve) => {
-    signals.once('SIGTERM', resolve);
-    signals.once('SIGINT', resolve);
-  });
+  await stopSignal(signals);
   await meridian.drainAndStop();
   return 0;
 }
@@ -68,10 +53,7 @@ async function runWorkers(file: string, config: Config, io: Io, signals: NodeJS.
   io.stdout(`${startBanner({ ports: () => pool.ports(), config, adminPort: pool.adminPort })}
   workers:  ${pool.count}`);
   signals.on('SIGHUP', () => void pool.reload());
-  await new Promise<void>((resolve) => {
-    signals.once('SIGTERM', resolve);
-    signals.once('SIGINT', resolve);
-  });
+  await stopSignal(signals);
   await pool.drainAndStop();
   return 0;
 }

@@ -149,7 +149,7 @@ describe('meridian hash', () => {
       [['--endpoints', '5'], /--policy is required/],
       [['--policy', 'round_robin', '--endpoints', '5'], /--policy must be maglev or ring_hash, got 'round_robin'/],
       [['--policy', 'maglev'], /--endpoints is required/],
-      [['--policy', 'maglev', '--endpoints', '0'], /--endpoints must be an integer in 1\.\.\d+, got 0/],
+      [['--policy', 'maglev', '--endpoints', '0'], /--endpoints must be an integer in 1\.\.\d+, got '0'/],
       [['--policy', 'maglev', '--endpoints', 'ten'], /--endpoints must be an integer .*got 'ten'/],
       [['--policy', 'maglev', '--endpoints', '1e3'], /--endpoints must be an integer .*got '1e3'/],
       [['--policy', 'maglev', '--endpoints'], /--endpoints/],

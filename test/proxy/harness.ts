@@ -1,6 +1,6 @@
 // Real Meridian in front of real sample backends, all on 127.0.0.1 with ephemeral ports.
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import pino from 'pino';
 import { startSampleBackend, type SampleBackend, type SampleBackendOptions } from '../../src/backend/sample-backend.js';
 import { validateConfig, type Config } from '../../src/config/index.js';
@@ -99,4 +99,13 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 5000, w
 
 export async function closeAll(...things: ({ close(): Promise<void> } | readonly { close(): Promise<void> }[])[]): Promise<void> {
   await Promise.all(things.flat().map((t) => t.close()));
+}
+
+/** A port nothing listens on right now: bind, note the port, close. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }

@@ -4,16 +4,7 @@ import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { backends, closeAll, get, simpleConfig, startMeridian, until } from './harness.js';
-
-/** A port nothing listens on: bind, note the port, close. */
-async function deadPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { backends, closeAll, freePort, get, simpleConfig, startMeridian, until } from './harness.js';
 
 describe('failures and retries', () => {
   const cleanup: { close(): Promise<void> }[] = [];
@@ -21,7 +12,7 @@ describe('failures and retries', () => {
 
   it('retries a connect failure on another endpoint, for any method', async () => {
     const bs = await backends(1);
-    const dead = await deadPort();
+    const dead = await freePort();
     const cfg = simpleConfig(bs, {
       policy: 'round_robin',
       // The default budget's floor (3 retries a second) would refuse the 4th retry here.
@@ -42,7 +33,7 @@ describe('failures and retries', () => {
 
   it('the retry budget refuses retries past its floor when few requests are active', async () => {
     const bs = await backends(1);
-    const dead = await deadPort();
+    const dead = await freePort();
     const cfg = simpleConfig(bs, {
       policy: 'round_robin',
       retries: { attempts: 1, budget: { percent: 20, min_per_second: 2 } },
@@ -64,7 +55,7 @@ describe('failures and retries', () => {
   });
 
   it('answers 502 when no endpoint can be reached, naming the reason', async () => {
-    const dead = await deadPort();
+    const dead = await freePort();
     const m = await startMeridian(simpleConfig([], { endpoints: [{ address: `127.0.0.1:${dead}` }], retries: { attempts: 0 } }));
     cleanup.push(m);
     const r = await get(m.port);
