@@ -168,6 +168,8 @@ export function hostPatterns() {
 export function urlPath() {
   return z.string().superRefine((s, ctx) => {
     if (!s.startsWith('/')) fail(ctx, `must start with "/", got ${describeValue(s)}`);
+    // What may appear unescaped in a request target (RFC 3986): no spaces or control characters.
+    else if (!/^[\x21-\x7e]*$/.test(s)) fail(ctx, `must not contain spaces or control characters (percent-encode them), got ${describeValue(s)}`);
   });
 }
 

@@ -167,6 +167,8 @@ export class Cluster {
 
   /** An active health check's result for a host. */
   recordCheck(host: HostState, passed: boolean): void {
+    // A late result for a host a reload removed changes nothing.
+    if (this.#byId.get(host.endpoint.id) !== host) return;
     if (host.health.recordCheck(passed, this.#o.activeChecks)) {
       this.#dirty = true;
       this.#emit({ type: 'health_changed', host, healthy: host.health.activeHealthy });

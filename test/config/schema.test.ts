@@ -439,3 +439,14 @@ describe('policies', () => {
     assert.deepEqual([...POLICIES].sort(), [...POLICY_NAMES].sort());
   });
 });
+
+describe('paths', () => {
+  it('refuses spaces and control characters in a path', () => {
+    const r = validateConfig({
+      listeners: [{ name: 'l', port: 0, routes: [{ cluster: 'c' }] }],
+      clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }], health_check: { path: '/health z' } }],
+    });
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.ok ? [] : r.errors, ['clusters[0].health_check.path: must not contain spaces or control characters (percent-encode them), got "/health z"']);
+  });
+});

@@ -171,3 +171,16 @@ describe('panic threshold', () => {
     );
   });
 });
+
+describe('membership', () => {
+  it('ignores a late check result for a host that was removed', () => {
+    const h = harness('round_robin', equalEndpoints(3), { activeChecks: { unhealthyThreshold: 1 } });
+    const gone = h.cluster.hosts[2]!;
+    const events: string[] = [];
+    h.cluster.onEvent((e) => events.push(e.type));
+    h.cluster.setEndpoints(equalEndpoints(2));
+    h.cluster.recordCheck(gone, false);
+    assert.equal(gone.health.activeHealthy, true);
+    assert.deepEqual(events, []);
+  });
+});
