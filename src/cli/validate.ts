@@ -26,7 +26,7 @@ function count(n: number, noun: string): string {
 /** `1 listener, 2 clusters, 5 endpoints, 3 routes` */
 export function summarize(config: Config): string {
   const endpoints = config.clusters.reduce((n, c) => n + clusterEndpoints(c).length, 0);
-  const routes = config.listeners.reduce((n, l) => n + (l.protocol === 'http' ? l.routes.length : 0), 0);
+  const routes = config.listeners.reduce((n, l) => n + (l.protocol === 'tcp' ? 0 : l.routes.length), 0);
   return [
     count(config.listeners.length, 'listener'),
     count(config.clusters.length, 'cluster'),

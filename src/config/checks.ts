@@ -63,14 +63,18 @@ function endpointsOf(cluster: Obj): { endpoint: Obj; path: (string | number)[] }
 export function checkListener(value: unknown, ctx: Ctx): void {
   const l = obj(value);
   if (!l) return;
-  const { protocol, routes, cluster } = l;
-  if (protocol === 'http') {
-    if (routes === undefined) fail(ctx, 'required for http listeners', ['routes']);
-    else if (Array.isArray(routes) && routes.length === 0) fail(ctx, 'an http listener needs at least one route', ['routes']);
-    if (cluster !== undefined) fail(ctx, 'only for tcp listeners; an http listener picks clusters in its routes', ['cluster']);
+  const { protocol, routes, cluster, tls, http2 } = l;
+  if (protocol === 'http' || protocol === 'https') {
+    if (routes === undefined) fail(ctx, `required for ${protocol} listeners`, ['routes']);
+    else if (Array.isArray(routes) && routes.length === 0) fail(ctx, `an ${protocol} listener needs at least one route`, ['routes']);
+    if (cluster !== undefined) fail(ctx, `only for tcp listeners; an ${protocol} listener picks clusters in its routes`, ['cluster']);
+    if (protocol === 'https' && tls === undefined) fail(ctx, 'required for https listeners: certificates to serve', ['tls']);
+    if (protocol === 'http' && tls !== undefined) fail(ctx, 'only for https listeners (set protocol: https)', ['tls']);
   } else if (protocol === 'tcp') {
     if (cluster === undefined) fail(ctx, 'required for tcp listeners', ['cluster']);
     if (routes !== undefined) fail(ctx, 'only for http listeners; a tcp listener forwards to its "cluster"', ['routes']);
+    if (tls !== undefined) fail(ctx, 'not for tcp listeners: they pass bytes through, TLS included', ['tls']);
+    if (http2 !== undefined) fail(ctx, 'not for tcp listeners', ['http2']);
   }
 }
 

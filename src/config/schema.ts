@@ -115,14 +115,56 @@ const routeSchema = z.strictObject({
 
 // ---- listeners ---------------------------------------------------------------------
 
+/** A certificate and its key (PEM files), for the server names it covers. */
+const certificateSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  /** Names (exact or `*.suffix`) this certificate answers for with SNI; absent = read from the certificate. */
+  server_names: hostPatterns().optional(),
+});
+
+const tlsSchema = z.strictObject({
+  /** The first is the default, for clients that send no (or an unknown) server name. */
+  certificates: z.array(certificateSchema).min(1),
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+});
+
+const http2Schema = z.strictObject({
+  /** Offer h2 by ALPN on https listeners; accept h2c (prior knowledge) on http listeners. */
+  enabled: z.boolean().default(true),
+  max_concurrent_streams: integer(1, 10_000).default(100),
+  /** Largest header list (HPACK-decoded) a client may send. */
+  max_header_list_bytes: integer(1024, 1 << 24).default(16_384),
+  /** Streams a client may reset per second before the connection is closed (rapid reset, CVE-2023-44487). */
+  max_resets_per_second: integer(1).default(100),
+});
+
+/** Request limits: past them Meridian answers itself and nothing reaches a backend. */
+const limitsSchema = z.strictObject({
+  /** Bytes of request line and headers (431). */
+  max_header_bytes: integer(1024, 1 << 20).default(16_384),
+  /** Header fields in a request (431). */
+  max_headers: integer(1, 10_000).default(100),
+  /** Bytes of the request target (414). */
+  max_url_bytes: integer(16, 1 << 20).default(8_192),
+  /** Bytes of a request body (413); 0 = no limit. */
+  max_body_bytes: integer(0).default(104_857_600),
+  /** A client sending a body slower than this, after the first second, is cut off (408); 0 = no minimum. */
+  min_body_rate_bytes_per_second: integer(0).default(1_024),
+});
+
 const listenerSchema = z
   .strictObject({
     name: name(),
     address: bindAddress().default('0.0.0.0'),
     port: integer(0, 65535),
-    protocol: z.enum(['http', 'tcp']).default('http'),
+    protocol: z.enum(['http', 'https', 'tcp']).default('http'),
     routes: z.array(routeSchema).optional(),
     cluster: z.string().optional(),
+    tls: tlsSchema.optional(),
+    /** https: h2 by ALPN (on by default); http: h2c with prior knowledge (off unless enabled). */
+    http2: http2Schema.optional(),
+    limits: limitsSchema.prefault({}),
     timeouts: z
       .strictObject({
         /** Time to receive a request's headers (slowloris). */
@@ -135,9 +177,10 @@ const listenerSchema = z
   .superRefine(checkListener, ALWAYS)
   .transform((l) => {
     const common = { name: l.name, address: l.address, port: l.port, timeouts: l.timeouts };
-    return l.protocol === 'http'
-      ? { ...common, protocol: 'http' as const, routes: l.routes ?? [] }
-      : { ...common, protocol: 'tcp' as const, cluster: l.cluster ?? '' };
+    const http2 = l.http2 ?? { enabled: l.protocol === 'https', max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets_per_second: 100 };
+    if (l.protocol === 'tcp') return { ...common, protocol: 'tcp' as const, cluster: l.cluster ?? '' };
+    const http = { ...common, routes: l.routes ?? [], limits: l.limits, http2 };
+    return l.protocol === 'http' ? { ...http, protocol: 'http' as const, tls: undefined } : { ...http, protocol: 'https' as const, tls: l.tls as NonNullable<typeof l.tls> };
   });
 
 // ---- clusters ----------------------------------------------------------------------
@@ -377,7 +420,8 @@ export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type AdminConfig = Config['admin'];
 export type ListenerConfig = Config['listeners'][number];
-export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
+/** An HTTP listener, plain or TLS: both route requests. */
+export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' | 'https' }>;
 export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
 export type RouteConfig = HttpListenerConfig['routes'][number];
 export type ClusterConfig = Config['clusters'][number];

@@ -88,7 +88,7 @@ export class Meridian implements AdminTarget {
   async start(): Promise<void> {
     const config = this.#runtime.config;
     for (const l of config.listeners) {
-      if (l.protocol === 'http') await this.#listen(l);
+      if (l.protocol !== 'tcp') await this.#listen(l);
       else this.log.warn({ listener: l.name }, 'tcp listeners arrive with the next data-plane issue; skipped');
     }
     this.#applyRuntimeSideEffects();
@@ -195,7 +195,7 @@ export class Meridian implements AdminTarget {
   async #apply(config: Config): Promise<void> {
     const previous = this.#runtime;
     const runtime = buildRuntime(config, previous, this.#clock, this.#rng);
-    const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol === 'http').map((l) => [l.name, l]));
+    const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol !== 'tcp').map((l) => [l.name, l]));
     // Open new listeners first: a bind error aborts the reload before anything changed.
     const opened: Listening[] = [];
     try {

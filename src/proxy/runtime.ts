@@ -122,7 +122,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
   const routers = new Map<string, Router>();
   const rateLimiters = new Map<string, RouteRateLimiter>();
   for (const l of config.listeners) {
-    if (l.protocol !== 'http') continue;
+    if (l.protocol === 'tcp') continue;
     routers.set(l.name, new Router(l.routes));
     l.routes.forEach((r, i) => {
       if (r.rate_limit) {

@@ -165,7 +165,7 @@ describe('error messages', () => {
     const got = errors(c);
     const expected = [
       'listeners[0].port: must be between 0 and 65535, got 70000',
-      'listeners[1].protocol: expected one of http, tcp; got "udp"',
+      'listeners[1].protocol: expected one of http, https, tcp; got "udp"',
       'clusters[0].maglev.table_size: must be a prime number (e.g. 65537), got 1000',
       'clusters[0].endpoints[0].weight: must be between 1 and 10000, got 0',
       'clusters[0].endpoints[1].address: expected "host:port" (IPv6 as "[::1]:port"), got "nope"',
