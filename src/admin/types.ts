@@ -49,6 +49,10 @@ export type LocalReason =
   | 'timeout'
   | 'upstream_reset'
   | 'bad_request'
+  | 'request_timeout'
+  | 'payload_too_large'
+  | 'uri_too_long'
+  | 'header_fields_too_large'
   | 'draining';
 
 // Every key of HealthStatus, no more: `satisfies` fails to compile when the core adds one.

@@ -1,6 +1,6 @@
 import { BlockList, isIPv4 } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ForwardedInfo } from './headers.js';
+import { hostHeaderOf, type ForwardedInfo } from './headers.js';
 
 /**
  * Who the client is. X-Forwarded-For and friends are believed only from configured
@@ -43,7 +43,7 @@ export class TrustedProxies {
       }
     }
     const proto = trusted && typeof headers['x-forwarded-proto'] === 'string' ? headers['x-forwarded-proto'] : encrypted ? 'https' : 'http';
-    const host = trusted && typeof headers['x-forwarded-host'] === 'string' ? headers['x-forwarded-host'] : headers.host;
+    const host = trusted && typeof headers['x-forwarded-host'] === 'string' ? headers['x-forwarded-host'] : hostHeaderOf(headers);
     return { clientIp, forwardedFor: prior === undefined ? peer : `${prior}, ${peer}`, proto, host, fromTrustedPeer: trusted };
   }
 }

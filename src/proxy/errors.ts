@@ -3,6 +3,10 @@ import type { ServerResponse } from 'node:http';
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
   bad_request: { status: 400, message: 'bad request' },
+  request_timeout: { status: 408, message: 'the request was not received in time' },
+  payload_too_large: { status: 413, message: 'the request body is larger than this listener accepts' },
+  uri_too_long: { status: 414, message: 'the request target is longer than this listener accepts' },
+  header_fields_too_large: { status: 431, message: 'too many or too large request header fields' },
   no_route: { status: 404, message: 'no route matches this request' },
   rate_limited: { status: 429, message: 'rate limit exceeded' },
   connect_failure: { status: 502, message: 'could not connect to an upstream' },

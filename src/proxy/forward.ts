@@ -3,8 +3,9 @@ import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
 import type { Outcome } from '../core/types.js';
+import type { HttpListenerConfig } from '../config/index.js';
 import { LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
-import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
@@ -41,6 +42,7 @@ export interface ForwardHooks {
 export interface ListenerContext {
   readonly listener: string;
   readonly encrypted: boolean;
+  readonly limits: HttpListenerConfig['limits'];
   readonly clock: Clock;
   readonly hooks: ForwardHooks;
   runtime(): Runtime;
@@ -89,6 +91,9 @@ class Exchange {
   #status = 0;
   #reason: ExchangeRecord['reason'];
   #requestTimer: NodeJS.Timeout | undefined;
+  #rateTimer: NodeJS.Timeout | undefined;
+  /** The rest of the request body will not be read: the connection cannot carry another request. */
+  #mustClose = false;
   #retryTokens = 0;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
@@ -110,6 +115,11 @@ class Exchange {
     const res = this.#res;
     res.on('close', () => this.#onDownstreamClose());
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
+    const limits = this.#ctx.limits;
+    if (req.rawHeaders.length / 2 > limits.max_headers) return this.#localReply('header_fields_too_large');
+    if (this.#url.length > limits.max_url_bytes) return this.#localReply('uri_too_long');
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (limits.max_body_bytes > 0 && declared > limits.max_body_bytes) return this.#localReply('payload_too_large');
     const route = this.#rt.routers.get(this.#ctx.listener)?.match(routable(this.#method, this.#url, req.headers));
     if (route === undefined) return this.#localReply('no_route');
     const limiter = this.#rt.rateLimiters.get(`${this.#ctx.listener}/${route.index}`);
@@ -130,7 +140,17 @@ class Exchange {
     cluster.budget.requestStarted();
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
-    this.#tryNext();
+    if (req.headers['transfer-encoding'] === undefined || this.#expectContinue) return this.#tryNext();
+    // A chunked body is framed by the client: wait until its first chunk parses before
+    // anything goes upstream, so a malformed chunk (the stuff of request smuggling) is
+    // refused (400, by the parser) without a backend seeing even the headers.
+    const go = () => {
+      req.off('readable', go);
+      req.off('end', go);
+      if (!this.#finished) this.#tryNext();
+    };
+    req.once('readable', go);
+    req.once('end', go);
   }
 
   #tryNext(): void {
@@ -240,9 +260,22 @@ class Exchange {
     this.#bodyStarted = true;
     // Counting starts with the pipe: a 'data' listener any earlier would set the body
     // flowing before there is anywhere to send it.
+    const limits = this.#ctx.limits;
     this.#req.on('data', (chunk: Buffer) => {
       this.#bytesIn += chunk.length;
+      if (limits.max_body_bytes > 0 && this.#bytesIn > limits.max_body_bytes) this.#abortRequest('payload_too_large');
     });
+    this.#req.once('end', () => clearInterval(this.#rateTimer));
+    if (limits.min_body_rate_bytes_per_second > 0) {
+      // Slow-body clients (slowloris on the body) hold a connection upstream too: after a
+      // second's grace, a body arriving slower than the minimum rate is cut off.
+      const startedMs = this.#ctx.clock.nowMs();
+      this.#rateTimer = setInterval(() => {
+        const elapsedS = (this.#ctx.clock.nowMs() - startedMs) / 1000;
+        if (elapsedS >= 1 && this.#bytesIn < limits.min_body_rate_bytes_per_second * elapsedS) this.#abortRequest('request_timeout');
+      }, 1000);
+      this.#rateTimer.unref();
+    }
     this.#req.pipe(upReq);
   }
 
@@ -252,7 +285,7 @@ class Exchange {
     this.#status = status;
     this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
     const headers = downstreamResponseHeaders(upRes.headers, this.#requestId);
-    if (this.#ctx.draining()) headers['connection'] = 'close';
+    if (this.#ctx.draining() && this.#req.httpVersionMajor === 1) headers['connection'] = 'close';
     res.writeHead(status, upRes.statusMessage, headers);
     upRes.on('data', (chunk: Buffer) => {
       this.#bytesOut += chunk.length;
@@ -322,6 +355,22 @@ class Exchange {
     return true;
   }
 
+  /** The client broke a body limit mid-stream: stop forwarding, answer if still possible, close. */
+  #abortRequest(code: 'payload_too_large' | 'request_timeout'): void {
+    if (this.#finished) return;
+    clearInterval(this.#rateTimer);
+    this.#mustClose = true;
+    this.#req.unpipe();
+    this.#upReq?.destroy(new UpstreamError('upstream_reset', true, `request aborted: ${code}`));
+    if (this.#responded) {
+      this.#reason = code;
+      this.#res.destroy();
+      this.#finish();
+    } else {
+      this.#localReply(code);
+    }
+  }
+
   #onRequestTimeout(): void {
     if (this.#finished) return;
     this.#upReq?.destroy(new UpstreamError('timeout', true, 'request timeout'));
@@ -346,9 +395,9 @@ class Exchange {
     if (this.#finished) return;
     this.#reason = code;
     this.#status = LOCAL_REPLIES[code].status;
-    if (this.#ctx.draining()) headers['connection'] = 'close';
-    // A request body never read would be mistaken for the next request: close instead.
-    if (this.#hasBody && !this.#bodyStarted) headers['connection'] = 'close';
+    // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
+    // body was never read, since its bytes would be mistaken for the next request.
+    if (this.#req.httpVersionMajor === 1 && (this.#ctx.draining() || this.#mustClose || (this.#hasBody && !this.#bodyStarted))) headers['connection'] = 'close';
     sendLocalReply(this.#res, code, this.#requestId, headers);
     this.#finish();
   }
@@ -357,6 +406,7 @@ class Exchange {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#requestTimer);
+    clearInterval(this.#rateTimer);
     const cluster = this.#cluster;
     if (cluster && this.#admitted) {
       cluster.breaker.release('requests');
@@ -366,7 +416,7 @@ class Exchange {
         cluster.breaker.release('retries');
       }
     }
-    const hostHeader = this.#req.headers.host ?? '';
+    const hostHeader = hostHeaderOf(this.#req.headers) ?? '';
     this.#ctx.hooks.done({
       listener: this.#ctx.listener,
       requestId: this.#requestId,

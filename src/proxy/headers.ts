@@ -34,9 +34,13 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, fwd: Forwar
   const listed = connectionListed(headers);
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are not HTTP/1.1 headers.
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || name.charCodeAt(0) === 58) continue;
     out[name] = headers[name];
   }
+  // An h2 request names its host in :authority; HTTP/1.1 upstreams need a Host header.
+  const authority = headers[':authority'];
+  if (out['host'] === undefined && typeof authority === 'string') out['host'] = authority;
   if (headers.te !== undefined && /\btrailers\b/i.test(String(headers.te))) out['te'] = 'trailers';
   out['x-forwarded-for'] = fwd.forwardedFor;
   out['x-forwarded-proto'] = fwd.proto;
@@ -61,4 +65,10 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, requestI
 export function requestIdOf(headers: IncomingHttpHeaders): string {
   const given = headers['x-request-id'];
   return typeof given === 'string' && given.length > 0 && given.length <= 200 && /^[\x21-\x7e]+$/.test(given) ? given : randomUUID();
+}
+
+/** The request's host: Host for HTTP/1.1, :authority for HTTP/2. */
+export function hostHeaderOf(headers: IncomingHttpHeaders): string | undefined {
+  const h = headers.host ?? headers[':authority'];
+  return typeof h === 'string' ? h : undefined;
 }

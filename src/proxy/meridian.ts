@@ -271,7 +271,8 @@ export class Meridian implements AdminTarget {
   async #listen(l: HttpListenerConfig): Promise<Listening> {
     const ctx: ListenerContext = {
       listener: l.name,
-      encrypted: false,
+      encrypted: l.protocol === 'https',
+      limits: l.limits,
       clock: this.#clock,
       runtime: () => this.#runtime,
       draining: () => this.#draining,
@@ -289,6 +290,7 @@ export class Meridian implements AdminTarget {
       {
         // Checked every second rather than Node's default 30 s, so the header timeout bites.
         connectionsCheckingInterval: 1000,
+        maxHeaderSize: l.limits.max_header_bytes,
       },
       (req, res) => onRequest(req, res, false),
     );

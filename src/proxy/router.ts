@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { HeaderMatch, PathMatch, RouteConfig } from '../config/index.js';
+import { hostHeaderOf } from './headers.js';
 
 /** The parts of a request routing looks at. */
 export interface RoutableRequest {
@@ -97,7 +98,7 @@ function headerPredicate(h: HeaderMatch): Predicate {
 export function routable(method: string, url: string, headers: IncomingHttpHeaders): RoutableRequest {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
-  return { host: hostOnly(headers.host ?? ''), path, method, headers };
+  return { host: hostOnly(hostHeaderOf(headers) ?? ''), path, method, headers };
 }
 
 export function hostOnly(host: string): string {
