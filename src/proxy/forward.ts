@@ -71,7 +71,7 @@ class Exchange {
   readonly #rt: Runtime;
   readonly #requestId: string;
   readonly #method: string;
-  readonly #url: string;
+  #url: string;
   readonly #hasBody: boolean;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
@@ -114,10 +114,14 @@ class Exchange {
     const req = this.#req;
     const res = this.#res;
     res.on('close', () => this.#onDownstreamClose());
-    this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const limits = this.#ctx.limits;
-    if (req.rawHeaders.length / 2 > limits.max_headers) return this.#localReply('header_fields_too_large');
-    if (this.#url.length > limits.max_url_bytes) return this.#localReply('uri_too_long');
+    // A client over a limit is not one to keep talking to: these replies close the connection.
+    if (req.rawHeaders.length / 2 > limits.max_headers) return this.#refuse('header_fields_too_large');
+    if (this.#url.length > limits.max_url_bytes) return this.#refuse('uri_too_long');
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
+    if (req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) return this.#refuse('bad_request');
+    if (!this.#url.startsWith('/') && !this.#originForm()) return this.#refuse('bad_request');
+    this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (limits.max_body_bytes > 0 && declared > limits.max_body_bytes) return this.#localReply('payload_too_large');
     const route = this.#rt.routers.get(this.#ctx.listener)?.match(routable(this.#method, this.#url, req.headers));
@@ -352,6 +356,30 @@ class Exchange {
       return false;
     }
     this.#retryTokens++;
+    return true;
+  }
+
+  #refuse(code: LocalReplyCode): void {
+    this.#mustClose = true;
+    this.#localReply(code);
+  }
+
+  /**
+   * An absolute-form target (`GET http://host/path`) names the host itself, which wins
+   * over Host (RFC 9112 §3.2.2): route and forward it in origin form with that Host, so a
+   * backend never sees a target and a Host that disagree. Anything else not starting with
+   * "/" is refused.
+   */
+  #originForm(): boolean {
+    let target: URL;
+    try {
+      target = new URL(this.#url);
+    } catch {
+      return false;
+    }
+    if ((target.protocol !== 'http:' && target.protocol !== 'https:') || target.host === '') return false;
+    this.#url = `${target.pathname}${target.search}`;
+    this.#req.headers.host = target.host;
     return true;
   }
 

@@ -1,0 +1,445 @@
+// Hostile input at the listener: request smuggling, malformed framing, bad characters,
+// limits, slowloris and slow bodies. A real Meridian in front of real sample backends,
+// raw bytes over real sockets. Every refusal must be answered by Meridian itself, close
+// the connection, and reach no backend. docs/hostile-input.md tabulates the answers.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import type { SampleBackend } from '../../src/backend/sample-backend.js';
+import { backends, closeAll, config, get, simpleConfig, startMeridian, until, type Running } from './harness.js';
+
+interface Sent {
+  /** Everything the server wrote back. */
+  readonly reply: string;
+  /** The status line's code, 0 when nothing came back. */
+  readonly status: number;
+  /** True when the server closed (or reset) the connection before `ms` ran out. */
+  readonly closedByServer: boolean;
+}
+
+/** Raw bytes in, everything back until the server closes or `ms` passes. Never rejects. */
+function send(port: number, parts: string | Buffer | readonly (string | Buffer)[], ms = 2000, gapMs = 0): Promise<Sent> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      s.destroy();
+    }, ms);
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined); // a reset is a close too
+    s.on('close', () => {
+      clearTimeout(timer);
+      const reply = Buffer.concat(chunks).toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(reply);
+      resolve({ reply, status: m ? Number(m[1]) : 0, closedByServer: !timedOut });
+    });
+    const list = typeof parts === 'string' || Buffer.isBuffer(parts) ? [parts] : parts;
+    void (async () => {
+      for (const p of list) {
+        if (s.destroyed) return;
+        s.write(p);
+        if (gapMs > 0) await sleep(gapMs);
+      }
+    })();
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const firstLine = (r: Sent) => (r.reply.split('\r\n')[0] ?? '').slice(0, 80) || '(nothing)';
+
+interface Seen {
+  readonly requests: number;
+  readonly connections: number;
+}
+const seen = (bs: readonly SampleBackend[]): Seen => ({
+  requests: bs.reduce((n, b) => n + b.requests, 0),
+  connections: bs.reduce((n, b) => n + b.connections, 0),
+});
+
+/**
+ * Send `bytes`; expect Meridian to answer `status` itself, close the connection, and no
+ * backend to see a request (nor a new connection).
+ */
+async function refused(t: TestContext, m: Running, bs: readonly SampleBackend[], bytes: string | readonly string[], status: number, ms = 2000, gapMs = 0): Promise<void> {
+  const before = seen(bs);
+  const r = await send(m.port, bytes, ms, gapMs);
+  await sleep(50); // anything forwarded has had time to land
+  const afterwards = seen(bs);
+  t.diagnostic(`got ${firstLine(r)}; closed=${r.closedByServer}; backend requests +${afterwards.requests - before.requests}, connections +${afterwards.connections - before.connections}`);
+  assert.equal(r.status, status, `expected ${status}, got: ${firstLine(r)}`);
+  assert.ok(r.closedByServer, 'Meridian must close the connection after refusing');
+  assert.equal(afterwards.requests, before.requests, 'a backend saw the request');
+  assert.equal(afterwards.connections, before.connections, 'a backend connection was opened');
+}
+
+const H = 'Host: x\r\n';
+
+describe('hostile input: framing and smuggling', () => {
+  let bs: SampleBackend[];
+  let m: Running;
+  before(async () => {
+    bs = await backends(2);
+    m = await startMeridian(simpleConfig(bs));
+  });
+  after(() => closeAll(m, bs));
+
+  // PortSwigger, "HTTP request smuggling": the classic CL.TE and TE.CL payloads.
+  it('CL.TE: Content-Length and Transfer-Encoding together → 400', async (t) => {
+    await refused(t, m, bs, `POST / HTTP/1.1\r\n${H}Content-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nSMUGGLED`, 400);
+  });
+
+  it('TE.CL: Transfer-Encoding and Content-Length together → 400', async (t) => {
+    await refused(t, m, bs, `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n`, 400);
+  });
+
+  it('duplicate Content-Length with differing values → 400', async (t) => {
+    await refused(t, m, bs, `POST /upload HTTP/1.1\r\n${H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!`, 400);
+  });
+
+  it('Content-Length list "5, 6" → 400', async (t) => {
+    await refused(t, m, bs, `POST /upload HTTP/1.1\r\n${H}Content-Length: 5, 6\r\n\r\nhello!`, 400);
+  });
+
+  it('duplicate identical Content-Length: refused, or normalised to one header', async (t) => {
+    const before = seen(bs);
+    const r = await send(m.port, `POST /echo HTTP/1.1\r\n${H}Content-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello`);
+    await sleep(50);
+    const delta = seen(bs).requests - before.requests;
+    t.diagnostic(`got ${firstLine(r)}; backend requests +${delta}`);
+    if (r.status === 400) {
+      assert.equal(delta, 0, 'refused, yet a backend saw it');
+    } else {
+      // RFC 9112 §6.3 lets a recipient accept identical values as one; the backend must see one.
+      assert.equal(r.status, 200, firstLine(r));
+      const echoed = JSON.parse(r.reply.slice(r.reply.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string>; bodyBytes: number };
+      assert.equal(echoed.headers['content-length'], '5');
+      assert.equal(echoed.bodyBytes, 5);
+    }
+  });
+
+  const chunked = (size: string) => `POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${size}\r\nhello\r\n0\r\n\r\n`;
+  for (const [what, size] of [
+    ['zz', 'zz'],
+    ['-1', '-1'],
+    ['0x10', '0x10'],
+    ['leading space " 5"', ' 5'],
+    ['over-long (20 hex digits, overflows 64 bits)', 'f'.repeat(20)],
+  ] as const) {
+    it(`chunk size ${what} → 400`, async (t) => {
+      await refused(t, m, bs, chunked(size), 400);
+    });
+  }
+
+  it('chunk size zz arriving 100 ms after the headers → 400 (the first chunk is checked before going upstream)', async (t) => {
+    await refused(t, m, bs, [`POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, 'zz\r\nhello\r\n0\r\n\r\n'], 400, 2000, 100);
+  });
+
+  it('a valid chunked body arriving 100 ms after the headers is forwarded intact', async (t) => {
+    const r = await send(m.port, [`POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, '5\r\nhello\r\n0\r\n\r\n'], 2000, 100);
+    t.diagnostic(`got ${firstLine(r)}`);
+    assert.equal(r.status, 200, firstLine(r));
+    assert.match(r.reply, /\{"bytes":5\}/);
+  });
+
+  for (const [what, te] of [
+    ['chunked, identity', 'Transfer-Encoding: chunked, identity'],
+    ['xchunked', 'Transfer-Encoding: xchunked'],
+    ['"Transfer-Encoding : chunked" (space before colon)', 'Transfer-Encoding : chunked'],
+  ] as const) {
+    it(`Transfer-Encoding ${what} → 400`, async (t) => {
+      await refused(t, m, bs, `POST /upload HTTP/1.1\r\n${H}${te}\r\n\r\n5\r\nhello\r\n0\r\n\r\n`, 400);
+    });
+  }
+
+  it('"Transfer-Encoding:<TAB>chunked" is legal (OWS) and forwarded with the body intact', async (t) => {
+    const r = await send(m.port, `POST /upload HTTP/1.1\r\n${H}Transfer-Encoding:\tchunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+    t.diagnostic(`got ${firstLine(r)}`);
+    assert.equal(r.status, 200, firstLine(r));
+    assert.match(r.reply, /\{"bytes":5\}/);
+  });
+
+  it('Transfer-Encoding in an HTTP/1.0 request → 400 (RFC 9112 §6.1: faulty framing)', async (t) => {
+    await refused(t, m, bs, `POST /upload HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`, 400);
+  });
+});
+
+describe('hostile input: bad characters and targets', () => {
+  let bs: SampleBackend[];
+  let m: Running;
+  before(async () => {
+    bs = await backends(2);
+    m = await startMeridian(simpleConfig(bs));
+  });
+  after(() => closeAll(m, bs));
+
+  for (const [what, header] of [
+    ['space before colon', 'X-Foo : bar'],
+    ['NUL in the name', 'X-F\x00oo: bar'],
+    ['@ in the name', 'X-F@oo: bar'],
+    ['bare CR in the value', 'X-Foo: a\rb'],
+    ['NUL in the value', 'X-Foo: a\x00b'],
+  ] as const) {
+    it(`header with ${what} → 400`, async (t) => {
+      await refused(t, m, bs, `GET / HTTP/1.1\r\n${H}${header}\r\n\r\n`, 400);
+    });
+  }
+
+  // RFC 9112 §2.2 lets a recipient take a lone LF as a line terminator. Either refusal or a
+  // normalised forward is safe: what the backend gets is re-serialised with CRLF by Meridian.
+  for (const [what, bytes] of [
+    ['request line ending in bare LF', `GET /echo HTTP/1.1\n${H}Connection: close\r\n\r\n`],
+    ['all lines ending in bare LF', `GET /echo HTTP/1.1\nHost: x\nConnection: close\n\n`],
+    ['bare LF inside a header value', `GET /echo HTTP/1.1\r\n${H}X-Foo: a\nX-Injected: b\r\nConnection: close\r\n\r\n`],
+  ] as const) {
+    it(`${what}: refused, or forwarded as a clean request (documented)`, async (t) => {
+      const before = seen(bs);
+      const r = await send(m.port, bytes);
+      await sleep(50);
+      const delta = seen(bs).requests - before.requests;
+      t.diagnostic(`got ${firstLine(r)}; backend requests +${delta}`);
+      if (r.status === 400) {
+        assert.equal(delta, 0, 'refused, yet a backend saw it');
+        return;
+      }
+      assert.equal(r.status, 200, firstLine(r));
+      const echoed = JSON.parse(r.reply.slice(r.reply.indexOf('\r\n\r\n') + 4)) as { url: string; headers: Record<string, string> };
+      t.diagnostic(`backend saw url=${echoed.url} headers=${JSON.stringify(echoed.headers)}`);
+      assert.equal(echoed.url, '/echo');
+      for (const [k, v] of Object.entries(echoed.headers)) assert.ok(!/[\r\n]/.test(k + v), `CR/LF reached the backend in ${k}`);
+    });
+  }
+
+  it('absolute-form target to another host: refused, or forwarded in origin-form with that authority as Host', async (t) => {
+    const before = seen(bs);
+    const r = await send(m.port, `GET http://evil.example/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    await sleep(50);
+    const delta = seen(bs).requests - before.requests;
+    t.diagnostic(`got ${firstLine(r)}; backend requests +${delta}`);
+    if (r.status === 400) {
+      assert.equal(delta, 0, 'refused, yet a backend saw it');
+      return;
+    }
+    assert.equal(r.status, 200, firstLine(r));
+    const echoed = JSON.parse(r.reply.slice(r.reply.indexOf('\r\n\r\n') + 4)) as { url: string; headers: Record<string, string> };
+    t.diagnostic(`backend saw url=${echoed.url} host=${echoed.headers['host']}`);
+    // RFC 9112 §3.2.2: the target's authority wins over Host; the backend must not get both.
+    assert.ok(echoed.url.startsWith('/'), `backend got the absolute-form target ${echoed.url} next to Host: ${echoed.headers['host']}`);
+    assert.equal(echoed.headers['host'], 'evil.example');
+  });
+});
+
+describe('hostile input: limits', () => {
+  let bs: SampleBackend[];
+  let m: Running;
+  before(async () => {
+    bs = await backends(2);
+    m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [
+          {
+            name: 'web',
+            address: '127.0.0.1',
+            port: 0,
+            routes: [{ cluster: 'c' }],
+            limits: { max_header_bytes: 4096, max_headers: 20, max_url_bytes: 256, max_body_bytes: 1000 },
+          },
+        ],
+        clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      }),
+    );
+  });
+  after(() => closeAll(m, bs));
+
+  it('a request within every limit passes', async () => {
+    const r = await get(m.port, '/upload', { method: 'POST', body: 'x'.repeat(1000), headers: { 'x-a': 'a'.repeat(2000) } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(JSON.parse(r.body), { bytes: 1000 });
+  });
+
+  it('headers over the configured max_header_bytes (6 KB > 4096) → 431', async (t) => {
+    await refused(t, m, bs, `GET / HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(6000)}\r\n\r\n`, 431);
+  });
+
+  it("headers over Node's own 16 KiB → 431", async (t) => {
+    await refused(t, m, bs, `GET / HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431);
+  });
+
+  it('more than max_headers (30 > 20) header fields → 431', async (t) => {
+    const many = Array.from({ length: 30 }, (_, i) => `X-H${i}: ${i}\r\n`).join('');
+    await refused(t, m, bs, `GET / HTTP/1.1\r\n${H}${many}\r\n`, 431);
+  });
+
+  it('URL over max_url_bytes (300 > 256) → 414', async (t) => {
+    await refused(t, m, bs, `GET /${'a'.repeat(300)} HTTP/1.1\r\n${H}\r\n`, 414);
+  });
+
+  it('Content-Length over max_body_bytes → 413 before any body byte is sent', async (t) => {
+    // No body follows the headers: the answer must come from the declared length alone.
+    await refused(t, m, bs, `POST /upload HTTP/1.1\r\n${H}Content-Length: 5000\r\n\r\n`, 413, 1500);
+  });
+
+  it('chunked body growing past max_body_bytes → 413', async (t) => {
+    const before = seen(bs);
+    const chunk = `190\r\n${'x'.repeat(400)}\r\n`;
+    // Headers first, then 400-byte chunks: the third one crosses 1000 bytes.
+    const r = await send(m.port, [`POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n`, chunk, chunk, chunk, chunk, '0\r\n\r\n'], 2000, 30);
+    await sleep(50);
+    const afterwards = seen(bs);
+    t.diagnostic(`got ${firstLine(r)}; closed=${r.closedByServer}; backend requests +${afterwards.requests - before.requests} (a streaming proxy may have sent the headers on; the backend must then see the body cut, never complete)`);
+    assert.equal(r.status, 413, `expected 413, got: ${firstLine(r)}`);
+    assert.ok(r.closedByServer, 'Meridian must close the connection after refusing');
+    // Whatever the backend got, its answer was not what the client saw: the exchange is Meridian's 413.
+    const rec = m.records.at(-1);
+    t.diagnostic(`access record: status ${rec?.status}, reason ${rec?.reason}, body bytes forwarded ${rec?.bytesIn}`);
+    assert.equal(rec?.status, 413);
+    assert.ok((rec?.bytesIn ?? 0) <= 1000 + 400, `forwarded ${rec?.bytesIn} body bytes, limit 1000`);
+  });
+});
+
+describe('hostile input: slow clients', () => {
+  let bs: SampleBackend[];
+  let m: Running;
+  before(async () => {
+    bs = await backends(2);
+    m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }], timeouts: { request_headers: '1s' } }],
+        clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      }),
+    );
+  });
+  after(() => closeAll(m, bs));
+
+  /** Normal requests every `everyMs` until stopped; returns every status seen. */
+  function keepAsking(port: number, everyMs = 100): { stop(): Promise<number[]> } {
+    const statuses: number[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        try {
+          statuses.push((await get(port, '/', { agent: false, timeoutMs: 3000 })).status);
+        } catch {
+          statuses.push(0);
+        }
+        await sleep(everyMs);
+      }
+    })();
+    return {
+      async stop() {
+        running = false;
+        await loop;
+        return statuses;
+      },
+    };
+  }
+
+  it('slowloris: 200 connections sending headers a byte at a time are all closed; normal requests keep working', async (t) => {
+    const before = seen(bs);
+    const asking = keepAsking(m.port);
+    const text = `GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ${'a'.repeat(1000)}\r\n\r\n`;
+    const sockets: Socket[] = [];
+    const closed = new Set<Socket>();
+    const replies = new Map<Socket, string>();
+    const timers: NodeJS.Timeout[] = [];
+    for (let i = 0; i < 200; i++) {
+      const s = connect(m.port, '127.0.0.1');
+      sockets.push(s);
+      s.on('error', () => undefined);
+      s.on('data', (c: Buffer) => replies.set(s, (replies.get(s) ?? '') + c.toString('latin1')));
+      s.on('close', () => closed.add(s));
+      let at = 0;
+      timers.push(
+        setInterval(() => {
+          if (!s.destroyed && s.writable && at < text.length) s.write(text[at++] as string);
+        }, 50),
+      );
+    }
+    try {
+      // Headers take 1000 × 50 ms to arrive; the 1 s header timeout must cut them long before.
+      await until(() => closed.size === sockets.length, 6000, `all slow connections closed (${closed.size}/200 so far)`);
+    } finally {
+      for (const x of timers) clearInterval(x);
+      for (const s of sockets) s.destroy();
+    }
+    const statuses = await asking.stop();
+    const got408 = [...replies.values()].filter((r) => r.startsWith('HTTP/1.1 408')).length;
+    const afterwards = seen(bs);
+    t.diagnostic(`slow connections closed: ${closed.size}/200, ${got408} answered 408; normal requests: ${statuses.length} (${statuses.filter((s) => s === 200).length} × 200); backend requests +${afterwards.requests - before.requests}`);
+    assert.ok(statuses.length >= 5, `only ${statuses.length} normal requests completed`);
+    assert.deepEqual(
+      statuses.filter((s) => s !== 200),
+      [],
+      'every normal request during the attack succeeds',
+    );
+    assert.equal(afterwards.requests - before.requests, statuses.length, 'only the normal requests reach a backend');
+  });
+
+  it('slowhttptest -H (slowloris, 200 connections, 5 s) leaves Meridian serving', async (t) => {
+    if (spawnSync('slowhttptest', ['-h'], { stdio: 'ignore' }).error) {
+      t.skip('slowhttptest is not installed (Debian package "slowhttptest")');
+      return;
+    }
+    const asking = keepAsking(m.port, 200);
+    const out = `/tmp/meridian-slowhttptest-${process.pid}`;
+    // -c connections, -H slow headers, -i seconds between follow-up headers, -r connections/s,
+    // -l test length (s), -g/-o statistics to OUT.csv/OUT.html, -p probe timeout (s).
+    const child = spawn('slowhttptest', ['-c', '200', '-H', '-i', '1', '-r', '100', '-l', '5', '-p', '2', '-u', `http://127.0.0.1:${m.port}/`, '-g', '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    clearTimeout(killer);
+    const statuses = await asking.stop();
+    rmSync(`${out}.csv`, { force: true });
+    rmSync(`${out}.html`, { force: true });
+    const plain = output.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), ''); // ANSI colours
+    const last = (re: RegExp) => [...plain.matchAll(re)].at(-1)?.[1]?.trim();
+    const available = last(/service available:\s*(\w+)/gi);
+    t.diagnostic(
+      `slowhttptest exit ${code} (${last(/Exit status:\s*(.*)/gi) ?? '?'}); its last report: closed ${last(/closed:\s*(\d+)/gi) ?? '?'}, connected ${last(/connected:\s*(\d+)/gi) ?? '?'}, service available ${available ?? '?'}; normal requests during: ${statuses.length}, non-200: ${statuses.filter((s) => s !== 200).length}`,
+    );
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], 'normal requests during slowhttptest succeed');
+    if (available !== undefined) assert.equal(available.toUpperCase(), 'YES', 'slowhttptest found the service unavailable');
+    const r = await get(m.port, '/', { agent: false });
+    assert.equal(r.status, 200);
+  });
+
+  it('slow body (1 byte / 200 ms of a 100000-byte body) is cut off within a few seconds; normal requests keep working', async (t) => {
+    const asking = keepAsking(m.port);
+    const s = connect(m.port, '127.0.0.1');
+    let reply = '';
+    let closedAt = 0;
+    const start = Date.now();
+    s.on('error', () => undefined);
+    s.on('data', (c: Buffer) => (reply += c.toString('latin1')));
+    s.on('close', () => (closedAt = Date.now()));
+    s.write(`POST /upload HTTP/1.1\r\n${H}Content-Length: 100000\r\n\r\n`);
+    const drip = setInterval(() => {
+      if (!s.destroyed && s.writable) s.write('x');
+    }, 200);
+    try {
+      await until(() => closedAt > 0, 5000, 'the slow body to be cut off');
+    } catch (e) {
+      t.diagnostic(`still open after 5 s; reply so far: ${JSON.stringify(reply.slice(0, 80))}`);
+      throw e;
+    } finally {
+      clearInterval(drip);
+      s.destroy();
+      const statuses = await asking.stop();
+      t.diagnostic(`normal requests meanwhile: ${statuses.length}, non-200: ${statuses.filter((x) => x !== 200).length}`);
+      assert.deepEqual(statuses.filter((x) => x !== 200), [], 'normal requests during a slow body succeed');
+    }
+    const line = reply.split('\r\n')[0] ?? '';
+    t.diagnostic(`cut after ${closedAt - start} ms; reply: ${line || '(connection closed, nothing written)'}`);
+    assert.ok(line === '' || /^HTTP\/1\.1 408 /.test(line), `expected 408 or a bare close, got: ${line}`);
+  });
+});
