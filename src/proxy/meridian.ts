@@ -9,10 +9,11 @@ import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
-import { loadConfigFile, type Config, type HttpListenerConfig } from '../config/index.js';
+import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { buildRuntime, type Runtime } from './runtime.js';
+import { TcpProxy } from './tcp-proxy.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
@@ -49,6 +50,7 @@ export class Meridian implements AdminTarget {
   readonly #rng: SeededRng;
   #runtime: Runtime;
   #listeners = new Map<string, Listening>();
+  #tcp = new Map<string, { config: TcpListenerConfig; proxy: TcpProxy; port: number }>();
   #checkers: ActiveHealthChecker[] = [];
   #subscribed = new WeakSet<Cluster>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
@@ -78,7 +80,7 @@ export class Meridian implements AdminTarget {
 
   /** Bound ports by listener name (useful with port 0). */
   ports(): Record<string, number> {
-    return Object.fromEntries([...this.#listeners].map(([name, l]) => [name, l.port]));
+    return Object.fromEntries([...[...this.#listeners].map(([name, l]) => [name, l.port] as const), ...[...this.#tcp].map(([name, t]) => [name, t.port] as const)]);
   }
 
   get adminPort(): number {
@@ -89,7 +91,7 @@ export class Meridian implements AdminTarget {
     const config = this.#runtime.config;
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') await this.#listen(l);
-      else this.log.warn({ listener: l.name }, 'tcp listeners arrive with the next data-plane issue; skipped');
+      else await this.#listenTcp(l);
     }
     this.#applyRuntimeSideEffects();
     if (this.#o.admin !== false) {
@@ -175,9 +177,12 @@ export class Meridian implements AdminTarget {
     for (const c of this.#checkers) c.stop();
     const closed = [...this.#listeners.values()].map((l) => closeServer(l.server));
     for (const l of this.#listeners.values()) l.server.closeIdleConnections();
+    const tcp = [...this.#tcp.values()].map((t) => t.proxy);
+    await Promise.all(tcp.map((p) => p.stopAccepting()));
     const deadline = this.#clock.nowMs() + deadlineMs;
-    while (this.#inFlight > 0 && this.#clock.nowMs() < deadline) await sleep(20);
+    while ((this.#inFlight > 0 || tcp.some((p) => p.open > 0)) && this.#clock.nowMs() < deadline) await sleep(20);
     for (const l of this.#listeners.values()) l.server.closeAllConnections();
+    for (const p of tcp) p.closeAll();
     await Promise.all(closed);
     await this.#admin?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
@@ -226,6 +231,15 @@ export class Meridian implements AdminTarget {
       l.server.closeIdleConnections();
       if (w) await this.#listen(w);
     }
+    const wantedTcp = new Map(config.listeners.filter((l): l is TcpListenerConfig => l.protocol === 'tcp').map((l) => [l.name, l]));
+    for (const [name, t] of [...this.#tcp]) {
+      const w = wantedTcp.get(name);
+      if (w && w.address === t.config.address && w.port === t.config.port && w.cluster === t.config.cluster && w.timeouts.idle === t.config.timeouts.idle) continue;
+      // Removed or changed: stop accepting; open connections carry on to their end.
+      this.#tcp.delete(name);
+      void t.proxy.stopAccepting();
+    }
+    for (const [name, w] of wantedTcp) if (!this.#tcp.has(name)) await this.#listenTcp(w);
     if (config.admin.port !== previous.config.admin.port || config.admin.address !== previous.config.admin.address) {
       this.log.warn({}, 'admin address changes take effect at the next restart');
     }
@@ -311,6 +325,24 @@ export class Meridian implements AdminTarget {
     this.#listeners.set(l.name, listening);
     this.log.info({ listener: l.name, address: l.address, port }, 'listening');
     return listening;
+  }
+
+  async #listenTcp(l: TcpListenerConfig): Promise<void> {
+    const proxy = new TcpProxy({
+      listener: l.name,
+      cluster: () => this.#runtime.clusters.get(l.cluster),
+      clock: this.#clock,
+      idleTimeoutMs: l.timeouts.idle,
+      log: this.log,
+      onConnection: (r) => {
+        this.#accessLog?.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
+      },
+    });
+    const port = await proxy.listen(l.port, l.address).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
+    });
+    this.#tcp.set(l.name, { config: l, proxy, port });
+    this.log.info({ listener: l.name, address: l.address, port, protocol: 'tcp' }, 'listening');
   }
 
   /** Malformed requests never reach a backend: answer 400 (431, 408) and close. */

@@ -1,0 +1,59 @@
+// A tcp listener in a running Meridian: pass-through, reload, drain.
+import assert from 'node:assert/strict';
+import { connect, createServer, type Server } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { config, startMeridian } from './harness.js';
+
+async function echoServer(name: string): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.write(`${name}\n`);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+function exchange(port: number, payload: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.endsWith(payload)) s.end();
+    });
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+    s.write(payload);
+  });
+}
+
+describe('tcp listeners in meridian', () => {
+  const cleanup: { close(): Promise<void> }[] = [];
+  after(async () => {
+    for (const c of cleanup) await c.close();
+  });
+
+  it('passes bytes through to the cluster, balanced, and stops on drain', async () => {
+    const a = await echoServer('a');
+    const b = await echoServer('b');
+    cleanup.push(a, b);
+    const m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [
+          { name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'db' }] },
+          { name: 'db', protocol: 'tcp', address: '127.0.0.1', port: 0, cluster: 'db' },
+        ],
+        clusters: [{ name: 'db', policy: 'round_robin', endpoints: [{ address: `127.0.0.1:${a.port}` }, { address: `127.0.0.1:${b.port}` }] }],
+      }),
+    );
+    const port = m.meridian.ports()['db']!;
+    const answers = [await exchange(port, 'ping\n'), await exchange(port, 'ping\n')];
+    assert.deepEqual(answers.map((x) => x.split('\n')[0]).sort(), ['a', 'b']);
+    assert.ok(answers.every((x) => x.endsWith('ping\n')));
+    await m.close();
+    await assert.rejects(exchange(port, 'x'), /ECONNREFUSED/);
+  });
+});
