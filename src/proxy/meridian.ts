@@ -14,6 +14,7 @@ import { ActiveHealthChecker } from '../health/active-checker.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { handleUpgrade, UpgradeTracker } from './upgrade.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
@@ -51,6 +52,8 @@ export class Meridian implements AdminTarget {
   #runtime: Runtime;
   #listeners = new Map<string, Listening>();
   #tcp = new Map<string, { config: TcpListenerConfig; proxy: TcpProxy; port: number }>();
+  /** WebSocket (and other Upgrade) tunnels: long-lived, so drain waits for them, then closes them. */
+  readonly #tunnels = new UpgradeTracker();
   #checkers: ActiveHealthChecker[] = [];
   #subscribed = new WeakSet<Cluster>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
@@ -180,9 +183,10 @@ export class Meridian implements AdminTarget {
     const tcp = [...this.#tcp.values()].map((t) => t.proxy);
     await Promise.all(tcp.map((p) => p.stopAccepting()));
     const deadline = this.#clock.nowMs() + deadlineMs;
-    while ((this.#inFlight > 0 || tcp.some((p) => p.open > 0)) && this.#clock.nowMs() < deadline) await sleep(20);
+    while ((this.#inFlight > 0 || tcp.some((p) => p.open > 0) || this.#tunnels.open > 0) && this.#clock.nowMs() < deadline) await sleep(20);
     for (const l of this.#listeners.values()) l.server.closeAllConnections();
     for (const p of tcp) p.closeAll();
+    this.#tunnels.closeAll();
     await Promise.all(closed);
     await this.#admin?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
@@ -310,6 +314,10 @@ export class Meridian implements AdminTarget {
     );
     applyServerTimeouts(server, l);
     server.on('checkContinue', (req, res) => onRequest(req, res, true));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      this.#inFlight++; // handleUpgrade reports through hooks.done exactly once, like forward
+      handleUpgrade(ctx, this.#tunnels, req, socket, head);
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(l.name, err, socket));
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
