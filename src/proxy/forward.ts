@@ -1,4 +1,5 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
@@ -107,7 +108,10 @@ class Exchange {
     this.#method = req.method ?? 'GET';
     this.#url = req.url ?? '/';
     const cl = req.headers['content-length'];
-    this.#hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+    // HTTP/2 frames bodies itself (often with no content-length): a stream that did not
+    // end with its headers carries a body.
+    const h2 = (req as unknown as Partial<Http2ServerRequest>).stream;
+    this.#hasBody = h2 !== undefined ? !h2.endAfterHeaders : req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
   }
 
   start(): void {
@@ -116,7 +120,7 @@ class Exchange {
     res.on('close', () => this.#onDownstreamClose());
     const limits = this.#ctx.limits;
     // A client over a limit is not one to keep talking to: these replies close the connection.
-    if (req.rawHeaders.length / 2 > limits.max_headers) return this.#refuse('header_fields_too_large');
+    if (headerFieldCount(req.rawHeaders) > limits.max_headers) return this.#refuse('header_fields_too_large');
     if (this.#url.length > limits.max_url_bytes) return this.#refuse('uri_too_long');
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
     if (req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) return this.#refuse('bad_request');
@@ -290,7 +294,9 @@ class Exchange {
     this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
     const headers = downstreamResponseHeaders(upRes.headers, this.#requestId);
     if (this.#ctx.draining() && this.#req.httpVersionMajor === 1) headers['connection'] = 'close';
-    res.writeHead(status, upRes.statusMessage, headers);
+    // HTTP/2 has no reason phrase.
+    if (this.#req.httpVersionMajor === 1) res.writeHead(status, upRes.statusMessage, headers);
+    else res.writeHead(status, headers);
     upRes.on('data', (chunk: Buffer) => {
       this.#bytesOut += chunk.length;
     });
@@ -474,6 +480,13 @@ function classify(err: Error, upReq: ClientRequest): UpstreamError {
     return new UpstreamError('connect_failure', false, err.message, { cause: err });
   }
   return new UpstreamError('upstream_reset', true, err.message, { cause: err });
+}
+
+/** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */
+function headerFieldCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).charCodeAt(0) !== 58) n++;
+  return n;
 }
 
 function splitAddress(address: string): { hostname: string; port: number } {

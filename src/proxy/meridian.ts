@@ -1,6 +1,8 @@
 import { randomInt } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Socket, type Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
@@ -13,7 +15,9 @@ import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerC
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { buildRuntime, type Runtime } from './runtime.js';
+import { asNetServer, createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { SniCertificates } from './tls.js';
 import { handleUpgrade, UpgradeTracker } from './upgrade.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
@@ -35,7 +39,8 @@ export interface MeridianOptions {
 
 interface Listening {
   readonly config: HttpListenerConfig;
-  readonly server: Server;
+  readonly ls: ListenerServer;
+  readonly certs: SniCertificates | undefined;
   port: number;
 }
 
@@ -178,13 +183,16 @@ export class Meridian implements AdminTarget {
     this.#draining = true;
     this.log.info({ inFlight: this.#inFlight, deadlineMs }, 'draining');
     for (const c of this.#checkers) c.stop();
-    const closed = [...this.#listeners.values()].map((l) => closeServer(l.server));
-    for (const l of this.#listeners.values()) l.server.closeIdleConnections();
+    const closed = [...this.#listeners.values()].map((l) => closeServer(asNetServer(l.ls.server)));
+    for (const l of this.#listeners.values()) {
+      l.ls.goaway(); // h2: GOAWAY, streams in flight finish
+      l.ls.closeIdle();
+    }
     const tcp = [...this.#tcp.values()].map((t) => t.proxy);
     await Promise.all(tcp.map((p) => p.stopAccepting()));
     const deadline = this.#clock.nowMs() + deadlineMs;
     while ((this.#inFlight > 0 || tcp.some((p) => p.open > 0) || this.#tunnels.open > 0) && this.#clock.nowMs() < deadline) await sleep(20);
-    for (const l of this.#listeners.values()) l.server.closeAllConnections();
+    for (const l of this.#listeners.values()) l.ls.closeAll();
     for (const p of tcp) p.closeAll();
     this.#tunnels.closeAll();
     await Promise.all(closed);
@@ -217,7 +225,7 @@ export class Meridian implements AdminTarget {
     } catch (e) {
       for (const l of opened) {
         this.#listeners.delete(l.config.name);
-        await closeServer(l.server);
+        await closeServer(asNetServer(l.ls.server));
       }
       throw e;
     }
@@ -226,13 +234,14 @@ export class Meridian implements AdminTarget {
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
       if (w && w.address === l.config.address && w.port === l.config.port) {
-        applyServerTimeouts(l.server, w);
+        await this.#refreshListener(l, w);
         continue;
       }
       // Removed (or moved): stop accepting; connections finish their requests on their own.
       this.#listeners.delete(name);
-      void closeServer(l.server);
-      l.server.closeIdleConnections();
+      void closeServer(asNetServer(l.ls.server));
+      l.ls.goaway();
+      l.ls.closeIdle();
       if (w) await this.#listen(w);
     }
     const wantedTcp = new Map(config.listeners.filter((l): l is TcpListenerConfig => l.protocol === 'tcp').map((l) => [l.name, l]));
@@ -300,25 +309,22 @@ export class Meridian implements AdminTarget {
         retryBudgetExhausted: (cluster) => this.metrics.retryBudgetExhausted(cluster),
       },
     };
-    const onRequest = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => {
+    const onRequest = (req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean) => {
       this.#inFlight++;
-      forward(ctx, req, res, expectContinue);
+      // The HTTP/2 compat objects stand in for node:http's (see http-server.ts for what differs).
+      forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
     };
-    const server = createServer(
-      {
-        // Checked every second rather than Node's default 30 s, so the header timeout bites.
-        connectionsCheckingInterval: 1000,
-        maxHeaderSize: l.limits.max_header_bytes,
+    const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version) : undefined;
+    const ls = createHttpServer(l, {
+      request: onRequest,
+      upgrade: (req, socket, head) => {
+        this.#inFlight++; // handleUpgrade reports through hooks.done exactly once, like forward
+        handleUpgrade(ctx, this.#tunnels, req, socket, head);
       },
-      (req, res) => onRequest(req, res, false),
-    );
-    applyServerTimeouts(server, l);
-    server.on('checkContinue', (req, res) => onRequest(req, res, true));
-    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      this.#inFlight++; // handleUpgrade reports through hooks.done exactly once, like forward
-      handleUpgrade(ctx, this.#tunnels, req, socket, head);
-    });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(l.name, err, socket));
+      clientError: (err, socket) => this.#clientError(l.name, err, socket),
+      rapidReset: (remoteAddress) => this.log.warn({ listener: l.name, client: remoteAddress }, 'http2 rapid reset: session closed'),
+    }, certs);
+    const server = asNetServer(ls.server);
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(l.port, l.address, () => {
@@ -329,10 +335,28 @@ export class Meridian implements AdminTarget {
     }).catch((e: NodeJS.ErrnoException) => {
       throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
     });
-    const listening: Listening = { config: l, server, port };
+    const listening: Listening = { config: l, ls, certs, port };
     this.#listeners.set(l.name, listening);
     this.log.info({ listener: l.name, address: l.address, port }, 'listening');
     return listening;
+  }
+
+  /**
+   * A listener kept across a reload (same address and port): certificates are re-read
+   * (a broken file keeps the old ones, and the reload says so); HTTP/1.1 timeouts apply
+   * at once; other server settings (limits, http2, the certificate list) at restart.
+   */
+  async #refreshListener(l: Listening, next: HttpListenerConfig): Promise<void> {
+    if (l.certs) await l.certs.reload();
+    const s = l.ls.server as Partial<Server>;
+    if (typeof s.headersTimeout === 'number') {
+      s.headersTimeout = next.timeouts.request_headers;
+      s.keepAliveTimeout = next.timeouts.idle;
+    }
+    const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version];
+    if (!isDeepStrictEqual(restartOnly(l.config), restartOnly(next))) {
+      this.log.warn({ listener: next.name }, 'listener limits, http2 and certificate lists take effect at the next restart');
+    }
   }
 
   async #listenTcp(l: TcpListenerConfig): Promise<void> {
@@ -354,7 +378,7 @@ export class Meridian implements AdminTarget {
   }
 
   /** Malformed requests never reach a backend: answer 400 (431, 408) and close. */
-  #clientError(listener: string, err: NodeJS.ErrnoException, socket: Socket): void {
+  #clientError(listener: string, err: NodeJS.ErrnoException, socket: Duplex): void {
     const [status, text] =
       err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
     if (err.code !== 'ECONNRESET' && socket.writable && !socket.writableEnded) {
@@ -362,7 +386,8 @@ export class Meridian implements AdminTarget {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
       this.metrics.localReply(listener, 'bad_request', status);
     }
-    socket.destroySoon();
+    if (socket instanceof Socket) socket.destroySoon();
+    else socket.end();
   }
 
   #done(r: ExchangeRecord): void {
@@ -406,14 +431,8 @@ export function adminToken(config: Config, explicit?: string): { token?: string 
   return token ? { token } : {};
 }
 
-function applyServerTimeouts(server: Server, l: HttpListenerConfig): void {
-  server.headersTimeout = l.timeouts.request_headers;
-  // Node requires requestTimeout >= headersTimeout; 0 leaves whole-request bounds to the proxy.
-  server.requestTimeout = 0;
-  server.keepAliveTimeout = l.timeouts.idle;
-}
 
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: NetServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());

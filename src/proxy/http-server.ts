@@ -1,0 +1,232 @@
+import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import {
+  constants as h2,
+  createSecureServer,
+  createServer as createH2cServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { HttpListenerConfig } from '../config/index.js';
+import type { SniCertificates } from './tls.js';
+
+export type AnyServerRequest = IncomingMessage | Http2ServerRequest;
+export type AnyServerResponse = ServerResponse | Http2ServerResponse;
+
+/** What a listener's server calls. HTTP/1.1 exchanges get node:http objects, HTTP/2 ones the compat API's. */
+export interface ServerHandlers {
+  /** A request; `expectContinue` when it asked `Expect: 100-continue` (answer with res.writeContinue()). */
+  request(req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean): void;
+  /** HTTP/1.1 Upgrade (WebSocket). Absent: Node answers upgrades as ordinary requests. */
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** A malformed HTTP/1.1 request or header timeout (the socket is still open: answer and close). */
+  clientError(err: NodeJS.ErrnoException, socket: Duplex): void;
+  /** A client reset streams faster than http2.max_resets_per_second; its session was closed. */
+  rapidReset?(remoteAddress: string | undefined): void;
+}
+
+export interface ListenerServer {
+  /** Not yet listening: the caller calls listen(). */
+  readonly server: Http1Server | HttpsServer | Http2SecureServer | Http2Server;
+  /** HTTP/2: close sessions with no open stream; HTTP/1.1: close keep-alive connections between requests. */
+  closeIdle(): void;
+  /** Cut every connection and session now. */
+  closeAll(): void;
+  /** HTTP/2: graceful GOAWAY on every session (streams in flight finish, no new ones); used at drain. */
+  goaway(): void;
+}
+
+/**
+ * The server for one http/https listener, configured from its limits, timeouts and
+ * http2 block:
+ *
+ * | protocol | http2.enabled | server                                                        |
+ * |----------|---------------|---------------------------------------------------------------|
+ * | http     | false         | node:http                                                     |
+ * | http     | true          | node:http2 h2c, prior knowledge only: HTTP/1.1 is refused     |
+ * | https    | true          | node:http2 secure, ALPN h2 + http/1.1 (HTTP/1.1 clients served)|
+ * | https    | false         | node:https                                                    |
+ *
+ * HTTP/2 sessions get: SETTINGS_MAX_CONCURRENT_STREAMS and SETTINGS_MAX_HEADER_LIST_SIZE
+ * from the config; an idle timeout (no open stream for timeouts.idle closes the session
+ * with GOAWAY); rapid-reset protection (CVE-2023-44487): more than
+ * http2.max_resets_per_second streams reset by the client within one second, before
+ * their response finished, closes the session with GOAWAY(ENHANCE_YOUR_CALM). Errors on
+ * sessions and streams are absorbed here; the handlers see closed responses.
+ */
+export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers, certs?: SniCertificates): ListenerServer {
+  if (l.protocol === 'https' && certs === undefined) throw new Error(`listener ${l.name}: an https listener needs certificates`);
+  if (!l.http2.enabled) {
+    const server =
+      l.protocol === 'https' && certs
+        ? createHttpsServer({ ...tlsOptions(l, certs), ALPNProtocols: ['http/1.1'], maxHeaderSize: l.limits.max_header_bytes })
+        : createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
+    if (l.protocol === 'https' && certs) watchCertificates(server as HttpsServer, certs);
+    configureHttp1(server, l, handlers);
+    return {
+      server,
+      closeIdle: () => server.closeIdleConnections(),
+      closeAll: () => server.closeAllConnections(),
+      goaway: () => {},
+    };
+  }
+
+  const sessionOptions = {
+    settings: { maxConcurrentStreams: l.http2.max_concurrent_streams, maxHeaderListSize: l.http2.max_header_list_bytes },
+    // Pseudo-headers count as pairs too; forward.ts answers 431 for max_headers, this is the hard stop.
+    maxHeaderListPairs: Math.max(128, l.limits.max_headers + 16),
+    maxSessionInvalidFrames: 100,
+    maxSessionRejectedStreams: 100,
+  };
+  let server: Http2SecureServer | Http2Server;
+  if (l.protocol === 'https' && certs) {
+    const secure = createSecureServer({ ...tlsOptions(l, certs), ...sessionOptions, allowHTTP1: true });
+    watchCertificates(secure, certs);
+    // HTTP/1.1 clients on this server go through node:http's connection code, which reads these.
+    configureHttp1(secure as unknown as Http1Server, l, handlers);
+    Object.assign(secure, { maxHeaderSize: l.limits.max_header_bytes });
+    server = secure;
+  } else {
+    server = createH2cServer(sessionOptions);
+    server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, true));
+    server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, false));
+  }
+
+  const sessions = new Set<ServerHttp2Session>();
+  const active = new WeakMap<ServerHttp2Session, number>();
+  server.on('sessionError', () => {}); // also emitted on the session, handled there
+  // session.socket is a proxy that refuses destroy(); note the raw socket as Node hands it over
+  // (the connection event runs first, then Node creates the session and emits 'session' synchronously).
+  let raw: Duplex | undefined;
+  server.prependListener(l.protocol === 'https' ? 'secureConnection' : 'connection', (socket: Duplex) => (raw = socket));
+  server.on('session', (session: ServerHttp2Session) => {
+    trackSession(session, l, handlers, sessions, active, raw);
+    raw = undefined;
+  });
+  const h1 = server as unknown as Partial<Pick<Http1Server, 'closeIdleConnections' | 'closeAllConnections'>>;
+  return {
+    server,
+    closeIdle: () => {
+      for (const s of sessions) if ((active.get(s) ?? 0) === 0) s.close();
+      h1.closeIdleConnections?.call(server);
+    },
+    closeAll: () => {
+      for (const s of sessions) s.destroy();
+      h1.closeAllConnections?.call(server);
+    },
+    goaway: () => {
+      for (const s of sessions) if (!s.closed && !s.destroyed) s.close();
+    },
+  };
+}
+
+function tlsOptions(l: HttpListenerConfig, certs: SniCertificates) {
+  return {
+    ...certs.defaultPem,
+    minVersion: certs.minVersion,
+    SNICallback: certs.SNICallback,
+    // The TLS handshake counts against the header timeout: a client that never finishes it is cut.
+    handshakeTimeout: l.timeouts.request_headers,
+  };
+}
+
+/** Clients without SNI get the server's own context: keep it the first certificate across reloads. */
+function watchCertificates(server: HttpsServer | Http2SecureServer, certs: SniCertificates): void {
+  const off = certs.onChange(() => server.setSecureContext({ ...certs.defaultPem, minVersion: certs.minVersion }));
+  server.once('close', off);
+}
+
+function configureHttp1(server: Http1Server, l: HttpListenerConfig, handlers: ServerHandlers): void {
+  // Checked every second rather than Node's default 30 s, so the header timeout bites.
+  Object.assign(server, { connectionsCheckingInterval: 1000 });
+  server.headersTimeout = l.timeouts.request_headers;
+  // Node requires requestTimeout >= headersTimeout; 0 leaves whole-request bounds to the proxy.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = l.timeouts.idle;
+  server.on('request', (req: AnyServerRequest, res: AnyServerResponse) => handlers.request(req, res, false));
+  server.on('checkContinue', (req: AnyServerRequest, res: AnyServerResponse) => handlers.request(req, res, true));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => handlers.clientError(err, socket));
+  const upgrade = handlers.upgrade;
+  if (upgrade) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head));
+}
+
+function trackSession(
+  session: ServerHttp2Session,
+  l: HttpListenerConfig,
+  handlers: ServerHandlers,
+  sessions: Set<ServerHttp2Session>,
+  active: WeakMap<ServerHttp2Session, number>,
+  rawSocket: Duplex | undefined,
+): void {
+  sessions.add(session);
+  active.set(session, 0);
+  session.on('error', () => {}); // a broken session is destroyed by Node; nothing to add
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => session.close(), l.timeouts.idle).unref();
+  };
+  armIdle();
+  session.once('close', () => {
+    clearTimeout(idle);
+    sessions.delete(session);
+  });
+  // A client's GOAWAY means it opens no more streams: close once the open ones finish,
+  // rather than hold the connection until the idle timeout.
+  session.once('goaway', () => session.close());
+
+  // Rapid reset: a fixed one-second window per session.
+  let windowStartMs = 0;
+  let resets = 0;
+  const remoteAddress = session.socket?.remoteAddress;
+  const destroySocket = () => rawSocket?.destroy();
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    active.set(session, (active.get(session) ?? 0) + 1);
+    clearTimeout(idle);
+    stream.on('error', () => {}); // the compat response sees the close; the proxy counts it
+    // Only resets the client sends count: mark the ones this side starts (res.destroy(), session
+    // teardown) while the stream is still open. (After a client's RST_STREAM Node marks the stream
+    // closed first, then tears it down with these same calls.)
+    let localReset = false;
+    const { destroy, close } = stream;
+    stream.destroy = function (this: ServerHttp2Stream, ...args: Parameters<ServerHttp2Stream['destroy']>) {
+      if (!this.closed) localReset = true;
+      return destroy.apply(this, args);
+    };
+    stream.close = function (this: ServerHttp2Stream, ...args: Parameters<ServerHttp2Stream['close']>) {
+      if (!this.closed) localReset = true;
+      return close.apply(this, args);
+    };
+    let aborted = false;
+    stream.once('aborted', () => (aborted = !localReset)); // 'aborted': closed before our side ended
+    stream.once('close', () => {
+      const n = (active.get(session) ?? 1) - 1;
+      active.set(session, n);
+      if (n === 0 && !session.closed && !session.destroyed) armIdle();
+      if (!aborted || stream.rstCode === h2.NGHTTP2_NO_ERROR) return;
+      const now = performance.now();
+      if (now - windowStartMs >= 1000) {
+        windowStartMs = now;
+        resets = 0;
+      }
+      if (++resets > l.http2.max_resets_per_second && !session.destroyed) {
+        handlers.rapidReset?.(remoteAddress);
+        session.destroy(undefined, h2.NGHTTP2_ENHANCE_YOUR_CALM);
+        // Node then only end()s the socket, and a client still writing can hold it open: cut it
+        // once the GOAWAY had a moment to leave.
+        setTimeout(destroySocket, 100).unref();
+      }
+    });
+  });
+}
+
+/** Every server this module makes is a net.Server underneath (listen, address, close). */
+export function asNetServer(s: ListenerServer['server']): NetServer {
+  return s as unknown as NetServer;
+}
