@@ -1,6 +1,7 @@
 import { BlockList, isIPv4 } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { hostHeaderOf, type ForwardedInfo } from './headers.js';
+import { unmappedIp } from './address.js';
 
 /**
  * Who the client is. X-Forwarded-For and friends are believed only from configured
@@ -24,12 +25,12 @@ export class TrustedProxies {
 
   trusts(ip: string): boolean {
     if (this.#empty || ip === '') return false;
-    const plain = unmapped(ip);
+    const plain = unmappedIp(ip);
     return this.#list.check(plain, isIPv4(plain) ? 'ipv4' : 'ipv6');
   }
 
   forwarded(peerAddress: string | undefined, headers: IncomingHttpHeaders, encrypted: boolean): ForwardedInfo {
-    const peer = unmapped(peerAddress ?? '');
+    const peer = unmappedIp(peerAddress ?? '');
     const trusted = this.trusts(peer);
     const xff = headers['x-forwarded-for'];
     const prior = trusted && typeof xff === 'string' && xff.trim() !== '' ? xff : undefined;
@@ -48,7 +49,3 @@ export class TrustedProxies {
   }
 }
 
-/** "::ffff:127.0.0.1" (IPv4 on a dual-stack socket) -> "127.0.0.1". */
-function unmapped(ip: string): string {
-  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}

@@ -9,6 +9,7 @@ import { LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } fro
 import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import { splitAddress } from './address.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -180,7 +181,7 @@ class Exchange {
     cluster.core.onStart(host);
     const tryStartMs = this.#ctx.clock.nowMs();
     if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
-    const { hostname, port } = splitAddress(host.endpoint.address);
+    const { host: hostname, port } = splitAddress(host.endpoint.address);
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId);
     if (this.#expectContinue) headers['expect'] = '100-continue';
     const upReq = httpRequest({
@@ -489,11 +490,6 @@ function headerFieldCount(raw: readonly string[]): number {
   return n;
 }
 
-function splitAddress(address: string): { hostname: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon);
-  return { hostname: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) };
-}
 
 function pairs(raw: readonly string[]): [string, string][] {
   const out: [string, string][] = [];

@@ -1,10 +1,11 @@
-import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isHashPolicy } from '../core/balancers.js';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
 import { murmur3 } from '../core/hash.js';
 import type { Outcome } from '../core/types.js';
 import type { ClusterRuntime } from './runtime.js';
+import { splitAddress, unmappedIp } from './address.js';
 
 /** One finished TCP connection, for the access log and metrics. */
 export interface TcpConnectionRecord {
@@ -144,7 +145,7 @@ class TcpConnection {
     this.#client = client;
     this.#onDone = onDone;
     this.#startMs = ctx.clock.nowMs();
-    this.#clientIp = unmapped(client.remoteAddress ?? '');
+    this.#clientIp = unmappedIp(client.remoteAddress ?? '');
     this.#clientLabel = `${this.#clientIp}:${client.remotePort ?? 0}`;
     client.on('error', (err: NodeJS.ErrnoException) => this.#sideFailed('client', err));
     client.on('close', () => {
@@ -309,14 +310,4 @@ class TcpConnection {
 
 }
 
-/** "host:port" or "[v6]:port" -> parts. Config validation guarantees the shape. */
-function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  const host = address.slice(0, i);
-  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(address.slice(i + 1)) };
-}
 
-/** "::ffff:127.0.0.1" (IPv4 on a dual-stack socket) -> "127.0.0.1", so affinity holds either way. */
-function unmapped(ip: string): string {
-  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-}

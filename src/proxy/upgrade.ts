@@ -9,6 +9,7 @@ import type { ExchangeRecord, ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import { splitAddress } from './address.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -196,7 +197,7 @@ class Tunnel implements Closable {
     };
     const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
 
-    const { hostname, port } = splitAddress(host.endpoint.address);
+    const { host: hostname, port } = splitAddress(host.endpoint.address);
     const sock: Socket = connect({ host: hostname, port });
     const connectMs = cluster.config.timeouts.connect;
     const connectTimer = setTimeout(() => sock.destroy(new UpstreamError('connect_failure', false, `connect timeout after ${connectMs} ms`)), connectMs);
@@ -434,8 +435,3 @@ function classify(err: Error, connected: boolean): UpstreamError {
   return new UpstreamError('upstream_reset', true, err.message, { cause: err });
 }
 
-function splitAddress(address: string): { hostname: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon);
-  return { hostname: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) };
-}

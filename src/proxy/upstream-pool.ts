@@ -1,5 +1,6 @@
 import { Agent } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
+import { splitAddress } from './address.js';
 
 export interface PoolOptions {
   /** Idle keep-alive connections kept per endpoint. */
@@ -84,8 +85,6 @@ export class UpstreamPools {
   }
 
   #name(address: string): string {
-    const colon = address.lastIndexOf(':');
-    const host = address.slice(0, colon);
-    return this.agent.getName({ host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(colon + 1)) });
+    return this.agent.getName(splitAddress(address));
   }
 }
