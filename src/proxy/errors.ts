@@ -51,3 +51,19 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
   });
   res.end(body);
 }
+
+// Errors that only a connection attempt can produce (not ETIMEDOUT: an established
+// connection can time out too, after the request went out).
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+
+/**
+ * Node's error on an upstream connection, named for what it means to a proxy: before the
+ * connection was up, nothing reached the upstream (any request may be retried); after,
+ * it may have.
+ */
+export function classifyUpstreamError(err: Error, connected: boolean): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });
+  return new UpstreamError('upstream_reset', true, err.message, { cause: err });
+}

@@ -5,7 +5,7 @@ import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
-import { LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
+import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
@@ -224,7 +224,7 @@ class Exchange {
     upReq.on('error', (err) => {
       // Our own destroy (the client left): not the upstream's fault.
       if (this.#finished && !(err instanceof UpstreamError)) return settle({ latencyMs: latency() });
-      const e = classify(err, upReq);
+      const e = classifyUpstreamError(err, upReq.socket !== null && upReq.socket !== undefined && !upReq.socket.connecting);
       settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
       if (this.#finished) return;
       if (this.#responded) {
@@ -472,16 +472,6 @@ class Exchange {
   }
 }
 
-/** Node's errors, named for what they mean to a proxy. */
-function classify(err: Error, upReq: ClientRequest): UpstreamError {
-  if (err instanceof UpstreamError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  const connected = upReq.socket !== null && upReq.socket !== undefined && !upReq.socket.connecting;
-  if (!connected || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL') {
-    return new UpstreamError('connect_failure', false, err.message, { cause: err });
-  }
-  return new UpstreamError('upstream_reset', true, err.message, { cause: err });
-}
 
 /** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */
 function headerFieldCount(raw: readonly string[]): number {

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
 import type { Outcome } from '../core/types.js';
-import { LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
+import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
 import type { ExchangeRecord, ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { routable } from './router.js';
@@ -220,7 +220,7 @@ class Tunnel implements Closable {
 
     upReq.on('error', (err) => {
       clearTimeout(connectTimer);
-      const e = classify(err, connected);
+      const e = classifyUpstreamError(err, connected);
       if (this.#phase !== 'handshake') return settle({ latencyMs: latency() });
       settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
       if (e.code === 'connect_failure' && cluster.retry.onConnectFailure && this.#retryAllowed()) {
@@ -429,9 +429,4 @@ function destroySoon(s: Duplex): void {
   else s.once('finish', () => s.destroy());
 }
 
-function classify(err: Error, connected: boolean): UpstreamError {
-  if (err instanceof UpstreamError) return err;
-  if (!connected) return new UpstreamError('connect_failure', false, err.message, { cause: err });
-  return new UpstreamError('upstream_reset', true, err.message, { cause: err });
-}
 
