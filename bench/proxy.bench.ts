@@ -1,5 +1,5 @@
 /**
- * Meridian against nginx as a reverse proxy, side by side in the same run.
+ * Meridian against nginx and node-http-proxy as reverse proxies, side by side in the same run.
  *
  *   node dist/bench/proxy.bench.js                      3 runs x 10 s per target
  *   node dist/bench/proxy.bench.js --runs 5 --duration 20s --connections 100
@@ -8,10 +8,12 @@
  * N upstream backends (default 2; nginx answering `200 ok\n`, or `--backend meridian` for
  * the project's sample backend) sit behind each proxy under test, configured for the same
  * job: round robin over the backends, HTTP/1.1 keep-alive upstream pools, no access log,
- * the same forwarding headers (see bench/proxy/configs.ts). wrk loads each target in
- * turn, round after round (direct, nginx, meridian, direct, nginx, meridian, ...), so
- * machine noise spreads over all of them; each target reports the median of its runs.
- * The `direct` row is wrk straight at one backend: the ceiling with no proxy at all.
+ * the same forwarding headers (see bench/proxy/configs.ts and bench/proxy/node-http-proxy.ts).
+ * wrk loads each target in turn, round after round (direct, nginx, node-http-proxy,
+ * meridian, direct, ...), so machine noise spreads over all of them; each target reports
+ * the median of its runs. The `direct` row is wrk straight at one backend: the ceiling
+ * with no proxy at all. A second, low-concurrency pass (`--latency-connections`, default 4)
+ * runs direct, nginx and meridian the same way and reports each proxy's added p99.
  *
  * Every process started here (backends, proxies, wrk) is stopped at the end, on error and
  * on SIGINT/SIGTERM, and the ports used are checked to be free again.
@@ -29,7 +31,10 @@ import { median } from './stats.js';
 
 const USAGE = `usage: node dist/bench/proxy.bench.js [options]
   --duration D         wrk duration of each run (default 10s)
-  --connections C      wrk connections (default 50)
+  --connections C      wrk connections of the throughput runs (default 64)
+  --latency-connections L
+                       wrk connections of the low-concurrency pass (direct, nginx,
+                       meridian; p99 added over direct), 0 to skip it (default 4)
   --threads T          wrk threads (default 1)
   --runs R             runs per target, interleaved; the median is reported (default 3)
   --warmup D           an unrecorded wrk run per target first, 0 for none (default 2s)
@@ -47,6 +52,7 @@ const DURATION = /^\d+(\.\d+)?[smh]?$/;
 interface Options {
   readonly duration: string;
   readonly connections: number;
+  readonly latencyConnections: number;
   readonly threads: number;
   readonly runs: number;
   readonly warmup: string;
@@ -66,7 +72,8 @@ function parseOptions(argv: string[]): Options | 'help' {
     strict: true,
     options: {
       duration: { type: 'string', default: '10s' },
-      connections: { type: 'string', default: '50' },
+      connections: { type: 'string', default: '64' },
+      'latency-connections': { type: 'string', default: '4' },
       threads: { type: 'string', default: '1' },
       runs: { type: 'string', default: '3' },
       warmup: { type: 'string', default: '2s' },
@@ -94,6 +101,7 @@ function parseOptions(argv: string[]): Options | 'help' {
   return {
     duration: values.duration,
     connections,
+    latencyConnections: int('latency-connections', values['latency-connections'], 0, 100_000),
     threads,
     runs: int('runs', values.runs, 1, 1000),
     warmup: values.warmup,
@@ -131,7 +139,7 @@ function versionLine(file: string, args: string[], pattern: RegExp): string {
 
 // ---- targets ---------------------------------------------------------------------------
 
-type Kind = 'direct' | 'nginx' | 'meridian';
+type Kind = 'direct' | 'nginx' | 'node-http-proxy' | 'meridian';
 
 interface Target {
   readonly id: string;
@@ -176,8 +184,8 @@ function nginxLogFindings(file: string): LogFindings {
 
 // ---- wrk -------------------------------------------------------------------------------
 
-async function runWrk(group: ProcessGroup, wrk: string, o: Options, port: number, duration: string): Promise<{ result?: WrkResult; error?: string; raw: string }> {
-  const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}/`];
+async function runWrk(group: ProcessGroup, wrk: string, threads: number, connections: number, port: number, duration: string): Promise<{ result?: WrkResult; error?: string; raw: string }> {
+  const args = [`-t${Math.min(threads, connections)}`, `-c${connections}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}/`];
   const p = group.spawn(`wrk :${port}`, wrk, args);
   const code = await p.exited;
   await group.stop(p, 0);
@@ -201,6 +209,8 @@ interface Row {
   readonly p50_ms: number | null;
   readonly p99_ms: number | null;
   readonly vs_direct: number | null;
+  /** The row's median req/s over the `nginx (worker_processes 1)` row's. */
+  readonly vs_nginx: number | null;
   readonly non_2xx: number;
   readonly socket_errors: { readonly connect: number; readonly read: number; readonly write: number; readonly timeout: number };
   readonly requests: number;
@@ -213,6 +223,7 @@ interface Results {
   readonly node: string;
   readonly nginx: string;
   readonly wrk: string;
+  readonly http_proxy: string;
   readonly platform: string;
   readonly cpus: number;
   readonly cpu_model: string;
@@ -230,10 +241,34 @@ interface Results {
     readonly meridian: string;
     readonly nginx: string;
   };
+  /** meridian (workers: 1) over node-http-proxy, the same way. */
+  readonly ratios_vs_node_http_proxy: { readonly throughput: number | null; readonly p50: number | null; readonly p99: number | null };
+  /** The low-concurrency pass, or null when skipped (`--latency-connections 0`). */
+  readonly latency: LatencyResults | null;
   readonly backend_log_findings: LogFindings;
 }
 
-function row(t: Target, direct: number | undefined, findings: LogFindings | null): Row {
+interface LatencyRow {
+  readonly id: string;
+  readonly label: string;
+  readonly runs: number;
+  readonly requests_per_sec: number | null;
+  readonly p50_ms: number | null;
+  readonly p99_ms: number | null;
+  /** Median p99 minus the direct row's median p99; null for direct itself. */
+  readonly added_p99_ms: number | null;
+  readonly added_p50_ms: number | null;
+  readonly non_2xx: number;
+  readonly socket_errors: number;
+  readonly per_run: readonly { requests_per_sec: number; p50_ms: number; p99_ms: number }[];
+}
+
+interface LatencyResults {
+  readonly load: string;
+  readonly rows: readonly LatencyRow[];
+}
+
+function row(t: Target, direct: number | undefined, nginx: number | undefined, findings: LogFindings | null): Row {
   const rps = t.runs.map((r) => r.requestsPerSec);
   const m = rps.length > 0 ? median(rps) : undefined;
   const sum = (f: (r: WrkResult) => number): number => t.runs.reduce((n, r) => n + f(r), 0);
@@ -246,6 +281,7 @@ function row(t: Target, direct: number | undefined, findings: LogFindings | null
     p50_ms: t.runs.length > 0 ? median(t.runs.map((r) => r.p50Ms)) : null,
     p99_ms: t.runs.length > 0 ? median(t.runs.map((r) => r.p99Ms)) : null,
     vs_direct: m !== undefined && direct !== undefined && direct > 0 ? m / direct : null,
+    vs_nginx: m !== undefined && nginx !== undefined && nginx > 0 ? m / nginx : null,
     non_2xx: sum((r) => r.non2xx),
     socket_errors: {
       connect: sum((r) => r.socketErrors.connect),
@@ -290,19 +326,32 @@ function summaryLine(r: Results, o: Options): string {
 
 function format(r: Results, o: Options): string {
   const lines = [
-    `Meridian vs nginx as a reverse proxy: node ${r.node}, nginx ${r.nginx}, wrk ${r.wrk}; ${r.platform}, ${r.cpus} x ${r.cpu_model}; load average at start ${r.loadavg_at_start.map((x) => x.toFixed(2)).join(' ')}`,
+    `Meridian vs nginx and node-http-proxy as reverse proxies: node ${r.node}, nginx ${r.nginx}, http-proxy ${r.http_proxy}, wrk ${r.wrk}; ${r.platform}, ${r.cpus} x ${r.cpu_model}; load average at start ${r.loadavg_at_start.map((x) => x.toFixed(2)).join(' ')}`,
     `backends: ${r.backend}`,
     `load: ${r.load} per run, ${r.runs} runs per target interleaved, ${r.warmup === '0' ? 'no' : r.warmup} warm-up per target; ${r.pinning}`,
     '',
   ];
-  const rows: string[][] = [['target', 'req/s median (min-max)', 'p50 ms', 'p99 ms', 'vs direct', 'errors (all runs)']];
+  const rows: string[][] = [['target', 'req/s median (min-max)', 'p50 ms', 'p99 ms', 'vs direct', 'vs nginx', 'errors (all runs)']];
   for (const x of r.rows) {
     const rps = x.requests_per_sec === null ? (x.failed !== null ? 'FAILED' : '-') : `${x.requests_per_sec.median.toFixed(0)} (${x.requests_per_sec.min.toFixed(0)}-${x.requests_per_sec.max.toFixed(0)})`;
-    rows.push([x.label, rps, fmtNum(x.p50_ms, 2), fmtNum(x.p99_ms, 2), x.kind === 'direct' ? '-' : fmtRatio(x.vs_direct), errorsCell(x)]);
+    rows.push([x.label, rps, fmtNum(x.p50_ms, 2), fmtNum(x.p99_ms, 2), x.kind === 'direct' ? '-' : fmtRatio(x.vs_direct), x.kind === 'direct' ? '-' : fmtRatio(x.vs_nginx), errorsCell(x)]);
   }
-  lines.push(...table(rows, [false, true, true, true, true, true]));
+  lines.push(...table(rows, [false, true, true, true, true, true, true]));
   lines.push('', summaryLine(r, o));
   lines.push(`meridian/nginx p99 latency: ${fmtRatio(r.ratios.p99)}, p50 latency: ${fmtRatio(r.ratios.p50)} (${r.ratios.meridian} vs ${r.ratios.nginx}; medians of per-run percentiles)`);
+  const v = r.ratios_vs_node_http_proxy;
+  lines.push(`meridian/node-http-proxy throughput: ${fmtRatio(v.throughput)}, p99 latency: ${fmtRatio(v.p99)}, p50 latency: ${fmtRatio(v.p50)} (${r.ratios.meridian} vs node-http-proxy, one process each)`);
+  if (r.latency !== null) {
+    const l = r.latency;
+    lines.push('', `Low concurrency: ${l.load} per run, ${o.runs} runs per target interleaved; added = median minus direct's median`);
+    const lrows: string[][] = [['target', 'req/s', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'errors']];
+    for (const x of l.rows) {
+      const added = (n: number | null): string => (x.id === 'direct' ? '-' : n === null ? 'n/a' : `${n >= 0 ? '+' : ''}${n.toFixed(3)}`);
+      const errs = x.non_2xx + x.socket_errors === 0 ? '0' : `${x.non_2xx} non-2xx, ${x.socket_errors} socket`;
+      lrows.push([x.label, fmtNum(x.requests_per_sec, 0), fmtNum(x.p50_ms, 3), fmtNum(x.p99_ms, 3), added(x.added_p50_ms), added(x.added_p99_ms), errs]);
+    }
+    lines.push(...table(lrows, [false, true, true, true, true, true, true]));
+  }
   const problems: string[] = [];
   for (const x of r.rows) {
     if (x.failed !== null) problems.push(`${x.label}: FAILED: ${x.failed}`);
@@ -310,6 +359,10 @@ function format(r: Results, o: Options): string {
     if (x.log_findings !== null && x.log_findings.count > 0) {
       problems.push(`${x.label}: ${x.log_findings.count} warning/error/stack lines in its log; the first:`, ...x.log_findings.first.slice(0, 15).map((l) => `    ${l}`));
     }
+  }
+  for (const x of r.latency?.rows ?? []) {
+    if (x.non_2xx + x.socket_errors > 0) problems.push(`${x.label} (low concurrency): ${x.non_2xx} non-2xx, ${x.socket_errors} socket errors over ${x.runs} runs`);
+    if (x.runs < o.runs) problems.push(`${x.label} (low concurrency): only ${x.runs} of ${o.runs} runs gave a result`);
   }
   if (r.backend_log_findings.count > 0) problems.push(`backends: ${r.backend_log_findings.count} warning/error lines in their log; the first:`, ...r.backend_log_findings.first.map((l) => `    ${l}`));
   if (problems.length > 0) lines.push('', 'Problems seen:', ...problems);
@@ -343,6 +396,19 @@ async function main(): Promise<number> {
     process.stderr.write(`proxy.bench: ${meridianBin} not found; build first: npx tsc -p tsconfig.json\n`);
     return 2;
   }
+  const nodeHttpProxyJs = fileURLToPath(new URL('./proxy/node-http-proxy.js', import.meta.url));
+  if (!existsSync(nodeHttpProxyJs)) {
+    process.stderr.write(`proxy.bench: ${nodeHttpProxyJs} not found; build first: npx tsc -p tsconfig.json\n`);
+    return 2;
+  }
+  let httpProxyVersion: string;
+  try {
+    const pkg = fileURLToPath(new URL('../../node_modules/http-proxy/package.json', import.meta.url));
+    httpProxyVersion = (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    process.stderr.write('proxy.bench: the http-proxy package is not installed; run: npm install\n');
+    return 2;
+  }
   const log = (s: string): void => void process.stderr.write(`proxy.bench: ${s}\n`);
 
   const group = new ProcessGroup();
@@ -370,7 +436,7 @@ async function main(): Promise<number> {
     const loadavg = os.loadavg();
 
     // Ports: backends, then per proxy target its listener (and Meridian its admin port).
-    const proxyCount = 2 + (o.nginxAuto ? 1 : 0) + (o.meridianWorkers > 1 ? 1 : 0);
+    const proxyCount = 3 + (o.nginxAuto ? 1 : 0) + (o.meridianWorkers > 1 ? 1 : 0);
     const ports = await freePorts(o.backends + proxyCount * 2);
     usedPorts.push(...ports);
     const backendPorts = ports.slice(0, o.backends);
@@ -431,6 +497,23 @@ async function main(): Promise<number> {
 
     await startNginx('nginx', 1, 'nginx (worker_processes 1)');
     if (o.nginxAuto) await startNginx('nginx-auto', 'auto', `nginx (worker_processes auto = ${os.cpus().length})`);
+    const startNodeHttpProxy = async (): Promise<void> => {
+      const id = 'node-http-proxy';
+      const port = take();
+      take(); // unused second port, as for nginx
+      const f: LogFindings = { count: 0, first: [] };
+      findings.set(id, f);
+      const onLine = (line: string): void => {
+        if (line.trim() === '' || /^node-http-proxy listening on /.test(line)) return;
+        f.count++;
+        if (f.first.length < 40) f.first.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);
+      };
+      const p = group.spawn(id, process.execPath, [nodeHttpProxyJs, '--port', String(port), '--backends', backendPorts.join(',')], { onLine });
+      await waitReady(port, p);
+      targets.push({ id, kind: 'node-http-proxy', label: 'node-http-proxy (1 process)', port, proc: p, runs: [] });
+    };
+
+    await startNodeHttpProxy();
     await startMeridian('meridian', 1, 'meridian (workers: 1)');
     if (o.meridianWorkers > 1) await startMeridian(`meridian-w${o.meridianWorkers}`, o.meridianWorkers, `meridian (workers: ${o.meridianWorkers})`);
     log(`proxies up: ${targets.filter((t) => t.kind !== 'direct').map((t) => `${t.id} on ${t.port}`).join(', ')}`);
@@ -459,14 +542,14 @@ async function main(): Promise<number> {
     if (!/^0+(\.0+)?[smh]?$/.test(o.warmup)) {
       for (const t of targets) {
         log(`warm-up ${t.id} (${o.warmup})`);
-        const w = await runWrk(group, wrk, o, t.port, o.warmup);
+        const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.warmup);
         if (w.error !== undefined) log(`warm-up of ${t.id}: ${w.error}`);
       }
     }
     for (let run = 1; run <= o.runs; run++) {
       for (const t of targets) {
         if (!alive(t)) continue;
-        const w = await runWrk(group, wrk, o, t.port, o.duration);
+        const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.duration);
         if (w.result !== undefined) {
           t.runs.push(w.result);
           const errs = w.result.non2xx + socketErrorCount(w.result);
@@ -476,6 +559,25 @@ async function main(): Promise<number> {
         }
         if (!alive(t)) log(`${t.id} died during run ${run}`);
         await sleep(500);
+      }
+    }
+
+    // Low concurrency: direct, nginx (worker_processes 1) and meridian (workers: 1), interleaved.
+    const latencyTargets = targets.filter((t) => t.id === 'direct' || t.id === 'nginx' || t.id === 'meridian');
+    const latencyRuns = new Map<string, WrkResult[]>(latencyTargets.map((t) => [t.id, []]));
+    if (o.latencyConnections > 0) {
+      for (let run = 1; run <= o.runs; run++) {
+        for (const t of latencyTargets) {
+          if (!alive(t)) continue;
+          const w = await runWrk(group, wrk, o.threads, o.latencyConnections, t.port, o.duration);
+          if (w.result !== undefined) {
+            latencyRuns.get(t.id)?.push(w.result);
+            log(`low-concurrency run ${run}/${o.runs} ${t.id} (-c${o.latencyConnections}): ${w.result.requestsPerSec.toFixed(0)} req/s, p50 ${w.result.p50Ms.toFixed(3)} ms, p99 ${w.result.p99Ms.toFixed(3)} ms`);
+          } else {
+            log(`low-concurrency run ${run}/${o.runs} ${t.id}: ${w.error ?? 'no result'}`);
+          }
+          await sleep(500);
+        }
       }
     }
 
@@ -489,14 +591,47 @@ async function main(): Promise<number> {
     if (stillListening.length > 0) log(`warning: ports still listening after cleanup: ${stillListening.join(', ')}`);
 
     const direct = targets[0]?.runs.length ? median(targets[0].runs.map((r) => r.requestsPerSec)) : undefined;
-    const rows = targets.map((t) => row(t, direct, findings.get(t.id) ?? null));
+    const nginxTarget = targets.find((t) => t.id === 'nginx');
+    const nginxRps = nginxTarget?.runs.length ? median(nginxTarget.runs.map((r) => r.requestsPerSec)) : undefined;
+    const rows = targets.map((t) => row(t, direct, nginxRps, findings.get(t.id) ?? null));
     const ngx = rows.find((r) => r.id === 'nginx');
+    const nhp = rows.find((r) => r.id === 'node-http-proxy');
     const mer = rows.find((r) => r.id === 'meridian');
     const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null || b === 0 ? null : a / b);
+
+    let latency: LatencyResults | null = null;
+    if (o.latencyConnections > 0) {
+      const med = (rs: WrkResult[], f: (r: WrkResult) => number): number | null => (rs.length > 0 ? median(rs.map(f)) : null);
+      const d = latencyRuns.get('direct') ?? [];
+      const dP50 = med(d, (r) => r.p50Ms);
+      const dP99 = med(d, (r) => r.p99Ms);
+      latency = {
+        load: `wrk -t${Math.min(o.threads, o.latencyConnections)} -c${o.latencyConnections} -d${o.duration} --latency`,
+        rows: latencyTargets.map((t) => {
+          const rs = latencyRuns.get(t.id) ?? [];
+          const p50 = med(rs, (r) => r.p50Ms);
+          const p99 = med(rs, (r) => r.p99Ms);
+          return {
+            id: t.id,
+            label: t.label,
+            runs: rs.length,
+            requests_per_sec: med(rs, (r) => r.requestsPerSec),
+            p50_ms: p50,
+            p99_ms: p99,
+            added_p50_ms: t.id === 'direct' || p50 === null || dP50 === null ? null : p50 - dP50,
+            added_p99_ms: t.id === 'direct' || p99 === null || dP99 === null ? null : p99 - dP99,
+            non_2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+            socket_errors: rs.reduce((n, r) => n + socketErrorCount(r), 0),
+            per_run: rs.map((r) => ({ requests_per_sec: r.requestsPerSec, p50_ms: r.p50Ms, p99_ms: r.p99Ms })),
+          };
+        }),
+      };
+    }
     const results: Results = {
       node: process.version,
       nginx: nginxVersion,
       wrk: wrkVersion,
+      http_proxy: httpProxyVersion,
       platform: `${process.platform} ${process.arch}`,
       cpus: os.cpus().length,
       cpu_model: os.cpus()[0]?.model ?? 'unknown',
@@ -514,6 +649,12 @@ async function main(): Promise<number> {
         meridian: mer?.label ?? 'meridian',
         nginx: ngx?.label ?? 'nginx',
       },
+      ratios_vs_node_http_proxy: {
+        throughput: ratio(mer?.requests_per_sec?.median, nhp?.requests_per_sec?.median),
+        p50: ratio(mer?.p50_ms, nhp?.p50_ms),
+        p99: ratio(mer?.p99_ms, nhp?.p99_ms),
+      },
+      latency,
       backend_log_findings: backendFindings,
     };
     process.stdout.write(o.json ? `${JSON.stringify(results, null, 2)}\n` : `${format(results, o)}\n`);
