@@ -7,6 +7,7 @@ import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { admit } from './admission.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
@@ -119,27 +120,20 @@ class Exchange {
     const req = this.#req;
     const res = this.#res;
     res.on('close', () => this.#onDownstreamClose());
-    const limits = this.#ctx.limits;
-    // A client over a limit is not one to keep talking to: these replies close the connection.
-    if (headerFieldCount(req.rawHeaders) > limits.max_headers) return this.#refuse('header_fields_too_large');
-    if (this.#url.length > limits.max_url_bytes) return this.#refuse('uri_too_long');
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
     if (req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) return this.#refuse('bad_request');
     if (!this.#url.startsWith('/') && !this.#originForm()) return this.#refuse('bad_request');
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (limits.max_body_bytes > 0 && declared > limits.max_body_bytes) return this.#localReply('payload_too_large');
-    const route = this.#rt.routers.get(this.#ctx.listener)?.match(routable(this.#method, this.#url, req.headers));
-    if (route === undefined) return this.#localReply('no_route');
-    const limiter = this.#rt.rateLimiters.get(`${this.#ctx.listener}/${route.index}`);
-    if (limiter) {
-      const taken = limiter.take(this.#fwd.clientIp, this.#ctx.clock.nowMs());
-      if (!taken.ok) return this.#localReply('rate_limited', { 'retry-after': String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))) });
+    const maxBody = this.#ctx.limits.max_body_bytes;
+    if (maxBody > 0 && Number(req.headers['content-length'] ?? 0) > maxBody) return this.#localReply('payload_too_large');
+    const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
+    if (!admission.ok) {
+      // A client over a limit is not one to keep talking to: those replies close the connection.
+      if (admission.close) this.#mustClose = true;
+      return this.#localReply(admission.code, admission.headers);
     }
-    const cluster = this.#rt.clusters.get(route.config.cluster);
-    if (cluster === undefined) return this.#localReply('no_healthy_endpoint');
+    const { route, cluster } = admission;
     this.#cluster = cluster;
-    if (!cluster.breaker.tryAcquire('requests')) return this.#localReply('circuit_open');
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.pending() >= cluster.config.circuit_breaker.max_pending_requests) {
       cluster.breaker.release('requests');
@@ -473,12 +467,6 @@ class Exchange {
 }
 
 
-/** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */
-function headerFieldCount(raw: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).charCodeAt(0) !== 58) n++;
-  return n;
-}
 
 
 function pairs(raw: readonly string[]): [string, string][] {

@@ -10,6 +10,7 @@ import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type Fo
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
+import { admit } from './admission.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -139,21 +140,11 @@ class Tunnel implements Closable {
     client.on('error', () => {});
     client.on('close', () => this.#onClientClose());
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
-    const limits = this.#ctx.limits;
-    if (req.rawHeaders.length / 2 > limits.max_headers) return this.#localReply('header_fields_too_large');
-    if (this.#url.length > limits.max_url_bytes) return this.#localReply('uri_too_long');
-    const route = this.#rt.routers.get(this.#ctx.listener)?.match(routable(this.#method, this.#url, req.headers));
-    if (route === undefined) return this.#localReply('no_route');
-    const limiter = this.#rt.rateLimiters.get(`${this.#ctx.listener}/${route.index}`);
-    if (limiter) {
-      const taken = limiter.take(this.#fwd.clientIp, this.#ctx.clock.nowMs());
-      if (!taken.ok) return this.#localReply('rate_limited', { 'retry-after': String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))) });
-    }
-    const cluster = this.#rt.clusters.get(route.config.cluster);
-    if (cluster === undefined) return this.#localReply('no_healthy_endpoint');
-    this.#cluster = cluster;
     // A tunnel holds its request slot for its whole life, as Envoy counts upgraded streams.
-    if (!cluster.breaker.tryAcquire('requests')) return this.#localReply('circuit_open');
+    const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
+    if (!admission.ok) return this.#localReply(admission.code, admission.headers);
+    const { route, cluster } = admission;
+    this.#cluster = cluster;
     this.#admitted = true;
     cluster.budget.requestStarted();
     // The handshake (connects included) must be answered in connect + request timeout; the tunnel after it has no deadline.
