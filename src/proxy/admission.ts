@@ -5,7 +5,7 @@ import { routable, type CompiledRoute } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
 export type Admission =
-  | { readonly ok: true; readonly route: CompiledRoute; readonly cluster: ClusterRuntime }
+  | { readonly ok: true; readonly route: CompiledRoute; readonly cluster: ClusterRuntime; readonly lease: ClusterLease }
   /** `close`: the client broke a listener limit; the connection should not carry another request. */
   | { readonly ok: false; readonly code: LocalReplyCode; readonly headers?: Record<string, string>; readonly close?: boolean };
 
@@ -27,7 +27,51 @@ export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, u
   const cluster = rt.clusters.get(route.config.cluster);
   if (cluster === undefined) return { ok: false, code: 'no_healthy_endpoint' };
   if (!cluster.breaker.tryAcquire('requests')) return { ok: false, code: 'circuit_open' };
-  return { ok: true, route, cluster };
+  return { ok: true, route, cluster, lease: new ClusterLease(cluster, ctx) };
+}
+
+/**
+ * What an admitted request holds of its cluster until it ends: its request slot in the
+ * circuit breaker, its place among the retry budget's active requests, and any retries
+ * it was granted (each counted by the budget and by max_retries).
+ */
+export class ClusterLease {
+  readonly #cluster: ClusterRuntime;
+  readonly #ctx: ListenerContext;
+  #retries = 0;
+  #released = false;
+
+  constructor(cluster: ClusterRuntime, ctx: ListenerContext) {
+    this.#cluster = cluster;
+    this.#ctx = ctx;
+    cluster.budget.requestStarted();
+  }
+
+  /** May a request that has made `attempts` tries so far try again? Counts the retry if so. */
+  tryRetry(attempts: number): boolean {
+    const c = this.#cluster;
+    if (attempts > c.retry.attempts) return false;
+    if (!c.breaker.tryAcquire('retries')) return false;
+    if (!c.budget.tryRetry(this.#ctx.clock.nowMs())) {
+      c.breaker.release('retries');
+      this.#ctx.hooks.retryBudgetExhausted(c.name);
+      return false;
+    }
+    this.#retries++;
+    return true;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    const c = this.#cluster;
+    c.breaker.release('requests');
+    c.budget.requestEnded();
+    for (; this.#retries > 0; this.#retries--) {
+      c.budget.retryEnded();
+      c.breaker.release('retries');
+    }
+  }
 }
 
 /** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */

@@ -7,7 +7,7 @@ import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { admit } from './admission.js';
+import { admit, type ClusterLease } from './admission.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
@@ -84,7 +84,6 @@ class Exchange {
   #attempts = 0;
   #raceRetried = false;
   #tried = new Set<HostState>();
-  #admitted = false;
   #responded = false;
   #finished = false;
   #upstreamStartMs = 0;
@@ -97,7 +96,7 @@ class Exchange {
   #rateTimer: NodeJS.Timeout | undefined;
   /** The rest of the request body will not be read: the connection cannot carry another request. */
   #mustClose = false;
-  #retryTokens = 0;
+  #lease: ClusterLease | undefined;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -132,15 +131,11 @@ class Exchange {
       if (admission.close) this.#mustClose = true;
       return this.#localReply(admission.code, admission.headers);
     }
-    const { route, cluster } = admission;
+    const { route, cluster, lease } = admission;
+    this.#lease = lease;
     this.#cluster = cluster;
     // At max_connections, requests queue in the pool for a connection; only so many may.
-    if (cluster.pools.pending() >= cluster.config.circuit_breaker.max_pending_requests) {
-      cluster.breaker.release('requests');
-      return this.#localReply('circuit_open');
-    }
-    this.#admitted = true;
-    cluster.budget.requestStarted();
+    if (cluster.pools.pending() >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     if (req.headers['transfer-encoding'] === undefined || this.#expectContinue) return this.#tryNext();
@@ -348,17 +343,9 @@ class Exchange {
   }
 
   #retryAllowed(): boolean {
-    const cluster = this.#cluster as ClusterRuntime;
-    if (this.#attempts > cluster.retry.attempts) return false;
-    if (!cluster.breaker.tryAcquire('retries')) return false;
-    if (!cluster.budget.tryRetry(this.#ctx.clock.nowMs())) {
-      cluster.breaker.release('retries');
-      this.#ctx.hooks.retryBudgetExhausted(cluster.name);
-      return false;
-    }
-    this.#retryTokens++;
-    return true;
+    return this.#lease?.tryRetry(this.#attempts) ?? false;
   }
+
 
   #refuse(code: LocalReplyCode): void {
     this.#mustClose = true;
@@ -437,14 +424,7 @@ class Exchange {
     clearTimeout(this.#requestTimer);
     clearInterval(this.#rateTimer);
     const cluster = this.#cluster;
-    if (cluster && this.#admitted) {
-      cluster.breaker.release('requests');
-      cluster.budget.requestEnded();
-      for (; this.#retryTokens > 0; this.#retryTokens--) {
-        cluster.budget.retryEnded();
-        cluster.breaker.release('retries');
-      }
-    }
+    this.#lease?.release();
     const hostHeader = hostHeaderOf(this.#req.headers) ?? '';
     this.#ctx.hooks.done({
       listener: this.#ctx.listener,

@@ -10,7 +10,7 @@ import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type Fo
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
-import { admit } from './admission.js';
+import { admit, type ClusterLease } from './admission.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -107,8 +107,7 @@ class Tunnel implements Closable {
   #upSocket: Duplex | undefined;
   #attempts = 0;
   #tried = new Set<HostState>();
-  #admitted = false;
-  #retryTokens = 0;
+  #lease: ClusterLease | undefined;
   #upstreamStartMs = 0;
   #upstreamMs: number | undefined;
   #bytesIn = 0;
@@ -143,10 +142,9 @@ class Tunnel implements Closable {
     // A tunnel holds its request slot for its whole life, as Envoy counts upgraded streams.
     const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
     if (!admission.ok) return this.#localReply(admission.code, admission.headers);
-    const { route, cluster } = admission;
+    const { route, cluster, lease } = admission;
+    this.#lease = lease;
     this.#cluster = cluster;
-    this.#admitted = true;
-    cluster.budget.requestStarted();
     // The handshake (connects included) must be answered in connect + request timeout; the tunnel after it has no deadline.
     const timeoutMs = cluster.config.timeouts.connect + (route.config.timeout ?? cluster.config.timeouts.request);
     this.#timer = setTimeout(() => this.#onHandshakeTimeout(), timeoutMs);
@@ -335,17 +333,9 @@ class Tunnel implements Closable {
   }
 
   #retryAllowed(): boolean {
-    const cluster = this.#cluster as ClusterRuntime;
-    if (this.#attempts > cluster.retry.attempts) return false;
-    if (!cluster.breaker.tryAcquire('retries')) return false;
-    if (!cluster.budget.tryRetry(this.#ctx.clock.nowMs())) {
-      cluster.breaker.release('retries');
-      this.#ctx.hooks.retryBudgetExhausted(cluster.name);
-      return false;
-    }
-    this.#retryTokens++;
-    return true;
+    return this.#lease?.tryRetry(this.#attempts) ?? false;
   }
+
 
   /** Meridian's own answer, written raw (there is no ServerResponse on an upgrade), then close. */
   #localReply(code: LocalReplyCode, extra: Record<string, string> = {}): void {
@@ -375,14 +365,7 @@ class Tunnel implements Closable {
     clearTimeout(this.#timer);
     this.#tracker.remove(this);
     const cluster = this.#cluster;
-    if (cluster && this.#admitted) {
-      cluster.breaker.release('requests');
-      cluster.budget.requestEnded();
-      for (; this.#retryTokens > 0; this.#retryTokens--) {
-        cluster.budget.retryEnded();
-        cluster.breaker.release('retries');
-      }
-    }
+    this.#lease?.release();
     this.#ctx.hooks.done({
       listener: this.#ctx.listener,
       requestId: this.#requestId,
