@@ -374,12 +374,6 @@ const clusterSchema = z
         idle: duration().prefault('4s'),
       })
       .prefault({}),
-    pool: z
-      .strictObject({
-        /** Idle keep-alive connections kept per endpoint. */
-        max_idle_per_endpoint: integer(0).default(32),
-      })
-      .prefault({}),
     circuit_breaker: z
       .strictObject({
         max_connections: integer(1).default(1024),

@@ -1,4 +1,6 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
@@ -10,7 +12,6 @@ import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHe
 import { admit, type ClusterLease } from './admission.js';
 import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
-import { splitAddress } from './address.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -79,8 +80,8 @@ class Exchange {
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
   #host: HostState | undefined;
-  #upReq: ClientRequest | undefined;
-  #bodyStarted = false;
+  #abortUpstream: ((err: Error) => void) | undefined;
+  #bodyStream: Transform | undefined;
   #attempts = 0;
   #raceRetried = false;
   #tried = new Set<HostState>();
@@ -138,7 +139,9 @@ class Exchange {
     if (cluster.pools.pending() >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
-    if (req.headers['transfer-encoding'] === undefined || this.#expectContinue) return this.#tryNext();
+    // Expect: 100-continue is answered here: the body comes to Meridian, which streams it on.
+    if (this.#expectContinue) this.#res.writeContinue();
+    if (req.headers['transfer-encoding'] === undefined) return this.#tryNext();
     // A chunked body is framed by the client: wait until its first chunk parses before
     // anything goes upstream, so a malformed chunk (the stuff of request smuggling) is
     // refused (400, by the parser) without a backend seeing even the headers.
@@ -160,109 +163,135 @@ class Exchange {
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
     this.#tried.add(host);
     this.#attempts++;
-    this.#dispatch(host, false);
+    this.#dispatch(host);
   }
 
-  /** One try at `host`; `fresh` forces a new connection (the keep-alive race retry). */
-  #dispatch(host: HostState, fresh: boolean): void {
+  /**
+   * One try at `host`, through the endpoint's undici pool: its dispatch API is the
+   * leanest HTTP/1.1 client Node has (about 1.8x http.request in a bare proxy here), and
+   * its handler callbacks map one to one onto what the forwarder needs to see.
+   */
+  #dispatch(host: HostState, fresh = false): void {
     const cluster = this.#cluster as ClusterRuntime;
     this.#host = host;
     cluster.core.onStart(host);
     const tryStartMs = this.#ctx.clock.nowMs();
     if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
-    const { host: hostname, port } = splitAddress(host.endpoint.address);
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId);
-    if (this.#expectContinue) headers['expect'] = '100-continue';
-    const upReq = httpRequest({
-      hostname,
-      port,
-      method: this.#method,
-      path: this.#url,
-      headers,
-      agent: fresh ? false : cluster.pools.agent,
-      setHost: false,
-    });
-    this.#upReq = upReq;
+    delete headers['expect'];
     let settled = false;
-    const timers: NodeJS.Timeout[] = [];
-    const settle = (outcome: Outcome) => {
+    let perTryTimer: NodeJS.Timeout | undefined;
+    const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
+    const settle = (outcome: Omit<Outcome, 'latencyMs'>) => {
       if (settled) return;
       settled = true;
-      for (const t of timers) clearTimeout(t);
-      cluster.core.onEnd(host, outcome);
+      clearTimeout(perTryTimer);
+      cluster.core.onEnd(host, { ...outcome, latencyMs: latency() });
     };
-    const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
+    let abort: ((err: Error) => void) | undefined;
+    let abortedEarly: Error | undefined;
+    // An abort asked for while the request still waits in the pool is carried out when it starts.
+    this.#abortUpstream = (err) => (abort ? abort(err) : (abortedEarly = err));
     const perTry = cluster.retry.perTryTimeoutMs;
     if (perTry !== undefined) {
-      timers.push(setTimeout(() => upReq.destroy(new UpstreamError('timeout', true, `no response within the per-try timeout of ${perTry} ms`)), perTry));
+      perTryTimer = setTimeout(() => abort?.(new UpstreamError('timeout', true, `no response within the per-try timeout of ${perTry} ms`)), perTry);
     }
-    upReq.on('socket', (socket) => {
-      if (!socket.connecting) return this.#sendBody(upReq);
-      const connectMs = cluster.config.timeouts.connect;
-      const t = setTimeout(() => upReq.destroy(new UpstreamError('connect_failure', false, `connect timeout after ${connectMs} ms`)), connectMs);
-      timers.push(t);
-      socket.once('connect', () => {
-        clearTimeout(t);
-        this.#sendBody(upReq);
-      });
-    });
-    upReq.on('continue', () => {
-      if (!this.#res.headersSent) this.#res.writeContinue();
-      this.#pipeBody(upReq);
-    });
-    upReq.on('error', (err) => {
-      // Our own destroy (the client left): not the upstream's fault.
-      if (this.#finished && !(err instanceof UpstreamError)) return settle({ latencyMs: latency() });
-      const e = classifyUpstreamError(err, upReq.socket !== null && upReq.socket !== undefined && !upReq.socket.connecting);
-      settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
-      if (this.#finished) return;
-      if (this.#responded) {
-        // The answer was already streaming: nothing to do but cut the client off too.
-        this.#reason = 'upstream_abort';
-        this.#res.destroy();
-        return;
-      }
-      this.#onTryFailed(e, upReq.reusedSocket, host);
-    });
-    upReq.on('response', (upRes) => {
-      for (const t of timers) clearTimeout(t);
-      const status = upRes.statusCode ?? 502;
-      if (this.#finished) {
-        upRes.resume();
-        settle({ status, latencyMs: latency() });
-        return;
-      }
-      if (this.#shouldRetryStatus(status)) {
-        upRes.resume();
-        settle({ status, latencyMs: latency() });
-        this.#ctx.hooks.retry({ cluster: cluster.name, reason: String(status) });
-        return this.#tryNext();
-      }
-      this.#respond(upRes, status, (outcome) => settle({ ...outcome, latencyMs: latency() }));
-    });
-    // Whatever else happens, the host's in-flight count is given back.
-    upReq.on('close', () => settle({ latencyMs: latency() }));
+    const res = this.#res;
+    let resume: (() => void) | undefined;
+    let discard = false;
+    // The keep-alive race resend goes on a connection of its own: another pooled one may be just as stale.
+    const dispatcher = fresh ? cluster.pools.fresh(host.endpoint.address) : cluster.pools.pool(host.endpoint.address);
+    const done = () => {
+      if (fresh) void dispatcher.close().catch(() => {});
+    };
+    dispatcher.dispatch(
+      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#hasBody ? this.#body() : null },
+      {
+        onConnect: (a: (err?: Error) => void) => {
+          abort = a;
+          if (abortedEarly) a(abortedEarly);
+        },
+        onHeaders: (status: number, raw: Buffer[], resumeFn: () => void, statusText: string) => {
+          clearTimeout(perTryTimer);
+          if (status < 200) return true;
+          if (this.#finished) {
+            settle({ status });
+            return false;
+          }
+          if (this.#shouldRetryStatus(status)) {
+            discard = true;
+            settle({ status });
+            this.#ctx.hooks.retry({ cluster: cluster.name, reason: String(status) });
+            this.#tryNext();
+            return true;
+          }
+          resume = resumeFn;
+          this.#responded = true;
+          this.#status = status;
+          this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
+          const out = downstreamResponseHeaders(rawHeaders(raw), this.#requestId);
+          if (this.#ctx.draining() && this.#req.httpVersionMajor === 1) out['connection'] = 'close';
+          // HTTP/2 has no reason phrase.
+          if (this.#req.httpVersionMajor === 1) res.writeHead(status, statusText, out);
+          else res.writeHead(status, out);
+          return true;
+        },
+        onData: (chunk: Buffer) => {
+          if (discard || this.#finished) return true;
+          this.#bytesOut += chunk.length;
+          const ok = res.write(chunk);
+          if (!ok) res.once('drain', () => resume?.());
+          return ok;
+        },
+        onComplete: (trailers: Buffer[] | null) => {
+          done();
+          if (discard) return;
+          settle({ status: this.#status });
+          if (this.#finished) return;
+          if (trailers && trailers.length > 0) res.addTrailers(pairs(trailers.map(String)));
+          res.end();
+          this.#finish();
+        },
+        onError: (err: Error) => {
+          done();
+          if (discard) return;
+          // Our own abort (the client left): not the upstream's fault.
+          if (this.#finished && !(err instanceof UpstreamError)) return settle({});
+          const e = classifyUpstreamError(err, !CONNECT_CODES.has((err as NodeJS.ErrnoException).code ?? ''));
+          settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset' });
+          if (this.#finished) return;
+          if (this.#responded) {
+            // The answer was already streaming: nothing to do but cut the client off too.
+            this.#reason = 'upstream_abort';
+            res.destroy();
+            this.#finish();
+            return;
+          }
+          this.#onTryFailed(e, host);
+        },
+      } as unknown as Dispatcher.DispatchHandler,
+    );
   }
 
-  #sendBody(upReq: ClientRequest): void {
-    if (!this.#hasBody) {
-      upReq.end();
-      return;
-    }
-    // With Expect: 100-continue the body waits for the upstream's go-ahead ('continue').
-    if (!this.#expectContinue) this.#pipeBody(upReq);
-  }
-
-  #pipeBody(upReq: ClientRequest): void {
-    if (this.#bodyStarted) return;
-    this.#bodyStarted = true;
-    // Counting starts with the pipe: a 'data' listener any earlier would set the body
-    // flowing before there is anywhere to send it.
+  /**
+   * The request body as sent upstream: counted, and checked against the body limits, on
+   * its way through. One stream for all tries: a retry may reuse it only while no try has
+   * read from it yet.
+   */
+  #body(): Transform {
+    if (this.#bodyStream) return this.#bodyStream;
     const limits = this.#ctx.limits;
-    this.#req.on('data', (chunk: Buffer) => {
-      this.#bytesIn += chunk.length;
-      if (limits.max_body_bytes > 0 && this.#bytesIn > limits.max_body_bytes) this.#abortRequest('payload_too_large');
+    const body = new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        this.#bytesIn += chunk.length;
+        if (limits.max_body_bytes > 0 && this.#bytesIn > limits.max_body_bytes) {
+          this.#abortRequest('payload_too_large');
+          return done();
+        }
+        done(null, chunk);
+      },
     });
+    this.#bodyStream = body;
     this.#req.once('end', () => clearInterval(this.#rateTimer));
     if (limits.min_body_rate_bytes_per_second > 0) {
       // Slow-body clients (slowloris on the body) hold a connection upstream too: after a
@@ -274,38 +303,13 @@ class Exchange {
       }, 1000);
       this.#rateTimer.unref();
     }
-    this.#req.pipe(upReq);
+    this.#req.pipe(body);
+    return body;
   }
 
-  #respond(upRes: IncomingMessage, status: number, settle: (o: { status?: number; error?: 'reset' }) => void): void {
-    const res = this.#res;
-    this.#responded = true;
-    this.#status = status;
-    this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
-    const headers = downstreamResponseHeaders(upRes.headers, this.#requestId);
-    if (this.#ctx.draining() && this.#req.httpVersionMajor === 1) headers['connection'] = 'close';
-    // HTTP/2 has no reason phrase.
-    if (this.#req.httpVersionMajor === 1) res.writeHead(status, upRes.statusMessage, headers);
-    else res.writeHead(status, headers);
-    upRes.on('data', (chunk: Buffer) => {
-      this.#bytesOut += chunk.length;
-    });
-    upRes.pipe(res, { end: false });
-    upRes.on('end', () => {
-      if (upRes.rawTrailers.length > 0) res.addTrailers(pairs(upRes.rawTrailers));
-      res.end();
-      settle({ status });
-      this.#finish();
-    });
-    upRes.on('close', () => {
-      if (upRes.complete) return;
-      if (this.#reason === 'client_abort') return settle({});
-      // The backend died mid-response: the client cannot get a clean error any more.
-      settle({ error: 'reset' });
-      this.#reason = 'upstream_abort';
-      res.destroy();
-      this.#finish();
-    });
+  /** Whether any try has taken bytes of the body: then it cannot be sent again. */
+  get #bodyStarted(): boolean {
+    return this.#bodyStream?.readableDidRead ?? false;
   }
 
   #shouldRetryStatus(status: number): boolean {
@@ -315,12 +319,13 @@ class Exchange {
   }
 
   /** A try failed before any of its answer was sent on: retry, or reply with the error. */
-  #onTryFailed(e: UpstreamError, reused: boolean, host: HostState): void {
+  #onTryFailed(e: UpstreamError, host: HostState): void {
     const cluster = this.#cluster as ClusterRuntime;
-    // The keep-alive race: a pooled connection the backend had just closed. Nothing was
-    // answered; if the request can be replayed, resend it once on a fresh connection,
-    // outside the retry budget since the backend never saw it fail.
-    if (reused && e.code === 'upstream_reset' && !this.#raceRetried && this.#replayable()) {
+    // The keep-alive race: a pooled connection the backend closed just as it was reused.
+    // undici does not say whether the connection was a reused one, so any reset before
+    // an answer gets one resend to the same endpoint, if the request can be replayed,
+    // outside the retry budget: the dead connection is gone, so it goes on a fresh one.
+    if (e.code === 'upstream_reset' && !this.#raceRetried && this.#replayable()) {
       this.#raceRetried = true;
       this.#ctx.hooks.retry({ cluster: cluster.name, reason: 'keepalive_race' });
       return this.#dispatch(host, true);
@@ -377,7 +382,9 @@ class Exchange {
     clearInterval(this.#rateTimer);
     this.#mustClose = true;
     this.#req.unpipe();
-    this.#upReq?.destroy(new UpstreamError('upstream_reset', true, `request aborted: ${code}`));
+    this.#bodyStream?.destroy();
+    // Answer first, then cut the upstream request: its error then finds the exchange
+    // finished, and a client breaking a limit is not counted against the endpoint.
     if (this.#responded) {
       this.#reason = code;
       this.#res.destroy();
@@ -385,11 +392,13 @@ class Exchange {
     } else {
       this.#localReply(code);
     }
+    this.#abortUpstream?.(new Error(`request aborted: ${code}`));
   }
 
   #onRequestTimeout(): void {
     if (this.#finished) return;
-    this.#upReq?.destroy(new UpstreamError('timeout', true, 'request timeout'));
+    // Finish first so the upstream's error is not taken for a retryable failure; it still
+    // counts as a timeout against the endpoint.
     if (this.#responded) {
       this.#reason = 'timeout';
       this.#res.destroy();
@@ -397,14 +406,18 @@ class Exchange {
     } else {
       this.#localReply('timeout');
     }
+    this.#abortUpstream?.(new UpstreamError('timeout', true, 'request timeout'));
   }
+
 
   #onDownstreamClose(): void {
     if (this.#finished) return;
     // The client went away before its answer was complete: free everything upstream.
     this.#reason = 'client_abort';
-    this.#upReq?.destroy();
+    // Finish first: undici reports the abort at once, and a finished exchange takes it
+    // as ours, neither the endpoint's failure nor a reason to retry.
     this.#finish();
+    this.#abortUpstream?.(new Error('the client went away'));
   }
 
   #localReply(code: LocalReplyCode, headers: Record<string, string> = {}): void {
@@ -448,6 +461,23 @@ class Exchange {
 
 
 
+
+/** Errors a connection attempt gives: the request never reached the upstream. */
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+
+/** undici's raw header list as node:http's header object (set-cookie kept as a list). */
+function rawHeaders(raw: readonly Buffer[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const prev = out[name];
+    if (prev === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = `${prev}, ${value}`;
+  }
+  return out;
+}
 
 function pairs(raw: readonly string[]): [string, string][] {
   const out: [string, string][] = [];

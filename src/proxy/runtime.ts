@@ -67,7 +67,7 @@ export function compileRetryPolicy(c: ClusterConfig): RetryPolicy {
 
 /** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
 function balancingShape(c: ClusterConfig): unknown {
-  const { endpoints: _e, localities: _l, retries: _r, timeouts: _t, circuit_breaker: _cb, pool: _p, ...rest } = c;
+  const { endpoints: _e, localities: _l, retries: _r, timeouts: _t, circuit_breaker: _cb, ...rest } = c;
   return rest;
 }
 
@@ -87,7 +87,11 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     } else {
       core = buildCluster(c, clock, rng);
     }
-    const poolOptions = { maxIdlePerEndpoint: c.pool.max_idle_per_endpoint, idleTimeoutMs: c.timeouts.idle, maxConnections: c.circuit_breaker.max_connections };
+    const poolOptions = {
+      idleTimeoutMs: c.timeouts.idle,
+      maxConnections: c.circuit_breaker.max_connections,
+      connectTimeoutMs: c.timeouts.connect,
+    };
     let pools = old?.pools;
     if (pools === undefined || !pools.sameOptions(poolOptions)) {
       pools?.closeWhenIdle();

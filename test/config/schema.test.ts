@@ -54,7 +54,6 @@ describe('defaults', () => {
       budget: { percent: 20, min_per_second: 3 },
     });
     assert.deepEqual(c.timeouts, { connect: 1_000, request: 15_000, idle: 4_000 });
-    assert.deepEqual(c.pool, { max_idle_per_endpoint: 32 });
     assert.deepEqual(l.timeouts, { request_headers: 10_000, idle: 60_000 });
     assert.equal(config.workers, 1);
     assert.deepEqual(config.trusted_proxies, []);
