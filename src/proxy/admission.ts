@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import type { HostState } from '../core/cluster.js';
+import { hashRequest } from '../core/hash-key.js';
 import type { LocalReplyCode } from './errors.js';
 import type { ListenerContext } from './forward.js';
 import { routable, type CompiledRoute } from './router.js';
@@ -79,4 +81,13 @@ export function headerFieldCount(raw: readonly string[]): number {
   let n = 0;
   for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).charCodeAt(0) !== 58) n++;
   return n;
+}
+
+/**
+ * The next endpoint for a request: by its hash key when the cluster hashes, never one of
+ * `tried` while another can take it. `attempt` counts the tries so far.
+ */
+export function pickEndpoint(cluster: ClusterRuntime, req: IncomingMessage, url: string, clientIp: string, attempt: number, tried: ReadonlySet<HostState>): HostState | undefined {
+  const hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: routable(req.method ?? 'GET', url, req.headers).path }) : undefined;
+  return cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt, exclude: tried });
 }

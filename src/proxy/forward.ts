@@ -4,13 +4,11 @@ import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
-import { hashRequest } from '../core/hash-key.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { admit, type ClusterLease } from './admission.js';
-import { routable } from './router.js';
+import { admit, pickEndpoint, type ClusterLease } from './admission.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
@@ -155,11 +153,7 @@ class Exchange {
   }
 
   #tryNext(): void {
-    const cluster = this.#cluster as ClusterRuntime;
-    const hash = cluster.hashKey
-      ? hashRequest(cluster.hashKey, { headers: this.#req.headers, sourceIp: this.#fwd?.clientIp ?? '', path: routable(this.#method, this.#url, this.#req.headers).path })
-      : undefined;
-    const host = cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt: this.#attempts, exclude: this.#tried });
+    const host = pickEndpoint(this.#cluster as ClusterRuntime, this.#req, this.#url, this.#fwd?.clientIp ?? '', this.#attempts, this.#tried);
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
     this.#tried.add(host);
     this.#attempts++;

@@ -2,15 +2,13 @@ import { request as httpRequest, STATUS_CODES, type ClientRequest, type Incoming
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HostState } from '../core/cluster.js';
-import { hashRequest } from '../core/hash-key.js';
 import type { Outcome } from '../core/types.js';
 import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
 import type { ExchangeRecord, ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { routable } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
-import { admit, type ClusterLease } from './admission.js';
+import { admit, pickEndpoint, type ClusterLease } from './admission.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -161,11 +159,7 @@ class Tunnel implements Closable {
   }
 
   #tryNext(): void {
-    const cluster = this.#cluster as ClusterRuntime;
-    const hash = cluster.hashKey
-      ? hashRequest(cluster.hashKey, { headers: this.#req.headers, sourceIp: this.#fwd?.clientIp ?? '', path: routable(this.#method, this.#url, this.#req.headers).path })
-      : undefined;
-    const host = cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt: this.#attempts, exclude: this.#tried });
+    const host = pickEndpoint(this.#cluster as ClusterRuntime, this.#req, this.#url, this.#fwd?.clientIp ?? '', this.#attempts, this.#tried);
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
     this.#tried.add(host);
     this.#attempts++;
