@@ -54,14 +54,15 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
 
 // Errors that only a connection attempt can produce (not ETIMEDOUT: an established
 // connection can time out too, after the request went out).
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
 /**
- * Node's error on an upstream connection, named for what it means to a proxy: before the
- * connection was up, nothing reached the upstream (any request may be retried); after,
- * it may have.
+ * Node's or undici's error on an upstream connection, named for what it means to a
+ * proxy: before the connection was up, nothing reached the upstream (any request may be
+ * retried); after, it may have. `connected` is what the caller knows of the connection;
+ * undici does not say, so there the error's code alone decides.
  */
-export function classifyUpstreamError(err: Error, connected: boolean): UpstreamError {
+export function classifyUpstreamError(err: Error, connected = true): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });

@@ -251,7 +251,7 @@ class Exchange {
           if (discard) return;
           // Our own abort (the client left): not the upstream's fault.
           if (this.#finished && !(err instanceof UpstreamError)) return settle({});
-          const e = classifyUpstreamError(err, !CONNECT_CODES.has((err as NodeJS.ErrnoException).code ?? ''));
+          const e = classifyUpstreamError(err);
           settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset' });
           if (this.#finished) return;
           if (this.#responded) {
@@ -345,7 +345,6 @@ class Exchange {
     return this.#lease?.tryRetry(this.#attempts) ?? false;
   }
 
-
   #refuse(code: LocalReplyCode): void {
     this.#mustClose = true;
     this.#localReply(code);
@@ -403,7 +402,6 @@ class Exchange {
     this.#abortUpstream?.(new UpstreamError('timeout', true, 'request timeout'));
   }
 
-
   #onDownstreamClose(): void {
     if (this.#finished) return;
     // The client went away before its answer was complete: free everything upstream.
@@ -452,12 +450,6 @@ class Exchange {
     });
   }
 }
-
-
-
-
-/** Errors a connection attempt gives: the request never reached the upstream. */
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
 /** undici's raw header list as node:http's header object (set-cookie kept as a list). */
 function rawHeaders(raw: readonly Buffer[]): IncomingHttpHeaders {
