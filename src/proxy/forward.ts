@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
@@ -7,7 +7,7 @@ import type { HostState } from '../core/cluster.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
-import { downstreamResponseHeaders, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { admit, pickEndpoint, type ClusterLease } from './admission.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
@@ -134,7 +134,7 @@ class Exchange {
     this.#lease = lease;
     this.#cluster = cluster;
     // At max_connections, requests queue in the pool for a connection; only so many may.
-    if (cluster.pools.pending() >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
+    if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     // Expect: 100-continue is answered here: the body comes to Meridian, which streams it on.
@@ -176,11 +176,12 @@ class Exchange {
     let settled = false;
     let perTryTimer: NodeJS.Timeout | undefined;
     const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
-    const settle = (outcome: Omit<Outcome, 'latencyMs'>) => {
+    const settle = (status: number | undefined, error?: Outcome['error']) => {
       if (settled) return;
       settled = true;
       clearTimeout(perTryTimer);
-      cluster.core.onEnd(host, { ...outcome, latencyMs: latency() });
+      const latencyMs = latency();
+      cluster.core.onEnd(host, error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
     };
     let abort: ((err: Error) => void) | undefined;
     let abortedEarly: Error | undefined;
@@ -198,10 +199,19 @@ class Exchange {
     const done = () => {
       if (fresh) void dispatcher.close().catch(() => {});
     };
+    const pools = cluster.pools;
+    let waiting = true;
+    pools.waiting++;
+    const taken = () => {
+      if (!waiting) return;
+      waiting = false;
+      pools.waiting--;
+    };
     dispatcher.dispatch(
       { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#hasBody ? this.#body() : null },
       {
         onConnect: (a: (err?: Error) => void) => {
+          taken();
           abort = a;
           if (abortedEarly) a(abortedEarly);
         },
@@ -209,12 +219,12 @@ class Exchange {
           clearTimeout(perTryTimer);
           if (status < 200) return true;
           if (this.#finished) {
-            settle({ status });
+            settle(status);
             return false;
           }
           if (this.#shouldRetryStatus(status)) {
             discard = true;
-            settle({ status });
+            settle(status);
             this.#ctx.hooks.retry({ cluster: cluster.name, reason: String(status) });
             this.#tryNext();
             return true;
@@ -223,11 +233,14 @@ class Exchange {
           this.#responded = true;
           this.#status = status;
           this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
-          const out = downstreamResponseHeaders(rawHeaders(raw), this.#requestId);
-          if (this.#ctx.draining() && this.#req.httpVersionMajor === 1) out['connection'] = 'close';
-          // HTTP/2 has no reason phrase.
-          if (this.#req.httpVersionMajor === 1) res.writeHead(status, statusText, out);
-          else res.writeHead(status, out);
+          const out = downstreamResponseList(raw, this.#requestId);
+          if (this.#req.httpVersionMajor === 1) {
+            if (this.#ctx.draining()) out.push('connection', 'close');
+            res.writeHead(status, statusText, out);
+          } else {
+            // HTTP/2 has no reason phrase, and its compat API wants a header object.
+            res.writeHead(status, headerObject(out));
+          }
           return true;
         },
         onData: (chunk: Buffer) => {
@@ -240,19 +253,20 @@ class Exchange {
         onComplete: (trailers: Buffer[] | null) => {
           done();
           if (discard) return;
-          settle({ status: this.#status });
+          settle(this.#status);
           if (this.#finished) return;
           if (trailers && trailers.length > 0) res.addTrailers(pairs(trailers.map(String)));
           res.end();
           this.#finish();
         },
         onError: (err: Error) => {
+          taken();
           done();
           if (discard) return;
           // Our own abort (the client left): not the upstream's fault.
-          if (this.#finished && !(err instanceof UpstreamError)) return settle({});
+          if (this.#finished && !(err instanceof UpstreamError)) return settle(undefined);
           const e = classifyUpstreamError(err);
-          settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset' });
+          settle(undefined, e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset');
           if (this.#finished) return;
           if (this.#responded) {
             // The answer was already streaming: nothing to do but cut the client off too.
@@ -449,20 +463,6 @@ class Exchange {
       reason: this.#reason,
     });
   }
-}
-
-/** undici's raw header list as node:http's header object (set-cookie kept as a list). */
-function rawHeaders(raw: readonly Buffer[]): IncomingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
-    const value = (raw[i + 1] as Buffer).toString('latin1');
-    const prev = out[name];
-    if (prev === undefined) out[name] = name === 'set-cookie' ? [value] : value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = `${prev}, ${value}`;
-  }
-  return out;
 }
 
 function pairs(raw: readonly string[]): [string, string][] {

@@ -4,10 +4,13 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 /** RFC 9110 §7.6.1: headers about one connection, never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
+const NAMES_NONE = /^\s*(keep-alive|close)\s*$/i;
+
 /** Headers named in a Connection header are hop-by-hop too. */
 function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
   const c = headers.connection;
-  if (c === undefined) return undefined;
+  // The usual values name no header: skip the split on the hot path.
+  if (c === undefined || NAMES_NONE.test(c)) return undefined;
   const names = c
     .split(',')
     .map((s) => s.trim().toLowerCase())
@@ -58,6 +61,58 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, requestI
     out[name] = headers[name];
   }
   if (requestId !== undefined && out['x-request-id'] === undefined) out['x-request-id'] = requestId;
+  return out;
+}
+
+/**
+ * The upstream's raw response headers (undici's [name, value, ...] buffers) as the flat
+ * list sent downstream: hop-by-hop dropped, `trailer` kept, x-request-id added if absent.
+ * A flat list goes to writeHead as it is: no header object is built on the hot path, and
+ * repeated fields (set-cookie) stay separate lines.
+ */
+export function downstreamResponseList(raw: readonly Buffer[], requestId: string | undefined): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1');
+    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const lower = name.toLowerCase();
+    if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+    else if (HOP_BY_HOP.has(lower) && lower !== 'trailer') continue;
+    else {
+      if (lower === 'x-request-id') hasRequestId = true;
+      out.push(lower, value);
+    }
+  }
+  if (connection !== undefined) {
+    const listed = connectionListed({ connection });
+    if (listed !== undefined) {
+      let j = 0;
+      for (let i = 0; i < out.length; i += 2) {
+        if (listed.has(out[i] as string)) continue;
+        out[j++] = out[i] as string;
+        out[j++] = out[i + 1] as string;
+      }
+      out.length = j;
+      hasRequestId &&= !listed.has('x-request-id');
+    }
+  }
+  if (requestId !== undefined && !hasRequestId) out.push('x-request-id', requestId);
+  return out;
+}
+
+/** A flat [name, value, ...] list as node's header object: repeated fields joined, set-cookie kept as a list. */
+export function headerObject(list: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = (list[i] as string).toLowerCase();
+    const value = list[i + 1] as string;
+    const prev = out[name];
+    if (prev === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = `${prev}, ${value}`;
+  }
   return out;
 }
 

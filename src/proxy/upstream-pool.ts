@@ -66,12 +66,12 @@ export class UpstreamPools {
     return { open: s.connected, idle: s.free, pending: s.queued };
   }
 
-  /** Requests waiting for a connection, across the cluster. */
-  pending(): number {
-    let n = 0;
-    for (const p of this.#pools.values()) n += p.stats.queued;
-    return n;
-  }
+  /**
+   * Requests handed to a pool that no connection has taken yet, across the cluster: the
+   * forwarder counts them (from dispatch to undici's onConnect or onError), since summing
+   * every pool's stats on each request would cost O(endpoints).
+   */
+  waiting = 0;
 
   /** Close the pools of endpoints no longer configured, once their requests complete. */
   retain(addresses: ReadonlySet<string>): void {
