@@ -137,6 +137,8 @@ export class ProxyMetrics implements MetricsText {
   readonly #endpointPool: Gauge<'cluster' | 'endpoint' | 'state'>;
   readonly #clusterPanic: Gauge<'cluster'>;
   readonly #clusterInFlight: Gauge<'cluster'>;
+  readonly #localityShare: Gauge<'cluster' | 'region' | 'zone' | 'priority'>;
+  readonly #localitySpilled: Gauge<'cluster' | 'region' | 'zone' | 'priority' | 'direction'>;
 
   #source: (() => readonly ClusterState[]) | undefined;
   /** Set while one scrape's gauges are filled in: the source is read once per scrape, not once per gauge. */
@@ -187,6 +189,17 @@ export class ProxyMetrics implements MetricsText {
       'max',
     );
     this.#clusterInFlight = gauge('meridian_cluster_in_flight', "Requests in flight to the cluster's endpoints.", ['cluster']);
+    this.#localityShare = gauge(
+      'meridian_locality_traffic_share',
+      "The locality's share of its cluster's traffic now (0..1), from priority levels, zone-aware routing and locality weights.",
+      ['cluster', 'region', 'zone', 'priority'],
+      'first',
+    );
+    this.#localitySpilled = gauge(
+      'meridian_locality_spilled_requests',
+      'Requests that found the locality at capacity and went on to the next (direction out), or that it took for a full one (in), since the cluster was built.',
+      ['cluster', 'region', 'zone', 'priority', 'direction'],
+    );
 
     // Both results exist from the start, so that rate() and alerts see a 0 before the first reload.
     this.#reloads.labels('success').inc(0);
@@ -323,6 +336,8 @@ export class ProxyMetrics implements MetricsText {
       this.#endpointPool,
       this.#clusterPanic,
       this.#clusterInFlight,
+      this.#localityShare,
+      this.#localitySpilled,
     ] as const;
     for (const g of gauges) g.reset();
     const clusters = this.#source?.() ?? [];
@@ -341,6 +356,12 @@ export class ProxyMetrics implements MetricsText {
       }
       this.#clusterPanic.set({ cluster }, c.inPanic ? 1 : 0);
       this.#clusterInFlight.set({ cluster }, inFlight);
+      for (const l of c.localities ?? []) {
+        const labels = { cluster, region: l.region ?? '', zone: l.zone ?? '', priority: String(l.priority) };
+        this.#localityShare.set(labels, l.share);
+        this.#localitySpilled.set({ ...labels, direction: 'out' }, l.spilledOut);
+        this.#localitySpilled.set({ ...labels, direction: 'in' }, l.spilledIn);
+      }
     }
   }
 }

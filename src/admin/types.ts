@@ -3,7 +3,7 @@
  * data plane. The admin side only reads state through `AdminTarget.clusters()` and
  * changes it through the other methods; it never reaches into the proxy's objects.
  */
-import type { HostView } from '../core/cluster.js';
+import type { HostView, LocalityView } from '../core/cluster.js';
 import type { HealthStatus } from '../core/health.js';
 
 /** One endpoint as operators see it: the core's view plus its upstream connection pool. */
@@ -20,6 +20,8 @@ export interface ClusterState {
   /** Too few endpoints are routable, so the cluster balances over all of them. */
   readonly inPanic: boolean;
   readonly endpoints: readonly EndpointState[];
+  /** Localities with endpoints, in spill order, with their share of traffic now (empty: no localities configured). */
+  readonly localities?: readonly LocalityView[];
 }
 
 /** The outcome of a change addressed to one endpoint. */

@@ -4,6 +4,7 @@ export { formatIssues, formatPath } from './issues.js';
 export { type ConfigFormat, formatOf, type LoadResult, loadConfigFile, type ParseOptions, parseConfigText } from './load.js';
 export {
   type AdminConfig,
+  type NodeConfig,
   clusterEndpoints,
   type ClusterConfig,
   type Config,

@@ -203,7 +203,14 @@ const localitySchema = z.strictObject({
   zone: z.string().min(1).optional(),
   /** 0 is preferred; higher priorities take traffic only as lower ones fail. */
   priority: integer(0).default(0),
+  /** Locality-weighted balancing inside a priority: share = weight x health. */
   weight: integer(1).optional(),
+  /** Spillover capacity: above this rate the excess goes to the next locality. */
+  max_requests_per_second: decimal(0, Infinity, { exclusiveMin: true }).optional(),
+  /** Spillover capacity: with this many requests in flight here, new ones go to the next locality. */
+  max_in_flight: integer(1).optional(),
+  /** The endpoints are other regions' Meridians: requests sent there carry the hop header, and a request that already crossed regions is never sent on. */
+  remote: z.boolean().default(false),
   endpoints: z.array(endpointSchema).min(1),
 });
 
@@ -350,6 +357,16 @@ const clusterSchema = z
       .optional(),
     endpoints: z.array(endpointSchema).optional(),
     localities: z.array(localitySchema).optional(),
+    /** A priority level keeps all its traffic until fewer than 1/factor of its endpoints are healthy (Envoy's 1.4). */
+    overprovisioning_factor: decimal(1).default(1.4),
+    zone_aware: z
+      .strictObject({
+        /** Below this many endpoints in a priority level, zone-aware routing is off. */
+        min_cluster_size: integer(1).default(6),
+        /** Share of the callers (this Meridian fleet) per `region/zone`; default: the endpoints' capacity per zone. */
+        callers: z.record(z.string().min(1), decimal(0)).optional(),
+      })
+      .prefault({}),
     health_check: healthCheckSchema.optional(),
     outlier_detection: outlierSchema.optional(),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
@@ -401,6 +418,17 @@ export const ConfigSchema = z
         path: z.string().min(1).default('-'),
       })
       .prefault({}),
+    /** This Meridian: its name (in the hop header of cross-region requests) and where it runs (zone-aware routing). */
+    node: z
+      .strictObject({
+        name: z
+          .string()
+          .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+          .default('meridian'),
+        region: z.string().min(1).optional(),
+        zone: z.string().min(1).optional(),
+      })
+      .prefault({}),
     /** On SIGTERM: how long requests in flight may take to finish before the process exits. */
     drain_timeout: duration().prefault('30s'),
     listeners: z.array(listenerSchema).min(1),
@@ -413,6 +441,7 @@ export type Config = z.output<typeof ConfigSchema>;
 /** What a config file may contain (before defaults and conversions). */
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type AdminConfig = Config['admin'];
+export type NodeConfig = Config['node'];
 export type ListenerConfig = Config['listeners'][number];
 /** An HTTP listener, plain or TLS: both route requests. */
 export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' | 'https' }>;

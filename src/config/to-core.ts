@@ -5,7 +5,7 @@ import { Cluster, type ClusterOptions } from '../core/cluster.js';
 import type { HashKeySpec } from '../core/hash-key.js';
 import type { Rng } from '../core/rng.js';
 import type { Endpoint } from '../core/types.js';
-import type { ClusterConfig, HashKey } from './schema.js';
+import type { ClusterConfig, HashKey, NodeConfig } from './schema.js';
 
 export function coreEndpoints(c: ClusterConfig): Endpoint[] {
   if (c.endpoints) return c.endpoints.map((e) => ({ id: e.id, address: e.address, weight: e.weight }));
@@ -14,7 +14,15 @@ export function coreEndpoints(c: ClusterConfig): Endpoint[] {
       id: e.id,
       address: e.address,
       weight: e.weight,
-      locality: { region: l.region, ...(l.zone === undefined ? {} : { zone: l.zone }), priority: l.priority },
+      locality: {
+        region: l.region,
+        priority: l.priority,
+        remote: l.remote,
+        ...(l.zone === undefined ? {} : { zone: l.zone }),
+        ...(l.weight === undefined ? {} : { weight: l.weight }),
+        ...(l.max_requests_per_second === undefined ? {} : { maxRequestsPerSecond: l.max_requests_per_second }),
+        ...(l.max_in_flight === undefined ? {} : { maxInFlight: l.max_in_flight }),
+      },
     })),
   );
 }
@@ -32,7 +40,8 @@ export function coreHashKey(k: HashKey): HashKeySpec {
   }
 }
 
-export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng): ClusterOptions {
+/** `node`: where this Meridian runs (config `node:`), for zone-aware routing. */
+export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, node: Partial<Pick<NodeConfig, 'region' | 'zone'>> = {}): ClusterOptions {
   const od = c.outlier_detection;
   return {
     policy: c.policy,
@@ -69,6 +78,9 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng): Cl
         }
       : {}),
     panicThresholdPercent: c.panic_threshold,
+    overprovisioningFactor: c.overprovisioning_factor,
+    local: { ...(node.region === undefined ? {} : { region: node.region }), ...(node.zone === undefined ? {} : { zone: node.zone }) },
+    zoneAware: { minClusterSize: c.zone_aware.min_cluster_size, ...(c.zone_aware.callers === undefined ? {} : { callers: c.zone_aware.callers }) },
     ...(c.slow_start
       ? { slowStart: { windowMs: c.slow_start.window, aggression: c.slow_start.aggression, minWeightPercent: c.slow_start.min_weight_percent } }
       : {}),
@@ -76,6 +88,6 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng): Cl
 }
 
 /** A core Cluster for a cluster config. */
-export function buildCluster(c: ClusterConfig, clock: Clock, rng: Rng): Cluster {
-  return new Cluster(c.name, coreEndpoints(c), coreClusterOptions(c, clock, rng));
+export function buildCluster(c: ClusterConfig, clock: Clock, rng: Rng, node: Partial<Pick<NodeConfig, 'region' | 'zone'>> = {}): Cluster {
+  return new Cluster(c.name, coreEndpoints(c), coreClusterOptions(c, clock, rng, node));
 }

@@ -1,11 +1,14 @@
 import { createBalancer, isHashPolicy, type PolicyOptions } from './balancers.js';
 import type { Clock } from './clock.js';
+import { fmix32 } from './hash.js';
 import { HostHealth, type ActiveCheckThresholds, type HealthStatus } from './health.js';
 import { LatencyEwma } from './latency-ewma.js';
+import { DEFAULT_OVERPROVISIONING_FACTOR, levelHealth, priorityLoads, zoneAwareShares } from './locality.js';
 import { OutlierDetector, type Ejection, type OutlierOptions } from './outlier-detector.js';
 import type { Rng } from './rng.js';
 import { slowStartFactor, type SlowStartOptions } from './slow-start.js';
-import type { Balancer, Endpoint, Host, Outcome, PickContext, PolicyName } from './types.js';
+import { TokenBucket } from './token-bucket.js';
+import type { Balancer, Endpoint, Host, Locality, Outcome, PickContext, PolicyName } from './types.js';
 
 export interface ClusterOptions extends PolicyOptions {
   readonly policy: PolicyName;
@@ -21,6 +24,16 @@ export interface ClusterOptions extends PolicyOptions {
   readonly panicThresholdPercent?: number;
   /** Ramp for hosts that are new or back from failing; omitted = off. Ignored by hash policies. */
   readonly slowStart?: SlowStartOptions;
+  /** How far a priority level's healthy capacity stretches before traffic moves on (Envoy's 1.4). */
+  readonly overprovisioningFactor?: number;
+  /** Where the caller (this load balancer) runs: its zone is preferred inside a level (zone-aware routing). */
+  readonly local?: { readonly region?: string; readonly zone?: string };
+  readonly zoneAware?: {
+    /** Below this many endpoints in a level, zone-aware routing is off (small clusters are noisy). Default 6. */
+    readonly minClusterSize?: number;
+    /** Share of the callers in each `region/zone`; default: the level's configured capacity per zone. */
+    readonly callers?: Readonly<Record<string, number>>;
+  };
 }
 
 /** The live state of one host; the cluster is its only writer. */
@@ -37,6 +50,8 @@ export class HostState implements Host {
   wasRoutable: boolean;
   requestsTotal = 0;
   failuresTotal = 0;
+  /** The locality the host belongs to (set at every rebuild). */
+  group: LocalityGroup | undefined;
 
   constructor(endpoint: Endpoint, tauMs: number, initiallyHealthy: boolean) {
     this.endpoint = endpoint;
@@ -48,6 +63,100 @@ export class HostState implements Host {
   get weight(): number {
     return this.weightOverride ?? this.endpoint.weight;
   }
+}
+
+/**
+ * One locality of a cluster (a region/zone at a priority level): its hosts, a balancer of
+ * its own over those eligible, its share of the cluster's traffic, and its capacity.
+ * Kept across rebuilds by key, so balancer state and counters survive health changes.
+ */
+export class LocalityGroup {
+  readonly key: string;
+  readonly priority: number;
+  readonly region: string | undefined;
+  readonly zone: string | undefined;
+  readonly balancer: Balancer;
+  locality: Locality;
+  /** Non-draining hosts. */
+  hosts: HostState[] = [];
+  eligible: HostState[] = [];
+  weights: number[] = [];
+  /** Hosts routable (healthy, not ejected) at the last rebuild. */
+  healthy = 0;
+  /** Fraction of the cluster's traffic this locality should take, 0..1. */
+  share = 0;
+  /** Its level's healthy fraction is below the panic threshold: it balances over all its hosts. */
+  panic = false;
+  /** Requests in flight on its hosts. */
+  active = 0;
+  bucket: TokenBucket | undefined;
+  /** Requests that found it at capacity and went elsewhere, and requests it took for another. */
+  spilledOut = 0;
+  spilledIn = 0;
+
+  constructor(key: string, locality: Locality, balancer: Balancer, nowMs: number) {
+    this.key = key;
+    this.locality = locality;
+    this.priority = locality.priority ?? 0;
+    this.region = locality.region;
+    this.zone = locality.zone;
+    this.balancer = balancer;
+    this.configure(locality, nowMs);
+  }
+
+  /** Take a (reloaded) locality's settings; its rate bucket is kept unless the rate changed. */
+  configure(locality: Locality, nowMs: number): void {
+    const rps = locality.maxRequestsPerSecond;
+    if (rps === undefined) this.bucket = undefined;
+    else if (this.bucket?.ratePerSecond !== rps) {
+      // A tenth of a second's burst: the rate holds closely, and only the excess spills.
+      this.bucket = new TokenBucket({ ratePerSecond: rps, burst: Math.max(1, rps / 10) }, nowMs);
+    }
+    this.locality = locality;
+  }
+
+  get remote(): boolean {
+    return this.locality.remote === true;
+  }
+
+  #balanced: { readonly hosts: readonly HostState[]; readonly weights: readonly number[] } | undefined;
+
+  /** Hand the eligible set to the balancer, unless it already has exactly that set (a rebuild is not free). */
+  rebalance(): void {
+    const last = this.#balanced;
+    const { eligible, weights } = this;
+    if (last !== undefined && last.hosts.length === eligible.length && eligible.every((h, i) => last.hosts[i] === h && last.weights[i] === weights[i])) return;
+    this.balancer.update(eligible, weights);
+    this.#balanced = { hosts: eligible, weights };
+  }
+
+  get capped(): boolean {
+    return this.locality.maxInFlight !== undefined || this.bucket !== undefined;
+  }
+
+  /** Whether it can take one more request now; takes a token of its rate if so. */
+  tryAdmit(nowMs: number): boolean {
+    const maxInFlight = this.locality.maxInFlight;
+    if (maxInFlight !== undefined && this.active >= maxInFlight) return false;
+    return this.bucket === undefined || this.bucket.tryTake(nowMs).ok;
+  }
+}
+
+export interface LocalityView {
+  readonly region: string | undefined;
+  readonly zone: string | undefined;
+  readonly priority: number;
+  readonly remote: boolean;
+  readonly hosts: number;
+  readonly healthy: number;
+  /** Fraction of the cluster's traffic it should take now, 0..1. */
+  readonly share: number;
+  readonly panic: boolean;
+  readonly active: number;
+  readonly maxRequestsPerSecond: number | undefined;
+  readonly maxInFlight: number | undefined;
+  readonly spilledOut: number;
+  readonly spilledIn: number;
 }
 
 /** A host as shown to operators (admin API, dashboard, simulator reports). */
@@ -62,6 +171,9 @@ export interface HostView {
   readonly ejectionsTotal: number;
   readonly requestsTotal: number;
   readonly failuresTotal: number;
+  readonly region?: string;
+  readonly zone?: string;
+  readonly priority: number;
 }
 
 export interface ClusterPickContext extends PickContext {
@@ -82,23 +194,30 @@ const SLOW_START_STEPS = 20;
 
 /**
  * One cluster's load balancing: its hosts' live state, their health (active verdicts,
- * outlier ejection, drain), panic mode, slow start, and the policy's balancer over the
- * hosts eligible for traffic.
+ * outlier ejection, drain), panic mode, slow start, localities (priority levels, zones,
+ * spillover), and each locality's balancer over its hosts eligible for traffic.
  *
- * The eligible set is recomputed lazily, on the first pick after anything changed or a
- * timed step came due (an ejection expiring, an outlier interval, a slow-start step),
- * and handed to the balancer whole. Nothing here runs on a timer: time comes from the
- * injected clock, so the proxy and the simulator drive the same object.
+ * The eligible sets and the localities' shares are recomputed lazily, on the first pick
+ * after anything changed or a timed step came due (an ejection expiring, an outlier
+ * interval, a slow-start step), and handed to the balancers whole. Nothing here runs on
+ * a timer: time comes from the injected clock, so the proxy and the simulator drive the
+ * same object.
  */
 export class Cluster {
   readonly name: string;
   readonly policy: PolicyName;
   readonly #o: ClusterOptions;
-  readonly #balancer: Balancer;
   readonly #outliers: OutlierDetector | undefined;
   #hosts: HostState[] = [];
   #byId = new Map<string, HostState>();
   #eligibleWeights = new Map<HostState, number>();
+  /** Every locality seen, by key; those with hosts, in spill order (priority, then as configured). */
+  readonly #groups = new Map<string, LocalityGroup>();
+  #order: LocalityGroup[] = [];
+  /** Cumulative shares of #order, for choosing a locality. */
+  #cumulative: number[] = [];
+  /** Set when one locality takes everything and nothing can divert it: picks skip the choice. */
+  #only: LocalityGroup | undefined;
   #dirty = true;
   #panic = false;
   #nextIntervalMs: number;
@@ -109,7 +228,6 @@ export class Cluster {
     this.name = name;
     this.policy = options.policy;
     this.#o = options;
-    this.#balancer = createBalancer(options.policy, options.rng, options.clock, options);
     this.#outliers = options.outlierDetection ? new OutlierDetector(options.outlierDetection) : undefined;
     this.#nextIntervalMs = options.clock.nowMs() + (this.#outliers?.intervalMs ?? Infinity);
     this.#setHosts(endpoints, false);
@@ -123,7 +241,7 @@ export class Cluster {
     return this.#byId.get(id);
   }
 
-  /** True while too few hosts are routable and the cluster balances over all of them. */
+  /** True while a priority level taking traffic has too few routable hosts and balances over all of them. */
   get inPanic(): boolean {
     this.#refreshIfDue();
     return this.#panic;
@@ -137,11 +255,11 @@ export class Cluster {
   pick(ctx: ClusterPickContext = {}): HostState | undefined {
     this.#refreshIfDue();
     const exclude = ctx.exclude;
-    let host = this.#balancer.pick(ctx) as HostState | undefined;
+    let host = this.#pickOnce(ctx);
     if (host === undefined || exclude === undefined || exclude.size === 0) return host;
     const attempt = ctx.attempt ?? 0;
-    for (let i = 1; i < RETRY_PICK_TRIES && exclude.has(host as HostState); i++) {
-      host = this.#balancer.pick({ ...ctx, attempt: attempt + i * 7919 }) as HostState | undefined;
+    for (let i = 1; i < RETRY_PICK_TRIES && exclude.has(host); i++) {
+      host = this.#pickOnce({ ...ctx, attempt: attempt + i * 7919 }) ?? host;
     }
     // Every try landed on a host already tried: better the same host than no answer.
     return host;
@@ -150,7 +268,10 @@ export class Cluster {
   onStart(host: HostState): void {
     host.active++;
     host.requestsTotal++;
-    this.#balancer.onStart?.(host);
+    const g = host.group;
+    if (g === undefined) return;
+    g.active++;
+    g.balancer.onStart?.(host);
   }
 
   onEnd(host: HostState, outcome: Outcome): void {
@@ -158,7 +279,11 @@ export class Cluster {
     host.active = Math.max(0, host.active - 1);
     host.latency.observe(outcome.latencyMs, now);
     if (outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500)) host.failuresTotal++;
-    this.#balancer.onEnd?.(host, outcome);
+    const g = host.group;
+    if (g !== undefined) {
+      g.active = Math.max(0, g.active - 1);
+      g.balancer.onEnd?.(host, outcome);
+    }
     if (this.#outliers && this.#byId.get(host.endpoint.id) === host) {
       const e = this.#outliers.record(host.health, outcome, this.#healths(), now);
       if (e) this.#ejected(e, host);
@@ -219,7 +344,69 @@ export class Cluster {
       ejectionsTotal: h.health.ejectionsTotal,
       requestsTotal: h.requestsTotal,
       failuresTotal: h.failuresTotal,
+      priority: h.endpoint.locality?.priority ?? 0,
+      ...(h.endpoint.locality?.region === undefined ? {} : { region: h.endpoint.locality.region }),
+      ...(h.endpoint.locality?.zone === undefined ? {} : { zone: h.endpoint.locality.zone }),
     }));
+  }
+
+  /** The localities with hosts, in spill order, with their current share of traffic. */
+  localities(): LocalityView[] {
+    this.#refreshIfDue();
+    return this.#order.map((g) => ({
+      region: g.region,
+      zone: g.zone,
+      priority: g.priority,
+      remote: g.remote,
+      hosts: g.hosts.length,
+      healthy: g.healthy,
+      share: g.share,
+      panic: g.panic,
+      active: g.active,
+      maxRequestsPerSecond: g.locality.maxRequestsPerSecond,
+      maxInFlight: g.locality.maxInFlight,
+      spilledOut: g.spilledOut,
+      spilledIn: g.spilledIn,
+    }));
+  }
+
+  #pickOnce(ctx: ClusterPickContext): HostState | undefined {
+    const group = this.#only ?? this.#chooseGroup(ctx);
+    return group?.balancer.pick(ctx) as HostState | undefined;
+  }
+
+  /**
+   * The locality for one request: drawn by share (by the request's hash for hash policies,
+   * so a key keeps its locality while shares hold), then moved down the spill order while
+   * the one drawn is at capacity — so only the excess leaves a locality (the waterfall).
+   * When every locality is full the one drawn takes it: shedding is admission's job.
+   */
+  #chooseGroup(ctx: ClusterPickContext): LocalityGroup | undefined {
+    const order = this.#order;
+    const n = order.length;
+    if (n === 0) return undefined;
+    // fmix32 decorrelates the draw from the bits the ring or table uses inside the locality.
+    const u = ctx.hash !== undefined && isHashPolicy(this.policy) ? fmix32((ctx.hash ^ 0x9e3779b9) + (ctx.attempt ?? 0)) / 4294967296 : this.#o.rng.next();
+    const cum = this.#cumulative;
+    let i = 0;
+    while (i < n - 1 && u >= (cum[i] as number)) i++;
+    const drawn = order[i] as LocalityGroup;
+    const localOnly = ctx.localOnly === true;
+    const now = this.#o.clock.nowMs();
+    for (let k = 0; k < n; k++) {
+      const g = order[(i + k) % n] as LocalityGroup;
+      if (g.eligible.length === 0 || (localOnly && g.remote)) continue;
+      if (!g.capped || g.tryAdmit(now)) {
+        if (g !== drawn) {
+          drawn.spilledOut++;
+          g.spilledIn++;
+        }
+        return g;
+      }
+    }
+    if (!(localOnly && drawn.remote) && drawn.eligible.length > 0) return drawn;
+    // Local-only and the drawn one is remote and every local one is full: the first local one.
+    return order.find((g) => g.eligible.length > 0 && !g.remote);
   }
 
   #status(h: HostState): HealthStatus {
@@ -286,51 +473,125 @@ export class Cluster {
     this.#rebuild(now);
   }
 
+  #group(locality: Locality | undefined, now: number): LocalityGroup {
+    const l = locality ?? {};
+    const key = `${l.priority ?? 0}|${l.region ?? ''}|${l.zone ?? ''}`;
+    let g = this.#groups.get(key);
+    if (g === undefined) {
+      g = new LocalityGroup(key, l, createBalancer(this.#o.policy, this.#o.rng, this.#o.clock, this.#o), now);
+      this.#groups.set(key, g);
+    } else if (g.locality !== l) {
+      g.configure(l, now);
+    }
+    return g;
+  }
+
   #rebuild(now: number): void {
     this.#dirty = false;
     const slowStart = this.#slowStartApplies() ? this.#o.slowStart : undefined;
     let nextStep = this.#outliers?.nextReturnMs(this.#healths()) ?? Infinity;
-    const candidates: HostState[] = [];
-    let routable = 0;
+
+    // Localities with their non-draining hosts, in spill order: by priority, then first appearance.
+    const order: LocalityGroup[] = [];
     for (const h of this.#hosts) {
-      if (h.health.draining) continue;
-      candidates.push(h);
       const isRoutable = h.health.routable;
-      if (isRoutable) routable++;
       if (isRoutable && !h.wasRoutable && slowStart) h.slowStartSinceMs = now;
       h.wasRoutable = isRoutable;
+      if (h.health.draining) continue;
+      const g = this.#group(h.endpoint.locality, now);
+      if (!order.includes(g)) {
+        order.push(g);
+        g.hosts = [];
+        g.healthy = 0;
+        g.active = 0;
+      }
+      g.hosts.push(h);
+      g.active += h.active;
+      if (isRoutable) g.healthy++;
+      h.group = g;
     }
+    order.sort((a, b) => a.priority - b.priority);
+
+    // Priority levels: health, panic, load.
+    const levels: LocalityGroup[][] = [];
+    for (const g of order) {
+      const last = levels[levels.length - 1];
+      if (last !== undefined && (last[0] as LocalityGroup).priority === g.priority) last.push(g);
+      else levels.push([g]);
+    }
+    const opf = this.#o.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING_FACTOR;
     const threshold = this.#o.panicThresholdPercent ?? 50;
-    const panic = candidates.length > 0 && (100 * routable) / candidates.length < threshold;
+    const sums = levels.map((level) => level.reduce((a, g) => ({ total: a.total + g.hosts.length, healthy: a.healthy + g.healthy }), { total: 0, healthy: 0 }));
+    const loads = priorityLoads(sums.map((s) => levelHealth(s.healthy, s.total, opf)));
+    let panic = false;
+    levels.forEach((level, li) => {
+      const { total, healthy } = sums[li] as { total: number; healthy: number };
+      const levelPanic = total > 0 && (100 * healthy) / total < threshold;
+      const load = (loads[li] as number) / 100;
+      if (levelPanic && load > 0) panic = true;
+      for (const g of level) {
+        g.panic = levelPanic;
+        g.eligible = levelPanic ? g.hosts : g.hosts.filter((h) => h.health.routable);
+        g.weights = g.eligible.map((h) => {
+          if (!slowStart || h.slowStartSinceMs === undefined) return h.weight;
+          const elapsed = now - h.slowStartSinceMs;
+          if (elapsed >= slowStart.windowMs) {
+            h.slowStartSinceMs = undefined;
+            return h.weight;
+          }
+          const step = slowStart.windowMs / SLOW_START_STEPS;
+          nextStep = Math.min(nextStep, h.slowStartSinceMs + (Math.floor(elapsed / step) + 1) * step);
+          return h.weight * slowStartFactor(elapsed, slowStart);
+        });
+      }
+      const within = this.#sharesWithin(level, total, opf);
+      level.forEach((g, gi) => (g.share = load * (within[gi] as number)));
+    });
     if (panic !== this.#panic) this.#emit({ type: 'panic', active: panic });
     this.#panic = panic;
-    const eligible = panic ? candidates : candidates.filter((h) => h.health.routable);
-    const weights = eligible.map((h) => {
-      if (!slowStart || h.slowStartSinceMs === undefined) return h.weight;
-      const elapsed = now - h.slowStartSinceMs;
-      if (elapsed >= slowStart.windowMs) {
-        h.slowStartSinceMs = undefined;
-        return h.weight;
-      }
-      const step = slowStart.windowMs / SLOW_START_STEPS;
-      nextStep = Math.min(nextStep, h.slowStartSinceMs + (Math.floor(elapsed / step) + 1) * step);
-      return h.weight * slowStartFactor(elapsed, slowStart);
-    });
     this.#nextStepMs = nextStep;
-    if (!this.#sameEligible(eligible, weights)) {
-      this.#balancer.update(eligible, weights);
-      this.#eligibleWeights = new Map(eligible.map((h, i) => [h, weights[i] as number]));
+
+    const weights = new Map<HostState, number>();
+    for (const g of order) {
+      g.rebalance();
+      g.eligible.forEach((h, i) => weights.set(h, g.weights[i] as number));
     }
+    this.#eligibleWeights = weights;
+    this.#order = order;
+    let acc = 0;
+    this.#cumulative = order.map((g) => (acc += g.share));
+    const taking = order.filter((g) => g.share > 0);
+    this.#only = taking.length === 1 && !order.some((g) => g.capped || g.remote) ? taking[0] : undefined;
   }
 
-  #sameEligible(hosts: readonly HostState[], weights: readonly number[]): boolean {
-    const current = this.#eligibleWeights;
-    if (current.size !== hosts.length) return false;
-    let i = 0;
-    for (const [h, w] of current) {
-      if (h !== hosts[i] || w !== weights[i]) return false;
-      i++;
+  /**
+   * How one priority level's traffic divides among its localities: zone-aware when the
+   * caller's zone is known and present, else by locality weight x health when weights are
+   * set, else by the eligible hosts' weights (as if the level were one pool).
+   */
+  #sharesWithin(level: readonly LocalityGroup[], levelTotal: number, opf: number): number[] {
+    if (level.length === 1) return [1];
+    const sumWeights = (g: LocalityGroup) => g.weights.reduce((a, w) => a + w, 0);
+    const local = this.#o.local;
+    const localGroup = local?.zone === undefined ? undefined : level.find((g) => g.region === local.region && g.zone === local.zone);
+    if (localGroup !== undefined && levelTotal >= (this.#o.zoneAware?.minClusterSize ?? 6)) {
+      const zoneKey = (g: LocalityGroup) => `${g.region ?? ''}/${g.zone ?? ''}`;
+      const upstreamTotal = level.reduce((a, g) => a + (g.panic ? 0 : sumWeights(g)), 0);
+      const configured = this.#o.zoneAware?.callers;
+      const callerRaw = level.map((g) => configured?.[zoneKey(g)] ?? (configured === undefined ? g.hosts.reduce((a, h) => a + h.weight, 0) : 0));
+      const callerTotal = callerRaw.reduce((a, c) => a + c, 0);
+      if (upstreamTotal > 0 && callerTotal > 0) {
+        const upstream = new Map(level.map((g) => [zoneKey(g), sumWeights(g) / upstreamTotal]));
+        const callers = new Map(level.map((g, i) => [zoneKey(g), (callerRaw[i] as number) / callerTotal]));
+        const shares = zoneAwareShares(zoneKey(localGroup), upstream, callers);
+        return level.map((g) => shares.get(zoneKey(g)) ?? 0);
+      }
     }
-    return true;
+    const raw = level.some((g) => g.locality.weight !== undefined)
+      ? level.map((g) => (g.eligible.length === 0 ? 0 : (g.locality.weight ?? 1) * Math.min(1, (opf * g.healthy) / Math.max(1, g.hosts.length))))
+      : level.map(sumWeights);
+    const total = raw.reduce((a, r) => a + r, 0);
+    return total > 0 ? raw.map((r) => r / total) : raw.map((_, i) => (i === 0 ? 1 : 0));
   }
 }
+

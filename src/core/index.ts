@@ -18,6 +18,7 @@ export * from './balancers.js';
 export * from './health.js';
 export * from './outlier-detector.js';
 export * from './slow-start.js';
+export * from './locality.js';
 export * from './cluster.js';
 export * from './retry-budget.js';
 export * from './circuit-breaker.js';

@@ -4,11 +4,20 @@ import type { LatencyEwma } from './latency-ewma.js';
 export const POLICY_NAMES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
-/** Where an endpoint runs, for locality-aware routing (used by later layers). */
+/** Where an endpoint runs, for locality-aware routing (see locality.ts and cluster.ts). */
 export interface Locality {
   readonly region?: string;
   readonly zone?: string;
+  /** 0 is preferred; higher levels take traffic as lower ones lose health. Default 0. */
   readonly priority?: number;
+  /** Locality-weighted balancing inside a priority level: share = weight x health. */
+  readonly weight?: number;
+  /** Spillover: above this rate, the excess goes to the next locality (waterfall). */
+  readonly maxRequestsPerSecond?: number;
+  /** Spillover: with this many requests in flight on its endpoints, new ones go to the next locality. */
+  readonly maxInFlight?: number;
+  /** Its endpoints are other regions' load balancers: never chosen for a request that already crossed regions. */
+  readonly remote?: boolean;
 }
 
 /** One backend as configured: immutable. `id` is stable across reloads and keys all state. */
@@ -59,6 +68,8 @@ export interface PickContext {
   readonly hash?: number;
   /** 0 for the first try; retries pass 1, 2, ... so hash policies can move on deterministically. */
   readonly attempt?: number;
+  /** The request already crossed from another region: remote localities are not eligible (no loops). */
+  readonly localOnly?: boolean;
 }
 
 /**

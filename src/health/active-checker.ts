@@ -18,6 +18,7 @@
  * health_check config by src/config/to-core.ts); this class only reports pass or fail.
  */
 import http from 'node:http';
+import { HOPS_HEADER } from '../proxy/headers.js';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HealthCheckConfig } from '../config/schema.js';
@@ -149,7 +150,7 @@ export class ActiveHealthChecker {
       const target = splitAddress(host.endpoint.address);
       if (target === undefined) return finish({ ok: false, reason: 'error' });
       try {
-        cleanup = this.#check.type === 'tcp' ? this.#tcp(target, finish) : this.#http(host.endpoint.address, target, finish);
+        cleanup = this.#check.type === 'tcp' ? this.#tcp(target, finish) : this.#http(host.endpoint.address, host.endpoint.locality?.remote === true, target, finish);
       } catch {
         // http.request throws at once on a path it cannot send (e.g. with a space in it).
         finish({ ok: false, reason: 'error' });
@@ -167,13 +168,15 @@ export class ActiveHealthChecker {
   }
 
   /** Starts an HTTP probe; returns what destroys it. The verdict comes at the end of the body. */
-  #http(address: string, target: { host: string; port: number }, finish: (v: Verdict) => void): () => void {
+  #http(address: string, remote: boolean, target: { host: string; port: number }, finish: (v: Verdict) => void): () => void {
     const req = http.request({
       host: target.host,
       port: target.port,
       method: 'GET',
       path: this.#check.path,
-      headers: { host: address, 'user-agent': 'meridian-health-check', connection: 'close' },
+      // Another region's Meridian answers for its own region only: the hops header keeps
+      // it from forwarding the probe on (and from reporting healthy on a third region's behalf).
+      headers: { host: address, 'user-agent': 'meridian-health-check', connection: 'close', ...(remote ? { [HOPS_HEADER]: 'health-check' } : {}) },
       agent: false,
     });
     req.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));

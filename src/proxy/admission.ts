@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
 import type { LocalReplyCode } from './errors.js';
+import { HOPS_HEADER } from './headers.js';
 import type { ListenerContext } from './forward.js';
 import { routable, type CompiledRoute } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
@@ -89,5 +90,12 @@ export function headerFieldCount(raw: readonly string[]): number {
  */
 export function pickEndpoint(cluster: ClusterRuntime, req: IncomingMessage, url: string, clientIp: string, attempt: number, tried: ReadonlySet<HostState>): HostState | undefined {
   const hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: routable(req.method ?? 'GET', url, req.headers).path }) : undefined;
-  return cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt, exclude: tried });
+  // A request that already crossed regions stays in this one, whatever its health: no loops.
+  const localOnly = req.headers[HOPS_HEADER] !== undefined;
+  return cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt, exclude: tried, localOnly });
+}
+
+/** This node's name for the hops header when `host` is another region's Meridian, else undefined. */
+export function viaFor(cluster: ClusterRuntime, host: HostState): string | undefined {
+  return host.group?.remote === true ? cluster.node.name : undefined;
 }

@@ -8,7 +8,7 @@ import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { admit, pickEndpoint, type ClusterLease } from './admission.js';
+import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
@@ -171,7 +171,7 @@ class Exchange {
     cluster.core.onStart(host);
     const tryStartMs = this.#ctx.clock.nowMs();
     if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
-    const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId);
+    const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
     delete headers['expect'];
     let settled = false;
     let perTryTimer: NodeJS.Timeout | undefined;

@@ -29,11 +29,18 @@ export interface ForwardedInfo {
 }
 
 /**
+ * Names the Meridians a request crossed regions through (`a, b`): a request that carries
+ * it is never sent to another region again, which is what stops forwarding loops.
+ */
+export const HOPS_HEADER = 'x-meridian-hops';
+
+/**
  * The headers sent upstream: hop-by-hop ones dropped, X-Forwarded-* set, x-request-id
  * kept or generated. `te: trailers` survives, since it asks the upstream for trailers
- * end to end (gRPC needs it).
+ * end to end (gRPC needs it). `via`: this node's name when the upstream is another
+ * region's Meridian, appended to the hops header.
  */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, fwd: ForwardedInfo, requestId: string): OutgoingHttpHeaders {
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, fwd: ForwardedInfo, requestId: string, via?: string): OutgoingHttpHeaders {
   const listed = connectionListed(headers);
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
@@ -49,6 +56,10 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, fwd: Forwar
   out['x-forwarded-proto'] = fwd.proto;
   if (fwd.host !== undefined) out['x-forwarded-host'] = fwd.host;
   out['x-request-id'] = requestId;
+  if (via !== undefined) {
+    const hops = headers[HOPS_HEADER];
+    out[HOPS_HEADER] = hops === undefined ? via : `${String(hops)}, ${via}`;
+  }
   return out;
 }
 

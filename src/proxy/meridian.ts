@@ -123,6 +123,7 @@ export class Meridian implements AdminTarget {
       name: c.name,
       policy: c.core.policy,
       inPanic: c.core.inPanic,
+      localities: c.config.localities === undefined ? [] : c.core.localities(),
       endpoints: c.core.view().map((v) => {
         const pool = c.pools.stats(v.address);
         return { ...v, poolOpen: pool.open, poolIdle: pool.idle };

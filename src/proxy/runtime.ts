@@ -5,7 +5,7 @@ import { CircuitBreaker } from '../core/circuit-breaker.js';
 import type { HashKeySpec } from '../core/hash-key.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import type { Rng } from '../core/rng.js';
-import { buildCluster, coreEndpoints, coreHashKey, type ClusterConfig, type Config, type RetryOn } from '../config/index.js';
+import { buildCluster, coreEndpoints, coreHashKey, type ClusterConfig, type Config, type NodeConfig, type RetryOn } from '../config/index.js';
 import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
@@ -32,6 +32,8 @@ export interface ClusterRuntime {
   readonly pools: UpstreamPools;
   readonly hashKey: HashKeySpec | undefined;
   readonly retry: RetryPolicy;
+  /** The node settings the core was built with (zone-aware routing depends on them). */
+  readonly node: NodeConfig;
 }
 
 /**
@@ -81,11 +83,11 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
   for (const c of config.clusters) {
     const old = previous?.clusters.get(c.name);
     let core: Cluster;
-    if (old && isDeepStrictEqual(balancingShape(old.config), balancingShape(c))) {
+    if (old && isDeepStrictEqual(old.node, config.node) && isDeepStrictEqual(balancingShape(old.config), balancingShape(c))) {
       core = old.core;
       core.setEndpoints(coreEndpoints(c));
     } else {
-      core = buildCluster(c, clock, rng);
+      core = buildCluster(c, clock, rng, config.node);
     }
     const poolOptions = {
       idleTimeoutMs: c.timeouts.idle,
@@ -102,6 +104,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     clusters.set(c.name, {
       name: c.name,
       config: c,
+      node: config.node,
       core,
       breaker:
         sameLimits && old

@@ -8,7 +8,7 @@ import type { ExchangeRecord, ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
-import { admit, pickEndpoint, type ClusterLease } from './admission.js';
+import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -76,8 +76,8 @@ export function handleUpgrade(ctx: ListenerContext, tracker: UpgradeTracker, req
  * plus the hop-by-hop ones the upgrade itself needs (Connection, Upgrade) and every
  * Sec-WebSocket-* header even if the client listed it in Connection.
  */
-export function upgradeRequestHeaders(headers: IncomingHttpHeaders, fwd: ForwardedInfo, requestId: string): OutgoingHttpHeaders {
-  const out = upstreamRequestHeaders(headers, fwd, requestId);
+export function upgradeRequestHeaders(headers: IncomingHttpHeaders, fwd: ForwardedInfo, requestId: string, via?: string): OutgoingHttpHeaders {
+  const out = upstreamRequestHeaders(headers, fwd, requestId, via);
   out['connection'] = 'upgrade';
   if (headers.upgrade !== undefined) out['upgrade'] = headers.upgrade;
   for (const name in headers) if (name.startsWith('sec-websocket-')) out[name] = headers[name];
@@ -195,7 +195,7 @@ class Tunnel implements Closable {
       createConnection: () => sock,
       method: this.#method,
       path: this.#url,
-      headers: upgradeRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId),
+      headers: upgradeRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(this.#cluster as ClusterRuntime, host)),
       setHost: false,
     });
     this.#upReq = upReq;

@@ -82,6 +82,7 @@ function endpoint(id: string, over: Partial<EndpointState> = {}): EndpointState 
   return {
     id,
     address: id,
+    priority: 0,
     status: 'healthy',
     weight: 1,
     effectiveWeight: 1,
@@ -106,7 +107,15 @@ function exerciseAll(m: ProxyMetrics): void {
   m.ejection('api', '10.0.0.1:80', 'consecutive_5xx');
   m.healthCheck('api', '10.0.0.1:80', true);
   m.reload(true);
-  m.setSource(() => [{ name: 'api', policy: 'round_robin', inPanic: false, endpoints: [endpoint('10.0.0.1:80')] }]);
+  m.setSource(() => [
+    {
+      name: 'api',
+      policy: 'round_robin',
+      inPanic: false,
+      endpoints: [endpoint('10.0.0.1:80')],
+      localities: [{ region: 'r', zone: 'z', priority: 0, remote: false, hosts: 1, healthy: 1, share: 1, panic: false, active: 0, maxRequestsPerSecond: undefined, maxInFlight: undefined, spilledOut: 0, spilledIn: 0 }],
+    },
+  ]);
 }
 
 describe('ProxyMetrics: events', () => {
@@ -227,6 +236,10 @@ describe('ProxyMetrics: state gauges read from the source at scrape time', () =>
         endpoint('10.0.0.2:80', { status: 'ejected', effectiveWeight: 0, active: 1, latencyEwmaMs: 900, poolOpen: 1 }),
         endpoint('10.0.0.3:80', { status: 'slow_start', effectiveWeight: 0.25 }),
       ],
+      localities: [
+        { region: 'us-east', zone: 'a', priority: 0, remote: false, hosts: 3, healthy: 2, share: 0.9, panic: false, active: 4, maxRequestsPerSecond: 100, maxInFlight: undefined, spilledOut: 7, spilledIn: 0 },
+        { region: 'eu-west', zone: undefined, priority: 1, remote: true, hosts: 1, healthy: 1, share: 0.1, panic: false, active: 0, maxRequestsPerSecond: undefined, maxInFlight: undefined, spilledOut: 0, spilledIn: 7 },
+      ],
     },
     { name: 'db', policy: 'maglev', inPanic: true, endpoints: [endpoint('db-1', { status: 'unhealthy', active: 4 }), endpoint('db-2', { status: 'draining' })] },
   ];
@@ -257,6 +270,10 @@ describe('ProxyMetrics: state gauges read from the source at scrape time', () =>
     assert.equal(v('meridian_endpoint_latency_ewma_seconds', { cluster: 'api', endpoint: '10.0.0.1:80' }), 0.0125);
     assert.equal(v('meridian_cluster_panic', { cluster: 'api' }), 0);
     assert.equal(v('meridian_cluster_panic', { cluster: 'db' }), 1);
+    assert.equal(v('meridian_locality_traffic_share', { cluster: 'api', region: 'us-east', zone: 'a', priority: '0' }), 0.9);
+    assert.equal(v('meridian_locality_traffic_share', { cluster: 'api', region: 'eu-west', zone: '', priority: '1' }), 0.1);
+    assert.equal(v('meridian_locality_spilled_requests', { cluster: 'api', region: 'us-east', zone: 'a', priority: '0', direction: 'out' }), 7);
+    assert.equal(v('meridian_locality_spilled_requests', { cluster: 'api', region: 'eu-west', zone: '', priority: '1', direction: 'in' }), 7);
     assert.equal(v('meridian_cluster_in_flight', { cluster: 'api' }), 4);
     assert.equal(v('meridian_cluster_in_flight', { cluster: 'db' }), 4);
   });

@@ -15,6 +15,7 @@ function endpoint(id: string, over: Partial<EndpointState> = {}): EndpointState 
   return {
     id,
     address: id,
+    priority: 0,
     status: 'healthy',
     weight: 1,
     effectiveWeight: 1,

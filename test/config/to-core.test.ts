@@ -48,12 +48,14 @@ describe('config -> core', () => {
         '  - name: c',
         '    localities:',
         '      - { region: eu, zone: eu-1a, priority: 1, endpoints: [{ address: "127.0.0.1:1" }] }',
+        '      - { region: us, priority: 2, weight: 3, max_requests_per_second: 50, max_in_flight: 9, remote: true, endpoints: [{ address: "127.0.0.1:2" }] }',
       ].join('\n'),
       { filename: 'inline.yaml' },
     );
     assert.ok(r.ok, JSON.stringify(r));
     assert.deepEqual(coreEndpoints(r.config.clusters[0]!), [
-      { id: '127.0.0.1:1', address: '127.0.0.1:1', weight: 1, locality: { region: 'eu', zone: 'eu-1a', priority: 1 } },
+      { id: '127.0.0.1:1', address: '127.0.0.1:1', weight: 1, locality: { region: 'eu', zone: 'eu-1a', priority: 1, remote: false } },
+      { id: '127.0.0.1:2', address: '127.0.0.1:2', weight: 1, locality: { region: 'us', priority: 2, weight: 3, maxRequestsPerSecond: 50, maxInFlight: 9, remote: true } },
     ]);
   });
 
