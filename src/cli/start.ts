@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
 import { Meridian } from '../proxy/meridian.js';
 import { runWorker, WorkerPool, workerCount } from '../proxy/workers.js';
 import type { Config } from '../config/index.js';
@@ -20,24 +21,46 @@ export async function runStart(argv: string[], io: Io, signals: NodeJS.EventEmit
   if (typeof file === 'number') return file;
   const config = await loadConfigForCommand(file, io, 'start');
   if (typeof config === 'number') return config;
-  if (workerCount(config.workers) > 1) return runWorkers(file, config, io, signals);
-  const meridian = new Meridian(config, { configPath: file });
+  const samples = cluster.isWorker ? [] : await startSamples(config, io);
+  if (samples === undefined) return 2;
   try {
-    await meridian.start();
-  } catch (e) {
-    io.stderr(`meridian start: ${(e as Error).message}`);
-    await meridian.close();
-    return 2;
+    if (workerCount(config.workers) > 1) return await runWorkers(file, config, io, signals, samples);
+    const meridian = new Meridian(config, { configPath: file });
+    try {
+      await meridian.start();
+    } catch (e) {
+      io.stderr(`meridian start: ${(e as Error).message}`);
+      await meridian.close();
+      return 2;
+    }
+    io.stdout(startBanner(meridian, samples));
+    signals.on('SIGHUP', () => void meridian.reload());
+    await stopSignal(signals);
+    await meridian.drainAndStop();
+    return 0;
+  } finally {
+    await Promise.all(samples.map((b) => b.close()));
   }
-  io.stdout(startBanner(meridian));
-  signals.on('SIGHUP', () => void meridian.reload());
-  await stopSignal(signals);
-  await meridian.drainAndStop();
-  return 0;
+}
+
+/** The config's sample_backends, started before the proxy; undefined (after saying why) if one cannot bind. */
+async function startSamples(config: Config, io: Io): Promise<SampleBackend[] | undefined> {
+  const started: SampleBackend[] = [];
+  for (const b of config.sample_backends) {
+    try {
+      started.push(await startSampleBackend({ name: b.name, host: b.address, port: b.port, latency: b.latency, errorRate: b.error_rate }));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      io.stderr(`meridian start: sample backend ${b.name}: ${err.code === 'EADDRINUSE' ? `port ${b.port} on ${b.address} is already in use` : err.message}`);
+      await Promise.all(started.map((s) => s.close()));
+      return undefined;
+    }
+  }
+  return started;
 }
 
 /** `workers` > 1: this process is either the primary or one of its workers. */
-async function runWorkers(file: string, config: Config, io: Io, signals: NodeJS.EventEmitter): Promise<number> {
+async function runWorkers(file: string, config: Config, io: Io, signals: NodeJS.EventEmitter, samples: readonly SampleBackend[]): Promise<number> {
   if (cluster.isWorker) {
     await runWorker(file, config);
     return new Promise<number>(() => {}); // the worker exits when the primary tells it to drain
@@ -50,7 +73,7 @@ async function runWorkers(file: string, config: Config, io: Io, signals: NodeJS.
     await pool.drainAndStop();
     return 2;
   }
-  io.stdout(`${startBanner({ ports: () => pool.ports(), config, adminPort: pool.adminPort })}
+  io.stdout(`${startBanner({ ports: () => pool.ports(), config, adminPort: pool.adminPort }, samples)}
   workers:  ${pool.count}`);
   signals.on('SIGHUP', () => void pool.reload());
   await stopSignal(signals);
@@ -58,11 +81,12 @@ async function runWorkers(file: string, config: Config, io: Io, signals: NodeJS.
   return 0;
 }
 
-export function startBanner(m: { ports(): Record<string, number>; readonly config: Config; readonly adminPort: number }): string {
+export function startBanner(m: { ports(): Record<string, number>; readonly config: Config; readonly adminPort: number }, samples: readonly SampleBackend[] = []): string {
   const lines = Object.entries(m.ports()).map(([name, port]) => {
     const l = m.config.listeners.find((x) => x.name === name);
     const host = l === undefined || l.address === '0.0.0.0' || l.address === '::' ? '127.0.0.1' : l.address;
     return `  listener ${name}: http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
   });
-  return [`meridian is running`, ...lines, `  admin:    http://${m.config.admin.address}:${m.adminPort}/  (/metrics, /api/clusters)`].join('\n');
+  const backends = samples.map((b) => `  sample backend ${b.name}: ${b.url}/`);
+  return [`meridian is running`, ...lines, `  admin:    http://${m.config.admin.address}:${m.adminPort}/  (/metrics, /api/clusters)`, ...backends].join('\n');
 }

@@ -5,6 +5,7 @@ export { type ConfigFormat, formatOf, type LoadResult, loadConfigFile, type Pars
 export {
   type AdminConfig,
   type NodeConfig,
+  type SampleBackendConfig,
   clusterEndpoints,
   type ClusterConfig,
   type Config,

@@ -35,6 +35,7 @@ import {
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
 import { formatDuration } from './duration.js';
+import { parseLatency } from '../backend/latency.js';
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
 // core so that a config can be validated without loading the data plane.
@@ -402,6 +403,27 @@ const clusterSchema = z
   })
   .superRefine(checkCluster, ALWAYS);
 
+// ---- sample backends (demos and examples) -------------------------------------------
+
+const sampleBackendSchema = z.strictObject({
+  /** Sent in every `x-backend` header. */
+  name: z.string().regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
+  address: bindAddress().default('127.0.0.1'),
+  port: integer(1, 65535),
+  /** `0`, `10ms`, `exp:10ms` or `lognormal:10ms,1.0`. */
+  latency: z
+    .string()
+    .default('0')
+    .superRefine((s, ctx) => {
+      try {
+        parseLatency(s);
+      } catch (e) {
+        fail(ctx, (e as Error).message);
+      }
+    }),
+  error_rate: decimal(0, 1).default(0),
+});
+
 // ---- root --------------------------------------------------------------------------
 
 export const ConfigSchema = z
@@ -431,6 +453,8 @@ export const ConfigSchema = z
       .prefault({}),
     /** On SIGTERM: how long requests in flight may take to finish before the process exits. */
     drain_timeout: duration().prefault('30s'),
+    /** Sample HTTP backends `meridian start` runs beside the proxy: for demos and examples, not production. */
+    sample_backends: z.array(sampleBackendSchema).default([]),
     listeners: z.array(listenerSchema).min(1),
     clusters: z.array(clusterSchema).min(1),
   })
@@ -442,6 +466,7 @@ export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type AdminConfig = Config['admin'];
 export type NodeConfig = Config['node'];
+export type SampleBackendConfig = Config['sample_backends'][number];
 export type ListenerConfig = Config['listeners'][number];
 /** An HTTP listener, plain or TLS: both route requests. */
 export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' | 'https' }>;

@@ -54,6 +54,51 @@ describe('processes', () => {
     await assert.rejects(get(port, '/', { agent: false }), /ECONNREFUSED/);
   });
 
+  it('meridian start: runs the sample_backends of its config, and stops them with itself', async () => {
+    const [a, b] = [await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), 'meridian-samples-'));
+    const file = join(dir, 'm.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        sample_backends: [
+          { name: 'alpha', port: a },
+          { name: 'beta', port: b, latency: '1ms' },
+        ],
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${a}` }, { address: `127.0.0.1:${b}` }] }],
+      }),
+    );
+    const p = run(['start', '-c', file]);
+    cleanup.push(() => p.child.kill('SIGKILL'));
+    await until(() => /sample backend beta/.test(p.out()), 10_000, 'the banner');
+    const port = portFrom(p.out(), /listener web: http:\/\/127\.0\.0\.1:(\d+)/);
+    const names = new Set<string>();
+    for (let i = 0; i < 4; i++) names.add(String((await get(port, '/', { agent: false })).headers['x-backend']));
+    assert.deepEqual([...names].sort(), ['alpha', 'beta']);
+    p.child.kill('SIGTERM');
+    assert.equal(await p.exit, 0);
+    for (const q of [a, b]) await assert.rejects(get(q, '/', { agent: false }), /ECONNREFUSED/);
+
+    // A sample backend whose port is taken: a clear message naming it, exit 2.
+    const busy = await startSampleBackend({ name: 'squatter' });
+    cleanup.push(() => busy.close());
+    writeFileSync(
+      file,
+      JSON.stringify({
+        admin: { port: 0 },
+        sample_backends: [{ name: 'alpha', port: busy.port }],
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${busy.port}` }] }],
+      }),
+    );
+    const taken = run(['start', '-c', file]);
+    assert.equal(await taken.exit, 2);
+    assert.match(taken.out(), new RegExp(`sample backend alpha: port ${busy.port} on 127\\.0\\.0\\.1 is already in use`));
+  });
+
   it('meridian start: an unreadable config exits 2, an invalid one 1', async () => {
     assert.equal(await run(['start', '-c', '/nonexistent.yaml']).exit, 2);
     assert.equal(await run(['start', '-c', 'examples/bad.yaml']).exit, 1);
