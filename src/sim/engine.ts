@@ -14,7 +14,9 @@
  * decisions are not delayed by half an RTT). A killed server refuses connections at once
  * and resets the requests it held; a region that is down, or partitioned from a client
  * group, black-holes that group's requests, which fail after `lb.connect_timeout`.
- * A request abandoned by the LB (timeout) is still served by its server: wasted work.
+ * A request abandoned by the LB (timeout) is skipped when it reaches the head of its
+ * server's queue (`abandoned: drop`, the default) or served for nobody (`abandoned: serve`,
+ * servers that never notice a client has gone: the road to congestion collapse).
  */
 import { CircuitBreaker } from '../core/circuit-breaker.js';
 import { ManualClock } from '../core/clock.js';
@@ -99,6 +101,7 @@ class Server {
   readonly concurrency: number;
   readonly speed: number;
   readonly maxQueue: number;
+  readonly dropAbandoned: boolean;
   readonly sample: Sampler;
   readonly rng: SeededRng;
   readonly host: HostState;
@@ -127,6 +130,7 @@ class Server {
     this.concurrency = spec.concurrency;
     this.speed = spec.speed;
     this.maxQueue = spec.maxQueue;
+    this.dropAbandoned = spec.dropAbandoned;
     this.sample = sampler(spec.serviceTime);
     this.rng = new SeededRng(seed);
     this.host = host;
@@ -297,7 +301,6 @@ class Run {
   #bucket: Bucket;
   #bucketLatencySum = 0;
   #measuring: boolean;
-  #inFlight = 0;
 
   constructor(s: Scenario, policy: PolicyName) {
     this.#s = s;
@@ -457,7 +460,6 @@ class Run {
       tries: 0,
       tried: undefined,
     };
-    this.#inFlight++;
     if (req.measured) {
       this.#requests++;
       if (region >= 0) this.#regionRequests[region] = (this.#regionRequests[region] as number) + 1;
@@ -529,7 +531,8 @@ class Run {
     server.busy--;
     server.inService.delete(a);
     if (now >= server.measuredFromMs) server.completed++;
-    const next = server.shift();
+    let next = server.shift();
+    while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
     if (next !== undefined) this.#start(server, next, now);
     if (a.done) return; // abandoned by the LB: the work was wasted
     const status = server.errorRate > 0 && server.rng.next() < server.errorRate ? 500 : 200;
@@ -576,7 +579,6 @@ class Run {
   }
 
   #shedReq(req: Request, why: 'rate_limited' | 'overflow'): void {
-    this.#inFlight--;
     this.#bucket.shed++;
     if (!req.measured) return;
     this.#shed++;
@@ -584,7 +586,6 @@ class Run {
   }
 
   #finish(req: Request, failure: Failure | undefined): void {
-    this.#inFlight--;
     const b = this.#bucket;
     if (failure !== undefined) {
       b.failed++;

@@ -18,6 +18,8 @@ export interface ServerSpec {
   readonly serviceTime: ServiceTime;
   /** Requests waiting beyond the busy workers; past it the server answers 503 at once. Infinity = unbounded. */
   readonly maxQueue: number;
+  /** Skip a queued request whose LB has given up on it (timeout) instead of serving it for nobody. */
+  readonly dropAbandoned: boolean;
 }
 
 export interface RegionSpec {
@@ -289,7 +291,7 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
     const path = `regions[${i}]`;
     const o = r.obj(item, path);
     if (!o) return [];
-    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue']);
+    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue', 'abandoned']);
     const name = r.str(o.name, `${path}.name`) ?? `region${i}`;
     if (names.has(name)) r.bad(`${path}.name`, `duplicate region "${name}"`);
     if (name.includes('/')) r.bad(`${path}.name`, 'must not contain "/"');
@@ -298,6 +300,11 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
     const concurrency = o.concurrency === undefined ? 1 : (r.num(o.concurrency, `${path}.concurrency`, 1, 100_000, true) ?? 1);
     const serviceTime = parseServiceTime(r, o.service_time, `${path}.service_time`) ?? { dist: 'constant', valueMs: 1 };
     const maxQueue = o.max_queue === undefined ? Infinity : (r.num(o.max_queue, `${path}.max_queue`, 0, 1e9, true) ?? Infinity);
+    let dropAbandoned = true;
+    if (o.abandoned !== undefined) {
+      if (o.abandoned === 'drop' || o.abandoned === 'serve') dropAbandoned = o.abandoned === 'drop';
+      else r.bad(`${path}.abandoned`, `expected drop or serve; got ${JSON.stringify(o.abandoned)}`);
+    }
     let speeds: number[] = Array.from({ length: count }, () => 1);
     if (o.speed !== undefined) {
       if (typeof o.speed === 'number') speeds = speeds.map(() => r.num(o.speed, `${path}.speed`, 1e-6) ?? 1);
@@ -307,7 +314,7 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
         speeds = speeds.map((_, j) => (s[j] === undefined ? 1 : (r.num(s[j], `${path}.speed[${j}]`, 1e-6) ?? 1)));
       }
     }
-    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue })) }];
+    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue, dropAbandoned })) }];
   });
 }
 
