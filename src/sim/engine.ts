@@ -54,7 +54,7 @@ export interface PolicyResult {
   /** Still in flight when the run ended. */
   readonly unfinished: number;
   readonly retries: number;
-  readonly failures: Readonly<Record<string, number>>;
+  readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow', number>>;
   readonly latency_ms: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
   readonly max_utilization: number;
   /** Highest server utilization over the mean utilization (1 = perfectly even). */
