@@ -19,7 +19,7 @@ interface Series {
 
 const W = 860;
 const H = 280;
-const M = { l: 64, r: 16, t: 28, b: 44 };
+const M = { l: 64, r: 16, t: 44, b: 44 };
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -68,7 +68,7 @@ function lineChart(title: string, yLabel: string, series: readonly Series[], r: 
   const lines = series
     .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${s.points.map((p) => `${x(p[0])},${y(p[1])}`).join(' ')}"/>`)
     .join('');
-  const legend = series.map((s, i) => `<g transform="translate(${M.l + 8 + (i % 4) * 200},${M.t - 14 + Math.floor(i / 4) * 0})"><rect width="14" height="4" y="-4" fill="${s.color}"/><text x="18" font-size="11">${esc(s.name)}</text></g>`).join('');
+  const legend = series.map((s, i) => `<g transform="translate(${M.l + 8 + (i % 4) * 200},${M.t - 30 + Math.floor(i / 4) * 13})"><rect width="14" height="4" y="-4" fill="${s.color}"/><text x="18" font-size="11">${esc(s.name)}</text></g>`).join('');
   const warm = r.warmup_s > 0 ? `<rect x="${M.l}" y="${M.t}" width="${x(r.warmup_s) - M.l}" height="${H - M.t - M.b}" fill="#f2f2f2"/><text x="${M.l + 4}" y="${H - M.b - 4}" font-size="10" fill="#777">warm-up</text>` : '';
   return `<figure><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">
 ${warm}${grid}${xt}
@@ -161,7 +161,7 @@ export function renderHtml(r: SimReport): string {
   const events = r.events.length === 0 ? '<p>No events.</p>' : `<ul>${r.events.map((e) => `<li>${e.t_s} s: ${esc(e.label)}</li>`).join('')}</ul>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.scenario)}: Meridian simulation</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:900px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figure{margin:18px 0}figcaption{font-weight:600;margin-bottom:4px}svg{font-family:system-ui,sans-serif;background:#fff}</style>
+<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figure{margin:18px 0}figcaption{font-weight:600;margin-bottom:4px}svg{font-family:system-ui,sans-serif;background:#fff}</style>
 </head><body>
 <h1>${esc(r.scenario)}</h1>
 <p>Seed ${r.seed}; ${r.duration_s} s of virtual time, statistics from ${r.warmup_s} s on; time buckets of ${r.bucket_s} s. Latency is the client's: load balancer to response plus the RTT to the chosen region.</p>
