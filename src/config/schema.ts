@@ -34,6 +34,7 @@ import {
   urlPath,
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
+import { globalSchema } from './global-schema.js';
 import { formatDuration } from './duration.js';
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
@@ -403,8 +404,10 @@ export const ConfigSchema = z
       .prefault({}),
     /** On SIGTERM: how long requests in flight may take to finish before the process exits. */
     drain_timeout: duration().prefault('30s'),
-    listeners: z.array(listenerSchema).min(1),
-    clusters: z.array(clusterSchema).min(1),
+    /** At least one listener, unless `global` is set (a DNS-only Meridian); see checkConfig. */
+    listeners: z.array(listenerSchema).default([]),
+    clusters: z.array(clusterSchema).default([]),
+    global: globalSchema.optional(),
   })
   .superRefine(checkConfig, ALWAYS);
 
