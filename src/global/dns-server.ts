@@ -127,7 +127,6 @@ export class DnsServer {
   #bindTcp(port: number): Promise<Server> {
     const server = createServer({ pauseOnConnect: false }, (socket) => this.#onConnection(socket));
     server.maxConnections = this.#o.maxConnections;
-    server.on('error', (e) => this.#o.log.warn({ err: e.message }, 'dns tcp server error'));
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => {
         server.close();
@@ -136,6 +135,7 @@ export class DnsServer {
       server.once('error', onError);
       server.listen(port, this.#o.address, () => {
         server.off('error', onError);
+        server.on('error', (e) => this.#o.log.warn({ err: e.message }, 'dns tcp server error'));
         resolve(server);
       });
     });

@@ -1,7 +1,8 @@
 // The `global:` block: defaults, every cross-field rule, and a DNS-only config.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type Config, validateConfig } from '../../src/config/index.js';
+import { type Config, parseConfigText, validateConfig } from '../../src/config/index.js';
 
 type Json = Record<string, unknown>;
 
@@ -161,5 +162,14 @@ describe('global config', () => {
       'global.regions[0].health.unhealthy_treshold: unknown key (did you mean "unhealthy_threshold"?)',
       'global.regions[0].health.timeout: must be shorter than interval (1s), got 1s',
     ]);
+  });
+});
+
+describe('docs/global.md', () => {
+  it('its YAML config example is valid', () => {
+    const blocks = [...readFileSync('docs/global.md', 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    assert.equal(blocks.length, 1);
+    const r = parseConfigText(blocks[0]!, { filename: 'docs/global.md' });
+    assert.ok(r.ok, JSON.stringify(r));
   });
 });
