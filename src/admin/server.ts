@@ -12,7 +12,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MetricsText } from './metrics.js';
-import type { AdminTarget, ChangeResult } from './types.js';
+import type { AdminTarget, ChangeResult, GlobalAdmin } from './types.js';
 
 /** The largest request body read (413 above). Admin bodies are a few bytes of JSON. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -65,6 +65,7 @@ interface Ctx {
   readonly req: http.IncomingMessage;
   readonly res: http.ServerResponse;
   readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
   /** Who made the call, for the log: the peer address and its user agent. */
   readonly who: { readonly remote: string; readonly userAgent: string | undefined };
 }
@@ -139,6 +140,41 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         answerChange(ctx, result, 'weight', { cluster, endpoint, weight }, weight === null ? 'endpoint weight restored' : 'endpoint weight set');
       },
     },
+    { path: ['api', 'global'], get: ({ res }) => sendJson(res, 200, globalLayer().status()) },
+    {
+      path: ['api', 'global', 'decide'],
+      get: ({ res, query }) => {
+        const host = query.get('host');
+        if (host === null || host === '') throw new HttpError(400, 'host: required, e.g. ?host=www.example.com&client=192.0.2.1', { field: 'host' });
+        const answer = globalLayer().decide(host, query.get('client') ?? undefined);
+        if (answer === undefined) throw new HttpError(404, `no hostname "${host}" in the global layer`);
+        sendJson(res, 200, answer);
+      },
+    },
+    {
+      path: ['api', 'global', 'regions', ':region'],
+      post: async (ctx) => {
+        const body = await readJsonObject(ctx.req, ['override']);
+        const override = body.override;
+        if (override !== 'up' && override !== 'down' && override !== null) throw badField('override', 'expected "up", "down", or null to follow the probes again', override);
+        const { region } = ctx.params as { region: string };
+        if (!globalLayer().setRegionOverride(region, override ?? undefined)) throw new HttpError(404, `no region "${region}"`);
+        log.info({ admin: 'region_override', ...ctx.who, region, override }, 'admin: region override');
+        sendJson(ctx.res, 200, { ok: true, region, override });
+      },
+    },
+    {
+      path: ['api', 'global', 'rtt'],
+      post: async (ctx) => {
+        const body = await readJsonObject(ctx.req, ['client', 'region', 'rtt_ms']);
+        const { client, region, rtt_ms: rtt } = body;
+        if (typeof client !== 'string') throw badField('client', 'expected a client IP address or subnet', client);
+        if (typeof region !== 'string') throw badField('region', 'expected a region name', region);
+        if (typeof rtt !== 'number' || !(rtt >= 0) || !Number.isFinite(rtt)) throw badField('rtt_ms', 'expected a number of milliseconds >= 0', rtt);
+        if (!globalLayer().reportRtt(client, region, rtt)) throw new HttpError(422, `not recorded: unknown region "${region}" or a client that is not an IP address`);
+        sendJson(ctx.res, 200, { ok: true, client, region, rtt_ms: rtt });
+      },
+    },
     {
       path: ['api', 'reload'],
       post: async (ctx) => {
@@ -154,6 +190,12 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
       },
     },
   ];
+
+  function globalLayer(): GlobalAdmin {
+    const g = target.global?.();
+    if (g === undefined) throw new HttpError(404, 'no global layer: this Meridian has no `global:` in its config');
+    return g;
+  }
 
   /** Answer a change to one endpoint, and log who made it when it took effect. */
   function answerChange(
@@ -206,7 +248,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         const allow = [...(route.get ? ['GET', 'HEAD'] : []), ...(route.post ? ['POST'] : [])].join(', ');
         throw new HttpError(405, `${method} is not allowed on ${pathname}; allowed: ${allow}`, {}, { allow });
       }
-      const ctx: Ctx = { req, res, params, who: { remote: peer(req), userAgent: req.headers['user-agent'] } };
+      const ctx: Ctx = { req, res, params, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), who: { remote: peer(req), userAgent: req.headers['user-agent'] } };
       if (method === 'POST') authorize(ctx);
       await handler(ctx);
     } catch (err) {

@@ -39,6 +39,16 @@ export interface AdminTarget {
   /** null restores the configured weight. */
   setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult;
   reload(): Promise<ReloadResult>;
+  /** The DNS steering layer, when `global:` is configured. */
+  global?(): GlobalAdmin | undefined;
+}
+
+/** What the admin API reads and changes of the global layer (src/global/global-layer.ts implements it). */
+export interface GlobalAdmin {
+  status(): unknown;
+  setRegionOverride(name: string, override: 'up' | 'down' | undefined): boolean;
+  reportRtt(clientIp: string, region: string, ms: number): boolean;
+  decide(hostname: string, clientIp?: string): unknown;
 }
 
 /** Why Meridian answered a request itself instead of relaying an upstream's response. */

@@ -12,6 +12,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { HOPS_HEADER } from '../proxy/headers.js';
 import { performance } from 'node:perf_hooks';
 import type { RegionProbe } from '../core/region-health.js';
 import type { Rng } from '../core/rng.js';
@@ -64,7 +65,9 @@ export function probeOnce(url: string, timeoutMs: number): { result: Promise<Pro
     const timer = setTimeout(() => finish({ ok: false, reason: 'timeout' }), timeoutMs);
     timer.unref();
     const get = url.startsWith('https:') ? https.get : http.get;
-    const req = get(url, { agent: false, headers: { 'user-agent': 'meridian-region-probe', connection: 'close' } }, (res) => {
+    // The hops header: a region's Meridian answers from its own endpoints only, so its
+    // cross-region failover cannot make a dead region look alive.
+    const req = get(url, { agent: false, headers: { 'user-agent': 'meridian-region-probe', connection: 'close', [HOPS_HEADER]: 'region-probe' } }, (res) => {
       const status = res.statusCode ?? 0;
       const chunks: Buffer[] = [];
       let size = 0;

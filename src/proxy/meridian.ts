@@ -94,7 +94,7 @@ export class Meridian implements AdminTarget {
     return Object.fromEntries([...[...this.#listeners].map(([name, l]) => [name, l.port] as const), ...[...this.#tcp].map(([name, t]) => [name, t.port] as const)]);
   }
 
-  get global(): GlobalLayer | undefined {
+  global(): GlobalLayer | undefined {
     return this.#global;
   }
 

@@ -135,6 +135,15 @@ function assertJsonError(r: Reply, status: number, pattern: RegExp): void {
   assert.match(r.json.error as string, pattern);
 }
 
+describe('admin server: the global layer', () => {
+  it('without `global:` in the config, its routes say so with a 404', async (t) => {
+    const { port } = await start(t);
+    assertJsonError(await request(port, 'GET', '/api/global'), 404, /no global layer/);
+    assertJsonError(await post(port, '/api/global/regions/us-east', '{"override":"down"}'), 404, /no global layer/);
+    assertJsonError(await post(port, '/api/global/regions/us-east', '{"override":"down"}', {}), 401, /missing bearer token/);
+  });
+});
+
 describe('admin server: probes and metrics', () => {
   it('GET /healthz is 200 ok', async (t) => {
     const { port } = await start(t);

@@ -1,6 +1,6 @@
 // Configs shown to users must be valid: the README's YAML blocks and the example files.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadConfigFile, parseConfigText } from '../../src/config/index.js';
 
@@ -14,8 +14,12 @@ describe('configs in the docs', () => {
     }
   });
 
-  it('examples/quickstart.yaml (what npm start runs) is valid', async () => {
-    const r = await loadConfigFile('examples/quickstart.yaml', { env: {} });
-    assert.ok(r.ok, JSON.stringify(r));
+  it('every example config but bad.yaml is valid', async () => {
+    const files = readdirSync('examples').filter((f) => f.endsWith('.yaml') && f !== 'bad.yaml');
+    assert.ok(files.includes('quickstart.yaml') && files.includes('global.yaml'));
+    for (const f of files) {
+      const r = await loadConfigFile(`examples/${f}`, { env: {} });
+      assert.ok(r.ok, `${f}: ${JSON.stringify(r)}`);
+    }
   });
 });

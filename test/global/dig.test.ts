@@ -41,7 +41,7 @@ describe('dig against the DNS responder', { skip }, () => {
     const urls = Object.fromEntries(Object.entries(health).map(([k, v]) => [k, v.url]));
     m = new Meridian(globalConfig(urls), { logger: quiet, seed: 3 });
     await m.start();
-    port = m.global!.ports().dns;
+    port = m.global()!.ports().dns;
   });
   after(async () => {
     await m.close();
@@ -63,25 +63,25 @@ describe('dig against the DNS responder', { skip }, () => {
     const q = ['www.meridian.test', 'A', '+subnet=127.0.2.0/24'];
     assert.deepEqual(await short(port, ...q), ['127.0.0.12']);
     await health['eu-west']!.stop();
-    await until(() => m.global!.status().regions.find((r) => r.name === 'eu-west')?.healthy === false, 5000, 'eu-west down');
+    await until(() => m.global()!.status().regions.find((r) => r.name === 'eu-west')?.healthy === false, 5000, 'eu-west down');
     assert.deepEqual(await short(port, ...q), ['127.0.0.11'], 'Paris clients: next nearest is us-east');
     await health['eu-west']!.restart();
-    await until(() => m.global!.status().regions.find((r) => r.name === 'eu-west')?.healthy === true, 5000, 'eu-west up');
+    await until(() => m.global()!.status().regions.find((r) => r.name === 'eu-west')?.healthy === true, 5000, 'eu-west up');
     assert.deepEqual(await short(port, ...q), ['127.0.0.12']);
   });
 
   it('takes reported capacity and load from the health body', async () => {
     health['ap-southeast']!.body = JSON.stringify({ healthy_fraction: 0.5, load_rps: 120 });
-    await until(() => m.global!.status().regions.find((r) => r.name === 'ap-southeast')?.loadRps === 120, 5000, 'load reported');
-    const ap = m.global!.status().regions.find((r) => r.name === 'ap-southeast');
+    await until(() => m.global()!.status().regions.find((r) => r.name === 'ap-southeast')?.loadRps === 120, 5000, 'load reported');
+    const ap = m.global()!.status().regions.find((r) => r.name === 'ap-southeast');
     assert.equal(ap?.healthyFraction, 0.5);
     health['ap-southeast']!.body = JSON.stringify({ healthy: 0, total: 4 });
-    await until(() => m.global!.status().regions.find((r) => r.name === 'ap-southeast')?.healthy === false, 5000, 'no healthy capacity');
+    await until(() => m.global()!.status().regions.find((r) => r.name === 'ap-southeast')?.healthy === false, 5000, 'no healthy capacity');
     // Out of capacity: the next nearest to the pinned region's location answers (antarctica, 40 addresses).
     const next = await short(port, 'www.meridian.test', 'A', '+subnet=127.0.3.0/24');
     assert.deepEqual([next.length, next[0]], [40, '10.9.0.1']);
     health['ap-southeast']!.body = '';
-    await until(() => m.global!.status().regions.find((r) => r.name === 'ap-southeast')?.healthy === true, 5000, 'plain 200: full capacity');
+    await until(() => m.global()!.status().regions.find((r) => r.name === 'ap-southeast')?.healthy === true, 5000, 'plain 200: full capacity');
   });
 
   it('works over TCP (+tcp) and retries a truncated UDP answer over TCP', async () => {

@@ -16,8 +16,8 @@ describe('DNS responder (dns-packet client)', () => {
   before(async () => {
     m = new Meridian(globalConfig(), { logger: quiet, seed: 7 });
     await m.start();
-    assert.ok(m.global);
-    port = m.global.ports().dns;
+    assert.ok(m.global());
+    port = m.global()!.ports().dns;
     assert.ok(port > 0);
   });
   after(() => m.close());
@@ -71,27 +71,27 @@ describe('DNS responder (dns-packet client)', () => {
   it('failover and weighted hostnames; an override takes a region out and back', async () => {
     const api = await udpQuery(port, { questions: [{ type: 'A', name: 'api.meridian.test' }] });
     assert.deepEqual(data(api.answers), ['127.0.0.12']);
-    assert.equal(m.global?.setRegionOverride('eu-west', 'down'), true);
+    assert.equal(m.global()?.setRegionOverride('eu-west', 'down'), true);
     const api2 = await udpQuery(port, { questions: [{ type: 'A', name: 'api.meridian.test' }] });
     assert.deepEqual(data(api2.answers), ['127.0.0.11']);
-    assert.equal(m.global?.status().regions.find((r) => r.name === 'eu-west')?.healthy, false);
+    assert.equal(m.global()?.status().regions.find((r) => r.name === 'eu-west')?.healthy, false);
     for (let i = 0; i < 20; i++) {
       const w = await udpQuery(port, { questions: [{ type: 'A', name: 'w.meridian.test' }] });
       assert.deepEqual(data(w.answers), ['127.0.0.11'], 'weighted: only us-east is healthy with weight');
     }
-    m.global?.setRegionOverride('eu-west', undefined);
+    m.global()?.setRegionOverride('eu-west', undefined);
     const api3 = await udpQuery(port, { questions: [{ type: 'A', name: 'api.meridian.test' }] });
     assert.deepEqual(data(api3.answers), ['127.0.0.12']);
-    assert.equal(m.global?.setRegionOverride('mars', 'down'), false);
+    assert.equal(m.global()?.setRegionOverride('mars', 'down'), false);
   });
 
   it('latency: reported RTTs steer a /24; other subnets fall back to geo', async () => {
-    assert.equal(m.global?.reportRtt('127.0.2.77', 'ap-southeast', 5), true);
-    assert.equal(m.global?.reportRtt('127.0.2.78', 'eu-west', 50), true);
-    assert.equal(m.global?.reportRtt('127.0.2.78', 'mars', 50), false);
+    assert.equal(m.global()?.reportRtt('127.0.2.77', 'ap-southeast', 5), true);
+    assert.equal(m.global()?.reportRtt('127.0.2.78', 'eu-west', 50), true);
+    assert.equal(m.global()?.reportRtt('127.0.2.78', 'mars', 50), false);
     const fast = await udpQuery(port, { questions: [{ type: 'A', name: 'fast.meridian.test' }], additionals: ecs('127.0.2.0', 24) });
     assert.deepEqual(data(fast.answers), ['127.0.0.13']);
-    assert.equal(m.global?.decide('fast.meridian.test', '127.0.2.1')?.decision.reason, 'lowest_rtt');
+    assert.equal(m.global()?.decide('fast.meridian.test', '127.0.2.1')?.decision.reason, 'lowest_rtt');
     const geo = await udpQuery(port, { questions: [{ type: 'A', name: 'fast.meridian.test' }], additionals: ecs('127.0.1.0', 24) });
     assert.deepEqual(data(geo.answers), ['127.0.0.11']);
   });
@@ -160,7 +160,7 @@ describe('DNS responder (dns-packet client)', () => {
     await tcpQueries(port, [{ questions: [{ type: 'A', name: 'www.meridian.test' }] }]);
     const ok = await udpQuery(port, { questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: ecs('127.0.1.0', 24) });
     assert.deepEqual(data(ok.answers), ['127.0.0.11']);
-    const status = m.global?.status();
+    const status = m.global()?.status();
     assert.equal(status?.zone, 'meridian.test');
   });
 
@@ -178,7 +178,7 @@ describe('GlobalLayer reload', () => {
     const m = new Meridian(globalConfig(), { logger: quiet, seed: 1 });
     await m.start();
     try {
-      const layer = m.global!;
+      const layer = m.global()!;
       const port1 = layer.ports().dns;
       layer.setRegionOverride('us-east', 'down');
       const next = globalConfig({}, { hostnames: [{ name: 'new.meridian.test', policy: 'geo' }] });
@@ -191,7 +191,7 @@ describe('GlobalLayer reload', () => {
       // A free port: the responder moves there.
       const other = new Meridian(globalConfig(), { logger: quiet, seed: 2 });
       await other.start();
-      const otherPort = other.global!.ports().dns;
+      const otherPort = other.global()!.ports().dns;
       await other.close();
       assert.equal((await m.reload(globalConfig({}, { dns: { address: '127.0.0.1', port: otherPort, zone: 'meridian.test' } }))).ok, true);
       assert.equal(layer.ports().dns, otherPort);
@@ -212,7 +212,7 @@ describe('GlobalLayer reload', () => {
       const plain = globalConfig();
       const noGlobal = { ...plain, global: undefined, listeners: plain.listeners };
       assert.equal((await m.reload(noGlobal)).ok, true);
-      assert.equal(m.global, undefined);
+      assert.equal(m.global(), undefined);
       assert.equal(await udpRaw(otherPort, encode({ type: 'query', id: 1, questions: [{ type: 'SOA', name: 'meridian.test' }] }), 100), undefined);
     } finally {
       await m.close();

@@ -1,0 +1,98 @@
+// examples/global.yaml as a user runs it: `meridian start` with three regions, their
+// backends and the DNS responder in one process. DNS steers each client subnet to its
+// region; a region whose backends are drained forwards to the next region at L7 and is
+// taken out of DNS by its probes, and both come back when it recovers.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { after, describe, it } from 'node:test';
+import { get, until } from '../proxy/harness.js';
+import { ecs, udpQuery } from './helpers.js';
+
+const TOKEN = 'example-test-token';
+const ADMIN = 9901;
+const DNS = 5353;
+
+async function answer(subnet: string): Promise<string[]> {
+  const r = await udpQuery(DNS, { questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: ecs(subnet, 24) });
+  return (r.answers ?? []).map((a) => String(a.data));
+}
+
+function post(path: string, body: unknown): Promise<{ status: number; body: string }> {
+  return get(ADMIN, path, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body), agent: false });
+}
+
+/** GET from a region's listener (its own loopback address, port 8080): the answering backend and the body. */
+function fromRegion(address: string, path: string): Promise<{ backend: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port: 8080, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ backend: String(res.headers['x-backend']), body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function regionHealthy(name: string): Promise<boolean | undefined> {
+  const status = JSON.parse((await get(ADMIN, '/api/global', { agent: false })).body) as { regions: { name: string; healthy: boolean }[] };
+  return status.regions.find((r) => r.name === name)?.healthy;
+}
+
+describe('examples/global.yaml', () => {
+  const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', 'examples/global.yaml'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MERIDIAN_ADMIN_TOKEN: TOKEN, MERIDIAN_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  after(async () => {
+    child.kill('SIGTERM');
+    await exited;
+  });
+
+  it('steers each client subnet to its nearest region, and each region serves from its own backends', async () => {
+    await until(() => /sample backend ap-south-2/.test(out) || child.exitCode !== null, 15_000, 'the banner');
+    assert.match(out, /meridian is running/, out);
+    await until(async () => (await regionHealthy('ap-south')) === true, 10_000, 'regions probed');
+    assert.deepEqual(await answer('127.0.0.0'), ['127.0.0.11']);
+    assert.deepEqual(await answer('127.0.1.0'), ['127.0.0.12']);
+    assert.deepEqual(await answer('127.0.2.0'), ['127.0.0.13']);
+    for (const [address, region] of [
+      ['127.0.0.11', 'us-east'],
+      ['127.0.0.12', 'eu-west'],
+      ['127.0.0.13', 'ap-south'],
+    ] as const) {
+      const r = (await fromRegion(address, '/')).backend;
+      assert.match(r, new RegExp(`^${region}-\\d$`));
+    }
+  });
+
+  it('a region with its backends drained forwards to the next region and leaves DNS; it returns when they do', async () => {
+    for (const e of ['eu-west-1', 'eu-west-2']) assert.equal((await post(`/api/clusters/eu-west/endpoints/${e}/drain`, { draining: true })).status, 200);
+    const echo = await fromRegion('127.0.0.12', '/echo');
+    const crossed = { backend: echo.backend, hops: (JSON.parse(echo.body) as { headers: Record<string, string> }).headers['x-meridian-hops'] };
+    assert.match(crossed.backend, /^us-east-\d$/, 'eu-west forwarded to its priority-1 locality, us-east');
+    assert.equal(crossed.hops, 'meridian-example');
+    await until(async () => (await regionHealthy('eu-west')) === false, 10_000, 'eu-west probed down');
+    assert.deepEqual(await answer('127.0.1.0'), ['127.0.0.11'], 'London clients: next nearest region');
+
+    for (const e of ['eu-west-1', 'eu-west-2']) await post(`/api/clusters/eu-west/endpoints/${e}/drain`, { draining: false });
+    await until(async () => (await regionHealthy('eu-west')) === true, 10_000, 'eu-west probed up');
+    assert.deepEqual(await answer('127.0.1.0'), ['127.0.0.12']);
+  });
+
+  it('an operator can take a region out of DNS by hand through the admin API', async () => {
+    assert.equal((await post('/api/global/regions/ap-south', { override: 'down' })).status, 200);
+    assert.deepEqual(await answer('127.0.2.0'), ['127.0.0.12'], 'Bangalore clients: next nearest is eu-west');
+    const decided = JSON.parse((await get(ADMIN, '/api/global/decide?host=www.meridian.test&client=127.0.2.7', { agent: false })).body) as { decision: { reason: string; region: string } };
+    assert.equal(decided.decision.region, 'eu-west');
+    assert.equal((await post('/api/global/regions/ap-south', { override: 'sideways' })).status, 400);
+    assert.equal((await post('/api/global/regions/mars', { override: 'down' })).status, 404);
+    assert.equal((await post('/api/global/regions/ap-south', { override: null })).status, 200);
+    assert.deepEqual(await answer('127.0.2.0'), ['127.0.0.13']);
+  });
+});
