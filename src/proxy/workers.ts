@@ -1,11 +1,12 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import { createAdminServer } from '../admin/server.js';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
 import { adminToken, Meridian } from './meridian.js';
+import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 
 /**
  * `workers: N`: one primary process and N workers (node:cluster), so one node uses every
@@ -83,6 +84,9 @@ export class WorkerPool implements AdminTarget {
   readonly #aggregator = new AggregatorRegistry();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   #adminPort = 0;
+  /** The DNS steering layer runs once, here in the primary, beside the admin server. */
+  #global: GlobalLayer | undefined;
+  readonly #globalRegistry = new Registry();
   #draining = false;
   #nextReloadId = 1;
 
@@ -114,9 +118,13 @@ export class WorkerPool implements AdminTarget {
     });
     for (let i = 0; i < this.#count; i++) cluster.fork();
     await waitFor(() => this.ready(), 15_000, 'workers to listen');
+    this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry });
     const admin = createAdminServer({
       target: this,
-      metrics: { contentType: this.#aggregator.contentType, metricsText: () => this.#aggregator.clusterMetrics() },
+      metrics: {
+        contentType: this.#aggregator.contentType,
+        metricsText: async () => `${await this.#aggregator.clusterMetrics()}${await this.#globalRegistry.metrics()}`,
+      },
       ...adminToken(this.#config),
       address: this.#config.admin.address,
       port: this.#config.admin.port,
@@ -124,6 +132,10 @@ export class WorkerPool implements AdminTarget {
     });
     this.#admin = admin;
     this.#adminPort = (await admin.listen()).port;
+  }
+
+  global(): GlobalLayer | undefined {
+    return this.#global;
   }
 
   /** Listener ports as the workers report them. */
@@ -160,6 +172,13 @@ export class WorkerPool implements AdminTarget {
       this.log.error({ errors }, 'reload refused: the running config stays in force');
       return { ok: false, errors };
     }
+    try {
+      this.#global = await syncGlobalLayer(this.#global, r.config.global, { log: this.log, registry: this.#globalRegistry });
+    } catch (e) {
+      const errors = [`global: ${(e as Error).message}`];
+      this.log.error({ errors }, 'reload refused: the running config stays in force');
+      return { ok: false, errors };
+    }
     this.#config = r.config;
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const id = this.#nextReloadId++;
@@ -186,6 +205,7 @@ export class WorkerPool implements AdminTarget {
     }, this.#config.drain_timeout + 5000);
     await Promise.all(exited);
     clearTimeout(hard);
+    await this.#global?.close();
     await this.#admin?.close();
   }
 

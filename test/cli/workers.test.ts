@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
 import { get, until } from '../proxy/harness.js';
+import { udpQuery } from '../global/helpers.js';
 
 /** Child pids, read from /proc (Linux) so the test needs no ps. */
 function children(pid: number): number[] {
@@ -32,6 +33,11 @@ describe('workers', () => {
         access_log: { enabled: false },
         listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
         clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+        global: {
+          dns: { address: '127.0.0.1', port: 0, zone: 'w.test' },
+          regions: [{ name: 'r1', location: { lat: 0, lon: 0 }, addresses: ['127.0.0.21'] }],
+          hostnames: [{ name: 'www.w.test', policy: 'geo' }],
+        },
       }),
     );
     const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,7 +61,12 @@ describe('workers', () => {
       5000,
       'the primary to count 20 requests across workers',
     );
+    // The DNS responder runs once, in the primary.
+    const dnsPort = (JSON.parse((await get(admin, '/api/global')).body) as { dns: { port: number } }).dns.port;
+    const dns = await udpQuery(dnsPort, { questions: [{ type: 'A', name: 'www.w.test' }] });
+    assert.deepEqual((dns.answers ?? []).map((a) => a.data), ['127.0.0.21']);
     const families = parsePrometheusTextFormat((await get(admin, '/metrics')).body);
+    assert.ok(families.some((f) => f.name === 'meridian_dns_queries_total'), 'the primary adds the DNS counters to the workers\' metrics');
     const total = families.find((f) => f.name === 'meridian_requests_total')!.metrics.reduce((n, s) => n + Number(s.value), 0);
     assert.equal(total, 20);
 
