@@ -1,11 +1,11 @@
 /**
- * Which region a client group's requests go to: the simulator's stand-in for the global
- * layer's steering, kept in this one file so it can be swapped for the core's locality /
- * steering router when that lands.
+ * Which region a client group's requests go to: the global layer's DNS steering, as the
+ * simulator models it.
  *
- * The rule: the nearest region by RTT that the steering layer sees healthy from the
- * group's vantage point, failing over to the next nearest; when none is healthy, the
- * nearest reachable one (fail open: an answer that may work beats none). Health per
+ * The rule is the core's `steer()` with a failover order of the group's regions by RTT:
+ * the nearest region the steering layer sees healthy from the group's vantage point,
+ * failing over to the next nearest; when none is healthy, the nearest reachable one
+ * (fail open: an answer that may work beats none). Health per
  * (group, region) is a core `HostHealth` fed by periodic probes, so thresholds behave as
  * for servers. DNS caching: when the answer changes, clients move to the new one spread
  * evenly over one TTL (each client's cached answer expires at a uniformly random moment),
@@ -13,6 +13,10 @@
  */
 import { HostHealth, type ActiveCheckThresholds } from '../core/health.js';
 import type { Rng } from '../core/rng.js';
+import { steer } from '../core/steering.js';
+
+/** Failover steering orders by RTT, not by place: locations are not consulted. */
+const NOWHERE = { lat: 0, lon: 0 };
 
 export interface RegionChoiceOptions {
   /** rttMs[group][region]; Infinity where the group has no route to the region. */
@@ -61,7 +65,16 @@ export class RegionChoice {
   /** Recompute a group's answer after probes; a change starts the TTL-long switch-over. */
   reanswer(group: number, nowMs: number): void {
     const order = this.#byRtt[group] ?? [];
-    const answer = order.find((r) => this.healthy(group, r)) ?? order[0] ?? -1;
+    if (order.length === 0) return;
+    // The global layer's own decision (src/core/steering.ts): a failover hostname whose
+    // order is this group's regions by RTT — first healthy, else fail open to the nearest.
+    const decision = steer(
+      { policy: 'failover', order: order.map(String) },
+      {},
+      { regions: order.map((r) => ({ name: String(r), location: NOWHERE, healthy: this.healthy(group, r) })) },
+      this.#rng,
+    );
+    const answer = Number(decision.region);
     if (answer === this.#current[group]) return;
     this.#previous[group] = this.choose(group, nowMs);
     this.#current[group] = answer;
