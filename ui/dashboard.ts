@@ -317,7 +317,7 @@ function chart(id: string, unit: string, series: uPlot.Series[], values: (s: Dem
     height: 200,
     series: [{ label: 'time' }, ...series],
     axes: [
-      { label: 'time (local)', labelSize: 18, size: 36 },
+      { label: 'time (local clock)', labelSize: 20, size: 56 },
       { label: unit, labelSize: 18, size: 56 },
     ],
     scales: { y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, unit === 'error rate (%)' ? 1 : 5)] } },
