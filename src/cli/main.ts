@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { runBackend } from './backend.js';
 import { runDemo } from './demo.js';
 import { runHash } from './hash.js';
+import { runPlan } from './plan.js';
 import { runQuickstart } from './quickstart.js';
+import { runSimulate } from './simulate.js';
 import { runStart } from './start.js';
 import { runValidate } from './validate.js';
 
@@ -26,11 +28,15 @@ Usage:
                 [--keys K] [--seed S] [--json]
                                  build a hash table for N endpoints and report its balance
                                  and how many keys move when an endpoint leaves or joins
+  meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S]
+                                 run a scenario in virtual time through the balancing core
+  meridian plan --dau N --requests-per-user N --peak-factor F [--rps-per-node R] [--regions ...]
+                                 capacity plan: QPS, bandwidth, load balancer nodes per region
   meridian --help                this text
   meridian --version             the version
 
 Exit status: 0 success, 1 invalid config (or an internal error), 2 usage error or unreadable file.
-Docs: README.md, docs/config.md, docs/admin.md, docs/metrics.md.`;
+Docs: README.md, docs/config.md, docs/admin.md, docs/metrics.md, docs/simulator.md.`;
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -63,6 +69,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return runValidate(rest, io);
     case 'hash':
       return runHash(rest, io);
+    case 'simulate':
+      return runSimulate(rest, io);
+    case 'plan':
+      return runPlan(rest, io);
     default:
       io.stderr(`meridian: unknown command "${command}"\n\n${HELP}`);
       return 2;

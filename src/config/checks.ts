@@ -128,6 +128,12 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
   if (!root) return;
   const listeners = list(root['listeners']).map(obj);
   const clusters = list(root['clusters']).map(obj);
+  // A Meridian with only a global (DNS) layer needs no listeners; otherwise one at least,
+  // and listeners need clusters to route to.
+  if (Array.isArray(root['listeners']) && listeners.length === 0 && root['global'] === undefined) {
+    fail(ctx, 'must not be empty (or configure "global" for a DNS-only Meridian)', ['listeners']);
+  }
+  if (listeners.length > 0 && Array.isArray(root['clusters']) && clusters.length === 0) fail(ctx, 'must not be empty', ['clusters']);
 
   uniqueBy(ctx, listeners.map((l, i) => ({ key: str(l?.['name']), path: ['listeners', i, 'name'] })), 'listener name');
   uniqueBy(ctx, clusters.map((c, i) => ({ key: str(c?.['name']), path: ['clusters', i, 'name'] })), 'cluster name');

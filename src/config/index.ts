@@ -25,5 +25,6 @@ export {
   type RouteConfig,
   type TcpListenerConfig,
 } from './schema.js';
+export { dnsName, type DnsConfig, type GlobalConfig, globalSchema, type HostnameConfig, type RegionConfig, type RegionHealthCheckConfig } from './global-schema.js';
 export { type ValidateOptions, type ValidationResult, validateConfig } from './validate.js';
 export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey } from './to-core.js';

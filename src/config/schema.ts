@@ -34,6 +34,7 @@ import {
   urlPath,
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
+import { globalSchema } from './global-schema.js';
 import { formatDuration } from './duration.js';
 import { parseLatency } from '../backend/latency.js';
 
@@ -455,8 +456,10 @@ export const ConfigSchema = z
     drain_timeout: duration().prefault('30s'),
     /** Sample HTTP backends `meridian start` runs beside the proxy: for demos and examples, not production. */
     sample_backends: z.array(sampleBackendSchema).default([]),
-    listeners: z.array(listenerSchema).min(1),
-    clusters: z.array(clusterSchema).min(1),
+    /** At least one listener, unless `global` is set (a DNS-only Meridian); see checkConfig. */
+    listeners: z.array(listenerSchema).default([]),
+    clusters: z.array(clusterSchema).default([]),
+    global: globalSchema.optional(),
   })
   .superRefine(checkConfig, ALWAYS);
 

@@ -13,6 +13,7 @@ import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
+import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { asNetServer, createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
@@ -62,6 +63,8 @@ export class Meridian implements AdminTarget {
   #checkers: ActiveHealthChecker[] = [];
   #subscribed = new WeakSet<Cluster>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
+  /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
+  #global: GlobalLayer | undefined;
   #adminPort = 0;
   #accessLog: Logger | undefined;
   #inFlight = 0;
@@ -91,6 +94,10 @@ export class Meridian implements AdminTarget {
     return Object.fromEntries([...[...this.#listeners].map(([name, l]) => [name, l.port] as const), ...[...this.#tcp].map(([name, t]) => [name, t.port] as const)]);
   }
 
+  get global(): GlobalLayer | undefined {
+    return this.#global;
+  }
+
   get adminPort(): number {
     return this.#adminPort;
   }
@@ -102,6 +109,7 @@ export class Meridian implements AdminTarget {
       else await this.#listenTcp(l);
     }
     this.#applyRuntimeSideEffects();
+    await this.#syncGlobal(config);
     if (this.#o.admin !== false) {
       this.#admin = createAdminServer({
         target: this,
@@ -198,6 +206,7 @@ export class Meridian implements AdminTarget {
     this.#tunnels.closeAll();
     await Promise.all(closed);
     await this.#admin?.close();
+    await this.#global?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
     await flushLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
@@ -210,7 +219,13 @@ export class Meridian implements AdminTarget {
 
   // ---- internals -------------------------------------------------------------------
 
+  async #syncGlobal(config: Config): Promise<void> {
+    if (this.#o.admin === false) return;
+    this.#global = await syncGlobalLayer(this.#global, config.global, { log: this.log, clock: this.#clock, rng: this.#rng, registry: this.metrics.registry });
+  }
+
   async #apply(config: Config): Promise<void> {
+    await this.#syncGlobal(config); // first: a DNS bind error refuses the reload before anything changed
     const previous = this.#runtime;
     const runtime = buildRuntime(config, previous, this.#clock, this.#rng);
     const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol !== 'tcp').map((l) => [l.name, l]));

@@ -1,0 +1,176 @@
+/**
+ * The DNS responder's sockets: UDP and TCP on one address and port.
+ *
+ * - UDP: one datagram in, at most one out; the responder sets TC when the answer does
+ *   not fit, and the client retries over TCP.
+ * - TCP (RFC 7766): each message has a 2-byte length prefix; a connection may carry
+ *   several queries, pipelined, answered in order; it is closed after `idleTimeoutMs`
+ *   without a complete query, and at most `maxConnections` are open at once.
+ * - Nothing a peer sends can throw out of here: the responder never throws, socket
+ *   errors are logged and the socket (for TCP, the one connection) closed.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { DnsOutcome, QueryContext } from './dns-responder.js';
+
+export interface DnsServerOptions {
+  readonly address: string;
+  /** 0 = a free port (the same for UDP and TCP). */
+  readonly port: number;
+  readonly respond: (msg: Buffer, ctx: QueryContext) => DnsOutcome;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly log: Logger;
+  /** Called after each message was answered (or dropped). */
+  readonly onOutcome?: (o: DnsOutcome, ctx: QueryContext) => void;
+}
+
+export class DnsServer {
+  readonly #o: DnsServerOptions;
+  #idleTimeoutMs: number;
+  #udp: UdpSocket | undefined;
+  #tcp: Server | undefined;
+  readonly #connections = new Set<Socket>();
+  #port = 0;
+
+  constructor(opts: DnsServerOptions) {
+    this.#o = opts;
+    this.#idleTimeoutMs = opts.idleTimeoutMs;
+  }
+
+  /** New TCP limits (a reload): the idle timeout applies to new connections. */
+  setLimits(idleTimeoutMs: number, maxConnections: number): void {
+    this.#idleTimeoutMs = idleTimeoutMs;
+    if (this.#tcp) this.#tcp.maxConnections = maxConnections;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get address(): string {
+    return this.#o.address;
+  }
+
+  /** Bind UDP and TCP; with port 0, one free port for both (retried if TCP finds it taken). */
+  async listen(): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const udp = await this.#bindUdp(this.#o.port);
+      const port = udp.address().port;
+      try {
+        this.#tcp = await this.#bindTcp(port);
+      } catch (e) {
+        udp.close();
+        if (this.#o.port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
+        throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, port, 'tcp');
+      }
+      this.#udp = udp;
+      this.#port = port;
+      return port;
+    }
+  }
+
+  async close(): Promise<void> {
+    const udp = this.#udp;
+    this.#udp = undefined;
+    if (udp) await new Promise<void>((r) => udp.close(() => r()));
+    const tcp = this.#tcp;
+    this.#tcp = undefined;
+    for (const c of this.#connections) c.destroy();
+    this.#connections.clear();
+    if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+  }
+
+  #answer(msg: Buffer, ctx: QueryContext): Buffer | undefined {
+    let outcome: DnsOutcome;
+    try {
+      outcome = this.#o.respond(msg, ctx);
+    } catch (e) {
+      // The responder promises not to throw; if it does, drop the message and say so.
+      this.#o.log.error({ err: (e as Error).message }, 'dns responder threw; message dropped');
+      return undefined;
+    }
+    try {
+      this.#o.onOutcome?.(outcome, ctx);
+    } catch (e) {
+      this.#o.log.error({ err: (e as Error).message }, 'dns outcome hook threw');
+    }
+    return outcome.response;
+  }
+
+  #bindUdp(port: number): Promise<UdpSocket> {
+    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4' });
+    sock.on('message', (msg, rinfo) => {
+      const response = this.#answer(msg, { transport: 'udp', remoteAddress: rinfo.address });
+      if (response !== undefined) {
+        sock.send(response, rinfo.port, rinfo.address, (err) => {
+          if (err) this.#o.log.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
+        });
+      }
+    });
+    return new Promise((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException): void => {
+        sock.close();
+        reject(describeBindError(e, this.#o.address, port, 'udp'));
+      };
+      sock.once('error', onError);
+      sock.bind(port, this.#o.address, () => {
+        sock.off('error', onError);
+        // After binding, errors (e.g. ICMP unreachable reported on send) must not crash the process.
+        sock.on('error', (e) => this.#o.log.warn({ err: e.message }, 'dns udp socket error'));
+        resolve(sock);
+      });
+    });
+  }
+
+  #bindTcp(port: number): Promise<Server> {
+    const server = createServer({ pauseOnConnect: false }, (socket) => this.#onConnection(socket));
+    server.maxConnections = this.#o.maxConnections;
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => {
+        server.close();
+        reject(e);
+      };
+      server.once('error', onError);
+      server.listen(port, this.#o.address, () => {
+        server.off('error', onError);
+        server.on('error', (e) => this.#o.log.warn({ err: e.message }, 'dns tcp server error'));
+        resolve(server);
+      });
+    });
+  }
+
+  #onConnection(socket: Socket): void {
+    this.#connections.add(socket);
+    const ctx: QueryContext = { transport: 'tcp', remoteAddress: socket.remoteAddress ?? '' };
+    let buf: Buffer = Buffer.alloc(0);
+    socket.setTimeout(this.#idleTimeoutMs, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        const response = this.#answer(Buffer.from(msg), ctx);
+        if (response === undefined) {
+          // A message we will not answer over TCP: the stream may be out of step, so end it.
+          socket.end();
+          return;
+        }
+        const prefix = Buffer.alloc(2);
+        prefix.writeUInt16BE(response.length);
+        socket.write(Buffer.concat([prefix, response]));
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.#connections.delete(socket));
+  }
+}
+
+function describeBindError(e: NodeJS.ErrnoException, address: string, port: number, proto: string): Error {
+  if (e.code === 'EADDRINUSE') return new Error(`dns: ${proto} port ${port} on ${address} is already in use`);
+  if (e.code === 'EACCES') return new Error(`dns: no permission to bind ${proto} port ${port} on ${address} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
+  return new Error(`dns: cannot bind ${proto} ${address}:${port}: ${e.message}`);
+}

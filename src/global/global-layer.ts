@@ -1,0 +1,314 @@
+/**
+ * The global layer of one Meridian: region health (probes and overrides), the tables
+ * steering reads (CIDRs, an optional mmdb, measured RTTs), and the authoritative DNS
+ * responder that turns each decision into an answer. Every decision is src/core's
+ * `steer()`; this class holds the state and does the I/O around it.
+ *
+ * Reload keeps what was learned: region health (probe streaks, reported capacity and
+ * load, overrides) carries over by region name, RTTs stay; the DNS sockets are rebound
+ * only when the address or port changes (the new ones first, so a bind error leaves
+ * the running layer as it was).
+ */
+import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { CidrTable } from '../core/cidr-table.js';
+import type { Clock } from '../core/clock.js';
+import { formatIp, parseIp } from '../core/ip.js';
+import { RegionHealth, type RegionHealthView, type RegionOverride } from '../core/region-health.js';
+import { type Rng, SeededRng } from '../core/rng.js';
+import { RttTable } from '../core/rtt-table.js';
+import { type CidrLocation, type HostnamePolicy, steer, type SteeringClient, type SteeringDecision, type SteeringPolicy, type SteeringRegion } from '../core/steering.js';
+import type { GlobalConfig, HostnameConfig, RegionConfig } from '../config/global-schema.js';
+import { type DnsOutcome, DnsResponder, type QueryContext, type SteeredAnswer } from './dns-responder.js';
+import { DnsServer } from './dns-server.js';
+import { MmdbLocator } from './mmdb.js';
+import { type ProbeResult, RegionProber } from './region-prober.js';
+
+export interface GlobalLayerOptions {
+  readonly log: Logger;
+  readonly clock?: Clock;
+  readonly rng?: Rng;
+  /** Where the DNS counters go (Meridian passes its ProxyMetrics registry); absent = no metrics. */
+  readonly registry?: Registry;
+}
+
+export interface RegionStatus extends RegionHealthView {
+  readonly name: string;
+  readonly location: { readonly lat: number; readonly lon: number };
+  readonly addresses: readonly string[];
+  /** The configured capacity at full health; `capacityRps` is the healthy share of it. */
+  readonly configuredCapacityRps: number | undefined;
+  /** Whether a health URL is probed (false: up unless set down by hand). */
+  readonly probed: boolean;
+}
+
+export interface GlobalStatus {
+  readonly zone: string;
+  readonly dns: { readonly address: string; readonly port: number };
+  readonly regions: readonly RegionStatus[];
+  readonly hostnames: readonly { readonly name: string; readonly policy: SteeringPolicy; readonly order?: readonly string[]; readonly weights?: Readonly<Record<string, number>> }[];
+  readonly mmdb: string | undefined;
+  readonly rttSubnets: number;
+}
+
+/** Everything derived from one config, swapped in whole on reload. */
+interface Snapshot {
+  readonly config: GlobalConfig;
+  readonly regions: ReadonlyMap<string, RegionConfig>;
+  readonly hostnames: ReadonlyMap<string, HostnamePolicy>;
+  readonly cidrs: CidrTable<CidrLocation>;
+  readonly responder: DnsResponder;
+}
+
+export class GlobalLayer {
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #rng: Rng;
+  #snap: Snapshot;
+  #health = new Map<string, RegionHealth>();
+  #probers: RegionProber[] = [];
+  #rtt: RttTable;
+  #mmdb: MmdbLocator | undefined;
+  #server: DnsServer | undefined;
+  #started = false;
+  readonly #queries: Counter<'transport' | 'rcode'> | undefined;
+  readonly #answers: Counter<'hostname' | 'region' | 'reason'> | undefined;
+  readonly #transitions: Counter<'region' | 'healthy'> | undefined;
+
+  constructor(config: GlobalConfig, opts: GlobalLayerOptions) {
+    this.#log = opts.log;
+    this.#clock = opts.clock ?? { nowMs: () => performance.now() };
+    this.#rng = opts.rng ?? new SeededRng(randomInt(2 ** 31));
+    this.#rtt = new RttTable(this.#clock, rttOptions(config));
+    this.#health = healthFor(config, undefined);
+    this.#snap = this.#build(config);
+    const r = opts.registry;
+    if (r !== undefined) {
+      this.#queries = counter(r, 'meridian_dns_queries_total', 'DNS messages handled, by transport (udp, tcp) and response code (NOERROR, NXDOMAIN, REFUSED, FORMERR, ...; "dropped" when not answered).', ['transport', 'rcode'] as const);
+      this.#answers = counter(r, 'meridian_dns_steering_decisions_total', 'A and AAAA answers for steered hostnames, by hostname, region answered and reason (nearest, lowest_rtt, weighted, primary, default, failover, spillover, fail_open).', ['hostname', 'region', 'reason'] as const);
+      this.#transitions = counter(r, 'meridian_region_health_transitions_total', 'Times a region became healthy ("true") or unhealthy ("false"), by probes or by hand.', ['region', 'healthy'] as const);
+    }
+  }
+
+  get config(): GlobalConfig {
+    return this.#snap.config;
+  }
+
+  /** Bind the DNS responder, open the mmdb, start the probes. */
+  async start(): Promise<void> {
+    const config = this.#snap.config;
+    if (config.geo.mmdb !== undefined) this.#mmdb = await MmdbLocator.open(config.geo.mmdb);
+    this.#server = this.#newServer(config);
+    await this.#server.listen();
+    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone }, 'dns responder listening (udp and tcp)');
+    this.#started = true;
+    this.#startProbers();
+  }
+
+  /** Apply a new `global` config; throws (leaving the running one in force) if it cannot be applied. */
+  async reload(config: GlobalConfig): Promise<void> {
+    const old = this.#snap.config;
+    const mmdb = config.geo.mmdb === undefined ? undefined : config.geo.mmdb === old.geo.mmdb && this.#mmdb ? this.#mmdb : await MmdbLocator.open(config.geo.mmdb);
+    let server = this.#server;
+    const rebind = this.#started && (config.dns.address !== old.dns.address || config.dns.port !== old.dns.port);
+    if (rebind) {
+      server = this.#newServer(config);
+      await server.listen();
+    }
+    // Nothing below can fail: swap in the new state.
+    const oldServer = this.#server;
+    this.#mmdb = mmdb;
+    this.#health = healthFor(config, this.#health);
+    if (!sameRtt(config, old)) this.#rtt = new RttTable(this.#clock, rttOptions(config));
+    this.#snap = this.#build(config);
+    if (rebind && oldServer !== server) {
+      this.#server = server;
+      await oldServer?.close();
+      this.#log.info({ address: config.dns.address, port: server?.port }, 'dns responder moved');
+    }
+    this.#server?.setLimits(config.dns.tcp_idle_timeout, config.dns.max_tcp_connections);
+    if (this.#started) this.#startProbers();
+  }
+
+  async close(): Promise<void> {
+    this.#started = false;
+    for (const p of this.#probers) p.stop();
+    this.#probers = [];
+    await this.#server?.close();
+    this.#server = undefined;
+  }
+
+  /** Bound ports: `{ dns }` (UDP and TCP share it). */
+  ports(): { dns: number } {
+    return { dns: this.#server?.port ?? 0 };
+  }
+
+  status(): GlobalStatus {
+    const c = this.#snap.config;
+    return {
+      zone: c.dns.zone,
+      dns: { address: c.dns.address, port: this.#server?.port ?? 0 },
+      regions: c.regions.map((r) => ({
+        name: r.name,
+        location: r.location,
+        addresses: r.addresses,
+        configuredCapacityRps: r.capacity_rps,
+        probed: r.health !== undefined,
+        ...(this.#health.get(r.name) as RegionHealth).view(),
+      })),
+      hostnames: c.hostnames.map((h) => ({ name: h.name, policy: h.policy, ...(h.order ? { order: h.order } : {}), ...(h.weights ? { weights: h.weights } : {}) })),
+      mmdb: this.#mmdb?.path,
+      rttSubnets: this.#rtt.subnets,
+    };
+  }
+
+  /** Force a region down or up by hand, or clear (undefined); false when there is no such region. */
+  setRegionOverride(name: string, override: RegionOverride | undefined): boolean {
+    const h = this.#health.get(name);
+    if (h === undefined) return false;
+    if (h.setOverride(override)) this.#transition(name, h.healthy, 'override');
+    this.#log.info({ region: name, override: override ?? null }, 'region override');
+    return true;
+  }
+
+  /** Record an RTT measured from a client (address or subnet) to a region; false when either is unknown or the figure is bad. */
+  reportRtt(clientIp: string, region: string, ms: number): boolean {
+    if (!this.#snap.regions.has(region)) return false;
+    return this.#rtt.report(clientIp, region, ms);
+  }
+
+  /** What would be answered for `hostname` to a client at `clientIp` (the admin API and tests ask). */
+  decide(hostname: string, clientIp?: string): SteeredAnswer | undefined {
+    const name = hostname.toLowerCase().replace(/\.$/, '');
+    if (!this.#snap.hostnames.has(name)) return undefined;
+    const ip = clientIp === undefined ? undefined : parseIp(clientIp);
+    return this.#steer(name, { ip, prefixLength: ip === undefined ? 0 : ip.bytes.length * 8 });
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  #build(config: GlobalConfig): Snapshot {
+    const regions = new Map(config.regions.map((r) => [r.name, r]));
+    const hostnames = new Map(config.hostnames.map((h) => [h.name, policyOf(h)]));
+    const cidrs = new CidrTable<CidrLocation>(
+      config.geo.cidrs.map((c) => ({
+        cidr: c.cidr,
+        value: c.region !== undefined ? { location: (regions.get(c.region) as RegionConfig).location, region: c.region } : { location: c.location as { lat: number; lon: number } },
+      })),
+    );
+    const responder = new DnsResponder(config.dns, hostnames.keys(), (name, client) => this.#steer(name, client));
+    return { config, regions, hostnames, cidrs, responder };
+  }
+
+  #steer(name: string, client: SteeringClient): SteeredAnswer {
+    const snap = this.#snap;
+    const host = snap.hostnames.get(name) as HostnamePolicy;
+    const regions: SteeringRegion[] = snap.config.regions.map((r) => {
+      const h = this.#health.get(r.name) as RegionHealth;
+      return { name: r.name, location: r.location, healthy: h.healthy, capacityRps: h.capacityRps, loadRps: h.loadRps };
+    });
+    let externalLocation: SteeringClient['externalLocation'];
+    if (this.#mmdb !== undefined && client.ip !== undefined && (host.policy === 'geo' || host.policy === 'latency') && snap.cidrs.lookup(client.ip) === undefined) {
+      externalLocation = this.#mmdb.locate(formatIp(client.ip));
+    }
+    const decision: SteeringDecision = steer(host, { ...client, externalLocation }, { regions, cidrs: snap.cidrs, rtt: this.#rtt }, this.#rng);
+    const addresses = (snap.regions.get(decision.region) as RegionConfig).addresses;
+    return { decision, addresses };
+  }
+
+  #newServer(config: GlobalConfig): DnsServer {
+    return new DnsServer({
+      address: config.dns.address,
+      port: config.dns.port,
+      idleTimeoutMs: config.dns.tcp_idle_timeout,
+      maxConnections: config.dns.max_tcp_connections,
+      log: this.#log,
+      respond: (msg, ctx) => this.#snap.responder.respond(msg, ctx),
+      onOutcome: (o, ctx) => this.#count(o, ctx),
+    });
+  }
+
+  #count(o: DnsOutcome, ctx: QueryContext): void {
+    this.#queries?.inc({ transport: ctx.transport, rcode: o.rcode });
+    if (o.decision !== undefined) {
+      this.#answers?.inc({ hostname: o.name ?? '', region: o.decision.region, reason: o.decision.reason });
+      if (o.decision.reason === 'fail_open') this.#log.warn({ hostname: o.name, region: o.decision.region }, 'no healthy region: failing open');
+    }
+  }
+
+  #startProbers(): void {
+    for (const p of this.#probers) p.stop();
+    this.#probers = [];
+    for (const r of this.#snap.config.regions) {
+      if (r.health === undefined) continue;
+      const check = r.health;
+      const prober = new RegionProber(r.name, check, this.#rng, (res) => this.#onProbe(r.name, res));
+      prober.start();
+      this.#probers.push(prober);
+    }
+  }
+
+  #onProbe(region: string, res: ProbeResult): void {
+    const h = this.#health.get(region);
+    if (h === undefined) return;
+    if (h.recordProbe(res)) this.#transition(region, h.healthy, 'probe', res);
+  }
+
+  #transition(region: string, healthy: boolean, by: 'probe' | 'override', res?: ProbeResult): void {
+    this.#transitions?.inc({ region, healthy: String(healthy) });
+    const fields = { region, healthy, by, ...(res?.reason ? { reason: res.reason } : {}), ...(res?.status ? { status: res.status } : {}) };
+    if (healthy) this.#log.info(fields, 'region healthy');
+    else this.#log.warn(fields, 'region unhealthy');
+  }
+}
+
+function policyOf(h: HostnameConfig): HostnamePolicy {
+  return { policy: h.policy, ...(h.order ? { order: h.order } : {}), ...(h.weights ? { weights: h.weights } : {}) };
+}
+
+function healthFor(config: GlobalConfig, previous: ReadonlyMap<string, RegionHealth> | undefined): Map<string, RegionHealth> {
+  return new Map(
+    config.regions.map((r) => [
+      r.name,
+      RegionHealth.from(previous?.get(r.name), {
+        unhealthyThreshold: r.health?.unhealthy_threshold,
+        healthyThreshold: r.health?.healthy_threshold,
+        capacityRps: r.capacity_rps,
+      }),
+    ]),
+  );
+}
+
+function rttOptions(c: GlobalConfig): { tauMs: number; maxAgeMs: number; maxSubnets: number } {
+  return { tauMs: c.latency.decay, maxAgeMs: c.latency.max_age, maxSubnets: c.latency.max_subnets };
+}
+
+function sameRtt(a: GlobalConfig, b: GlobalConfig): boolean {
+  return a.latency.decay === b.latency.decay && a.latency.max_age === b.latency.max_age && a.latency.max_subnets === b.latency.max_subnets;
+}
+
+function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  const existing = registry.getSingleMetric(name);
+  if (existing instanceof Counter) return existing as Counter<L>;
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+/**
+ * Bring `current` in line with `config`: start a layer when `global` appears, reload it
+ * when it changes, close it when it goes. Meridian calls this on start and on reload.
+ */
+export async function syncGlobalLayer(current: GlobalLayer | undefined, config: GlobalConfig | undefined, opts: GlobalLayerOptions): Promise<GlobalLayer | undefined> {
+  if (config === undefined) {
+    await current?.close();
+    return undefined;
+  }
+  if (current !== undefined) {
+    await current.reload(config);
+    return current;
+  }
+  const layer = new GlobalLayer(config, opts);
+  await layer.start();
+  return layer;
+}

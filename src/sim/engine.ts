@@ -1,0 +1,779 @@
+/**
+ * The discrete-event engine: one run of a scenario under one balancing policy.
+ *
+ * It drives the same `src/core` objects the proxy uses, unchanged: per region a
+ * `Cluster` (the policy's balancer, active health, outlier detection, panic, slow start),
+ * a `RetryBudget`, a `CircuitBreaker` and a `TokenBucket` rate limit, all reading a
+ * `ManualClock` that this loop moves from event to event. The only things modelled here
+ * are what the proxy gets from the outside world: arrivals, servers (workers, a FIFO
+ * queue, a speed, a service-time distribution), the network (RTT, partitions), health
+ * probes as events on the virtual clock, and the scenario's failures.
+ *
+ * Simplifications, stated once: arrivals are defined at the load balancer of the chosen
+ * region, and the client's RTT to that region is added to each response time (the LB's
+ * decisions are not delayed by half an RTT). A killed server refuses connections at once
+ * and resets the requests it held; a region that is down, or partitioned from a client
+ * group, black-holes that group's requests, which fail after `lb.connect_timeout`.
+ * A request abandoned by the LB (timeout) is skipped when it reaches the head of its
+ * server's queue (`abandoned: drop`, the default) or served for nobody (`abandoned: serve`,
+ * servers that never notice a client has gone: the road to congestion collapse).
+ */
+import { CircuitBreaker } from '../core/circuit-breaker.js';
+import { ManualClock } from '../core/clock.js';
+import { Cluster, type HostState } from '../core/cluster.js';
+import { fmix32 } from '../core/hash.js';
+import { RetryBudget } from '../core/retry-budget.js';
+import { SeededRng } from '../core/rng.js';
+import { TokenBucket } from '../core/token-bucket.js';
+import type { Endpoint, Outcome, PolicyName } from '../core/types.js';
+import { exponentialGapMs, sampler, type Sampler } from './distributions.js';
+import { EventQueue } from './event-queue.js';
+import { RegionChoice } from './region-choice.js';
+import type { ClientSpec, Scenario, ServerSpec, SimEvent } from './scenario.js';
+import { newHistogram, percentileMs, recordMs, round, type Bucket } from './stats.js';
+
+/** Time-weighted queue-length distribution: states 0..MAX_OCCUPANCY-1, the last bin is ">= MAX_OCCUPANCY - 1". */
+const MAX_OCCUPANCY = 64;
+
+export interface ServerResult {
+  readonly id: string;
+  /** Busy worker time over available worker time in the measured window. */
+  readonly utilization: number;
+  /** Requests this server finished serving in the measured window (including work the LB had abandoned). */
+  readonly completed: number;
+}
+
+export interface PolicyResult {
+  readonly policy: PolicyName;
+  /** Requests that arrived after the warm-up. */
+  readonly requests: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** Refused by the load balancer itself: rate limit (429) or circuit breaker overflow (503). */
+  readonly shed: number;
+  /** Still in flight when the run ended. */
+  readonly unfinished: number;
+  readonly retries: number;
+  readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow', number>>;
+  readonly latency_ms: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
+  readonly max_utilization: number;
+  /** Highest server utilization over the mean utilization (1 = perfectly even). */
+  readonly imbalance: number;
+  readonly servers: readonly ServerResult[];
+  readonly regions: readonly { readonly name: string; readonly requests: number }[];
+  /** Fraction of server-time with at least i requests (queued or in service), i = 0, 1, 2, ... */
+  readonly queue_length_at_least: readonly number[];
+  readonly timeseries: readonly Bucket[];
+}
+
+export interface RunOptions {
+  /** Called now and then with the fraction of virtual time done (0..1). */
+  readonly onProgress?: (fraction: number) => void;
+}
+
+type Failure = 'timeout' | 'connect' | 'reset' | 'protocol' | 'unreachable' | 'no_host' | 'http_5xx';
+
+interface Request {
+  readonly t0: number;
+  readonly group: number;
+  readonly region: number;
+  readonly rttMs: number;
+  readonly measured: boolean;
+  readonly hash: number | undefined;
+  readonly deadline: number;
+  tries: number;
+  tried: Set<HostState> | undefined;
+}
+
+interface Attempt {
+  readonly req: Request;
+  readonly server: Server;
+  readonly host: HostState;
+  readonly startMs: number;
+  readonly isRetry: boolean;
+  epoch: number;
+  done: boolean;
+}
+
+class Server {
+  readonly id: string;
+  readonly region: number;
+  readonly concurrency: number;
+  readonly speed: number;
+  readonly maxQueue: number;
+  readonly dropAbandoned: boolean;
+  readonly sample: Sampler;
+  readonly rng: SeededRng;
+  readonly host: HostState;
+  alive = true;
+  slowFactor = 1;
+  errorRate = 0;
+  coldFactor = 1;
+  coldFromMs = 0;
+  warmMs = 0;
+  epoch = 0;
+  busy = 0;
+  queue: Attempt[] = [];
+  queueHead = 0;
+  readonly inService = new Set<Attempt>();
+  // Measured-window statistics.
+  measuredFromMs = 0;
+  busyArea = 0;
+  lastChangeMs = 0;
+  completed = 0;
+  readonly occupancy = new Float64Array(MAX_OCCUPANCY);
+  bucketStarted = 0;
+
+  constructor(id: string, region: number, spec: ServerSpec, seed: number, host: HostState) {
+    this.id = id;
+    this.region = region;
+    this.concurrency = spec.concurrency;
+    this.speed = spec.speed;
+    this.maxQueue = spec.maxQueue;
+    this.dropAbandoned = spec.dropAbandoned;
+    this.sample = sampler(spec.serviceTime);
+    this.rng = new SeededRng(seed);
+    this.host = host;
+  }
+
+  get queued(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  /** Account for time spent in the current state before it changes. */
+  account(now: number): void {
+    const dt = now - this.lastChangeMs;
+    if (dt > 0) {
+      this.busyArea += this.busy * dt;
+      const k = Math.min(this.busy + this.queued, MAX_OCCUPANCY - 1);
+      this.occupancy[k] = (this.occupancy[k] as number) + dt;
+    }
+    this.lastChangeMs = now;
+  }
+
+  serviceMs(now: number): number {
+    let f = this.slowFactor / this.speed;
+    if (this.coldFactor > 1) {
+      const warmed = this.warmMs > 0 ? Math.min(1, (now - this.coldFromMs) / this.warmMs) : 1;
+      f *= this.coldFactor - (this.coldFactor - 1) * warmed;
+    }
+    return this.sample(this.rng) * f;
+  }
+
+  shift(): Attempt | undefined {
+    if (this.queueHead >= this.queue.length) return undefined;
+    const a = this.queue[this.queueHead];
+    this.queue[this.queueHead++] = undefined as unknown as Attempt;
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    return a;
+  }
+}
+
+interface RegionLb {
+  readonly name: string;
+  readonly cluster: Cluster;
+  readonly budget: RetryBudget;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly rateLimit: TokenBucket | undefined;
+  readonly servers: Server[];
+  down: boolean;
+}
+
+const EV_ARRIVAL = 0;
+const EV_COMPLETE = 1;
+const EV_TIMEOUT = 2;
+const EV_REFUSED = 3;
+const EV_UNREACHABLE = 4;
+const EV_PROBE = 5;
+const EV_STEER = 6;
+const EV_SCENARIO = 7;
+const EV_BUCKET = 8;
+const EV_WARMUP = 9;
+const EV_RESTORE = 10;
+
+type Ev =
+  | { readonly k: typeof EV_ARRIVAL; readonly group: number }
+  | { readonly k: typeof EV_COMPLETE | typeof EV_TIMEOUT | typeof EV_REFUSED; readonly a: Attempt }
+  | { readonly k: typeof EV_UNREACHABLE; readonly req: Request }
+  | { readonly k: typeof EV_PROBE; readonly server: Server }
+  | { readonly k: typeof EV_STEER | typeof EV_BUCKET | typeof EV_WARMUP }
+  | { readonly k: typeof EV_SCENARIO; readonly e: SimEvent }
+  | { readonly k: typeof EV_RESTORE; readonly run: () => void };
+
+/** Seeds of the independent random streams, derived from the scenario seed and a stream number. */
+function streamSeed(seed: number, stream: number): number {
+  return fmix32((Math.imul(seed >>> 0, 0x9e3779b1) ^ fmix32(stream + 0x632be5ab)) >>> 0);
+}
+
+/** Client arrival process: thinning of a Poisson process at the group's highest rate. */
+class Arrivals {
+  readonly #c: ClientSpec;
+  readonly #rng: SeededRng;
+  readonly #maxFactor: number;
+
+  constructor(c: ClientSpec, rng: SeededRng) {
+    this.#c = c;
+    this.#rng = rng;
+    const points = [0, ...c.spikes.map((s) => s.atMs)];
+    const spikeMax = Math.max(...points.map((t) => this.#spikeFactor(t)));
+    const curveMax = c.curve.length === 0 ? 1 : Math.max(...c.curve.map((p) => p.factor));
+    this.#maxFactor = spikeMax * curveMax * (c.diurnal ? 1 + c.diurnal.amplitude : 1);
+  }
+
+  #spikeFactor(t: number): number {
+    let f = 1;
+    for (const s of this.#c.spikes) if (t >= s.atMs && t < s.atMs + s.forMs) f *= s.multiply;
+    return f;
+  }
+
+  factor(t: number): number {
+    const c = this.#c;
+    let f = c.spikes.length === 0 ? 1 : this.#spikeFactor(t);
+    if (c.curve.length > 0) f *= curveAt(c.curve, t);
+    if (c.diurnal) f *= 1 + c.diurnal.amplitude * Math.cos((2 * Math.PI * (t - c.diurnal.peakAtMs)) / c.diurnal.periodMs);
+    return f;
+  }
+
+  /** The next arrival after `t`, or Infinity when the rate is zero throughout. */
+  next(t: number, endMs: number): number {
+    const maxRate = this.#c.ratePerS * this.#maxFactor;
+    if (!(maxRate > 0)) return Infinity;
+    const exact = this.#maxFactor === 1;
+    for (;;) {
+      t += exponentialGapMs(this.#rng, maxRate);
+      if (t > endMs) return Infinity;
+      if (exact || this.#rng.next() * this.#maxFactor < this.factor(t)) return t;
+    }
+  }
+}
+
+function curveAt(curve: readonly { atMs: number; factor: number }[], t: number): number {
+  const first = curve[0] as { atMs: number; factor: number };
+  if (t <= first.atMs) return first.factor;
+  for (let i = 1; i < curve.length; i++) {
+    const b = curve[i] as { atMs: number; factor: number };
+    if (t <= b.atMs) {
+      const a = curve[i - 1] as { atMs: number; factor: number };
+      return b.atMs === a.atMs ? b.factor : a.factor + ((b.factor - a.factor) * (t - a.atMs)) / (b.atMs - a.atMs);
+    }
+  }
+  return (curve[curve.length - 1] as { factor: number }).factor;
+}
+
+/** Run the scenario once under `policy`. Deterministic: same scenario and policy, same result. */
+export function runPolicy(s: Scenario, policy: PolicyName, options: RunOptions = {}): PolicyResult {
+  return new Run(s, policy).run(options);
+}
+
+class Run {
+  readonly #s: Scenario;
+  readonly #policy: PolicyName;
+  readonly #clock = new ManualClock(0);
+  readonly #q = new EventQueue<Ev>();
+  readonly #lbs: RegionLb[] = [];
+  readonly #servers: Server[] = [];
+  readonly #byHost = new Map<HostState, Server>();
+  readonly #arrivals: Arrivals[];
+  readonly #keyRng: SeededRng;
+  readonly #choice: RegionChoice;
+  readonly #rttMs: number[][];
+  /** partitioned[group][region] */
+  readonly #partitioned: boolean[][];
+  // Totals over the measured window.
+  #requests = 0;
+  #completed = 0;
+  #failed = 0;
+  #shed = 0;
+  #retries = 0;
+  #latencySumMs = 0;
+  #latencyMaxMs = 0;
+  readonly #failures: Record<Failure | 'rate_limited' | 'overflow', number> = {
+    timeout: 0, connect: 0, reset: 0, protocol: 0, unreachable: 0, no_host: 0, http_5xx: 0, rate_limited: 0, overflow: 0,
+  };
+  readonly #hist = newHistogram();
+  readonly #regionRequests: number[];
+  // The current time-series bucket.
+  readonly #bucketHist = newHistogram();
+  readonly #buckets: Bucket[] = [];
+  #bucket: Bucket;
+  #bucketLatencySum = 0;
+  #measuring: boolean;
+
+  constructor(s: Scenario, policy: PolicyName) {
+    this.#s = s;
+    this.#policy = policy;
+    this.#measuring = s.warmupMs === 0;
+    const lb = s.lb;
+    s.regions.forEach((reg, r) => {
+      const cluster = new Cluster(reg.name, [], {
+        policy,
+        clock: this.#clock,
+        rng: new SeededRng(streamSeed(s.seed, 1000 + r)),
+        ...(lb.latencyTauMs === undefined ? {} : { latencyTauMs: lb.latencyTauMs }),
+        ...(lb.choiceCount === undefined ? {} : { leastRequest: { choiceCount: lb.choiceCount } }),
+        ...(lb.boundedLoad === undefined ? {} : { boundedLoad: lb.boundedLoad }),
+        ...(lb.healthCheck ? { activeChecks: { healthyThreshold: lb.healthCheck.healthyThreshold, unhealthyThreshold: lb.healthCheck.unhealthyThreshold } } : {}),
+        ...(lb.outlierDetection ? { outlierDetection: lb.outlierDetection } : {}),
+        ...(lb.panicThresholdPercent === undefined ? {} : { panicThresholdPercent: lb.panicThresholdPercent }),
+        ...(lb.slowStart ? { slowStart: lb.slowStart } : {}),
+      });
+      this.#lbs.push({
+        name: reg.name,
+        cluster,
+        budget: new RetryBudget(lb.retryBudget ?? {}, 0),
+        breaker: lb.circuitBreaker ? new CircuitBreaker(lb.circuitBreaker) : undefined,
+        rateLimit: lb.rateLimit ? new TokenBucket(lb.rateLimit, 0) : undefined,
+        servers: [],
+        down: false,
+      });
+      this.#addServers(r, reg.servers, false);
+    });
+    this.#arrivals = s.clients.map((c, g) => new Arrivals(c, new SeededRng(streamSeed(s.seed, 2000 + g))));
+    this.#keyRng = new SeededRng(streamSeed(s.seed, 3000));
+    this.#rttMs = s.clients.map((c) => s.regions.map((reg) => c.rttMs.get(reg.name) ?? Infinity));
+    this.#partitioned = s.clients.map(() => s.regions.map(() => false));
+    this.#choice = new RegionChoice(
+      {
+        rttMs: this.#rttMs,
+        dnsTtlMs: s.global.dnsTtlMs,
+        thresholds: { healthyThreshold: s.global.healthCheck.healthyThreshold, unhealthyThreshold: s.global.healthCheck.unhealthyThreshold },
+      },
+      new SeededRng(streamSeed(s.seed, 4000)),
+    );
+    this.#regionRequests = s.regions.map(() => 0);
+    this.#bucket = this.#newBucket(0);
+  }
+
+  #addServers(region: number, specs: readonly ServerSpec[], ramp: boolean, coldFactor = 1, warmMs = 0): void {
+    const lb = this.#lbs[region] as RegionLb;
+    const now = this.#clock.nowMs();
+    const first = lb.servers.length;
+    const eps: Endpoint[] = [...lb.cluster.hosts.map((h) => h.endpoint)];
+    specs.forEach((_, j) => eps.push({ id: `${lb.name}/${first + j}`, address: `${lb.name}/${first + j}`, weight: 1 }));
+    lb.cluster.setEndpoints(eps);
+    specs.forEach((spec, j) => {
+      const id = `${lb.name}/${first + j}`;
+      const host = lb.cluster.host(id) as HostState;
+      const server = new Server(id, region, spec, streamSeed(this.#s.seed, 100_000 + this.#servers.length), host);
+      server.lastChangeMs = now;
+      server.measuredFromMs = Math.max(now, this.#s.warmupMs);
+      if (ramp && coldFactor > 1) {
+        server.coldFactor = coldFactor;
+        server.coldFromMs = now;
+        server.warmMs = warmMs;
+      }
+      lb.servers.push(server);
+      this.#servers.push(server);
+      this.#byHost.set(host, server);
+      if (this.#s.lb.healthCheck) {
+        const interval = this.#s.lb.healthCheck.intervalMs;
+        // Probes of a region's servers are spread evenly over one interval.
+        this.#q.push(now + (interval * (first + j + 1)) / (first + specs.length), { k: EV_PROBE, server });
+      }
+    });
+  }
+
+  #newBucket(tMs: number): Bucket {
+    return {
+      t_s: round(tMs / 1000),
+      requests: 0,
+      completed: 0,
+      failed: 0,
+      shed: 0,
+      retries: 0,
+      latency_ms: { mean: 0, p50: 0, p90: 0, p99: 0 },
+      regions: this.#s.regions.map(() => 0),
+      servers: [],
+    };
+  }
+
+  run(options: RunOptions): PolicyResult {
+    const s = this.#s;
+    const q = this.#q;
+    const end = s.durationMs;
+    this.#arrivals.forEach((a, g) => q.push(a.next(0, end), { k: EV_ARRIVAL, group: g }));
+    for (const e of s.events) q.push(e.atMs, { k: EV_SCENARIO, e });
+    if (s.warmupMs > 0) q.push(s.warmupMs, { k: EV_WARMUP });
+    q.push(s.bucketMs, { k: EV_BUCKET });
+    if (s.regions.length > 1) q.push(s.global.healthCheck.intervalMs, { k: EV_STEER });
+    const clock = this.#clock;
+    let n = 0;
+    while (q.peekTime() <= end) {
+      clock.set(q.peekTime());
+      const ev = q.pop() as Ev;
+      this.#handle(ev);
+      if ((++n & 0xffff) === 0) options.onProgress?.(clock.nowMs() / end);
+    }
+    clock.set(end);
+    if (this.#bucket.t_s * 1000 < end) this.#closeBucket(end);
+    options.onProgress?.(1);
+    return this.#result();
+  }
+
+  #handle(ev: Ev): void {
+    switch (ev.k) {
+      case EV_ARRIVAL:
+        return this.#arrive(ev.group);
+      case EV_COMPLETE:
+        return this.#complete(ev.a);
+      case EV_TIMEOUT:
+        if (!ev.a.done) this.#deliver(ev.a, { error: 'timeout', latencyMs: this.#clock.nowMs() - ev.a.startMs });
+        return;
+      case EV_REFUSED:
+        if (!ev.a.done) this.#deliver(ev.a, { error: 'connect', latencyMs: this.#clock.nowMs() - ev.a.startMs });
+        return;
+      case EV_UNREACHABLE:
+        return this.#finish(ev.req, 'unreachable');
+      case EV_PROBE:
+        return this.#probe(ev.server);
+      case EV_STEER:
+        return this.#steer();
+      case EV_SCENARIO:
+        return this.#scenarioEvent(ev.e);
+      case EV_BUCKET:
+        return this.#closeBucket(this.#clock.nowMs());
+      case EV_WARMUP:
+        return this.#startMeasuring();
+      case EV_RESTORE:
+        return ev.run();
+    }
+  }
+
+  #arrive(group: number): void {
+    const now = this.#clock.nowMs();
+    const s = this.#s;
+    this.#q.push(this.#arrivals[group]?.next(now, s.durationMs) ?? Infinity, { k: EV_ARRIVAL, group });
+    const region = this.#choice.choose(group, now);
+    const client = s.clients[group] as ClientSpec;
+    const hash = client.keys > 0 ? fmix32((Math.floor(this.#keyRng.next() * client.keys) + 1) ^ Math.imul(group + 1, 0x85ebca6b)) : undefined;
+    const req: Request = {
+      t0: now,
+      group,
+      region,
+      rttMs: region < 0 ? 0 : (this.#rttMs[group]?.[region] ?? 0),
+      measured: this.#measuring,
+      hash,
+      deadline: now + s.lb.timeoutMs,
+      tries: 0,
+      tried: undefined,
+    };
+    if (req.measured) {
+      this.#requests++;
+      if (region >= 0) this.#regionRequests[region] = (this.#regionRequests[region] as number) + 1;
+    }
+    this.#bucket.requests++;
+    if (region < 0) return this.#finish(req, 'unreachable');
+    (this.#bucket.regions[region] as number)++;
+    const lb = this.#lbs[region] as RegionLb;
+    if (lb.down || this.#partitioned[group]?.[region]) {
+      this.#q.push(now + Math.min(s.lb.connectTimeoutMs, s.lb.timeoutMs), { k: EV_UNREACHABLE, req });
+      return;
+    }
+    if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
+    lb.budget.requestStarted();
+    this.#dispatch(req, lb, false);
+  }
+
+  #dispatch(req: Request, lb: RegionLb, isRetry: boolean): void {
+    const now = this.#clock.nowMs();
+    if (lb.breaker && !lb.breaker.tryAcquire('requests')) {
+      if (isRetry) this.#endRetry(lb);
+      lb.budget.requestEnded();
+      return this.#shedReq(req, 'overflow');
+    }
+    const host = lb.cluster.pick(
+      req.tried === undefined ? (req.hash === undefined ? {} : { hash: req.hash }) : { exclude: req.tried, attempt: req.tries, ...(req.hash === undefined ? {} : { hash: req.hash }) },
+    );
+    if (host === undefined) {
+      lb.breaker?.release('requests');
+      if (isRetry) this.#endRetry(lb);
+      lb.budget.requestEnded();
+      return this.#finish(req, 'no_host');
+    }
+    const server = this.#byHost.get(host) as Server;
+    lb.cluster.onStart(host);
+    req.tries++;
+    const a: Attempt = { req, server, host, startMs: now, isRetry, epoch: server.epoch, done: false };
+    if (!server.alive) {
+      this.#q.push(now, { k: EV_REFUSED, a });
+    } else {
+      server.bucketStarted++;
+      if (server.busy < server.concurrency) this.#start(server, a, now);
+      else if (server.queued >= server.maxQueue) {
+        // A full queue answers 503 at once.
+        a.done = true;
+        this.#deliverNow(a, { status: 503, latencyMs: 0 });
+        return;
+      } else {
+        server.account(now);
+        server.queue.push(a);
+      }
+    }
+    const deadline = Math.min(req.deadline, now + this.#s.lb.perTryTimeoutMs);
+    if (deadline < Infinity) this.#q.push(deadline, { k: EV_TIMEOUT, a });
+  }
+
+  #start(server: Server, a: Attempt, now: number): void {
+    server.account(now);
+    server.busy++;
+    server.inService.add(a);
+    this.#q.push(now + server.serviceMs(now), { k: EV_COMPLETE, a });
+  }
+
+  #complete(a: Attempt): void {
+    const server = a.server;
+    if (a.epoch !== server.epoch) return; // the server died meanwhile: the attempt was reset then
+    const now = this.#clock.nowMs();
+    server.account(now);
+    server.busy--;
+    server.inService.delete(a);
+    if (now >= server.measuredFromMs) server.completed++;
+    let next = server.shift();
+    while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
+    if (next !== undefined) this.#start(server, next, now);
+    if (a.done) return; // abandoned by the LB: the work was wasted
+    const status = server.errorRate > 0 && server.rng.next() < server.errorRate ? 500 : 200;
+    this.#deliver(a, { status, latencyMs: now - a.startMs });
+  }
+
+  /** An attempt's outcome reaches the LB: feed the core, then retry or finish. */
+  #deliver(a: Attempt, outcome: Outcome): void {
+    a.done = true;
+    this.#deliverNow(a, outcome);
+  }
+
+  #deliverNow(a: Attempt, outcome: Outcome): void {
+    const req = a.req;
+    const lb = this.#lbs[req.region] as RegionLb;
+    lb.cluster.onEnd(a.host, outcome);
+    lb.breaker?.release('requests');
+    if (a.isRetry) this.#endRetry(lb);
+    const failed = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
+    if (!failed) {
+      lb.budget.requestEnded();
+      return this.#finish(req, undefined);
+    }
+    const now = this.#clock.nowMs();
+    const reason: Failure = outcome.error ?? 'http_5xx';
+    if (req.tries <= this.#s.lb.retries && now < req.deadline && (reason !== 'timeout' || this.#s.lb.perTryTimeoutMs < Infinity)) {
+      if (lb.budget.tryRetry(now)) {
+        if (!lb.breaker || lb.breaker.tryAcquire('retries')) {
+          (req.tried ??= new Set()).add(a.host);
+          if (req.measured) this.#retries++;
+          this.#bucket.retries++;
+          return this.#dispatch(req, lb, true);
+        }
+        lb.budget.retryEnded();
+      }
+    }
+    lb.budget.requestEnded();
+    this.#finish(req, reason);
+  }
+
+  #endRetry(lb: RegionLb): void {
+    lb.budget.retryEnded();
+    lb.breaker?.release('retries');
+  }
+
+  #shedReq(req: Request, why: 'rate_limited' | 'overflow'): void {
+    this.#bucket.shed++;
+    if (!req.measured) return;
+    this.#shed++;
+    this.#failures[why]++;
+  }
+
+  #finish(req: Request, failure: Failure | undefined): void {
+    const b = this.#bucket;
+    if (failure !== undefined) {
+      b.failed++;
+      if (req.measured) {
+        this.#failed++;
+        this.#failures[failure]++;
+      }
+      return;
+    }
+    const ms = this.#clock.nowMs() - req.t0 + req.rttMs;
+    b.completed++;
+    this.#bucketLatencySum += ms;
+    recordMs(this.#bucketHist, ms);
+    if (!req.measured) return;
+    this.#completed++;
+    this.#latencySumMs += ms;
+    if (ms > this.#latencyMaxMs) this.#latencyMaxMs = ms;
+    recordMs(this.#hist, ms);
+  }
+
+  #probe(server: Server): void {
+    const hc = this.#s.lb.healthCheck;
+    if (!hc) return;
+    const lb = this.#lbs[server.region] as RegionLb;
+    lb.cluster.recordCheck(server.host, server.alive);
+    this.#q.push(this.#clock.nowMs() + hc.intervalMs, { k: EV_PROBE, server });
+  }
+
+  /** The steering layer's round of probes: each region from each client group's vantage point. */
+  #steer(): void {
+    const now = this.#clock.nowMs();
+    this.#s.clients.forEach((_, g) => {
+      this.#lbs.forEach((lb, r) => {
+        const up = !lb.down && !this.#partitioned[g]?.[r] && lb.cluster.hosts.some((h) => h.health.routable);
+        this.#choice.recordProbe(g, r, up);
+      });
+      this.#choice.reanswer(g, now);
+    });
+    this.#q.push(now + this.#s.global.healthCheck.intervalMs, { k: EV_STEER });
+  }
+
+  #server(region: number, index: number): Server {
+    return (this.#lbs[region] as RegionLb).servers[index] as Server;
+  }
+
+  #kill(server: Server): void {
+    if (!server.alive) return;
+    const now = this.#clock.nowMs();
+    server.account(now);
+    server.alive = false;
+    server.epoch++;
+    const held = [...server.inService];
+    for (let a = server.shift(); a !== undefined; a = server.shift()) held.push(a);
+    server.inService.clear();
+    server.busy = 0;
+    server.queue = [];
+    server.queueHead = 0;
+    for (const a of held) if (!a.done) this.#deliver(a, { error: 'reset', latencyMs: now - a.startMs });
+  }
+
+  #revive(server: Server): void {
+    if (server.alive) return;
+    server.account(this.#clock.nowMs());
+    server.alive = true;
+  }
+
+  #later(atMs: number, run: () => void): void {
+    if (atMs < Infinity) this.#q.push(atMs, { k: EV_RESTORE, run });
+  }
+
+  #scenarioEvent(e: SimEvent): void {
+    const now = this.#clock.nowMs();
+    switch (e.kind) {
+      case 'kill':
+        return this.#kill(this.#server(e.server.region, e.server.index));
+      case 'revive':
+        return this.#revive(this.#server(e.server.region, e.server.index));
+      case 'slow': {
+        const server = this.#server(e.server.region, e.server.index);
+        server.slowFactor = e.factor;
+        return this.#later(now + e.forMs, () => (server.slowFactor = 1));
+      }
+      case 'errors': {
+        const server = this.#server(e.server.region, e.server.index);
+        server.errorRate = e.rate;
+        return this.#later(now + e.forMs, () => (server.errorRate = 0));
+      }
+      case 'region_down': {
+        const lb = this.#lbs[e.region] as RegionLb;
+        lb.down = true;
+        for (const server of lb.servers) this.#kill(server);
+        return;
+      }
+      case 'region_up': {
+        const lb = this.#lbs[e.region] as RegionLb;
+        lb.down = false;
+        for (const server of lb.servers) this.#revive(server);
+        return;
+      }
+      case 'add': {
+        const spec = this.#s.regions[e.region]?.servers[0] as ServerSpec;
+        return this.#addServers(e.region, Array.from({ length: e.count }, () => ({ ...spec, speed: 1 })), true, e.coldFactor, e.warmMs);
+      }
+      case 'partition': {
+        (this.#partitioned[e.client] as boolean[])[e.region] = true;
+        return this.#later(now + e.forMs, () => ((this.#partitioned[e.client] as boolean[])[e.region] = false));
+      }
+      case 'heal':
+        (this.#partitioned[e.client] as boolean[])[e.region] = false;
+        return;
+    }
+  }
+
+  #startMeasuring(): void {
+    const now = this.#clock.nowMs();
+    this.#measuring = true;
+    for (const server of this.#servers) {
+      server.account(now);
+      server.busyArea = 0;
+      server.occupancy.fill(0);
+    }
+  }
+
+  #closeBucket(now: number): void {
+    const b = this.#bucket;
+    const h = this.#bucketHist;
+    b.latency_ms = {
+      mean: round(b.completed === 0 ? 0 : this.#bucketLatencySum / b.completed),
+      p50: round(percentileMs(h, 50)),
+      p90: round(percentileMs(h, 90)),
+      p99: round(percentileMs(h, 99)),
+    };
+    b.servers = this.#servers.map((sv) => {
+      const n = sv.bucketStarted;
+      sv.bucketStarted = 0;
+      return n;
+    });
+    this.#buckets.push(b);
+    h.reset();
+    this.#bucketLatencySum = 0;
+    this.#bucket = this.#newBucket(now);
+    if (now + this.#s.bucketMs <= this.#s.durationMs) this.#q.push(now + this.#s.bucketMs, { k: EV_BUCKET });
+    else if (now < this.#s.durationMs) this.#q.push(this.#s.durationMs, { k: EV_BUCKET });
+  }
+
+  #result(): PolicyResult {
+    const end = this.#s.durationMs;
+    const servers: ServerResult[] = this.#servers.map((sv) => {
+      sv.account(end);
+      const window = Math.max(1e-9, end - sv.measuredFromMs);
+      return { id: sv.id, utilization: round(sv.busyArea / (sv.concurrency * window), 4), completed: sv.completed };
+    });
+    const utils = servers.map((x) => x.utilization);
+    const maxU = Math.max(...utils);
+    const meanU = utils.reduce((a, b) => a + b, 0) / utils.length;
+    const occupancy = new Float64Array(MAX_OCCUPANCY);
+    for (const sv of this.#servers) for (let k = 0; k < MAX_OCCUPANCY; k++) occupancy[k] = (occupancy[k] as number) + (sv.occupancy[k] as number);
+    const total = occupancy.reduce((a, b) => a + b, 0);
+    const atLeast: number[] = [];
+    let tail = total;
+    for (let k = 0; k < MAX_OCCUPANCY && tail > total * 1e-6; k++) {
+      atLeast.push(round(tail / total, 6));
+      tail -= occupancy[k] as number;
+    }
+    const h = this.#hist;
+    return {
+      policy: this.#policy,
+      requests: this.#requests,
+      completed: this.#completed,
+      failed: this.#failed,
+      shed: this.#shed,
+      unfinished: this.#requests - this.#completed - this.#failed - this.#shed,
+      retries: this.#retries,
+      failures: { ...this.#failures },
+      latency_ms: {
+        mean: round(this.#completed === 0 ? 0 : this.#latencySumMs / this.#completed),
+        p50: round(percentileMs(h, 50)),
+        p90: round(percentileMs(h, 90)),
+        p99: round(percentileMs(h, 99)),
+        p999: round(percentileMs(h, 99.9)),
+        max: round(this.#latencyMaxMs),
+      },
+      max_utilization: round(maxU, 4),
+      imbalance: round(meanU > 0 ? maxU / meanU : 1, 4),
+      servers,
+      regions: this.#lbs.map((lb, r) => ({ name: lb.name, requests: this.#regionRequests[r] as number })),
+      queue_length_at_least: atLeast,
+      timeseries: this.#buckets,
+    };
+  }
+}
