@@ -125,8 +125,8 @@ function build(s: DemoSnapshot): void {
       'article',
       { className: 'card', dataset: { region: r.name } },
       el('h3', {}, swatch, ` ${r.name} `, fields['status']),
-      el('p', { className: 'meta' }, `${r.node} · listener :${r.listenerPort} · admin :${r.adminPort}`),
-      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('policy', 'policy', '')),
+      el('p', { className: 'meta' }, `${r.node} · listener ${r.address}:${r.listenerPort} · admin :${r.adminPort}`),
+      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', '')),
       button,
     );
     cards.set(r.name, { fields, button });
@@ -190,6 +190,7 @@ function update(s: DemoSnapshot): void {
       (f['limited'] as HTMLElement).textContent = fmt(r.rateLimited);
       (f['failover'] as HTMLElement).textContent = `${fmt(r.failoverOutRps)} / ${fmt(r.peerInRps)}`;
       (f['policy'] as HTMLElement).textContent = r.policy;
+      (f['dns'] as HTMLElement).textContent = s.dns === null ? 'no DNS' : r.dnsUp ? 'yes' : 'no (held out)';
       refresh(c.button);
     }
     for (const e of r.endpoints) {
@@ -211,7 +212,8 @@ function update(s: DemoSnapshot): void {
   }
   const l = s.load;
   const spike = l.spikeUntil === null ? '' : ` · spike: ${Math.max(0, Math.round((l.spikeUntil - s.t) / 1000))} s left`;
-  $('load').textContent = l.running ? `load: ${fmt(l.rate, 0)} req/s target (base ${fmt(l.baseRate, 0)})${spike}${l.dropped > 0 ? ` · ${fmt(l.dropped)} req/s dropped by the client cap` : ''}` : 'load: none (--no-load)';
+  const dns = s.dns === null ? '' : ` · DNS: ${s.dns.name} on 127.0.0.1:${s.dns.port}`;
+  $('load').textContent = (l.running ? `load: ${fmt(l.rate, 0)} req/s target (base ${fmt(l.baseRate, 0)})${spike}${l.dropped > 0 ? ` · ${fmt(l.dropped)} req/s dropped by the client cap` : ''}` : 'load: none (--no-load)') + dns;
   $<HTMLButtonElement>('spike').disabled = !l.running;
   topology(s);
 }

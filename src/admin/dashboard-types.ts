@@ -50,6 +50,10 @@ export interface RegionSnapshot {
   readonly name: string;
   /** The region's Meridian node name. */
   readonly node: string;
+  /** Its clients' listener address (what DNS answers for it). */
+  readonly address: string;
+  /** Whether DNS steering answers with it (false while "region down" holds it out). */
+  readonly dnsUp: boolean;
   /** false after "region down" (every backend of the region killed). */
   readonly up: boolean;
   readonly policy: string;
@@ -86,7 +90,7 @@ export interface FlowSnapshot {
 
 export interface GeoSnapshot {
   readonly name: string;
-  /** The region whose Meridian its clients send to. */
+  /** The region whose Meridian its clients send to now (as DNS steers them). */
   readonly region: string;
   readonly rps: number;
   /** Client-measured latency, ms. */

@@ -83,8 +83,8 @@ export async function runDemo(argv: string[], io: Io, signals: NodeJS.EventEmitt
     `Meridian demo: ${regions.length} regions x ${a.backends} backends, ${a.load ? `${a.rate} req/s of load from ${regions.length > 1 ? 'several geographies' : 'one geography'}` : 'no load (--no-load)'}, policy ${a.policy}.`,
     ...demo.notes.map((n) => `  note:       ${n}`),
     `  dashboard:  ${demo.dashboardUrl}`,
-    `  curl:       curl -i http://127.0.0.1:${first?.webPort}/        (${first?.name}; ${regions.slice(1).map((r) => `${r.name} :${r.webPort}`).join(', ')})`,
-    `  dns:        the DNS responder comes with the global layer (not in this build)`,
+    `  curl:       curl -i http://${first?.address}:${first?.webPort}/        (${first?.name}; ${regions.slice(1).map((r) => `${r.name} ${r.address}:${r.webPort}`).join(', ')})`,
+    ...(demo.dns ? [`  dns:        ${demo.dns.dig}        (as a London client: the nearest region's address)`] : []),
     `  admin API:  curl -H 'Authorization: Bearer ${demo.token}' -X POST http://127.0.0.1:${demo.port}/api/demo/backends/${first?.backends[0]}/kill`,
     `  stop:       Ctrl-C`,
   ];

@@ -15,10 +15,12 @@ import { ProxyMetrics } from '../admin/metrics.js';
 import { createAdminServer, type AdminServer } from '../admin/server.js';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { formatLatency, parseLatency, startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
+import { validateConfig } from '../config/index.js';
+import { GlobalLayer } from '../global/global-layer.js';
 import type { ExchangeRecord } from '../proxy/forward.js';
 import { Meridian } from '../proxy/meridian.js';
-import { LoadGenerator } from './load.js';
-import { CLUSTER, GEOS, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
+import { LoadGenerator, type LoadClient } from './load.js';
+import { CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
 import { startWanLink, type WanLink } from './wan-link.js';
 import { WindowStats } from './window-stats.js';
 
@@ -36,6 +38,8 @@ export interface DemoOptions {
   readonly portExplicit?: boolean;
   /** Regions' client listeners: base, base+1, ...; 0 picks free ones. Default 8081. */
   readonly webPortBase?: number;
+  /** The DNS responder's port (UDP and TCP); when taken, a free one is used and said. Default 8053. */
+  readonly dnsPort?: number;
   /** false: no load generator (curl it yourself). */
   readonly load?: boolean;
   /** Bearer token of every admin API; default MERIDIAN_ADMIN_TOKEN or a random one. */
@@ -71,6 +75,8 @@ interface Region {
   readonly meridian: Meridian;
   configInput: Record<string, unknown>;
   readonly backends: Backend[];
+  /** Its clients' listener: address and port. */
+  readonly address: string;
   readonly webPort: number;
   readonly peerPort: number;
   readonly web: WindowStats;
@@ -104,6 +110,9 @@ export class Demo implements DemoControl {
   #ticker: NodeJS.Timeout | undefined;
   #lastTick = 0;
   #admin: AdminServer | undefined;
+  #global: GlobalLayer | undefined;
+  #clients: (LoadClient & { readonly ip: string })[] = [];
+  #resolver: NodeJS.Timeout | undefined;
   #port = 0;
   #stopped = false;
 
@@ -124,8 +133,16 @@ export class Demo implements DemoControl {
     return `http://127.0.0.1:${this.#port}/dashboard#token=${this.token}`;
   }
 
-  regions(): readonly { name: string; webPort: number; adminPort: number; backends: readonly string[] }[] {
-    return this.#regions.map((r) => ({ name: r.spec.name, webPort: r.webPort, adminPort: r.meridian.adminPort, backends: r.backends.map((b) => b.id) }));
+  regions(): readonly { name: string; address: string; webPort: number; adminPort: number; backends: readonly string[] }[] {
+    return this.#regions.map((r) => ({ name: r.spec.name, address: r.address, webPort: r.webPort, adminPort: r.meridian.adminPort, backends: r.backends.map((b) => b.id) }));
+  }
+
+  /** The DNS responder: its port, and a `dig` that asks it as a London client would. */
+  get dns(): { port: number; hostname: string; dig: string } | undefined {
+    const port = this.#global?.ports().dns;
+    if (port === undefined) return undefined;
+    const london = GEOS.findIndex((g) => g.name === 'London');
+    return { port, hostname: HOSTNAME, dig: `dig @127.0.0.1 -p ${port} ${HOSTNAME} +subnet=${geoSubnet(london).cidr} +short` };
   }
 
   /** Start everything; on failure, whatever was started is stopped again before the error is thrown. */
@@ -145,8 +162,12 @@ export class Demo implements DemoControl {
     // The dashboard's port first: an explicit one that is taken ends the start before anything runs.
     const dashboardPort = await this.#choosePort(this.#o.port ?? 9900, this.#o.portExplicit ?? false, 'the dashboard');
     const base = this.#o.webPortBase ?? 8081;
+    // Each region on a loopback address of its own (127.0.0.11, .12, ...) where the system
+    // routes all of 127/8 to loopback (Linux); else all on 127.0.0.1. Ports differ either way.
+    const aliases = await portFree(0, '127.0.0.11');
+    const addresses = specs.map((_, i) => (aliases ? `127.0.0.${11 + i}` : '127.0.0.1'));
     const webPorts: number[] = [];
-    for (const [i, s] of specs.entries()) webPorts.push(await this.#choosePort(base === 0 ? 0 : base + i, false, `${s.name}'s listener`, webPorts));
+    for (const [i, s] of specs.entries()) webPorts.push(await this.#choosePort(base === 0 ? 0 : base + i, false, `${s.name}'s listener`, webPorts, addresses[i]));
 
     // WAN links: one per ordered pair of regions, target set once the peer listens.
     const links = new Map<string, WanLink>();
@@ -173,6 +194,7 @@ export class Demo implements DemoControl {
         .map((p) => ({ region: p.name, port: (links.get(`${spec.name}>${p.name}`) as WanLink).port }));
       const configInput = regionConfigInput({
         region: spec,
+        address: addresses[i] as string,
         ports: { web: webPorts[i] as number, peer: 0 },
         policy,
         backends: backends.map((b) => ({ id: b.id, port: b.port })),
@@ -184,6 +206,7 @@ export class Demo implements DemoControl {
         configInput,
         backends,
         meridian: undefined as unknown as Meridian,
+        address: addresses[i] as string,
         webPort: 0,
         peerPort: 0,
         web: new WindowStats(),
@@ -208,6 +231,8 @@ export class Demo implements DemoControl {
       for (const b of this.#regions) if (a !== b) (links.get(`${a.spec.name}>${b.spec.name}`) as WanLink).target = b.peerPort;
     }
 
+    await this.#startDns(specs.map((spec, i) => ({ spec, address: addresses[i] as string })));
+
     this.#metrics.setSource(() => this.#target.clusters());
     this.#admin = createAdminServer({
       target: this.#target,
@@ -221,19 +246,17 @@ export class Demo implements DemoControl {
     this.#port = (await this.#admin.listen()).port;
 
     if (this.#o.load !== false) {
-      const byName = new Map(this.#regions.map((r) => [r.spec.name, r]));
-      const clients = GEOS.map((g) => {
-        const region = byName.get((nearest(g, specs)[0] as RegionSpec).name) as Region;
-        this.#geoStats.set(g.name, new WindowStats());
-        return { geo: g.name, weight: g.weight, port: region.webPort, region: region.spec.name };
-      });
-      const regionOfGeo = new Map(clients.map((c) => [c.geo, c.region]));
+      // Each geography's clients resolve the hostname through the steering (as their resolver
+      // would, with their subnet), and again every TTL: a region taken down loses its clients.
+      this.#clients = GEOS.map((g, i) => ({ geo: g.name, weight: g.weight, ip: geoSubnet(i).ip, host: '127.0.0.1', port: 0 }));
+      for (const g of GEOS) this.#geoStats.set(g.name, new WindowStats());
+      this.#resolve();
+      this.#resolver = setInterval(() => this.#resolve(), DNS_TTL_S * 1000);
       this.#load = new LoadGenerator({
-        clients,
+        clients: this.#clients,
         rate: this.#baseRate,
         onResult: (r) => this.#geoStats.get(r.geo)?.add(r.ms, r.status === 0 || r.status >= 500),
       });
-      this.#geoRegion = regionOfGeo;
       this.#load.start();
     }
     this.#lastTick = Date.now();
@@ -242,14 +265,49 @@ export class Demo implements DemoControl {
 
   #geoRegion = new Map<string, string>();
 
+  /** The DNS responder, on `dnsPort` (default 8053) or, when that is taken, a free port (said in the notes). */
+  async #startDns(regions: readonly { spec: RegionSpec; address: string }[]): Promise<void> {
+    const wanted = this.#o.dnsPort ?? 8053;
+    const build = (port: number): GlobalLayer => {
+      const r = validateConfig({ global: globalConfigInput(regions, port) });
+      if (!r.ok || r.config.global === undefined) throw new Error(`demo global config invalid:\n${r.ok ? 'no global block' : r.errors.join('\n')}`);
+      return new GlobalLayer(r.config.global, { log: this.log.child({ layer: 'global' }) });
+    };
+    try {
+      this.#global = build(wanted);
+      await this.#global.start();
+    } catch (e) {
+      if (wanted === 0) throw e;
+      await this.#global?.close();
+      this.#global = build(0);
+      await this.#global.start();
+      this.notes.push(`port ${wanted} (the DNS responder) is in use: using ${this.#global.ports().dns} instead`);
+    }
+  }
+
+  /** Point every geography's clients at the region the DNS steering answers for them now. */
+  #resolve(): void {
+    const byName = new Map(this.#regions.map((r) => [r.spec.name, r]));
+    for (const c of this.#clients) {
+      const name = this.#global?.decide(HOSTNAME, c.ip)?.decision.region ?? (nearest(GEOS.find((g) => g.name === c.geo) as { lat: number; lon: number }, this.#regions.map((r) => r.spec))[0] as RegionSpec).name;
+      const r = byName.get(name);
+      if (!r) continue;
+      c.host = r.address;
+      c.port = r.webPort;
+      this.#geoRegion.set(c.geo, name);
+    }
+  }
+
   /** Stop the load, the Meridians, the links and the backends; nothing is left listening. Idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#ticker);
+    clearInterval(this.#resolver);
     clearTimeout(this.#spikeTimer);
     await this.#load?.stop();
     await this.#admin?.close();
+    await this.#global?.close();
     await Promise.all(this.#regions.map((r) => r.meridian.drainAndStop(0)));
     await Promise.all(this.#links.map((l) => l.close()));
     await Promise.all([...this.#backends.values()].map((b) => b.server?.close()));
@@ -316,7 +374,15 @@ export class Demo implements DemoControl {
       if (up) await this.reviveBackend(b.id);
       else await this.killBackend(b.id);
     }
-    return { ok: true, message: up ? `region ${name} up: its backends run again` : `region ${name} down: every backend killed; its Meridian fails over to the next region` };
+    // DNS steers new lookups away (down) or lets them back (up: the override is cleared).
+    this.#global?.setRegionOverride(name, up ? undefined : 'down');
+    this.#resolve();
+    return {
+      ok: true,
+      message: up
+        ? `region ${name} up: its backends run again, and DNS answers with it again`
+        : `region ${name} down: every backend killed, DNS steers its clients to the next region, and its Meridian fails over what still arrives`,
+    };
   }
 
   spike(factor: number, seconds: number): ControlResult {
@@ -403,6 +469,7 @@ export class Demo implements DemoControl {
     const per = 1000 / intervalMs;
     const round = (x: number): number => Math.round(x * 100) / 100;
     const flows: FlowSnapshot[] = [];
+    const dnsStatus = new Map((this.#global?.status().regions ?? []).map((r) => [r.name, r.healthy]));
     const regions = this.#regions.map((r): RegionSnapshot => {
       const c = r.meridian.clusters()[0] as ClusterState;
       const endpoints = c.endpoints.map((e): EndpointSnapshot => {
@@ -435,6 +502,8 @@ export class Demo implements DemoControl {
       return {
         name: r.spec.name,
         node: `meridian-${r.spec.name}`,
+        address: r.address,
+        dnsUp: dnsStatus.get(r.spec.name) ?? true,
         up: r.backends.some((b) => b.server !== undefined),
         policy: c.policy,
         cluster: `${CLUSTER}@${r.spec.name}`,
@@ -474,7 +543,7 @@ export class Demo implements DemoControl {
         inFlight: this.#load?.inFlight ?? 0,
         dropped: round((this.#load?.takeDropped() ?? 0) * per),
       },
-      dns: null,
+      dns: this.dns === undefined ? null : { port: this.dns.port, name: HOSTNAME },
     };
     this.#history.push(snapshot);
     if (this.#history.length > HISTORY) this.#history = this.#history.slice(-HISTORY);
@@ -487,8 +556,8 @@ export class Demo implements DemoControl {
    * `wanted` if it is free; else a free one, noted for the banner (or, when the user asked
    * for that port, a PortInUseError naming it). `avoid`: ports already chosen.
    */
-  async #choosePort(wanted: number, explicit: boolean, what: string, avoid: readonly number[] = []): Promise<number> {
-    if (wanted !== 0 && !avoid.includes(wanted) && (await portFree(wanted))) return wanted;
+  async #choosePort(wanted: number, explicit: boolean, what: string, avoid: readonly number[] = [], host = '127.0.0.1'): Promise<number> {
+    if (wanted !== 0 && !avoid.includes(wanted) && (await portFree(wanted, host)) && (host === '127.0.0.1' || (await portFree(wanted)))) return wanted;
     if (wanted !== 0 && explicit) throw new PortInUseError(wanted, what);
     let port: number;
     do port = await freePort();
@@ -502,11 +571,11 @@ function noBackend(id: string): ControlResult {
   return { ok: false, status: 404, error: `no backend "${id}"` };
 }
 
-function portFree(port: number): Promise<boolean> {
+function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
     s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    s.listen(port, host, () => s.close(() => resolve(true)));
   });
 }
 

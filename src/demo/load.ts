@@ -14,13 +14,13 @@ export interface LoadClient {
   readonly geo: string;
   /** Share of the requests. */
   readonly weight: number;
-  /** The Meridian listener its requests go to. */
-  readonly port: number;
+  /** The Meridian listener its requests go to now (the demo re-steers it through DNS). */
+  host: string;
+  port: number;
 }
 
 export interface LoadResult {
   readonly geo: string;
-  readonly port: number;
   /** HTTP status, or 0 when the request failed without an answer. */
   readonly status: number;
   readonly ms: number;
@@ -41,7 +41,7 @@ const TICKS_PER_SECOND = 20;
 
 export class LoadGenerator {
   readonly #o: LoadOptions;
-  readonly #pools = new Map<number, Pool>();
+  readonly #pools = new Map<string, Pool>();
   readonly #maxInFlight: number;
   readonly #cumulative: number[];
   readonly #totalWeight: number;
@@ -121,11 +121,12 @@ export class LoadGenerator {
     return this.#o.clients[i === -1 ? this.#o.clients.length - 1 : i] as LoadClient;
   }
 
-  #pool(port: number): Pool {
-    let p = this.#pools.get(port);
+  #pool(host: string, port: number): Pool {
+    const origin = `http://${host}:${port}`;
+    let p = this.#pools.get(origin);
     if (!p) {
-      p = new Pool(`http://127.0.0.1:${port}`, { connections: 128, keepAliveTimeout: 2000 });
-      this.#pools.set(port, p);
+      p = new Pool(origin, { connections: 128, keepAliveTimeout: 2000 });
+      this.#pools.set(origin, p);
     }
     return p;
   }
@@ -137,9 +138,9 @@ export class LoadGenerator {
     const user = `u${Math.floor(Math.random() * (this.#o.users ?? 1000))}`;
     const done = (status: number): void => {
       this.#inFlight--;
-      this.#o.onResult({ geo: c.geo, port: c.port, status, ms: performance.now() - started });
+      this.#o.onResult({ geo: c.geo, status, ms: performance.now() - started });
     };
-    this.#pool(c.port)
+    this.#pool(c.host, c.port)
       .request({ path: '/', method: 'GET', headers: { 'x-user': user, 'x-client-geo': encodeURIComponent(c.geo) }, headersTimeout: 10_000, bodyTimeout: 10_000 })
       .then(async (res) => {
         await res.body.dump();

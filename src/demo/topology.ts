@@ -69,6 +69,29 @@ export function nearest(where: { lat: number; lon: number }, regions: readonly R
   return [...regions].sort((x, y) => distanceKm(where, x) - distanceKm(where, y));
 }
 
+/**
+ * The demo's DNS zone and the hostname its clients resolve; each geography's clients
+ * carry a documentation-range subnet (203.0.113.0/24, RFC 5737, cut in /27s), never an
+ * address anything is sent to: it only tells the steering where they are.
+ */
+export const ZONE = 'meridian.test';
+export const HOSTNAME = `www.${ZONE}`;
+export const DNS_TTL_S = 5;
+
+export function geoSubnet(i: number): { cidr: string; ip: string } {
+  return { cidr: `203.0.113.${i * 32}/27`, ip: `203.0.113.${i * 32 + 1}` };
+}
+
+/** The `global:` block: a geo-steered hostname over the regions, each answering with its listener's address. */
+export function globalConfigInput(regions: readonly { spec: RegionSpec; address: string }[], dnsPort: number): Record<string, unknown> {
+  return {
+    dns: { address: '127.0.0.1', port: dnsPort, zone: ZONE, ttl: `${DNS_TTL_S}s`, ns_addresses: { [`ns1.${ZONE}`]: ['127.0.0.1'] } },
+    regions: regions.map((r) => ({ name: r.spec.name, location: { lat: r.spec.lat, lon: r.spec.lon }, addresses: [r.address] })),
+    geo: { cidrs: GEOS.map((g, i) => ({ cidr: geoSubnet(i).cidr, location: { lat: g.lat, lon: g.lon } })) },
+    hostnames: [{ name: HOSTNAME, policy: 'geo' }],
+  };
+}
+
 export interface RegionPorts {
   /** Clients' listener. */
   readonly web: number;
@@ -78,6 +101,8 @@ export interface RegionPorts {
 
 export interface RegionConfigInput {
   readonly region: RegionSpec;
+  /** Its clients' listener address (127.0.0.1, or a loopback alias of its own such as 127.0.0.11). */
+  readonly address: string;
   readonly ports: RegionPorts;
   readonly policy: string;
   /** Its own backends. */
@@ -116,7 +141,7 @@ export function regionConfigInput(c: RegionConfigInput): Record<string, unknown>
     access_log: { enabled: false },
     drain_timeout: '1s',
     listeners: [
-      { name: 'web', address: '127.0.0.1', port: c.ports.web, routes: [route] },
+      { name: 'web', address: c.address, port: c.ports.web, routes: [route] },
       { name: 'peer', address: '127.0.0.1', port: c.ports.peer, routes: [{ cluster: CLUSTER }] },
     ],
     clusters: [cluster],

@@ -28,7 +28,7 @@ describe('dashboard in chromium', { skip }, () => {
   const errors: string[] = [];
 
   before(async () => {
-    demo = new Demo({ port: 0, webPortBase: 0, rate: 40, logger: pino({ level: 'silent' }) });
+    demo = new Demo({ port: 0, webPortBase: 0, dnsPort: 0, rate: 40, logger: pino({ level: 'silent' }) });
     await demo.start();
     profile = mkdtempSync(join(tmpdir(), 'meridian-chromium-'));
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 800 } });

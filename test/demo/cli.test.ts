@@ -2,9 +2,21 @@
 // stops every process and socket it started; usage and taken-port errors exit 2.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { get, until } from '../proxy/harness.js';
+
+function status(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 function run(args: string[]) {
   const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -28,17 +40,19 @@ describe('meridian demo (process)', () => {
     const text = p.out();
     const dashboard = /dashboard: +http:\/\/127\.0\.0\.1:(\d+)\/dashboard#token=([0-9a-f]+)/.exec(text);
     assert.ok(dashboard, text);
-    assert.match(text, /curl: +curl -i http:\/\/127\.0\.0\.1:\d+\//);
-    assert.match(text, /dns: /);
+    const curl = /curl: +curl -i http:\/\/(127\.0\.0\.\d+):(\d+)\//.exec(text);
+    assert.ok(curl, text);
+    assert.match(text, /dns: +dig @127\.0\.0\.1 -p \d+ www\.meridian\.test/);
     const dashboardPort = Number(dashboard[1]);
-    const webPort = Number(/curl -i http:\/\/127\.0\.0\.1:(\d+)\//.exec(text)?.[1]);
-    assert.equal((await get(webPort, '/', { agent: false })).status, 200);
+    const [host, webPort] = [curl[1] as string, Number(curl[2])];
+    assert.equal(await status(host, webPort), 200);
     assert.equal((await get(dashboardPort, '/dashboard', { agent: false })).status, 200);
     const state = JSON.parse((await get(dashboardPort, '/api/clusters', { agent: false })).body) as { clusters: unknown[] };
     assert.equal(state.clusters.length, 2);
     p.child.kill('SIGINT');
     assert.equal(await p.exit, 0);
-    for (const port of [dashboardPort, webPort]) await assert.rejects(get(port, '/', { agent: false }), /ECONNREFUSED/);
+    await assert.rejects(get(dashboardPort, '/', { agent: false }), /ECONNREFUSED/);
+    await assert.rejects(status(host, webPort), /ECONNREFUSED/);
   });
 
   it('a taken --port exits 2 naming the port; a bad option exits 2 with the usage line', async () => {

@@ -2,8 +2,9 @@
 // the control admin server on 127.0.0.1 with ephemeral ports; every control over HTTP with
 // the bearer token; nothing left listening after stop().
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,6 +26,18 @@ function post(port: number, path: string, body: unknown, token?: string): Promis
   });
 }
 
+/** GET from a region's listener, on its own address (127.0.0.11, ... where the system has them). */
+function getAt(host: string, port: number, path = '/'): Promise<{ status: number; backend: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, backend: String(res.headers['x-backend']) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 describe('meridian demo (in process)', () => {
   let demo: Demo;
   let reports: string;
@@ -35,7 +48,7 @@ describe('meridian demo (in process)', () => {
   before(async () => {
     reports = mkdtempSync(join(tmpdir(), 'meridian-reports-'));
     writeFileSync(join(reports, 'spike.html'), '<!doctype html><title>report</title><p>simulated</p>');
-    demo = new Demo({ port: 0, webPortBase: 0, rate: 30, intervalMs: 250, reportsDir: reports, logger: pino({ level: 'silent' }) });
+    demo = new Demo({ port: 0, webPortBase: 0, dnsPort: 0, rate: 30, intervalMs: 250, reportsDir: reports, logger: pino({ level: 'silent' }) });
     await demo.start();
   });
   after(() => demo?.stop());
@@ -52,9 +65,9 @@ describe('meridian demo (in process)', () => {
     assert.ok(s.flows.some((f) => f.kind === 'client' && f.to === 'us-east'));
     assert.ok(s.geos.length >= 6);
     // A region's listener answers like any Meridian.
-    const reply = await get(region('eu-west').listenerPort, '/');
+    const reply = await getAt(region('eu-west').address, region('eu-west').listenerPort);
     assert.equal(reply.status, 200);
-    assert.match(String(reply.headers['x-backend']), /^eu-west-\d$/);
+    assert.match(reply.backend, /^eu-west-\d$/);
   });
 
   it('serves the page, its assets (uPlot from node_modules, no CDN) and the live stream', async () => {
@@ -117,23 +130,26 @@ describe('meridian demo (in process)', () => {
     await until(() => endpoint('ap-south', 'ap-south-3')?.slowed === false, 5000, 'the latency restored');
   });
 
-  it('region down: its Meridian fails over to another region; up: it serves its own again', async () => {
+  it('region down: DNS steers its clients away and its Meridian fails over what still arrives; up: both come back', async () => {
+    const newYork = () => demo.snapshot()?.geos.find((g) => g.name === 'New York');
+    assert.equal(newYork()?.region, 'us-east');
     assert.equal((await call('/api/demo/regions/us-east/down')).status, 200);
-    await until(() => !region('us-east').up && region('us-east').failoverOutRps > 0, 15_000, 'us-east failing over');
-    const s = demo.snapshot() as DemoSnapshot;
-    assert.ok(s.flows.some((f) => f.kind === 'failover' && f.from === 'us-east'), 'a failover flow from us-east');
-    const crossed = await get(region('us-east').listenerPort, '/');
+    await until(() => !region('us-east').up && !region('us-east').dnsUp && region('us-east').localities[0]?.share === 0, 15_000, 'us-east down');
+    await until(() => newYork()?.region !== 'us-east' && (newYork()?.rps ?? 0) > 0, 10_000, 'New York steered elsewhere');
+    // A client that still holds us-east's address (an old DNS answer) is served through failover.
+    const crossed = await getAt(region('us-east').address, region('us-east').listenerPort);
     assert.equal(crossed.status, 200);
-    assert.doesNotMatch(String(crossed.headers['x-backend']), /^us-east/, 'answered by another region');
+    assert.doesNotMatch(crossed.backend, /^us-east/, 'answered by another region');
+    await until(() => (demo.snapshot()?.flows ?? []).some((f) => f.kind === 'failover' && f.from === 'us-east'), 5000, 'the failover flow');
     assert.equal((await call('/api/demo/regions/us-east/up')).status, 200);
-    await until(() => region('us-east').up && region('us-east').localities[0]?.share === 1, 30_000, 'us-east serving its own traffic again');
+    await until(() => region('us-east').up && region('us-east').dnsUp && region('us-east').localities[0]?.share === 1 && newYork()?.region === 'us-east', 30_000, 'us-east serving its own clients again');
   });
 
   it('changes the policy of one region by a reload, keeping the others', async () => {
     assert.equal((await call('/api/demo/policy', { policy: 'peak_ewma', region: 'eu-west' })).status, 200);
     await until(() => region('eu-west').policy === 'peak_ewma', 5000, 'the new policy');
     assert.equal(region('us-east').policy, 'least_request');
-    assert.equal((await get(region('eu-west').listenerPort, '/')).status, 200);
+    assert.equal((await getAt(region('eu-west').address, region('eu-west').listenerPort)).status, 200);
   });
 
   it('drains an endpoint through the admin API of all regions, and undrains it', async () => {
@@ -154,6 +170,17 @@ describe('meridian demo (in process)', () => {
     await until(() => demo.snapshot()?.load.rate === 30 && demo.snapshot()?.load.spikeUntil === null, 10_000, 'the base rate again');
   });
 
+  it('answers DNS for the demo hostname by the client subnet (dig, when installed)', { skip: existsSync('/usr/bin/dig') ? false : 'dig is missing (apt-get install dnsutils)' }, async () => {
+    const dns = demo.dns as { port: number; dig: string };
+    const dig = (subnet: string): Promise<string> =>
+      new Promise((resolve, reject) =>
+        execFile('dig', ['@127.0.0.1', '-p', String(dns.port), 'www.meridian.test', `+subnet=${subnet}`, '+short', '+time=2', '+tries=1'], (err, out) => (err ? reject(err) : resolve(out.trim()))),
+      );
+    assert.equal(await dig('203.0.113.64/27'), region('eu-west').address, 'London is steered to eu-west');
+    assert.equal(await dig('203.0.113.0/27'), region('us-east').address, 'New York to us-east');
+    assert.match(dns.dig, /^dig @127\.0\.0\.1 -p \d+ www\.meridian\.test \+subnet=203\.0\.113\.64\/27/);
+  });
+
   it('lists and serves simulator reports from its folder, sandboxed', async () => {
     const list = JSON.parse((await get(demo.port, '/api/demo/reports')).body) as { reports: string[] };
     assert.deepEqual(list.reports, ['spike.html']);
@@ -166,21 +193,23 @@ describe('meridian demo (in process)', () => {
 
 describe('meridian demo: ports and stop', () => {
   it('stop() leaves nothing listening', async () => {
-    const demo = new Demo({ port: 0, webPortBase: 0, rate: 10, regions: 2, backends: 2, intervalMs: 200, logger: pino({ level: 'silent' }) });
+    const demo = new Demo({ port: 0, webPortBase: 0, dnsPort: 0, rate: 10, regions: 2, backends: 2, intervalMs: 200, logger: pino({ level: 'silent' }) });
     await demo.start();
     await until(() => (demo.snapshot()?.regions ?? []).some((r) => r.rps > 0), 10_000, 'traffic');
-    const ports = [demo.port, ...demo.regions().flatMap((r) => [r.webPort, r.adminPort])];
+    const ports = [demo.port, ...demo.regions().map((r) => r.adminPort)];
+    const web = demo.regions().map((r) => [r.address, r.webPort] as const);
     await demo.stop();
     for (const port of ports) await assert.rejects(get(port, '/', { agent: false }), /ECONNREFUSED/, `port ${port}`);
+    for (const [host, port] of web) await assert.rejects(getAt(host, port), /ECONNREFUSED/, `${host}:${port}`);
   });
 
   it('an explicit dashboard port that is taken fails, naming it; a taken default is replaced and said', async () => {
-    const holder = new Demo({ port: 0, webPortBase: 0, regions: 1, backends: 1, load: false, logger: pino({ level: 'silent' }) });
+    const holder = new Demo({ port: 0, webPortBase: 0, dnsPort: 0, regions: 1, backends: 1, load: false, logger: pino({ level: 'silent' }) });
     await holder.start();
     try {
-      const clash = new Demo({ port: holder.port, portExplicit: true, webPortBase: 0, regions: 1, backends: 1, load: false, logger: pino({ level: 'silent' }) });
+      const clash = new Demo({ port: holder.port, portExplicit: true, webPortBase: 0, dnsPort: 0, regions: 1, backends: 1, load: false, logger: pino({ level: 'silent' }) });
       await assert.rejects(clash.start(), (e: Error) => e instanceof PortInUseError && e.message.includes(`port ${holder.port}`));
-      const moved = new Demo({ port: holder.port, webPortBase: 0, regions: 1, backends: 1, load: false, logger: pino({ level: 'silent' }) });
+      const moved = new Demo({ port: holder.port, webPortBase: 0, dnsPort: 0, regions: 1, backends: 1, load: false, logger: pino({ level: 'silent' }) });
       await moved.start();
       assert.notEqual(moved.port, holder.port);
       assert.match(moved.notes.join('\n'), new RegExp(`port ${holder.port} \\(the dashboard\\) is in use: using ${moved.port} instead`));
