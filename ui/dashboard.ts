@@ -248,9 +248,11 @@ function topology(s: DemoSnapshot): void {
     geos.forEach((g, k) => {
       const x = colW * i + (colW * (k + 1)) / (geos.length + 1);
       const to = node.get(r.name) as { x: number; y: number };
-      if (g.rps > 0) root.append(svg('line', { x1: x, y1: 48, x2: to.x, y2: to.y - 22, stroke: '#555', 'stroke-width': width(g.rps), 'stroke-opacity': 0.55 }));
-      root.append(svg('text', { x, y: 20, 'text-anchor': 'middle', class: 'geo' }, g.name));
-      root.append(svg('text', { x, y: 38, 'text-anchor': 'middle', class: 'small' }, `${fmt(g.rps, 0)} req/s`));
+      // Many clients over one region (others are down): labels in two staggered rows.
+      const dy = geos.length * 75 > colW && k % 2 === 1 ? 36 : 0;
+      if (g.rps > 0) root.append(svg('line', { x1: x, y1: 48 + dy, x2: to.x, y2: to.y - 22, stroke: '#555', 'stroke-width': width(g.rps), 'stroke-opacity': 0.55 }));
+      root.append(svg('text', { x, y: 20 + dy, 'text-anchor': 'middle', class: 'geo' }, g.name));
+      root.append(svg('text', { x, y: 38 + dy, 'text-anchor': 'middle', class: 'small' }, `${fmt(g.rps, 0)} req/s`));
     });
   });
 
