@@ -39,6 +39,11 @@ export interface AdminServerOptions {
   /** 0 picks a free port; listen() reports it. */
   readonly port: number;
   readonly logger?: AdminLogger;
+  /**
+   * More routes, matched after the built-in ones (the dashboard and the demo's controls,
+   * src/admin/dashboard.ts). Their POST handlers need the bearer token like every other.
+   */
+  readonly routes?: readonly AdminRoute[];
 }
 
 export interface AdminServer {
@@ -50,7 +55,7 @@ export interface AdminServer {
 }
 
 /** A failure with the status, message and headers to answer with. */
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -61,7 +66,7 @@ class HttpError extends Error {
   }
 }
 
-interface Ctx {
+export interface Ctx {
   readonly req: http.IncomingMessage;
   readonly res: http.ServerResponse;
   readonly params: Readonly<Record<string, string>>;
@@ -72,7 +77,8 @@ interface Ctx {
 
 type Handler = (ctx: Ctx) => Promise<void> | void;
 
-interface Route {
+/** One admin route; extra ones come in through `AdminServerOptions.routes`. */
+export interface AdminRoute {
   /** Path segments; `:name` binds the (URL-decoded) segment to `params.name`. */
   readonly path: readonly string[];
   /** Read-only; HEAD is answered too. */
@@ -94,7 +100,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   // Both sides hashed: equal-length buffers for timingSafeEqual, and the token's length stays secret.
   const tokenDigest = opts.token ? sha256(opts.token) : undefined;
 
-  const routes: readonly Route[] = [
+  const routes: readonly AdminRoute[] = [
     {
       path: ['metrics'],
       get: async ({ res }) => {
@@ -189,6 +195,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         }
       },
     },
+    ...(opts.routes ?? []),
   ];
 
   function globalLayer(): GlobalAdmin {
@@ -301,7 +308,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   };
 }
 
-function matchRoute(routes: readonly Route[], segments: readonly string[]): { route: Route; params: Record<string, string> } | undefined {
+function matchRoute(routes: readonly AdminRoute[], segments: readonly string[]): { route: AdminRoute; params: Record<string, string> } | undefined {
   outer: for (const route of routes) {
     if (route.path.length !== segments.length) continue;
     const params: Record<string, string> = {};
@@ -320,7 +327,7 @@ function matchRoute(routes: readonly Route[], segments: readonly string[]): { ro
  * The body as a JSON object holding only `allowed` keys; an empty body is `{}`. The
  * Content-Type is not checked: `curl -d` sends form encoding by default.
  */
-async function readJsonObject(req: http.IncomingMessage, allowed: readonly string[]): Promise<Record<string, unknown>> {
+export async function readJsonObject(req: http.IncomingMessage, allowed: readonly string[]): Promise<Record<string, unknown>> {
   const text = (await readBody(req)).toString('utf8').trim();
   if (text === '') return {};
   let value: unknown;
@@ -373,7 +380,7 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   });
 }
 
-function badField(field: string, expected: string, got: unknown): HttpError {
+export function badField(field: string, expected: string, got: unknown): HttpError {
   return new HttpError(400, `${field}: ${expected}, got ${describeValue(got)}`, { field });
 }
 
@@ -391,11 +398,11 @@ function peer(req: http.IncomingMessage): string {
   return remoteAddress?.includes(':') ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
 }
 
-function send(res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void {
+export function send(res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void {
   res.writeHead(status, { ...COMMON_HEADERS, ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
-function sendJson(res: http.ServerResponse, status: number, value: unknown, headers: Readonly<Record<string, string>> = {}): void {
+export function sendJson(res: http.ServerResponse, status: number, value: unknown, headers: Readonly<Record<string, string>> = {}): void {
   send(res, status, `${JSON.stringify(value)}\n`, JSON_TYPE, headers);
 }

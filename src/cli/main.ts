@@ -1,6 +1,7 @@
 // The `meridian` command: dispatches to one module per subcommand.
 import { readFileSync } from 'node:fs';
 import { runBackend } from './backend.js';
+import { runDemo } from './demo.js';
 import { runHash } from './hash.js';
 import { runPlan } from './plan.js';
 import { runQuickstart } from './quickstart.js';
@@ -16,7 +17,9 @@ const HELP = `meridian — a global load balancer
 
 Usage:
   meridian start -c FILE         run the load balancer (SIGHUP reloads, SIGTERM drains)
-  meridian quickstart [-c FILE]  sample backends plus Meridian on examples/quickstart.yaml (npm start)
+  meridian demo [--rate N] [--regions N] [--backends N] [--policy P] [--port P] [--no-load]
+                                 three regions, failover, load and a live dashboard on loopback (npm start)
+  meridian quickstart [-c FILE]  sample backends plus Meridian on examples/quickstart.yaml
   meridian backend --port P [--name NAME] [--latency 10ms|exp:10ms|lognormal:10ms,1.0]
                    [--error-rate 0.01] [--health-path /healthz]
                                  a sample backend with injected latency and errors
@@ -56,6 +59,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return 0;
     case 'start':
       return runStart(rest, io);
+    case 'demo':
+      return runDemo(rest, io);
     case 'quickstart':
       return runQuickstart(rest, io);
     case 'backend':

@@ -1,0 +1,89 @@
+// The dashboard in a real browser: Debian's chromium driven by playwright-core (never a
+// downloaded browser), against a real demo on loopback. Kill a backend from the page, see it
+// turn unhealthy and its traffic go to the others; revive it from the keyboard, see it come
+// back through slow start. Saves test-artifacts/dashboard.png (and a narrow-window shot).
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { Demo } from '../../src/demo/demo.js';
+import { until } from '../proxy/harness.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install -y chromium): the browser test cannot run`;
+/** Flags that keep the browser off the network and quiet. */
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+
+const VICTIM = 'us-east-1';
+const OTHERS = ['us-east-2', 'us-east-3', 'us-east-4'];
+
+describe('dashboard in chromium', { skip }, () => {
+  let demo: Demo;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  const errors: string[] = [];
+
+  before(async () => {
+    demo = new Demo({ port: 0, webPortBase: 0, dnsPort: 0, rate: 40, logger: pino({ level: 'silent' }) });
+    await demo.start();
+    profile = mkdtempSync(join(tmpdir(), 'meridian-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 800 } });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => errors.push(e.message));
+  });
+
+  after(async () => {
+    await context?.close();
+    await demo?.stop();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  const cell = (id: string, key: 'state' | 'rps'): Promise<string> => page.locator(`tr[data-endpoint="${id}"] td`).nth(key === 'state' ? 1 : 5).innerText();
+  const rps = async (id: string): Promise<number> => Number(await cell(id, 'rps'));
+  const status = (id: string): Promise<string | null> => page.locator(`tr[data-endpoint="${id}"] .state`).getAttribute('data-status');
+
+  it('shows live numbers, kills a backend and revives it through slow start', async () => {
+    await page.goto(demo.dashboardUrl);
+    await page.locator('#conn[data-state="live"]').waitFor({ timeout: 10_000 });
+
+    // The numbers move: the region cards' text changes from one snapshot to the next, with traffic on them.
+    const cards = page.locator('#regions');
+    const first = await cards.innerText();
+    await until(async () => (await cards.innerText()) !== first && Number(await page.locator('[data-region="us-east"] dd').first().innerText()) > 0, 10_000, 'the region numbers to move');
+    await until(async () => (await rps(VICTIM)) > 0, 10_000, `${VICTIM} to take traffic`);
+    assert.equal(await status(VICTIM), 'healthy');
+
+    // Kill it (a click): health checks take it out, its traffic goes to zero, the others take it.
+    await page.getByRole('button', { name: `Kill ${VICTIM}`, exact: true }).click();
+    await until(async () => (await status(VICTIM)) === 'unhealthy', 15_000, `${VICTIM} to turn unhealthy`);
+    await until(async () => (await rps(VICTIM)) === 0, 10_000, `${VICTIM}'s traffic to reach zero`);
+    await until(async () => (await Promise.all(OTHERS.map(rps))).reduce((a, b) => a + b, 0) > 0, 10_000, 'the other backends to take the traffic');
+    assert.match(await cell(VICTIM, 'state'), /killed/);
+    const region = demo.snapshot()?.regions.find((r) => r.name === 'us-east');
+    assert.equal(region?.errorRate ?? 1, 0, 'no client saw an error once it was out');
+
+    // Revive it from the keyboard: focus the button, press Enter. It comes back through slow start.
+    const revive = page.getByRole('button', { name: `Revive ${VICTIM}`, exact: true });
+    await revive.focus();
+    await page.keyboard.press('Enter');
+    await until(async () => (await status(VICTIM)) === 'slow_start', 30_000, `${VICTIM} to come back in slow start`);
+    const weight = await page.locator(`tr[data-endpoint="${VICTIM}"] td`).nth(2).innerText();
+    const [effective, configured] = weight.split('/').map((x) => Number(x.trim()));
+    assert.ok((effective as number) < (configured as number), `slow start ramps the weight: ${weight}`);
+    await until(async () => (await rps(VICTIM)) > 0, 15_000, `${VICTIM} to take traffic again`);
+
+    mkdirSync('test-artifacts', { recursive: true });
+    await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
+    assert.deepEqual(errors, [], 'no script errors on the page');
+  });
+
+  it('fits a narrow window without sideways scrolling', async () => {
+    await page.setViewportSize({ width: 420, height: 900 });
+    await until(async () => (await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth')) <= 1, 5000, 'the page to fit 420 px');
+    await page.screenshot({ path: 'test-artifacts/dashboard-narrow.png', fullPage: true });
+  });
+});
