@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type Config, parseConfigText, validateConfig } from '../../src/config/index.js';
+import { errors, valid } from './helpers.js';
+import { parseConfigText } from '../../src/config/index.js';
 
 type Json = Record<string, unknown>;
 
@@ -16,18 +17,6 @@ function globalBlock(over: Json = {}): Json {
     hostnames: [{ name: 'www.meridian.test' }],
     ...over,
   };
-}
-
-function valid(input: unknown): Config {
-  const r = validateConfig(input);
-  if (!r.ok) assert.fail(`expected valid, got:\n${r.errors.join('\n')}`);
-  return r.config;
-}
-
-function errors(input: unknown): string[] {
-  const r = validateConfig(input);
-  assert.equal(r.ok, false, 'expected the config to be refused');
-  return r.ok ? [] : r.errors;
 }
 
 describe('global config', () => {

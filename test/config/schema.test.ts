@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { errors, valid } from './helpers.js';
 import { POLICY_NAMES } from '../../src/core/types.js';
-import { clusterEndpoints, type Config, POLICIES, validateConfig } from '../../src/config/index.js';
+import { clusterEndpoints, POLICIES, validateConfig } from '../../src/config/index.js';
 
 type Json = Record<string, unknown>;
 
@@ -11,18 +12,6 @@ function base(): { listeners: Json[]; clusters: Json[]; admin?: Json } {
     listeners: [{ name: 'web', port: 8080, routes: [{ cluster: 'api' }] }],
     clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1:9001' }] }],
   };
-}
-
-function valid(input: unknown): Config {
-  const r = validateConfig(input);
-  if (!r.ok) assert.fail(`expected valid, got:\n${r.errors.join('\n')}`);
-  return r.config;
-}
-
-function errors(input: unknown): string[] {
-  const r = validateConfig(input);
-  assert.equal(r.ok, false, 'expected the config to be refused');
-  return r.ok ? [] : r.errors;
 }
 
 function cluster0(c: { clusters: Json[] }): Json {
