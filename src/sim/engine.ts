@@ -54,6 +54,8 @@ export interface PolicyResult {
   /** Still in flight when the run ended. */
   readonly unfinished: number;
   readonly retries: number;
+  /** Tries a region's load balancer sent to another region's servers (lb.cross_region). */
+  readonly cross_region_tries: number;
   readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow', number>>;
   readonly latency_ms: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
   readonly max_utilization: number;
@@ -91,6 +93,8 @@ interface Attempt {
   readonly host: HostState;
   readonly startMs: number;
   readonly isRetry: boolean;
+  /** Round trip to the server's region when it is not the request's: paid before the answer reaches the LB. */
+  readonly extraMs: number;
   epoch: number;
   done: boolean;
 }
@@ -276,6 +280,8 @@ class Run {
   readonly #lbs: RegionLb[] = [];
   readonly #servers: Server[] = [];
   readonly #byHost = new Map<HostState, Server>();
+  /** Hosts of a region's cluster that are another region's servers (lb.cross_region), with the RTT to them. */
+  readonly #remoteRtt = new Map<HostState, number>();
   readonly #arrivals: Arrivals[];
   readonly #keyRng: SeededRng;
   readonly #choice: RegionChoice;
@@ -288,6 +294,7 @@ class Run {
   #failed = 0;
   #shed = 0;
   #retries = 0;
+  #crossRegionTries = 0;
   #latencySumMs = 0;
   #latencyMaxMs = 0;
   readonly #failures: Record<Failure | 'rate_limited' | 'overflow', number> = {
@@ -319,6 +326,7 @@ class Run {
         ...(lb.outlierDetection ? { outlierDetection: lb.outlierDetection } : {}),
         ...(lb.panicThresholdPercent === undefined ? {} : { panicThresholdPercent: lb.panicThresholdPercent }),
         ...(lb.slowStart ? { slowStart: lb.slowStart } : {}),
+        ...(lb.overprovisioningFactor === undefined ? {} : { overprovisioningFactor: lb.overprovisioningFactor }),
       });
       this.#lbs.push({
         name: reg.name,
@@ -351,8 +359,12 @@ class Run {
     const lb = this.#lbs[region] as RegionLb;
     const now = this.#clock.nowMs();
     const first = lb.servers.length;
-    const eps: Endpoint[] = [...lb.cluster.hosts.map((h) => h.endpoint)];
-    specs.forEach((_, j) => eps.push({ id: `${lb.name}/${first + j}`, address: `${lb.name}/${first + j}`, weight: 1 }));
+    const cross = this.#s.lb.crossRegion;
+    const eps: Endpoint[] = lb.servers.map((sv) => sv.host.endpoint);
+    specs.forEach((_, j) => {
+      const id = `${lb.name}/${first + j}`;
+      eps.push({ id, address: id, weight: 1, ...(cross ? { locality: { region: lb.name, priority: 0 } } : {}) });
+    });
     lb.cluster.setEndpoints(eps);
     specs.forEach((spec, j) => {
       const id = `${lb.name}/${first + j}`;
@@ -372,6 +384,42 @@ class Run {
         const interval = this.#s.lb.healthCheck.intervalMs;
         // Probes of a region's servers are spread evenly over one interval.
         this.#q.push(now + (interval * (first + j + 1)) / (first + specs.length), { k: EV_PROBE, server });
+      }
+    });
+    if (cross) this.#syncRemote();
+  }
+
+  /** The inter-region round trip from region a's load balancer to region b's servers; undefined = no route. */
+  #interRegionRtt(a: number, b: number): number | undefined {
+    const ra = this.#s.regions[a];
+    const rb = this.#s.regions[b];
+    if (ra === undefined || rb === undefined) return undefined;
+    return ra.rttMs.get(rb.name) ?? rb.rttMs.get(ra.name);
+  }
+
+  /**
+   * lb.cross_region: every region's cluster gets the other regions' servers as remote
+   * localities, one priority level per region, nearest first; the core's locality routing
+   * (priority levels, overprovisioning, panic) decides when traffic crosses.
+   */
+  #syncRemote(): void {
+    this.#lbs.forEach((lb, r) => {
+      const others = this.#lbs
+        .map((_, o) => ({ o, rtt: this.#interRegionRtt(r, o) }))
+        .filter((x): x is { o: number; rtt: number } => x.o !== r && x.rtt !== undefined)
+        .sort((x, y) => x.rtt - y.rtt || x.o - y.o);
+      const eps: Endpoint[] = lb.servers.map((sv) => sv.host.endpoint);
+      others.forEach(({ o }, rank) => {
+        const other = this.#lbs[o] as RegionLb;
+        for (const sv of other.servers) eps.push({ id: sv.id, address: sv.id, weight: 1, locality: { region: other.name, priority: rank + 1, remote: true } });
+      });
+      lb.cluster.setEndpoints(eps);
+      for (const { o, rtt } of others) {
+        for (const sv of (this.#lbs[o] as RegionLb).servers) {
+          const h = lb.cluster.host(sv.id) as HostState;
+          this.#byHost.set(h, sv);
+          this.#remoteRtt.set(h, rtt);
+        }
       }
     });
   }
@@ -496,17 +544,29 @@ class Run {
     const server = this.#byHost.get(host) as Server;
     lb.cluster.onStart(host);
     req.tries++;
-    const a: Attempt = { req, server, host, startMs: now, isRetry, epoch: server.epoch, done: false };
-    if (!server.alive) {
-      this.#q.push(now, { k: EV_REFUSED, a });
+    const extraMs = this.#remoteRtt.get(host) ?? 0;
+    if (extraMs > 0 && req.measured) this.#crossRegionTries++;
+    const a: Attempt = { req, server, host, startMs: now, isRetry, extraMs, epoch: server.epoch, done: false };
+    const serverLb = this.#lbs[server.region] as RegionLb;
+    if (serverLb.down && serverLb !== lb) {
+      // Another region's server in a region that is down: black-holed until the connect timeout.
+      this.#q.push(now + Math.min(this.#s.lb.connectTimeoutMs, this.#s.lb.timeoutMs), { k: EV_REFUSED, a });
+    } else if (!server.alive) {
+      this.#q.push(now + extraMs, { k: EV_REFUSED, a });
     } else {
       server.bucketStarted++;
       if (server.busy < server.concurrency) this.#start(server, a, now);
       else if (server.queued >= server.maxQueue) {
-        // A full queue answers 503 at once.
-        a.done = true;
-        this.#deliverNow(a, { status: 503, latencyMs: 0 });
-        return;
+        // A full queue answers 503 at once (after the round trip, for another region's server).
+        if (extraMs > 0) {
+          this.#later(now + extraMs, () => {
+            if (!a.done) this.#deliver(a, { status: 503, latencyMs: extraMs });
+          });
+        } else {
+          a.done = true;
+          this.#deliverNow(a, { status: 503, latencyMs: 0 });
+          return;
+        }
       } else {
         server.account(now);
         server.queue.push(a);
@@ -536,7 +596,11 @@ class Run {
     if (next !== undefined) this.#start(server, next, now);
     if (a.done) return; // abandoned by the LB: the work was wasted
     const status = server.errorRate > 0 && server.rng.next() < server.errorRate ? 500 : 200;
-    this.#deliver(a, { status, latencyMs: now - a.startMs });
+    if (a.extraMs === 0) return this.#deliver(a, { status, latencyMs: now - a.startMs });
+    // Another region's server: the answer travels back first (the LB may give up meanwhile).
+    this.#later(now + a.extraMs, () => {
+      if (!a.done) this.#deliver(a, { status, latencyMs: this.#clock.nowMs() - a.startMs });
+    });
   }
 
   /** An attempt's outcome reaches the LB: feed the core, then retry or finish. */
@@ -611,6 +675,13 @@ class Run {
     if (!hc) return;
     const lb = this.#lbs[server.region] as RegionLb;
     lb.cluster.recordCheck(server.host, server.alive);
+    if (this.#s.lb.crossRegion) {
+      // Other regions' load balancers probe it across the WAN: it fails while its region is down too.
+      for (const other of this.#lbs) {
+        const h = other === lb ? undefined : other.cluster.host(server.id);
+        if (h !== undefined) other.cluster.recordCheck(h, server.alive && !lb.down);
+      }
+    }
     this.#q.push(this.#clock.nowMs() + hc.intervalMs, { k: EV_PROBE, server });
   }
 
@@ -619,7 +690,8 @@ class Run {
     const now = this.#clock.nowMs();
     this.#s.clients.forEach((_, g) => {
       this.#lbs.forEach((lb, r) => {
-        const up = !lb.down && !this.#partitioned[g]?.[r] && lb.cluster.hosts.some((h) => h.health.routable);
+        // The region's own servers: its load balancer failing over elsewhere does not make it healthy.
+        const up = !lb.down && !this.#partitioned[g]?.[r] && lb.servers.some((sv) => sv.host.health.routable);
         this.#choice.recordProbe(g, r, up);
       });
       this.#choice.reanswer(g, now);
@@ -759,6 +831,7 @@ class Run {
       shed: this.#shed,
       unfinished: this.#requests - this.#completed - this.#failed - this.#shed,
       retries: this.#retries,
+      cross_region_tries: this.#crossRegionTries,
       failures: { ...this.#failures },
       latency_ms: {
         mean: round(this.#completed === 0 ? 0 : this.#latencySumMs / this.#completed),

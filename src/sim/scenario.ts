@@ -25,6 +25,8 @@ export interface ServerSpec {
 export interface RegionSpec {
   readonly name: string;
   readonly servers: readonly ServerSpec[];
+  /** Round-trip time from this region's load balancer to other regions' servers, ms (either side may say it). */
+  readonly rttMs: ReadonlyMap<string, number>;
 }
 
 export interface Spike {
@@ -72,6 +74,14 @@ export interface LbSpec {
   readonly boundedLoad?: number;
   /** How long a connection attempt to a black-holed server (partition, region down) waits. Default 1 s. */
   readonly connectTimeoutMs: number;
+  /**
+   * Each region's load balancer also balances over the other regions' servers, as
+   * lower-priority remote localities nearest first (the core's locality routing): a region
+   * losing servers sheds traffic to the next region at once, paying the inter-region RTT.
+   */
+  readonly crossRegion: boolean;
+  /** Envoy's overprovisioning factor for those priority levels. Default 1.4. */
+  readonly overprovisioningFactor?: number;
 }
 
 export interface GlobalSpec {
@@ -207,6 +217,12 @@ export function parseScenario(doc: unknown): Scenario {
 
   const regions = parseRegions(r, root.regions);
   const regionNames = regions.map((x) => x.name);
+  regions.forEach((reg, i) => {
+    for (const other of reg.rttMs.keys()) {
+      if (!regionNames.includes(other)) r.bad(`regions[${i}].rtt.${other}`, `no region "${other}"; regions: ${regionNames.join(', ')}`);
+      else if (other === reg.name) r.bad(`regions[${i}].rtt.${other}`, 'a region has no RTT to itself');
+    }
+  });
   const clients = parseClients(r, root.clients, regionNames);
   const lb = parseLb(r, root.lb);
   const global = parseGlobal(r, root.global);
@@ -291,7 +307,7 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
     const path = `regions[${i}]`;
     const o = r.obj(item, path);
     if (!o) return [];
-    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue', 'abandoned']);
+    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue', 'abandoned', 'rtt']);
     const name = r.str(o.name, `${path}.name`) ?? `region${i}`;
     if (names.has(name)) r.bad(`${path}.name`, `duplicate region "${name}"`);
     if (name.includes('/')) r.bad(`${path}.name`, 'must not contain "/"');
@@ -314,7 +330,15 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
         speeds = speeds.map((_, j) => (s[j] === undefined ? 1 : (r.num(s[j], `${path}.speed[${j}]`, 1e-6) ?? 1)));
       }
     }
-    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue, dropAbandoned })) }];
+    const rttMs = new Map<string, number>();
+    if (o.rtt !== undefined) {
+      const m = r.obj(o.rtt, `${path}.rtt`) ?? {};
+      for (const [other, d] of Object.entries(m)) {
+        const ms = r.duration(d, `${path}.rtt.${other}`);
+        if (ms !== undefined) rttMs.set(other, ms);
+      }
+    }
+    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue, dropAbandoned })), rttMs }];
   });
 }
 
@@ -388,6 +412,7 @@ function parseLb(r: Reader, v: unknown): LbSpec {
   r.known(o, path, [
     'timeout', 'per_try_timeout', 'retries', 'retry_budget', 'circuit_breaker', 'rate_limit', 'health_check',
     'outlier_detection', 'slow_start', 'panic_threshold', 'choice_count', 'latency_decay', 'bounded_load', 'connect_timeout',
+    'cross_region', 'overprovisioning_factor',
   ]);
   const sub = (key: string, keys: readonly string[]): Obj | undefined => {
     if (o[key] === undefined) return undefined;
@@ -402,7 +427,14 @@ function parseLb(r: Reader, v: unknown): LbSpec {
     perTryTimeoutMs: o.per_try_timeout === undefined ? Infinity : (r.duration(o.per_try_timeout, `${path}.per_try_timeout`) ?? Infinity),
     retries: r.optNum(o, 'retries', path, 0, 10, true) ?? 0,
     connectTimeoutMs: r.optDuration(o, 'connect_timeout', path, 1000),
+    crossRegion: false,
   };
+  if (o.cross_region !== undefined) {
+    if (typeof o.cross_region === 'boolean') lb.crossRegion = o.cross_region;
+    else r.bad(`${path}.cross_region`, `expected true or false; got ${JSON.stringify(o.cross_region)}`);
+  }
+  const opf = r.optNum(o, 'overprovisioning_factor', path, 1, 100, false);
+  if (opf !== undefined) lb.overprovisioningFactor = opf;
   const rb = sub('retry_budget', ['percent', 'min_per_second']);
   if (rb) lb.retryBudget = { percent: r.optNum(rb, 'percent', `${path}.retry_budget`, 0, 100, false) ?? 20, minPerSecond: r.optNum(rb, 'min_per_second', `${path}.retry_budget`, 0, 1e9, false) ?? 3 };
   const cb = sub('circuit_breaker', ['max_requests', 'max_retries']);

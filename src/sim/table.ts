@@ -2,13 +2,16 @@ import type { SimReport } from './index.js';
 
 /** The terminal table: one row per policy. */
 export function formatTable(r: SimReport): string {
-  const head = ['policy', 'requests', 'completed', 'failed', 'shed', 'mean ms', 'p50', 'p90', 'p99', 'p99.9', 'max util', 'imbalance'];
+  // The cross-region column only where a load balancer sent tries to another region.
+  const cross = r.results.some((x) => x.cross_region_tries > 0);
+  const head = ['policy', 'requests', 'completed', 'failed', 'shed', ...(cross ? ['cross-region'] : []), 'mean ms', 'p50', 'p90', 'p99', 'p99.9', 'max util', 'imbalance'];
   const rows = r.results.map((x) => [
     x.policy,
     String(x.requests),
     String(x.completed),
     String(x.failed),
     String(x.shed),
+    ...(cross ? [String(x.cross_region_tries)] : []),
     x.latency_ms.mean.toFixed(2),
     x.latency_ms.p50.toFixed(2),
     x.latency_ms.p90.toFixed(2),

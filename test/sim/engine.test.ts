@@ -67,6 +67,37 @@ describe('simulator model', () => {
     assert.ok((at(80)?.latency_ms.p50 ?? 0) > 80, 'far region latency includes its RTT');
   });
 
+  it("lb.cross_region: a region whose servers all die fails over inside its load balancer (the core's priority levels), paying the inter-region RTT", () => {
+    const doc = (cross: boolean) => ({
+      seed: 3,
+      duration: '60s',
+      bucket: '1s',
+      regions: [
+        { name: 'near', servers: 5, concurrency: 2, service_time: { dist: 'exponential', mean: '10ms' }, rtt: { far: '60ms' } },
+        { name: 'far', servers: 5, concurrency: 2, service_time: { dist: 'exponential', mean: '10ms' } },
+      ],
+      clients: [{ name: 'c', rate: '300/s', rtt: { near: '5ms', far: '65ms' } }],
+      lb: { cross_region: cross, health_check: { interval: '1s', unhealthy_threshold: 2 } },
+      // DNS never moves the clients within the run: only the load balancer can save them.
+      global: { dns_ttl: '600s', health_check: { interval: '30s', unhealthy_threshold: 3 } },
+      events: [0, 1, 2, 3, 4].map((i) => ({ at: '20s', kill: `near/${i}` })),
+    });
+    const dnsOnly = runPolicy(parseScenario(doc(false)), 'round_robin');
+    const cross = runPolicy(parseScenario(doc(true)), 'round_robin');
+    const at = (r: typeof cross, t: number) => r.timeseries.find((b) => b.t_s === t);
+    // Before the kill nothing crosses: the local level is healthy.
+    assert.ok((at(cross, 10)?.latency_ms.p99 ?? Infinity) < 60, 'local latency before the kill');
+    // Without cross-region balancing every request after the kill fails (DNS is slower than the run).
+    assert.ok(dnsOnly.failed > 300 * 35, `dns only: ${dnsOnly.failed} failed`);
+    // With it, only the detection window fails: 2 checks x 1 s at 300/s, about 600.
+    assert.ok(cross.failed < 300 * 4, `cross-region: ${cross.failed} failed`);
+    assert.ok(cross.cross_region_tries > 300 * 35, `cross-region tries: ${cross.cross_region_tries}`);
+    assert.equal(dnsOnly.cross_region_tries, 0);
+    // Served in the far region: the client's 5 ms plus the 60 ms inter-region round trip.
+    assert.ok((at(cross, 40)?.latency_ms.p50 ?? 0) > 65, `p50 at 40 s: ${at(cross, 40)?.latency_ms.p50}`);
+    assert.equal(at(cross, 40)?.failed, 0);
+  });
+
   it('new servers join through slow start and take a growing share', () => {
     const r = runPolicy(
       parseScenario({ ...base, lb: { slow_start: { window: '10s' } }, events: [{ at: '10s', add: 'r', servers: 10 }] }),

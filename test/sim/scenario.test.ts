@@ -71,13 +71,14 @@ describe('scenario file', () => {
   it('lists every problem by path', () => {
     const p = problems({
       duration: '10',
-      regions: [{ name: 'r', servers: 0, service_time: { dist: 'weibull' } }],
+      regions: [{ name: 'r', servers: 0, service_time: { dist: 'weibull' }, rtt: { venus: '5ms' } }],
       clients: [{ name: 'c', rate: 'fast', rtt: { mars: '1ms' } }],
+      lb: { cross_region: 'yes' },
       policies: ['fastest'],
       events: [{ at: '1s', kill: 'r/5' }, { at: '2s', explode: 'r/0' }],
     });
     const paths = p.map((x) => x.split(':')[0]);
-    for (const path of ['duration', 'regions[0].servers', 'regions[0].service_time.dist', 'clients[0].rate', 'clients[0].rtt.mars', 'policies[0]', 'events[0].kill', 'events[1]']) {
+    for (const path of ['duration', 'regions[0].servers', 'regions[0].service_time.dist', 'regions[0].rtt.venus', 'clients[0].rate', 'clients[0].rtt.mars', 'lb.cross_region', 'policies[0]', 'events[0].kill', 'events[1]']) {
       assert.ok(paths.includes(path), `no problem reported at ${path}: ${p.join(' | ')}`);
     }
   });
