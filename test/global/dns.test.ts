@@ -2,6 +2,7 @@
 // as a client, inside a real Meridian started with only a `global` config.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { encode } from 'dns-packet';
@@ -156,8 +157,37 @@ describe('DNS responder (dns-packet client)', () => {
     }
     // A response sent to us is never answered (no error ping-pong between servers).
     assert.equal(await udpRaw(port, encode({ type: 'response', id: 5, questions: [{ type: 'A', name: 'www.meridian.test' }] }), 100), undefined);
-    // TCP: a bogus frame, then a valid query on a new connection.
-    await tcpQueries(port, [{ questions: [{ type: 'A', name: 'www.meridian.test' }] }]);
+    // TCP: garbage frames get FORMERR (or the connection ended), never a crash; a frame that
+    // promises more bytes than it sends just waits; then a valid query on a new connection.
+    const outcomes: string[] = [];
+    for (const frame of [Buffer.concat([valid.subarray(0, 12), Buffer.alloc(28, 0xab)]), Buffer.alloc(3), Buffer.from([0xff, 0xff, 0, 0])]) {
+      const closedOrAnswered = await new Promise<string>((resolve) => {
+        const sock = connect(port, '127.0.0.1');
+        const timer = setTimeout(() => {
+          sock.destroy();
+          resolve('waiting');
+        }, 300);
+        sock.on('data', () => {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve('answered');
+        });
+        sock.on('close', () => {
+          clearTimeout(timer);
+          resolve('closed');
+        });
+        sock.on('error', () => {});
+        const prefix = Buffer.alloc(2);
+        prefix.writeUInt16BE(frame.length === 4 ? 0xffff : frame.length);
+        sock.write(Buffer.concat([prefix, frame]));
+      });
+      outcomes.push(closedOrAnswered);
+    }
+    // A query header over a garbled question gets an answer (FORMERR); one too short for a header
+    // ends the connection; one whose prefix promises 65535 bytes waits for them.
+    assert.deepEqual(outcomes, ['answered', 'closed', 'waiting']);
+    const [viaTcp] = await tcpQueries(port, [{ questions: [{ type: 'A', name: 'www.meridian.test' }] }]);
+    assert.equal(viaTcp?.rcode, 'NOERROR');
     const ok = await udpQuery(port, { questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: ecs('127.0.1.0', 24) });
     assert.deepEqual(data(ok.answers), ['127.0.0.11']);
     const status = m.global()?.status();
