@@ -231,7 +231,7 @@ export class Demo implements DemoControl {
       for (const b of this.#regions) if (a !== b) (links.get(`${a.spec.name}>${b.spec.name}`) as WanLink).target = b.peerPort;
     }
 
-    await this.#startDns(specs.map((spec, i) => ({ spec, address: addresses[i] as string })));
+    await this.#startDns(this.#regions.map((r) => ({ spec: r.spec, address: r.address, webPort: r.webPort })));
 
     this.#metrics.setSource(() => this.#target.clusters());
     this.#admin = createAdminServer({
@@ -266,7 +266,7 @@ export class Demo implements DemoControl {
   #geoRegion = new Map<string, string>();
 
   /** The DNS responder, on `dnsPort` (default 8053) or, when that is taken, a free port (said in the notes). */
-  async #startDns(regions: readonly { spec: RegionSpec; address: string }[]): Promise<void> {
+  async #startDns(regions: readonly { spec: RegionSpec; address: string; webPort: number }[]): Promise<void> {
     const wanted = this.#o.dnsPort ?? 8053;
     const build = (port: number): GlobalLayer => {
       const r = validateConfig({ global: globalConfigInput(regions, port) });
@@ -440,8 +440,9 @@ export class Demo implements DemoControl {
 
   #record(region: Region, r: ExchangeRecord): void {
     this.#metrics.observeRequest({ listener: `${region.spec.name}/${r.listener}`, cluster: `${r.cluster}@${region.spec.name}`, endpoint: r.endpoint, code: r.status }, r.totalMs / 1000);
-    // Health checks of other regions' Meridians (through the peer listener) are probes, not traffic.
-    if (r.listener === 'peer' && r.path === HEALTH_PATH) return;
+    // Health checks of other regions' Meridians (peer listener) and the DNS layer's region
+    // probes (web listener) are probes, not traffic.
+    if (r.path === HEALTH_PATH) return;
     const failed = r.status >= 500;
     if (r.listener === 'peer') region.peerIn++;
     else {

@@ -83,10 +83,20 @@ export function geoSubnet(i: number): { cidr: string; ip: string } {
 }
 
 /** The `global:` block: a geo-steered hostname over the regions, each answering with its listener's address. */
-export function globalConfigInput(regions: readonly { spec: RegionSpec; address: string }[], dnsPort: number): Record<string, unknown> {
+/**
+ * The DNS steering config. With `webPort`, each region is probed through its own listener
+ * (the prober's hops header makes that Meridian answer from its own backends only), so a
+ * region whose backends all die leaves the DNS answers by itself.
+ */
+export function globalConfigInput(regions: readonly { spec: RegionSpec; address: string; webPort?: number }[], dnsPort: number): Record<string, unknown> {
   return {
     dns: { address: '127.0.0.1', port: dnsPort, zone: ZONE, ttl: `${DNS_TTL_S}s`, ns_addresses: { [`ns1.${ZONE}`]: ['127.0.0.1'] } },
-    regions: regions.map((r) => ({ name: r.spec.name, location: { lat: r.spec.lat, lon: r.spec.lon }, addresses: [r.address] })),
+    regions: regions.map((r) => ({
+      name: r.spec.name,
+      location: { lat: r.spec.lat, lon: r.spec.lon },
+      addresses: [r.address],
+      ...(r.webPort === undefined ? {} : { health: { url: `http://${r.address}:${r.webPort}/healthz`, interval: '1s', timeout: '500ms', unhealthy_threshold: 2, healthy_threshold: 2 } }),
+    })),
     geo: { cidrs: GEOS.map((g, i) => ({ cidr: geoSubnet(i).cidr, location: { lat: g.lat, lon: g.lon } })) },
     hostnames: [{ name: HOSTNAME, policy: 'geo' }],
   };

@@ -121,6 +121,16 @@ describe('meridian demo (in process)', () => {
     await until(() => ['slow_start', 'healthy'].includes(endpoint('eu-west', 'eu-west-2')?.status ?? ''), 20_000, 'eu-west-2 back');
   });
 
+  it("a region whose backends all die leaves DNS by its probes alone, and returns when they do", async () => {
+    const ids = ['ap-south-1', 'ap-south-2', 'ap-south-3', 'ap-south-4'];
+    for (const id of ids) assert.equal((await call(`/api/demo/backends/${id}/kill`)).status, 200);
+    // No override: the DNS layer's probe of ap-south's listener (answered from its own
+    // backends only, by the hops header) fails while ap-south's Meridian fails over.
+    await until(() => region('ap-south').dnsUp === false, 15_000, 'ap-south out of DNS');
+    for (const id of ids) assert.equal((await call(`/api/demo/backends/${id}/revive`)).status, 200);
+    await until(() => region('ap-south').dnsUp === true, 30_000, 'ap-south back in DNS');
+  });
+
   it('slow a backend, then restore it', async () => {
     const r = await call('/api/demo/backends/ap-south-3/slow', { latency: '200ms' });
     assert.equal(r.status, 200);
