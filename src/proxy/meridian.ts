@@ -243,6 +243,9 @@ export class Meridian implements AdminTarget {
         this.#listeners.delete(l.config.name);
         await closeServer(asNetServer(l.ls.server));
       }
+      // The global layer took the new config first: put the running one back, so a refused
+      // reload leaves everything as it was (its region health and overrides survive both swaps).
+      await this.#syncGlobal(previous.config).catch((err: Error) => this.log.error({ err: err.message }, 'global layer: could not restore the running config'));
       throw e;
     }
     this.#runtime = runtime;

@@ -2,10 +2,11 @@
 // as a client, inside a real Meridian started with only a `global` config.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, createServer as createTcpServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { encode } from 'dns-packet';
+import { validateConfig } from '../../src/config/index.js';
 import { Meridian } from '../../src/proxy/meridian.js';
 import { ecs, globalConfig, parse, quiet, type Rec, tcpQueries, udpQuery, udpRaw } from './helpers.js';
 
@@ -238,6 +239,25 @@ describe('GlobalLayer reload', () => {
       assert.match(refused.ok ? '' : (refused.errors[0] ?? ''), /dns: udp port \d+ on 127\.0\.0\.1 is already in use/);
       assert.equal(layer.ports().dns, otherPort);
       assert.equal((await udpQuery(otherPort, { questions: [{ type: 'SOA', name: 'meridian.test' }] })).rcode, 'NOERROR');
+      // A reload whose listener cannot bind is refused whole: the global layer, which took
+      // the new config first, is put back (the new hostname is not answered).
+      const blocker = await new Promise<import('node:net').Server>((r) => {
+        const srv = createTcpServer();
+        srv.listen(0, '127.0.0.1', () => r(srv));
+      });
+      const blocked = (blocker.address() as { port: number }).port;
+      const parts = validateConfig({
+        listeners: [{ name: 'web', address: '127.0.0.1', port: blocked, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:9' }] }],
+      });
+      assert.ok(parts.ok);
+      const late = globalConfig({}, { dns: { address: '127.0.0.1', port: otherPort, zone: 'meridian.test' }, hostnames: [{ name: 'late.meridian.test', policy: 'geo' }] });
+      const withListener = { config: { ...late, listeners: parts.config.listeners, clusters: parts.config.clusters } };
+      const half = await m.reload(withListener.config);
+      blocker.close();
+      assert.equal(half.ok, false);
+      assert.equal((await udpQuery(otherPort, { questions: [{ type: 'A', name: 'late.meridian.test' }] })).rcode, 'NXDOMAIN', 'the refused config is not answered');
+      assert.equal((await udpQuery(otherPort, { questions: [{ type: 'A', name: 'www.meridian.test' }] })).rcode, 'NOERROR', 'the running one still is');
       // Dropping `global` closes the layer.
       const plain = globalConfig();
       const noGlobal = { ...plain, global: undefined, listeners: plain.listeners };
