@@ -48,10 +48,15 @@ function ticks(max: number): number[] {
 }
 
 function eventMarks(events: SimReport['events'], x: (t: number) => number, top: number, bottom: number): string {
-  return events
-    .map((e, i) => {
-      const px = x(e.t_s);
-      return `<line x1="${px}" x2="${px}" y1="${top}" y2="${bottom}" stroke="#555" stroke-dasharray="4 3"/><text x="${px + 3}" y="${top + 10 + (i % 4) * 11}" font-size="10" fill="#333">${esc(e.label)}</text>`;
+  // Events at the same moment share one mark and one label ("kill us-east/0 +9 more"), so
+  // ten simultaneous kills do not print ten labels on top of each other.
+  const byTime = new Map<number, string[]>();
+  for (const e of events) byTime.set(e.t_s, [...(byTime.get(e.t_s) ?? []), e.label]);
+  return [...byTime]
+    .map(([t, labels], i) => {
+      const px = x(t);
+      const label = labels.length === 1 ? (labels[0] as string) : `${labels[0] as string} +${labels.length - 1} more`;
+      return `<line x1="${px}" x2="${px}" y1="${top}" y2="${bottom}" stroke="#555" stroke-dasharray="4 3"/><text x="${px + 3}" y="${top + 10 + (i % 4) * 11}" font-size="10" fill="#333">${esc(label)}</text>`;
     })
     .join('');
 }

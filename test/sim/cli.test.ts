@@ -24,7 +24,7 @@ warmup: 1s
 regions: [ { name: r, servers: 4, service_time: { dist: exponential, mean: 10ms } } ]
 clients: [ { name: c, rate: 200/s } ]
 policies: [random, least_request]
-events: [ { at: 5s, kill: r/1 } ]
+events: [ { at: 5s, kill: r/1 }, { at: 8s, kill: r/2 }, { at: 8s, kill: r/3 } ]
 `;
 
 describe('meridian simulate', () => {
@@ -52,6 +52,7 @@ describe('meridian simulate', () => {
     assert.match(page, /virtual time \(s\)/);
     assert.match(page, /latency \(ms\)/);
     assert.match(page, /kill r\/1/, 'events marked');
+    assert.match(page, /kill r\/2 \+1 more/, 'simultaneous events share one label');
   });
 
   it('--json is byte-identical for the same seed', async () => {
