@@ -146,6 +146,23 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
         answerChange(ctx, result, 'weight', { cluster, endpoint, weight }, weight === null ? 'endpoint weight restored' : 'endpoint weight set');
       },
     },
+    {
+      // What a region reports to the global layer's probes: the healthy share of its own
+      // endpoints (not other regions' load balancers, not drained ones) and its load.
+      path: ['api', 'region'],
+      get: ({ res, query }) => {
+        const all = target.clusters();
+        const wanted = query.get('cluster')?.split(',').filter((n) => n !== '');
+        const missing = wanted?.filter((n) => !all.some((c) => c.name === n)) ?? [];
+        if (missing.length > 0) throw new HttpError(404, `no cluster ${missing.map((n) => `"${n}"`).join(', ')}`);
+        const picked = wanted === undefined ? all : all.filter((c) => wanted.includes(c.name));
+        const own = picked.flatMap((c) => c.endpoints.filter((e) => e.remote !== true && e.status !== 'draining'));
+        const healthy = own.filter((e) => e.status === 'healthy' || e.status === 'slow_start').length;
+        const loadRps = picked.reduce((n, c) => n + (c.loadRps ?? 0), 0);
+        const body = { healthy, total: own.length, healthy_fraction: own.length === 0 ? 0 : healthy / own.length, load_rps: Math.round(loadRps * 100) / 100 };
+        sendJson(res, target.ready() && healthy > 0 ? 200 : 503, body);
+      },
+    },
     { path: ['api', 'global'], get: ({ res }) => sendJson(res, 200, globalLayer().status()) },
     {
       path: ['api', 'global', 'decide'],

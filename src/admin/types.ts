@@ -22,6 +22,8 @@ export interface ClusterState {
   readonly endpoints: readonly EndpointState[];
   /** Localities with endpoints, in spill order, with their share of traffic now (empty: no localities configured). */
   readonly localities?: readonly LocalityView[];
+  /** Requests admitted per second over the last 10 s. */
+  readonly loadRps?: number;
 }
 
 /** The outcome of a change addressed to one endpoint. */

@@ -174,6 +174,8 @@ export interface HostView {
   readonly region?: string;
   readonly zone?: string;
   readonly priority: number;
+  /** Another region's load balancer (a remote locality), not a backend of this region. */
+  readonly remote?: true;
 }
 
 export interface ClusterPickContext extends PickContext {
@@ -347,6 +349,7 @@ export class Cluster {
       priority: h.endpoint.locality?.priority ?? 0,
       ...(h.endpoint.locality?.region === undefined ? {} : { region: h.endpoint.locality.region }),
       ...(h.endpoint.locality?.zone === undefined ? {} : { zone: h.endpoint.locality.zone }),
+      ...(h.endpoint.locality?.remote === true ? { remote: true as const } : {}),
     }));
   }
 

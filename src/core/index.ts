@@ -23,6 +23,7 @@ export * from './cluster.js';
 export * from './retry-budget.js';
 export * from './circuit-breaker.js';
 export * from './token-bucket.js';
+export * from './rate-window.js';
 export * from './ip.js';
 export * from './cidr-table.js';
 export * from './geo.js';

@@ -30,6 +30,7 @@ export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, u
   const cluster = rt.clusters.get(route.config.cluster);
   if (cluster === undefined) return { ok: false, code: 'no_healthy_endpoint' };
   if (!cluster.breaker.tryAcquire('requests')) return { ok: false, code: 'circuit_open' };
+  cluster.load.add(ctx.clock.nowMs());
   return { ok: true, route, cluster, lease: new ClusterLease(cluster, ctx) };
 }
 

@@ -132,6 +132,7 @@ export class Meridian implements AdminTarget {
       policy: c.core.policy,
       inPanic: c.core.inPanic,
       localities: c.config.localities === undefined ? [] : c.core.localities(),
+      loadRps: c.load.rate(this.#clock.nowMs()),
       endpoints: c.core.view().map((v) => {
         const pool = c.pools.stats(v.address);
         return { ...v, poolOpen: pool.open, poolIdle: pool.idle };

@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { RateWindow } from '../core/rate-window.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
 import { CircuitBreaker } from '../core/circuit-breaker.js';
@@ -34,6 +35,8 @@ export interface ClusterRuntime {
   readonly retry: RetryPolicy;
   /** The node settings the core was built with (zone-aware routing depends on them). */
   readonly node: NodeConfig;
+  /** Requests admitted per second, over the last 10 s: the load this region reports. */
+  readonly load: RateWindow;
 }
 
 /**
@@ -105,6 +108,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       name: c.name,
       config: c,
       node: config.node,
+      load: old?.load ?? new RateWindow(),
       core,
       breaker:
         sameLimits && old

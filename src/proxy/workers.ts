@@ -242,6 +242,7 @@ export function mergeStates(perWorker: readonly (readonly ClusterState[])[]): Cl
     return {
       ...c,
       inPanic: c.inPanic || others.some((o) => o?.inPanic === true),
+      ...(c.loadRps === undefined ? {} : { loadRps: others.reduce((n, o) => n + (o?.loadRps ?? 0), c.loadRps) }),
       endpoints: c.endpoints.map((e) => {
         const same = others.map((o) => o?.endpoints.find((x) => x.id === e.id)).filter((x) => x !== undefined);
         const sum = (k: 'active' | 'requestsTotal' | 'failuresTotal' | 'ejectionsTotal' | 'poolOpen' | 'poolIdle') => same.reduce((n, x) => n + x[k], e[k]);

@@ -135,6 +135,35 @@ function assertJsonError(r: Reply, status: number, pattern: RegExp): void {
   assert.match(r.json.error as string, pattern);
 }
 
+describe('admin server: GET /api/region (what a region reports to the global layer)', () => {
+  it("reports the healthy share of the region's own endpoints and its load; 503 when none is healthy", async (t) => {
+    const { port, target } = await start(t);
+    target.state[0] = {
+      ...(target.state[0] as ClusterState),
+      loadRps: 12.345,
+      endpoints: [
+        endpoint('a', { status: 'healthy' }),
+        endpoint('b', { status: 'slow_start' }),
+        endpoint('c', { status: 'ejected' }),
+        endpoint('d', { status: 'draining' }),
+        endpoint('peer-lb', { status: 'healthy', remote: true }),
+      ],
+    };
+    const api = await request(port, 'GET', '/api/region?cluster=api');
+    assert.equal(api.status, 200);
+    // a and b of a, b, c: the drained one and the other region's load balancer do not count.
+    assert.deepEqual(api.json, { healthy: 2, total: 3, healthy_fraction: 2 / 3, load_rps: 12.35 });
+    const db = await request(port, 'GET', '/api/region?cluster=db.primary');
+    assert.equal(db.status, 503);
+    assert.deepEqual(db.json, { healthy: 0, total: 1, healthy_fraction: 0, load_rps: 0 });
+    const both = await request(port, 'GET', '/api/region');
+    assert.deepEqual([both.status, both.json.healthy, both.json.total], [200, 2, 4]);
+    assertJsonError(await request(port, 'GET', '/api/region?cluster=api,nope'), 404, /no cluster "nope"/);
+    target.isReady = false;
+    assert.equal((await request(port, 'GET', '/api/region?cluster=api')).status, 503, 'a draining Meridian is not a region to send users to');
+  });
+});
+
 describe('admin server: the global layer', () => {
   it('without `global:` in the config, its routes say so with a 404', async (t) => {
     const { port } = await start(t);

@@ -71,6 +71,21 @@ describe('examples/global.yaml', () => {
     }
   });
 
+  it('each region reports its healthy capacity and load, and the global layer reads them', async () => {
+    for (let i = 0; i < 20; i++) await fromRegion('127.0.0.11', '/');
+    const report = JSON.parse((await get(ADMIN, '/api/region?cluster=us-east', { agent: false })).body) as { healthy: number; total: number; healthy_fraction: number; load_rps: number };
+    assert.deepEqual([report.healthy, report.total, report.healthy_fraction], [2, 2, 1], 'its two backends; the other regions\' load balancers do not count');
+    assert.ok(report.load_rps > 0, `load ${report.load_rps}`);
+    await until(
+      async () => {
+        const g = JSON.parse((await get(ADMIN, '/api/global', { agent: false })).body) as { regions: { name: string; loadRps?: number }[] };
+        return (g.regions.find((r) => r.name === 'us-east')?.loadRps ?? 0) > 0;
+      },
+      10_000,
+      "the global layer's probe to read us-east's load",
+    );
+  });
+
   it('a region with its backends drained forwards to the next region and leaves DNS; it returns when they do', async () => {
     for (const e of ['eu-west-1', 'eu-west-2']) assert.equal((await post(`/api/clusters/eu-west/endpoints/${e}/drain`, { draining: true })).status, 200);
     const echo = await fromRegion('127.0.0.12', '/echo');
