@@ -1,5 +1,6 @@
 /**
- * Meridian against nginx and node-http-proxy as reverse proxies, side by side in the same run.
+ * Meridian against nginx, node-http-proxy and a bare undici proxy as reverse proxies, side by
+ * side in the same run.
  *
  *   node dist/bench/proxy.bench.js                      3 runs x 10 s per target
  *   node dist/bench/proxy.bench.js --runs 5 --duration 20s --connections 100
@@ -8,12 +9,13 @@
  * N upstream backends (default 2; nginx answering `200 ok\n`, or `--backend meridian` for
  * the project's sample backend) sit behind each proxy under test, configured for the same
  * job: round robin over the backends, HTTP/1.1 keep-alive upstream pools, no access log,
- * the same forwarding headers (see bench/proxy/configs.ts and bench/proxy/node-http-proxy.ts).
- * wrk loads each target in turn, round after round (direct, nginx, node-http-proxy,
+ * the same forwarding headers (see bench/proxy/configs.ts, bench/proxy/node-http-proxy.ts and
+ * bench/proxy/undici-proxy.ts: the leanest undici-based Node proxy, the ceiling for Node here).
+ * wrk loads each target in turn, round after round (direct, nginx, node-http-proxy, undici-proxy,
  * meridian, direct, ...), so machine noise spreads over all of them; each target reports
  * the median of its runs. The `direct` row is wrk straight at one backend: the ceiling
  * with no proxy at all. A second, low-concurrency pass (`--latency-connections`, default 4)
- * runs direct, nginx and meridian the same way and reports each proxy's added p99.
+ * runs direct, nginx, undici-proxy and meridian the same way and reports each added p99.
  *
  * Every process started here (backends, proxies, wrk) is stopped at the end, on error and
  * on SIGINT/SIGTERM, and the ports used are checked to be free again.
@@ -139,7 +141,7 @@ function versionLine(file: string, args: string[], pattern: RegExp): string {
 
 // ---- targets ---------------------------------------------------------------------------
 
-type Kind = 'direct' | 'nginx' | 'node-http-proxy' | 'meridian';
+type Kind = 'direct' | 'nginx' | 'node-http-proxy' | 'undici-proxy' | 'meridian';
 
 interface Target {
   readonly id: string;
@@ -243,6 +245,8 @@ interface Results {
   };
   /** meridian (workers: 1) over node-http-proxy, the same way. */
   readonly ratios_vs_node_http_proxy: { readonly throughput: number | null; readonly p50: number | null; readonly p99: number | null };
+  /** meridian (workers: 1) over the bare undici proxy: what Meridian's own per-request work costs. */
+  readonly ratios_vs_undici_proxy: { readonly throughput: number | null; readonly p50: number | null; readonly p99: number | null };
   /** The low-concurrency pass, or null when skipped (`--latency-connections 0`). */
   readonly latency: LatencyResults | null;
   readonly backend_log_findings: LogFindings;
@@ -341,6 +345,8 @@ function format(r: Results, o: Options): string {
   lines.push(`meridian/nginx p99 latency: ${fmtRatio(r.ratios.p99)}, p50 latency: ${fmtRatio(r.ratios.p50)} (${r.ratios.meridian} vs ${r.ratios.nginx}; medians of per-run percentiles)`);
   const v = r.ratios_vs_node_http_proxy;
   lines.push(`meridian/node-http-proxy throughput: ${fmtRatio(v.throughput)}, p99 latency: ${fmtRatio(v.p99)}, p50 latency: ${fmtRatio(v.p50)} (${r.ratios.meridian} vs node-http-proxy, one process each)`);
+  const u = r.ratios_vs_undici_proxy;
+  lines.push(`meridian/undici-proxy throughput: ${fmtRatio(u.throughput)}, p99 latency: ${fmtRatio(u.p99)}, p50 latency: ${fmtRatio(u.p50)} (${r.ratios.meridian} vs a bare undici proxy with no routing, limits, health or metrics)`);
   if (r.latency !== null) {
     const l = r.latency;
     lines.push('', `Low concurrency: ${l.load} per run, ${o.runs} runs per target interleaved; added = median minus direct's median`);
@@ -397,6 +403,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const nodeHttpProxyJs = fileURLToPath(new URL('./proxy/node-http-proxy.js', import.meta.url));
+  const undiciProxyJs = fileURLToPath(new URL('./proxy/undici-proxy.js', import.meta.url));
   if (!existsSync(nodeHttpProxyJs)) {
     process.stderr.write(`proxy.bench: ${nodeHttpProxyJs} not found; build first: npx tsc -p tsconfig.json\n`);
     return 2;
@@ -436,7 +443,8 @@ async function main(): Promise<number> {
     const loadavg = os.loadavg();
 
     // Ports: backends, then per proxy target its listener (and Meridian its admin port).
-    const proxyCount = 3 + (o.nginxAuto ? 1 : 0) + (o.meridianWorkers > 1 ? 1 : 0);
+    // nginx, node-http-proxy, undici-proxy and meridian, plus the optional rows.
+    const proxyCount = 4 + (o.nginxAuto ? 1 : 0) + (o.meridianWorkers > 1 ? 1 : 0);
     const ports = await freePorts(o.backends + proxyCount * 2);
     usedPorts.push(...ports);
     const backendPorts = ports.slice(0, o.backends);
@@ -497,23 +505,24 @@ async function main(): Promise<number> {
 
     await startNginx('nginx', 1, 'nginx (worker_processes 1)');
     if (o.nginxAuto) await startNginx('nginx-auto', 'auto', `nginx (worker_processes auto = ${os.cpus().length})`);
-    const startNodeHttpProxy = async (): Promise<void> => {
-      const id = 'node-http-proxy';
+    /** A Node peer proxy (bench/proxy/*.ts) in one process: it prints one line when it listens. */
+    const startNodePeer = async (id: 'node-http-proxy' | 'undici-proxy', js: string, label: string): Promise<void> => {
       const port = take();
       take(); // unused second port, as for nginx
       const f: LogFindings = { count: 0, first: [] };
       findings.set(id, f);
       const onLine = (line: string): void => {
-        if (line.trim() === '' || /^node-http-proxy listening on /.test(line)) return;
+        if (line.trim() === '' || line.startsWith(`${id} listening on `)) return;
         f.count++;
         if (f.first.length < 40) f.first.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);
       };
-      const p = group.spawn(id, process.execPath, [nodeHttpProxyJs, '--port', String(port), '--backends', backendPorts.join(',')], { onLine });
+      const p = group.spawn(id, process.execPath, [js, '--port', String(port), '--backends', backendPorts.join(',')], { onLine });
       await waitReady(port, p);
-      targets.push({ id, kind: 'node-http-proxy', label: 'node-http-proxy (1 process)', port, proc: p, runs: [] });
+      targets.push({ id, kind: id, label, port, proc: p, runs: [] });
     };
 
-    await startNodeHttpProxy();
+    await startNodePeer('node-http-proxy', nodeHttpProxyJs, 'node-http-proxy (1 process)');
+    await startNodePeer('undici-proxy', undiciProxyJs, 'undici-proxy (bare, 1 process)');
     await startMeridian('meridian', 1, 'meridian (workers: 1)');
     if (o.meridianWorkers > 1) await startMeridian(`meridian-w${o.meridianWorkers}`, o.meridianWorkers, `meridian (workers: ${o.meridianWorkers})`);
     log(`proxies up: ${targets.filter((t) => t.kind !== 'direct').map((t) => `${t.id} on ${t.port}`).join(', ')}`);
@@ -563,7 +572,7 @@ async function main(): Promise<number> {
     }
 
     // Low concurrency: direct, nginx (worker_processes 1) and meridian (workers: 1), interleaved.
-    const latencyTargets = targets.filter((t) => t.id === 'direct' || t.id === 'nginx' || t.id === 'meridian');
+    const latencyTargets = targets.filter((t) => t.id === 'direct' || t.id === 'nginx' || t.id === 'undici-proxy' || t.id === 'meridian');
     const latencyRuns = new Map<string, WrkResult[]>(latencyTargets.map((t) => [t.id, []]));
     if (o.latencyConnections > 0) {
       for (let run = 1; run <= o.runs; run++) {
@@ -596,6 +605,7 @@ async function main(): Promise<number> {
     const rows = targets.map((t) => row(t, direct, nginxRps, findings.get(t.id) ?? null));
     const ngx = rows.find((r) => r.id === 'nginx');
     const nhp = rows.find((r) => r.id === 'node-http-proxy');
+    const bare = rows.find((r) => r.id === 'undici-proxy');
     const mer = rows.find((r) => r.id === 'meridian');
     const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null || b === 0 ? null : a / b);
 
@@ -653,6 +663,11 @@ async function main(): Promise<number> {
         throughput: ratio(mer?.requests_per_sec?.median, nhp?.requests_per_sec?.median),
         p50: ratio(mer?.p50_ms, nhp?.p50_ms),
         p99: ratio(mer?.p99_ms, nhp?.p99_ms),
+      },
+      ratios_vs_undici_proxy: {
+        throughput: ratio(mer?.requests_per_sec?.median, bare?.requests_per_sec?.median),
+        p50: ratio(mer?.p50_ms, bare?.p50_ms),
+        p99: ratio(mer?.p99_ms, bare?.p99_ms),
       },
       latency,
       backend_log_findings: backendFindings,
