@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { blackhole, python3 } from './blackhole.js';
 import { config, startMeridian } from './harness.js';
 
 async function echoServer(name: string): Promise<{ server: Server; port: number; close(): Promise<void> }> {
@@ -55,5 +56,27 @@ describe('tcp listeners in meridian', () => {
     assert.ok(answers.every((x) => x.endsWith('ping\n')));
     await m.close();
     await assert.rejects(exchange(port, 'x'), /ECONNREFUSED/);
+  });
+
+  it('gives up on an endpoint that never answers the handshake after timeouts.connect, and connects to another', { timeout: 30_000, skip: python3 ? false : 'python3 is missing (the black-hole port needs it)' }, async () => {
+    const hole = await blackhole();
+    const a = await echoServer('a');
+    cleanup.push(hole, a);
+    const m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [
+          { name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'db' }] },
+          { name: 'db', protocol: 'tcp', address: '127.0.0.1', port: 0, cluster: 'db' },
+        ],
+        clusters: [{ name: 'db', policy: 'round_robin', timeouts: { connect: '200ms' }, endpoints: [{ address: `127.0.0.1:${hole.port}` }, { address: `127.0.0.1:${a.port}` }] }],
+      }),
+    );
+    cleanup.push(m);
+    const port = m.meridian.ports()['db']!;
+    // Round robin sends one of the two to the black hole first: it times out and goes to a.
+    const answers = [await exchange(port, 'ping\n'), await exchange(port, 'ping\n')];
+    assert.deepEqual(answers.map((x) => x.split('\n')[0]), ['a', 'a']);
   });
 });

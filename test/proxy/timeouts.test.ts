@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { blackhole, python3 } from './blackhole.js';
 import { backends, closeAll, config, get, simpleConfig, startMeridian, until } from './harness.js';
+
 
 describe('connection timeouts', () => {
   const cleanup: { close(): Promise<void> }[] = [];
@@ -39,6 +41,41 @@ describe('connection timeouts', () => {
     // Node answers a header timeout with 408 before closing.
     for (const r of replies) assert.ok(r === '' || /^HTTP\/1\.1 408 /.test(r), r);
     assert.equal(bs[0]!.requests, 20, 'no slow request reached the backend');
+  });
+
+  it('gives up on a connect after timeouts.connect and retries on another endpoint; alone, it is a 502 connect_failure', { timeout: 30_000, skip: python3 ? false : 'python3 is missing (the black-hole port needs it)' }, async () => {
+    const hole = await blackhole();
+    const bs = await backends(1);
+    cleanup.push(...bs, hole);
+    const timeouts = { connect: '200ms', request: '5s' };
+    const both = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', timeouts, endpoints: [{ address: `127.0.0.1:${hole.port}`, id: 'hole' }, { address: `127.0.0.1:${bs[0]!.port}`, id: 'ok' }] }],
+      }),
+    );
+    cleanup.push(both);
+    for (let i = 0; i < 4; i++) {
+      const r = await get(both.port, '/', { agent: false });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-backend'], 'b0');
+    }
+    const triedHole = both.records.filter((r) => r.attempts === 2);
+    assert.ok(triedHole.length >= 1, 'round robin sent some of them to the black hole first, then retried');
+    const alone = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', timeouts, retries: { attempts: 0 }, endpoints: [{ address: `127.0.0.1:${hole.port}`, id: 'hole' }] }],
+      }),
+    );
+    cleanup.push(alone);
+    const r = await get(alone.port, '/', { agent: false });
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['x-meridian-reason'], 'connect_failure');
   });
 
   it('retires idle upstream connections after the cluster idle timeout', async () => {
