@@ -135,16 +135,20 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
   for (const l of config.listeners) {
     if (l.protocol === 'tcp') continue;
     routers.set(l.name, new Router(l.routes));
+    const before = previous?.config.listeners.find((p) => p.name === l.name);
     l.routes.forEach((r, i) => {
-      if (r.rate_limit) {
-        rateLimiters.set(
-          `${l.name}/${i}`,
+      if (!r.rate_limit) return;
+      // A route the reload left as it was keeps its buckets: a reload is no way around a limit.
+      const same = before?.protocol !== 'tcp' ? before?.routes.findIndex((p) => isDeepStrictEqual(p, r)) : -1;
+      const kept = same === undefined || same < 0 ? undefined : previous?.rateLimiters.get(`${l.name}/${same}`);
+      rateLimiters.set(
+        `${l.name}/${i}`,
+        kept ??
           new RouteRateLimiter(
             { requestsPerSecond: r.rate_limit.requests_per_second, per: r.rate_limit.per, ...(r.rate_limit.burst === undefined ? {} : { burst: r.rate_limit.burst }) },
             clock.nowMs(),
           ),
-        );
-      }
+      );
     });
   }
   return { version: (previous?.version ?? 0) + 1, config, clusters, routers, rateLimiters, trusted: new TrustedProxies(config.trusted_proxies) };

@@ -78,6 +78,22 @@ describe('health, overload and control', () => {
     assert.equal(limited.headers['retry-after'], '2');
     assert.equal((await get(m.port, '/other')).status, 200, 'other routes are not limited');
     assert.deepEqual([(await get(m.port, '/per-ip')).status, (await get(m.port, '/per-ip')).status], [200, 429]);
+
+    // A reload that leaves a route as it was keeps its buckets (still empty: 429); one that
+    // changes the limit starts afresh. Moving the route to another index does not matter.
+    const routes = (limit: number) => [
+      { cluster: 'c', match: { path: { prefix: '/new' } } },
+      { match: { path: { prefix: '/limited' } }, cluster: 'c', rate_limit: { requests_per_second: 0.5, burst: 2 } },
+      { match: { path: { prefix: '/per-ip' } }, cluster: 'c', rate_limit: { requests_per_second: 0.5, burst: limit, per: 'client_ip' } },
+      { cluster: 'c' },
+    ];
+    const reloaded = (limit: number) =>
+      config({ admin: { port: 0 }, access_log: { enabled: false }, listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: routes(limit) }], clusters: [{ name: 'c', endpoints: ep }] });
+    assert.equal((await m.meridian.reload(reloaded(1))).ok, true);
+    assert.equal((await get(m.port, '/limited')).status, 429, 'the unchanged route kept its empty bucket');
+    assert.equal((await get(m.port, '/per-ip')).status, 429, 'and the per-client one');
+    assert.equal((await m.meridian.reload(reloaded(3))).ok, true);
+    assert.equal((await get(m.port, '/per-ip')).status, 200, 'a changed limit starts with a full bucket');
   });
 
   it('circuit breaker limits answer 503 at once', async () => {
