@@ -122,6 +122,18 @@ export class ProxyMetrics implements MetricsText {
     labelNames: ['cluster', 'endpoint', 'result'] as const,
     registers: [this.registry],
   });
+  readonly #tcpConnections = new Counter({
+    name: 'meridian_tcp_connections_total',
+    help: 'Connections through tcp listeners, by listener, cluster, the endpoint of the last try, and how they ended (closed, or why not).',
+    labelNames: ['listener', 'cluster', 'endpoint', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly #tcpBytes = new Counter({
+    name: 'meridian_tcp_bytes_total',
+    help: 'Bytes through tcp listeners, by listener, cluster and direction (in: from clients, out: to clients).',
+    labelNames: ['listener', 'cluster', 'direction'] as const,
+    registers: [this.registry],
+  });
   readonly #reloads = new Counter({
     name: 'meridian_config_reloads_total',
     help: 'Configuration reloads, by result: success (the new config is in force) or failure (the old one stays).',
@@ -294,6 +306,13 @@ export class ProxyMetrics implements MetricsText {
       this.#budgetChildren.set(cluster, c);
     }
     c.inc();
+  }
+
+  /** A connection through a tcp listener ended: counted once, with its bytes. */
+  tcpConnection(listener: string, cluster: string, endpoint: string, result: string, bytesIn: number, bytesOut: number): void {
+    this.#tcpConnections.labels(listener, cluster, endpoint, result).inc();
+    if (bytesIn > 0) this.#tcpBytes.labels(listener, cluster, 'in').inc(bytesIn);
+    if (bytesOut > 0) this.#tcpBytes.labels(listener, cluster, 'out').inc(bytesOut);
   }
 
   /** An endpoint's health flipped: by active checks' verdict, or by outlier ejection (false) and return (true). */

@@ -387,6 +387,7 @@ export class Meridian implements AdminTarget {
       idleTimeoutMs: l.timeouts.idle,
       log: this.log,
       onConnection: (r) => {
+        this.metrics.tcpConnection(r.listener, l.cluster, r.endpoint, r.error ?? 'closed', r.bytesIn, r.bytesOut);
         this.#accessLog?.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
       },
     });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type Server } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { blackhole, python3 } from './blackhole.js';
-import { config, startMeridian } from './harness.js';
+import { config, startMeridian, until } from './harness.js';
 
 async function echoServer(name: string): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((s) => {
@@ -54,6 +54,14 @@ describe('tcp listeners in meridian', () => {
     const answers = [await exchange(port, 'ping\n'), await exchange(port, 'ping\n')];
     assert.deepEqual(answers.map((x) => x.split('\n')[0]).sort(), ['a', 'b']);
     assert.ok(answers.every((x) => x.endsWith('ping\n')));
+    // Each connection is counted once it ends, with its bytes.
+    const counted = async () => {
+      const text = await m.meridian.metrics.metricsText();
+      const n = (re: RegExp) => [...text.matchAll(re)].reduce((sum, x) => sum + Number(x[1]), 0);
+      return { closed: n(/^meridian_tcp_connections_total\{listener="db",cluster="db",endpoint="[^"]+",result="closed"\} (\d+)$/gm), bytesIn: n(/^meridian_tcp_bytes_total\{listener="db",cluster="db",direction="in"\} (\d+)$/gm) };
+    };
+    await until(async () => (await counted()).closed === 2, 5000, 'two tcp connections counted');
+    assert.equal((await counted()).bytesIn, 10, 'two "ping\\n" from the clients');
     await m.close();
     await assert.rejects(exchange(port, 'x'), /ECONNREFUSED/);
   });
