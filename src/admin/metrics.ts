@@ -163,6 +163,8 @@ export class ProxyMetrics implements MetricsText {
   readonly #localReplyChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
   readonly #retryChildren = new Map<string, Map<string | number, CounterChild>>();
   readonly #budgetChildren = new Map<string, CounterChild>();
+  /** Every per-endpoint series by `cluster\0endpoint`, so a reload can drop those of endpoints that are gone. */
+  readonly #endpointSeries = new Map<string, Map<string, { readonly metric: { remove(labels: Record<string, string>): void }; readonly labels: Record<string, string> }>>();
 
   constructor(options: ProxyMetricsOptions = {}) {
     // `aggregator` says how prom-client's AggregatorRegistry combines workers' values
@@ -246,6 +248,7 @@ export class ProxyMetrics implements MetricsText {
     if (c === undefined) {
       c = this.#requests.labels(listener, cluster, endpoint, String(code));
       byCode.set(code, c);
+      this.#noteSeries(cluster, endpoint, this.#requests, { listener, cluster, endpoint, code: String(code) });
     }
     c.inc();
 
@@ -262,6 +265,7 @@ export class ProxyMetrics implements MetricsText {
       if (u === undefined) {
         u = this.#upstreamDuration.labels(cluster, endpoint);
         byEndpoint.set(endpoint, u);
+        this.#noteSeries(cluster, endpoint, this.#upstreamDuration, { cluster, endpoint });
       }
       u.observe(upstreamSeconds);
     }
@@ -317,17 +321,50 @@ export class ProxyMetrics implements MetricsText {
 
   /** An endpoint's health flipped: by active checks' verdict, or by outlier ejection (false) and return (true). */
   healthTransition(cluster: string, endpoint: string, healthy: boolean, source: 'active' | 'outlier'): void {
-    this.#transitions.inc({ cluster, endpoint, to: healthy ? 'healthy' : 'unhealthy', source });
+    const labels = { cluster, endpoint, to: healthy ? 'healthy' : 'unhealthy', source };
+    this.#transitions.inc(labels);
+    this.#noteSeries(cluster, endpoint, this.#transitions, labels);
   }
 
   /** An outlier ejection; `reason` as the core names it (consecutive_5xx, consecutive_gateway_errors, success_rate). */
   ejection(cluster: string, endpoint: string, reason: string): void {
     this.#ejections.inc({ cluster, endpoint, reason });
+    this.#noteSeries(cluster, endpoint, this.#ejections, { cluster, endpoint, reason });
   }
 
   /** An active health check's result; a failure's `reason` should come from a small fixed set (timeout, connect_failure, status...). */
   healthCheck(cluster: string, endpoint: string, ok: boolean, reason?: string): void {
-    this.#healthChecks.inc({ cluster, endpoint, result: ok ? 'success' : (reason ?? 'failure') });
+    const labels = { cluster, endpoint, result: ok ? 'success' : (reason ?? 'failure') };
+    this.#healthChecks.inc(labels);
+    this.#noteSeries(cluster, endpoint, this.#healthChecks, labels);
+  }
+
+  /**
+   * After a reload: drop the series of endpoints no longer configured (`live`: cluster ->
+   * endpoint ids), so endpoint churn (autoscaling) does not grow /metrics without bound.
+   * Their counts end with them, as a target's series end when it goes away.
+   */
+  forgetEndpoints(live: ReadonlyMap<string, ReadonlySet<string>>): void {
+    for (const [key, series] of this.#endpointSeries) {
+      const [cluster, endpoint] = key.split('\0') as [string, string];
+      if (live.get(cluster)?.has(endpoint)) continue;
+      for (const { metric, labels } of series.values()) metric.remove(labels);
+      this.#endpointSeries.delete(key);
+      for (const byCluster of this.#requestChildren.values()) byCluster.get(cluster)?.delete(endpoint);
+      this.#upstreamChildren.get(cluster)?.delete(endpoint);
+    }
+  }
+
+  #noteSeries(cluster: string, endpoint: string, metric: { remove(labels: Record<string, string>): void }, labels: Record<string, string>): void {
+    if (endpoint === '') return; // local replies: no endpoint to outlive
+    const key = `${cluster}\0${endpoint}`;
+    let series = this.#endpointSeries.get(key);
+    if (series === undefined) {
+      series = new Map();
+      this.#endpointSeries.set(key, series);
+    }
+    const id = Object.values(labels).join('\0');
+    if (!series.has(id)) series.set(id, { metric, labels });
   }
 
   /** A configuration reload, from SIGHUP or the admin API: count it where the reload is done, once. */

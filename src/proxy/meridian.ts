@@ -251,6 +251,7 @@ export class Meridian implements AdminTarget {
     }
     this.#runtime = runtime;
     this.#accessLog = this.#makeAccessLog(config);
+    this.metrics.forgetEndpoints(new Map([...runtime.clusters].map(([name, c]) => [name, new Set(c.core.hosts.map((h) => h.endpoint.id))])));
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
       if (w && w.address === l.config.address && w.port === l.config.port) {

@@ -119,6 +119,33 @@ function exerciseAll(m: ProxyMetrics): void {
   ]);
 }
 
+describe('ProxyMetrics: endpoints that a reload removed', () => {
+  it("drops their series, keeps the others' and the local replies'", async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    for (const endpoint of ['a', 'b']) {
+      m.observeRequest({ listener: 'web', cluster: 'api', endpoint, code: 200 }, 0.01, 0.008, 1);
+      m.healthCheck('api', endpoint, false, 'timeout');
+      m.healthTransition('api', endpoint, false, 'active');
+      m.ejection('api', endpoint, 'consecutive_5xx');
+    }
+    m.observeRequest({ listener: 'web', cluster: '', endpoint: '', code: 404 }, 0.001);
+    m.forgetEndpoints(new Map([['api', new Set(['a'])]]));
+    const { families } = await scrape(m);
+    for (const name of ['meridian_requests_total', 'meridian_health_checks_total', 'meridian_health_transitions_total', 'meridian_ejections_total']) {
+      const endpoints = family(families, name).metrics.map((x) => x.labels?.endpoint);
+      assert.ok(endpoints.includes('a'), `${name} keeps a`);
+      assert.ok(!endpoints.includes('b'), `${name} drops b`);
+    }
+    const text = await m.metricsText();
+    assert.match(text, /^meridian_upstream_duration_seconds_count\{cluster="api",endpoint="a"\} 1$/m, 'the upstream histogram keeps a');
+    assert.doesNotMatch(text, /^meridian_upstream_duration_seconds_\w+\{[^}]*endpoint="b"/m, 'and drops b');
+    assert.equal(value(families, 'meridian_requests_total', { listener: 'web', cluster: '', endpoint: '', code: '404' }), 1);
+    // A removed endpoint that comes back starts from zero.
+    m.observeRequest({ listener: 'web', cluster: 'api', endpoint: 'b', code: 200 }, 0.01);
+    assert.equal(value((await scrape(m)).families, 'meridian_requests_total', { listener: 'web', cluster: 'api', endpoint: 'b', code: '200' }), 1);
+  });
+});
+
 describe('ProxyMetrics: events', () => {
   it('counts requests by listener, cluster, endpoint and code', async () => {
     const m = new ProxyMetrics({ defaultMetrics: false });
