@@ -11,7 +11,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { Server as NetServer } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../config/index.js';
 import type { SniCertificates } from './tls.js';
@@ -33,7 +33,7 @@ export interface ServerHandlers {
 
 export interface ListenerServer {
   /** Not yet listening: the caller calls listen(). */
-  readonly server: Http1Server | HttpsServer | Http2SecureServer | Http2Server;
+  readonly server: Http1Server | HttpsServer | Http2SecureServer | Http2Server | NetServer;
   /** HTTP/2: close sessions with no open stream; HTTP/1.1: close keep-alive connections between requests. */
   closeIdle(): void;
   /** Cut every connection and session now. */
@@ -49,7 +49,7 @@ export interface ListenerServer {
  * | protocol | http2.enabled | server                                                        |
  * |----------|---------------|---------------------------------------------------------------|
  * | http     | false         | node:http                                                     |
- * | http     | true          | node:http2 h2c, prior knowledge only: HTTP/1.1 is refused     |
+ * | http     | true          | h2c (prior knowledge) and HTTP/1.1 on one port, by preface    |
  * | https    | true          | node:http2 secure, ALPN h2 + http/1.1 (HTTP/1.1 clients served)|
  * | https    | false         | node:https                                                    |
  *
@@ -85,6 +85,7 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
     maxSessionRejectedStreams: 100,
   };
   let server: Http2SecureServer | Http2Server;
+  let front: { server: NetServer; closeIdle(): void; closeAll(): void } | undefined;
   if (l.protocol === 'https' && certs) {
     const secure = createSecureServer({ ...tlsOptions(l, certs), ...sessionOptions, allowHTTP1: true });
     watchCertificates(secure, certs);
@@ -96,6 +97,7 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
     server = createH2cServer(sessionOptions);
     server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, true));
     server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, false));
+    front = h2cOrHttp1(server, l, handlers);
   }
 
   const sessions = new Set<ServerHttp2Session>();
@@ -111,17 +113,64 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
   });
   const h1 = server as unknown as Partial<Pick<Http1Server, 'closeIdleConnections' | 'closeAllConnections'>>;
   return {
-    server,
+    server: front?.server ?? server,
     closeIdle: () => {
       for (const s of sessions) if ((active.get(s) ?? 0) === 0) s.close();
       h1.closeIdleConnections?.call(server);
+      front?.closeIdle();
     },
     closeAll: () => {
       for (const s of sessions) s.destroy();
       h1.closeAllConnections?.call(server);
+      front?.closeAll();
     },
     goaway: () => {
       for (const s of sessions) if (!s.closed && !s.destroyed) s.close();
+    },
+  };
+}
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * A cleartext port that speaks both h2c (prior knowledge) and HTTP/1.1: the listening
+ * socket is a plain net.Server that reads a connection's first bytes, puts them back, and
+ * hands the socket to the h2c server when they begin the HTTP/2 connection preface, else
+ * to a node:http server set up like any HTTP/1.1 listener. A client that sends nothing is
+ * cut at the request-header timeout.
+ */
+function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHandlers): { server: NetServer; closeIdle(): void; closeAll(): void } {
+  const http1 = createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
+  configureHttp1(http1, l, handlers);
+  const sniffing = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sniffing.add(socket);
+    socket.on('error', () => socket.destroy());
+    socket.setTimeout(l.timeouts.request_headers, () => socket.destroy());
+    socket.once('close', () => sniffing.delete(socket));
+    socket.once('readable', () => {
+      sniffing.delete(socket);
+      const first = socket.read() as Buffer | null;
+      if (first === null) return; // ended before a byte: 'close' follows
+      socket.setTimeout(0);
+      socket.removeAllListeners('error');
+      socket.unshift(first);
+      const n = Math.min(first.length, H2_PREFACE.length);
+      (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n)) ? h2c : http1).emit('connection', socket);
+    });
+  });
+  // node:http starts its header-timeout checks when it listens; this one never does itself.
+  server.on('listening', () => http1.emit('listening'));
+  server.on('close', () => http1.close(() => {}));
+  return {
+    server,
+    closeIdle: () => {
+      http1.closeIdleConnections();
+      for (const s of sniffing) s.destroy();
+    },
+    closeAll: () => {
+      http1.closeAllConnections();
+      for (const s of sniffing) s.destroy();
     },
   };
 }

@@ -4,11 +4,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { request as httpsRequest } from 'node:https';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import type { SampleBackend } from '../../src/backend/sample-backend.js';
 import { certDir, type CertDir } from './certs.js';
-import { backends, closeAll, config, type Running, startMeridian } from './harness.js';
+import { backends, closeAll, config, get, raw, type Running, startMeridian } from './harness.js';
 
 function h2get(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -50,7 +51,7 @@ describe('https, SNI and HTTP/2 through meridian', () => {
       config({
         admin: { port: 0 },
         access_log: { enabled: false },
-        listeners: [{ name: 'h2c', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }], http2: { enabled: true } }],
+        listeners: [{ name: 'h2c', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }], http2: { enabled: true }, timeouts: { request_headers: '500ms' } }],
         clusters: [cluster],
       }),
     );
@@ -114,7 +115,7 @@ describe('https, SNI and HTTP/2 through meridian', () => {
     assert.match(body, /^b[01]\n$/);
   });
 
-  it('serves h2c (prior knowledge) where configured', async () => {
+  it('serves h2c (prior knowledge) where configured, and HTTP/1.1 on the same port', async () => {
     const session = h2connect(`http://127.0.0.1:${h2c.port}`);
     try {
       const r = await h2get(session, '/status/201');
@@ -122,6 +123,15 @@ describe('https, SNI and HTTP/2 through meridian', () => {
     } finally {
       session.close();
     }
+    const h1 = await get(h2c.port, '/status/202', { agent: false });
+    assert.equal(h1.status, 202);
+    // HTTP/1.1 on that port keeps its framing checks: an ambiguous request is a 400.
+    const smuggled = await raw(h2c.port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    assert.match(smuggled, /^HTTP\/1\.1 400 /);
+    // A client that connects and says nothing is cut at the request-header timeout.
+    const silent = connect(h2c.port, '127.0.0.1');
+    silent.on('error', () => {});
+    await new Promise<void>((resolve) => silent.once('close', () => resolve()));
   });
 
   // Asynchronously: Meridian runs in this process, and a blocking spawn would starve it.
