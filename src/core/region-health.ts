@@ -32,6 +32,8 @@ export interface RegionHealthView {
   /** capacityRps x healthyFraction; undefined when no capacity is configured. */
   readonly capacityRps: number | undefined;
   readonly loadRps: number | undefined;
+  /** Share of this region's answers passed on to the next region (capacity spillover), 0..1. */
+  readonly spillFraction: number;
   readonly consecutiveFailures: number;
   readonly consecutiveSuccesses: number;
 }
@@ -57,6 +59,7 @@ export class RegionHealth {
   #successes = 0;
   #healthyFraction = 1;
   #loadRps: number | undefined;
+  #spill = 0;
   #override: RegionOverride | undefined;
 
   constructor(opts: RegionHealthOptions = {}) {
@@ -75,6 +78,7 @@ export class RegionHealth {
       h.#successes = previous.#successes;
       h.#healthyFraction = previous.#healthyFraction;
       h.#loadRps = previous.#loadRps;
+      h.#spill = previous.#spill;
       h.#override = previous.#override;
     }
     return h;
@@ -94,6 +98,7 @@ export class RegionHealth {
       if (!this.#probeHealthy && this.#successes >= this.#healthyThreshold) this.#probeHealthy = true;
       this.#healthyFraction = clampFraction(p.healthyFraction ?? 1);
       this.#loadRps = p.loadRps === undefined || !(p.loadRps >= 0) ? undefined : p.loadRps;
+      this.#spill = nextSpill(this.#spill, this.capacityRps, this.#loadRps);
     } else {
       this.#failures++;
       this.#successes = 0;
@@ -118,6 +123,11 @@ export class RegionHealth {
     return this.#loadRps;
   }
 
+  /** Share of answers to pass on to the next region, as of the last load report (see nextSpill). */
+  get spillFraction(): number {
+    return this.#spill;
+  }
+
   view(): RegionHealthView {
     return {
       healthy: this.healthy,
@@ -126,6 +136,7 @@ export class RegionHealth {
       healthyFraction: this.#healthyFraction,
       capacityRps: this.capacityRps,
       loadRps: this.#loadRps,
+      spillFraction: this.#spill,
       consecutiveFailures: this.#failures,
       consecutiveSuccesses: this.#successes,
     };
@@ -142,6 +153,19 @@ function clampFraction(f: number): number {
  * either figure is unknown. Example: capacity 1000 rps, load 1500 rps: a third of the
  * answers go elsewhere, so the region keeps 1000 of its 1500 rps.
  */
+/**
+ * The spill fraction after a load report. The load a region reports is what reaches it
+ * after the spill already in force, so the excess is computed on the demand that load
+ * implies, load / (1 - spill): with 1500 rps of demand on 1000 of capacity the spill
+ * settles at a third and stays there, instead of dropping to 0 as soon as the region
+ * reports 1000 (and swinging back at the next report).
+ */
+export function nextSpill(spill: number, capacityRps: number | undefined, loadRps: number | undefined): number {
+  if (capacityRps === undefined || loadRps === undefined) return 0;
+  const demand = spill < 1 ? loadRps / (1 - spill) : loadRps;
+  return excessFraction(capacityRps, demand);
+}
+
 export function excessFraction(capacityRps: number | undefined, loadRps: number | undefined): number {
   if (capacityRps === undefined || loadRps === undefined || !(loadRps > capacityRps)) return 0;
   return (loadRps - Math.max(0, capacityRps)) / loadRps;

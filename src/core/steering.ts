@@ -32,6 +32,8 @@ export interface SteeringRegion {
   readonly capacityRps?: number | undefined;
   /** Reported load in requests per second; undefined = unknown (never spills). */
   readonly loadRps?: number | undefined;
+  /** The share of answers to pass on, when the caller tracks it (RegionHealth.spillFraction); else computed from capacity and load. */
+  readonly spillFraction?: number | undefined;
 }
 
 /** A hostname's policy. */
@@ -140,7 +142,7 @@ export function steer(host: HostnamePolicy, client: SteeringClient, tables: Stee
   const spilledFrom: string[] = [];
   while (i < healthy.length - 1) {
     const r = healthy[i] as SteeringRegion;
-    const f = excessFraction(r.capacityRps, r.loadRps);
+    const f = r.spillFraction ?? excessFraction(r.capacityRps, r.loadRps);
     if (!(f > 0) || rng.next() >= f) break;
     spilledFrom.push(r.name);
     i++;

@@ -207,7 +207,7 @@ export class GlobalLayer {
     const host = snap.hostnames.get(name) as HostnamePolicy;
     const regions: SteeringRegion[] = snap.config.regions.map((r) => {
       const h = this.#health.get(r.name) as RegionHealth;
-      return { name: r.name, location: r.location, healthy: h.healthy, capacityRps: h.capacityRps, loadRps: h.loadRps };
+      return { name: r.name, location: r.location, healthy: h.healthy, capacityRps: h.capacityRps, loadRps: h.loadRps, spillFraction: h.spillFraction };
     });
     let externalLocation: SteeringClient['externalLocation'];
     if (this.#mmdb !== undefined && client.ip !== undefined && (host.policy === 'geo' || host.policy === 'latency') && snap.cidrs.lookup(client.ip) === undefined) {

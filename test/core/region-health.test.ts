@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { excessFraction, ManualClock, RegionHealth, RttTable } from '../../src/core/index.js';
+import { excessFraction, ManualClock, nextSpill, RegionHealth, RttTable } from '../../src/core/index.js';
 
 describe('RegionHealth thresholds', () => {
   it('goes down after N consecutive failures and up after M consecutive successes', () => {
@@ -68,6 +68,36 @@ describe('excessFraction', () => {
     assert.equal(excessFraction(undefined, 1500), 0);
     assert.equal(excessFraction(1000, undefined), 0);
     assert.equal(excessFraction(0, 50), 1);
+  });
+});
+
+describe('spill control', () => {
+  it('settles at the excess of the demand, not of the load the spill already lowered', () => {
+    const h = new RegionHealth({ capacityRps: 1000 });
+    // Demand 1500 rps: the region reports what reaches it, i.e. the demand less what spills.
+    const demand = 1500;
+    const seen: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      h.recordProbe({ ok: true, loadRps: demand * (1 - h.spillFraction) });
+      seen.push(h.spillFraction);
+    }
+    for (const f of seen) assert.ok(Math.abs(f - 1 / 3) < 1e-12, `spill ${f}`);
+    // Without the correction it would swing: 1500 -> 1/3, then 1000 -> 0, then 1500 -> 1/3 ...
+    assert.equal(excessFraction(1000, 1000), 0);
+  });
+
+  it('lets go as demand falls, and follows healthy capacity', () => {
+    const h = new RegionHealth({ capacityRps: 1000 });
+    h.recordProbe({ ok: true, loadRps: 2000 });
+    assert.equal(h.spillFraction, 0.5);
+    h.recordProbe({ ok: true, loadRps: 400 }); // demand 800: within capacity
+    assert.equal(h.spillFraction, 0);
+    h.recordProbe({ ok: true, loadRps: 800, healthyFraction: 0.5 }); // half the backends: 500 rps of capacity
+    assert.equal(h.spillFraction, 300 / 800);
+    assert.equal(h.view().spillFraction, 300 / 800);
+    h.recordProbe({ ok: true }); // no load reported: nothing to spill
+    assert.equal(h.spillFraction, 0);
+    assert.equal(nextSpill(0.5, undefined, 100), 0);
   });
 });
 
