@@ -121,6 +121,9 @@ export class ProxyMetrics implements MetricsText {
     help: 'Active health checks completed, by cluster, endpoint and result (success, or why the check failed).',
     labelNames: ['cluster', 'endpoint', 'result'] as const,
     registers: [this.registry],
+    // With workers > 1 the primary probes once and every worker applies the same results:
+    // one worker's count is the count.
+    aggregator: 'first',
   });
   readonly #tcpConnections = new Counter({
     name: 'meridian_tcp_connections_total',

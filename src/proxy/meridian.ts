@@ -36,6 +36,11 @@ export interface MeridianOptions {
   readonly seed?: number;
   /** false: no admin server (a worker process, whose primary serves the admin API). */
   readonly admin?: boolean;
+  /**
+   * 'external': run no active health checks here; their results arrive through
+   * applyCheck() (a worker, whose primary probes once for all workers).
+   */
+  readonly activeChecks?: 'local' | 'external';
 }
 
 interface Listening {
@@ -122,6 +127,20 @@ export class Meridian implements AdminTarget {
       this.#adminPort = (await this.#admin.listen()).port;
     }
     this.#started = true;
+  }
+
+  /**
+   * An active health check's result made elsewhere (the primary, for workers): fed to the
+   * endpoint's health state machine exactly as a local probe's would be. False when the
+   * cluster or endpoint is not in the running config.
+   */
+  applyCheck(cluster: string, endpoint: string, ok: boolean, reason?: string): boolean {
+    const c = this.#runtime.clusters.get(cluster);
+    const host = c?.core.host(endpoint);
+    if (c === undefined || host === undefined) return false;
+    c.core.recordCheck(host, ok);
+    this.metrics.healthCheck(cluster, endpoint, ok, reason);
+    return true;
   }
 
   // ---- AdminTarget -----------------------------------------------------------------
@@ -305,7 +324,7 @@ export class Meridian implements AdminTarget {
         });
       }
       const check = c.config.health_check;
-      if (check && !this.#draining) {
+      if (check && !this.#draining && this.#o.activeChecks !== 'external') {
         const checker = new ActiveHealthChecker(c.core, check, {
           rng: this.#rng,
           onResult: (r) => this.metrics.healthCheck(c.name, r.host.endpoint.id, r.ok, r.reason),

@@ -5,14 +5,20 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 import { createAdminServer } from '../admin/server.js';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
-import { adminToken, Meridian } from './meridian.js';
+import { buildCluster } from '../config/index.js';
+import { SeededRng } from '../core/rng.js';
+import { ActiveHealthChecker } from '../health/active-checker.js';
+import { adminToken, Meridian, wallClock } from './meridian.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 
 /**
  * `workers: N`: one primary process and N workers (node:cluster), so one node uses every
  * core. Each worker is a whole Meridian (listeners sharing the ports, its own balancing
- * and health state, as nginx workers keep theirs); the primary serves the admin API,
- * aggregates the workers' metrics, and coordinates reloads, drains and restarts.
+ * state and passive outlier detection, as nginx workers keep theirs); the primary serves
+ * the admin API, aggregates the workers' metrics, runs the active health checks once for
+ * all workers (as Envoy's main thread does: backends see one prober per node, and every
+ * worker reaches the same verdicts from the same results), and coordinates reloads,
+ * drains and restarts.
  */
 
 export function workerCount(setting: Config['workers']): number {
@@ -23,7 +29,8 @@ type ToWorker =
   | { readonly type: 'meridian:drain' }
   | { readonly type: 'meridian:reload'; readonly id: number }
   | { readonly type: 'meridian:drain-endpoint'; readonly cluster: string; readonly endpoint: string; readonly draining: boolean }
-  | { readonly type: 'meridian:weight'; readonly cluster: string; readonly endpoint: string; readonly weight: number | null };
+  | { readonly type: 'meridian:weight'; readonly cluster: string; readonly endpoint: string; readonly weight: number | null }
+  | { readonly type: 'meridian:check'; readonly cluster: string; readonly endpoint: string; readonly ok: boolean; readonly reason?: string };
 
 type FromWorker =
   | { readonly type: 'meridian:state'; readonly ready: boolean; readonly ports: Record<string, number>; readonly clusters: ClusterState[] }
@@ -33,7 +40,7 @@ const STATE_INTERVAL_MS = 500;
 
 /** A worker: serve until the primary says drain (or goes away). */
 export async function runWorker(configPath: string, config: Config): Promise<void> {
-  const meridian = new Meridian(config, { configPath, admin: false });
+  const meridian = new Meridian(config, { configPath, admin: false, activeChecks: 'external' });
   AggregatorRegistry.setRegistries([meridian.metrics.registry]);
   // prom-client answers the primary's metric requests only once an AggregatorRegistry
   // has been constructed in the worker too (that is where it adds its listener).
@@ -65,6 +72,9 @@ export async function runWorker(configPath: string, config: Config): Promise<voi
       case 'meridian:weight':
         meridian.setWeight(m.cluster, m.endpoint, m.weight);
         return report();
+      case 'meridian:check':
+        meridian.applyCheck(m.cluster, m.endpoint, m.ok, m.reason);
+        return;
     }
   });
   process.on('disconnect', () => void stop());
@@ -86,6 +96,8 @@ export class WorkerPool implements AdminTarget {
   #adminPort = 0;
   /** The DNS steering layer runs once, here in the primary, beside the admin server. */
   #global: GlobalLayer | undefined;
+  /** Active health checks run once, here, and every worker applies their results. */
+  #checks: SharedHealthChecks | undefined;
   readonly #globalRegistry = new Registry();
   #draining = false;
   #nextReloadId = 1;
@@ -119,6 +131,7 @@ export class WorkerPool implements AdminTarget {
     for (let i = 0; i < this.#count; i++) cluster.fork();
     await waitFor(() => this.ready(), 15_000, 'workers to listen');
     this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry });
+    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m));
     const admin = createAdminServer({
       target: this,
       metrics: {
@@ -180,6 +193,8 @@ export class WorkerPool implements AdminTarget {
       return { ok: false, errors };
     }
     this.#config = r.config;
+    this.#checks?.stop();
+    this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m));
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const id = this.#nextReloadId++;
     const result = await new Promise<ReloadResult>((resolve) => {
@@ -192,6 +207,7 @@ export class WorkerPool implements AdminTarget {
 
   async drainAndStop(): Promise<void> {
     this.#draining = true;
+    this.#checks?.stop();
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const exited = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
     for (const w of workers) {
@@ -265,5 +281,33 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * The primary's active health checks: one prober per cluster with a health_check, over a
+ * core Cluster of its own (the checker needs hosts to probe), each result sent to every
+ * worker, whose own Cluster applies it (Meridian.applyCheck) with the same thresholds.
+ */
+class SharedHealthChecks {
+  readonly #checkers: ActiveHealthChecker[] = [];
+
+  constructor(config: Config, send: (m: ToWorker) => void) {
+    const rng = new SeededRng(Date.now() >>> 0);
+    for (const c of config.clusters) {
+      const check = c.health_check;
+      if (check === undefined) continue;
+      const core = buildCluster(c, wallClock, rng, config.node);
+      const checker = new ActiveHealthChecker(core, check, {
+        rng,
+        onResult: (r) => send({ type: 'meridian:check', cluster: c.name, endpoint: r.host.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) }),
+      });
+      checker.start();
+      this.#checkers.push(checker);
+    }
+  }
+
+  stop(): void {
+    for (const c of this.#checkers) c.stop();
   }
 }

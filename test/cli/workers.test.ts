@@ -1,6 +1,7 @@
 // workers: 2 — one primary, two serving processes, as a user would run it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,15 @@ describe('workers', () => {
 
   it('serves from N workers, aggregates their state and metrics, restarts a dead one, drains all on SIGTERM', async () => {
     const bs: SampleBackend[] = await Promise.all([startSampleBackend({ name: 'x' }), startSampleBackend({ name: 'y' })]);
+    // An endpoint that counts the health checks it receives.
+    let probes = 0;
+    const probed = createServer((req, res) => {
+      if (req.url === '/healthz') probes++;
+      res.end('ok');
+    });
+    await new Promise<void>((r) => probed.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise<void>((r) => probed.close(() => r())));
+    const probedPort = (probed.address() as { port: number }).port;
     cleanup.push(() => Promise.all(bs.map((b) => b.close())));
     const file = join(mkdtempSync(join(tmpdir(), 'meridian-workers-')), 'm.json');
     writeFileSync(
@@ -32,7 +42,10 @@ describe('workers', () => {
         admin: { port: 0 },
         access_log: { enabled: false },
         listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
-        clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+        clusters: [
+          { name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) },
+          { name: 'probed', endpoints: [{ address: `127.0.0.1:${probedPort}`, id: 'p' }], health_check: { path: '/healthz', interval: '100ms', timeout: '80ms', jitter: '0%' } },
+        ],
         global: {
           dns: { address: '127.0.0.1', port: 0, zone: 'w.test' },
           regions: [{ name: 'r1', location: { lat: 0, lon: 0 }, addresses: ['127.0.0.21'] }],
@@ -65,6 +78,16 @@ describe('workers', () => {
     const dnsPort = (JSON.parse((await get(admin, '/api/global')).body) as { dns: { port: number } }).dns.port;
     const dns = await udpQuery(dnsPort, { questions: [{ type: 'A', name: 'www.w.test' }] });
     assert.deepEqual((dns.answers ?? []).map((a) => a.data), ['127.0.0.21']);
+    // Active health checks run once, in the primary, and both workers apply the results:
+    // the endpoint sees as many probes as one worker counts checks (two probers would double it).
+    const checksCounted = async () =>
+      parsePrometheusTextFormat((await get(admin, '/metrics')).body)
+        .find((f) => f.name === 'meridian_health_checks_total')
+        ?.metrics.filter((m) => m.labels?.cluster === 'probed')
+        .reduce((n, m) => n + Number(m.value), 0) ?? 0;
+    await until(async () => (await checksCounted()) >= 20, 10_000, '20 health checks counted');
+    const counted = await checksCounted();
+    assert.ok(probes - counted >= 0 && probes - counted <= 3, `${probes} probes received, ${counted} checks counted`);
     const families = parsePrometheusTextFormat((await get(admin, '/metrics')).body);
     assert.ok(families.some((f) => f.name === 'meridian_dns_queries_total'), 'the primary adds the DNS counters to the workers\' metrics');
     const total = families.find((f) => f.name === 'meridian_requests_total')!.metrics.reduce((n, s) => n + Number(s.value), 0);
