@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import parse, { type PrometheusFamily, type PrometheusSample } from 'parse-prometheus-text-format';
 import { DURATION_BUCKETS_S, ProxyMetrics } from '../../src/admin/metrics.js';
-import { HEALTH_STATUSES, type ClusterState, type EndpointState } from '../../src/admin/types.js';
+import { HEALTH_STATUSES, type ClusterState } from '../../src/admin/types.js';
+import { endpoint } from './fixtures.js';
 
 // dist/test/admin/ → repository root.
 const DOCS = fileURLToPath(new URL('../../../docs/metrics.md', import.meta.url));
@@ -76,25 +77,6 @@ function histogram(text: string, name: string, labels: Record<string, string>): 
 function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
-}
-
-function endpoint(id: string, over: Partial<EndpointState> = {}): EndpointState {
-  return {
-    id,
-    address: id,
-    priority: 0,
-    status: 'healthy',
-    weight: 1,
-    effectiveWeight: 1,
-    active: 0,
-    latencyEwmaMs: 0,
-    ejectionsTotal: 0,
-    requestsTotal: 0,
-    failuresTotal: 0,
-    poolOpen: 0,
-    poolIdle: 0,
-    ...over,
-  };
 }
 
 /** Calls every recording method once, so that every family has a sample to inspect. */

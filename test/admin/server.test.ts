@@ -7,28 +7,10 @@ import { describe, it, type TestContext } from 'node:test';
 import parse from 'parse-prometheus-text-format';
 import { ProxyMetrics } from '../../src/admin/metrics.js';
 import { createAdminServer, MAX_BODY_BYTES, type AdminLogger } from '../../src/admin/server.js';
-import type { AdminTarget, ChangeResult, ClusterState, EndpointState, ReloadResult } from '../../src/admin/types.js';
+import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../../src/admin/types.js';
+import { endpoint } from './fixtures.js';
 
 const TOKEN = 's3cret-token';
-
-function endpoint(id: string, over: Partial<EndpointState> = {}): EndpointState {
-  return {
-    id,
-    address: id,
-    priority: 0,
-    status: 'healthy',
-    weight: 1,
-    effectiveWeight: 1,
-    active: 0,
-    latencyEwmaMs: 0,
-    ejectionsTotal: 0,
-    requestsTotal: 0,
-    failuresTotal: 0,
-    poolOpen: 0,
-    poolIdle: 0,
-    ...over,
-  };
-}
 
 /** A target with two clusters; endpoint ids with ':' '.', '[]' and '/' to exercise decoding. */
 class FakeTarget implements AdminTarget {

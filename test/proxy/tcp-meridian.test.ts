@@ -29,6 +29,19 @@ function exchange(port: number, payload: string): Promise<string> {
   });
 }
 
+/** A tcp listener `db` (and an http one) in front of a round_robin cluster over `ports`. */
+function tcpConfig(ports: readonly number[], cluster: Record<string, unknown> = {}) {
+  return config({
+    admin: { port: 0 },
+    access_log: { enabled: false },
+    listeners: [
+      { name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'db' }] },
+      { name: 'db', protocol: 'tcp', address: '127.0.0.1', port: 0, cluster: 'db' },
+    ],
+    clusters: [{ name: 'db', policy: 'round_robin', endpoints: ports.map((p) => ({ address: `127.0.0.1:${p}` })), ...cluster }],
+  });
+}
+
 describe('tcp listeners in meridian', () => {
   const cleanup: { close(): Promise<void> }[] = [];
   after(async () => {
@@ -39,17 +52,7 @@ describe('tcp listeners in meridian', () => {
     const a = await echoServer('a');
     const b = await echoServer('b');
     cleanup.push(a, b);
-    const m = await startMeridian(
-      config({
-        admin: { port: 0 },
-        access_log: { enabled: false },
-        listeners: [
-          { name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'db' }] },
-          { name: 'db', protocol: 'tcp', address: '127.0.0.1', port: 0, cluster: 'db' },
-        ],
-        clusters: [{ name: 'db', policy: 'round_robin', endpoints: [{ address: `127.0.0.1:${a.port}` }, { address: `127.0.0.1:${b.port}` }] }],
-      }),
-    );
+    const m = await startMeridian(tcpConfig([a.port, b.port]));
     const port = m.meridian.ports()['db']!;
     const answers = [await exchange(port, 'ping\n'), await exchange(port, 'ping\n')];
     assert.deepEqual(answers.map((x) => x.split('\n')[0]).sort(), ['a', 'b']);
@@ -70,17 +73,7 @@ describe('tcp listeners in meridian', () => {
     const hole = await blackhole();
     const a = await echoServer('a');
     cleanup.push(hole, a);
-    const m = await startMeridian(
-      config({
-        admin: { port: 0 },
-        access_log: { enabled: false },
-        listeners: [
-          { name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'db' }] },
-          { name: 'db', protocol: 'tcp', address: '127.0.0.1', port: 0, cluster: 'db' },
-        ],
-        clusters: [{ name: 'db', policy: 'round_robin', timeouts: { connect: '200ms' }, endpoints: [{ address: `127.0.0.1:${hole.port}` }, { address: `127.0.0.1:${a.port}` }] }],
-      }),
-    );
+    const m = await startMeridian(tcpConfig([hole.port, a.port], { timeouts: { connect: '200ms' } }));
     cleanup.push(m);
     const port = m.meridian.ports()['db']!;
     // Round robin sends one of the two to the black hole first: it times out and goes to a.
