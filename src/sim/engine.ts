@@ -25,7 +25,7 @@ import { fmix32 } from '../core/hash.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
-import type { Endpoint, Outcome, PolicyName } from '../core/types.js';
+import type { Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
 import { exponentialGapMs, sampler, type Sampler } from './distributions.js';
 import { EventQueue } from './event-queue.js';
 import { RegionChoice } from './region-choice.js';
@@ -363,7 +363,7 @@ class Run {
     const eps: Endpoint[] = lb.servers.map((sv) => sv.host.endpoint);
     specs.forEach((_, j) => {
       const id = `${lb.name}/${first + j}`;
-      eps.push({ id, address: id, weight: 1, ...(cross ? { locality: { region: lb.name, priority: 0 } } : {}) });
+      eps.push({ id, address: id, weight: 1, ...(cross ? { locality: this.#ownLocality(region) } : {}) });
     });
     lb.cluster.setEndpoints(eps);
     specs.forEach((spec, j) => {
@@ -387,6 +387,18 @@ class Run {
       }
     });
     if (cross) this.#syncRemote();
+  }
+
+  /** A region's own servers as its load balancer's first locality, with the region's capacity if it declares one. */
+  #ownLocality(region: number): Locality {
+    const spec = this.#s.regions[region];
+    const cap = spec?.capacity;
+    return {
+      region: spec?.name ?? String(region),
+      priority: 0,
+      ...(cap?.maxRequestsPerSecond === undefined ? {} : { maxRequestsPerSecond: cap.maxRequestsPerSecond }),
+      ...(cap?.maxInFlight === undefined ? {} : { maxInFlight: cap.maxInFlight }),
+    };
   }
 
   /** The inter-region round trip from region a's load balancer to region b's servers; undefined = no route. */

@@ -27,6 +27,11 @@ export interface RegionSpec {
   readonly servers: readonly ServerSpec[];
   /** Round-trip time from this region's load balancer to other regions' servers, ms (either side may say it). */
   readonly rttMs: ReadonlyMap<string, number>;
+  /**
+   * With lb.cross_region: the region's own servers as a locality with a capacity; above it,
+   * only the excess spills to the next region (the core's waterfall).
+   */
+  readonly capacity?: { readonly maxRequestsPerSecond?: number; readonly maxInFlight?: number };
 }
 
 export interface Spike {
@@ -307,7 +312,7 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
     const path = `regions[${i}]`;
     const o = r.obj(item, path);
     if (!o) return [];
-    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue', 'abandoned', 'rtt']);
+    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue', 'abandoned', 'rtt', 'capacity']);
     const name = r.str(o.name, `${path}.name`) ?? `region${i}`;
     if (names.has(name)) r.bad(`${path}.name`, `duplicate region "${name}"`);
     if (name.includes('/')) r.bad(`${path}.name`, 'must not contain "/"');
@@ -338,7 +343,15 @@ function parseRegions(r: Reader, v: unknown): RegionSpec[] {
         if (ms !== undefined) rttMs.set(other, ms);
       }
     }
-    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue, dropAbandoned })), rttMs }];
+    let capacity: { maxRequestsPerSecond?: number; maxInFlight?: number } | undefined;
+    if (o.capacity !== undefined) {
+      const c = r.obj(o.capacity, `${path}.capacity`) ?? {};
+      r.known(c, `${path}.capacity`, ['rate', 'in_flight']);
+      capacity = {};
+      if (c.rate !== undefined) capacity.maxRequestsPerSecond = parseRate(c.rate) ?? r.bad(`${path}.capacity.rate`, 'expected a rate such as 500/s') ?? 1;
+      if (c.in_flight !== undefined) capacity.maxInFlight = r.num(c.in_flight, `${path}.capacity.in_flight`, 1, 1e9, true) ?? 1;
+    }
+    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue, dropAbandoned })), rttMs, ...(capacity === undefined ? {} : { capacity }) }];
   });
 }
 

@@ -98,6 +98,28 @@ describe('simulator model', () => {
     assert.equal(at(cross, 40)?.failed, 0);
   });
 
+  it("regions[].capacity with lb.cross_region: only the excess over a region's rate spills to the next region (the core's waterfall)", () => {
+    const r = runPolicy(
+      parseScenario({
+        seed: 4,
+        duration: '30s',
+        warmup: '5s',
+        bucket: '1s',
+        regions: [
+          { name: 'near', servers: 10, concurrency: 2, service_time: { dist: 'exponential', mean: '10ms' }, rtt: { far: '50ms' }, capacity: { rate: '200/s' } },
+          { name: 'far', servers: 10, concurrency: 2, service_time: { dist: 'exponential', mean: '10ms' } },
+        ],
+        clients: [{ name: 'c', rate: '300/s', rtt: { near: '5ms', far: '55ms' } }],
+        lb: { cross_region: true },
+      }),
+      'least_request',
+    );
+    // 300/s arrive, 200/s stay: a third of the requests cross (binomial spread, 25 s of them).
+    const share = r.cross_region_tries / r.requests;
+    assert.ok(Math.abs(share - 1 / 3) < 0.02, `share that crossed: ${share.toFixed(4)} of ${r.requests}`);
+    assert.equal(r.failed, 0);
+  });
+
   it('new servers join through slow start and take a growing share', () => {
     const r = runPolicy(
       parseScenario({ ...base, lb: { slow_start: { window: '10s' } }, events: [{ at: '10s', add: 'r', servers: 10 }] }),
