@@ -30,6 +30,45 @@ export interface ExchangeRecord {
   readonly reason: LocalReplyCode | 'client_abort' | 'upstream_abort' | undefined;
 }
 
+/** What a request or an upgrade tallied by its end: `report()` turns it into the record. */
+export interface ExchangeTally {
+  readonly requestId: string;
+  readonly client: string;
+  readonly method: string;
+  readonly host: string;
+  readonly path: string;
+  readonly status: number;
+  readonly reason: ExchangeRecord['reason'];
+  readonly cluster: ClusterRuntime | undefined;
+  readonly endpoint: HostState | undefined;
+  readonly attempts: number;
+  readonly upstreamMs: number | undefined;
+  readonly startMs: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+/** Report an exchange once, at its end: a client that left is a 499 (nginx's convention). */
+export function report(ctx: ListenerContext, t: ExchangeTally): void {
+  ctx.hooks.done({
+    listener: ctx.listener,
+    requestId: t.requestId,
+    client: t.client,
+    method: t.method,
+    host: t.host,
+    path: t.path,
+    status: t.reason === 'client_abort' ? 499 : t.status,
+    cluster: t.cluster?.name ?? '',
+    endpoint: t.endpoint?.endpoint.id ?? '',
+    attempts: t.attempts,
+    upstreamMs: t.upstreamMs,
+    totalMs: ctx.clock.nowMs() - t.startMs,
+    bytesIn: t.bytesIn,
+    bytesOut: t.bytesOut,
+    reason: t.reason,
+  });
+}
+
 export interface RetryEvent {
   readonly cluster: string;
   readonly reason: string;
@@ -442,25 +481,22 @@ class Exchange {
     this.#finished = true;
     clearTimeout(this.#requestTimer);
     clearInterval(this.#rateTimer);
-    const cluster = this.#cluster;
     this.#lease?.release();
-    const hostHeader = hostHeaderOf(this.#req.headers) ?? '';
-    this.#ctx.hooks.done({
-      listener: this.#ctx.listener,
+    report(this.#ctx, {
       requestId: this.#requestId,
       client: this.#fwd?.clientIp ?? '',
       method: this.#method,
-      host: hostHeader,
+      host: hostHeaderOf(this.#req.headers) ?? '',
       path: this.#url,
-      status: this.#reason === 'client_abort' ? 499 : this.#status,
-      cluster: cluster?.name ?? '',
-      endpoint: this.#host?.endpoint.id ?? '',
+      status: this.#status,
+      reason: this.#reason,
+      cluster: this.#cluster,
+      endpoint: this.#host,
       attempts: this.#attempts,
       upstreamMs: this.#upstreamMs,
-      totalMs: this.#ctx.clock.nowMs() - this.#startMs,
+      startMs: this.#startMs,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
-      reason: this.#reason,
     });
   }
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { HostState } from '../core/cluster.js';
 import type { Outcome } from '../core/types.js';
 import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
-import type { ExchangeRecord, ListenerContext } from './forward.js';
+import { report, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
@@ -358,24 +358,22 @@ class Tunnel implements Closable {
     this.#phase = 'done';
     clearTimeout(this.#timer);
     this.#tracker.remove(this);
-    const cluster = this.#cluster;
     this.#lease?.release();
-    this.#ctx.hooks.done({
-      listener: this.#ctx.listener,
+    report(this.#ctx, {
       requestId: this.#requestId,
       client: this.#fwd?.clientIp ?? '',
       method: this.#method,
       host: this.#req.headers.host ?? '',
       path: this.#url,
-      status: this.#reason === 'client_abort' ? 499 : this.#status,
-      cluster: cluster?.name ?? '',
-      endpoint: this.#host?.endpoint.id ?? '',
+      status: this.#status,
+      reason: this.#reason,
+      cluster: this.#cluster,
+      endpoint: this.#host,
       attempts: this.#attempts,
       upstreamMs: this.#upstreamMs,
-      totalMs: this.#ctx.clock.nowMs() - this.#startMs,
+      startMs: this.#startMs,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
-      reason: this.#reason,
     });
   }
 }
