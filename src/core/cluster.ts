@@ -302,6 +302,17 @@ export class Cluster {
     }
   }
 
+  /** An active verdict reached elsewhere (the primary's checks, for a worker that just started). */
+  assumeHealth(id: string, healthy: boolean): boolean {
+    const host = this.#byId.get(id);
+    if (!host) return false;
+    if (host.health.assume(healthy)) {
+      this.#dirty = true;
+      this.#emit({ type: 'health_changed', host, healthy });
+    }
+    return true;
+  }
+
   setDraining(id: string, draining: boolean): boolean {
     const host = this.#byId.get(id);
     if (!host) return false;

@@ -61,4 +61,16 @@ export class HostHealth {
     }
     return false;
   }
+
+  /**
+   * Take an active verdict reached elsewhere (another process's checks of the same host):
+   * the streaks start over from it. Returns true when the verdict flipped.
+   */
+  assume(healthy: boolean): boolean {
+    this.#checkPasses = 0;
+    this.#checkFailures = 0;
+    if (this.activeHealthy === healthy) return false;
+    this.activeHealthy = healthy;
+    return true;
+  }
 }

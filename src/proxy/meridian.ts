@@ -143,6 +143,11 @@ export class Meridian implements AdminTarget {
     return true;
   }
 
+  /** Verdicts reached elsewhere (the primary's, for a worker that just started): taken as they are. */
+  assumeHealth(verdicts: readonly { readonly cluster: string; readonly endpoint: string; readonly healthy: boolean }[]): void {
+    for (const v of verdicts) this.#runtime.clusters.get(v.cluster)?.core.assumeHealth(v.endpoint, v.healthy);
+  }
+
   // ---- AdminTarget -----------------------------------------------------------------
 
   clusters(): ClusterState[] {

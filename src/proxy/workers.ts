@@ -6,6 +6,7 @@ import { createAdminServer } from '../admin/server.js';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
 import { buildCluster } from '../config/index.js';
+import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { adminToken, Meridian, wallClock } from './meridian.js';
@@ -30,7 +31,14 @@ type ToWorker =
   | { readonly type: 'meridian:reload'; readonly id: number }
   | { readonly type: 'meridian:drain-endpoint'; readonly cluster: string; readonly endpoint: string; readonly draining: boolean }
   | { readonly type: 'meridian:weight'; readonly cluster: string; readonly endpoint: string; readonly weight: number | null }
-  | { readonly type: 'meridian:check'; readonly cluster: string; readonly endpoint: string; readonly ok: boolean; readonly reason?: string };
+  | { readonly type: 'meridian:check'; readonly cluster: string; readonly endpoint: string; readonly ok: boolean; readonly reason?: string }
+  | { readonly type: 'meridian:health'; readonly verdicts: readonly HealthVerdict[] };
+
+interface HealthVerdict {
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly healthy: boolean;
+}
 
 type FromWorker =
   | { readonly type: 'meridian:state'; readonly ready: boolean; readonly ports: Record<string, number>; readonly clusters: ClusterState[] }
@@ -75,6 +83,9 @@ export async function runWorker(configPath: string, config: Config): Promise<voi
       case 'meridian:check':
         meridian.applyCheck(m.cluster, m.endpoint, m.ok, m.reason);
         return;
+      case 'meridian:health':
+        meridian.assumeHealth(m.verdicts);
+        return report();
     }
   });
   process.on('disconnect', () => void stop());
@@ -236,7 +247,12 @@ export class WorkerPool implements AdminTarget {
   }
 
   #onMessage(worker: Worker, m: FromWorker): void {
-    if (m.type === 'meridian:state') this.#states.set(worker.id, m);
+    if (m.type === 'meridian:state') {
+      // A worker's first report: it starts with every endpoint healthy; bring it up to date
+      // with the verdicts the shared checks have reached so far (a worker restarted after a crash).
+      if (!this.#states.has(worker.id) && this.#checks !== undefined) worker.send({ type: 'meridian:health', verdicts: this.#checks.verdicts() } satisfies ToWorker);
+      this.#states.set(worker.id, m);
+    }
     else if (m.type === 'meridian:reloaded') {
       const p = this.#pending.get(m.id);
       if (!p) return;
@@ -291,6 +307,7 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
  */
 class SharedHealthChecks {
   readonly #checkers: ActiveHealthChecker[] = [];
+  readonly #cores: Cluster[] = [];
 
   constructor(config: Config, send: (m: ToWorker) => void) {
     const rng = new SeededRng(Date.now() >>> 0);
@@ -298,6 +315,7 @@ class SharedHealthChecks {
       const check = c.health_check;
       if (check === undefined) continue;
       const core = buildCluster(c, wallClock, rng, config.node);
+      this.#cores.push(core);
       const checker = new ActiveHealthChecker(core, check, {
         rng,
         onResult: (r) => send({ type: 'meridian:check', cluster: c.name, endpoint: r.host.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) }),
@@ -305,6 +323,11 @@ class SharedHealthChecks {
       checker.start();
       this.#checkers.push(checker);
     }
+  }
+
+  /** The active verdict of every checked endpoint now. */
+  verdicts(): HealthVerdict[] {
+    return this.#cores.flatMap((core) => core.hosts.map((h) => ({ cluster: core.name, endpoint: h.endpoint.id, healthy: h.health.activeHealthy })));
   }
 
   stop(): void {

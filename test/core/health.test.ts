@@ -184,3 +184,24 @@ describe('membership', () => {
     assert.deepEqual(events, []);
   });
 });
+
+describe('verdicts reached elsewhere (a worker taking the primary\'s)', () => {
+  it('assumeHealth takes the verdict at once, says so, and the streaks start over from it', () => {
+    const h = harness('round_robin', equalEndpoints(2), { activeChecks: { unhealthyThreshold: 2, healthyThreshold: 2 } });
+    const events: boolean[] = [];
+    h.cluster.onEvent((e) => e.type === 'health_changed' && events.push(e.healthy));
+    assert.equal(h.cluster.assumeHealth('e1', false), true);
+    assert.deepEqual(events, [false]);
+    assert.deepEqual([...idleShares(h, 10).keys()], ['e0'], 'e1 takes no traffic');
+    assert.equal(h.cluster.assumeHealth('e1', false), true, 'known endpoint, no change');
+    assert.deepEqual(events, [false], 'no event without a change');
+    // Back to the thresholds from there: two passes make it healthy again.
+    const e1 = h.cluster.host('e1')!;
+    h.cluster.recordCheck(e1, true);
+    assert.equal(e1.health.activeHealthy, false);
+    h.cluster.recordCheck(e1, true);
+    assert.equal(e1.health.activeHealthy, true);
+    assert.equal(h.cluster.assumeHealth('nope', true), false);
+  });
+});
+

@@ -96,6 +96,28 @@ describe('health, overload and control', () => {
     assert.equal((await get(m.port, '/per-ip')).status, 200, 'a changed limit starts with a full bucket');
   });
 
+  it("activeChecks 'external' (a worker): no probes of its own; results and verdicts from the primary drive routing", async () => {
+    const bs = await backends(2);
+    const m = await startMeridian(simpleConfig(bs, { health_check: { path: '/healthz', interval: '50ms', timeout: '40ms', unhealthy_threshold: 2, healthy_threshold: 1 } }), { activeChecks: 'external' });
+    cleanup.push(m, ...bs);
+    const status = (id: string) => m.meridian.clusters()[0]?.endpoints.find((e) => e.id === id)?.status;
+    // A verdict the primary reached (a restarted worker catching up): taken at once.
+    m.meridian.assumeHealth([{ cluster: 'c', endpoint: 'b1', healthy: false }]);
+    assert.equal(status('b1'), 'unhealthy');
+    for (let i = 0; i < 4; i++) assert.equal((await get(m.port, '/', { agent: false })).headers['x-backend'], 'b0');
+    // Check results the primary sends: one pass (healthy_threshold 1) brings b1 back...
+    assert.equal(m.meridian.applyCheck('c', 'b1', true), true);
+    assert.equal(status('b1'), 'healthy');
+    // ...two failures (unhealthy_threshold 2) take b0 out.
+    m.meridian.applyCheck('c', 'b0', false, 'timeout');
+    assert.equal(status('b0'), 'healthy');
+    m.meridian.applyCheck('c', 'b0', false, 'timeout');
+    assert.equal(status('b0'), 'unhealthy');
+    assert.equal((await get(m.port, '/', { agent: false })).headers['x-backend'], 'b1');
+    assert.equal(m.meridian.applyCheck('c', 'nope', true), false);
+    assert.match(await m.meridian.metrics.metricsText(), /^meridian_health_checks_total\{cluster="c",endpoint="b0",result="timeout"\} 2$/m);
+  });
+
   it('circuit breaker limits answer 503 at once', async () => {
     const bs = await backends(1);
     const m = await startMeridian(simpleConfig(bs, { circuit_breaker: { max_requests: 2 } }));

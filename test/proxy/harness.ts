@@ -38,7 +38,7 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export async function startMeridian(cfg: Config, opts: { configPath?: string; adminToken?: string } = {}): Promise<Running> {
+export async function startMeridian(cfg: Config, opts: { configPath?: string; adminToken?: string; activeChecks?: 'local' | 'external' } = {}): Promise<Running> {
   const records: ExchangeRecord[] = [];
   const meridian = new Meridian(cfg, { logger: quiet, onAccess: (r) => records.push(r), seed: 7, ...opts });
   await meridian.start();
