@@ -53,6 +53,8 @@ const adminSchema = z.strictObject({
   port: integer(0, 65535).default(9901),
   /** Bearer token for state-changing admin calls; MERIDIAN_ADMIN_TOKEN overrides it. */
   token: z.string().min(1).optional(),
+  /** Host names (or `*.suffix`) the admin API answers to besides its own address and, on loopback, localhost. */
+  allowed_hosts: hostPatterns().default([]),
 });
 
 // ---- routes ------------------------------------------------------------------------

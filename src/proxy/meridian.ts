@@ -122,6 +122,7 @@ export class Meridian implements AdminTarget {
         ...adminToken(config, this.#o.adminToken),
         address: config.admin.address,
         port: config.admin.port,
+        allowedHosts: config.admin.allowed_hosts,
         logger: this.log,
       });
       this.#adminPort = (await this.#admin.listen()).port;

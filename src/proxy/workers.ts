@@ -152,6 +152,7 @@ export class WorkerPool implements AdminTarget {
       ...adminToken(this.#config),
       address: this.#config.admin.address,
       port: this.#config.admin.port,
+      allowedHosts: this.#config.admin.allowed_hosts,
       logger: this.log,
     });
     this.#admin = admin;

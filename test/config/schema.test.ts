@@ -23,7 +23,7 @@ function cluster0(c: { clusters: Json[] }): Json {
 describe('defaults', () => {
   it('fills in every documented default', () => {
     const config = valid(base());
-    assert.deepEqual(config.admin, { address: '127.0.0.1', port: 9901 });
+    assert.deepEqual(config.admin, { address: '127.0.0.1', port: 9901, allowed_hosts: [] });
     const l = config.listeners[0];
     assert.ok(l && l.protocol === 'http');
     assert.equal(l.address, '0.0.0.0');
