@@ -29,6 +29,11 @@ export interface ServerHandlers {
   clientError(err: NodeJS.ErrnoException, socket: Duplex): void;
   /** A client reset streams faster than http2.max_resets_per_second; its session was closed. */
   rapidReset?(remoteAddress: string | undefined): void;
+  /**
+   * An HTTP/2 session or stream failed (a protocol error, a reset with an error code, a
+   * socket error). Node has already torn it down; this is for the log and the metrics.
+   */
+  error?(component: 'http2_session' | 'http2_stream', err: Error): void;
 }
 
 export interface ListenerServer {
@@ -58,7 +63,8 @@ export interface ListenerServer {
  * with GOAWAY); rapid-reset protection (CVE-2023-44487): more than
  * http2.max_resets_per_second streams reset by the client within one second, before
  * their response finished, closes the session with GOAWAY(ENHANCE_YOUR_CALM). Errors on
- * sessions and streams are absorbed here; the handlers see closed responses.
+ * sessions and streams go to `handlers.error` (Node has closed them already); the request
+ * handlers see closed responses.
  */
 export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers, certs?: SniCertificates): ListenerServer {
   if (l.protocol === 'https' && certs === undefined) throw new Error(`listener ${l.name}: an https listener needs certificates`);
@@ -102,7 +108,6 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
 
   const sessions = new Set<ServerHttp2Session>();
   const active = new WeakMap<ServerHttp2Session, number>();
-  server.on('sessionError', () => {}); // also emitted on the session, handled there
   // session.socket is a proxy that refuses destroy(); note the raw socket as Node hands it over
   // (the connection event runs first, then Node creates the session and emits 'session' synchronously).
   let raw: Duplex | undefined;
@@ -215,7 +220,7 @@ function trackSession(
 ): void {
   sessions.add(session);
   active.set(session, 0);
-  session.on('error', () => {}); // a broken session is destroyed by Node; nothing to add
+  session.on('error', (err: Error) => handlers.error?.('http2_session', err));
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {
     clearTimeout(idle);
@@ -238,7 +243,8 @@ function trackSession(
   session.on('stream', (stream: ServerHttp2Stream) => {
     active.set(session, (active.get(session) ?? 0) + 1);
     clearTimeout(idle);
-    stream.on('error', () => {}); // the compat response sees the close; the proxy counts it
+    // The compat response sees the close (and the proxy reports the exchange); this says why.
+    stream.on('error', (err: Error) => handlers.error?.('http2_stream', err));
     // Only resets the client sends count: mark the ones this side starts (res.destroy(), session
     // teardown) while the stream is still open. (After a client's RST_STREAM Node marks the stream
     // closed first, then tears it down with these same calls.)

@@ -2,11 +2,14 @@ import { randomInt } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Socket, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { ProxyMetrics } from '../admin/metrics.js';
+import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
@@ -57,6 +60,8 @@ interface Listening {
 export class Meridian implements AdminTarget {
   readonly metrics = new ProxyMetrics();
   readonly log: Logger;
+  /** Errors absorbed to keep serving: counted, and logged at most once a minute per cause. */
+  readonly #errors: ErrorReporter;
   readonly #o: MeridianOptions;
   readonly #clock: Clock;
   readonly #rng: SeededRng;
@@ -71,7 +76,7 @@ export class Meridian implements AdminTarget {
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
   #global: GlobalLayer | undefined;
   #adminPort = 0;
-  #accessLog: Logger | undefined;
+  #accessLog: AccessLog | undefined;
   #inFlight = 0;
   #draining = false;
   #started = false;
@@ -81,8 +86,8 @@ export class Meridian implements AdminTarget {
     this.#clock = options.clock ?? wallClock;
     this.#rng = new SeededRng(options.seed ?? randomInt(2 ** 31));
     this.log = options.logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, level: process.env['MERIDIAN_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+    this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng);
-    this.#accessLog = this.#makeAccessLog(config);
     this.metrics.setSource(() => this.clusters());
   }
 
@@ -109,6 +114,7 @@ export class Meridian implements AdminTarget {
 
   async start(): Promise<void> {
     const config = this.#runtime.config;
+    this.#accessLog = this.#openAccessLog(config);
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') await this.#listen(l);
       else await this.#listenTcp(l);
@@ -234,7 +240,7 @@ export class Meridian implements AdminTarget {
     await this.#admin?.close();
     await this.#global?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
-    await flushLog(this.#accessLog);
+    await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
   }
 
@@ -247,7 +253,7 @@ export class Meridian implements AdminTarget {
 
   async #syncGlobal(config: Config): Promise<void> {
     if (this.#o.admin === false) return;
-    this.#global = await syncGlobalLayer(this.#global, config.global, { log: this.log, clock: this.#clock, rng: this.#rng, registry: this.metrics.registry });
+    this.#global = await syncGlobalLayer(this.#global, config.global, { log: this.log, clock: this.#clock, rng: this.#rng, registry: this.metrics.registry, reportError: this.#errors.report });
   }
 
   async #apply(config: Config): Promise<void> {
@@ -257,6 +263,8 @@ export class Meridian implements AdminTarget {
     const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol !== 'tcp').map((l) => [l.name, l]));
     // Open new listeners first: a bind error aborts the reload before anything changed.
     const opened: Listening[] = [];
+    const sameLog = isDeepStrictEqual(config.access_log, previous.config.access_log);
+    let accessLog = this.#accessLog;
     try {
       for (const [name, l] of wanted) {
         const current = this.#listeners.get(name);
@@ -264,6 +272,7 @@ export class Meridian implements AdminTarget {
         if (current) continue; // address change: handled below once the old one is closed
         opened.push(await this.#listen(l));
       }
+      if (!sameLog) accessLog = this.#openAccessLog(config);
     } catch (e) {
       for (const l of opened) {
         this.#listeners.delete(l.config.name);
@@ -275,7 +284,10 @@ export class Meridian implements AdminTarget {
       throw e;
     }
     this.#runtime = runtime;
-    this.#accessLog = this.#makeAccessLog(config);
+    if (!sameLog) {
+      void closeAccessLog(this.#accessLog);
+      this.#accessLog = accessLog;
+    }
     this.metrics.forgetEndpoints(new Map([...runtime.clusters].map(([name, c]) => [name, new Set(c.core.hosts.map((h) => h.endpoint.id))])));
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
@@ -334,6 +346,7 @@ export class Meridian implements AdminTarget {
         const checker = new ActiveHealthChecker(c.core, check, {
           rng: this.#rng,
           onResult: (r) => this.metrics.healthCheck(c.name, r.host.endpoint.id, r.ok, r.reason),
+          onError: (err) => this.#errors.report('health_check', causeOf(err), err, { cluster: c.name }),
         });
         checker.start();
         this.#checkers.push(checker);
@@ -369,6 +382,7 @@ export class Meridian implements AdminTarget {
       },
       clientError: (err, socket) => this.#clientError(l.name, err, socket),
       rapidReset: (remoteAddress) => this.log.warn({ listener: l.name, client: remoteAddress }, 'http2 rapid reset: session closed'),
+      error: (component, err) => this.#errors.report(component, causeOf(err), err, { listener: l.name }),
     }, certs);
     const server = asNetServer(ls.server);
     const port = await new Promise<number>((resolve, reject) => {
@@ -381,6 +395,9 @@ export class Meridian implements AdminTarget {
     }).catch((e: NodeJS.ErrnoException) => {
       throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
     });
+    // After the bind, a failed accept (EMFILE: out of file descriptors) is an 'error' event:
+    // with no listener it would throw and end the process.
+    server.on('error', (err) => this.#errors.report('listener', causeOf(err), err, { listener: l.name }));
     const listening: Listening = { config: l, ls, certs, port };
     this.#listeners.set(l.name, listening);
     this.log.info({ listener: l.name, address: l.address, port }, 'listening');
@@ -414,7 +431,7 @@ export class Meridian implements AdminTarget {
       log: this.log,
       onConnection: (r) => {
         this.metrics.tcpConnection(r.listener, l.cluster, r.endpoint, r.error ?? 'closed', r.bytesIn, r.bytesOut);
-        this.#accessLog?.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
+        this.#accessLog?.logger.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
       },
     });
     const port = await proxy.listen(l.port, l.address).catch((e: NodeJS.ErrnoException) => {
@@ -447,7 +464,7 @@ export class Meridian implements AdminTarget {
       r.attempts,
     );
     this.#o.onAccess?.(r);
-    this.#accessLog?.info({
+    this.#accessLog?.logger.info({
       request_id: r.requestId,
       client: r.client,
       method: r.method,
@@ -465,10 +482,27 @@ export class Meridian implements AdminTarget {
     });
   }
 
-  #makeAccessLog(config: Config): Logger | undefined {
+  /**
+   * The access log of `config`, its file opened here and now (its folder created): a path
+   * that cannot be opened fails start, or refuses the reload, with the reason, rather than
+   * failing later in the background. A write error after that is absorbed and reported.
+   */
+  #openAccessLog(config: Config): AccessLog | undefined {
     if (!config.access_log.enabled || this.#o.onAccess) return undefined;
-    const dest = config.access_log.path === '-' ? 1 : config.access_log.path;
-    return pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, pino.destination({ dest, sync: false, mkdir: true }));
+    const path = config.access_log.path;
+    let fd = 1;
+    if (path !== '-') {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+        fd = openSync(path, 'a');
+      } catch (e) {
+        throw new Error(`access_log.path: cannot open ${path}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const stream = pino.destination({ fd, sync: false });
+    stream.on('error', (err: Error) => this.#errors.report('access_log', causeOf(err), err, { path }));
+    const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, stream);
+    return { logger, stream, ownsFd: path !== '-' };
   }
 }
 
@@ -486,17 +520,25 @@ function closeServer(server: NetServer): Promise<void> {
   });
 }
 
-/** Write out what the (asynchronous) access log still holds; never fails the shutdown. */
-function flushLog(log: Logger | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (log === undefined) return resolve();
+interface AccessLog {
+  readonly logger: Logger;
+  readonly stream: ReturnType<typeof pino.destination>;
+  /** A file Meridian opened (closed with the log), not standard output. */
+  readonly ownsFd: boolean;
+}
+
+/** Write out what the (asynchronous) access log still holds, then close its file; never fails the shutdown. */
+async function closeAccessLog(log: AccessLog | undefined): Promise<void> {
+  if (log === undefined) return;
+  await new Promise<void>((resolve) => {
     setTimeout(resolve, 1000).unref();
     try {
-      log.flush(() => resolve());
+      log.logger.flush(() => resolve());
     } catch {
       resolve();
     }
   });
+  if (log.ownsFd) log.stream.end();
 }
 
 function sleep(ms: number): Promise<void> {

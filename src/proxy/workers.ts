@@ -2,6 +2,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
+import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
+import { mergeExpositions } from '../admin/merge-expositions.js';
+import { internalErrorsCounter } from '../admin/metrics.js';
 import { createAdminServer } from '../admin/server.js';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
@@ -110,6 +113,8 @@ export class WorkerPool implements AdminTarget {
   /** Active health checks run once, here, and every worker applies their results. */
   #checks: SharedHealthChecks | undefined;
   readonly #globalRegistry = new Registry();
+  /** Errors the primary absorbs (its health checks, its DNS layer): counted beside the workers' own. */
+  readonly #errors: ErrorReporter;
   #draining = false;
   #nextReloadId = 1;
 
@@ -118,6 +123,8 @@ export class WorkerPool implements AdminTarget {
     this.#config = config;
     this.#count = workerCount(config.workers);
     this.log = logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+    const counter = internalErrorsCounter(this.#globalRegistry);
+    this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => counter.inc({ component, cause }) });
   }
 
   get adminPort(): number {
@@ -141,13 +148,13 @@ export class WorkerPool implements AdminTarget {
     });
     for (let i = 0; i < this.#count; i++) cluster.fork();
     await waitFor(() => this.ready(), 15_000, 'workers to listen');
-    this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry });
-    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m));
+    this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report });
+    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m), this.#errors);
     const admin = createAdminServer({
       target: this,
       metrics: {
         contentType: this.#aggregator.contentType,
-        metricsText: async () => `${await this.#aggregator.clusterMetrics()}${await this.#globalRegistry.metrics()}`,
+        metricsText: async () => mergeExpositions(await this.#aggregator.clusterMetrics(), await this.#globalRegistry.metrics()),
       },
       ...adminToken(this.#config),
       address: this.#config.admin.address,
@@ -198,7 +205,7 @@ export class WorkerPool implements AdminTarget {
       return { ok: false, errors };
     }
     try {
-      this.#global = await syncGlobalLayer(this.#global, r.config.global, { log: this.log, registry: this.#globalRegistry });
+      this.#global = await syncGlobalLayer(this.#global, r.config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report });
     } catch (e) {
       const errors = [`global: ${(e as Error).message}`];
       this.log.error({ errors }, 'reload refused: the running config stays in force');
@@ -206,7 +213,7 @@ export class WorkerPool implements AdminTarget {
     }
     this.#config = r.config;
     this.#checks?.stop();
-    this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m));
+    this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors);
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const id = this.#nextReloadId++;
     const result = await new Promise<ReloadResult>((resolve) => {
@@ -310,7 +317,7 @@ class SharedHealthChecks {
   readonly #checkers: ActiveHealthChecker[] = [];
   readonly #cores: Cluster[] = [];
 
-  constructor(config: Config, send: (m: ToWorker) => void) {
+  constructor(config: Config, send: (m: ToWorker) => void, errors: ErrorReporter) {
     const rng = new SeededRng(Date.now() >>> 0);
     for (const c of config.clusters) {
       const check = c.health_check;
@@ -320,6 +327,7 @@ class SharedHealthChecks {
       const checker = new ActiveHealthChecker(core, check, {
         rng,
         onResult: (r) => send({ type: 'meridian:check', cluster: c.name, endpoint: r.host.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) }),
+        onError: (err) => errors.report('health_check', causeOf(err), err, { cluster: c.name }),
       });
       checker.start();
       this.#checkers.push(checker);

@@ -132,6 +132,15 @@ describe('meridian validate catches what start would refuse (spawned)', () => {
     assert.match(v.text, /listeners\[0\]\.port: listen address "0\.0\.0\.0 port 18080" overlaps "127\.0\.0\.1 port 18080" at admin/);
   });
 
+  it('start refuses an access log it cannot open before it listens (exit 2, the path and the reason), rather than spinning', { timeout: 30_000 }, async () => {
+    const blocker = file('also-not-a-folder', 'x');
+    const path = file('log.yaml', `admin: { port: 0 }\naccess_log: { path: ${blocker}/access.log }\n${LISTENER}`);
+    const s = await cli(['start', '-c', path]);
+    assert.equal(s.code, 2, s.text);
+    assert.match(s.text, new RegExp(`meridian start: access_log\\.path: cannot open ${escape(blocker)}/access\\.log: EEXIST: file already exists, mkdir`));
+    assert.doesNotMatch(s.text, /"msg":"listening"/);
+  });
+
   it('a certificate file that does not exist and an access log that cannot be created are refused by validate (exit 1)', async () => {
     const blocker = file('not-a-folder', 'x');
     const path = file(
