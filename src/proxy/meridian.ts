@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { mkdirSync, openSync } from 'node:fs';
@@ -19,7 +19,8 @@ import { ActiveHealthChecker } from '../health/active-checker.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { buildRuntime, type Runtime } from './runtime.js';
-import { asNetServer, createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
+import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
+import { ConnectionLimits } from './connection-limits.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { SniCertificates } from './tls.js';
 import { handleUpgrade, UpgradeTracker } from './upgrade.js';
@@ -68,6 +69,12 @@ export class Meridian implements AdminTarget {
   #runtime: Runtime;
   #listeners = new Map<string, Listening>();
   #tcp = new Map<string, { config: TcpListenerConfig; proxy: TcpProxy; port: number }>();
+  /** tcp listeners a reload removed or replaced whose connections are still open: drain waits for them too. */
+  readonly #retiredTcp = new Set<TcpProxy>();
+  /** http listeners a reload removed or moved whose connections are still open: the drain deadline cuts them too. */
+  readonly #retired = new Set<ListenerServer>();
+  /** Client connections counted by listener, under the listener and process caps. */
+  readonly #connections: ConnectionLimits;
   /** WebSocket (and other Upgrade) tunnels: long-lived, so drain waits for them, then closes them. */
   readonly #tunnels = new UpgradeTracker();
   #checkers: ActiveHealthChecker[] = [];
@@ -78,7 +85,10 @@ export class Meridian implements AdminTarget {
   #adminPort = 0;
   #accessLog: AccessLog | undefined;
   #inFlight = 0;
+  /** Woken when #inFlight comes back to 0 (drain waits for it). */
+  #idleWaiters: (() => void)[] = [];
   #draining = false;
+  #stopped: Promise<void> | undefined;
   #started = false;
 
   constructor(config: Config, options: MeridianOptions = {}) {
@@ -89,6 +99,8 @@ export class Meridian implements AdminTarget {
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng);
     this.metrics.setSource(() => this.clusters());
+    this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
+    this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
   }
 
   get config(): Config {
@@ -216,25 +228,35 @@ export class Meridian implements AdminTarget {
   }
 
   /**
-   * Stop taking new connections, let requests in flight finish (telling keep-alive clients
-   * to close), then close everything. Connections still busy at the deadline are cut.
+   * Stop taking new connections, let requests in flight (tcp connections and tunnels
+   * included) finish, telling keep-alive clients to close, then close everything. At the
+   * deadline whatever is still open is cut, whatever it is: keep-alive connections, HTTP/2
+   * sessions, tunnels, half-closed upgrades, requests whose upstream never answers. No
+   * client can keep Meridian from stopping. A second call waits for the first.
    */
-  async drainAndStop(deadlineMs = this.#runtime.config.drain_timeout): Promise<void> {
-    if (this.#draining) return;
+  drainAndStop(deadlineMs = this.#runtime.config.drain_timeout): Promise<void> {
+    this.#stopped ??= this.#drain(deadlineMs);
+    return this.#stopped;
+  }
+
+  async #drain(deadlineMs: number): Promise<void> {
     this.#draining = true;
     this.log.info({ inFlight: this.#inFlight, deadlineMs }, 'draining');
     for (const c of this.#checkers) c.stop();
-    const closed = [...this.#listeners.values()].map((l) => closeServer(asNetServer(l.ls.server)));
+    const closed = [...this.#listeners.values()].map((l) => closeServer(l.ls.server));
     for (const l of this.#listeners.values()) {
       l.ls.goaway(); // h2: GOAWAY, streams in flight finish
       l.ls.closeIdle();
     }
     const tcp = [...this.#tcp.values()].map((t) => t.proxy);
     await Promise.all(tcp.map((p) => p.stopAccepting()));
-    const deadline = this.#clock.nowMs() + deadlineMs;
-    while ((this.#inFlight > 0 || tcp.some((p) => p.open > 0) || this.#tunnels.open > 0) && this.#clock.nowMs() < deadline) await sleep(20);
-    for (const l of this.#listeners.values()) l.ls.closeAll();
-    for (const p of tcp) p.closeAll();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    const finished = Promise.all([this.#whenIdle(), ...[...tcp, ...this.#retiredTcp].map((p) => p.drained()), this.#tunnels.idle(deadlineMs)]);
+    await Promise.race([finished, deadline]);
+    clearTimeout(timer);
+    for (const ls of [...[...this.#listeners.values()].map((l) => l.ls), ...this.#retired]) ls.closeAll();
+    for (const p of [...tcp, ...this.#retiredTcp]) p.closeAll();
     this.#tunnels.closeAll();
     await Promise.all(closed);
     await this.#admin?.close();
@@ -242,6 +264,11 @@ export class Meridian implements AdminTarget {
     for (const c of this.#runtime.clusters.values()) c.pools.close();
     await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
+  }
+
+  #whenIdle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Immediate stop, for tests. */
@@ -276,7 +303,7 @@ export class Meridian implements AdminTarget {
     } catch (e) {
       for (const l of opened) {
         this.#listeners.delete(l.config.name);
-        await closeServer(asNetServer(l.ls.server));
+        await closeServer(l.ls.server);
       }
       // The global layer took the new config first: put the running one back, so a refused
       // reload leaves everything as it was (its region health and overrides survive both swaps).
@@ -284,6 +311,7 @@ export class Meridian implements AdminTarget {
       throw e;
     }
     this.#runtime = runtime;
+    this.#connections.setMax(config.max_connections);
     if (!sameLog) {
       void closeAccessLog(this.#accessLog);
       this.#accessLog = accessLog;
@@ -297,7 +325,8 @@ export class Meridian implements AdminTarget {
       }
       // Removed (or moved): stop accepting; connections finish their requests on their own.
       this.#listeners.delete(name);
-      void closeServer(asNetServer(l.ls.server));
+      this.#retired.add(l.ls);
+      void closeServer(l.ls.server).then(() => this.#retired.delete(l.ls));
       l.ls.goaway();
       l.ls.closeIdle();
       if (w) await this.#listen(w);
@@ -305,10 +334,15 @@ export class Meridian implements AdminTarget {
     const wantedTcp = new Map(config.listeners.filter((l): l is TcpListenerConfig => l.protocol === 'tcp').map((l) => [l.name, l]));
     for (const [name, t] of [...this.#tcp]) {
       const w = wantedTcp.get(name);
-      if (w && w.address === t.config.address && w.port === t.config.port && w.cluster === t.config.cluster && w.timeouts.idle === t.config.timeouts.idle) continue;
+      if (w && w.address === t.config.address && w.port === t.config.port && w.cluster === t.config.cluster && w.timeouts.idle === t.config.timeouts.idle) {
+        this.#connections.listener(name, w.max_connections);
+        continue;
+      }
       // Removed or changed: stop accepting; open connections carry on to their end.
       this.#tcp.delete(name);
       void t.proxy.stopAccepting();
+      this.#retiredTcp.add(t.proxy);
+      void t.proxy.drained().then(() => this.#retiredTcp.delete(t.proxy));
     }
     for (const [name, w] of wantedTcp) if (!this.#tcp.has(name)) await this.#listenTcp(w);
     if (config.admin.port !== previous.config.admin.port || config.admin.address !== previous.config.admin.address) {
@@ -383,8 +417,8 @@ export class Meridian implements AdminTarget {
       clientError: (err, socket) => this.#clientError(l.name, err, socket),
       rapidReset: (remoteAddress) => this.log.warn({ listener: l.name, client: remoteAddress }, 'http2 rapid reset: session closed'),
       error: (component, err) => this.#errors.report(component, causeOf(err), err, { listener: l.name }),
-    }, certs);
-    const server = asNetServer(ls.server);
+    }, certs, this.#connections.listener(l.name, l.max_connections).admit);
+    const server = ls.server;
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(l.port, l.address, () => {
@@ -406,16 +440,14 @@ export class Meridian implements AdminTarget {
 
   /**
    * A listener kept across a reload (same address and port): certificates are re-read
-   * (a broken file keeps the old ones, and the reload says so); HTTP/1.1 timeouts apply
-   * at once; other server settings (limits, http2, the certificate list) at restart.
+   * (a broken file keeps the old ones, and the reload says so); HTTP/1.1 timeouts and
+   * max_connections apply at once; other server settings (limits, http2, the certificate
+   * list) at restart.
    */
   async #refreshListener(l: Listening, next: HttpListenerConfig): Promise<void> {
     if (l.certs) await l.certs.reload();
-    const s = l.ls.server as Partial<Server>;
-    if (typeof s.headersTimeout === 'number') {
-      s.headersTimeout = next.timeouts.request_headers;
-      s.keepAliveTimeout = next.timeouts.idle;
-    }
+    l.ls.setHttp1Timeouts(next.timeouts.request_headers, next.timeouts.idle);
+    this.#connections.listener(next.name, next.max_connections);
     const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version];
     if (!isDeepStrictEqual(restartOnly(l.config), restartOnly(next))) {
       this.log.warn({ listener: next.name }, 'listener limits, http2 and certificate lists take effect at the next restart');
@@ -429,6 +461,7 @@ export class Meridian implements AdminTarget {
       clock: this.#clock,
       idleTimeoutMs: l.timeouts.idle,
       log: this.log,
+      admit: this.#connections.listener(l.name, l.max_connections).admit,
       onConnection: (r) => {
         this.metrics.tcpConnection(r.listener, l.cluster, r.endpoint, r.error ?? 'closed', r.bytesIn, r.bytesOut);
         this.#accessLog?.logger.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
@@ -455,7 +488,7 @@ export class Meridian implements AdminTarget {
   }
 
   #done(r: ExchangeRecord): void {
-    this.#inFlight--;
+    if (--this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
     if (r.reason !== undefined && r.reason !== 'client_abort' && r.reason !== 'upstream_abort') this.metrics.localReply(r.listener, r.reason, r.status);
     this.metrics.observeRequest(
       { listener: r.listener, cluster: r.cluster, endpoint: r.endpoint, code: r.status },
@@ -539,10 +572,6 @@ async function closeAccessLog(log: AccessLog | undefined): Promise<void> {
     }
   });
   if (log.ownsFd) log.stream.end();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function round(ms: number): number {

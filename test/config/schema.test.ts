@@ -48,6 +48,8 @@ describe('defaults', () => {
     assert.deepEqual(config.trusted_proxies, []);
     assert.deepEqual(config.access_log, { enabled: true, path: '-' });
     assert.equal(config.drain_timeout, 30_000);
+    assert.equal(config.max_connections, 10_000);
+    assert.equal(l.max_connections, undefined);
     assert.deepEqual(c.circuit_breaker, {
       max_connections: 1024,
       max_pending_requests: 1024,

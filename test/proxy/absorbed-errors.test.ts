@@ -28,13 +28,13 @@ const HEADERS_ON_STREAM_0 = Buffer.concat([PREFACE, SETTINGS, frame(1, 4, 0, Buf
 const RESET_WITH_ERROR = Buffer.concat([PREFACE, SETTINGS, frame(1, 4, 1, Buffer.from([0x82, 0x86, 0x84, 0x41, 0x01, 0x78])), frame(3, 0, 1, Buffer.from([0, 0, 0, 1]))]);
 
 /** Write `bytes` on a new connection; `closed` resolves once either side closed it. */
-function send(port: number, bytes: Buffer): { closed: Promise<void>; destroy(): void } {
+function send(port: number, bytes: Buffer): { closed: Promise<void>; end(): void } {
   const s = connect(port, '127.0.0.1');
   s.on('error', () => {});
   s.on('data', () => {});
   const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
   s.write(bytes);
-  return { closed, destroy: () => s.destroy() };
+  return { closed, end: () => s.end() };
 }
 
 function h2get(port: number): Promise<number> {
@@ -80,10 +80,11 @@ describe('HTTP/2 errors are absorbed, counted and logged once per cause', () => 
     // A connection error: Meridian tears the session down and closes the connection.
     for (let i = 0; i < 3; i++) await send(port, HEADERS_ON_STREAM_0).closed;
     await until(async () => (await counted())['http2_session/ERR_HTTP2_ERROR'] === 3, 5000, 'three session errors counted');
-    // A stream error: the session lives on (until its idle timeout); the client leaves.
+    // A stream error: the session lives on, until the client ends the connection (a FIN,
+    // not a reset: Meridian may still be writing to it).
     const reset = send(port, RESET_WITH_ERROR);
     await until(async () => (await counted())['http2_stream/ERR_HTTP2_STREAM_ERROR'] === 1, 5000, 'the stream error counted');
-    reset.destroy();
+    reset.end();
     await reset.closed;
 
     assert.equal(await h2get(port), 200, 'the listener still serves HTTP/2');
