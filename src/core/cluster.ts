@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import { fmix32 } from './hash.js';
 import { HostHealth, type ActiveCheckThresholds, type HealthStatus } from './health.js';
 import { LatencyEwma } from './latency-ewma.js';
-import { LocalOriginEjection, type LocalOriginOptions } from './local-origin-ejection.js';
+import { ConnectFailureEjection, type ConnectFailureOptions } from './connect-failure-ejection.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR, levelHealth, priorityLoads, zoneAwareShares } from './locality.js';
 import { OutlierDetector, type Ejection, type OutlierOptions } from './outlier-detector.js';
 import type { Rng } from './rng.js';
@@ -25,7 +25,7 @@ export interface ClusterOptions extends PolicyOptions {
    * Ejection of hosts that cannot be connected to; omitted (or consecutiveFailures 0) = off.
    * When on, connect failures feed it and not outlier detection (Envoy's split of local-origin errors).
    */
-  readonly localOriginEjection?: LocalOriginOptions;
+  readonly connectFailureEjection?: ConnectFailureOptions;
   /** Below this percentage of routable hosts, balance over all of them. 0 disables. Default 50. */
   readonly panicThresholdPercent?: number;
   /** Ramp for hosts that are new or back from failing; omitted = off. Ignored by hash policies. */
@@ -218,7 +218,7 @@ export class Cluster {
   readonly policy: PolicyName;
   readonly #o: ClusterOptions;
   readonly #outliers: OutlierDetector | undefined;
-  readonly #localOrigin: LocalOriginEjection | undefined;
+  readonly #connectFailures: ConnectFailureEjection | undefined;
   #hosts: HostState[] = [];
   #byId = new Map<string, HostState>();
   #byHealth = new Map<HostHealth, HostState>();
@@ -241,8 +241,8 @@ export class Cluster {
     this.policy = options.policy;
     this.#o = options;
     this.#outliers = options.outlierDetection ? new OutlierDetector(options.outlierDetection) : undefined;
-    const lo = options.localOriginEjection;
-    this.#localOrigin = lo !== undefined && lo.consecutiveFailures !== 0 ? new LocalOriginEjection(lo, options.activeChecks) : undefined;
+    const lo = options.connectFailureEjection;
+    this.#connectFailures = lo !== undefined && lo.consecutiveFailures !== 0 ? new ConnectFailureEjection(lo, options.activeChecks) : undefined;
     this.#nextIntervalMs = options.clock.nowMs() + (this.#outliers?.intervalMs ?? Infinity);
     this.#setHosts(endpoints, false);
   }
@@ -299,7 +299,7 @@ export class Cluster {
       g.balancer.onEnd?.(host, outcome);
     }
     if (host.removed) return;
-    const local = this.#localOrigin;
+    const local = this.#connectFailures;
     if (local !== undefined) {
       const e = local.record(host.health, outcome, now);
       if (e) this.#ejected(e, host);
@@ -317,7 +317,7 @@ export class Cluster {
       this.#dirty = true;
       this.#emit({ type: 'health_changed', host, healthy: host.health.activeHealthy });
     }
-    if (passed && this.#localOrigin?.checkPassed(host.health)) {
+    if (passed && this.#connectFailures?.checkPassed(host.health)) {
       this.#dirty = true;
       this.#emit({ type: 'returned', host });
     }
@@ -475,7 +475,7 @@ export class Cluster {
     this.#byHealth = new Map(hosts.map((h) => [h.health, h]));
     const healths = hosts.map((h) => h.health);
     this.#outliers?.setHosts(healths);
-    this.#localOrigin?.setHosts(healths);
+    this.#connectFailures?.setHosts(healths);
     this.#dirty = true;
   }
 
@@ -496,7 +496,7 @@ export class Cluster {
     const now = this.#o.clock.nowMs();
     if (!this.#dirty && now < this.#nextStepMs && now < this.#nextIntervalMs) return;
     const byHealth = this.#byHealth;
-    for (const r of this.#localOrigin?.returnDue(now) ?? []) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
+    for (const r of this.#connectFailures?.returnDue(now) ?? []) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
     const outliers = this.#outliers;
     if (outliers) {
       for (const r of outliers.returnDue(now)) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
@@ -526,7 +526,7 @@ export class Cluster {
   #rebuild(now: number): void {
     this.#dirty = false;
     const slowStart = this.#slowStartApplies() ? this.#o.slowStart : undefined;
-    let nextStep = Math.min(this.#outliers?.nextReturnMs() ?? Infinity, this.#localOrigin?.nextReturnMs() ?? Infinity);
+    let nextStep = Math.min(this.#outliers?.nextReturnMs() ?? Infinity, this.#connectFailures?.nextReturnMs() ?? Infinity);
 
     // Localities with their non-draining hosts, in spill order: by priority, then first appearance.
     const order: LocalityGroup[] = [];

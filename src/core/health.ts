@@ -16,7 +16,7 @@ export type HealthStatus = 'draining' | 'unhealthy' | 'ejected' | 'slow_start' |
  *
  * Counters for passive detection live here; the decisions live in OutlierDetector (those
  * that need the whole cluster: the ejection cap, success-rate outliers) and in
- * LocalOriginEjection (connect failures).
+ * ConnectFailureEjection (connect failures).
  */
 export class HostHealth {
   /** Verdict of active health checks; hosts start healthy unless told otherwise. */
@@ -31,7 +31,7 @@ export class HostHealth {
   consecutive5xx = 0;
   consecutiveGatewayErrors = 0;
   /**
-   * Out for failing to connect (local-origin ejection), until `unreachableUntilMs`; when
+   * Out for failing to connect (connect-failure ejection), until `unreachableUntilMs`; when
    * that is Infinity, until active checks pass again.
    */
   unreachable = false;

@@ -27,13 +27,13 @@ export interface OutlierOptions {
   readonly successRate?: SuccessRateOptions;
 }
 
-/** Why a host was ejected: outlier detection's reasons, and local-origin ejection's `connect_failure`. */
+/** Why a host was ejected: outlier detection's reasons, and connect-failure ejection's `connect_failure`. */
 export type EjectionReason = 'consecutive_5xx' | 'consecutive_gateway_errors' | 'success_rate' | 'connect_failure';
 
 export interface Ejection {
   readonly health: HostHealth;
   readonly reason: EjectionReason;
-  /** When it is due back; Infinity when active health checks decide (local-origin ejection). */
+  /** When it is due back; Infinity when active health checks decide (connect-failure ejection). */
   readonly untilMs: number;
 }
 

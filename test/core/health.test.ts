@@ -153,7 +153,7 @@ describe('panic threshold', () => {
           const h = harness(policy, equalEndpoints(n), {
             ...(checked ? { activeChecks: { unhealthyThreshold: 1, healthyThreshold: 1 } } : {}),
             outlierDetection: { consecutive5xx: 2, maxEjectionPercent: 100, baseEjectionMs: 5_000, intervalMs: 1_000 },
-            localOriginEjection: { baseEjectionMs: 1_000 },
+            connectFailureEjection: { baseEjectionMs: 1_000 },
           });
           for (const [i, op] of ops) {
             const host = h.cluster.hosts[i % n]!;

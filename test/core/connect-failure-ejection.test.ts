@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { HostHealth, LocalOriginEjection, OutlierDetector, type ClusterEvent, type HostState, type Outcome } from '../../src/core/index.js';
+import { HostHealth, ConnectFailureEjection, OutlierDetector, type ClusterEvent, type HostState, type Outcome } from '../../src/core/index.js';
 import { equalEndpoints, fail, harness, idleShares, type Harness } from './helpers.js';
 
 const REFUSED: Outcome = { error: 'connect', latencyMs: 0 };
@@ -13,9 +13,9 @@ function end(h: Harness, host: HostState, outcome: Outcome): void {
 
 const status = (h: Harness, id: string) => h.cluster.view().find((v) => v.id === id)?.status;
 
-describe('local-origin ejection (connect failures)', () => {
+describe('connect-failure ejection', () => {
   it('takes a host out at its first connect failure: no pick reaches it from then on', () => {
-    const h = harness('round_robin', equalEndpoints(3), { localOriginEjection: {} });
+    const h = harness('round_robin', equalEndpoints(3), { connectFailureEjection: {} });
     const events: ClusterEvent[] = [];
     h.cluster.onEvent((e) => events.push(e));
     end(h, h.cluster.hosts[1]!, REFUSED);
@@ -29,7 +29,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('without active checks: back when its time is up, 1 s doubling for each ejection in a row, capped; a connection resets the doubling', () => {
-    const h = harness('round_robin', equalEndpoints(3), { localOriginEjection: { baseEjectionMs: 1_000, maxEjectionMs: 3_000 } });
+    const h = harness('round_robin', equalEndpoints(3), { connectFailureEjection: { baseEjectionMs: 1_000, maxEjectionMs: 3_000 } });
     const host = h.cluster.hosts[0]!;
     const returned: string[] = [];
     h.cluster.onEvent((e) => e.type === 'returned' && returned.push(e.host.endpoint.id));
@@ -57,7 +57,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('with active checks: out until healthy_threshold checks pass after the ejection, however long that takes', () => {
-    const h = harness('round_robin', equalEndpoints(3), { localOriginEjection: {}, activeChecks: { healthyThreshold: 2, unhealthyThreshold: 3 } });
+    const h = harness('round_robin', equalEndpoints(3), { connectFailureEjection: {}, activeChecks: { healthyThreshold: 2, unhealthyThreshold: 3 } });
     const host = h.cluster.hosts[2]!;
     const events: string[] = [];
     h.cluster.onEvent((e) => events.push(e.type));
@@ -79,7 +79,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('needs consecutiveFailures in a row: a try that connected resets the run, whatever its answer', () => {
-    const h = harness('round_robin', equalEndpoints(3), { localOriginEjection: { consecutiveFailures: 3 } });
+    const h = harness('round_robin', equalEndpoints(3), { connectFailureEjection: { consecutiveFailures: 3 } });
     const host = h.cluster.hosts[0]!;
     end(h, host, REFUSED);
     end(h, host, REFUSED);
@@ -92,7 +92,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('an answer that was under way before the ejection brings nothing back', () => {
-    const h = harness('round_robin', equalEndpoints(2), { localOriginEjection: {} });
+    const h = harness('round_robin', equalEndpoints(2), { connectFailureEjection: {} });
     const host = h.cluster.hosts[0]!;
     h.cluster.onStart(host); // a request sent before the host died
     end(h, host, REFUSED);
@@ -103,7 +103,7 @@ describe('local-origin ejection (connect failures)', () => {
 
   it('splits local-origin from upstream errors: a connect failure is not a gateway error for outlier detection', () => {
     const h = harness('round_robin', equalEndpoints(10), {
-      localOriginEjection: { consecutiveFailures: 5 },
+      connectFailureEjection: { consecutiveFailures: 5 },
       outlierDetection: { consecutive5xx: 0, consecutiveGatewayErrors: 2 },
     });
     const host = h.cluster.hosts[0]!;
@@ -115,7 +115,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('is not capped by max_ejection_percent; the panic threshold still balances over all when too few are left', () => {
-    const h = harness('round_robin', equalEndpoints(4), { localOriginEjection: {}, outlierDetection: { maxEjectionPercent: 10 } });
+    const h = harness('round_robin', equalEndpoints(4), { connectFailureEjection: {}, outlierDetection: { maxEjectionPercent: 10 } });
     end(h, h.cluster.hosts[0]!, REFUSED);
     end(h, h.cluster.hosts[1]!, REFUSED);
     assert.equal(h.cluster.inPanic, false, '2 of 4 left is not below 50%');
@@ -126,7 +126,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('0 consecutive failures turns it off: connect failures count as gateway errors again', () => {
-    const h = harness('round_robin', equalEndpoints(4), { localOriginEjection: { consecutiveFailures: 0 }, outlierDetection: { consecutiveGatewayErrors: 2 } });
+    const h = harness('round_robin', equalEndpoints(4), { connectFailureEjection: { consecutiveFailures: 0 }, outlierDetection: { consecutiveGatewayErrors: 2 } });
     const host = h.cluster.hosts[0]!;
     end(h, host, REFUSED);
     assert.equal(status(h, 'e0'), 'healthy');
@@ -136,7 +136,7 @@ describe('local-origin ejection (connect failures)', () => {
   });
 
   it('ignores a late outcome for a host a reload removed', () => {
-    const h = harness('round_robin', equalEndpoints(3), { localOriginEjection: {} });
+    const h = harness('round_robin', equalEndpoints(3), { connectFailureEjection: {} });
     const gone = h.cluster.hosts[2]!;
     h.cluster.onStart(gone);
     h.cluster.setEndpoints(equalEndpoints(2));
@@ -172,7 +172,7 @@ describe('ejected counts kept as hosts come and go', () => {
       fc.property(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 100 }), fc.boolean(), fc.array(op, { maxLength: 120 }), (n, capPercent, checks, ops) => {
         const outliers = new OutlierDetector({ consecutive5xx: 2, consecutiveGatewayErrors: 2, maxEjectionPercent: capPercent, baseEjectionMs: 10_000, maxEjectionMs: 50_000, intervalMs: 5_000, successRate: { minimumHosts: 2, requestVolume: 2 } });
         const thresholds = { healthyThreshold: 2, unhealthyThreshold: 2 };
-        const local = new LocalOriginEjection({ consecutiveFailures: 1, baseEjectionMs: 1_000, maxEjectionMs: 8_000 }, checks ? thresholds : undefined);
+        const local = new ConnectFailureEjection({ consecutiveFailures: 1, baseEjectionMs: 1_000, maxEjectionMs: 8_000 }, checks ? thresholds : undefined);
         // Hosts leave and come back with their state, as a cluster keeps it by endpoint id.
         const pool: HostHealth[] = Array.from({ length: n }, () => new HostHealth());
         let members = [...pool];

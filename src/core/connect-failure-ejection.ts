@@ -2,7 +2,7 @@ import type { ActiveCheckThresholds, HostHealth } from './health.js';
 import type { Ejection } from './outlier-detector.js';
 import type { Outcome } from './types.js';
 
-export interface LocalOriginOptions {
+export interface ConnectFailureOptions {
   /** Connect failures in a row that eject a host; 0 disables. Default 1. */
   readonly consecutiveFailures?: number;
   /** Without active checks: the first ejection's length; each further one in a row doubles it. Default 1 s. */
@@ -12,9 +12,9 @@ export interface LocalOriginOptions {
 }
 
 /**
- * Local-origin ejection: a host Meridian could not connect to (refused, unreachable,
- * connect timeout) is taken out of the picks at once, on that passive signal, without
- * waiting for an outlier interval or an active check. A failed connect is the one
+ * Connect-failure ejection: a host Meridian could not connect to (refused, unreachable,
+ * connect timeout: a local-origin failure, in Envoy's terms) is taken out of the picks at
+ * once, on that passive signal, without waiting for an outlier interval or an active check. A failed connect is the one
  * failure that says nothing about the request and everything about the host: the
  * process is gone, or its port is closed or full.
  *
@@ -35,7 +35,7 @@ export interface LocalOriginOptions {
  * Keeps the cluster's host list (`setHosts`) and how many are ejected, so an outcome
  * costs O(1); only returning hosts walks the list.
  */
-export class LocalOriginEjection {
+export class ConnectFailureEjection {
   readonly #consecutive: number;
   readonly #baseMs: number;
   readonly #maxMs: number;
@@ -44,7 +44,7 @@ export class LocalOriginEjection {
   #hosts: readonly HostHealth[] = [];
   #ejected = 0;
 
-  constructor(options: LocalOriginOptions, activeChecks: ActiveCheckThresholds | undefined) {
+  constructor(options: ConnectFailureOptions, activeChecks: ActiveCheckThresholds | undefined) {
     this.#consecutive = options.consecutiveFailures ?? 1;
     if (!(this.#consecutive >= 1)) throw new RangeError(`consecutiveFailures must be >= 1, got ${this.#consecutive}`);
     this.#baseMs = options.baseEjectionMs ?? 1_000;
