@@ -326,8 +326,9 @@ class Tunnel implements Closable {
     this.#upReq?.destroy(new UpstreamError('timeout', true, 'no answer to the upgrade request in time'));
   }
 
+  /** Only a failed connect is retried here: nothing was sent, so nothing needs replaying. */
   #retryAllowed(): boolean {
-    return this.#lease?.tryRetry(this.#attempts) ?? false;
+    return this.#lease?.tryRetry(this.#attempts, true, true) ?? false;
   }
 
 
