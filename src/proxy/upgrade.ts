@@ -102,6 +102,7 @@ class Tunnel implements Closable {
   #cluster: ClusterRuntime | undefined;
   #host: HostState | undefined;
   #upReq: ClientRequest | undefined;
+  /** The current try's connection, from connect to close (the tunnel's upstream side after a 101). */
   #upSocket: Duplex | undefined;
   #attempts = 0;
   #tried = new Set<HostState>();
@@ -153,9 +154,14 @@ class Tunnel implements Closable {
   destroy(): void {
     if (this.#finished) return;
     if (this.#phase === 'handshake') this.#reason ??= 'client_abort';
+    this.#dropUpstream();
+    this.#client.destroy();
+  }
+
+  /** Give up the current try: its request and its connection. */
+  #dropUpstream(): void {
     this.#upReq?.destroy();
     this.#upSocket?.destroy();
-    this.#client.destroy();
   }
 
   #tryNext(): void {
@@ -182,6 +188,7 @@ class Tunnel implements Closable {
 
     const { host: hostname, port } = splitAddress(host.endpoint.address);
     const sock: Socket = connect({ host: hostname, port });
+    this.#upSocket = sock;
     const connectMs = cluster.config.timeouts.connect;
     const connectTimer = setTimeout(() => sock.destroy(new UpstreamError('connect_failure', false, `connect timeout after ${connectMs} ms`)), connectMs);
     let connected = false;
@@ -219,6 +226,7 @@ class Tunnel implements Closable {
       const status = upRes.statusCode ?? 502;
       if (this.#phase !== 'handshake') {
         upRes.destroy();
+        sock.destroy();
         return settle({ status, latencyMs: latency() });
       }
       clearTimeout(this.#timer);
@@ -235,8 +243,11 @@ class Tunnel implements Closable {
       upRes.pipe(this.#client);
       upRes.on('close', () => {
         settle(upRes.complete ? { status, latencyMs: latency() } : { error: 'reset', latencyMs: latency() });
-        if (!upRes.complete) this.#client.destroy();
-        upReq.destroy();
+        // Node would keep the connection for another request that never comes: close it, as
+        // Envoy closes an upstream whose response ended before its request (an upgrade's never ends).
+        sock.destroy();
+        if (upRes.complete) destroySoon(this.#client);
+        else this.#client.destroy();
         this.#finish();
       });
     });
@@ -311,13 +322,13 @@ class Tunnel implements Closable {
     if (this.#phase === 'tunnel') return this.#onTunnelClientClose?.(this.#client.errored !== null);
     if (this.#phase === 'done') {
       // Leaving while a non-101 answer streams: stop reading it.
-      if (!this.#finished) this.#upReq?.destroy();
+      if (!this.#finished) this.#dropUpstream();
       return;
     }
     // The client left before the upstream answered: nothing to tunnel, free the upstream.
     this.#reason = 'client_abort';
     this.#phase = 'done';
-    this.#upReq?.destroy();
+    this.#dropUpstream();
     this.#finish();
   }
 
