@@ -31,6 +31,7 @@ import {
   percentString,
   regexSource,
   statusRange,
+  upgradeProtocol,
   urlPath,
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
@@ -113,6 +114,8 @@ const routeSchema = z.strictObject({
   cluster: z.string(),
   /** Whole-request timeout for this route; absent = the cluster's timeouts.request. */
   timeout: duration().optional(),
+  /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
+  upgrades: z.array(upgradeProtocol()).default(['websocket']),
 });
 
 // ---- listeners ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ import type { Outcome } from '../core/types.js';
 import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
 import { report, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { BodyReader, bodyFraming } from './upgrade-body.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
@@ -63,9 +64,12 @@ export class UpgradeTracker {
 /**
  * Handle one HTTP/1.1 Upgrade request (the server's 'upgrade' event): route, admit and
  * pick exactly as `forward` does, connect a fresh socket to the endpoint (an upgraded
- * connection never goes back to a keep-alive pool), send the request on, and if the
- * upstream answers 101 splice the two sockets together until either side closes.
- * Never throws; every failure becomes a raw HTTP reply or a closed socket.
+ * connection never goes back to a keep-alive pool), send the request on, body included,
+ * and if the upstream answers 101 splice the two sockets together until either side
+ * closes. Only protocols the route lists in `upgrades` are tunnelled (others: 403, as
+ * Envoy); an h2c upgrade, and any Upgrade on HTTP/1.0, is forwarded as a plain request
+ * instead (as Envoy and HAProxy strip h2c). Never throws; every failure becomes a raw
+ * HTTP reply or a closed socket.
  */
 export function handleUpgrade(ctx: ListenerContext, tracker: UpgradeTracker, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   new Tunnel(ctx, tracker, req, socket, head).start();
@@ -86,6 +90,18 @@ export function upgradeRequestHeaders(headers: IncomingHttpHeaders, fwd: Forward
 
 type Phase = 'handshake' | 'tunnel' | 'done';
 
+/**
+ * Body bytes read before anything goes upstream: a body this small (nearly every one an
+ * upgrade carries) is checked whole first and can be sent again on a connect retry;
+ * a larger one streams on from there.
+ */
+const HELD_BODY_BYTES = 64 * 1024;
+
+/** The Upgrade field as Envoy compares it with its upgrade types: whole, trimmed, in lower case. */
+function upgradeProtocolOf(req: IncomingMessage): string {
+  return (req.headers.upgrade ?? '').trim().toLowerCase();
+}
+
 class Tunnel implements Closable {
   readonly #ctx: ListenerContext;
   readonly #tracker: UpgradeTracker;
@@ -98,6 +114,17 @@ class Tunnel implements Closable {
   readonly #method: string;
   readonly #url: string;
   #phase: Phase = 'handshake';
+  /** Forwarded as a plain request and never tunnelled: h2c (RFC 9113 dropped it; Envoy and HAProxy strip it) and HTTP/1.0 (RFC 9110 §7.8). */
+  readonly #plain: boolean;
+  #body: BodyReader | undefined;
+  /** The first body bytes, kept until the request is answered so a connect retry can send them again. */
+  readonly #held: Buffer[] = [];
+  #heldBytes = 0;
+  /** The try the rest of a large body streams into; once it has, no try can be made again. */
+  #pumpInto: ClientRequest | undefined;
+  #pumped = false;
+  /** Bytes the client sent after its request: the start of the tunnel. */
+  #early: Buffer;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
   #host: HostState | undefined;
@@ -128,6 +155,8 @@ class Tunnel implements Closable {
     this.#requestId = requestIdOf(req.headers);
     this.#method = req.method ?? 'GET';
     this.#url = req.url ?? '/';
+    this.#plain = req.httpVersion === '1.0' || upgradeProtocolOf(req) === 'h2c';
+    this.#early = head;
   }
 
   start(): void {
@@ -147,7 +176,74 @@ class Tunnel implements Closable {
     // The handshake (connects included) must be answered in connect + request timeout; the tunnel after it has no deadline.
     const timeoutMs = cluster.config.timeouts.connect + (route.config.timeout ?? cluster.config.timeouts.request);
     this.#timer = setTimeout(() => this.#onHandshakeTimeout(), timeoutMs);
-    this.#tryNext();
+    if (!this.#plain && !route.config.upgrades.includes(upgradeProtocolOf(req))) return this.#localReply('upgrade_refused');
+    const framing = bodyFraming(req.headers);
+    if (typeof framing === 'string') return this.#localReply(framing);
+    if (framing.kind === 'none') return this.#tryNext();
+    const maxBody = this.#ctx.limits.max_body_bytes;
+    if (framing.kind === 'length' && maxBody > 0 && framing.length > maxBody) return this.#localReply('payload_too_large');
+    this.#body = new BodyReader(framing, maxBody);
+    this.#early = Buffer.alloc(0);
+    this.#onBodyBytes(this.#head);
+    if (this.#phase !== 'handshake' || this.#body.done || this.#pumpInto !== undefined) return;
+    // Node never answers 100-continue on an upgrade: the client waits for it before its body.
+    if (/\b100-continue\b/i.test(String(req.headers.expect ?? ''))) client.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.#readBody();
+  }
+
+  /** Raw bytes of the request body from the client: decoded, held or streamed upstream. */
+  readonly #onBodyBytes = (raw: Buffer): void => {
+    const body = this.#body as BodyReader;
+    if (this.#phase !== 'handshake' || body.done) return;
+    const verdict = body.feed(raw, this.#onBodyData);
+    if (verdict === 'more') {
+      if (this.#pumpInto === undefined && this.#heldBytes >= HELD_BODY_BYTES) this.#tryNext();
+      return;
+    }
+    this.#stopReadingBody();
+    if (verdict !== 'done') {
+      this.#dropUpstream();
+      return this.#localReply(verdict);
+    }
+    this.#early = body.rest;
+    if (this.#pumpInto !== undefined) this.#pumpInto.end();
+    else this.#tryNext();
+  };
+
+  readonly #onBodyData = (chunk: Buffer): void => {
+    this.#bytesIn += chunk.length;
+    const up = this.#pumpInto;
+    if (up === undefined) {
+      // A view into the client's read buffer: copied, since it is kept.
+      this.#held.push(Buffer.from(chunk));
+      this.#heldBytes += chunk.length;
+      return;
+    }
+    this.#pumped = true;
+    if (!up.write(chunk)) {
+      this.#client.pause();
+      // Only while the body still streams into this try: after it, the client's bytes wait for the tunnel.
+      up.once('drain', () => {
+        if (this.#pumpInto === up && this.#phase === 'handshake' && !(this.#body as BodyReader).done) this.#client.resume();
+      });
+    }
+  };
+
+  #readBody(): void {
+    this.#client.off('data', this.#onBodyBytes);
+    this.#client.on('data', this.#onBodyBytes);
+    this.#client.resume();
+  }
+
+  #stopReadingBody(): void {
+    this.#client.off('data', this.#onBodyBytes);
+    this.#client.pause();
+  }
+
+  /** Give up the current try: its request and its connection. */
+  #dropUpstream(): void {
+    this.#upReq?.destroy();
+    this.#upSocket?.destroy();
   }
 
   /** Closable: cut both sides off now (drain deadline). */
@@ -156,12 +252,6 @@ class Tunnel implements Closable {
     if (this.#phase === 'handshake') this.#reason ??= 'client_abort';
     this.#dropUpstream();
     this.#client.destroy();
-  }
-
-  /** Give up the current try: its request and its connection. */
-  #dropUpstream(): void {
-    this.#upReq?.destroy();
-    this.#upSocket?.destroy();
   }
 
   #tryNext(): void {
@@ -202,18 +292,28 @@ class Tunnel implements Closable {
       createConnection: () => sock,
       method: this.#method,
       path: this.#url,
-      headers: upgradeRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(this.#cluster as ClusterRuntime, host)),
+      headers: this.#upstreamHeaders(host),
       setHost: false,
     });
     this.#upReq = upReq;
-    upReq.end();
+    for (const chunk of this.#held) upReq.write(chunk);
+    if (this.#body === undefined || this.#body.done) upReq.end();
+    else {
+      this.#pumpInto = upReq;
+      this.#readBody();
+    }
 
     upReq.on('error', (err) => {
       clearTimeout(connectTimer);
       const e = classifyUpstreamError(err, connected);
       if (this.#phase !== 'handshake') return settle({ latencyMs: latency() });
       settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
-      if (e.code === 'connect_failure' && cluster.retry.onConnectFailure && this.#retryAllowed()) {
+      // A body that streamed on into this try cannot be sent again.
+      if (e.code === 'connect_failure' && !this.#pumped && cluster.retry.onConnectFailure && this.#retryAllowed()) {
+        if (this.#pumpInto !== undefined) {
+          this.#pumpInto = undefined;
+          this.#stopReadingBody();
+        }
         this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
         return this.#tryNext();
       }
@@ -233,6 +333,8 @@ class Tunnel implements Closable {
       this.#status = status;
       this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
       this.#phase = 'done';
+      // The answer ends the exchange: whatever of the body is still to come is not read.
+      if (this.#body !== undefined && !this.#body.done) this.#stopReadingBody();
       const headers = downstreamResponseHeaders(upRes.headers, this.#requestId);
       // Without Transfer-Encoding (dropped: the body arrives decoded) the body ends where the connection does.
       headers['connection'] = 'close';
@@ -257,6 +359,14 @@ class Tunnel implements Closable {
       if (this.#phase !== 'handshake') {
         upSocket.destroy();
         return settle({ latencyMs: latency() });
+      }
+      if (this.#plain || (this.#body !== undefined && !this.#body.done)) {
+        // Switching to a protocol nobody asked for, or before the request was whole
+        // (RFC 9110 §7.8): never a tunnel.
+        upSocket.destroy();
+        settle({ error: 'protocol', latencyMs: latency() });
+        this.#stopReadingBody();
+        return this.#localReply('upstream_protocol_error');
       }
       clearTimeout(this.#timer);
       this.#phase = 'tunnel';
@@ -283,9 +393,9 @@ class Tunnel implements Closable {
       this.#bytesOut += upHead.length;
       client.write(upHead);
     }
-    if (this.#head.length > 0) {
-      this.#bytesIn += this.#head.length;
-      up.write(this.#head);
+    if (this.#early.length > 0) {
+      this.#bytesIn += this.#early.length;
+      up.write(this.#early);
     }
     client.on('data', (c: Buffer) => {
       this.#bytesIn += c.length;
@@ -334,7 +444,29 @@ class Tunnel implements Closable {
 
   #onHandshakeTimeout(): void {
     if (this.#phase !== 'handshake') return;
+    if (this.#body !== undefined && !this.#body.done) {
+      // The client, not the upstream, is late: its body never came whole.
+      this.#stopReadingBody();
+      this.#dropUpstream();
+      return this.#localReply('request_timeout');
+    }
     this.#upReq?.destroy(new UpstreamError('timeout', true, 'no answer to the upgrade request in time'));
+  }
+
+  /** A plain request's headers for h2c and HTTP/1.0 (Upgrade, Connection, HTTP2-Settings gone), else the upgrade's; framed for the body as read. */
+  #upstreamHeaders(host: HostState): OutgoingHttpHeaders {
+    const via = viaFor(this.#cluster as ClusterRuntime, host);
+    const fwd = this.#fwd as ForwardedInfo;
+    const headers = this.#plain ? upstreamRequestHeaders(this.#req.headers, fwd, this.#requestId, via) : upgradeRequestHeaders(this.#req.headers, fwd, this.#requestId, via);
+    // The client's 100-continue was Meridian's to answer.
+    delete headers['expect'];
+    if (this.#plain) headers['connection'] = 'close';
+    // A chunked body read whole goes with its length; a longer one is chunked again.
+    if (this.#body !== undefined && this.#req.headers['transfer-encoding'] !== undefined) {
+      if (this.#body.done) headers['content-length'] = String(this.#heldBytes);
+      else headers['transfer-encoding'] = 'chunked';
+    }
+    return headers;
   }
 
   #retryAllowed(): boolean {
