@@ -10,6 +10,7 @@ import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, ty
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -91,6 +92,14 @@ export interface ListenerContext {
   draining(): boolean;
 }
 
+/** How a failed try counts against its endpoint. */
+const OUTCOME_ERROR = {
+  connect_failure: 'connect',
+  upstream_reset: 'reset',
+  upstream_protocol_error: 'protocol',
+  timeout: 'timeout',
+} as const satisfies Record<UpstreamError['code'], NonNullable<Outcome['error']>>;
+
 /** RFC 9110 §9.2.2, plus requests carrying an Idempotency-Key (as Go's transport does). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -103,7 +112,7 @@ export function forward(ctx: ListenerContext, req: IncomingMessage, res: ServerR
  * One request's way through the proxy: route, admit (rate limit, circuit breaker),
  * pick, try, maybe retry on another endpoint, stream the answer back, report once.
  */
-class Exchange {
+class Exchange implements TurnEndWaiter {
   readonly #ctx: ListenerContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -122,7 +131,13 @@ class Exchange {
   #attempts = 0;
   #raceRetried = false;
   #tried = new Set<HostState>();
+  /** Bytes of the upstream's answer (its head at least) have gone to the client: no other answer is possible. */
   #responded = false;
+  /** The upstream's response head, held until its first body bytes or the end of the turn it came in. */
+  #head: string[] | undefined;
+  #headStatusText = '';
+  /** afterTurn() calls still to come: a retry's head may arrive before the failed try's call. */
+  #turnWaits = 0;
   #finished = false;
   #upstreamStartMs = 0;
   #upstreamMs: number | undefined;
@@ -269,21 +284,23 @@ class Exchange {
             return true;
           }
           resume = resumeFn;
-          this.#responded = true;
           this.#status = status;
           this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
           const out = downstreamResponseList(raw, this.#requestId);
-          if (this.#req.httpVersionMajor === 1) {
-            if (this.#ctx.draining()) out.push('connection', 'close');
-            res.writeHead(status, statusText, out);
-          } else {
-            // HTTP/2 has no reason phrase, and its compat API wants a header object.
-            res.writeHead(status, headerObject(out));
-          }
+          if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
+          // Held, not written: undici reports a malformed body (a bad chunk size) found in
+          // the same read as the head only after this returns, and until the head is sent
+          // the client can still get a 502 instead of a cut connection.
+          this.#head = out;
+          this.#headStatusText = statusText;
+          this.#turnWaits++;
+          afterTurn(this);
           return true;
         },
         onData: (chunk: Buffer) => {
           if (discard || this.#finished) return true;
+          // node:http sends a head written just before the first chunk in the same packet.
+          if (this.#head !== undefined) this.#sendHead();
           this.#bytesOut += chunk.length;
           const ok = res.write(chunk);
           if (!ok) res.once('drain', () => resume?.());
@@ -294,6 +311,7 @@ class Exchange {
           if (discard) return;
           settle(this.#status);
           if (this.#finished) return;
+          if (this.#head !== undefined) this.#sendHead();
           if (trailers && trailers.length > 0) res.addTrailers(pairs(trailers.map(String)));
           res.end();
           this.#finish();
@@ -305,19 +323,43 @@ class Exchange {
           // Our own abort (the client left): not the upstream's fault.
           if (this.#finished && !(err instanceof UpstreamError)) return settle(undefined);
           const e = classifyUpstreamError(err);
-          settle(undefined, e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset');
+          settle(undefined, OUTCOME_ERROR[e.code]);
           if (this.#finished) return;
           if (this.#responded) {
             // The answer was already streaming: nothing to do but cut the client off too.
+            // The record keeps the status and the bytes the client got.
             this.#reason = 'upstream_abort';
             res.destroy();
             this.#finish();
             return;
           }
+          // A head still held never reached the client: this try failed like one that got no answer.
+          this.#head = undefined;
           this.#onTryFailed(e, host);
         },
       } as unknown as Dispatcher.DispatchHandler,
     );
+  }
+
+  /**
+   * The turn the response head arrived in is over and no body came with it: send the head
+   * alone, now (node:http would hold it until the first body write), so a stream whose
+   * first bytes come later (SSE, long polls) starts at once.
+   */
+  turnEnded(): void {
+    // Calls come in order: the last one is for the turn the current head arrived in.
+    if (--this.#turnWaits > 0 || this.#head === undefined || this.#finished) return;
+    this.#sendHead();
+    this.#res.flushHeaders();
+  }
+
+  #sendHead(): void {
+    const out = this.#head as string[];
+    this.#head = undefined;
+    this.#responded = true;
+    if (this.#req.httpVersionMajor === 1) this.#res.writeHead(this.#status, this.#headStatusText, out);
+    // HTTP/2 has no reason phrase, and its compat API wants a header object.
+    else this.#res.writeHead(this.#status, headerObject(out));
   }
 
   /**
