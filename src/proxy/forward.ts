@@ -128,6 +128,10 @@ class Exchange implements TurnEndWaiter {
   #host: HostState | undefined;
   #abortUpstream: ((err: Error) => void) | undefined;
   #bodyStream: Transform | undefined;
+  /** The whole body, read before the first try: every try sends it. */
+  #bodyBuffer: Buffer | undefined;
+  /** What was read of a body before it outgrew the buffer: the first bytes of its stream. */
+  #bodyPrefix: Buffer | undefined;
   #attempts = 0;
   #raceRetried = false;
   #tried = new Set<HostState>();
@@ -191,12 +195,26 @@ class Exchange implements TurnEndWaiter {
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
-    // Expect: 100-continue is answered here: the body comes to Meridian, which streams it on.
+    // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
+    this.#sendWhenReady(route.config.request_body_buffer_bytes);
+  }
+
+  /**
+   * Start the first try as soon as the body allows: at once without one; once it is read
+   * whole, or has outgrown the route's buffer, when it is buffered (any body not declared
+   * larger than the buffer); once its first chunk has parsed when a chunked body streams.
+   */
+  #sendWhenReady(bufferBytes: number): void {
+    if (!this.#hasBody) return this.#tryNext();
+    const req = this.#req;
+    this.#watchBodyRate();
+    const cl = req.headers['content-length'];
+    if (bufferBytes > 0 && (cl === undefined || Number(cl) <= bufferBytes)) return this.#bufferBody(bufferBytes);
     if (req.headers['transfer-encoding'] === undefined) return this.#tryNext();
     // A chunked body is framed by the client: wait until its first chunk parses before
-    // anything goes upstream, so a malformed chunk (the stuff of request smuggling) is
-    // refused (400, by the parser) without a backend seeing even the headers.
+    // anything goes upstream, so a malformed first chunk (the stuff of request smuggling)
+    // is refused (400, by the parser) without a backend seeing even the headers.
     const go = () => {
       req.off('readable', go);
       req.off('end', go);
@@ -204,6 +222,43 @@ class Exchange implements TurnEndWaiter {
     };
     req.once('readable', go);
     req.once('end', go);
+  }
+
+  /**
+   * Read the body before anything goes upstream, so a malformed chunk anywhere in it is
+   * refused (400, by the parser) with no backend having seen a byte. A body that ends
+   * within `limit` bytes is sent whole, with Content-Length, and can be sent again by a
+   * retry. One that grows past it streams: what was read (the first chunks, up to the one
+   * that crossed the limit) goes first, the rest follows as it arrives.
+   */
+  #bufferBody(limit: number): void {
+    const req = this.#req;
+    const maxBody = this.#ctx.limits.max_body_bytes;
+    const chunks: Buffer[] = [];
+    const stop = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+    };
+    const onData = (chunk: Buffer) => {
+      this.#bytesIn += chunk.length;
+      if (maxBody > 0 && this.#bytesIn > maxBody) {
+        stop();
+        return this.#abortRequest('payload_too_large');
+      }
+      chunks.push(chunk);
+      if (this.#bytesIn <= limit) return;
+      stop();
+      req.pause();
+      this.#bodyPrefix = Buffer.concat(chunks);
+      if (!this.#finished) this.#tryNext();
+    };
+    const onEnd = () => {
+      stop();
+      this.#bodyBuffer = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      if (!this.#finished) this.#tryNext();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
   }
 
   #tryNext(): void {
@@ -262,7 +317,7 @@ class Exchange implements TurnEndWaiter {
       pools.waiting--;
     };
     dispatcher.dispatch(
-      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#hasBody ? this.#body() : null },
+      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null) },
       {
         onConnect: (a: (err?: Error) => void) => {
           taken();
@@ -363,17 +418,17 @@ class Exchange implements TurnEndWaiter {
   }
 
   /**
-   * The request body as sent upstream: counted, and checked against the body limits, on
-   * its way through. One stream for all tries: a retry may reuse it only while no try has
-   * read from it yet.
+   * The request body as streamed upstream: counted, and checked against the body limit,
+   * on its way through. One stream for all tries: a retry may reuse it only while no try
+   * has read from it yet.
    */
   #body(): Transform {
     if (this.#bodyStream) return this.#bodyStream;
-    const limits = this.#ctx.limits;
+    const maxBody = this.#ctx.limits.max_body_bytes;
     const body = new Transform({
       transform: (chunk: Buffer, _enc, done) => {
         this.#bytesIn += chunk.length;
-        if (limits.max_body_bytes > 0 && this.#bytesIn > limits.max_body_bytes) {
+        if (maxBody > 0 && this.#bytesIn > maxBody) {
           this.#abortRequest('payload_too_large');
           return done();
         }
@@ -381,24 +436,38 @@ class Exchange implements TurnEndWaiter {
       },
     });
     this.#bodyStream = body;
-    this.#req.once('end', () => clearInterval(this.#rateTimer));
-    if (limits.min_body_rate_bytes_per_second > 0) {
-      // Slow-body clients (slowloris on the body) hold a connection upstream too: after a
-      // second's grace, a body arriving slower than the minimum rate is cut off.
-      const startedMs = this.#ctx.clock.nowMs();
-      this.#rateTimer = setInterval(() => {
-        const elapsedS = (this.#ctx.clock.nowMs() - startedMs) / 1000;
-        if (elapsedS >= 1 && this.#bytesIn < limits.min_body_rate_bytes_per_second * elapsedS) this.#abortRequest('request_timeout');
-      }, 1000);
-      this.#rateTimer.unref();
-    }
+    // Read (and counted) while buffering, before the body outgrew the buffer.
+    if (this.#bodyPrefix !== undefined) body.push(this.#bodyPrefix);
+    this.#bodyPrefix = undefined;
     this.#req.pipe(body);
     return body;
   }
 
-  /** Whether any try has taken bytes of the body: then it cannot be sent again. */
+  /**
+   * Slow-body clients (slowloris on the body) hold a connection, and while a body streams
+   * an upstream one too: after a second's grace, a body arriving slower than the minimum
+   * rate is cut off, whether it is buffered or streamed.
+   */
+  #watchBodyRate(): void {
+    const minRate = this.#ctx.limits.min_body_rate_bytes_per_second;
+    if (minRate === 0) return;
+    this.#req.once('end', () => clearInterval(this.#rateTimer));
+    const startedMs = this.#ctx.clock.nowMs();
+    this.#rateTimer = setInterval(() => {
+      const elapsedS = (this.#ctx.clock.nowMs() - startedMs) / 1000;
+      if (elapsedS >= 1 && this.#bytesIn < minRate * elapsedS) this.#abortRequest('request_timeout');
+    }, 1000);
+    this.#rateTimer.unref();
+  }
+
+  /** Whether any try has taken bytes of the body's stream: then it cannot be sent again. */
   get #bodyStarted(): boolean {
     return this.#bodyStream?.readableDidRead ?? false;
+  }
+
+  /** The body can be sent (again): there is none, it was read whole, or no try has read from its stream. */
+  get #bodyReplayable(): boolean {
+    return !this.#hasBody || this.#bodyBuffer !== undefined || !this.#bodyStarted;
   }
 
   #shouldRetryStatus(status: number): boolean {
@@ -421,7 +490,7 @@ class Exchange implements TurnEndWaiter {
     }
     const policyAllows =
       e.code === 'connect_failure'
-        ? cluster.retry.onConnectFailure && (!this.#hasBody || !this.#bodyStarted)
+        ? cluster.retry.onConnectFailure && this.#bodyReplayable
         : (e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset) && this.#replayable();
     if (policyAllows && this.#retryAllowed()) {
       this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
@@ -430,10 +499,10 @@ class Exchange implements TurnEndWaiter {
     this.#localReply(e.code);
   }
 
-  /** Safe to send again: idempotent, and the body (if any) not yet consumed. */
+  /** Safe to send again: idempotent, and the body (if any) still to be had. */
   #replayable(): boolean {
     const idempotent = IDEMPOTENT.has(this.#method) || this.#req.headers['idempotency-key'] !== undefined;
-    return idempotent && (!this.#hasBody || !this.#bodyStarted);
+    return idempotent && this.#bodyReplayable;
   }
 
   #retryAllowed(): boolean {
@@ -485,6 +554,9 @@ class Exchange implements TurnEndWaiter {
 
   #onRequestTimeout(): void {
     if (this.#finished) return;
+    // Still reading a body before the first try (buffering it, or waiting for its first
+    // chunk): nothing went upstream, the client was too slow.
+    if (this.#attempts === 0) return this.#abortRequest('request_timeout');
     // Finish first so the upstream's error is not taken for a retryable failure; it still
     // counts as a timeout against the endpoint.
     if (this.#responded) {
@@ -513,7 +585,8 @@ class Exchange implements TurnEndWaiter {
     this.#status = LOCAL_REPLIES[code].status;
     // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
     // body was never read, since its bytes would be mistaken for the next request.
-    if (this.#req.httpVersionMajor === 1 && (this.#ctx.draining() || this.#mustClose || (this.#hasBody && !this.#bodyStarted))) headers['connection'] = 'close';
+    const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted;
+    if (this.#req.httpVersionMajor === 1 && (this.#ctx.draining() || this.#mustClose || bodyUnread)) headers['connection'] = 'close';
     sendLocalReply(this.#res, code, this.#requestId, headers);
     this.#finish();
   }
