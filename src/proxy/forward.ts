@@ -240,6 +240,8 @@ class Exchange implements TurnEndWaiter {
       req.off('end', onEnd);
     };
     const onData = (chunk: Buffer) => {
+      // Answered already (a timeout, the client gone): the rest is not worth holding.
+      if (this.#finished) return stop();
       this.#bytesIn += chunk.length;
       if (maxBody > 0 && this.#bytesIn > maxBody) {
         stop();
