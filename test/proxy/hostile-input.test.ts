@@ -7,7 +7,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import { connect as h2connect } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
 import type { SampleBackend } from '../../src/backend/sample-backend.js';
+import { certDir, type CertDir } from './certs.js';
 import { BackendSight, backends, closeAll, config, get, simpleConfig, startMeridian, until, type Running } from './harness.js';
 
 interface Sent {
@@ -165,13 +168,17 @@ describe('hostile input: framing and smuggling', () => {
 
   for (const [what, te] of [
     ['chunked, identity', 'Transfer-Encoding: chunked, identity'],
-    ['xchunked', 'Transfer-Encoding: xchunked'],
     ['"Transfer-Encoding : chunked" (space before colon)', 'Transfer-Encoding : chunked'],
   ] as const) {
     it(`Transfer-Encoding ${what} → 400`, async (t) => {
       await refused(t, m, bs, `POST /upload HTTP/1.1\r\n${H}${te}\r\n\r\n5\r\nhello\r\n0\r\n\r\n`, 400);
     });
   }
+
+  // Node's parser refuses it too, but only once the 'request' event has run: Meridian's answer goes first.
+  it('Transfer-Encoding xchunked → 501 (a coding other than chunked, as Envoy answers)', async (t) => {
+    await refused(t, m, bs, `POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`, 501, 2000, 0, { reason: 'transfer_coding_not_implemented' });
+  });
 
   it('"Transfer-Encoding:<TAB>chunked" is legal (OWS) and forwarded with the body intact', async (t) => {
     const r = await send(m.port, `POST /upload HTTP/1.1\r\n${H}Transfer-Encoding:\tchunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
@@ -435,3 +442,268 @@ describe('hostile input: slow clients', () => {
     assert.ok(line === '' || /^HTTP\/1\.1 408 /.test(line), `expected 408 or a bare close, got: ${line}`);
   });
 });
+
+/**
+ * One request normalisation for the request path and the upgrade path (request-target.ts):
+ * each raw request here is sent as it is and again with `Connection: Upgrade` and
+ * `Upgrade: websocket`, and must be answered, routed and forwarded the same way. The
+ * backends answer an upgrade with their ordinary answer (they have no upgrade handler),
+ * which Meridian relays before closing, so what they saw comes back either way.
+ */
+describe('hostile input: request line, Host and transfer codings, on the request and the upgrade path alike', () => {
+  let internal: SampleBackend[];
+  let pub: SampleBackend[];
+  let all: SampleBackend[];
+  let m: Running;
+  const hosts = ['internal.example', 'x'];
+  before(async () => {
+    internal = await backends(1, { name: 'internal' });
+    pub = await backends(1, { name: 'public' });
+    all = [...internal, ...pub];
+    const cluster = (name: string, bs: SampleBackend[]) => ({ name, endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) });
+    m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ match: { host: ['internal.example'] }, cluster: 'internal' }, { cluster: 'public' }] }],
+        clusters: [cluster('internal', internal), cluster('public', pub)],
+      }),
+    );
+  });
+  after(() => closeAll(m, all));
+
+  const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\n';
+  const paths = [
+    ['request', (line: string, fields: string) => `${line}\r\n${fields}Connection: close\r\n\r\n`],
+    ['upgrade', (line: string, fields: string) => `${line}\r\n${fields}${UPGRADE}\r\n`],
+  ] as const;
+
+  // [what, request line, header fields, status, reason]
+  const refusals: readonly (readonly [string, string, string, number, string])[] = [
+    ['two Host fields', 'GET /echo HTTP/1.1', 'Host: a.example\r\nHost: b.example\r\n', 400, 'invalid_host'],
+    ['two identical Host fields', 'GET /echo HTTP/1.1', 'Host: a.example\r\nHost: a.example\r\n', 400, 'invalid_host'],
+    ['no Host on HTTP/1.1', 'GET /echo HTTP/1.1', '', 400, 'invalid_host'],
+    ['no Host on HTTP/1.0', 'GET /echo HTTP/1.0', '', 400, 'invalid_host'],
+    ['Host: bad host', 'GET /echo HTTP/1.1', 'Host: bad host\r\n', 400, 'invalid_host'],
+    ['Host: a/b@c', 'GET /echo HTTP/1.1', 'Host: a/b@c\r\n', 400, 'invalid_host'],
+    ['Host: user@example (userinfo)', 'GET /echo HTTP/1.1', 'Host: user@example\r\n', 400, 'invalid_host'],
+    ['an empty Host', 'GET /echo HTTP/1.1', 'Host: \r\n', 400, 'invalid_host'],
+    ['Host port over 65535', 'GET /echo HTTP/1.1', 'Host: x:65536\r\n', 400, 'invalid_host'],
+    ['Host: [not-an-ip]', 'GET /echo HTTP/1.1', 'Host: [not-an-ip]\r\n', 400, 'invalid_host'],
+    ['absolute-form with userinfo', 'GET http://user@internal.example/echo HTTP/1.1', 'Host: x\r\n', 400, 'invalid_host'],
+    ['absolute-form with a bad authority', 'GET http://a%zz/echo HTTP/1.1', 'Host: x\r\n', 400, 'invalid_host'],
+    ['absolute-form with a scheme other than http(s)', 'GET ftp://internal.example/echo HTTP/1.1', 'Host: x\r\n', 400, 'bad_request'],
+    ['a fragment in the target', 'GET /echo#top HTTP/1.1', 'Host: x\r\n', 400, 'bad_request'],
+    ['GET /echo HTTP/2.0', 'GET /echo HTTP/2.0', 'Host: x\r\n', 505, 'http_version_not_supported'],
+    ['GET /echo HTTP/0.9', 'GET /echo HTTP/0.9', 'Host: x\r\n', 400, 'bad_request'],
+    ['a request line without a version (HTTP/0.9 form) followed by fields', 'GET /echo', 'Host: x\r\n', 400, 'bad_request'],
+    ['two spaces after the method', 'GET  /echo HTTP/1.1', 'Host: x\r\n', 400, 'bad_request'],
+    ['two spaces before the version', 'GET /echo  HTTP/1.1', 'Host: x\r\n', 400, 'bad_request'],
+    ['two spaces and HTTP/2.0', 'GET /echo  HTTP/2.0', 'Host: x\r\n', 400, 'bad_request'],
+    ['Transfer-Encoding: gzip, chunked', 'POST /echo HTTP/1.1', 'Host: x\r\nTransfer-Encoding: gzip, chunked\r\n', 501, 'transfer_coding_not_implemented'],
+    ['Transfer-Encoding: gzip then Transfer-Encoding: chunked', 'POST /echo HTTP/1.1', 'Host: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n', 501, 'transfer_coding_not_implemented'],
+  ];
+  for (const [path, make] of paths) {
+    for (const [what, line, fields, status, reason] of refusals) {
+      it(`${path} path: ${what} → ${status} ${reason}`, async (t) => {
+        const body = /^POST/.test(line) ? '5\r\nhello\r\n0\r\n\r\n' : '';
+        await refused(t, m, all, make(line, fields) + body, status, 2000, 0, { reason, hosts });
+      });
+    }
+  }
+
+  // [what, request line, header fields, backend, url it sees, Host it sees]
+  const forwards: readonly (readonly [string, string, string, string, string, string])[] = [
+    ['absolute-form naming another host than Host: routed and forwarded by its authority', 'GET http://internal.example/echo?a=1 HTTP/1.1', 'Host: public.example\r\n', 'internal', '/echo?a=1', 'internal.example'],
+    ['absolute-form with a port, uppercase scheme', 'GET HTTP://internal.example:8080/echo HTTP/1.1', 'Host: x\r\n', 'internal', '/echo', 'internal.example:8080'],
+    ['Host in another case', 'GET /echo HTTP/1.1', 'Host: INTERNAL.example\r\n', 'internal', '/echo', 'INTERNAL.example'],
+    ['an IPv6 literal Host with a port', 'GET /echo HTTP/1.1', 'Host: [::1]:8080\r\n', 'public', '/echo', '[::1]:8080'],
+    ['HTTP/1.0 with Host', 'GET /echo HTTP/1.0', 'Host: internal.example\r\n', 'internal', '/echo', 'internal.example'],
+  ];
+  for (const [what, line, fields, backend, url, host] of forwards) {
+    it(`${what}: the same on both paths`, async (t) => {
+      const asRequest = await echoed(t, m, paths[0][1](line, fields));
+      const asUpgrade = await echoed(t, m, paths[1][1](line, fields));
+      for (const seen of [asRequest, asUpgrade]) {
+        assert.equal(seen.name, backend);
+        assert.equal(seen.url, url);
+        assert.equal(seen.headers['host'], host);
+        assert.equal(seen.headers['x-forwarded-host'], host);
+      }
+    });
+  }
+
+  for (const te of ['chunked', 'Chunked', ', chunked']) {
+    it(`Transfer-Encoding: "${te}" is chunked (case-insensitive, empty list elements ignored) and forwarded`, async (t) => {
+      const seen = await echoed(t, m, `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${te}\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+      assert.equal(seen.bodyBytes, 5);
+    });
+  }
+
+  it('a bad request line pipelined after a good one: the first is answered, the second refused, the backend sees only the first', async (t) => {
+    const sight = new BackendSight(all);
+    try {
+      sight.start();
+      const r = await send(m.port, `GET /echo?first HTTP/1.1\r\nHost: x\r\n\r\nGET  /echo?second HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const besides = await sight.settle(m.port, hosts);
+      const statuses = [...r.reply.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((x) => Number(x[1]));
+      t.diagnostic(`statuses ${statuses.join(', ')}; backends saw ${JSON.stringify(besides)}`);
+      assert.deepEqual(statuses, [200, 400]);
+      assert.ok(r.closedByServer);
+      assert.deepEqual(besides.requests, ['public /echo?first']);
+    } finally {
+      sight.close();
+    }
+  });
+
+  it('an Expect that Node answers itself (417) leaves the request-line check in step: the next request on the connection is forwarded', async (t) => {
+    // Targets of different lengths: a verdict taken for the wrong request is then caught.
+    const r = await send(m.port, `GET /echo HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\nGET /echo?second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const statuses = [...r.reply.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((x) => Number(x[1]));
+    t.diagnostic(`statuses ${statuses.join(', ')}`);
+    assert.deepEqual(statuses, [417, 200]);
+  });
+
+  it('valid requests pipelined on one connection — bodies, chunk extensions, trailers, blank lines between — are all forwarded', async (t) => {
+    const requests = [
+      'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nGET  /x HTT',
+      'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;name="a b"\r\nhello\r\nB\r\nGET  /x HTT\r\n0\r\nX-Trailer: GET  /y HTTP/1.1\r\n\r\n',
+      '\r\n\r\nGET /echo?q=a%20b HTTP/1.1\r\nHost: internal.example\r\n\r\n',
+      'GET /echo HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n',
+      'GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    ];
+    const r = await send(m.port, requests.join(''));
+    const statuses = [...r.reply.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((x) => Number(x[1]));
+    t.diagnostic(`statuses ${statuses.join(', ')}`);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
+    assert.deepEqual([...r.reply.matchAll(/\{"bytes":(\d+)\}/g)].map((x) => Number(x[1])), [11, 16]);
+  });
+});
+
+describe('hostile input: Host and :authority on HTTP/2', () => {
+  let bs: SampleBackend[];
+  let m: Running;
+  before(async () => {
+    bs = await backends(2);
+    m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'h2c', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }], http2: { enabled: true } }],
+        clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      }),
+    );
+  });
+  after(() => closeAll(m, bs));
+
+  /** One h2c request; the session is closed after it. */
+  function h2(headers: Record<string, string>): Promise<{ status: number; reason: unknown; body: string }> {
+    return new Promise((resolve, reject) => {
+      const session = h2connect(`http://127.0.0.1:${m.port}`);
+      session.on('error', reject);
+      const stream = session.request({ ':path': '/echo', ...headers });
+      let status = 0;
+      let reason: unknown;
+      let body = '';
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        reason = h['x-meridian-reason'];
+      });
+      stream.on('data', (d: Buffer) => (body += d.toString()));
+      stream.on('end', () => {
+        session.close();
+        resolve({ status, reason, body });
+      });
+      stream.on('error', (e) => {
+        session.close();
+        reject(e);
+      });
+      stream.end();
+    });
+  }
+
+  for (const [what, headers] of [
+    ['a host header that differs from :authority (RFC 9113 §8.3.1)', { ':authority': 'one.example', host: 'two.example' }],
+    [':authority with userinfo', { ':authority': 'user@one.example' }],
+  ] as const) {
+    it(`${what} → 400 invalid_host, nothing upstream`, async (t) => {
+      const sight = new BackendSight(bs);
+      try {
+        sight.start();
+        const r = await h2(headers);
+        const besides = await sight.settle(m.port);
+        t.diagnostic(`got ${r.status} ${String(r.reason)}; backends saw ${JSON.stringify(besides)}`);
+        assert.equal(r.status, 400);
+        assert.equal(r.reason, 'invalid_host');
+        assert.deepEqual(besides.requests, []);
+        assert.equal(besides.connections, 0);
+      } finally {
+        sight.close();
+      }
+    });
+  }
+
+  it('a host header equal to :authority but for case is forwarded, with :authority as Host', async () => {
+    const r = await h2({ ':authority': 'one.example', host: 'ONE.example' });
+    assert.equal(r.status, 200);
+    const seen = JSON.parse(r.body) as Echoed;
+    assert.equal(seen.headers['host'], 'one.example');
+    assert.equal(seen.headers['x-forwarded-host'], 'one.example');
+  });
+});
+
+/** Every kind of listener that speaks HTTP/1.1 checks its request lines (the check hooks into each server's own connection event). */
+describe('hostile input: the request-line check on every HTTP/1.1 listener', () => {
+  let certs: CertDir;
+  let bs: SampleBackend[];
+  const ms: Record<string, Running> = {};
+  before(async () => {
+    certs = certDir();
+    const cert = certs.make('a.test');
+    bs = await backends(1);
+    const listener = (extra: Record<string, unknown>) =>
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'l', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }], ...extra }],
+        clusters: [{ name: 'c', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      });
+    ms['http'] = await startMeridian(listener({}));
+    ms['http with h2c'] = await startMeridian(listener({ http2: { enabled: true } }));
+    ms['https'] = await startMeridian(listener({ protocol: 'https', tls: { certificates: [cert] }, http2: { enabled: false } }));
+    ms['https with h2'] = await startMeridian(listener({ protocol: 'https', tls: { certificates: [cert] } }));
+  });
+  after(async () => {
+    await closeAll(Object.values(ms), bs);
+    certs.remove();
+  });
+
+  /** Raw bytes over TLS (ALPN http/1.1) or plain TCP; everything back until the server closes. */
+  function exchange(port: number, tls: boolean, bytes: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = tls ? tlsConnect({ host: '127.0.0.1', port, servername: 'a.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect(port, '127.0.0.1');
+      let out = '';
+      const timer = setTimeout(() => s.destroy(), 2000);
+      s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(out);
+      });
+      s.on('error', reject);
+      s.write(bytes);
+    });
+  }
+
+  for (const kind of ['http', 'http with h2c', 'https', 'https with h2']) {
+    it(`${kind}: a well-formed request line is forwarded, "GET  /echo" refused with 400 bad_request`, async () => {
+      const m = ms[kind] as Running;
+      const tls = kind.startsWith('https');
+      const good = await exchange(m.port, tls, 'GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      assert.match(good, /^HTTP\/1\.1 200 /);
+      const bad = await exchange(m.port, tls, 'GET  /echo HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.match(bad, /^HTTP\/1\.1 400 /);
+      assert.match(bad, /\r\nx-meridian-reason: bad_request\r\n/i);
+    });
+  }
+});
+
