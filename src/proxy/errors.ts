@@ -4,18 +4,21 @@ import { errors } from 'undici';
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
   bad_request: { status: 400, message: 'bad request' },
+  invalid_host: { status: 400, message: 'the request names no host, more than one, or an invalid one' },
   request_timeout: { status: 408, message: 'the request was not received in time' },
   payload_too_large: { status: 413, message: 'the request body is larger than this listener accepts' },
   uri_too_long: { status: 414, message: 'the request target is longer than this listener accepts' },
   header_fields_too_large: { status: 431, message: 'too many or too large request header fields' },
   no_route: { status: 404, message: 'no route matches this request' },
   rate_limited: { status: 429, message: 'rate limit exceeded' },
+  transfer_coding_not_implemented: { status: 501, message: 'the request body is sent with a transfer coding other than chunked alone' },
   connect_failure: { status: 502, message: 'could not connect to an upstream' },
   upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
   upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
   circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
   no_healthy_endpoint: { status: 503, message: 'no healthy upstream' },
   timeout: { status: 504, message: 'the upstream did not answer in time' },
+  http_version_not_supported: { status: 505, message: 'this listener speaks HTTP/1.0 and HTTP/1.1 on this connection' },
 } as const;
 
 export type LocalReplyCode = keyof typeof LOCAL_REPLIES;

@@ -9,6 +9,7 @@ import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 
@@ -176,9 +177,9 @@ class Exchange implements TurnEndWaiter {
     const req = this.#req;
     const res = this.#res;
     res.on('close', () => this.#onDownstreamClose());
-    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
-    if (req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) return this.#refuse('bad_request');
-    if (!this.#url.startsWith('/') && !this.#originForm()) return this.#refuse('bad_request');
+    const target = requestTarget(req);
+    if (typeof target === 'string') return this.#refuse(target);
+    this.#url = target.url;
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const maxBody = this.#ctx.limits.max_body_bytes;
     if (maxBody > 0 && Number(req.headers['content-length'] ?? 0) > maxBody) return this.#localReply('payload_too_large');
@@ -514,25 +515,6 @@ class Exchange implements TurnEndWaiter {
   #refuse(code: LocalReplyCode): void {
     this.#mustClose = true;
     this.#localReply(code);
-  }
-
-  /**
-   * An absolute-form target (`GET http://host/path`) names the host itself, which wins
-   * over Host (RFC 9112 §3.2.2): route and forward it in origin form with that Host, so a
-   * backend never sees a target and a Host that disagree. Anything else not starting with
-   * "/" is refused.
-   */
-  #originForm(): boolean {
-    let target: URL;
-    try {
-      target = new URL(this.#url);
-    } catch {
-      return false;
-    }
-    if ((target.protocol !== 'http:' && target.protocol !== 'https:') || target.host === '') return false;
-    this.#url = `${target.pathname}${target.search}`;
-    this.#req.headers.host = target.host;
-    return true;
   }
 
   /** The client broke a body limit mid-stream: stop forwarding, answer if still possible, close. */

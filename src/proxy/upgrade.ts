@@ -9,6 +9,7 @@ import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type Fo
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { requestTarget } from './request-target.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -96,7 +97,7 @@ class Tunnel implements Closable {
   readonly #rt: Runtime;
   readonly #requestId: string;
   readonly #method: string;
-  readonly #url: string;
+  #url: string;
   #phase: Phase = 'handshake';
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
@@ -136,6 +137,9 @@ class Tunnel implements Closable {
     // Node leaves an upgraded socket with no 'error' listener: without one a reset would crash the process.
     client.on('error', () => {});
     client.on('close', () => this.#onClientClose());
+    const target = requestTarget(req);
+    if (typeof target === 'string') return this.#localReply(target);
+    this.#url = target.url;
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     // A tunnel holds its request slot for its whole life, as Envoy counts upgraded streams.
     const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
