@@ -62,6 +62,7 @@ export type LocalReason =
   | 'connect_failure'
   | 'timeout'
   | 'upstream_reset'
+  | 'upstream_protocol_error'
   | 'bad_request'
   | 'invalid_host'
   | 'transfer_coding_not_implemented'
