@@ -9,21 +9,16 @@ import type { LocalReplyCode } from './errors.js';
 export type BodyFraming = { readonly kind: 'none' } | { readonly kind: 'length'; readonly length: number } | { readonly kind: 'chunked' };
 
 const NONE: BodyFraming = { kind: 'none' };
+const CHUNKED: BodyFraming = { kind: 'chunked' };
 
 /**
  * The framing the headers declare, or the local reply for one Meridian will not forward.
  * Node has already refused Content-Length next to Transfer-Encoding, and malformed or
- * repeated Content-Lengths; on an upgrade it does not check the codings, so this does
- * (RFC 9112 §6.1, §6.3): chunked must be the last coding (400 otherwise: the length is
- * unknowable), and no other may precede it (501: it would reach the backend undeclared).
+ * repeated Content-Lengths; requestTarget() any Transfer-Encoding but chunked alone
+ * (Node does not check codings on an upgrade).
  */
 export function bodyFraming(headers: IncomingHttpHeaders): BodyFraming | LocalReplyCode {
-  const te = headers['transfer-encoding'];
-  if (te !== undefined) {
-    const codings = te.split(',');
-    if ((codings[codings.length - 1] as string).trim().toLowerCase() !== 'chunked') return 'bad_request';
-    return codings.length === 1 ? { kind: 'chunked' } : 'unsupported_transfer_coding';
-  }
+  if (headers['transfer-encoding'] !== undefined) return CHUNKED;
   const cl = headers['content-length'];
   if (cl === undefined) return NONE;
   // Node checked the digits; a length past 2^53 cannot be counted exactly.

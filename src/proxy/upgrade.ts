@@ -10,6 +10,7 @@ import { BodyReader, bodyFraming } from './upgrade-body.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { requestTarget } from './request-target.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -90,13 +91,6 @@ export function upgradeRequestHeaders(headers: IncomingHttpHeaders, fwd: Forward
 
 type Phase = 'handshake' | 'tunnel' | 'done';
 
-/**
- * Body bytes read before anything goes upstream: a body this small (nearly every one an
- * upgrade carries) is checked whole first and can be sent again on a connect retry;
- * a larger one streams on from there.
- */
-const HELD_BODY_BYTES = 64 * 1024;
-
 /** The Upgrade field as Envoy compares it with its upgrade types: whole, trimmed, in lower case. */
 function upgradeProtocolOf(req: IncomingMessage): string {
   return (req.headers.upgrade ?? '').trim().toLowerCase();
@@ -112,11 +106,17 @@ class Tunnel implements Closable {
   readonly #rt: Runtime;
   readonly #requestId: string;
   readonly #method: string;
-  readonly #url: string;
+  #url: string;
   #phase: Phase = 'handshake';
   /** Forwarded as a plain request and never tunnelled: h2c (RFC 9113 dropped it; Envoy and HAProxy strip it) and HTTP/1.0 (RFC 9110 §7.8). */
   readonly #plain: boolean;
   #body: BodyReader | undefined;
+  /**
+   * Body bytes read before anything goes upstream (the route's request_body_buffer_bytes,
+   * as on the request path): a body this small is checked whole first and can be sent
+   * again on a connect retry; a larger one streams on from there.
+   */
+  #holdBytes = 0;
   /** The first body bytes, kept until the request is answered so a connect retry can send them again. */
   readonly #held: Buffer[] = [];
   #heldBytes = 0;
@@ -166,6 +166,9 @@ class Tunnel implements Closable {
     // Node leaves an upgraded socket with no 'error' listener: without one a reset would crash the process.
     client.on('error', () => {});
     client.on('close', () => this.#onClientClose());
+    const target = requestTarget(req);
+    if (typeof target === 'string') return this.#localReply(target);
+    this.#url = target.url;
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     // A tunnel holds its request slot for its whole life, as Envoy counts upgraded streams.
     const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
@@ -183,12 +186,20 @@ class Tunnel implements Closable {
     const maxBody = this.#ctx.limits.max_body_bytes;
     if (framing.kind === 'length' && maxBody > 0 && framing.length > maxBody) return this.#localReply('payload_too_large');
     this.#body = new BodyReader(framing, maxBody);
+    // A Content-Length over the limit streams from the start, as on the request path.
+    const hold = route.config.request_body_buffer_bytes;
+    this.#holdBytes = framing.kind === 'length' && framing.length > hold ? 0 : hold;
     this.#early = Buffer.alloc(0);
-    this.#onBodyBytes(this.#head);
-    if (this.#phase !== 'handshake' || this.#body.done || this.#pumpInto !== undefined) return;
     // Node never answers 100-continue on an upgrade: the client waits for it before its body.
     if (/\b100-continue\b/i.test(String(req.headers.expect ?? ''))) client.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.#onBodyBytes(this.#head);
+    if (this.#phase !== 'handshake' || this.#body.done || this.#pumpInto !== undefined) return;
     this.#readBody();
+  }
+
+  /** Held enough to go upstream: the limit, and for a chunked body at least its first chunk's start (its framing seen sane). */
+  #heldEnough(): boolean {
+    return this.#heldBytes >= this.#holdBytes && (this.#heldBytes > 0 || this.#req.headers['transfer-encoding'] === undefined);
   }
 
   /** Raw bytes of the request body from the client: decoded, held or streamed upstream. */
@@ -197,7 +208,7 @@ class Tunnel implements Closable {
     if (this.#phase !== 'handshake' || body.done) return;
     const verdict = body.feed(raw, this.#onBodyData);
     if (verdict === 'more') {
-      if (this.#pumpInto === undefined && this.#heldBytes >= HELD_BODY_BYTES) this.#tryNext();
+      if (this.#pumpInto === undefined && this.#heldEnough()) this.#tryNext();
       return;
     }
     this.#stopReadingBody();

@@ -399,21 +399,6 @@ describe('upgrade requests with a body', () => {
     assert.equal(b.connections.n, 1, 'only the marker connected');
   });
 
-  it('a transfer coding Meridian does not forward: 501 for gzip before chunked, 400 when chunked is not the last', async () => {
-    const b = await httpBackend();
-    const m = await startMeridian(meridianConfig(b.port));
-    cleanup.push(b, m);
-    const gz = await send(m.port, upgradeHead('/te-gzip', 'websocket', 'Transfer-Encoding: gzip, chunked\r\n', 'POST') + '5\r\nhello\r\n0\r\n\r\n');
-    assert.equal(gz.status, 501, gz.reply);
-    assert.match(gz.reply, /\r\nx-meridian-reason: unsupported_transfer_coding\r\n/);
-    assert.ok(gz.closedByServer);
-    const x = await send(m.port, upgradeHead('/te-x', 'websocket', 'Transfer-Encoding: xchunked\r\n', 'POST') + '5\r\nhello\r\n0\r\n\r\n');
-    assert.equal(x.status, 400, x.reply);
-    assert.ok(x.closedByServer);
-    await markerSeen(m, b, '/marker-te');
-    assert.deepEqual(b.seen.map((s) => s.url), ['/marker-te']);
-  });
-
   it('a body over limits.max_body_bytes: 413, by Content-Length at once, or once the chunks pass it', async () => {
     const b = await httpBackend();
     const m = await startMeridian(meridianConfig(b.port, { limits: { max_body_bytes: 100 } }));
