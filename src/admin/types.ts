@@ -56,6 +56,7 @@ export interface GlobalAdmin {
 /** Why Meridian answered a request itself instead of relaying an upstream's response. */
 export type LocalReason =
   | 'no_route'
+  | 'upgrade_refused'
   | 'rate_limited'
   | 'circuit_open'
   | 'no_healthy_endpoint'

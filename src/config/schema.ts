@@ -31,6 +31,7 @@ import {
   percentString,
   regexSource,
   statusRange,
+  upgradeProtocol,
   urlPath,
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
@@ -122,6 +123,8 @@ const routeSchema = z.strictObject({
    * them again); larger ones stream. 0 = off. Capped because a buffered body is held in memory.
    */
   request_body_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
+  /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
+  upgrades: z.array(upgradeProtocol()).default(['websocket']),
 });
 
 // ---- listeners ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ export const LOCAL_REPLIES = {
   uri_too_long: { status: 414, message: 'the request target is longer than this listener accepts' },
   header_fields_too_large: { status: 431, message: 'too many or too large request header fields' },
   no_route: { status: 404, message: 'no route matches this request' },
+  upgrade_refused: { status: 403, message: 'this route does not allow the requested upgrade' },
   rate_limited: { status: 429, message: 'rate limit exceeded' },
   transfer_coding_not_implemented: { status: 501, message: 'the request body is sent with a transfer coding other than chunked alone' },
   connect_failure: { status: 502, message: 'could not connect to an upstream' },

@@ -27,7 +27,7 @@ describe('defaults', () => {
     const l = config.listeners[0];
     assert.ok(l && l.protocol === 'http');
     assert.equal(l.address, '0.0.0.0');
-    assert.deepEqual(l.routes[0], { match: {}, cluster: 'api', request_body_buffer_bytes: 65_536 });
+    assert.deepEqual(l.routes[0], { match: {}, cluster: 'api', request_body_buffer_bytes: 65_536, upgrades: ['websocket'] });
 
     const c = config.clusters[0];
     assert.ok(c);
@@ -326,6 +326,7 @@ describe('field conversions', () => {
       cluster: 'api',
       timeout: 250,
       request_body_buffer_bytes: 65_536,
+      upgrades: ['websocket'],
     });
   });
 
