@@ -31,6 +31,7 @@ import {
   percentString,
   regexSource,
   statusRange,
+  upgradeProtocol,
   urlPath,
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
@@ -98,6 +99,9 @@ const matchSchema = z.strictObject({
   headers: z.array(headerMatchSchema).optional(),
 });
 
+/** 16 MiB: buffering holds a body in memory, so one request may not hold more. */
+export const MAX_REQUEST_BODY_BUFFER_BYTES = 16 * 1024 * 1024;
+
 /** A local token bucket: `per: route` shares one bucket, `per: client_ip` keeps one per client. */
 const rateLimitSchema = z.strictObject({
   requests_per_second: decimal(0, Infinity, { exclusiveMin: true }),
@@ -113,6 +117,14 @@ const routeSchema = z.strictObject({
   cluster: z.string(),
   /** Whole-request timeout for this route; absent = the cluster's timeouts.request. */
   timeout: duration().optional(),
+  /**
+   * Request bodies up to this many bytes are read whole, and their framing checked, before
+   * anything goes upstream, then sent with Content-Length (which also lets a retry send
+   * them again); larger ones stream. 0 = off. Capped because a buffered body is held in memory.
+   */
+  request_body_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
+  /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
+  upgrades: z.array(upgradeProtocol()).default(['websocket']),
 });
 
 // ---- listeners ---------------------------------------------------------------------
