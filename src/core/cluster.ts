@@ -1,9 +1,9 @@
 import { createBalancer, isHashPolicy, type PolicyOptions } from './balancers.js';
 import type { Clock } from './clock.js';
+import { ConnectFailureEjection, type ConnectFailureOptions } from './connect-failure-ejection.js';
 import { fmix32 } from './hash.js';
 import { HostHealth, type ActiveCheckThresholds, type HealthStatus } from './health.js';
 import { LatencyEwma } from './latency-ewma.js';
-import { ConnectFailureEjection, type ConnectFailureOptions } from './connect-failure-ejection.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR, levelHealth, priorityLoads, zoneAwareShares } from './locality.js';
 import { OutlierDetector, type Ejection, type OutlierOptions } from './outlier-detector.js';
 import type { Rng } from './rng.js';
@@ -241,8 +241,8 @@ export class Cluster {
     this.policy = options.policy;
     this.#o = options;
     this.#outliers = options.outlierDetection ? new OutlierDetector(options.outlierDetection) : undefined;
-    const lo = options.connectFailureEjection;
-    this.#connectFailures = lo !== undefined && lo.consecutiveFailures !== 0 ? new ConnectFailureEjection(lo, options.activeChecks) : undefined;
+    const cfe = options.connectFailureEjection;
+    this.#connectFailures = cfe !== undefined && cfe.consecutiveFailures !== 0 ? new ConnectFailureEjection(cfe, options.activeChecks) : undefined;
     this.#nextIntervalMs = options.clock.nowMs() + (this.#outliers?.intervalMs ?? Infinity);
     this.#setHosts(endpoints, false);
   }
@@ -299,9 +299,9 @@ export class Cluster {
       g.balancer.onEnd?.(host, outcome);
     }
     if (host.removed) return;
-    const local = this.#connectFailures;
-    if (local !== undefined) {
-      const e = local.record(host.health, outcome, now);
+    const connectFailures = this.#connectFailures;
+    if (connectFailures !== undefined) {
+      const e = connectFailures.record(host.health, outcome, now);
       if (e) this.#ejected(e, host);
       if (outcome.error === 'connect') return;
     }
