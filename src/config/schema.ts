@@ -293,6 +293,28 @@ const outlierSchema = z
     }
   });
 
+/**
+ * On by default: an endpoint Meridian cannot connect to is out of the picks from its first
+ * refused connect (nginx's max_fails=1; HAProxy's observe layer4 + on-error mark-down).
+ */
+const connectFailureEjectionSchema = z
+  .strictObject({
+    /** 0 turns it off: connect failures then count as outlier detection's gateway errors. */
+    consecutive_failures: integer(0).default(1),
+    /** Without health_check: length of the first ejection, doubled for each further one in a row. */
+    base_ejection_time: duration().prefault('1s'),
+    max_ejection_time: duration().prefault('30s'),
+  })
+  .superRefine((o, ctx) => {
+    if (o.max_ejection_time < o.base_ejection_time) {
+      fail(
+        ctx,
+        `must be >= base_ejection_time (${formatDuration(o.base_ejection_time)}), got ${formatDuration(o.max_ejection_time)}`,
+        ['max_ejection_time'],
+      );
+    }
+  });
+
 export type RetryOn = (typeof RETRY_CONDITIONS)[number] | number;
 
 /** A retry condition name, or a 5xx status as a number or a string (`503` or `"503"`). */
@@ -383,6 +405,7 @@ const clusterSchema = z
       .prefault({}),
     health_check: healthCheckSchema.optional(),
     outlier_detection: outlierSchema.optional(),
+    connect_failure_ejection: connectFailureEjectionSchema.prefault({}),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
     panic_threshold: percentNumber().default(50),
     slow_start: z

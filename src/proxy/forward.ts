@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
+import type { RetryRefusal } from '../core/retry-budget.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
@@ -79,7 +80,8 @@ export interface RetryEvent {
 export interface ForwardHooks {
   done(record: ExchangeRecord): void;
   retry(event: RetryEvent): void;
-  retryBudgetExhausted(cluster: string): void;
+  /** A failed try that `retry_on` covers was not tried again, and why. */
+  retryRefused(cluster: string, reason: RetryRefusal): void;
 }
 
 export interface ListenerContext {
@@ -476,7 +478,7 @@ class Exchange implements TurnEndWaiter {
   #shouldRetryStatus(status: number): boolean {
     const cluster = this.#cluster as ClusterRuntime;
     if (!cluster.retry.statuses.has(status)) return false;
-    return this.#replayable() && this.#retryAllowed();
+    return this.#retryAllowed(false, this.#replayable());
   }
 
   /** A try failed before any of its answer was sent on: retry, or reply with the error. */
@@ -491,11 +493,10 @@ class Exchange implements TurnEndWaiter {
       this.#ctx.hooks.retry({ cluster: cluster.name, reason: 'keepalive_race' });
       return this.#dispatch(host, true);
     }
-    const policyAllows =
-      e.code === 'connect_failure'
-        ? cluster.retry.onConnectFailure && this.#bodyReplayable
-        : (e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset) && this.#replayable();
-    if (policyAllows && this.#retryAllowed()) {
+    // A try that could not connect sent nothing: any method may go elsewhere, if its body is still to be had.
+    const nothingSent = e.code === 'connect_failure';
+    const covered = nothingSent ? cluster.retry.onConnectFailure : e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset;
+    if (covered && this.#retryAllowed(nothingSent, nothingSent ? this.#bodyReplayable : this.#replayable())) {
       this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
       return this.#tryNext();
     }
@@ -508,8 +509,8 @@ class Exchange implements TurnEndWaiter {
     return idempotent && this.#bodyReplayable;
   }
 
-  #retryAllowed(): boolean {
-    return this.#lease?.tryRetry(this.#attempts) ?? false;
+  #retryAllowed(nothingSent: boolean, replayable: boolean): boolean {
+    return this.#lease?.tryRetry(this.#attempts, nothingSent, replayable) ?? false;
   }
 
   #refuse(code: LocalReplyCode): void {

@@ -320,7 +320,7 @@ class Tunnel implements Closable {
       if (this.#phase !== 'handshake') return settle({ latencyMs: latency() });
       settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
       // A body that streamed on into this try cannot be sent again.
-      if (e.code === 'connect_failure' && !this.#pumped && cluster.retry.onConnectFailure && this.#retryAllowed()) {
+      if (e.code === 'connect_failure' && cluster.retry.onConnectFailure && this.#retryAllowed(!this.#pumped)) {
         if (this.#pumpInto !== undefined) {
           this.#pumpInto = undefined;
           this.#stopReadingBody();
@@ -480,8 +480,9 @@ class Tunnel implements Closable {
     return headers;
   }
 
-  #retryAllowed(): boolean {
-    return this.#lease?.tryRetry(this.#attempts) ?? false;
+  /** Only a failed connect is retried here: nothing reached the upstream, so no budget is spent on it. */
+  #retryAllowed(replayable: boolean): boolean {
+    return this.#lease?.tryRetry(this.#attempts, true, replayable) ?? false;
   }
 
 

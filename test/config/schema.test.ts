@@ -54,6 +54,7 @@ describe('defaults', () => {
       max_requests: 1024,
       max_retries: 3,
     });
+    assert.deepEqual(c.connect_failure_ejection, { consecutive_failures: 1, base_ejection_time: 1_000, max_ejection_time: 30_000 });
     assert.deepEqual(c.endpoints, [{ id: '127.0.0.1:9001', address: '127.0.0.1:9001', host: '127.0.0.1', port: 9001, weight: 1 }]);
     // Absent means off for these.
     assert.equal(c.health_check, undefined);
@@ -287,6 +288,12 @@ describe('cross-field checks', () => {
       'clusters[0].ring_hash.min_ring_size: must be <= max_ring_size (1024), got 4096',
       'clusters[0].outlier_detection.max_ejection_time: must be >= base_ejection_time (1m), got 30s',
     ]);
+  });
+
+  it('refuses a connect-failure ejection whose cap is below its base', () => {
+    const c = base();
+    Object.assign(cluster0(c), { connect_failure_ejection: { base_ejection_time: '10s', max_ejection_time: '5s' } });
+    assert.deepEqual(errors(c), ['clusters[0].connect_failure_ejection.max_ejection_time: must be >= base_ejection_time (10s), got 5s']);
   });
 });
 
