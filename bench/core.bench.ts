@@ -4,6 +4,7 @@
  *   npm run bench                           full run (~12 s), a table on stdout
  *   node dist/bench/core.bench.js --quick   a fast, rougher run (smoke checks)
  *   node dist/bench/core.bench.js --json    machine-readable results
+ *   node dist/bench/core.bench.js --only outlier   one group of cases (a policy, reference, outlier)
  *
  * Method: the pick cases of each policy run in a worker thread of their own (its own V8
  * isolate), so the `pick` call sites stay monomorphic, as in a process whose clusters use
@@ -32,11 +33,14 @@ import {
 } from '../src/core/index.js';
 import { summarize, type Summary } from './stats.js';
 
-const USAGE = `usage: node dist/bench/core.bench.js [--quick] [--json]
+const USAGE = `usage: node dist/bench/core.bench.js [--quick] [--json] [--only GROUP[,GROUP]]
   --quick   fewer and shorter batches: a fast, rougher run
-  --json    print one JSON object instead of tables`;
+  --json    print one JSON object instead of tables
+  --only    run only these groups: reference, outlier, or policy names (table builds are skipped)`;
 
 const SIZES = [10, 100, 1000] as const;
+/** Outlier detection's per-request cost must not grow with the cluster: measured up to 5,000 hosts. */
+const OUTLIER_SIZES = [10, 1000, 5000] as const;
 const UNEQUAL_WEIGHTS = [1, 2, 3, 4, 5] as const;
 /** Precomputed request contexts, cycled through; a power of two so `i & MASK` indexes them. */
 const CONTEXTS = 1 << 16;
@@ -50,6 +54,8 @@ interface PickCase {
   readonly via: Via;
   readonly endpoints: number;
   readonly weights: 'equal' | '1..5';
+  /** Cluster cases of the outlier group: outlier detection on or off. */
+  readonly outlier?: 'on' | 'off';
   /** Runs `iterations` picks and returns the elapsed nanoseconds. */
   readonly run: (iterations: number) => number;
   iterations: number;
@@ -82,10 +88,13 @@ function timed(loop: () => void): number {
   return Number(process.hrtime.bigint() - start);
 }
 
-/** Through `Cluster`: pick + onStart + onEnd, the full bookkeeping of one request. */
-function clusterCase(policy: PolicyName, n: number, unequal: boolean): PickCase {
+/**
+ * Through `Cluster`: pick + onStart + onEnd, the full bookkeeping of one request. With
+ * `outlier`, outlier detection (Envoy's defaults) sees every outcome; all succeed.
+ */
+function clusterCase(policy: PolicyName, n: number, unequal: boolean, outlier?: 'on' | 'off'): PickCase {
   const eps = endpoints(n, unequal ? (i) => UNEQUAL_WEIGHTS[i % UNEQUAL_WEIGHTS.length] as number : undefined);
-  const cluster = new Cluster('bench', eps, { policy, clock: new ManualClock(), rng: new SeededRng(1) });
+  const cluster = new Cluster('bench', eps, { policy, clock: new ManualClock(), rng: new SeededRng(1), ...(outlier === 'on' ? { outlierDetection: {} } : {}) });
   const ctxs = contexts(2);
   const run = (iterations: number): number =>
     timed(() => {
@@ -96,7 +105,7 @@ function clusterCase(policy: PolicyName, n: number, unequal: boolean): PickCase 
         cluster.onEnd(host, OK);
       }
     });
-  return { policy, via: 'cluster', endpoints: n, weights: unequal ? '1..5' : 'equal', run, iterations: 0, nsPerPick: [] };
+  return { policy, via: 'cluster', endpoints: n, weights: unequal ? '1..5' : 'equal', ...(outlier ? { outlier } : {}), run, iterations: 0, nsPerPick: [] };
 }
 
 /** Directly on the balancer: `pick` alone, on idle hosts that each have a latency sample. */
@@ -167,11 +176,13 @@ interface Results {
   readonly builds: readonly (Omit<BuildCase, 'build' | 'ms'> & { ms: Summary })[];
 }
 
-/** Which pick cases share an isolate: one policy's, or the reference's. */
-type Group = PolicyName | 'reference';
+/** Which pick cases share an isolate: one policy's, the reference's, or outlier detection's. */
+type Group = PolicyName | 'reference' | 'outlier';
+const GROUPS: readonly Group[] = ['reference', ...POLICY_NAMES, 'outlier'];
 
 function groupCases(group: Group): PickCase[] {
   if (group === 'reference') return SIZES.map((n) => referenceCase(n));
+  if (group === 'outlier') return OUTLIER_SIZES.flatMap((n) => [clusterCase('round_robin', n, false, 'off'), clusterCase('round_robin', n, false, 'on')]);
   const cases: PickCase[] = [];
   for (const n of SIZES) cases.push(clusterCase(group, n, false), balancerCase(group, n, false));
   if (group === 'round_robin' || group === 'least_request') cases.push(clusterCase(group, 1000, true), balancerCase(group, 1000, true));
@@ -185,7 +196,7 @@ interface WorkerSettings {
 }
 
 type Request = { readonly type: 'warm' } | { readonly type: 'batch' };
-type CaseInfo = Pick<PickCase, 'policy' | 'via' | 'endpoints' | 'weights' | 'iterations'>;
+type CaseInfo = Pick<PickCase, 'policy' | 'via' | 'endpoints' | 'weights' | 'outlier' | 'iterations'>;
 type Reply = { readonly type: 'warmed'; readonly cases: CaseInfo[] } | { readonly type: 'batch'; readonly nsPerPick: number[] };
 
 /** Worker side: owns one group's cases; warms them on request, then times one batch per request. */
@@ -200,7 +211,7 @@ function serveGroup(settings: WorkerSettings): void {
         c.run(settings.warmupIterations); // let the JIT settle on this case
         calibrate(c, settings.batchMs);
       }
-      reply({ type: 'warmed', cases: cases.map(({ policy, via, endpoints: n, weights, iterations }) => ({ policy, via, endpoints: n, weights, iterations })) });
+      reply({ type: 'warmed', cases: cases.map(({ policy, via, endpoints: n, weights, outlier, iterations }) => ({ policy, via, endpoints: n, weights, ...(outlier ? { outlier } : {}), iterations })) });
     } else {
       reply({ type: 'batch', nsPerPick: cases.map((c) => c.run(c.iterations) / c.iterations) });
     }
@@ -232,10 +243,9 @@ class GroupWorker {
   }
 }
 
-async function measure(quick: boolean): Promise<Results> {
+async function measure(quick: boolean, groups: readonly Group[]): Promise<Results> {
   const batches = quick ? 3 : 7;
   const batchMs = quick ? 2 : 30;
-  const groups: Group[] = ['reference', ...POLICY_NAMES];
   const workers = groups.map((group) => new GroupWorker({ group, batchMs, warmupIterations: quick ? 20_000 : 200_000 }));
   try {
     const infos: CaseInfo[][] = [];
@@ -255,7 +265,8 @@ async function measure(quick: boolean): Promise<Results> {
     const picks = infos.flatMap((cases, g) =>
       cases.map(({ iterations, ...info }, c) => ({ ...info, iterations_per_batch: iterations, ns_per_pick: summarize(samples[g]?.[c] ?? []) })),
     );
-    return { ...machine(quick, batches, batchMs), picks, builds: measureBuilds(batches) };
+    // Table builds are a group of their own: a filtered run is after pick costs only.
+    return { ...machine(quick, batches, batchMs), picks, builds: groups.length === GROUPS.length ? measureBuilds(batches) : [] };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
@@ -301,12 +312,11 @@ function format(r: Results): string {
   const lines = [
     `Meridian core benchmarks: node ${r.node}, ${r.platform}, ${r.cpus} x ${r.cpu_model}${r.quick ? ' (--quick: rough)' : ''}`,
     `Each figure: median of ${r.batches} interleaved batches of ~${r.batch_ms} ms, (min-max) after it.`,
-    '',
-    'Pick cost, ns per pick',
   ];
   const rows: string[][] = [['policy', 'weights', 'measured through', ...SIZES.map((n) => `${n} endpoints`)]];
   const seen = new Set<string>();
   for (const p of r.picks) {
+    if (p.outlier !== undefined) continue;
     const key = `${p.policy}|${p.via}|${p.weights}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -316,11 +326,22 @@ function format(r: Results): string {
     });
     rows.push([p.policy, p.weights, VIA_LABEL[p.via], ...cells]);
   }
-  lines.push(...table(rows, [false, false, false, true, true, true]));
-  lines.push('', 'Table build, ms per build');
-  const buildRows = [['table', 'parameter', 'endpoints', 'entries', 'ms']];
-  for (const b of r.builds) buildRows.push([b.name, b.param, String(b.endpoints), String(b.size), cell(b.ms, 2)]);
-  lines.push(...table(buildRows, [false, false, true, true, true]));
+  if (rows.length > 1) lines.push('', 'Pick cost, ns per pick', ...table(rows, [false, false, false, true, true, true]));
+  const outlierRows: string[][] = [['outlier detection', 'measured through', ...OUTLIER_SIZES.map((n) => `${n} endpoints`)]];
+  for (const mode of ['off', 'on'] as const) {
+    const cells = OUTLIER_SIZES.map((n) => {
+      const m = r.picks.find((q) => q.outlier === mode && q.endpoints === n);
+      return m ? cell(m.ns_per_pick, 1) : '-';
+    });
+    if (cells.some((c) => c !== '-')) outlierRows.push([mode, `round_robin ${VIA_LABEL.cluster}`, ...cells]);
+  }
+  if (outlierRows.length > 1) lines.push('', 'Outlier detection, ns per request (every outcome a success)', ...table(outlierRows, [false, false, true, true, true]));
+  if (r.builds.length > 0) {
+    lines.push('', 'Table build, ms per build');
+    const buildRows = [['table', 'parameter', 'endpoints', 'entries', 'ms']];
+    for (const b of r.builds) buildRows.push([b.name, b.param, String(b.endpoints), String(b.size), cell(b.ms, 2)]);
+    lines.push(...table(buildRows, [false, false, true, true, true]));
+  }
   return lines.join('\n');
 }
 
@@ -337,7 +358,10 @@ function table(rows: readonly string[][], alignRight: readonly boolean[]): strin
 async function main(): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+    ({ values } = parseArgs({
+      options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
   } catch (e) {
     process.stderr.write(`core.bench: ${(e as Error).message}\n${USAGE}\n`);
     process.exitCode = 2;
@@ -347,7 +371,14 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const results = await measure(values.quick === true);
+  const only = values.only?.split(',').map((g) => g.trim());
+  const unknown = only?.filter((g) => !GROUPS.includes(g as Group));
+  if (unknown !== undefined && unknown.length > 0) {
+    process.stderr.write(`core.bench: unknown group ${unknown.join(', ')} (groups: ${GROUPS.join(', ')})\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const results = await measure(values.quick === true, only === undefined ? GROUPS : GROUPS.filter((g) => only.includes(g)));
   process.stdout.write(values.json === true ? `${JSON.stringify(results, null, 2)}\n` : `${format(results)}\n`);
 }
 

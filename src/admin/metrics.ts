@@ -14,6 +14,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
+import type { RetryRefusal } from '../core/retry-budget.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
 export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
@@ -98,10 +99,10 @@ export class ProxyMetrics implements MetricsText {
     labelNames: ['cluster', 'reason'] as const,
     registers: [this.registry],
   });
-  readonly #budgetExhausted = new Counter({
-    name: 'meridian_retry_budget_exhausted_total',
-    help: "Retries not sent because the cluster's retry budget was spent, by cluster.",
-    labelNames: ['cluster'] as const,
+  readonly #retriesRefused = new Counter({
+    name: 'meridian_retries_refused_total',
+    help: 'Failed tries that retry_on covers but that were not retried, by cluster and why: not_replayable, attempts_exhausted, max_retries (the circuit breaker), budget.',
+    labelNames: ['cluster', 'reason'] as const,
     registers: [this.registry],
   });
   readonly #transitions = new Counter({
@@ -112,7 +113,7 @@ export class ProxyMetrics implements MetricsText {
   });
   readonly #ejections = new Counter({
     name: 'meridian_ejections_total',
-    help: 'Endpoints ejected by outlier detection, by cluster, endpoint and reason.',
+    help: 'Endpoints ejected by outlier detection or for failing to connect, by cluster, endpoint and reason.',
     labelNames: ['cluster', 'endpoint', 'reason'] as const,
     registers: [this.registry],
   });
@@ -165,7 +166,7 @@ export class ProxyMetrics implements MetricsText {
   readonly #attemptChildren = new Map<string, HistogramChild>();
   readonly #localReplyChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
   readonly #retryChildren = new Map<string, Map<string | number, CounterChild>>();
-  readonly #budgetChildren = new Map<string, CounterChild>();
+  readonly #refusedChildren = new Map<string, Map<string | number, CounterChild>>();
   /** Every per-endpoint series by `cluster\0endpoint`, so a reload can drop those of endpoints that are gone. */
   readonly #endpointSeries = new Map<string, Map<string, { readonly metric: { remove(labels: Record<string, string>): void }; readonly labels: Record<string, string> }>>();
 
@@ -305,12 +306,13 @@ export class ProxyMetrics implements MetricsText {
     c.inc();
   }
 
-  /** A retry the policy allowed but the retry budget refused. */
-  retryBudgetExhausted(cluster: string): void {
-    let c = this.#budgetChildren.get(cluster);
+  /** A failed try that retry_on covers, not retried; `reason` as the core's decideRetry names it. */
+  retryRefused(cluster: string, reason: RetryRefusal): void {
+    const byReason = sub(this.#refusedChildren, cluster);
+    let c = byReason.get(reason);
     if (c === undefined) {
-      c = this.#budgetExhausted.labels(cluster);
-      this.#budgetChildren.set(cluster, c);
+      c = this.#retriesRefused.labels(cluster, reason);
+      byReason.set(reason, c);
     }
     c.inc();
   }
@@ -329,7 +331,7 @@ export class ProxyMetrics implements MetricsText {
     this.#noteSeries(cluster, endpoint, this.#transitions, labels);
   }
 
-  /** An outlier ejection; `reason` as the core names it (consecutive_5xx, consecutive_gateway_errors, success_rate). */
+  /** An ejection; `reason` as the core names it (consecutive_5xx, consecutive_gateway_errors, success_rate, connect_failure). */
   ejection(cluster: string, endpoint: string, reason: string): void {
     this.#ejections.inc({ cluster, endpoint, reason });
     this.#noteSeries(cluster, endpoint, this.#ejections, { cluster, endpoint, reason });

@@ -56,13 +56,18 @@ export interface GlobalAdmin {
 /** Why Meridian answered a request itself instead of relaying an upstream's response. */
 export type LocalReason =
   | 'no_route'
+  | 'upgrade_refused'
   | 'rate_limited'
   | 'circuit_open'
   | 'no_healthy_endpoint'
   | 'connect_failure'
   | 'timeout'
   | 'upstream_reset'
+  | 'upstream_protocol_error'
   | 'bad_request'
+  | 'invalid_host'
+  | 'transfer_coding_not_implemented'
+  | 'http_version_not_supported'
   | 'request_timeout'
   | 'payload_too_large'
   | 'uri_too_long'

@@ -178,6 +178,23 @@ export function urlPath() {
   });
 }
 
+/**
+ * An Upgrade protocol a route may tunnel (RFC 9110 §7.8: `name` or `name/version`, tokens),
+ * lowercased as Meridian compares them. h2c and h2 are refused: an h2c upgrade is always
+ * stripped and forwarded as plain HTTP/1.1 (as Envoy and HAProxy do), never tunnelled.
+ */
+export function upgradeProtocol() {
+  return z.string().transform((s, ctx): string => {
+    const p = s.toLowerCase();
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+(\/[!#$%&'*+.^_`|~0-9a-z-]+)?$/.test(p)) {
+      fail(ctx, `expected an Upgrade protocol token like "websocket", got ${describeValue(s)}`);
+    } else if (p === 'h2c' || p === 'h2') {
+      fail(ctx, `${describeValue(s)} cannot be tunnelled: Meridian strips an h2c upgrade and forwards the request as plain HTTP/1.1`);
+    }
+    return p;
+  });
+}
+
 /** A regular expression source that must compile (JS syntax, as the proxy will use). */
 export function regexSource() {
   return z.string().superRefine((s, ctx) => {

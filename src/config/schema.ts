@@ -31,6 +31,7 @@ import {
   percentString,
   regexSource,
   statusRange,
+  upgradeProtocol,
   urlPath,
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
@@ -100,6 +101,9 @@ const matchSchema = z.strictObject({
   headers: z.array(headerMatchSchema).optional(),
 });
 
+/** 16 MiB: buffering holds a body in memory, so one request may not hold more. */
+export const MAX_REQUEST_BODY_BUFFER_BYTES = 16 * 1024 * 1024;
+
 /** A local token bucket: `per: route` shares one bucket, `per: client_ip` keeps one per client. */
 const rateLimitSchema = z.strictObject({
   requests_per_second: decimal(0, Infinity, { exclusiveMin: true }),
@@ -115,6 +119,14 @@ const routeSchema = z.strictObject({
   cluster: z.string(),
   /** Whole-request timeout for this route; absent = the cluster's timeouts.request. */
   timeout: duration().optional(),
+  /**
+   * Request bodies up to this many bytes are read whole, and their framing checked, before
+   * anything goes upstream, then sent with Content-Length (which also lets a retry send
+   * them again); larger ones stream. 0 = off. Capped because a buffered body is held in memory.
+   */
+  request_body_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
+  /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
+  upgrades: z.array(upgradeProtocol()).default(['websocket']),
 });
 
 // ---- listeners ---------------------------------------------------------------------
@@ -285,6 +297,28 @@ const outlierSchema = z
     }
   });
 
+/**
+ * On by default: an endpoint Meridian cannot connect to is out of the picks from its first
+ * refused connect (nginx's max_fails=1; HAProxy's observe layer4 + on-error mark-down).
+ */
+const connectFailureEjectionSchema = z
+  .strictObject({
+    /** 0 turns it off: connect failures then count as outlier detection's gateway errors. */
+    consecutive_failures: integer(0).default(1),
+    /** Without health_check: length of the first ejection, doubled for each further one in a row. */
+    base_ejection_time: duration().prefault('1s'),
+    max_ejection_time: duration().prefault('30s'),
+  })
+  .superRefine((o, ctx) => {
+    if (o.max_ejection_time < o.base_ejection_time) {
+      fail(
+        ctx,
+        `must be >= base_ejection_time (${formatDuration(o.base_ejection_time)}), got ${formatDuration(o.max_ejection_time)}`,
+        ['max_ejection_time'],
+      );
+    }
+  });
+
 export type RetryOn = (typeof RETRY_CONDITIONS)[number] | number;
 
 /** A retry condition name, or a 5xx status as a number or a string (`503` or `"503"`). */
@@ -375,6 +409,7 @@ const clusterSchema = z
       .prefault({}),
     health_check: healthCheckSchema.optional(),
     outlier_detection: outlierSchema.optional(),
+    connect_failure_ejection: connectFailureEjectionSchema.prefault({}),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
     panic_threshold: percentNumber().default(50),
     slow_start: z

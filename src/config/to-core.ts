@@ -77,6 +77,11 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, nod
           },
         }
       : {}),
+    connectFailureEjection: {
+      consecutiveFailures: c.connect_failure_ejection.consecutive_failures,
+      baseEjectionMs: c.connect_failure_ejection.base_ejection_time,
+      maxEjectionMs: c.connect_failure_ejection.max_ejection_time,
+    },
     panicThresholdPercent: c.panic_threshold,
     overprovisioningFactor: c.overprovisioning_factor,
     local: { ...(node.region === undefined ? {} : { region: node.region }), ...(node.zone === undefined ? {} : { zone: node.zone }) },

@@ -1,5 +1,6 @@
 import { createBalancer, isHashPolicy, type PolicyOptions } from './balancers.js';
 import type { Clock } from './clock.js';
+import { ConnectFailureEjection, type ConnectFailureOptions } from './connect-failure-ejection.js';
 import { fmix32 } from './hash.js';
 import { HostHealth, type ActiveCheckThresholds, type HealthStatus } from './health.js';
 import { LatencyEwma } from './latency-ewma.js';
@@ -20,6 +21,11 @@ export interface ClusterOptions extends PolicyOptions {
   readonly activeChecks?: ActiveCheckThresholds & { readonly initiallyHealthy?: boolean };
   /** Passive outlier detection; omitted = off. */
   readonly outlierDetection?: OutlierOptions;
+  /**
+   * Ejection of hosts that cannot be connected to; omitted (or consecutiveFailures 0) = off.
+   * When on, connect failures feed it and not outlier detection (Envoy's split of local-origin errors).
+   */
+  readonly connectFailureEjection?: ConnectFailureOptions;
   /** Below this percentage of routable hosts, balance over all of them. 0 disables. Default 50. */
   readonly panicThresholdPercent?: number;
   /** Ramp for hosts that are new or back from failing; omitted = off. Ignored by hash policies. */
@@ -52,6 +58,8 @@ export class HostState implements Host {
   failuresTotal = 0;
   /** The locality the host belongs to (set at every rebuild). */
   group: LocalityGroup | undefined;
+  /** A membership change dropped it: outcomes of its requests still in flight judge nothing. */
+  removed = false;
 
   constructor(endpoint: Endpoint, tauMs: number, initiallyHealthy: boolean) {
     this.endpoint = endpoint;
@@ -210,8 +218,10 @@ export class Cluster {
   readonly policy: PolicyName;
   readonly #o: ClusterOptions;
   readonly #outliers: OutlierDetector | undefined;
+  readonly #connectFailures: ConnectFailureEjection | undefined;
   #hosts: HostState[] = [];
   #byId = new Map<string, HostState>();
+  #byHealth = new Map<HostHealth, HostState>();
   #eligibleWeights = new Map<HostState, number>();
   /** Every locality seen, by key; those with hosts, in spill order (priority, then as configured). */
   readonly #groups = new Map<string, LocalityGroup>();
@@ -231,6 +241,8 @@ export class Cluster {
     this.policy = options.policy;
     this.#o = options;
     this.#outliers = options.outlierDetection ? new OutlierDetector(options.outlierDetection) : undefined;
+    const cfe = options.connectFailureEjection;
+    this.#connectFailures = cfe !== undefined && cfe.consecutiveFailures !== 0 ? new ConnectFailureEjection(cfe, options.activeChecks) : undefined;
     this.#nextIntervalMs = options.clock.nowMs() + (this.#outliers?.intervalMs ?? Infinity);
     this.#setHosts(endpoints, false);
   }
@@ -286,10 +298,15 @@ export class Cluster {
       g.active = Math.max(0, g.active - 1);
       g.balancer.onEnd?.(host, outcome);
     }
-    if (this.#outliers && this.#byId.get(host.endpoint.id) === host) {
-      const e = this.#outliers.record(host.health, outcome, this.#healths(), now);
+    if (host.removed) return;
+    const connectFailures = this.#connectFailures;
+    if (connectFailures !== undefined) {
+      const e = connectFailures.record(host.health, outcome, now);
       if (e) this.#ejected(e, host);
+      if (outcome.error === 'connect') return;
     }
+    const e = this.#outliers?.record(host.health, outcome, now);
+    if (e) this.#ejected(e, host);
   }
 
   /** An active health check's result for a host. */
@@ -299,6 +316,10 @@ export class Cluster {
     if (host.health.recordCheck(passed, this.#o.activeChecks)) {
       this.#dirty = true;
       this.#emit({ type: 'health_changed', host, healthy: host.health.activeHealthy });
+    }
+    if (passed && this.#connectFailures?.checkPassed(host.health)) {
+      this.#dirty = true;
+      this.#emit({ type: 'returned', host });
     }
   }
 
@@ -426,7 +447,7 @@ export class Cluster {
   #status(h: HostState): HealthStatus {
     if (h.health.draining) return 'draining';
     if (!h.health.activeHealthy) return 'unhealthy';
-    if (h.health.ejected) return 'ejected';
+    if (h.health.ejected || h.health.unreachable) return 'ejected';
     if (h.slowStartSinceMs !== undefined) return 'slow_start';
     return 'healthy';
   }
@@ -448,17 +469,18 @@ export class Cluster {
       }
       hosts.push(host);
     }
+    for (const old of this.#hosts) if (!seen.has(old.endpoint.id)) old.removed = true;
     this.#hosts = hosts;
     this.#byId = new Map(hosts.map((h) => [h.endpoint.id, h]));
+    this.#byHealth = new Map(hosts.map((h) => [h.health, h]));
+    const healths = hosts.map((h) => h.health);
+    this.#outliers?.setHosts(healths);
+    this.#connectFailures?.setHosts(healths);
     this.#dirty = true;
   }
 
   #slowStartApplies(): boolean {
     return this.#o.slowStart !== undefined && !isHashPolicy(this.policy);
-  }
-
-  #healths(): HostHealth[] {
-    return this.#hosts.map((h) => h.health);
   }
 
   #ejected(e: Ejection, host: HostState): void {
@@ -473,12 +495,13 @@ export class Cluster {
   #refreshIfDue(): void {
     const now = this.#o.clock.nowMs();
     if (!this.#dirty && now < this.#nextStepMs && now < this.#nextIntervalMs) return;
+    const byHealth = this.#byHealth;
+    for (const r of this.#connectFailures?.returnDue(now) ?? []) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
     const outliers = this.#outliers;
     if (outliers) {
-      const byHealth = new Map(this.#hosts.map((h) => [h.health, h]));
-      for (const r of outliers.returnDue(this.#healths(), now)) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
+      for (const r of outliers.returnDue(now)) this.#emit({ type: 'returned', host: byHealth.get(r) as HostState });
       if (now >= this.#nextIntervalMs) {
-        for (const e of outliers.review(this.#healths(), now)) this.#ejected(e, byHealth.get(e.health) as HostState);
+        for (const e of outliers.review(now)) this.#ejected(e, byHealth.get(e.health) as HostState);
         // Catch up in whole intervals so a long pause in picks does not replay them one by one.
         const interval = outliers.intervalMs;
         this.#nextIntervalMs += Math.ceil((now - this.#nextIntervalMs + 1) / interval) * interval;
@@ -503,7 +526,7 @@ export class Cluster {
   #rebuild(now: number): void {
     this.#dirty = false;
     const slowStart = this.#slowStartApplies() ? this.#o.slowStart : undefined;
-    let nextStep = this.#outliers?.nextReturnMs(this.#healths()) ?? Infinity;
+    let nextStep = Math.min(this.#outliers?.nextReturnMs() ?? Infinity, this.#connectFailures?.nextReturnMs() ?? Infinity);
 
     // Localities with their non-draining hosts, in spill order: by priority, then first appearance.
     const order: LocalityGroup[] = [];

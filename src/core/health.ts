@@ -9,12 +9,14 @@ export interface ActiveCheckThresholds {
 export type HealthStatus = 'draining' | 'unhealthy' | 'ejected' | 'slow_start' | 'healthy';
 
 /**
- * The health of one host, combining the active checker's verdict, passive outlier
- * ejection and the operator's drain. The host takes traffic only when all three allow
- * it (`routable`); the cluster decides what to do when too few are (panic).
+ * The health of one host, combining the active checker's verdict, passive ejection (by
+ * outlier detection, or for failing to connect) and the operator's drain. The host takes
+ * traffic only when all allow it (`routable`); the cluster decides what to do when too
+ * few are (panic).
  *
- * Counters for passive detection live here; the decisions that need the whole cluster
- * (the ejection cap, success-rate outliers) live in OutlierDetector.
+ * Counters for passive detection live here; the decisions live in OutlierDetector (those
+ * that need the whole cluster: the ejection cap, success-rate outliers) and in
+ * ConnectFailureEjection (connect failures).
  */
 export class HostHealth {
   /** Verdict of active health checks; hosts start healthy unless told otherwise. */
@@ -28,6 +30,15 @@ export class HostHealth {
   ejectionsTotal = 0;
   consecutive5xx = 0;
   consecutiveGatewayErrors = 0;
+  /**
+   * Out for failing to connect (connect-failure ejection), until `unreachableUntilMs`; when
+   * that is Infinity, until active checks pass again.
+   */
+  unreachable = false;
+  unreachableUntilMs = 0;
+  /** Unreachable spells in a row, with no connection made in between: each doubles the next. */
+  unreachableLevel = 0;
+  consecutiveConnectFailures = 0;
   /** Requests and successes in the current outlier-detection interval. */
   windowRequests = 0;
   windowSuccesses = 0;
@@ -39,7 +50,18 @@ export class HostHealth {
   }
 
   get routable(): boolean {
-    return this.activeHealthy && !this.ejected && !this.draining;
+    return this.activeHealthy && !this.ejected && !this.unreachable && !this.draining;
+  }
+
+  /** Active checks passed in a row, up to now. */
+  get checkPassesInARow(): number {
+    return this.#checkPasses;
+  }
+
+  /** Only checks from now on count toward the thresholds (a verdict or an ejection starts over). */
+  restartCheckStreaks(): void {
+    this.#checkPasses = 0;
+    this.#checkFailures = 0;
   }
 
   /** Record an active check; returns true when the active verdict flipped. */
@@ -67,8 +89,7 @@ export class HostHealth {
    * the streaks start over from it. Returns true when the verdict flipped.
    */
   assume(healthy: boolean): boolean {
-    this.#checkPasses = 0;
-    this.#checkFailures = 0;
+    this.restartCheckStreaks();
     if (this.activeHealthy === healthy) return false;
     this.activeHealthy = healthy;
     return true;

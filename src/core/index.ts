@@ -17,6 +17,7 @@ export * from './bounded-load.js';
 export * from './balancers.js';
 export * from './health.js';
 export * from './outlier-detector.js';
+export * from './connect-failure-ejection.js';
 export * from './slow-start.js';
 export * from './locality.js';
 export * from './cluster.js';

@@ -27,11 +27,13 @@ export interface OutlierOptions {
   readonly successRate?: SuccessRateOptions;
 }
 
-export type EjectionReason = 'consecutive_5xx' | 'consecutive_gateway_errors' | 'success_rate';
+/** Why a host was ejected: outlier detection's reasons, and connect-failure ejection's `connect_failure`. */
+export type EjectionReason = 'consecutive_5xx' | 'consecutive_gateway_errors' | 'success_rate' | 'connect_failure';
 
 export interface Ejection {
   readonly health: HostHealth;
   readonly reason: EjectionReason;
+  /** When it is due back; Infinity when active health checks decide (connect-failure ejection). */
   readonly untilMs: number;
 }
 
@@ -41,10 +43,17 @@ export interface Ejection {
  * judges success rates against the cluster's mean and standard deviation. Ejection n
  * lasts min(n x base, max); the multiplier falls by one for each interval a host then
  * spends un-ejected and without failures.
+ *
+ * It keeps the cluster's host list (`setHosts`, on every membership change) and the
+ * number of them ejected, kept up to date as it ejects and returns hosts, so an outcome
+ * costs O(1) whatever the cluster's size; only the interval's review and the return of
+ * ejected hosts walk the list.
  */
 export class OutlierDetector {
   readonly intervalMs: number;
   readonly #o: Required<Omit<OutlierOptions, 'successRate'>> & { successRate: Required<SuccessRateOptions> | undefined };
+  #hosts: readonly HostHealth[] = [];
+  #ejected = 0;
 
   constructor(options: OutlierOptions = {}) {
     this.#o = {
@@ -63,8 +72,21 @@ export class OutlierDetector {
     this.intervalMs = this.#o.intervalMs;
   }
 
-  /** Count one outcome; returns the ejection it caused, if any. */
-  record(host: HostHealth, outcome: Outcome, all: readonly HostHealth[], nowMs: number): Ejection | undefined {
+  /** The cluster's hosts from now on (a membership change): the ejection cap counts over them. */
+  setHosts(hosts: readonly HostHealth[]): void {
+    this.#hosts = hosts;
+    let ejected = 0;
+    for (const h of hosts) if (h.ejected) ejected++;
+    this.#ejected = ejected;
+  }
+
+  /** Hosts of the cluster ejected now. */
+  get ejectedCount(): number {
+    return this.#ejected;
+  }
+
+  /** Count one outcome of one of the cluster's hosts; returns the ejection it caused, if any. */
+  record(host: HostHealth, outcome: Outcome, nowMs: number): Ejection | undefined {
     const failed = isServerFailure(outcome);
     host.windowRequests++;
     if (!failed) host.windowSuccesses++;
@@ -72,22 +94,23 @@ export class OutlierDetector {
     host.consecutiveGatewayErrors = isGatewayFailure(outcome) ? host.consecutiveGatewayErrors + 1 : 0;
     const o = this.#o;
     if (o.consecutiveGatewayErrors > 0 && host.consecutiveGatewayErrors >= o.consecutiveGatewayErrors) {
-      return this.#eject(host, 'consecutive_gateway_errors', all, nowMs);
+      return this.#eject(host, 'consecutive_gateway_errors', nowMs);
     }
     if (o.consecutive5xx > 0 && host.consecutive5xx >= o.consecutive5xx) {
-      return this.#eject(host, 'consecutive_5xx', all, nowMs);
+      return this.#eject(host, 'consecutive_5xx', nowMs);
     }
     return undefined;
   }
 
   /** Return ejected hosts whose time is up; called whenever `nextReturnMs` comes due. */
-  returnDue(all: readonly HostHealth[], nowMs: number): HostHealth[] {
+  returnDue(nowMs: number): HostHealth[] {
     const returned: HostHealth[] = [];
-    for (const h of all) {
+    for (const h of this.#hosts) {
       if (h.ejected && h.ejectedUntilMs <= nowMs) {
         h.ejected = false;
         h.consecutive5xx = 0;
         h.consecutiveGatewayErrors = 0;
+        this.#ejected--;
         returned.push(h);
       }
     }
@@ -98,7 +121,8 @@ export class OutlierDetector {
    * The interval's work: relax the back-off of hosts that stayed well, judge success
    * rates, and start a new window. Returns the hosts it ejected.
    */
-  review(all: readonly HostHealth[], nowMs: number): Ejection[] {
+  review(nowMs: number): Ejection[] {
+    const all = this.#hosts;
     for (const h of all) {
       if (!h.ejected && h.ejectionLevel > 0 && h.windowRequests === h.windowSuccesses) h.ejectionLevel--;
     }
@@ -113,7 +137,7 @@ export class OutlierDetector {
         const floor = mean - sr.stdevFactor * stdev;
         judged.forEach((h, i) => {
           if ((rates[i] as number) < floor) {
-            const e = this.#eject(h, 'success_rate', all, nowMs);
+            const e = this.#eject(h, 'success_rate', nowMs);
             if (e) ejected.push(e);
           }
         });
@@ -127,16 +151,18 @@ export class OutlierDetector {
   }
 
   /** The earliest time an ejected host is due back, or Infinity. */
-  nextReturnMs(all: readonly HostHealth[]): number {
+  nextReturnMs(): number {
+    if (this.#ejected === 0) return Infinity;
     let next = Infinity;
-    for (const h of all) if (h.ejected && h.ejectedUntilMs < next) next = h.ejectedUntilMs;
+    for (const h of this.#hosts) if (h.ejected && h.ejectedUntilMs < next) next = h.ejectedUntilMs;
     return next;
   }
 
-  #eject(host: HostHealth, reason: EjectionReason, all: readonly HostHealth[], nowMs: number): Ejection | undefined {
+  #eject(host: HostHealth, reason: EjectionReason, nowMs: number): Ejection | undefined {
     if (host.ejected) return undefined;
-    const ejectedNow = all.reduce((n, h) => n + (h.ejected ? 1 : 0), 0);
-    if (ejectedNow > 0 && (100 * (ejectedNow + 1)) / all.length > this.#o.maxEjectionPercent) return undefined;
+    const ejectedNow = this.#ejected;
+    if (ejectedNow > 0 && (100 * (ejectedNow + 1)) / this.#hosts.length > this.#o.maxEjectionPercent) return undefined;
+    this.#ejected++;
     host.ejectionLevel++;
     host.ejectionsTotal++;
     host.ejected = true;

@@ -1,3 +1,4 @@
+import type { CircuitBreaker } from './circuit-breaker.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface RetryBudgetOptions {
@@ -53,4 +54,48 @@ export class RetryBudget {
   retryEnded(): void {
     this.#activeRetries = Math.max(0, this.#activeRetries - 1);
   }
+}
+
+/** Why a failed try was not tried again (each counted in meridian_retries_refused_total). */
+export type RetryRefusal = 'not_replayable' | 'attempts_exhausted' | 'max_retries' | 'budget';
+
+export interface FailedTry {
+  /** Tries made so far, the failed one included. */
+  readonly tries: number;
+  /** Retries allowed after the first try (`retries.attempts`). */
+  readonly attempts: number;
+  /** The try could not connect: nothing of the request reached the upstream. */
+  readonly nothingSent: boolean;
+  /** The request can be sent again: idempotent (or nothing sent), and no byte of its body consumed. */
+  readonly replayable: boolean;
+}
+
+export type RetryVerdict =
+  /** `counted`: the retry holds a budget and a max_retries slot until the request ends. */
+  | { readonly retry: true; readonly counted: boolean }
+  | { readonly retry: false; readonly reason: RetryRefusal };
+
+/**
+ * May a failed try, whose condition `retry_on` covers, be tried again? In order: the
+ * request must be replayable, within its attempts, then within the cluster's max_retries
+ * breaker and its retry budget, both of which count the retry while it runs.
+ *
+ * A try that could not connect is the exception: it sent nothing, so its retry is the
+ * request's first delivery to any upstream and adds no load there, which is what the
+ * breaker and the budget guard against. It is bounded by `attempts` alone and takes no
+ * slot of either. Envoy counts it like any retry (a budget with min_retry_concurrency 3):
+ * when one backend of two dies under load, half the requests in flight fail to connect
+ * at once, more than 20% of them plus 3, and the rest become 503s although another
+ * backend could have served them.
+ */
+export function decideRetry(t: FailedTry, breaker: CircuitBreaker, budget: RetryBudget, nowMs: number): RetryVerdict {
+  if (!t.replayable) return { retry: false, reason: 'not_replayable' };
+  if (t.tries > t.attempts) return { retry: false, reason: 'attempts_exhausted' };
+  if (t.nothingSent) return { retry: true, counted: false };
+  if (!breaker.tryAcquire('retries')) return { retry: false, reason: 'max_retries' };
+  if (!budget.tryRetry(nowMs)) {
+    breaker.release('retries');
+    return { retry: false, reason: 'budget' };
+  }
+  return { retry: true, counted: true };
 }

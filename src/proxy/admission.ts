@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
+import { decideRetry } from '../core/retry-budget.js';
 import type { LocalReplyCode } from './errors.js';
 import { HOPS_HEADER } from './headers.js';
 import type { ListenerContext } from './forward.js';
@@ -37,7 +38,7 @@ export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, u
 /**
  * What an admitted request holds of its cluster until it ends: its request slot in the
  * circuit breaker, its place among the retry budget's active requests, and any retries
- * it was granted (each counted by the budget and by max_retries).
+ * it was granted that count against the budget and max_retries.
  */
 export class ClusterLease {
   readonly #cluster: ClusterRuntime;
@@ -51,17 +52,19 @@ export class ClusterLease {
     cluster.budget.requestStarted();
   }
 
-  /** May a request that has made `attempts` tries so far try again? Counts the retry if so. */
-  tryRetry(attempts: number): boolean {
+  /**
+   * A failed try whose condition `retry_on` covers: may the request try again? The core
+   * decides (decideRetry); a refusal is counted with its reason, a granted retry held
+   * until the request ends.
+   */
+  tryRetry(tries: number, nothingSent: boolean, replayable: boolean): boolean {
     const c = this.#cluster;
-    if (attempts > c.retry.attempts) return false;
-    if (!c.breaker.tryAcquire('retries')) return false;
-    if (!c.budget.tryRetry(this.#ctx.clock.nowMs())) {
-      c.breaker.release('retries');
-      this.#ctx.hooks.retryBudgetExhausted(c.name);
+    const verdict = decideRetry({ tries, attempts: c.retry.attempts, nothingSent, replayable }, c.breaker, c.budget, this.#ctx.clock.nowMs());
+    if (!verdict.retry) {
+      this.#ctx.hooks.retryRefused(c.name, verdict.reason);
       return false;
     }
-    this.#retries++;
+    if (verdict.counted) this.#retries++;
     return true;
   }
 

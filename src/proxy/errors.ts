@@ -1,19 +1,25 @@
 import type { ServerResponse } from 'node:http';
+import { errors } from 'undici';
 
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
   bad_request: { status: 400, message: 'bad request' },
+  invalid_host: { status: 400, message: 'the request names no host, more than one, or an invalid one' },
   request_timeout: { status: 408, message: 'the request was not received in time' },
   payload_too_large: { status: 413, message: 'the request body is larger than this listener accepts' },
   uri_too_long: { status: 414, message: 'the request target is longer than this listener accepts' },
   header_fields_too_large: { status: 431, message: 'too many or too large request header fields' },
   no_route: { status: 404, message: 'no route matches this request' },
+  upgrade_refused: { status: 403, message: 'this route does not allow the requested upgrade' },
   rate_limited: { status: 429, message: 'rate limit exceeded' },
+  transfer_coding_not_implemented: { status: 501, message: 'the request body is sent with a transfer coding other than chunked alone' },
   connect_failure: { status: 502, message: 'could not connect to an upstream' },
   upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
+  upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
   circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
   no_healthy_endpoint: { status: 503, message: 'no healthy upstream' },
   timeout: { status: 504, message: 'the upstream did not answer in time' },
+  http_version_not_supported: { status: 505, message: 'this listener speaks HTTP/1.0 and HTTP/1.1 on this connection' },
 } as const;
 
 export type LocalReplyCode = keyof typeof LOCAL_REPLIES;
@@ -24,7 +30,7 @@ export type LocalReplyCode = keyof typeof LOCAL_REPLIES;
  * have, so only idempotent requests whose body was not consumed may be.
  */
 export class UpstreamError extends Error {
-  readonly code: 'connect_failure' | 'upstream_reset' | 'timeout';
+  readonly code: 'connect_failure' | 'upstream_reset' | 'upstream_protocol_error' | 'timeout';
   readonly reachedUpstream: boolean;
 
   constructor(code: UpstreamError['code'], reachedUpstream: boolean, message: string, options?: { cause?: unknown }) {
@@ -57,6 +63,22 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
 /**
+ * Parser errors (llhttp's) mean the upstream's bytes broke HTTP/1.1: a bad chunk size, a
+ * bad status line. undici's HTTPParserError leaves `code` unset (7.x looks the number up
+ * in a name-to-number table), so its class and llhttp's reason tell; node:http's client
+ * sets `HPE_*` codes. The exception is llhttp's "Invalid EOF state": the connection ended
+ * inside a message, a reset like any other. undici's own checks raise "bad response" (an
+ * unsolicited 100, a response with no request) and "bad upgrade" as plain socket errors:
+ * only their message tells them apart.
+ */
+function isProtocolError(err: Error, code: string | undefined): boolean {
+  if (err instanceof errors.HTTPParserError || code?.startsWith('HPE_') === true) {
+    return code !== 'HPE_INVALID_EOF_STATE' && !err.message.endsWith('(Invalid EOF state)');
+  }
+  return code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade');
+}
+
+/**
  * Node's or undici's error on an upstream connection, named for what it means to a
  * proxy: before the connection was up, nothing reached the upstream (any request may be
  * retried); after, it may have. `connected` is what the caller knows of the connection;
@@ -66,5 +88,6 @@ export function classifyUpstreamError(err: Error, connected = true): UpstreamErr
   if (err instanceof UpstreamError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });
+  if (isProtocolError(err, code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
   return new UpstreamError('upstream_reset', true, err.message, { cause: err });
 }

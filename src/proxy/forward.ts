@@ -4,12 +4,15 @@ import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
+import type { RetryRefusal } from '../core/retry-budget.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -77,7 +80,8 @@ export interface RetryEvent {
 export interface ForwardHooks {
   done(record: ExchangeRecord): void;
   retry(event: RetryEvent): void;
-  retryBudgetExhausted(cluster: string): void;
+  /** A failed try that `retry_on` covers was not tried again, and why. */
+  retryRefused(cluster: string, reason: RetryRefusal): void;
 }
 
 export interface ListenerContext {
@@ -91,6 +95,14 @@ export interface ListenerContext {
   draining(): boolean;
 }
 
+/** How a failed try counts against its endpoint. */
+const OUTCOME_ERROR = {
+  connect_failure: 'connect',
+  upstream_reset: 'reset',
+  upstream_protocol_error: 'protocol',
+  timeout: 'timeout',
+} as const satisfies Record<UpstreamError['code'], NonNullable<Outcome['error']>>;
+
 /** RFC 9110 §9.2.2, plus requests carrying an Idempotency-Key (as Go's transport does). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -103,7 +115,7 @@ export function forward(ctx: ListenerContext, req: IncomingMessage, res: ServerR
  * One request's way through the proxy: route, admit (rate limit, circuit breaker),
  * pick, try, maybe retry on another endpoint, stream the answer back, report once.
  */
-class Exchange {
+class Exchange implements TurnEndWaiter {
   readonly #ctx: ListenerContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -119,10 +131,20 @@ class Exchange {
   #host: HostState | undefined;
   #abortUpstream: ((err: Error) => void) | undefined;
   #bodyStream: Transform | undefined;
+  /** The whole body, read before the first try: every try sends it. */
+  #bodyBuffer: Buffer | undefined;
+  /** What was read of a body before it outgrew the buffer: the first bytes of its stream. */
+  #bodyPrefix: Buffer | undefined;
   #attempts = 0;
   #raceRetried = false;
   #tried = new Set<HostState>();
+  /** Bytes of the upstream's answer (its head at least) have gone to the client: no other answer is possible. */
   #responded = false;
+  /** The upstream's response head, held until its first body bytes or the end of the turn it came in. */
+  #head: string[] | undefined;
+  #headStatusText = '';
+  /** afterTurn() calls still to come: a retry's head may arrive before the failed try's call. */
+  #turnWaits = 0;
   #finished = false;
   #upstreamStartMs = 0;
   #upstreamMs: number | undefined;
@@ -157,9 +179,9 @@ class Exchange {
     const req = this.#req;
     const res = this.#res;
     res.on('close', () => this.#onDownstreamClose());
-    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
-    if (req.httpVersion === '1.0' && req.headers['transfer-encoding'] !== undefined) return this.#refuse('bad_request');
-    if (!this.#url.startsWith('/') && !this.#originForm()) return this.#refuse('bad_request');
+    const target = requestTarget(req);
+    if (typeof target === 'string') return this.#refuse(target);
+    this.#url = target.url;
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const maxBody = this.#ctx.limits.max_body_bytes;
     if (maxBody > 0 && Number(req.headers['content-length'] ?? 0) > maxBody) return this.#localReply('payload_too_large');
@@ -176,12 +198,26 @@ class Exchange {
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
-    // Expect: 100-continue is answered here: the body comes to Meridian, which streams it on.
+    // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
+    this.#sendWhenReady(route.config.request_body_buffer_bytes);
+  }
+
+  /**
+   * Start the first try as soon as the body allows: at once without one; once it is read
+   * whole, or has outgrown the route's buffer, when it is buffered (any body not declared
+   * larger than the buffer); once its first chunk has parsed when a chunked body streams.
+   */
+  #sendWhenReady(bufferBytes: number): void {
+    if (!this.#hasBody) return this.#tryNext();
+    const req = this.#req;
+    this.#watchBodyRate();
+    const cl = req.headers['content-length'];
+    if (bufferBytes > 0 && (cl === undefined || Number(cl) <= bufferBytes)) return this.#bufferBody(bufferBytes);
     if (req.headers['transfer-encoding'] === undefined) return this.#tryNext();
     // A chunked body is framed by the client: wait until its first chunk parses before
-    // anything goes upstream, so a malformed chunk (the stuff of request smuggling) is
-    // refused (400, by the parser) without a backend seeing even the headers.
+    // anything goes upstream, so a malformed first chunk (the stuff of request smuggling)
+    // is refused (400, by the parser) without a backend seeing even the headers.
     const go = () => {
       req.off('readable', go);
       req.off('end', go);
@@ -189,6 +225,45 @@ class Exchange {
     };
     req.once('readable', go);
     req.once('end', go);
+  }
+
+  /**
+   * Read the body before anything goes upstream, so a malformed chunk anywhere in it is
+   * refused (400, by the parser) with no backend having seen a byte. A body that ends
+   * within `limit` bytes is sent whole, with Content-Length, and can be sent again by a
+   * retry. One that grows past it streams: what was read (the first chunks, up to the one
+   * that crossed the limit) goes first, the rest follows as it arrives.
+   */
+  #bufferBody(limit: number): void {
+    const req = this.#req;
+    const maxBody = this.#ctx.limits.max_body_bytes;
+    const chunks: Buffer[] = [];
+    const stop = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+    };
+    const onData = (chunk: Buffer) => {
+      // Answered already (a timeout, the client gone): the rest is not worth holding.
+      if (this.#finished) return stop();
+      this.#bytesIn += chunk.length;
+      if (maxBody > 0 && this.#bytesIn > maxBody) {
+        stop();
+        return this.#abortRequest('payload_too_large');
+      }
+      chunks.push(chunk);
+      if (this.#bytesIn <= limit) return;
+      stop();
+      req.pause();
+      this.#bodyPrefix = Buffer.concat(chunks);
+      if (!this.#finished) this.#tryNext();
+    };
+    const onEnd = () => {
+      stop();
+      this.#bodyBuffer = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      if (!this.#finished) this.#tryNext();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
   }
 
   #tryNext(): void {
@@ -247,7 +322,7 @@ class Exchange {
       pools.waiting--;
     };
     dispatcher.dispatch(
-      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#hasBody ? this.#body() : null },
+      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null) },
       {
         onConnect: (a: (err?: Error) => void) => {
           taken();
@@ -269,21 +344,23 @@ class Exchange {
             return true;
           }
           resume = resumeFn;
-          this.#responded = true;
           this.#status = status;
           this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
           const out = downstreamResponseList(raw, this.#requestId);
-          if (this.#req.httpVersionMajor === 1) {
-            if (this.#ctx.draining()) out.push('connection', 'close');
-            res.writeHead(status, statusText, out);
-          } else {
-            // HTTP/2 has no reason phrase, and its compat API wants a header object.
-            res.writeHead(status, headerObject(out));
-          }
+          if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
+          // Held, not written: undici reports a malformed body (a bad chunk size) found in
+          // the same read as the head only after this returns, and until the head is sent
+          // the client can still get a 502 instead of a cut connection.
+          this.#head = out;
+          this.#headStatusText = statusText;
+          this.#turnWaits++;
+          afterTurn(this);
           return true;
         },
         onData: (chunk: Buffer) => {
           if (discard || this.#finished) return true;
+          // node:http sends a head written just before the first chunk in the same packet.
+          if (this.#head !== undefined) this.#sendHead();
           this.#bytesOut += chunk.length;
           const ok = res.write(chunk);
           if (!ok) res.once('drain', () => resume?.());
@@ -294,6 +371,7 @@ class Exchange {
           if (discard) return;
           settle(this.#status);
           if (this.#finished) return;
+          if (this.#head !== undefined) this.#sendHead();
           if (trailers && trailers.length > 0) res.addTrailers(pairs(trailers.map(String)));
           res.end();
           this.#finish();
@@ -305,15 +383,18 @@ class Exchange {
           // Our own abort (the client left): not the upstream's fault.
           if (this.#finished && !(err instanceof UpstreamError)) return settle(undefined);
           const e = classifyUpstreamError(err);
-          settle(undefined, e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset');
+          settle(undefined, OUTCOME_ERROR[e.code]);
           if (this.#finished) return;
           if (this.#responded) {
             // The answer was already streaming: nothing to do but cut the client off too.
+            // The record keeps the status and the bytes the client got.
             this.#reason = 'upstream_abort';
             res.destroy();
             this.#finish();
             return;
           }
+          // A head still held never reached the client: this try failed like one that got no answer.
+          this.#head = undefined;
           this.#onTryFailed(e, host);
         },
       } as unknown as Dispatcher.DispatchHandler,
@@ -321,17 +402,38 @@ class Exchange {
   }
 
   /**
-   * The request body as sent upstream: counted, and checked against the body limits, on
-   * its way through. One stream for all tries: a retry may reuse it only while no try has
-   * read from it yet.
+   * The turn the response head arrived in is over and no body came with it: send the head
+   * alone, now (node:http would hold it until the first body write), so a stream whose
+   * first bytes come later (SSE, long polls) starts at once.
+   */
+  turnEnded(): void {
+    // Calls come in order: the last one is for the turn the current head arrived in.
+    if (--this.#turnWaits > 0 || this.#head === undefined || this.#finished) return;
+    this.#sendHead();
+    this.#res.flushHeaders();
+  }
+
+  #sendHead(): void {
+    const out = this.#head as string[];
+    this.#head = undefined;
+    this.#responded = true;
+    if (this.#req.httpVersionMajor === 1) this.#res.writeHead(this.#status, this.#headStatusText, out);
+    // HTTP/2 has no reason phrase, and its compat API wants a header object.
+    else this.#res.writeHead(this.#status, headerObject(out));
+  }
+
+  /**
+   * The request body as streamed upstream: counted, and checked against the body limit,
+   * on its way through. One stream for all tries: a retry may reuse it only while no try
+   * has read from it yet.
    */
   #body(): Transform {
     if (this.#bodyStream) return this.#bodyStream;
-    const limits = this.#ctx.limits;
+    const maxBody = this.#ctx.limits.max_body_bytes;
     const body = new Transform({
       transform: (chunk: Buffer, _enc, done) => {
         this.#bytesIn += chunk.length;
-        if (limits.max_body_bytes > 0 && this.#bytesIn > limits.max_body_bytes) {
+        if (maxBody > 0 && this.#bytesIn > maxBody) {
           this.#abortRequest('payload_too_large');
           return done();
         }
@@ -339,30 +441,44 @@ class Exchange {
       },
     });
     this.#bodyStream = body;
-    this.#req.once('end', () => clearInterval(this.#rateTimer));
-    if (limits.min_body_rate_bytes_per_second > 0) {
-      // Slow-body clients (slowloris on the body) hold a connection upstream too: after a
-      // second's grace, a body arriving slower than the minimum rate is cut off.
-      const startedMs = this.#ctx.clock.nowMs();
-      this.#rateTimer = setInterval(() => {
-        const elapsedS = (this.#ctx.clock.nowMs() - startedMs) / 1000;
-        if (elapsedS >= 1 && this.#bytesIn < limits.min_body_rate_bytes_per_second * elapsedS) this.#abortRequest('request_timeout');
-      }, 1000);
-      this.#rateTimer.unref();
-    }
+    // Read (and counted) while buffering, before the body outgrew the buffer.
+    if (this.#bodyPrefix !== undefined) body.push(this.#bodyPrefix);
+    this.#bodyPrefix = undefined;
     this.#req.pipe(body);
     return body;
   }
 
-  /** Whether any try has taken bytes of the body: then it cannot be sent again. */
+  /**
+   * Slow-body clients (slowloris on the body) hold a connection, and while a body streams
+   * an upstream one too: after a second's grace, a body arriving slower than the minimum
+   * rate is cut off, whether it is buffered or streamed.
+   */
+  #watchBodyRate(): void {
+    const minRate = this.#ctx.limits.min_body_rate_bytes_per_second;
+    if (minRate === 0) return;
+    this.#req.once('end', () => clearInterval(this.#rateTimer));
+    const startedMs = this.#ctx.clock.nowMs();
+    this.#rateTimer = setInterval(() => {
+      const elapsedS = (this.#ctx.clock.nowMs() - startedMs) / 1000;
+      if (elapsedS >= 1 && this.#bytesIn < minRate * elapsedS) this.#abortRequest('request_timeout');
+    }, 1000);
+    this.#rateTimer.unref();
+  }
+
+  /** Whether any try has taken bytes of the body's stream: then it cannot be sent again. */
   get #bodyStarted(): boolean {
     return this.#bodyStream?.readableDidRead ?? false;
+  }
+
+  /** The body can be sent (again): there is none, it was read whole, or no try has read from its stream. */
+  get #bodyReplayable(): boolean {
+    return !this.#hasBody || this.#bodyBuffer !== undefined || !this.#bodyStarted;
   }
 
   #shouldRetryStatus(status: number): boolean {
     const cluster = this.#cluster as ClusterRuntime;
     if (!cluster.retry.statuses.has(status)) return false;
-    return this.#replayable() && this.#retryAllowed();
+    return this.#retryAllowed(false, this.#replayable());
   }
 
   /** A try failed before any of its answer was sent on: retry, or reply with the error. */
@@ -377,49 +493,29 @@ class Exchange {
       this.#ctx.hooks.retry({ cluster: cluster.name, reason: 'keepalive_race' });
       return this.#dispatch(host, true);
     }
-    const policyAllows =
-      e.code === 'connect_failure'
-        ? cluster.retry.onConnectFailure && (!this.#hasBody || !this.#bodyStarted)
-        : (e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset) && this.#replayable();
-    if (policyAllows && this.#retryAllowed()) {
+    // A try that could not connect sent nothing: any method may go elsewhere, if its body is still to be had.
+    const nothingSent = e.code === 'connect_failure';
+    const covered = nothingSent ? cluster.retry.onConnectFailure : e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset;
+    if (covered && this.#retryAllowed(nothingSent, nothingSent ? this.#bodyReplayable : this.#replayable())) {
       this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
       return this.#tryNext();
     }
     this.#localReply(e.code);
   }
 
-  /** Safe to send again: idempotent, and the body (if any) not yet consumed. */
+  /** Safe to send again: idempotent, and the body (if any) still to be had. */
   #replayable(): boolean {
     const idempotent = IDEMPOTENT.has(this.#method) || this.#req.headers['idempotency-key'] !== undefined;
-    return idempotent && (!this.#hasBody || !this.#bodyStarted);
+    return idempotent && this.#bodyReplayable;
   }
 
-  #retryAllowed(): boolean {
-    return this.#lease?.tryRetry(this.#attempts) ?? false;
+  #retryAllowed(nothingSent: boolean, replayable: boolean): boolean {
+    return this.#lease?.tryRetry(this.#attempts, nothingSent, replayable) ?? false;
   }
 
   #refuse(code: LocalReplyCode): void {
     this.#mustClose = true;
     this.#localReply(code);
-  }
-
-  /**
-   * An absolute-form target (`GET http://host/path`) names the host itself, which wins
-   * over Host (RFC 9112 §3.2.2): route and forward it in origin form with that Host, so a
-   * backend never sees a target and a Host that disagree. Anything else not starting with
-   * "/" is refused.
-   */
-  #originForm(): boolean {
-    let target: URL;
-    try {
-      target = new URL(this.#url);
-    } catch {
-      return false;
-    }
-    if ((target.protocol !== 'http:' && target.protocol !== 'https:') || target.host === '') return false;
-    this.#url = `${target.pathname}${target.search}`;
-    this.#req.headers.host = target.host;
-    return true;
   }
 
   /** The client broke a body limit mid-stream: stop forwarding, answer if still possible, close. */
@@ -443,6 +539,9 @@ class Exchange {
 
   #onRequestTimeout(): void {
     if (this.#finished) return;
+    // Still reading a body before the first try (buffering it, or waiting for its first
+    // chunk): nothing went upstream, the client was too slow.
+    if (this.#attempts === 0) return this.#abortRequest('request_timeout');
     // Finish first so the upstream's error is not taken for a retryable failure; it still
     // counts as a timeout against the endpoint.
     if (this.#responded) {
@@ -471,7 +570,8 @@ class Exchange {
     this.#status = LOCAL_REPLIES[code].status;
     // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
     // body was never read, since its bytes would be mistaken for the next request.
-    if (this.#req.httpVersionMajor === 1 && (this.#ctx.draining() || this.#mustClose || (this.#hasBody && !this.#bodyStarted))) headers['connection'] = 'close';
+    const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted;
+    if (this.#req.httpVersionMajor === 1 && (this.#ctx.draining() || this.#mustClose || bodyUnread)) headers['connection'] = 'close';
     sendLocalReply(this.#res, code, this.#requestId, headers);
     this.#finish();
   }

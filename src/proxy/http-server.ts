@@ -13,7 +13,9 @@ import {
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { HttpListenerConfig } from '../config/index.js';
+import { requestLineValid, unwatchRequestLines, watchRequestLines } from './request-lines.js';
 import type { SniCertificates } from './tls.js';
 
 export type AnyServerRequest = IncomingMessage | Http2ServerRequest;
@@ -267,16 +269,32 @@ function watchCertificates(server: HttpsServer | Http2SecureServer, certs: SniCe
 
 function configureHttp1(server: Http1Server, l: HttpListenerConfig, handlers: ServerHandlers): void {
   // Checked every second rather than Node's default 30 s, so the header timeout bites.
-  Object.assign(server, { connectionsCheckingInterval: 1000 });
+  // Host is checked (with the rest of the request) by request-target.ts, which answers in Meridian's own form.
+  Object.assign(server, { connectionsCheckingInterval: 1000, requireHostHeader: false });
   server.headersTimeout = l.timeouts.request_headers;
   // Node requires requestTimeout >= headersTimeout; 0 leaves whole-request bounds to the proxy.
   server.requestTimeout = 0;
   server.keepAliveTimeout = l.timeouts.idle;
+  // Every HTTP/1.x connection has its request lines checked (request-lines.ts). These events
+  // come after node:http's own: the socket is its by then. An h2 connection is left alone.
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
+    if ((socket as TLSSocket).alpnProtocol !== 'h2') watchRequestLines(socket);
+  });
   server.on('request', (req: AnyServerRequest, res: AnyServerResponse) => handlers.request(req, res, false));
   server.on('checkContinue', (req: AnyServerRequest, res: AnyServerResponse) => handlers.request(req, res, true));
+  // Node's own answer to an Expect other than 100-continue, with that request's line taken in turn.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    requestLineValid(req);
+    res.writeHead(417).end();
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => handlers.clientError(err, socket));
   const upgrade = handlers.upgrade;
-  if (upgrade) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head));
+  if (upgrade) {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      upgrade(req, socket, head);
+      unwatchRequestLines(socket);
+    });
+  }
 }
 
 function trackSession(

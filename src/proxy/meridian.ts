@@ -399,7 +399,7 @@ export class Meridian implements AdminTarget {
       hooks: {
         done: (r) => this.#done(r),
         retry: (e) => this.metrics.retry(e.cluster, e.reason),
-        retryBudgetExhausted: (cluster) => this.metrics.retryBudgetExhausted(cluster),
+        retryRefused: (cluster, reason) => this.metrics.retryRefused(cluster, reason),
       },
     };
     const onRequest = (req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean) => {

@@ -6,9 +6,11 @@ import type { Outcome } from '../core/types.js';
 import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
 import { report, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { BodyReader, bodyFraming } from './upgrade-body.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
 import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { requestTarget } from './request-target.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -63,9 +65,12 @@ export class UpgradeTracker {
 /**
  * Handle one HTTP/1.1 Upgrade request (the server's 'upgrade' event): route, admit and
  * pick exactly as `forward` does, connect a fresh socket to the endpoint (an upgraded
- * connection never goes back to a keep-alive pool), send the request on, and if the
- * upstream answers 101 splice the two sockets together until either side closes.
- * Never throws; every failure becomes a raw HTTP reply or a closed socket.
+ * connection never goes back to a keep-alive pool), send the request on, body included,
+ * and if the upstream answers 101 splice the two sockets together until either side
+ * closes. Only protocols the route lists in `upgrades` are tunnelled (others: 403, as
+ * Envoy); an h2c upgrade, and any Upgrade on HTTP/1.0, is forwarded as a plain request
+ * instead (as Envoy and HAProxy strip h2c). Never throws; every failure becomes a raw
+ * HTTP reply or a closed socket.
  */
 export function handleUpgrade(ctx: ListenerContext, tracker: UpgradeTracker, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   new Tunnel(ctx, tracker, req, socket, head).start();
@@ -86,6 +91,11 @@ export function upgradeRequestHeaders(headers: IncomingHttpHeaders, fwd: Forward
 
 type Phase = 'handshake' | 'tunnel' | 'done';
 
+/** The Upgrade field as Envoy compares it with its upgrade types: whole, trimmed, in lower case. */
+function upgradeProtocolOf(req: IncomingMessage): string {
+  return (req.headers.upgrade ?? '').trim().toLowerCase();
+}
+
 class Tunnel implements Closable {
   readonly #ctx: ListenerContext;
   readonly #tracker: UpgradeTracker;
@@ -96,12 +106,30 @@ class Tunnel implements Closable {
   readonly #rt: Runtime;
   readonly #requestId: string;
   readonly #method: string;
-  readonly #url: string;
+  #url: string;
   #phase: Phase = 'handshake';
+  /** Forwarded as a plain request and never tunnelled: h2c (RFC 9113 dropped it; Envoy and HAProxy strip it) and HTTP/1.0 (RFC 9110 §7.8). */
+  readonly #plain: boolean;
+  #body: BodyReader | undefined;
+  /**
+   * Body bytes read before anything goes upstream (the route's request_body_buffer_bytes,
+   * as on the request path): a body this small is checked whole first and can be sent
+   * again on a connect retry; a larger one streams on from there.
+   */
+  #holdBytes = 0;
+  /** The first body bytes, kept until the request is answered so a connect retry can send them again. */
+  readonly #held: Buffer[] = [];
+  #heldBytes = 0;
+  /** The try the rest of a large body streams into; once it has, no try can be made again. */
+  #pumpInto: ClientRequest | undefined;
+  #pumped = false;
+  /** Bytes the client sent after its request: the start of the tunnel. */
+  #early: Buffer;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
   #host: HostState | undefined;
   #upReq: ClientRequest | undefined;
+  /** The current try's connection, from connect to close (the tunnel's upstream side after a 101). */
   #upSocket: Duplex | undefined;
   #attempts = 0;
   #tried = new Set<HostState>();
@@ -127,6 +155,8 @@ class Tunnel implements Closable {
     this.#requestId = requestIdOf(req.headers);
     this.#method = req.method ?? 'GET';
     this.#url = req.url ?? '/';
+    this.#plain = req.httpVersion === '1.0' || upgradeProtocolOf(req) === 'h2c';
+    this.#early = head;
   }
 
   start(): void {
@@ -136,6 +166,9 @@ class Tunnel implements Closable {
     // Node leaves an upgraded socket with no 'error' listener: without one a reset would crash the process.
     client.on('error', () => {});
     client.on('close', () => this.#onClientClose());
+    const target = requestTarget(req);
+    if (typeof target === 'string') return this.#localReply(target);
+    this.#url = target.url;
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     // A tunnel holds its request slot for its whole life, as Envoy counts upgraded streams.
     const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
@@ -146,15 +179,89 @@ class Tunnel implements Closable {
     // The handshake (connects included) must be answered in connect + request timeout; the tunnel after it has no deadline.
     const timeoutMs = cluster.config.timeouts.connect + (route.config.timeout ?? cluster.config.timeouts.request);
     this.#timer = setTimeout(() => this.#onHandshakeTimeout(), timeoutMs);
-    this.#tryNext();
+    if (!this.#plain && !route.config.upgrades.includes(upgradeProtocolOf(req))) return this.#localReply('upgrade_refused');
+    const framing = bodyFraming(req.headers);
+    if (typeof framing === 'string') return this.#localReply(framing);
+    if (framing.kind === 'none') return this.#tryNext();
+    const maxBody = this.#ctx.limits.max_body_bytes;
+    if (framing.kind === 'length' && maxBody > 0 && framing.length > maxBody) return this.#localReply('payload_too_large');
+    this.#body = new BodyReader(framing, maxBody);
+    // A Content-Length over the limit streams from the start, as on the request path.
+    const hold = route.config.request_body_buffer_bytes;
+    this.#holdBytes = framing.kind === 'length' && framing.length > hold ? 0 : hold;
+    this.#early = Buffer.alloc(0);
+    // Node never answers 100-continue on an upgrade: the client waits for it before its body.
+    if (/\b100-continue\b/i.test(String(req.headers.expect ?? ''))) client.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.#onBodyBytes(this.#head);
+    if (this.#phase !== 'handshake' || this.#body.done || this.#pumpInto !== undefined) return;
+    this.#readBody();
+  }
+
+  /** Held enough to go upstream: the limit, and for a chunked body at least its first chunk's start (its framing seen sane). */
+  #heldEnough(): boolean {
+    return this.#heldBytes >= this.#holdBytes && (this.#heldBytes > 0 || this.#req.headers['transfer-encoding'] === undefined);
+  }
+
+  /** Raw bytes of the request body from the client: decoded, held or streamed upstream. */
+  readonly #onBodyBytes = (raw: Buffer): void => {
+    const body = this.#body as BodyReader;
+    if (this.#phase !== 'handshake' || body.done) return;
+    const verdict = body.feed(raw, this.#onBodyData);
+    if (verdict === 'more') {
+      if (this.#pumpInto === undefined && this.#heldEnough()) this.#tryNext();
+      return;
+    }
+    this.#stopReadingBody();
+    if (verdict !== 'done') {
+      this.#dropUpstream();
+      return this.#localReply(verdict);
+    }
+    this.#early = body.rest;
+    if (this.#pumpInto !== undefined) this.#pumpInto.end();
+    else this.#tryNext();
+  };
+
+  readonly #onBodyData = (chunk: Buffer): void => {
+    this.#bytesIn += chunk.length;
+    const up = this.#pumpInto;
+    if (up === undefined) {
+      // A view into the client's read buffer: copied, since it is kept.
+      this.#held.push(Buffer.from(chunk));
+      this.#heldBytes += chunk.length;
+      return;
+    }
+    this.#pumped = true;
+    if (!up.write(chunk)) {
+      this.#client.pause();
+      // Only while the body still streams into this try: after it, the client's bytes wait for the tunnel.
+      up.once('drain', () => {
+        if (this.#pumpInto === up && this.#phase === 'handshake' && !(this.#body as BodyReader).done) this.#client.resume();
+      });
+    }
+  };
+
+  #readBody(): void {
+    this.#client.off('data', this.#onBodyBytes);
+    this.#client.on('data', this.#onBodyBytes);
+    this.#client.resume();
+  }
+
+  #stopReadingBody(): void {
+    this.#client.off('data', this.#onBodyBytes);
+    this.#client.pause();
+  }
+
+  /** Give up the current try: its request and its connection. */
+  #dropUpstream(): void {
+    this.#upReq?.destroy();
+    this.#upSocket?.destroy();
   }
 
   /** Closable: cut both sides off now (drain deadline). */
   destroy(): void {
     if (this.#finished) return;
     if (this.#phase === 'handshake') this.#reason ??= 'client_abort';
-    this.#upReq?.destroy();
-    this.#upSocket?.destroy();
+    this.#dropUpstream();
     this.#client.destroy();
   }
 
@@ -182,6 +289,7 @@ class Tunnel implements Closable {
 
     const { host: hostname, port } = splitAddress(host.endpoint.address);
     const sock: Socket = connect({ host: hostname, port });
+    this.#upSocket = sock;
     const connectMs = cluster.config.timeouts.connect;
     const connectTimer = setTimeout(() => sock.destroy(new UpstreamError('connect_failure', false, `connect timeout after ${connectMs} ms`)), connectMs);
     let connected = false;
@@ -195,18 +303,28 @@ class Tunnel implements Closable {
       createConnection: () => sock,
       method: this.#method,
       path: this.#url,
-      headers: upgradeRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(this.#cluster as ClusterRuntime, host)),
+      headers: this.#upstreamHeaders(host),
       setHost: false,
     });
     this.#upReq = upReq;
-    upReq.end();
+    for (const chunk of this.#held) upReq.write(chunk);
+    if (this.#body === undefined || this.#body.done) upReq.end();
+    else {
+      this.#pumpInto = upReq;
+      this.#readBody();
+    }
 
     upReq.on('error', (err) => {
       clearTimeout(connectTimer);
       const e = classifyUpstreamError(err, connected);
       if (this.#phase !== 'handshake') return settle({ latencyMs: latency() });
       settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
-      if (e.code === 'connect_failure' && cluster.retry.onConnectFailure && this.#retryAllowed()) {
+      // A body that streamed on into this try cannot be sent again.
+      if (e.code === 'connect_failure' && cluster.retry.onConnectFailure && this.#retryAllowed(!this.#pumped)) {
+        if (this.#pumpInto !== undefined) {
+          this.#pumpInto = undefined;
+          this.#stopReadingBody();
+        }
         this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
         return this.#tryNext();
       }
@@ -219,12 +337,15 @@ class Tunnel implements Closable {
       const status = upRes.statusCode ?? 502;
       if (this.#phase !== 'handshake') {
         upRes.destroy();
+        sock.destroy();
         return settle({ status, latencyMs: latency() });
       }
       clearTimeout(this.#timer);
       this.#status = status;
       this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
       this.#phase = 'done';
+      // The answer ends the exchange: whatever of the body is still to come is not read.
+      if (this.#body !== undefined && !this.#body.done) this.#stopReadingBody();
       const headers = downstreamResponseHeaders(upRes.headers, this.#requestId);
       // Without Transfer-Encoding (dropped: the body arrives decoded) the body ends where the connection does.
       headers['connection'] = 'close';
@@ -235,8 +356,11 @@ class Tunnel implements Closable {
       upRes.pipe(this.#client);
       upRes.on('close', () => {
         settle(upRes.complete ? { status, latencyMs: latency() } : { error: 'reset', latencyMs: latency() });
-        if (!upRes.complete) this.#client.destroy();
-        upReq.destroy();
+        // Node would keep the connection for another request that never comes: close it, as
+        // Envoy closes an upstream whose response ended before its request (an upgrade's never ends).
+        sock.destroy();
+        if (upRes.complete) destroySoon(this.#client);
+        else this.#client.destroy();
         this.#finish();
       });
     });
@@ -246,6 +370,14 @@ class Tunnel implements Closable {
       if (this.#phase !== 'handshake') {
         upSocket.destroy();
         return settle({ latencyMs: latency() });
+      }
+      if (this.#plain || (this.#body !== undefined && !this.#body.done)) {
+        // Switching to a protocol nobody asked for, or before the request was whole
+        // (RFC 9110 §7.8): never a tunnel.
+        upSocket.destroy();
+        settle({ error: 'protocol', latencyMs: latency() });
+        this.#stopReadingBody();
+        return this.#localReply('upstream_protocol_error');
       }
       clearTimeout(this.#timer);
       this.#phase = 'tunnel';
@@ -272,9 +404,9 @@ class Tunnel implements Closable {
       this.#bytesOut += upHead.length;
       client.write(upHead);
     }
-    if (this.#head.length > 0) {
-      this.#bytesIn += this.#head.length;
-      up.write(this.#head);
+    if (this.#early.length > 0) {
+      this.#bytesIn += this.#early.length;
+      up.write(this.#early);
     }
     client.on('data', (c: Buffer) => {
       this.#bytesIn += c.length;
@@ -311,23 +443,46 @@ class Tunnel implements Closable {
     if (this.#phase === 'tunnel') return this.#onTunnelClientClose?.(this.#client.errored !== null);
     if (this.#phase === 'done') {
       // Leaving while a non-101 answer streams: stop reading it.
-      if (!this.#finished) this.#upReq?.destroy();
+      if (!this.#finished) this.#dropUpstream();
       return;
     }
     // The client left before the upstream answered: nothing to tunnel, free the upstream.
     this.#reason = 'client_abort';
     this.#phase = 'done';
-    this.#upReq?.destroy();
+    this.#dropUpstream();
     this.#finish();
   }
 
   #onHandshakeTimeout(): void {
     if (this.#phase !== 'handshake') return;
+    if (this.#body !== undefined && !this.#body.done) {
+      // The client, not the upstream, is late: its body never came whole.
+      this.#stopReadingBody();
+      this.#dropUpstream();
+      return this.#localReply('request_timeout');
+    }
     this.#upReq?.destroy(new UpstreamError('timeout', true, 'no answer to the upgrade request in time'));
   }
 
-  #retryAllowed(): boolean {
-    return this.#lease?.tryRetry(this.#attempts) ?? false;
+  /** A plain request's headers for h2c and HTTP/1.0 (Upgrade, Connection, HTTP2-Settings gone), else the upgrade's; framed for the body as read. */
+  #upstreamHeaders(host: HostState): OutgoingHttpHeaders {
+    const via = viaFor(this.#cluster as ClusterRuntime, host);
+    const fwd = this.#fwd as ForwardedInfo;
+    const headers = this.#plain ? upstreamRequestHeaders(this.#req.headers, fwd, this.#requestId, via) : upgradeRequestHeaders(this.#req.headers, fwd, this.#requestId, via);
+    // The client's 100-continue was Meridian's to answer.
+    delete headers['expect'];
+    if (this.#plain) headers['connection'] = 'close';
+    // A chunked body read whole goes with its length; a longer one is chunked again.
+    if (this.#body !== undefined && this.#req.headers['transfer-encoding'] !== undefined) {
+      if (this.#body.done) headers['content-length'] = String(this.#heldBytes);
+      else headers['transfer-encoding'] = 'chunked';
+    }
+    return headers;
+  }
+
+  /** Only a failed connect is retried here: nothing reached the upstream, so no budget is spent on it. */
+  #retryAllowed(replayable: boolean): boolean {
+    return this.#lease?.tryRetry(this.#attempts, true, replayable) ?? false;
   }
 
 

@@ -86,7 +86,7 @@ function exerciseAll(m: ProxyMetrics): void {
   m.observeRequest({ listener: 'web', cluster: 'api', endpoint: '10.0.0.1:80', code: 200 }, 0.01, 0.008, 1);
   m.localReply('web', 'no_route', 404);
   m.retry('api', 'connect_failure');
-  m.retryBudgetExhausted('api');
+  m.retryRefused('api', 'budget');
   m.healthTransition('api', '10.0.0.1:80', false, 'active');
   m.ejection('api', '10.0.0.1:80', 'consecutive_5xx');
   m.healthCheck('api', '10.0.0.1:80', true);
@@ -202,7 +202,9 @@ describe('ProxyMetrics: events', () => {
     m.retry('api', 'connect_failure');
     m.retry('api', 'connect_failure');
     m.retry('api', '503');
-    m.retryBudgetExhausted('api');
+    m.retryRefused('api', 'budget');
+    m.retryRefused('api', 'max_retries');
+    m.retryRefused('api', 'max_retries');
     m.healthTransition('api', 'e1', false, 'active');
     m.healthTransition('api', 'e1', true, 'active');
     m.healthTransition('api', 'e1', false, 'outlier');
@@ -225,7 +227,8 @@ describe('ProxyMetrics: events', () => {
     assert.equal(v('meridian_local_replies_total', { listener: 'tcp', reason: 'no_healthy_endpoint', code: '503' }), 1);
     assert.equal(v('meridian_retries_total', { cluster: 'api', reason: 'connect_failure' }), 2);
     assert.equal(v('meridian_retries_total', { cluster: 'api', reason: '503' }), 1);
-    assert.equal(v('meridian_retry_budget_exhausted_total', { cluster: 'api' }), 1);
+    assert.equal(v('meridian_retries_refused_total', { cluster: 'api', reason: 'budget' }), 1);
+    assert.equal(v('meridian_retries_refused_total', { cluster: 'api', reason: 'max_retries' }), 2);
     const t = { cluster: 'api', endpoint: 'e1' };
     assert.equal(v('meridian_health_transitions_total', { ...t, to: 'unhealthy', source: 'active' }), 1);
     assert.equal(v('meridian_health_transitions_total', { ...t, to: 'healthy', source: 'active' }), 1);

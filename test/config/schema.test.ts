@@ -27,7 +27,7 @@ describe('defaults', () => {
     const l = config.listeners[0];
     assert.ok(l && l.protocol === 'http');
     assert.equal(l.address, '0.0.0.0');
-    assert.deepEqual(l.routes[0], { match: {}, cluster: 'api' });
+    assert.deepEqual(l.routes[0], { match: {}, cluster: 'api', request_body_buffer_bytes: 65_536, upgrades: ['websocket'] });
 
     const c = config.clusters[0];
     assert.ok(c);
@@ -56,6 +56,7 @@ describe('defaults', () => {
       max_requests: 1024,
       max_retries: 3,
     });
+    assert.deepEqual(c.connect_failure_ejection, { consecutive_failures: 1, base_ejection_time: 1_000, max_ejection_time: 30_000 });
     assert.deepEqual(c.endpoints, [{ id: '127.0.0.1:9001', address: '127.0.0.1:9001', host: '127.0.0.1', port: 9001, weight: 1 }]);
     // Absent means off for these.
     assert.equal(c.health_check, undefined);
@@ -290,6 +291,12 @@ describe('cross-field checks', () => {
       'clusters[0].outlier_detection.max_ejection_time: must be >= base_ejection_time (1m), got 30s',
     ]);
   });
+
+  it('refuses a connect-failure ejection whose cap is below its base', () => {
+    const c = base();
+    Object.assign(cluster0(c), { connect_failure_ejection: { base_ejection_time: '10s', max_ejection_time: '5s' } });
+    assert.deepEqual(errors(c), ['clusters[0].connect_failure_ejection.max_ejection_time: must be >= base_ejection_time (10s), got 5s']);
+  });
 });
 
 describe('field conversions', () => {
@@ -327,7 +334,31 @@ describe('field conversions', () => {
       },
       cluster: 'api',
       timeout: 250,
+      request_body_buffer_bytes: 65_536,
+      upgrades: ['websocket'],
     });
+  });
+
+  it('takes request_body_buffer_bytes as a whole number of bytes, 0 (off) to 16 MiB', () => {
+    const c = base();
+    c.listeners = [
+      {
+        name: 'web',
+        port: 80,
+        routes: [
+          { cluster: 'api', request_body_buffer_bytes: 0 },
+          { cluster: 'api', request_body_buffer_bytes: 16_777_216 },
+          { cluster: 'api', request_body_buffer_bytes: 16_777_217 },
+          { cluster: 'api', request_body_buffer_bytes: -1 },
+          { cluster: 'api', request_body_buffer_bytes: '64KiB' },
+        ],
+      },
+    ];
+    assert.deepEqual(errors(c), [
+      'listeners[0].routes[2].request_body_buffer_bytes: must be between 0 and 16777216, got 16777217',
+      'listeners[0].routes[3].request_body_buffer_bytes: must be between 0 and 16777216, got -1',
+      'listeners[0].routes[4].request_body_buffer_bytes: expected a number, got "64KiB"',
+    ]);
   });
 
   it('names a regex that does not compile, and wants exactly one path condition', () => {

@@ -59,6 +59,16 @@ describe('config -> core', () => {
     ]);
   });
 
+  it('turns connect-failure ejection on by default, and off at 0 consecutive failures', () => {
+    const options = (extra: string) => {
+      const r = parseConfigText(`listeners: [{ name: l, port: 0, routes: [{ cluster: c }] }]\nclusters: [{ name: c, endpoints: [{ address: "127.0.0.1:1" }]${extra} }]`, { filename: 'inline.yaml' });
+      assert.ok(r.ok, JSON.stringify(r));
+      return coreClusterOptions(r.config.clusters[0]!, new ManualClock(), new SeededRng(1)).connectFailureEjection;
+    };
+    assert.deepEqual(options(''), { consecutiveFailures: 1, baseEjectionMs: 1_000, maxEjectionMs: 30_000 });
+    assert.equal(options(', connect_failure_ejection: { consecutive_failures: 0 }')?.consecutiveFailures, 0);
+  });
+
   it('leaves outlier detection off when disabled', () => {
     const r = parseConfigText(
       'listeners: [{ name: l, port: 0, routes: [{ cluster: c }] }]\nclusters: [{ name: c, endpoints: [{ address: "127.0.0.1:1" }], outlier_detection: { enabled: false } }]',

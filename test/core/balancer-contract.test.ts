@@ -1,6 +1,7 @@
 // The contract every policy keeps, run over each one (hono's shared router suite, Envoy's per-LB set).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createBalancer, HostState, ManualClock, SeededRng } from '../../src/core/index.js';
 import { ALL_POLICIES, endpoints, equalEndpoints, fail, harness, hashStream, idleShares } from './helpers.js';
 
 for (const policy of ALL_POLICIES) {
@@ -66,6 +67,29 @@ for (const policy of ALL_POLICIES) {
         return seq.join(',');
       };
       assert.equal(run(), run());
+    });
+
+    it('owns the table update built: changing the arrays handed to update afterwards changes no pick', () => {
+      const hosts = endpoints([1, 2, 3, 1, 2, 3]).map((e, i) => {
+        const h = new HostState(e, 10_000, true);
+        h.latency.observe(5 + i, 0); // peak_ewma compares real costs
+        return h;
+      });
+      const weights = hosts.map((h) => h.endpoint.weight);
+      const handed = [...hosts];
+      const handedWeights = [...weights];
+      const balancer = createBalancer(policy, new SeededRng(5), new ManualClock());
+      const reference = createBalancer(policy, new SeededRng(5), new ManualClock());
+      balancer.update(handed, handedWeights);
+      reference.update([...hosts], [...weights]);
+      // The caller reuses its arrays for its next snapshot.
+      handed.reverse().length = 2;
+      handedWeights.fill(9);
+      const stream = hashStream(4);
+      for (let i = 0; i < 500; i++) {
+        const ctx = { hash: stream(i) };
+        assert.equal(balancer.pick(ctx)?.endpoint.id, reference.pick(ctx)?.endpoint.id, `${policy}: pick ${i}`);
+      }
     });
 
     it('retries go to a host not yet tried when one exists', () => {

@@ -100,11 +100,12 @@ describe('outlier detection', () => {
   it('ejects a host whose success rate falls below mean - 1.9 stdev', () => {
     const d = new OutlierDetector({ consecutive5xx: 0, consecutiveGatewayErrors: 0, successRate: { minimumHosts: 5, requestVolume: 100, stdevFactor: 1.9 } });
     const hosts = Array.from({ length: 10 }, () => new HostHealth());
+    d.setHosts(hosts);
     // Nine hosts at 99% success, one at 70%: mean 96.1%, stdev 8.7% -> floor 79.6%.
     hosts.forEach((h, i) => {
-      for (let r = 0; r < 100; r++) d.record(h, { status: r < (i === 6 ? 70 : 99) ? 200 : 500, latencyMs: 1 }, hosts, 0);
+      for (let r = 0; r < 100; r++) d.record(h, { status: r < (i === 6 ? 70 : 99) ? 200 : 500, latencyMs: 1 }, 0);
     });
-    const ejected = d.review(hosts, 10_000);
+    const ejected = d.review(10_000);
     assert.deepEqual(ejected.map((e) => hosts.indexOf(e.health)), [6]);
     assert.equal(ejected[0]!.reason, 'success_rate');
     assert.equal(hosts[0]!.windowRequests, 0, 'a new window starts');
@@ -113,10 +114,11 @@ describe('outlier detection', () => {
   it('does not judge success rates below the request volume or host minimum', () => {
     const d = new OutlierDetector({ successRate: { minimumHosts: 5, requestVolume: 100 } });
     const hosts = Array.from({ length: 4 }, () => new HostHealth());
+    d.setHosts(hosts);
     hosts.forEach((h, i) => {
-      for (let r = 0; r < 200; r++) d.record(h, { status: i === 0 && r % 2 ? 500 : 200, latencyMs: 1 }, [], 0);
+      for (let r = 0; r < 200; r++) d.record(h, { status: i === 0 && r % 2 ? 500 : 200, latencyMs: 1 }, 0);
     });
-    assert.deepEqual(d.review(hosts, 10_000), []);
+    assert.deepEqual(d.review(10_000), []);
   });
 });
 
@@ -145,11 +147,13 @@ describe('panic threshold', () => {
       fc.property(
         fc.constantFrom('round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev' as const),
         fc.integer({ min: 1, max: 12 }),
-        fc.array(fc.tuple(fc.nat(), fc.constantFrom('check_fail', 'check_pass', 'error', 'ok', 'tick')), { maxLength: 60 }),
-        (policy, n, ops) => {
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom('check_fail', 'check_pass', 'error', 'refused', 'ok', 'tick')), { maxLength: 60 }),
+        fc.boolean(),
+        (policy, n, ops, checked) => {
           const h = harness(policy, equalEndpoints(n), {
-            activeChecks: { unhealthyThreshold: 1, healthyThreshold: 1 },
+            ...(checked ? { activeChecks: { unhealthyThreshold: 1, healthyThreshold: 1 } } : {}),
             outlierDetection: { consecutive5xx: 2, maxEjectionPercent: 100, baseEjectionMs: 5_000, intervalMs: 1_000 },
+            connectFailureEjection: { baseEjectionMs: 1_000 },
           });
           for (const [i, op] of ops) {
             const host = h.cluster.hosts[i % n]!;
@@ -157,7 +161,7 @@ describe('panic threshold', () => {
             else if (op === 'tick') h.clock.advance(1_500);
             else {
               h.cluster.onStart(host);
-              h.cluster.onEnd(host, { status: op === 'ok' ? 200 : 503, latencyMs: 1 });
+              h.cluster.onEnd(host, op === 'refused' ? { error: 'connect', latencyMs: 1 } : { status: op === 'ok' ? 200 : 503, latencyMs: 1 });
             }
             for (let k = 0; k < 5; k++) {
               const picked = h.cluster.pick({ hash: k * 977 + i })!;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CircuitBreaker, RetryBudget, TokenBucket } from '../../src/core/index.js';
+import { CircuitBreaker, decideRetry, RetryBudget, TokenBucket, type FailedTry } from '../../src/core/index.js';
 
 describe('retry budget', () => {
   it('allows retries up to the percentage of active requests', () => {
@@ -37,6 +37,45 @@ describe('retry budget', () => {
       }),
       { numRuns: 200, seed: 5 },
     );
+  });
+});
+
+describe('retry decision', () => {
+  const sent: FailedTry = { tries: 1, attempts: 1, nothingSent: false, replayable: true };
+  const limits = (maxRetries: number, percent: number) => {
+    const breaker = new CircuitBreaker({ maxRetries });
+    const budget = new RetryBudget({ percent, minPerSecond: 0 }, 0);
+    for (let i = 0; i < 10; i++) budget.requestStarted();
+    return { breaker, budget };
+  };
+
+  it('refuses for the first reason that applies: not_replayable, attempts_exhausted, max_retries, budget', () => {
+    const { breaker, budget } = limits(0, 0);
+    const reason = (t: Partial<FailedTry>) => {
+      const v = decideRetry({ ...sent, ...t }, breaker, budget, 0);
+      return v.retry ? 'retry' : v.reason;
+    };
+    assert.equal(reason({ replayable: false, tries: 2 }), 'not_replayable');
+    assert.equal(reason({ tries: 2 }), 'attempts_exhausted');
+    assert.equal(reason({}), 'max_retries');
+    const open = limits(1, 0);
+    assert.deepEqual(decideRetry(sent, open.breaker, open.budget, 0), { retry: false, reason: 'budget' });
+    assert.equal(open.breaker.used('retries'), 0, 'the breaker slot is given back when the budget refuses');
+  });
+
+  it('a granted retry holds a breaker slot and a budget slot', () => {
+    const { breaker, budget } = limits(3, 20);
+    assert.deepEqual(decideRetry(sent, breaker, budget, 0), { retry: true, counted: true });
+    assert.equal(breaker.used('retries'), 1);
+    assert.equal(budget.activeRetries, 1);
+  });
+
+  it('a try that sent nothing is retried within its attempts whatever the breaker and the budget say, holding neither', () => {
+    const { breaker, budget } = limits(0, 0);
+    assert.deepEqual(decideRetry({ ...sent, nothingSent: true }, breaker, budget, 0), { retry: true, counted: false });
+    assert.equal(breaker.used('retries') + budget.activeRetries, 0);
+    assert.equal(breaker.overflows('retries'), 0);
+    assert.deepEqual(decideRetry({ ...sent, nothingSent: true, tries: 2 }, breaker, budget, 0), { retry: false, reason: 'attempts_exhausted' });
   });
 });
 

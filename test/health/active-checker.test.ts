@@ -245,7 +245,6 @@ describe('ActiveHealthChecker over sample backends', () => {
       assert.deepEqual(pick(await probe({ path: '/health check' })), { ok: false, reason: 'error' }, 'a path http.request refuses');
       const echo = await probe({ path: '/echo', expected_statuses: [{ min: 200, max: 200 }] });
       assert.equal(echo.ok, true);
-      assert.ok(echo.latencyMs >= 0);
       assert.deepEqual(healthChanges(events), []);
       assert.ok(cluster.hosts.every((h) => h.health.activeHealthy), 'probe() alone changes no verdict');
     } finally {

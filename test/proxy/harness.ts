@@ -1,6 +1,6 @@
 // Real Meridian in front of real sample backends, all on 127.0.0.1 with ephemeral ports.
-import { request, type IncomingHttpHeaders } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { request, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
 import pino from 'pino';
 import { startSampleBackend, type SampleBackend, type SampleBackendOptions } from '../../src/backend/sample-backend.js';
 import { validateConfig, type Config } from '../../src/config/index.js';
@@ -108,4 +108,81 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** What the backends received besides the markers of `BackendSight.settle()`. */
+export interface SeenBesides {
+  /** `backend url` of every other request. */
+  readonly requests: readonly string[];
+  /** Connections opened whose first request was not a marker (or that carried none). */
+  readonly connections: number;
+}
+
+const MARKER = '/echo?meridian-marker=';
+
+/**
+ * What backends receive from a moment on, so a test can assert that a refused request reached
+ * none of them. "Nothing arrived" means something only once whatever Meridian had sent on
+ * would have arrived: `settle()` sends marker requests through Meridian, each on a new client
+ * connection, until every backend has answered one, and only then reports what the backends
+ * saw besides the markers. No sleeping: the markers are the clock.
+ */
+export class BackendSight {
+  readonly #bs: readonly SampleBackend[];
+  readonly #off: (() => void)[] = [];
+  #watching = false;
+  #requests: { backend: string; url: string; socket: Socket }[] = [];
+  #connections: Socket[] = [];
+  #marker = 0;
+
+  constructor(bs: readonly SampleBackend[]) {
+    this.#bs = bs;
+    for (const b of bs) {
+      const onConnection = (socket: Socket) => {
+        if (this.#watching) this.#connections.push(socket);
+      };
+      const onRequest = (req: IncomingMessage) => {
+        if (this.#watching) this.#requests.push({ backend: b.name, url: req.url ?? '', socket: req.socket as Socket });
+      };
+      b.server.on('connection', onConnection);
+      b.server.on('request', onRequest);
+      this.#off.push(() => {
+        b.server.off('connection', onConnection);
+        b.server.off('request', onRequest);
+      });
+    }
+  }
+
+  /** Forget what was seen so far; watch from now on. */
+  start(): void {
+    this.#requests = [];
+    this.#connections = [];
+    this.#watching = true;
+  }
+
+  /**
+   * Send markers through Meridian at `port` (one new connection each, Host cycling through
+   * `hosts`, which must between them route to every backend) until every backend has
+   * answered one; then stop watching and report what else the backends saw since `start()`.
+   */
+  async settle(port: number, hosts: readonly string[] = ['x']): Promise<SeenBesides> {
+    const answered = new Set<string>();
+    for (let n = 0; answered.size < this.#bs.length; n++) {
+      if (n >= 20 * this.#bs.length) throw new Error(`markers reached only ${[...answered].join(', ') || 'no backend'} after ${n} tries`);
+      const r = await get(port, `${MARKER}${++this.#marker}`, { agent: false, headers: { host: hosts[n % hosts.length] as string } });
+      if (r.status !== 200) throw new Error(`marker request answered ${r.status}: ${r.body}`);
+      answered.add((JSON.parse(r.body) as { name: string }).name);
+    }
+    this.#watching = false;
+    const firstRequest = new Map<Socket, string>();
+    for (const r of this.#requests) if (!firstRequest.has(r.socket)) firstRequest.set(r.socket, r.url);
+    return {
+      requests: this.#requests.filter((r) => !r.url.startsWith(MARKER)).map((r) => `${r.backend} ${r.url}`),
+      connections: this.#connections.filter((s) => !(firstRequest.get(s) ?? '').startsWith(MARKER)).length,
+    };
+  }
+
+  close(): void {
+    for (const off of this.#off) off();
+  }
 }

@@ -10,13 +10,16 @@ describe('failures and retries', () => {
   const cleanup: { close(): Promise<void> }[] = [];
   after(() => closeAll(cleanup));
 
-  it('retries a connect failure on another endpoint, for any method', async () => {
+  it('retries a connect failure on another endpoint, for any method, taking neither budget nor max_retries', async () => {
     const bs = await backends(1);
     const dead = await freePort();
     const cfg = simpleConfig(bs, {
       policy: 'round_robin',
-      // The default budget's floor (3 retries a second) would refuse the 4th retry here.
-      retries: { budget: { percent: 20, min_per_second: 100 } },
+      // Nothing reached the upstream: these retries are first deliveries, outside both limits.
+      retries: { budget: { percent: 0, min_per_second: 0 } },
+      circuit_breaker: { max_retries: 0 },
+      // Kept in the picks, so that every request finds it first (round robin: dead, b0, dead, b0...).
+      connect_failure_ejection: { consecutive_failures: 0 },
       endpoints: [
         { address: `127.0.0.1:${dead}`, id: 'dead' },
         { address: `127.0.0.1:${bs[0]!.port}`, id: 'b0' },
@@ -28,30 +31,52 @@ describe('failures and retries', () => {
       const r = await get(m.port, '/upload', { method: 'POST', body: 'x' });
       assert.equal(r.status, 200);
     }
-    assert.ok(m.records.some((r) => r.attempts === 2), 'some request was retried');
+    assert.deepEqual(m.records.map((r) => [r.endpoint, r.attempts]), Array(4).fill(['b0', 2]));
+    const text = await m.meridian.metrics.metricsText();
+    assert.match(text, /meridian_retries_total\{cluster="c",reason="connect_failure"\} 4/);
+    assert.doesNotMatch(text, /meridian_retries_refused_total\{/);
   });
 
-  it('the retry budget refuses retries past its floor when few requests are active', async () => {
+  it('takes an endpoint it cannot connect to out of the picks at its first connect failure (default config)', async () => {
     const bs = await backends(1);
     const dead = await freePort();
-    const cfg = simpleConfig(bs, {
-      policy: 'round_robin',
-      retries: { attempts: 1, budget: { percent: 20, min_per_second: 2 } },
-      endpoints: [
-        { address: `127.0.0.1:${dead}`, id: 'dead' },
-        { address: `127.0.0.1:${bs[0]!.port}`, id: 'b0' },
-      ],
-    });
-    const m = await startMeridian(cfg);
+    const m = await startMeridian(
+      simpleConfig(bs, {
+        endpoints: [
+          { address: `127.0.0.1:${dead}`, id: 'dead' },
+          { address: `127.0.0.1:${bs[0]!.port}`, id: 'b0' },
+        ],
+      }),
+    );
     cleanup.push(m, ...bs);
-    const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push((await get(m.port)).status);
-    // Round robin alternates dead, b0 across picks, retries included: requests 0 and 1
-    // each pick dead then b0 (spending the floor's two retries), request 2 picks dead with
-    // no retry left, 3 gets b0, 4 dead again. One request at a time is too few for the
-    // 20% share to allow any retry of its own.
-    assert.deepEqual(statuses, [200, 200, 502, 200, 502, 200]);
-    assert.match(await m.meridian.metrics.metricsText(), /meridian_retry_budget_exhausted_total\{cluster="c"\} 2/);
+    for (let i = 0; i < 10; i++) assert.equal((await get(m.port)).status, 200);
+    // Round robin picks dead first, once: then it is out for a second (base_ejection_time).
+    assert.deepEqual(m.records.map((r) => r.attempts), [2, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    assert.equal(m.meridian.clusters()[0]!.endpoints.find((e) => e.id === 'dead')!.status, 'ejected');
+    const text = await m.meridian.metrics.metricsText();
+    assert.match(text, /meridian_ejections_total\{cluster="c",endpoint="dead",reason="connect_failure"\} 1/);
+    assert.match(text, /meridian_health_transitions_total\{cluster="c",endpoint="dead",to="unhealthy",source="outlier"\} 1/);
+  });
+
+  it('counts every refused retry with its reason: not_replayable, attempts_exhausted, max_retries, budget', async () => {
+    const bs = await backends(3);
+    cleanup.push(...bs);
+    // One request at a time against endpoints answering 503, which retry_on covers.
+    const refusals = async (cluster: Record<string, unknown>, method = 'GET'): Promise<{ attempts: number; refused: string[] }> => {
+      const m = await startMeridian(simpleConfig(bs, cluster));
+      cleanup.push(m);
+      const r = await get(m.port, '/status/503', method === 'GET' ? {} : { method, body: 'x' });
+      assert.equal(r.status, 503);
+      const text = await m.meridian.metrics.metricsText();
+      const refused = [...text.matchAll(/^meridian_retries_refused_total\{cluster="c",reason="([a-z_]+)"\} (\d+)$/gm)].map((x) => `${x[1]} ${x[2]}`);
+      return { attempts: m.records.at(-1)!.attempts, refused };
+    };
+    const open = { percent: 100, min_per_second: 0 };
+    assert.deepEqual(await refusals({ retries: { attempts: 2, retry_on: [503], budget: open } }, 'POST'), { attempts: 1, refused: ['not_replayable 1'] });
+    assert.deepEqual(await refusals({ retries: { attempts: 1, retry_on: [503], budget: open } }), { attempts: 2, refused: ['attempts_exhausted 1'] });
+    assert.deepEqual(await refusals({ retries: { attempts: 2, retry_on: [503], budget: open }, circuit_breaker: { max_retries: 0 } }), { attempts: 1, refused: ['max_retries 1'] });
+    // 20% of one active request is no retry, and no floor to fall back on.
+    assert.deepEqual(await refusals({ retries: { attempts: 2, retry_on: [503], budget: { percent: 20, min_per_second: 0 } } }), { attempts: 1, refused: ['budget 1'] });
   });
 
   it('answers 502 when no endpoint can be reached, naming the reason', async () => {

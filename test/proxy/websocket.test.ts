@@ -36,7 +36,7 @@ async function startProxy(cfg: Config): Promise<Proxy> {
     clock,
     runtime: () => rt,
     draining: () => false,
-    hooks: { done: (r: ExchangeRecord) => records.push(r), retry: () => {}, retryBudgetExhausted: () => {} },
+    hooks: { done: (r: ExchangeRecord) => records.push(r), retry: () => {}, retryRefused: () => {} },
   };
   const ctx: ListenerContext = base;
   const tracker = new UpgradeTracker();
