@@ -4,12 +4,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
+import { certDir } from '../proxy/certs.js';
 import { freePort, get, until } from '../proxy/harness.js';
 
 function run(args: string[]): { child: ChildProcess; out: () => string; exit: Promise<number | null> } {
@@ -81,6 +83,9 @@ describe('processes', () => {
       hang.closeAllConnections();
       await Promise.all([ok.close(), new Promise((r) => hang.close(r)), new Promise((r) => silentTcp.close(r))]);
     });
+    const certs = certDir();
+    cleanup.push(() => certs.remove());
+    const cert = certs.make('drain.test');
     const file = join(mkdtempSync(join(tmpdir(), 'meridian-drain-')), 'm.json');
     const hangPort = (hang.address() as { port: number }).port;
     writeFileSync(
@@ -93,6 +98,8 @@ describe('processes', () => {
           { name: 'web', address: '127.0.0.1', port: 0, routes: [{ match: { path: { prefix: '/ok' } }, cluster: 'ok' }, { cluster: 'hang' }] },
           { name: 'h2c', address: '127.0.0.1', port: 0, http2: { enabled: true }, routes: [{ cluster: 'hang' }] },
           { name: 'tcp', address: '127.0.0.1', port: 0, protocol: 'tcp', cluster: 'silent' },
+          // Long timeouts: nothing but the drain deadline closes what its clients hold.
+          { name: 'tls', address: '127.0.0.1', port: 0, protocol: 'https', tls: { certificates: [cert] }, timeouts: { request_headers: '5m', idle: '5m' }, routes: [{ cluster: 'ok' }] },
         ],
         clusters: [
           { name: 'ok', endpoints: [{ address: `127.0.0.1:${ok.port}` }] },
@@ -103,7 +110,7 @@ describe('processes', () => {
     );
     const p = run(['start', '-c', file]);
     cleanup.push(() => p.child.kill('SIGKILL'));
-    await until(() => /listener tcp: http/.test(p.out()), 10_000, 'the banner');
+    await until(() => /listener tls: http/.test(p.out()), 10_000, 'the banner');
     const port = (name: string) => portFrom(p.out(), new RegExp(`listener ${name}: http:\\/\\/127\\.0\\.0\\.1:(\\d+)`));
 
     const clients: Socket[] = [];
@@ -129,12 +136,22 @@ describe('processes', () => {
     open(port('web'), upgrade('/half'));
     open(port('web'), 'GET /never HTTP/1.1\r\nHost: x\r\n\r\n');
     const tcpTunnel = open(port('tcp'), 'hello');
+    // On the https listener (HTTP/2 by ALPN, HTTP/1.1 beside it): a connection that never
+    // starts its TLS handshake, and an HTTP/1.1 keep-alive client idle after one answer.
+    open(port('tls'));
+    let tlsText = '';
+    const tlsIdle = tlsConnect({ host: '127.0.0.1', port: port('tls'), servername: 'drain.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () =>
+      tlsIdle.write('GET /ok HTTP/1.1\r\nHost: drain.test\r\n\r\n'),
+    );
+    tlsIdle.on('error', () => {});
+    tlsIdle.on('data', (d: Buffer) => (tlsText += d.toString('latin1')));
+    closed.push(new Promise((r) => tlsIdle.on('close', () => r())));
     const h2 = h2connect(`http://127.0.0.1:${port('h2c')}`);
     h2.on('error', () => {});
     const stream = h2.request({ ':path': '/never' });
     stream.on('error', () => {});
     closed.push(new Promise((r) => h2.on('close', () => r())));
-    await until(() => idle.every((s) => /^HTTP\/1\.1 200 /.test(textOf(s))), 5000, 'the keep-alive requests to be answered');
+    await until(() => idle.every((s) => /^HTTP\/1\.1 200 /.test(textOf(s))) && /^HTTP\/1\.1 200 /.test(tlsText), 5000, 'the keep-alive requests to be answered');
     await until(() => /^HTTP\/1\.1 101 /.test(textOf(tunnel)) && /^HTTP\/1\.1 200 /.test(textOf(refusedUpgrade)), 5000, 'the upgrades to be answered');
     await until(() => held.length >= 4, 5000, 'the backends to hold the tunnel, the upgrades and the tcp connection');
     assert.ok(!tcpTunnel.destroyed);
@@ -145,6 +162,7 @@ describe('processes', () => {
     await Promise.all(closed);
     for (const s of clients) s.destroy();
     h2.destroy();
+    tlsIdle.destroy();
   });
 
   it('meridian start: runs the sample_backends of its config, and stops them with itself', async () => {
