@@ -2,8 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { randomInt } from 'node:crypto';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
-import { RequestLifecycle } from '../core/request-lifecycle.js';
-import { SeededRng } from '../core/rng.js';
+import type { Clock } from '../core/clock.js';
+import { RequestLifecycle, type LifecycleCluster } from '../core/request-lifecycle.js';
+import { SeededRng, type Rng } from '../core/rng.js';
 import type { LocalReplyCode } from './errors.js';
 import { HOPS_HEADER } from './headers.js';
 import type { ListenerContext } from './forward.js';
@@ -44,14 +45,20 @@ export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, u
   }
   const cluster = rt.clusters.get(route.config.cluster);
   if (cluster === undefined) return { ok: false, code: 'no_healthy_endpoint' };
-  const lc = new RequestLifecycle(cluster, ctx.clock, jitter, HTTP_TRIES);
+  const lc = httpLifecycle(cluster, ctx.clock, jitter, req);
   if (!lc.admit()) return { ok: false, code: 'circuit_open' };
   cluster.load.add(ctx.clock.nowMs());
   lc.hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: target.path }) : undefined;
+  return { ok: true, route, cluster, lifecycle: lc };
+}
+
+/** An HTTP request's lifecycle at `cluster`, not yet admitted: what the request itself says of how it may be retried. */
+export function httpLifecycle(cluster: LifecycleCluster, clock: Clock, rng: Rng, req: Pick<IncomingMessage, 'method' | 'headers'>): RequestLifecycle {
+  const lc = new RequestLifecycle(cluster, clock, rng, HTTP_TRIES);
   // A request that already crossed regions stays in this one, whatever its health: no loops.
   lc.localOnly = req.headers[HOPS_HEADER] !== undefined;
   lc.idempotent = IDEMPOTENT.has(req.method ?? 'GET') || req.headers['idempotency-key'] !== undefined;
-  return { ok: true, route, cluster, lifecycle: lc };
+  return lc;
 }
 
 /** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */

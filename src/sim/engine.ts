@@ -25,7 +25,7 @@ import { CircuitBreaker } from '../core/circuit-breaker.js';
 import { ManualClock } from '../core/clock.js';
 import { Cluster, type HostState } from '../core/cluster.js';
 import { fmix32 } from '../core/hash.js';
-import { RequestLifecycle, type LifecycleCluster } from '../core/request-lifecycle.js';
+import type { LifecycleCluster, RequestLifecycle } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
@@ -35,7 +35,7 @@ import { EventQueue } from './event-queue.js';
 import { RegionChoice } from './region-choice.js';
 import type { ClientSpec, Scenario, ServerSpec, SimEvent } from './scenario.js';
 import { newHistogram, percentileMs, recordMs, round, type Bucket } from './stats.js';
-import { simTryEnded } from './try-outcome.js';
+import { simLifecycle, simTryEnded } from './try-outcome.js';
 
 /** Time-weighted queue-length distribution: states 0..MAX_OCCUPANCY-1, the last bin is ">= MAX_OCCUPANCY - 1". */
 const MAX_OCCUPANCY = 64;
@@ -202,9 +202,6 @@ const EV_BUCKET = 8;
 const EV_WARMUP = 9;
 const EV_RESTORE = 10;
 const EV_RETRY = 11;
-
-/** The simulated load balancer is the HTTP proxy: a request slot, pooled upstream connections. */
-const SIM_TRIES = { slot: 'requests', pooled: true } as const;
 
 type Ev =
   | { readonly k: typeof EV_ARRIVAL; readonly group: number }
@@ -547,7 +544,7 @@ class Run {
       return;
     }
     if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
-    const lc = new RequestLifecycle(lb.life, this.#clock, lb.jitter, SIM_TRIES);
+    const lc = simLifecycle(lb.life, this.#clock, lb.jitter);
     if (!lc.admit()) return this.#shedReq(req, 'overflow');
     lc.hash = hash;
     lc.deadlineIn(s.lb.timeoutMs);

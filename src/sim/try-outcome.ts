@@ -1,5 +1,15 @@
-import type { RequestLifecycle, RetryDecision, TryFailure } from '../core/request-lifecycle.js';
+import type { Clock } from '../core/clock.js';
+import { RequestLifecycle, type LifecycleCluster, type RetryDecision, type TryFailure } from '../core/request-lifecycle.js';
+import type { Rng } from '../core/rng.js';
 import type { Outcome } from '../core/types.js';
+
+/** The simulated load balancer is the HTTP proxy: a request slot, pooled upstream connections. */
+const SIM_TRIES = { slot: 'requests', pooled: true } as const;
+
+/** A simulated request's lifecycle at a region's load balancer, not yet admitted: a GET, as the proxy sees one. */
+export function simLifecycle(lb: LifecycleCluster, clock: Clock, rng: Rng): RequestLifecycle {
+  return new RequestLifecycle(lb, clock, rng, SIM_TRIES);
+}
 
 /** The simulator's failures as the lifecycle names them (a black-holed connect is a connect failure too). */
 const SIM_FAILURE = {
