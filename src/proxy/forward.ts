@@ -258,18 +258,18 @@ class Exchange implements TurnEndWaiter {
     req.on('end', onEnd);
   }
 
-  readonly #tryNext = (): void => {
+  #tryNext(): void {
     if (this.#finished) return;
     const host = (this.#lc as RequestLifecycle).startTry();
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
     this.#dispatch(host);
-  };
+  }
 
   /** The lifecycle granted a retry: the next try after its backoff (none after a failed connect). */
   #retry(): void {
     const delayMs = (this.#lc as RequestLifecycle).retryDelayMs;
     if (delayMs === 0) return this.#tryNext();
-    this.#backoffTimer = setTimeout(this.#tryNext, delayMs);
+    this.#backoffTimer = setTimeout(() => this.#tryNext(), delayMs);
   }
 
   /**

@@ -193,7 +193,7 @@ class TcpConnection {
     if (!this.#upstream) this.#upstreamClosed = true;
   }
 
-  readonly #dial = (): void => {
+  #dial(): void {
     if (this.#aborted || this.#clientClosed) return this.#maybeFinish();
     const cluster = this.#cluster as ClusterRuntime;
     const lc = this.#lc as RequestLifecycle;
@@ -229,7 +229,7 @@ class TcpConnection {
       if (tryFailed(lc, undefined, cluster.name, e, latencyMs, true) === 'retry') {
         const delayMs = lc.retryDelayMs;
         if (delayMs === 0) return this.#dial();
-        this.#backoffTimer = setTimeout(this.#dial, delayMs);
+        this.#backoffTimer = setTimeout(() => this.#dial(), delayMs);
         return;
       }
       this.#ctx.log?.warn(
@@ -258,7 +258,8 @@ class TcpConnection {
       this.#connected = true;
       this.#splice(up);
     });
-  };
+  }
+
 
   #splice(up: Socket): void {
     const client = this.#client;

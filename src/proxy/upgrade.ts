@@ -268,12 +268,12 @@ class Tunnel implements Closable {
     this.#client.destroy();
   }
 
-  readonly #tryNext = (): void => {
+  #tryNext(): void {
     if (this.#phase !== 'handshake') return;
     const host = (this.#lc as RequestLifecycle).startTry();
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
     this.#dispatch(host);
-  };
+  }
 
   /**
    * What the lifecycle decided for a try that failed or was answered with a status it
@@ -291,7 +291,7 @@ class Tunnel implements Closable {
     }
     const delayMs = (this.#lc as RequestLifecycle).retryDelayMs;
     if (delayMs === 0) this.#tryNext();
-    else this.#backoffTimer = setTimeout(this.#tryNext, delayMs);
+    else this.#backoffTimer = setTimeout(() => this.#tryNext(), delayMs);
     return true;
   }
 
