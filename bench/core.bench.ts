@@ -4,7 +4,7 @@
  *   npm run bench                           full run (~12 s), a table on stdout
  *   node dist/bench/core.bench.js --quick   a fast, rougher run (smoke checks)
  *   node dist/bench/core.bench.js --json    machine-readable results
- *   node dist/bench/core.bench.js --only outlier   one group of cases (a policy, reference, outlier)
+ *   node dist/bench/core.bench.js --only outlier   one group of cases (a policy, reference, outlier, lifecycle)
  *
  * Method: the pick cases of each policy run in a worker thread of their own (its own V8
  * isolate), so the `pick` call sites stay monomorphic, as in a process whose clusters use
@@ -21,11 +21,14 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import {
   buildMaglevTable,
   buildRing,
+  CircuitBreaker,
   Cluster,
   createBalancer,
   HostState,
   ManualClock,
   POLICY_NAMES,
+  RequestLifecycle,
+  RetryBudget,
   SeededRng,
   type Endpoint,
   type PickContext,
@@ -36,7 +39,7 @@ import { summarize, type Summary } from './stats.js';
 const USAGE = `usage: node dist/bench/core.bench.js [--quick] [--json] [--only GROUP[,GROUP]]
   --quick   fewer and shorter batches: a fast, rougher run
   --json    print one JSON object instead of tables
-  --only    run only these groups: reference, outlier, or policy names (table builds are skipped)`;
+  --only    run only these groups: reference, outlier, lifecycle, or policy names (table builds are skipped)`;
 
 const SIZES = [10, 100, 1000] as const;
 /** Outlier detection's per-request cost must not grow with the cluster: measured up to 5,000 hosts. */
@@ -46,8 +49,9 @@ const UNEQUAL_WEIGHTS = [1, 2, 3, 4, 5] as const;
 const CONTEXTS = 1 << 16;
 const MASK = CONTEXTS - 1;
 const OK = { status: 200, latencyMs: 10 } as const;
+const FAILED = { status: 503, latencyMs: 10 } as const;
 
-type Via = 'cluster' | 'balancer' | 'reference';
+type Via = 'cluster' | 'balancer' | 'reference' | 'cluster_retry' | 'lifecycle' | 'lifecycle_retry';
 
 interface PickCase {
   readonly policy: PolicyName | 'reference';
@@ -106,6 +110,54 @@ function clusterCase(policy: PolicyName, n: number, unequal: boolean, outlier?: 
       }
     });
   return { policy, via: 'cluster', endpoints: n, weights: unequal ? '1..5' : 'equal', ...(outlier ? { outlier } : {}), run, iterations: 0, nsPerPick: [] };
+}
+
+/**
+ * A request's whole lifecycle around the pick (src/core/request-lifecycle.ts), as the proxy
+ * and the simulator drive it: a new lifecycle, admit (breaker slot, budget), pick +
+ * onStart, the outcome, end. With `retry`, the first try is a 503 that `retry_on` covers:
+ * the retry decision (budget, max_retries, backoff) and a second try on another host.
+ * Against it, the same picks through `Cluster` alone (`cluster_retry`: two picks, the
+ * second excluding the first host), so the difference is the lifecycle's own cost.
+ */
+function lifecycleCase(n: number, via: 'cluster_retry' | 'lifecycle' | 'lifecycle_retry'): PickCase {
+  const clock = new ManualClock();
+  const rng = new SeededRng(1);
+  const cluster = new Cluster('bench', endpoints(n), { policy: 'round_robin', clock, rng });
+  const life = {
+    core: cluster,
+    breaker: new CircuitBreaker(),
+    budget: new RetryBudget({ percent: 100, minPerSecond: 0 }, 0),
+    retry: { attempts: 1, onConnectFailure: true, onReset: false, onTimeout: false, statuses: new Set([503]), perTryTimeoutMs: undefined },
+  };
+  const options = { slot: 'requests', pooled: true } as const;
+  const exclude = new Set<HostState>();
+  const retry = via === 'lifecycle_retry';
+  const run = (iterations: number): number =>
+    timed(() => {
+      for (let i = 0; i < iterations; i++) {
+        if (via === 'cluster_retry') {
+          const first = cluster.pick({ attempt: 0 }) as HostState;
+          cluster.onStart(first);
+          cluster.onEnd(first, FAILED);
+          exclude.add(first);
+          const second = cluster.pick({ attempt: 1, exclude }) as HostState;
+          exclude.clear();
+          cluster.onStart(second);
+          cluster.onEnd(second, OK);
+          continue;
+        }
+        const lc = new RequestLifecycle(life, clock, rng, options);
+        if (!lc.admit() || lc.startTry() === undefined) throw new Error('lifecycle: refused');
+        if (retry) {
+          lc.endTry(FAILED);
+          if (lc.shouldRetryStatus(503, true) !== 'retry' || lc.startTry() === undefined) throw new Error('lifecycle: no retry');
+        }
+        lc.endTry(OK);
+        lc.end();
+      }
+    });
+  return { policy: 'round_robin', via, endpoints: n, weights: 'equal', run, iterations: 0, nsPerPick: [] };
 }
 
 /** Directly on the balancer: `pick` alone, on idle hosts that each have a latency sample. */
@@ -177,11 +229,14 @@ interface Results {
 }
 
 /** Which pick cases share an isolate: one policy's, the reference's, or outlier detection's. */
-type Group = PolicyName | 'reference' | 'outlier';
-const GROUPS: readonly Group[] = ['reference', ...POLICY_NAMES, 'outlier'];
+type Group = PolicyName | 'reference' | 'outlier' | 'lifecycle';
+const GROUPS: readonly Group[] = ['reference', ...POLICY_NAMES, 'outlier', 'lifecycle'];
 
 function groupCases(group: Group): PickCase[] {
   if (group === 'reference') return SIZES.map((n) => referenceCase(n));
+  if (group === 'lifecycle') {
+    return SIZES.flatMap((n) => [clusterCase('round_robin', n, false), lifecycleCase(n, 'lifecycle'), lifecycleCase(n, 'cluster_retry'), lifecycleCase(n, 'lifecycle_retry')]);
+  }
   if (group === 'outlier') return OUTLIER_SIZES.flatMap((n) => [clusterCase('round_robin', n, false, 'off'), clusterCase('round_robin', n, false, 'on')]);
   const cases: PickCase[] = [];
   for (const n of SIZES) cases.push(clusterCase(group, n, false), balancerCase(group, n, false));
@@ -306,6 +361,9 @@ const VIA_LABEL: Record<Via, string> = {
   cluster: 'cluster: pick+onStart+onEnd',
   balancer: 'balancer: pick only',
   reference: 'reference: hosts[hash % n]',
+  cluster_retry: 'cluster: 2 x pick+onStart+onEnd',
+  lifecycle: 'lifecycle: admit+pick+outcome+end',
+  lifecycle_retry: 'lifecycle: same, one 503 retried',
 };
 
 function format(r: Results): string {

@@ -21,10 +21,12 @@ export {
   type OutlierDetectionConfig,
   type PathMatch,
   POLICIES,
+  DEFAULT_RETRY_ON,
+  retryOnSchema,
   type RetryOn,
   type RouteConfig,
   type TcpListenerConfig,
 } from './schema.js';
 export { dnsName, type DnsConfig, type GlobalConfig, globalSchema, type HostnameConfig, type RegionConfig, type RegionHealthCheckConfig } from './global-schema.js';
 export { type ValidateOptions, type ValidationResult, validateConfig } from './validate.js';
-export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey } from './to-core.js';
+export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey, coreRetryRules } from './to-core.js';

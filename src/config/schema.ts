@@ -44,6 +44,11 @@ import { parseLatency } from '../backend/latency.js';
 export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
+/**
+ * Only connect failures by default: nothing reached the upstream, so any request (even a
+ * non-idempotent POST) is safe to send again. The simulator's default too.
+ */
+export const DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect_failure'];
 
 /** Envoy's bounds: its ring_hash maximum and its largest allowed maglev table. */
 
@@ -322,7 +327,7 @@ const connectFailureEjectionSchema = z
 export type RetryOn = (typeof RETRY_CONDITIONS)[number] | number;
 
 /** A retry condition name, or a 5xx status as a number or a string (`503` or `"503"`). */
-const retryOnSchema = z.unknown().transform((v, ctx): RetryOn => {
+export const retryOnSchema = z.unknown().transform((v, ctx): RetryOn => {
   const named = RETRY_CONDITIONS.find((c) => c === v);
   if (named !== undefined) return named;
   const status = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
@@ -334,9 +339,7 @@ const retryOnSchema = z.unknown().transform((v, ctx): RetryOn => {
 const retriesSchema = z.strictObject({
   /** Retries after the first try, so 1 means at most two tries. */
   attempts: integer(0).default(1),
-  // Only connect failures by default: nothing reached the upstream, so any request
-  // (even a non-idempotent POST) is safe to send again.
-  retry_on: z.array(retryOnSchema).prefault(['connect_failure']),
+  retry_on: z.array(retryOnSchema).prefault([...DEFAULT_RETRY_ON]),
   /** Absent: each try may use what is left of the request timeout. */
   per_try_timeout: duration().optional(),
   /** Retries allowed beyond `percent` of active requests, with a floor: stops retry storms. */

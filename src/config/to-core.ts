@@ -3,9 +3,10 @@
 import type { Clock } from '../core/clock.js';
 import { Cluster, type ClusterOptions } from '../core/cluster.js';
 import type { HashKeySpec } from '../core/hash-key.js';
+import type { RetryRules } from '../core/request-lifecycle.js';
 import type { Rng } from '../core/rng.js';
 import type { Endpoint } from '../core/types.js';
-import type { ClusterConfig, HashKey, NodeConfig } from './schema.js';
+import type { ClusterConfig, HashKey, NodeConfig, RetryOn } from './schema.js';
 
 export function coreEndpoints(c: ClusterConfig): Endpoint[] {
   if (c.endpoints) return c.endpoints.map((e) => ({ id: e.id, address: e.address, weight: e.weight }));
@@ -95,4 +96,26 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, nod
 /** A core Cluster for a cluster config. */
 export function buildCluster(c: ClusterConfig, clock: Clock, rng: Rng, node: Partial<Pick<NodeConfig, 'region' | 'zone'>> = {}): Cluster {
   return new Cluster(c.name, coreEndpoints(c), coreClusterOptions(c, clock, rng, node));
+}
+
+/**
+ * `retries` as the request lifecycle reads it: the conditions of `retry_on` expanded
+ * (Envoy's names: `5xx` covers connect failures, resets and every 5xx; `gateway_error`
+ * connect failures, resets, timeouts and 502-504). The proxy and the simulator both
+ * build their rules here.
+ */
+export function coreRetryRules(r: { readonly attempts: number; readonly retry_on: readonly RetryOn[]; readonly per_try_timeout?: number | undefined }): RetryRules {
+  const on = new Set<RetryOn>(r.retry_on);
+  const statuses = new Set<number>();
+  for (let s = 500; s <= 599; s++) {
+    if (on.has('5xx') || on.has(s) || (on.has('gateway_error') && (s === 502 || s === 503 || s === 504))) statuses.add(s);
+  }
+  return {
+    attempts: r.attempts,
+    onConnectFailure: on.has('connect_failure') || on.has('gateway_error') || on.has('5xx'),
+    onReset: on.has('reset') || on.has('gateway_error') || on.has('5xx'),
+    onTimeout: on.has('timeout') || on.has('gateway_error'),
+    statuses,
+    perTryTimeoutMs: r.per_try_timeout,
+  };
 }

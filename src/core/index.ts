@@ -21,6 +21,7 @@ export * from './connect-failure-ejection.js';
 export * from './slow-start.js';
 export * from './locality.js';
 export * from './cluster.js';
+export * from './request-lifecycle.js';
 export * from './retry-budget.js';
 export * from './circuit-breaker.js';
 export * from './token-bucket.js';

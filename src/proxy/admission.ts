@@ -1,7 +1,10 @@
 import type { IncomingMessage } from 'node:http';
+import { randomInt } from 'node:crypto';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
-import { decideRetry } from '../core/retry-budget.js';
+import type { Clock } from '../core/clock.js';
+import { RequestLifecycle, type LifecycleCluster } from '../core/request-lifecycle.js';
+import { SeededRng, type Rng } from '../core/rng.js';
 import type { LocalReplyCode } from './errors.js';
 import { HOPS_HEADER } from './headers.js';
 import type { ListenerContext } from './forward.js';
@@ -9,19 +12,31 @@ import { routable, type CompiledRoute } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
 export type Admission =
-  | { readonly ok: true; readonly route: CompiledRoute; readonly cluster: ClusterRuntime; readonly lease: ClusterLease }
+  | { readonly ok: true; readonly route: CompiledRoute; readonly cluster: ClusterRuntime; readonly lifecycle: RequestLifecycle }
   /** `close`: the client broke a listener limit; the connection should not carry another request. */
   | { readonly ok: false; readonly code: LocalReplyCode; readonly headers?: Record<string, string>; readonly close?: boolean };
 
+/** The retry backoff's jitter: the proxy's own stream, seeded per process like the balancers' choices. */
+const jitter = new SeededRng(randomInt(2 ** 31));
+
+/** HTTP tries hold a request slot; pooled connections make a reset possibly the keep-alive race. */
+const HTTP_TRIES = { slot: 'requests', pooled: true } as const;
+
+/** RFC 9110 §9.2.2, plus requests carrying an Idempotency-Key (as Go's transport does). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 /**
  * The checks a request or an upgrade passes before any backend is chosen, in order:
- * listener limits (header count, URL length), route, rate limit, cluster, and the
- * circuit breaker's request slot — held on success, until the caller releases it.
+ * listener limits (header count, URL length), route, rate limit, cluster, then the
+ * request's lifecycle at that cluster (the circuit breaker's request slot, the retry
+ * budget), held on success until the caller ends it. Rate limits stay here, before the
+ * lifecycle: they are per route and per client, decided before a cluster is known.
  */
 export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, url: string, clientIp: string): Admission {
   if (headerFieldCount(req.rawHeaders) > ctx.limits.max_headers) return { ok: false, code: 'header_fields_too_large', close: true };
   if (url.length > ctx.limits.max_url_bytes) return { ok: false, code: 'uri_too_long', close: true };
-  const route = rt.routers.get(ctx.listener)?.match(routable(req.method ?? 'GET', url, req.headers));
+  const target = routable(req.method ?? 'GET', url, req.headers);
+  const route = rt.routers.get(ctx.listener)?.match(target);
   if (route === undefined) return { ok: false, code: 'no_route' };
   const limiter = rt.rateLimiters.get(`${ctx.listener}/${route.index}`);
   if (limiter) {
@@ -30,55 +45,20 @@ export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, u
   }
   const cluster = rt.clusters.get(route.config.cluster);
   if (cluster === undefined) return { ok: false, code: 'no_healthy_endpoint' };
-  if (!cluster.breaker.tryAcquire('requests')) return { ok: false, code: 'circuit_open' };
+  const lc = httpLifecycle(cluster, ctx.clock, jitter, req);
+  if (!lc.admit()) return { ok: false, code: 'circuit_open' };
   cluster.load.add(ctx.clock.nowMs());
-  return { ok: true, route, cluster, lease: new ClusterLease(cluster, ctx) };
+  lc.hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: target.path }) : undefined;
+  return { ok: true, route, cluster, lifecycle: lc };
 }
 
-/**
- * What an admitted request holds of its cluster until it ends: its request slot in the
- * circuit breaker, its place among the retry budget's active requests, and any retries
- * it was granted that count against the budget and max_retries.
- */
-export class ClusterLease {
-  readonly #cluster: ClusterRuntime;
-  readonly #ctx: ListenerContext;
-  #retries = 0;
-  #released = false;
-
-  constructor(cluster: ClusterRuntime, ctx: ListenerContext) {
-    this.#cluster = cluster;
-    this.#ctx = ctx;
-    cluster.budget.requestStarted();
-  }
-
-  /**
-   * A failed try whose condition `retry_on` covers: may the request try again? The core
-   * decides (decideRetry); a refusal is counted with its reason, a granted retry held
-   * until the request ends.
-   */
-  tryRetry(tries: number, nothingSent: boolean, replayable: boolean): boolean {
-    const c = this.#cluster;
-    const verdict = decideRetry({ tries, attempts: c.retry.attempts, nothingSent, replayable }, c.breaker, c.budget, this.#ctx.clock.nowMs());
-    if (!verdict.retry) {
-      this.#ctx.hooks.retryRefused(c.name, verdict.reason);
-      return false;
-    }
-    if (verdict.counted) this.#retries++;
-    return true;
-  }
-
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    const c = this.#cluster;
-    c.breaker.release('requests');
-    c.budget.requestEnded();
-    for (; this.#retries > 0; this.#retries--) {
-      c.budget.retryEnded();
-      c.breaker.release('retries');
-    }
-  }
+/** An HTTP request's lifecycle at `cluster`, not yet admitted: what the request itself says of how it may be retried. */
+export function httpLifecycle(cluster: LifecycleCluster, clock: Clock, rng: Rng, req: Pick<IncomingMessage, 'method' | 'headers'>): RequestLifecycle {
+  const lc = new RequestLifecycle(cluster, clock, rng, HTTP_TRIES);
+  // A request that already crossed regions stays in this one, whatever its health: no loops.
+  lc.localOnly = req.headers[HOPS_HEADER] !== undefined;
+  lc.idempotent = IDEMPOTENT.has(req.method ?? 'GET') || req.headers['idempotency-key'] !== undefined;
+  return lc;
 }
 
 /** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */
@@ -86,17 +66,6 @@ export function headerFieldCount(raw: readonly string[]): number {
   let n = 0;
   for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).charCodeAt(0) !== 58) n++;
   return n;
-}
-
-/**
- * The next endpoint for a request: by its hash key when the cluster hashes, never one of
- * `tried` while another can take it. `attempt` counts the tries so far.
- */
-export function pickEndpoint(cluster: ClusterRuntime, req: IncomingMessage, url: string, clientIp: string, attempt: number, tried: ReadonlySet<HostState>): HostState | undefined {
-  const hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: routable(req.method ?? 'GET', url, req.headers).path }) : undefined;
-  // A request that already crossed regions stays in this one, whatever its health: no loops.
-  const localOnly = req.headers[HOPS_HEADER] !== undefined;
-  return cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt, exclude: tried, localOnly });
 }
 
 /** This node's name for the hops header when `host` is another region's Meridian, else undefined. */

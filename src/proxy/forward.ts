@@ -4,14 +4,16 @@ import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
+import { FAILURE_OUTCOME, type RequestLifecycle, type RetryDecision } from '../core/request-lifecycle.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
@@ -95,25 +97,17 @@ export interface ListenerContext {
   draining(): boolean;
 }
 
-/** How a failed try counts against its endpoint. */
-const OUTCOME_ERROR = {
-  connect_failure: 'connect',
-  upstream_reset: 'reset',
-  upstream_protocol_error: 'protocol',
-  timeout: 'timeout',
-} as const satisfies Record<UpstreamError['code'], NonNullable<Outcome['error']>>;
-
-/** RFC 9110 §9.2.2, plus requests carrying an Idempotency-Key (as Go's transport does). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
 /** Forward one request. Never throws: every failure becomes a reply or a closed socket. */
 export function forward(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
   new Exchange(ctx, req, res, expectContinue).start();
 }
 
 /**
- * One request's way through the proxy: route, admit (rate limit, circuit breaker),
- * pick, try, maybe retry on another endpoint, stream the answer back, report once.
+ * One request's way through the proxy: route, admit (rate limit, then the request's
+ * lifecycle: circuit breaker, retry budget), try, maybe retry (as the lifecycle decides,
+ * after its backoff), stream the answer back, report once. The mechanism only: every
+ * retry rule is the lifecycle's (src/core/request-lifecycle.ts), reached through
+ * try-outcome.ts.
  */
 class Exchange implements TurnEndWaiter {
   readonly #ctx: ListenerContext;
@@ -128,16 +122,12 @@ class Exchange implements TurnEndWaiter {
   readonly #hasBody: boolean;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
-  #host: HostState | undefined;
   #abortUpstream: ((err: Error) => void) | undefined;
   #bodyStream: Transform | undefined;
   /** The whole body, read before the first try: every try sends it. */
   #bodyBuffer: Buffer | undefined;
   /** What was read of a body before it outgrew the buffer: the first bytes of its stream. */
   #bodyPrefix: Buffer | undefined;
-  #attempts = 0;
-  #raceRetried = false;
-  #tried = new Set<HostState>();
   /** Bytes of the upstream's answer (its head at least) have gone to the client: no other answer is possible. */
   #responded = false;
   /** The upstream's response head, held until its first body bytes or the end of the turn it came in. */
@@ -154,9 +144,10 @@ class Exchange implements TurnEndWaiter {
   #reason: ExchangeRecord['reason'];
   #requestTimer: NodeJS.Timeout | undefined;
   #rateTimer: NodeJS.Timeout | undefined;
+  #backoffTimer: NodeJS.Timeout | undefined;
   /** The rest of the request body will not be read: the connection cannot carry another request. */
   #mustClose = false;
-  #lease: ClusterLease | undefined;
+  #lc: RequestLifecycle | undefined;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -191,12 +182,13 @@ class Exchange implements TurnEndWaiter {
       if (admission.close) this.#mustClose = true;
       return this.#localReply(admission.code, admission.headers);
     }
-    const { route, cluster, lease } = admission;
-    this.#lease = lease;
+    const { route, cluster, lifecycle } = admission;
+    this.#lc = lifecycle;
     this.#cluster = cluster;
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
+    lifecycle.deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
@@ -267,11 +259,17 @@ class Exchange implements TurnEndWaiter {
   }
 
   #tryNext(): void {
-    const host = pickEndpoint(this.#cluster as ClusterRuntime, this.#req, this.#url, this.#fwd?.clientIp ?? '', this.#attempts, this.#tried);
+    if (this.#finished) return;
+    const host = (this.#lc as RequestLifecycle).startTry();
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
-    this.#tried.add(host);
-    this.#attempts++;
     this.#dispatch(host);
+  }
+
+  /** The lifecycle granted a retry: the next try after its backoff (none after a failed connect). */
+  #retry(): void {
+    const delayMs = (this.#lc as RequestLifecycle).retryDelayMs;
+    if (delayMs === 0) return this.#tryNext();
+    this.#backoffTimer = setTimeout(() => this.#tryNext(), delayMs);
   }
 
   /**
@@ -281,8 +279,7 @@ class Exchange implements TurnEndWaiter {
    */
   #dispatch(host: HostState, fresh = false): void {
     const cluster = this.#cluster as ClusterRuntime;
-    this.#host = host;
-    cluster.core.onStart(host);
+    const lc = this.#lc as RequestLifecycle;
     const tryStartMs = this.#ctx.clock.nowMs();
     if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
@@ -295,14 +292,16 @@ class Exchange implements TurnEndWaiter {
       settled = true;
       clearTimeout(perTryTimer);
       const latencyMs = latency();
-      cluster.core.onEnd(host, error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
+      lc.endTry(error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
     };
     let abort: ((err: Error) => void) | undefined;
     let abortedEarly: Error | undefined;
     // An abort asked for while the request still waits in the pool is carried out when it starts.
     this.#abortUpstream = (err) => (abort ? abort(err) : (abortedEarly = err));
-    const perTry = cluster.retry.perTryTimeoutMs;
-    if (perTry !== undefined) {
+    // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
+    const tryDeadlineMs = lc.tryDeadlineMs();
+    if (tryDeadlineMs < lc.deadlineMs) {
+      const perTry = tryDeadlineMs - tryStartMs;
       perTryTimer = setTimeout(() => abort?.(new UpstreamError('timeout', true, `no response within the per-try timeout of ${perTry} ms`)), perTry);
     }
     const res = this.#res;
@@ -336,11 +335,10 @@ class Exchange implements TurnEndWaiter {
             settle(status);
             return false;
           }
-          if (this.#shouldRetryStatus(status)) {
+          if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, latency(), this.#bodyReplayable) === 'retry') {
             discard = true;
-            settle(status);
-            this.#ctx.hooks.retry({ cluster: cluster.name, reason: String(status) });
-            this.#tryNext();
+            settled = true;
+            this.#retry();
             return true;
           }
           resume = resumeFn;
@@ -383,9 +381,9 @@ class Exchange implements TurnEndWaiter {
           // Our own abort (the client left): not the upstream's fault.
           if (this.#finished && !(err instanceof UpstreamError)) return settle(undefined);
           const e = classifyUpstreamError(err);
-          settle(undefined, OUTCOME_ERROR[e.code]);
-          if (this.#finished) return;
-          if (this.#responded) {
+          if (this.#finished || this.#responded) {
+            settle(undefined, FAILURE_OUTCOME[tryFailureOf(e)]);
+            if (this.#finished) return;
             // The answer was already streaming: nothing to do but cut the client off too.
             // The record keeps the status and the bytes the client got.
             this.#reason = 'upstream_abort';
@@ -395,7 +393,9 @@ class Exchange implements TurnEndWaiter {
           }
           // A head still held never reached the client: this try failed like one that got no answer.
           this.#head = undefined;
-          this.#onTryFailed(e, host);
+          settled = true;
+          clearTimeout(perTryTimer);
+          this.#onTryFailed(e, tryFailed(lc, this.#ctx.hooks, cluster.name, e, latency(), this.#bodyReplayable));
         },
       } as unknown as Dispatcher.DispatchHandler,
     );
@@ -475,42 +475,12 @@ class Exchange implements TurnEndWaiter {
     return !this.#hasBody || this.#bodyBuffer !== undefined || !this.#bodyStarted;
   }
 
-  #shouldRetryStatus(status: number): boolean {
-    const cluster = this.#cluster as ClusterRuntime;
-    if (!cluster.retry.statuses.has(status)) return false;
-    return this.#retryAllowed(false, this.#replayable());
-  }
-
-  /** A try failed before any of its answer was sent on: retry, or reply with the error. */
-  #onTryFailed(e: UpstreamError, host: HostState): void {
-    const cluster = this.#cluster as ClusterRuntime;
-    // The keep-alive race: a pooled connection the backend closed just as it was reused.
-    // undici does not say whether the connection was a reused one, so any reset before
-    // an answer gets one resend to the same endpoint, if the request can be replayed,
-    // outside the retry budget: the dead connection is gone, so it goes on a fresh one.
-    if (e.code === 'upstream_reset' && !this.#raceRetried && this.#replayable()) {
-      this.#raceRetried = true;
-      this.#ctx.hooks.retry({ cluster: cluster.name, reason: 'keepalive_race' });
-      return this.#dispatch(host, true);
-    }
-    // A try that could not connect sent nothing: any method may go elsewhere, if its body is still to be had.
-    const nothingSent = e.code === 'connect_failure';
-    const covered = nothingSent ? cluster.retry.onConnectFailure : e.code === 'timeout' ? cluster.retry.onTimeout : cluster.retry.onReset;
-    if (covered && this.#retryAllowed(nothingSent, nothingSent ? this.#bodyReplayable : this.#replayable())) {
-      this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
-      return this.#tryNext();
-    }
+  /** A try failed before any of its answer was sent on: what the lifecycle decided, carried out. */
+  #onTryFailed(e: UpstreamError, d: RetryDecision): void {
+    // The keep-alive race: the dead connection is gone, so the resend goes on a fresh one.
+    if (d === 'resend') return this.#dispatch((this.#lc as RequestLifecycle).resendTry(), true);
+    if (d === 'retry') return this.#retry();
     this.#localReply(e.code);
-  }
-
-  /** Safe to send again: idempotent, and the body (if any) still to be had. */
-  #replayable(): boolean {
-    const idempotent = IDEMPOTENT.has(this.#method) || this.#req.headers['idempotency-key'] !== undefined;
-    return idempotent && this.#bodyReplayable;
-  }
-
-  #retryAllowed(nothingSent: boolean, replayable: boolean): boolean {
-    return this.#lease?.tryRetry(this.#attempts, nothingSent, replayable) ?? false;
   }
 
   #refuse(code: LocalReplyCode): void {
@@ -541,7 +511,7 @@ class Exchange implements TurnEndWaiter {
     if (this.#finished) return;
     // Still reading a body before the first try (buffering it, or waiting for its first
     // chunk): nothing went upstream, the client was too slow.
-    if (this.#attempts === 0) return this.#abortRequest('request_timeout');
+    if ((this.#lc?.attempt ?? 0) === 0) return this.#abortRequest('request_timeout');
     // Finish first so the upstream's error is not taken for a retryable failure; it still
     // counts as a timeout against the endpoint.
     if (this.#responded) {
@@ -581,7 +551,8 @@ class Exchange implements TurnEndWaiter {
     this.#finished = true;
     clearTimeout(this.#requestTimer);
     clearInterval(this.#rateTimer);
-    this.#lease?.release();
+    clearTimeout(this.#backoffTimer);
+    this.#lc?.end();
     report(this.#ctx, {
       requestId: this.#requestId,
       client: this.#fwd?.clientIp ?? '',
@@ -591,8 +562,8 @@ class Exchange implements TurnEndWaiter {
       status: this.#status,
       reason: this.#reason,
       cluster: this.#cluster,
-      endpoint: this.#host,
-      attempts: this.#attempts,
+      endpoint: this.#lc?.host,
+      attempts: this.#lc?.attempt ?? 0,
       upstreamMs: this.#upstreamMs,
       startMs: this.#startMs,
       bytesIn: this.#bytesIn,

@@ -4,24 +4,14 @@ import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
 import { CircuitBreaker } from '../core/circuit-breaker.js';
 import type { HashKeySpec } from '../core/hash-key.js';
+import type { RetryRules } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import type { Rng } from '../core/rng.js';
-import { buildCluster, coreEndpoints, coreHashKey, type ClusterConfig, type Config, type NodeConfig, type RetryOn } from '../config/index.js';
+import { buildCluster, coreEndpoints, coreHashKey, coreRetryRules, type ClusterConfig, type Config, type NodeConfig } from '../config/index.js';
 import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
 import { UpstreamPools } from './upstream-pool.js';
-
-export interface RetryPolicy {
-  /** Retries after the first try. */
-  readonly attempts: number;
-  readonly onConnectFailure: boolean;
-  readonly onReset: boolean;
-  readonly onTimeout: boolean;
-  /** Statuses that are retried (idempotent requests only). */
-  readonly statuses: ReadonlySet<number>;
-  readonly perTryTimeoutMs: number | undefined;
-}
 
 /** One cluster's machinery: the core's balancing and health, plus the I/O around it. */
 export interface ClusterRuntime {
@@ -32,7 +22,7 @@ export interface ClusterRuntime {
   readonly budget: RetryBudget;
   readonly pools: UpstreamPools;
   readonly hashKey: HashKeySpec | undefined;
-  readonly retry: RetryPolicy;
+  readonly retry: RetryRules;
   /** The node settings the core was built with (zone-aware routing depends on them). */
   readonly node: NodeConfig;
   /** Requests admitted per second, over the last 10 s: the load this region reports. */
@@ -52,22 +42,6 @@ export interface Runtime {
   /** Keyed by `${listener}/${route index}`. */
   readonly rateLimiters: ReadonlyMap<string, RouteRateLimiter>;
   readonly trusted: TrustedProxies;
-}
-
-export function compileRetryPolicy(c: ClusterConfig): RetryPolicy {
-  const on = new Set<RetryOn>(c.retries.retry_on);
-  const statuses = new Set<number>();
-  for (let s = 500; s <= 599; s++) {
-    if (on.has('5xx') || on.has(s) || (on.has('gateway_error') && (s === 502 || s === 503 || s === 504))) statuses.add(s);
-  }
-  return {
-    attempts: c.retries.attempts,
-    onConnectFailure: on.has('connect_failure') || on.has('gateway_error') || on.has('5xx'),
-    onReset: on.has('reset') || on.has('gateway_error') || on.has('5xx'),
-    onTimeout: on.has('timeout') || on.has('gateway_error'),
-    statuses,
-    perTryTimeoutMs: c.retries.per_try_timeout,
-  };
 }
 
 /** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
@@ -125,7 +99,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
           : new RetryBudget({ percent: c.retries.budget.percent, minPerSecond: c.retries.budget.min_per_second }, clock.nowMs()),
       pools,
       hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
-      retry: compileRetryPolicy(c),
+      retry: coreRetryRules(c.retries),
     });
   }
   for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) old.pools.closeWhenIdle();

@@ -1,11 +1,15 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isHashPolicy } from '../core/balancers.js';
 import type { Clock } from '../core/clock.js';
-import type { HostState } from '../core/cluster.js';
 import { murmur3 } from '../core/hash.js';
+import { RequestLifecycle } from '../core/request-lifecycle.js';
+import { SeededRng } from '../core/rng.js';
 import type { Outcome } from '../core/types.js';
+import { randomInt } from 'node:crypto';
 import type { ClusterRuntime } from './runtime.js';
 import { splitAddress, unmappedIp } from './address.js';
+import { UpstreamError } from './errors.js';
+import { tryFailed } from './try-outcome.js';
 
 /** One finished TCP connection, for the access log and metrics. */
 export interface TcpConnectionRecord {
@@ -50,9 +54,11 @@ export interface TcpProxyContext {
  *   policies pick without a hash, and since `onStart`/`onEnd` bracket each connection,
  *   least_request balances open connections.
  * - Connect: within the cluster's `timeouts.connect`; a failed connect is reported as
- *   `{ error: 'connect' }` (outlier detection ejects dead endpoints) and retried on
- *   another endpoint up to `retries.attempts` times (when `retry_on` covers connect
- *   failures). The client's socket stays paused meanwhile, so no byte is lost.
+ *   `{ error: 'connect' }` (connect-failure ejection, outlier detection) and retried as
+ *   the request lifecycle decides, as for HTTP: another endpoint, within `retries.attempts`
+ *   (when `retry_on` covers connect failures), after its backoff. The connection holds a
+ *   `connections` slot of the breaker and a place in the retry budget for its whole life.
+ *   The client's socket stays paused meanwhile, so no byte is lost.
  * - End: reported as `{ latencyMs: duration }`; `{ error: 'reset' }` only when the
  *   endpoint reset the connection. A client's reset or an idle timeout is nobody's fault.
  * - The cluster's circuit breaker caps open connections (`max_connections`).
@@ -120,6 +126,12 @@ export class TcpProxy {
   }
 }
 
+/** The retry backoff's jitter (connect failures retry at once; kept for the lifecycle's other rules). */
+const jitter = new SeededRng(randomInt(2 ** 31));
+
+/** A connection holds a `connections` slot; each try is a fresh connection, so a reset is never the keep-alive race. */
+const TCP_TRIES = { slot: 'connections', pooled: false } as const;
+
 /** One client connection and its upstream, from accept to both sockets closed. */
 class TcpConnection {
   readonly #ctx: TcpProxyContext;
@@ -129,17 +141,18 @@ class TcpConnection {
   readonly #clientIp: string;
   readonly #clientLabel: string;
   #cluster: ClusterRuntime | undefined;
+  #lc: RequestLifecycle | undefined;
   #upstream: Socket | undefined;
-  #host: HostState | undefined;
+  /** A try is open: its end is still to be reported. */
+  #inTry = false;
   #hostStartMs = 0;
-  #attempts = 0;
-  #breakerHeld = false;
   #connected = false;
   #clientClosed = false;
   #upstreamClosed = false;
   #error: string | undefined;
   #done = false;
   #connectTimer: NodeJS.Timeout | undefined;
+  #backoffTimer: NodeJS.Timeout | undefined;
   #endpoint = '';
   #aborted = false;
 
@@ -166,34 +179,35 @@ class TcpConnection {
       return this.abort('no_cluster');
     }
     this.#cluster = cluster;
-    if (!cluster.breaker.tryAcquire('connections')) return this.abort('circuit_open');
-    this.#breakerHeld = true;
-    const hash = isHashPolicy(cluster.core.policy) && this.#clientIp !== '' ? murmur3(this.#clientIp) : undefined;
-    this.#dial(hash, new Set());
+    const lc = new RequestLifecycle(cluster, this.#ctx.clock, jitter, TCP_TRIES);
+    if (!lc.admit()) return this.abort('circuit_open');
+    this.#lc = lc;
+    lc.hash = isHashPolicy(cluster.core.policy) && this.#clientIp !== '' ? murmur3(this.#clientIp) : undefined;
+    this.#dial();
   }
 
   /** End the connection now: both sockets destroyed. */
   abort(error: string): void {
     this.#error ??= error;
     this.#aborted = true;
+    clearTimeout(this.#backoffTimer);
     this.#upstream?.destroy();
     this.#client.destroy();
     if (!this.#upstream) this.#upstreamClosed = true;
   }
 
-  #dial(hash: number | undefined, tried: Set<HostState>): void {
+  #dial(): void {
+    if (this.#aborted || this.#clientClosed) return this.#maybeFinish();
     const cluster = this.#cluster as ClusterRuntime;
-    const host = cluster.core.pick({ ...(hash === undefined ? {} : { hash }), attempt: this.#attempts, exclude: tried });
+    const lc = this.#lc as RequestLifecycle;
+    const host = lc.startTry();
     if (host === undefined) {
       this.#ctx.log?.warn({ listener: this.#ctx.listener, client: this.#clientLabel, cluster: cluster.name }, 'tcp: no endpoint can take traffic');
       return this.abort('no_endpoint');
     }
-    tried.add(host);
-    this.#attempts++;
-    this.#host = host;
+    this.#inTry = true;
     this.#endpoint = host.endpoint.address;
     this.#hostStartMs = this.#ctx.clock.nowMs();
-    cluster.core.onStart(host);
     const { host: hostname, port } = splitAddress(host.endpoint.address);
     const up = connect({ host: hostname, port, allowHalfOpen: true });
     this.#upstream = up;
@@ -201,7 +215,7 @@ class TcpConnection {
     // This attempt's own state: a failed attempt's late events must not touch the next one.
     let state: 'connecting' | 'failed' | 'connected' = 'connecting';
     const connectMs = cluster.config.timeouts.connect;
-    const fail = (reason: string) => {
+    const fail = (e: UpstreamError) => {
       if (state !== 'connecting') return;
       state = 'failed';
       clearTimeout(this.#connectTimer);
@@ -213,22 +227,27 @@ class TcpConnection {
         this.#endHost({ latencyMs });
         return this.#maybeFinish();
       }
-      this.#endHost({ error: 'connect', latencyMs });
-      const retries = cluster.retry.onConnectFailure ? cluster.config.retries.attempts : 0;
-      if (this.#attempts <= retries) return this.#dial(hash, tried);
+      this.#inTry = false;
+      // Nothing of the client's was read yet: the connection can always be tried again.
+      if (tryFailed(lc, undefined, cluster.name, e, latencyMs, true) === 'retry') {
+        const delayMs = lc.retryDelayMs;
+        if (delayMs === 0) return this.#dial();
+        this.#backoffTimer = setTimeout(() => this.#dial(), delayMs);
+        return;
+      }
       this.#ctx.log?.warn(
-        { listener: this.#ctx.listener, client: this.#clientLabel, endpoint: host.endpoint.address, attempts: this.#attempts, reason },
+        { listener: this.#ctx.listener, client: this.#clientLabel, endpoint: host.endpoint.address, attempts: lc.attempt, reason: e.message },
         'tcp: no endpoint could be reached',
       );
       this.abort('connect_failed');
     };
-    this.#connectTimer = setTimeout(() => fail(`no connection within ${connectMs} ms`), connectMs);
+    this.#connectTimer = setTimeout(() => fail(new UpstreamError('connect_failure', false, `connect timeout: no connection within ${connectMs} ms`)), connectMs);
     up.on('error', (err: NodeJS.ErrnoException) => {
-      if (state === 'connecting') fail(err.code ?? err.message);
+      if (state === 'connecting') fail(new UpstreamError('connect_failure', false, err.code ?? err.message, { cause: err }));
       else if (state === 'connected') this.#sideFailed('upstream', err);
     });
     up.on('close', () => {
-      if (state === 'connecting') fail('closed while connecting');
+      if (state === 'connecting') fail(new UpstreamError('connect_failure', false, 'closed while connecting'));
       if (state !== 'connected') return;
       this.#upstreamClosed = true;
       if (!this.#clientClosed && !up.readableEnded) this.#client.destroy();
@@ -236,13 +255,14 @@ class TcpConnection {
     });
     up.once('connect', () => {
       if (state !== 'connecting') return;
-      if (this.#aborted || this.#clientClosed) return fail('client gone');
+      if (this.#aborted || this.#clientClosed) return fail(new UpstreamError('connect_failure', false, 'client gone'));
       clearTimeout(this.#connectTimer);
       state = 'connected';
       this.#connected = true;
       this.#splice(up);
     });
   }
+
 
   #splice(up: Socket): void {
     const client = this.#client;
@@ -277,10 +297,9 @@ class TcpConnection {
   }
 
   #endHost(outcome: Outcome): void {
-    const host = this.#host;
-    if (host === undefined) return;
-    this.#host = undefined;
-    this.#cluster?.core.onEnd(host, outcome);
+    if (!this.#inTry) return;
+    this.#inTry = false;
+    this.#lc?.endTry(outcome);
   }
 
   #maybeFinish(): void {
@@ -288,19 +307,19 @@ class TcpConnection {
     this.#done = true;
     clearTimeout(this.#connectTimer);
     const now = this.#ctx.clock.nowMs();
-    if (this.#host) {
+    clearTimeout(this.#backoffTimer);
+    if (this.#inTry) {
       const latencyMs = now - this.#hostStartMs;
       this.#endHost(this.#error?.startsWith('upstream_') ? { error: 'reset', latencyMs } : { latencyMs });
     }
-    if (this.#breakerHeld) this.#cluster?.breaker.release('connections');
-    this.#breakerHeld = false;
+    this.#lc?.end();
     this.#onDone();
     try {
       this.#ctx.onConnection?.({
         listener: this.#ctx.listener,
         client: this.#clientLabel,
         endpoint: this.#endpoint,
-        attempts: this.#attempts,
+        attempts: this.#lc?.attempt ?? 0,
         bytesIn: this.#client.bytesRead,
         bytesOut: this.#client.bytesWritten,
         durationMs: now - this.#startMs,

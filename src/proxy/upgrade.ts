@@ -2,6 +2,7 @@ import { request as httpRequest, STATUS_CODES, type ClientRequest, type Incoming
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HostState } from '../core/cluster.js';
+import { FAILURE_OUTCOME, type RequestLifecycle, type RetryDecision } from '../core/request-lifecycle.js';
 import type { Outcome } from '../core/types.js';
 import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
 import { report, type ExchangeRecord, type ListenerContext } from './forward.js';
@@ -9,8 +10,9 @@ import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type Fo
 import { BodyReader, bodyFraming } from './upgrade-body.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from './address.js';
-import { admit, pickEndpoint, viaFor, type ClusterLease } from './admission.js';
+import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
+import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -127,13 +129,13 @@ class Tunnel implements Closable {
   #early: Buffer;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
-  #host: HostState | undefined;
   #upReq: ClientRequest | undefined;
   /** The current try's connection, from connect to close (the tunnel's upstream side after a 101). */
   #upSocket: Duplex | undefined;
-  #attempts = 0;
-  #tried = new Set<HostState>();
-  #lease: ClusterLease | undefined;
+  #lc: RequestLifecycle | undefined;
+  #backoffTimer: NodeJS.Timeout | undefined;
+  /** The handshake's deadline passed. */
+  #timedOut = false;
   #upstreamStartMs = 0;
   #upstreamMs: number | undefined;
   #bytesIn = 0;
@@ -173,11 +175,12 @@ class Tunnel implements Closable {
     // A tunnel holds its request slot for its whole life, as Envoy counts upgraded streams.
     const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
     if (!admission.ok) return this.#localReply(admission.code, admission.headers);
-    const { route, cluster, lease } = admission;
-    this.#lease = lease;
+    const { route, cluster, lifecycle } = admission;
+    this.#lc = lifecycle;
     this.#cluster = cluster;
     // The handshake (connects included) must be answered in connect + request timeout; the tunnel after it has no deadline.
     const timeoutMs = cluster.config.timeouts.connect + (route.config.timeout ?? cluster.config.timeouts.request);
+    lifecycle.deadlineIn(timeoutMs);
     this.#timer = setTimeout(() => this.#onHandshakeTimeout(), timeoutMs);
     if (!this.#plain && !route.config.upgrades.includes(upgradeProtocolOf(req))) return this.#localReply('upgrade_refused');
     const framing = bodyFraming(req.headers);
@@ -266,24 +269,42 @@ class Tunnel implements Closable {
   }
 
   #tryNext(): void {
-    const host = pickEndpoint(this.#cluster as ClusterRuntime, this.#req, this.#url, this.#fwd?.clientIp ?? '', this.#attempts, this.#tried);
+    if (this.#phase !== 'handshake') return;
+    const host = (this.#lc as RequestLifecycle).startTry();
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
-    this.#tried.add(host);
-    this.#attempts++;
     this.#dispatch(host);
+  }
+
+  /**
+   * What the lifecycle decided for a try that failed or was answered with a status it
+   * retries, carried out. A body that streamed on into the try cannot be sent again: the
+   * lifecycle was told so (`bodyReplayable`), so a retry here has all of it still held.
+   */
+  #afterTry(d: RetryDecision, code: LocalReplyCode | undefined): boolean {
+    if (d !== 'retry') {
+      if (code !== undefined) this.#localReply(code);
+      return false;
+    }
+    if (this.#pumpInto !== undefined) {
+      this.#pumpInto = undefined;
+      this.#stopReadingBody();
+    }
+    const delayMs = (this.#lc as RequestLifecycle).retryDelayMs;
+    if (delayMs === 0) this.#tryNext();
+    else this.#backoffTimer = setTimeout(() => this.#tryNext(), delayMs);
+    return true;
   }
 
   #dispatch(host: HostState): void {
     const cluster = this.#cluster as ClusterRuntime;
-    this.#host = host;
-    cluster.core.onStart(host);
+    const lc = this.#lc as RequestLifecycle;
     const tryStartMs = this.#ctx.clock.nowMs();
     if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
     let settled = false;
     const settle = (outcome: Outcome) => {
       if (settled) return;
       settled = true;
-      cluster.core.onEnd(host, outcome);
+      lc.endTry(outcome);
     };
     const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
 
@@ -317,18 +338,12 @@ class Tunnel implements Closable {
     upReq.on('error', (err) => {
       clearTimeout(connectTimer);
       const e = classifyUpstreamError(err, connected);
+      if (this.#timedOut) return settle({ error: FAILURE_OUTCOME[tryFailureOf(e)], latencyMs: latency() });
       if (this.#phase !== 'handshake') return settle({ latencyMs: latency() });
-      settle({ error: e.code === 'connect_failure' ? 'connect' : e.code === 'timeout' ? 'timeout' : 'reset', latencyMs: latency() });
-      // A body that streamed on into this try cannot be sent again.
-      if (e.code === 'connect_failure' && cluster.retry.onConnectFailure && this.#retryAllowed(!this.#pumped)) {
-        if (this.#pumpInto !== undefined) {
-          this.#pumpInto = undefined;
-          this.#stopReadingBody();
-        }
-        this.#ctx.hooks.retry({ cluster: cluster.name, reason: e.code });
-        return this.#tryNext();
-      }
-      this.#localReply(e.code);
+      if (settled) return;
+      settled = true;
+      // Each try is a fresh connection: a reset is never the keep-alive race here.
+      this.#afterTry(tryFailed(lc, this.#ctx.hooks, cluster.name, e, latency(), !this.#pumped), e.code);
     });
 
     // Not 101: hand the answer to the client as it is, then close both connections.
@@ -339,6 +354,13 @@ class Tunnel implements Closable {
         upRes.destroy();
         sock.destroy();
         return settle({ status, latencyMs: latency() });
+      }
+      if (!settled && tryAnswered(lc, this.#ctx.hooks, cluster.name, status, latency(), !this.#pumped) === 'retry') {
+        settled = true;
+        upRes.resume();
+        sock.destroy();
+        this.#afterTry('retry', undefined);
+        return;
       }
       clearTimeout(this.#timer);
       this.#status = status;
@@ -461,7 +483,11 @@ class Tunnel implements Closable {
       this.#dropUpstream();
       return this.#localReply('request_timeout');
     }
+    // The request's deadline, not a try's: no retry follows, whether a try is in flight
+    // (it counts as a timeout against its endpoint) or a retry waits out its backoff.
+    this.#timedOut = true;
     this.#upReq?.destroy(new UpstreamError('timeout', true, 'no answer to the upgrade request in time'));
+    this.#localReply('timeout');
   }
 
   /** A plain request's headers for h2c and HTTP/1.0 (Upgrade, Connection, HTTP2-Settings gone), else the upgrade's; framed for the body as read. */
@@ -479,12 +505,6 @@ class Tunnel implements Closable {
     }
     return headers;
   }
-
-  /** Only a failed connect is retried here: nothing reached the upstream, so no budget is spent on it. */
-  #retryAllowed(replayable: boolean): boolean {
-    return this.#lease?.tryRetry(this.#attempts, true, replayable) ?? false;
-  }
-
 
   /** Meridian's own answer, written raw (there is no ServerResponse on an upgrade), then close. */
   #localReply(code: LocalReplyCode, extra: Record<string, string> = {}): void {
@@ -512,8 +532,9 @@ class Tunnel implements Closable {
     this.#finished = true;
     this.#phase = 'done';
     clearTimeout(this.#timer);
+    clearTimeout(this.#backoffTimer);
     this.#tracker.remove(this);
-    this.#lease?.release();
+    this.#lc?.end();
     report(this.#ctx, {
       requestId: this.#requestId,
       client: this.#fwd?.clientIp ?? '',
@@ -523,8 +544,8 @@ class Tunnel implements Closable {
       status: this.#status,
       reason: this.#reason,
       cluster: this.#cluster,
-      endpoint: this.#host,
-      attempts: this.#attempts,
+      endpoint: this.#lc?.host,
+      attempts: this.#lc?.attempt ?? 0,
       upstreamMs: this.#upstreamMs,
       startMs: this.#startMs,
       bytesIn: this.#bytesIn,

@@ -2,9 +2,11 @@
  * The discrete-event engine: one run of a scenario under one balancing policy.
  *
  * It drives the same `src/core` objects the proxy uses, unchanged: per region a
- * `Cluster` (the policy's balancer, active health, outlier detection, panic, slow start),
- * a `RetryBudget`, a `CircuitBreaker` and a `TokenBucket` rate limit, all reading a
- * `ManualClock` that this loop moves from event to event. The only things modelled here
+ * `Cluster` (the policy's balancer, active health, outlier detection, connect-failure
+ * ejection, panic, slow start), a `RetryBudget`, a `CircuitBreaker` (the proxy's defaults
+ * when the scenario sets none) and a `TokenBucket` rate limit, and per request a
+ * `RequestLifecycle` (admission, retry decisions and backoff, through try-outcome.ts as the
+ * proxy's own adapter), all reading a `ManualClock` that this loop moves from event to event. The only things modelled here
  * are what the proxy gets from the outside world: arrivals, servers (workers, a FIFO
  * queue, a speed, a service-time distribution), the network (RTT, partitions), health
  * probes as events on the virtual clock, and the scenario's failures.
@@ -18,10 +20,12 @@
  * server's queue (`abandoned: drop`, the default) or served for nobody (`abandoned: serve`,
  * servers that never notice a client has gone: the road to congestion collapse).
  */
+import { coreRetryRules } from '../config/index.js';
 import { CircuitBreaker } from '../core/circuit-breaker.js';
 import { ManualClock } from '../core/clock.js';
 import { Cluster, type HostState } from '../core/cluster.js';
 import { fmix32 } from '../core/hash.js';
+import type { LifecycleCluster, RequestLifecycle } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
@@ -31,6 +35,7 @@ import { EventQueue } from './event-queue.js';
 import { RegionChoice } from './region-choice.js';
 import type { ClientSpec, Scenario, ServerSpec, SimEvent } from './scenario.js';
 import { newHistogram, percentileMs, recordMs, round, type Bucket } from './stats.js';
+import { simLifecycle, simTryEnded } from './try-outcome.js';
 
 /** Time-weighted queue-length distribution: states 0..MAX_OCCUPANCY-1, the last bin is ">= MAX_OCCUPANCY - 1". */
 const MAX_OCCUPANCY = 64;
@@ -81,10 +86,8 @@ interface Request {
   readonly region: number;
   readonly rttMs: number;
   readonly measured: boolean;
-  readonly hash: number | undefined;
-  readonly deadline: number;
-  tries: number;
-  tried: Set<HostState> | undefined;
+  /** Set once the region's load balancer admitted it. */
+  lc: RequestLifecycle | undefined;
 }
 
 interface Attempt {
@@ -92,7 +95,6 @@ interface Attempt {
   readonly server: Server;
   readonly host: HostState;
   readonly startMs: number;
-  readonly isRetry: boolean;
   /** Round trip to the server's region when it is not the request's: paid before the answer reaches the LB. */
   readonly extraMs: number;
   epoch: number;
@@ -179,8 +181,10 @@ class Server {
 interface RegionLb {
   readonly name: string;
   readonly cluster: Cluster;
-  readonly budget: RetryBudget;
-  readonly breaker: CircuitBreaker | undefined;
+  /** What a request's lifecycle needs of the region: its cluster, breaker, budget and retry rules. */
+  readonly life: LifecycleCluster;
+  /** The retry backoff's jitter. */
+  readonly jitter: SeededRng;
   readonly rateLimit: TokenBucket | undefined;
   readonly servers: Server[];
   down: boolean;
@@ -197,11 +201,12 @@ const EV_SCENARIO = 7;
 const EV_BUCKET = 8;
 const EV_WARMUP = 9;
 const EV_RESTORE = 10;
+const EV_RETRY = 11;
 
 type Ev =
   | { readonly k: typeof EV_ARRIVAL; readonly group: number }
   | { readonly k: typeof EV_COMPLETE | typeof EV_TIMEOUT | typeof EV_REFUSED; readonly a: Attempt }
-  | { readonly k: typeof EV_UNREACHABLE; readonly req: Request }
+  | { readonly k: typeof EV_UNREACHABLE | typeof EV_RETRY; readonly req: Request }
   | { readonly k: typeof EV_PROBE; readonly server: Server }
   | { readonly k: typeof EV_STEER | typeof EV_BUCKET | typeof EV_WARMUP }
   | { readonly k: typeof EV_SCENARIO; readonly e: SimEvent }
@@ -327,12 +332,19 @@ class Run {
         ...(lb.panicThresholdPercent === undefined ? {} : { panicThresholdPercent: lb.panicThresholdPercent }),
         ...(lb.slowStart ? { slowStart: lb.slowStart } : {}),
         ...(lb.overprovisioningFactor === undefined ? {} : { overprovisioningFactor: lb.overprovisioningFactor }),
+        // The proxy's default: a host that refuses a connection is out of the picks at once.
+        connectFailureEjection: {},
       });
       this.#lbs.push({
         name: reg.name,
         cluster,
-        budget: new RetryBudget(lb.retryBudget ?? {}, 0),
-        breaker: lb.circuitBreaker ? new CircuitBreaker(lb.circuitBreaker) : undefined,
+        life: {
+          core: cluster,
+          breaker: new CircuitBreaker(lb.circuitBreaker ?? {}),
+          budget: new RetryBudget(lb.retryBudget ?? {}, 0),
+          retry: coreRetryRules({ attempts: lb.retries, retry_on: lb.retryOn, per_try_timeout: lb.perTryTimeoutMs === Infinity ? undefined : lb.perTryTimeoutMs }),
+        },
+        jitter: new SeededRng(streamSeed(s.seed, 5000 + r)),
         rateLimit: lb.rateLimit ? new TokenBucket(lb.rateLimit, 0) : undefined,
         servers: [],
         down: false,
@@ -487,6 +499,8 @@ class Run {
         return;
       case EV_UNREACHABLE:
         return this.#finish(ev.req, 'unreachable');
+      case EV_RETRY:
+        return this.#dispatch(ev.req);
       case EV_PROBE:
         return this.#probe(ev.server);
       case EV_STEER:
@@ -515,10 +529,7 @@ class Run {
       region,
       rttMs: region < 0 ? 0 : (this.#rttMs[group]?.[region] ?? 0),
       measured: this.#measuring,
-      hash,
-      deadline: now + s.lb.timeoutMs,
-      tries: 0,
-      tried: undefined,
+      lc: undefined,
     };
     if (req.measured) {
       this.#requests++;
@@ -533,34 +544,38 @@ class Run {
       return;
     }
     if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
-    lb.budget.requestStarted();
-    this.#dispatch(req, lb, false);
+    const lc = simLifecycle(lb.life, this.#clock, lb.jitter);
+    if (!lc.admit()) return this.#shedReq(req, 'overflow');
+    lc.hash = hash;
+    lc.deadlineIn(s.lb.timeoutMs);
+    req.lc = lc;
+    this.#dispatch(req);
   }
 
-  #dispatch(req: Request, lb: RegionLb, isRetry: boolean): void {
-    const now = this.#clock.nowMs();
-    if (lb.breaker && !lb.breaker.tryAcquire('requests')) {
-      if (isRetry) this.#endRetry(lb);
-      lb.budget.requestEnded();
-      return this.#shedReq(req, 'overflow');
+  /** The request's next try, on the host its lifecycle picks; after a backoff that outlived the deadline, its timeout. */
+  #dispatch(req: Request): void {
+    const lc = req.lc as RequestLifecycle;
+    if (this.#clock.nowMs() >= lc.deadlineMs) {
+      lc.end();
+      return this.#finish(req, 'timeout');
     }
-    const host = lb.cluster.pick(
-      req.tried === undefined ? (req.hash === undefined ? {} : { hash: req.hash }) : { exclude: req.tried, attempt: req.tries, ...(req.hash === undefined ? {} : { hash: req.hash }) },
-    );
+    const host = lc.startTry();
     if (host === undefined) {
-      lb.breaker?.release('requests');
-      if (isRetry) this.#endRetry(lb);
-      lb.budget.requestEnded();
+      lc.end();
       return this.#finish(req, 'no_host');
     }
+    this.#send(req, host);
+  }
+
+  #send(req: Request, host: HostState): void {
+    const now = this.#clock.nowMs();
+    const lc = req.lc as RequestLifecycle;
     const server = this.#byHost.get(host) as Server;
-    lb.cluster.onStart(host);
-    req.tries++;
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
-    const a: Attempt = { req, server, host, startMs: now, isRetry, extraMs, epoch: server.epoch, done: false };
+    const a: Attempt = { req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
     const serverLb = this.#lbs[server.region] as RegionLb;
-    if (serverLb.down && serverLb !== lb) {
+    if (serverLb.down && server.region !== req.region) {
       // Another region's server in a region that is down: black-holed until the connect timeout.
       this.#q.push(now + Math.min(this.#s.lb.connectTimeoutMs, this.#s.lb.timeoutMs), { k: EV_REFUSED, a });
     } else if (!server.alive) {
@@ -584,7 +599,7 @@ class Run {
         server.queue.push(a);
       }
     }
-    const deadline = Math.min(req.deadline, now + this.#s.lb.perTryTimeoutMs);
+    const deadline = lc.tryDeadlineMs();
     if (deadline < Infinity) this.#q.push(deadline, { k: EV_TIMEOUT, a });
   }
 
@@ -623,35 +638,27 @@ class Run {
 
   #deliverNow(a: Attempt, outcome: Outcome): void {
     const req = a.req;
-    const lb = this.#lbs[req.region] as RegionLb;
-    lb.cluster.onEnd(a.host, outcome);
-    lb.breaker?.release('requests');
-    if (a.isRetry) this.#endRetry(lb);
-    const failed = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
-    if (!failed) {
-      lb.budget.requestEnded();
-      return this.#finish(req, undefined);
-    }
+    const lc = req.lc as RequestLifecycle;
     const now = this.#clock.nowMs();
-    const reason: Failure = outcome.error ?? 'http_5xx';
-    if (req.tries <= this.#s.lb.retries && now < req.deadline && (reason !== 'timeout' || this.#s.lb.perTryTimeoutMs < Infinity)) {
-      if (lb.budget.tryRetry(now)) {
-        if (!lb.breaker || lb.breaker.tryAcquire('retries')) {
-          (req.tried ??= new Set()).add(a.host);
-          if (req.measured) this.#retries++;
-          this.#bucket.retries++;
-          return this.#dispatch(req, lb, true);
-        }
-        lb.budget.retryEnded();
-      }
+    if (outcome.error === 'timeout' && now >= lc.deadlineMs) {
+      // The request's own deadline, not the try's: it ends here, as the proxy's request timer ends it.
+      lc.endTry(outcome);
+      lc.end();
+      return this.#finish(req, 'timeout');
     }
-    lb.budget.requestEnded();
-    this.#finish(req, reason);
-  }
-
-  #endRetry(lb: RegionLb): void {
-    lb.budget.retryEnded();
-    lb.breaker?.release('retries');
+    const d = simTryEnded(lc, outcome);
+    if (d === 'retry' || d === 'resend') {
+      if (req.measured) this.#retries++;
+      this.#bucket.retries++;
+      if (d === 'resend') return this.#send(req, lc.resendTry());
+      if (lc.retryDelayMs === 0) return this.#dispatch(req);
+      // The proxy's backoff timer; its request timer ends a backoff that outlives the deadline.
+      this.#q.push(Math.min(now + lc.retryDelayMs, lc.deadlineMs), { k: EV_RETRY, req });
+      return;
+    }
+    lc.end();
+    const failed = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
+    this.#finish(req, failed ? (outcome.error ?? 'http_5xx') : undefined);
   }
 
   #shedReq(req: Request, why: 'rate_limited' | 'overflow'): void {

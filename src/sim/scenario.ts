@@ -4,6 +4,7 @@
  * the engine receives only the typed, checked `Scenario`.
  */
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_RETRY_ON, retryOnSchema, type RetryOn } from '../config/index.js';
 import type { CircuitBreakerLimits } from '../core/circuit-breaker.js';
 import type { OutlierOptions } from '../core/outlier-detector.js';
 import type { RetryBudgetOptions } from '../core/retry-budget.js';
@@ -67,6 +68,8 @@ export interface LbSpec {
   /** Deadline of one try; Infinity = none (the request deadline applies). */
   readonly perTryTimeoutMs: number;
   readonly retries: number;
+  /** What is retried, as the proxy's `retries.retry_on` (and with its default: connect failures only). */
+  readonly retryOn: readonly RetryOn[];
   readonly retryBudget?: RetryBudgetOptions;
   readonly circuitBreaker?: CircuitBreakerLimits;
   readonly rateLimit?: { readonly ratePerSecond: number; readonly burst?: number };
@@ -423,7 +426,7 @@ function parseLb(r: Reader, v: unknown): LbSpec {
   const path = 'lb';
   const o = v === undefined ? {} : (r.obj(v, path) ?? {});
   r.known(o, path, [
-    'timeout', 'per_try_timeout', 'retries', 'retry_budget', 'circuit_breaker', 'rate_limit', 'health_check',
+    'timeout', 'per_try_timeout', 'retries', 'retry_on', 'retry_budget', 'circuit_breaker', 'rate_limit', 'health_check',
     'outlier_detection', 'slow_start', 'panic_threshold', 'choice_count', 'latency_decay', 'bounded_load', 'connect_timeout',
     'cross_region', 'overprovisioning_factor',
   ]);
@@ -439,9 +442,21 @@ function parseLb(r: Reader, v: unknown): LbSpec {
     timeoutMs: o.timeout === undefined ? Infinity : (r.duration(o.timeout, `${path}.timeout`) ?? Infinity),
     perTryTimeoutMs: o.per_try_timeout === undefined ? Infinity : (r.duration(o.per_try_timeout, `${path}.per_try_timeout`) ?? Infinity),
     retries: r.optNum(o, 'retries', path, 0, 10, true) ?? 0,
+    retryOn: DEFAULT_RETRY_ON,
     connectTimeoutMs: r.optDuration(o, 'connect_timeout', path, 1000),
     crossRegion: false,
   };
+  if (o.retry_on !== undefined) {
+    if (!Array.isArray(o.retry_on)) r.bad(`${path}.retry_on`, 'expected a list of retry conditions');
+    else {
+      lb.retryOn = o.retry_on.flatMap((c: unknown, i: number) => {
+        const parsed = retryOnSchema.safeParse(c);
+        if (parsed.success) return [parsed.data];
+        r.bad(`${path}.retry_on[${i}]`, parsed.error.issues[0]?.message ?? 'not a retry condition');
+        return [];
+      });
+    }
+  }
   if (o.cross_region !== undefined) {
     if (typeof o.cross_region === 'boolean') lb.crossRegion = o.cross_region;
     else r.bad(`${path}.cross_region`, `expected true or false; got ${JSON.stringify(o.cross_region)}`);

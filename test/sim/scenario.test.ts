@@ -83,6 +83,15 @@ describe('scenario file', () => {
     }
   });
 
+  it('reads lb.retry_on as the proxy reads retries.retry_on, with its default (connect failures only)', () => {
+    const doc = { duration: '10s', regions: [{ name: 'r', servers: 1, service_time: { dist: 'constant', value: '1ms' } }], clients: [{ name: 'c', rate: '1/s' }] };
+    assert.deepEqual(parseScenario(doc).lb.retryOn, ['connect_failure']);
+    assert.deepEqual(parseScenario({ ...doc, lb: { retry_on: ['timeout', '503', 'gateway_error'] } }).lb.retryOn, ['timeout', 503, 'gateway_error']);
+    const p = problems({ ...doc, lb: { retry_on: ['timeout', 404] } });
+    assert.equal(p.length, 1);
+    assert.match(p[0] as string, /^lb\.retry_on\[1\]: expected one of .* or a status 500-599; got 404/);
+  });
+
   it('parses durations and rates with units', () => {
     assert.equal(parseSimDuration('250us'), 0.25);
     assert.equal(parseSimDuration('1.5s'), 1500);

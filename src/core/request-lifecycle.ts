@@ -1,0 +1,250 @@
+import type { BreakerResource, CircuitBreaker } from './circuit-breaker.js';
+import type { Clock } from './clock.js';
+import type { Cluster, ClusterPickContext, HostState } from './cluster.js';
+import { decideRetry, type RetryBudget, type RetryRefusal } from './retry-budget.js';
+import type { Rng } from './rng.js';
+import type { Outcome } from './types.js';
+
+/** Envoy's default retry backoff: 25 ms base interval, ten times that at most. */
+export const BACKOFF_BASE_MS = 25;
+export const BACKOFF_MAX_MS = 250;
+
+/** Which failed tries and answers a cluster retries (its `retries` config, compiled). */
+export interface RetryRules {
+  /** Retries after the first try. */
+  readonly attempts: number;
+  readonly onConnectFailure: boolean;
+  /** Resets and protocol errors after the request went out (Envoy's `reset`). */
+  readonly onReset: boolean;
+  /** A try that ran past its per-try timeout. */
+  readonly onTimeout: boolean;
+  /** Answers retried (replayable requests only). */
+  readonly statuses: ReadonlySet<number>;
+  readonly perTryTimeoutMs: number | undefined;
+  readonly backoffBaseMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+/** What a request's lifecycle needs of its cluster. */
+export interface LifecycleCluster {
+  readonly core: Cluster;
+  readonly breaker: CircuitBreaker;
+  readonly budget: RetryBudget;
+  readonly retry: RetryRules;
+}
+
+/**
+ * How a try failed before any of its answer was passed on, as the mechanism saw it.
+ * Connect failures sent nothing; the others may have reached the upstream.
+ */
+export type TryFailure = 'connect_refused' | 'connect_timeout' | 'reset' | 'per_try_timeout' | 'protocol';
+
+/** How each failure counts against the host (the balancer, outlier detection, connect-failure ejection). */
+export const FAILURE_OUTCOME = {
+  connect_refused: 'connect',
+  connect_timeout: 'connect',
+  reset: 'reset',
+  per_try_timeout: 'timeout',
+  protocol: 'protocol',
+} as const satisfies Record<TryFailure, NonNullable<Outcome['error']>>;
+
+/**
+ * What to do after a try failed or was answered:
+ * - `retry`: a new try on another host (`startTry`) after `retryDelayMs`;
+ * - `resend`: the same try again at once on the same host, on a fresh connection (`resendTry`);
+ * - `not_covered`: `retry_on` does not cover it (a success, or a failure not retried): it stands;
+ * - a refusal: it was covered, but may not be retried (counted in meridian_retries_refused_total).
+ */
+export type RetryDecision = 'retry' | 'resend' | 'not_covered' | RetryRefusal;
+
+/** How the mechanism carries tries: `pooled` reuses connections, so a reset may be the keep-alive race. */
+export interface LifecycleOptions {
+  /** The breaker slot the request holds for its whole life: `requests` (HTTP) or `connections` (TCP). */
+  readonly slot: BreakerResource;
+  readonly pooled: boolean;
+}
+
+/**
+ * One request's life at one cluster, the same object for the proxy's HTTP, upgrade and TCP
+ * paths and for the simulator (Envoy's router + `RetryState` split: the mechanism runs the
+ * tries and arms the timers; this decides). It owns:
+ *
+ * - admission: the circuit breaker's request slot (once per request, however many tries,
+ *   as Envoy counts `rq_active`) and the request's place among the retry budget's active
+ *   requests, both held until `end()`;
+ * - the tries: the pick (hash, attempt number, hosts already tried to avoid: Envoy's
+ *   `previous_hosts` predicate) and the outcome report to the cluster (`onStart`/`onEnd`,
+ *   which feed the balancer, outlier detection and connect-failure ejection);
+ * - the retry decision (`shouldRetryFailure`, `shouldRetryStatus`, after Envoy's
+ *   `shouldRetryReset`/`shouldRetryHeaders`): covered by `retry_on`, replayable, within
+ *   attempts, then max_retries and the budget (`decideRetry`, in that order), and the
+ *   backoff before the retry;
+ * - the deadlines as data: `deadlineMs` and `tryTimeoutMs()`, which the caller arms.
+ *
+ * It is also the pick context (`hash`, `attempt`, `exclude`, `localOnly`), so a request
+ * allocates this one object and, only once it retries, the set of hosts tried.
+ */
+export class RequestLifecycle implements ClusterPickContext {
+  readonly #cluster: LifecycleCluster;
+  readonly #clock: Clock;
+  readonly #rng: Rng;
+  readonly #slot: BreakerResource;
+  readonly #pooled: boolean;
+  /** The request's hash key, for hash policies. */
+  hash: number | undefined = undefined;
+  /** The request already crossed from another region: stay in this one. */
+  localOnly = false;
+  /** Idempotent (RFC 9110 §9.2.2, or an Idempotency-Key): safe to send again after it reached an upstream. */
+  idempotent = true;
+  /** Tries started so far (a resend is not a new try): the pick's `attempt`. */
+  attempt = 0;
+  /** Hosts already tried, once there was more than one try. */
+  exclude: Set<HostState> | undefined = undefined;
+  /** When the request times out, whatever its tries; Infinity for none. */
+  deadlineMs = Infinity;
+  /** The delay before the retry last granted. */
+  retryDelayMs = 0;
+  #host: HostState | undefined = undefined;
+  #inTry = false;
+  #admitted = false;
+  #countedRetries = 0;
+  #backoffs = 0;
+  #resent = false;
+
+  constructor(cluster: LifecycleCluster, clock: Clock, rng: Rng, options: LifecycleOptions) {
+    this.#cluster = cluster;
+    this.#clock = clock;
+    this.#rng = rng;
+    this.#slot = options.slot;
+    this.#pooled = options.pooled;
+  }
+
+  /** The host of the current (or last) try. */
+  get host(): HostState | undefined {
+    return this.#host;
+  }
+
+  /** Retries granted that hold a max_retries slot and count against the budget. */
+  get countedRetries(): number {
+    return this.#countedRetries;
+  }
+
+  /** Take the request's breaker slot and its place in the budget; false: the breaker is open (503). */
+  admit(): boolean {
+    const c = this.#cluster;
+    if (!c.breaker.tryAcquire(this.#slot)) return false;
+    c.budget.requestStarted();
+    this.#admitted = true;
+    return true;
+  }
+
+  /** The request times out `timeoutMs` from now, whatever its tries. */
+  deadlineIn(timeoutMs: number): void {
+    this.deadlineMs = this.#clock.nowMs() + timeoutMs;
+  }
+
+  /** Pick the next try's host, avoiding those tried, and report its start; undefined: no host can take it. */
+  startTry(): HostState | undefined {
+    const core = this.#cluster.core;
+    const previous = this.#host;
+    if (previous !== undefined) (this.exclude ??= new Set()).add(previous);
+    const host = core.pick(this);
+    if (host === undefined) return undefined;
+    this.#host = host;
+    this.attempt++;
+    this.#inTry = true;
+    core.onStart(host);
+    return host;
+  }
+
+  /** The keep-alive race resend: the same host again, the same try. */
+  resendTry(): HostState {
+    const host = this.#host as HostState;
+    this.#inTry = true;
+    this.#cluster.core.onStart(host);
+    return host;
+  }
+
+  /** The current try is over: tell the cluster. Later calls for the same try are ignored. */
+  endTry(outcome: Outcome): void {
+    if (!this.#inTry) return;
+    this.#inTry = false;
+    this.#cluster.core.onEnd(this.#host as HostState, outcome);
+  }
+
+  /**
+   * When the current try times out: its per-try timeout, unless the request's own deadline
+   * comes first (then the request times out, and no retry follows). Call at the try's start.
+   */
+  tryDeadlineMs(): number {
+    const perTry = this.#cluster.retry.perTryTimeoutMs;
+    if (perTry === undefined) return this.deadlineMs;
+    const at = this.#clock.nowMs() + perTry;
+    return at < this.deadlineMs ? at : this.deadlineMs;
+  }
+
+  /**
+   * A try failed before any of its answer was passed on (Envoy's `shouldRetryReset`).
+   * `bodyReplayable`: the request's body (if any) can still be sent whole.
+   *
+   * A reset on a pooled connection, the first time, is taken for the keep-alive race (a
+   * connection the upstream closed just as it was reused; undici does not say whether it
+   * was): one resend to the same host on a fresh connection, outside the budget, if the
+   * request is replayable.
+   */
+  shouldRetryFailure(failure: TryFailure, bodyReplayable: boolean): RetryDecision {
+    const rules = this.#cluster.retry;
+    if (failure === 'reset' && this.#pooled && !this.#resent && this.idempotent && bodyReplayable) {
+      this.#resent = true;
+      this.retryDelayMs = 0;
+      return 'resend';
+    }
+    const nothingSent = failure === 'connect_refused' || failure === 'connect_timeout';
+    const covered = nothingSent ? rules.onConnectFailure : failure === 'per_try_timeout' ? rules.onTimeout : rules.onReset;
+    if (!covered) return 'not_covered';
+    // Nothing reached the upstream: any method may go again, if its body is still to be had.
+    return this.#decide(nothingSent, bodyReplayable && (nothingSent || this.idempotent));
+  }
+
+  /** An answer arrived (Envoy's `shouldRetryHeaders`): retry it if `retry_on` lists its status. */
+  shouldRetryStatus(status: number, bodyReplayable: boolean): RetryDecision {
+    if (!this.#cluster.retry.statuses.has(status)) return 'not_covered';
+    return this.#decide(false, bodyReplayable && this.idempotent);
+  }
+
+  /**
+   * The backoff: a try that could not connect sent nothing and its host is already
+   * ejected (connect-failure ejection), so the retry goes at once to another host, as
+   * HAProxy redispatches without its turn-around timer. Any other retry waits Envoy's
+   * fully jittered exponential backoff: uniform in [0, (2^n - 1) x base) for the n-th,
+   * capped at the maximum (25 ms, 75 ms, 175 ms, then up to 250 ms by default).
+   */
+  #decide(nothingSent: boolean, replayable: boolean): RetryDecision {
+    const c = this.#cluster;
+    const verdict = decideRetry({ tries: this.attempt, attempts: c.retry.attempts, nothingSent, replayable }, c.breaker, c.budget, this.#clock.nowMs());
+    if (!verdict.retry) return verdict.reason;
+    if (verdict.counted) this.#countedRetries++;
+    if (nothingSent) {
+      this.retryDelayMs = 0;
+    } else {
+      const base = c.retry.backoffBaseMs ?? BACKOFF_BASE_MS;
+      const max = c.retry.backoffMaxMs ?? BACKOFF_MAX_MS;
+      const ceiling = (2 ** ++this.#backoffs - 1) * base;
+      this.retryDelayMs = Math.min(Math.floor(this.#rng.next() * ceiling), max);
+    }
+    return 'retry';
+  }
+
+  /** The request is over: give back its breaker slot, its place in the budget and its counted retries. */
+  end(): void {
+    if (!this.#admitted) return;
+    this.#admitted = false;
+    const c = this.#cluster;
+    c.breaker.release(this.#slot);
+    c.budget.requestEnded();
+    for (; this.#countedRetries > 0; this.#countedRetries--) {
+      c.budget.retryEnded();
+      c.breaker.release('retries');
+    }
+  }
+}
