@@ -377,6 +377,41 @@ export class ProxyMetrics implements MetricsText {
     this.#reloads.inc({ result: ok ? 'success' : 'failure' });
   }
 
+  // ---- client connections and absorbed errors ----------------------------------------
+  #connectionSource: (() => Iterable<readonly [string, number]>) | undefined;
+  readonly #connectionsActive = new Gauge({
+    name: 'meridian_connections_active',
+    help: 'Client connections open now, by listener (all protocols; an HTTP/2 session or an upgraded tunnel is one connection).',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.#connectionsActive.reset();
+      for (const [listener, open] of this.#connectionSource?.() ?? []) this.#connectionsActive.set({ listener }, open);
+    },
+  });
+  readonly #connectionsRefused = new Counter({
+    name: 'meridian_connections_refused_total',
+    help: "Client connections closed at accept because a limit was reached, by listener and reason (listener_limit: the listener's max_connections; process_limit: the process-wide max_connections).",
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #internalErrors = internalErrorsCounter(this.registry);
+
+  /** Where meridian_connections_active reads open connections per listener at scrape time. */
+  setConnectionSource(source: () => Iterable<readonly [string, number]>): void {
+    this.#connectionSource = source;
+  }
+
+  /** A connection closed at accept (see meridian_connections_refused_total). */
+  connectionRefused(listener: string, reason: 'listener_limit' | 'process_limit'): void {
+    this.#connectionsRefused.inc({ listener, reason });
+  }
+
+  /** An error absorbed rather than crashing or dropped unseen (src/admin/error-reporter.ts logs it). */
+  internalError(component: string, cause: string): void {
+    this.#internalErrors.inc({ component, cause });
+  }
+
   /**
    * Called by each state gauge's collect(). prom-client calls every metric's collect()
    * synchronously within one registry.metrics() call, so the first fills all the gauges
@@ -425,4 +460,17 @@ export class ProxyMetrics implements MetricsText {
       }
     }
   }
+}
+
+/**
+ * meridian_internal_errors_total in `registry`: a worker pool's primary counts the errors
+ * of its own health checks and DNS responder in a registry of its own.
+ */
+export function internalErrorsCounter(registry: Registry): Counter<'component' | 'cause'> {
+  return new Counter({
+    name: 'meridian_internal_errors_total',
+    help: 'Errors absorbed to keep serving, by component (http2_session, http2_stream, health_check, region_probe, dns_responder, access_log, listener) and cause (an error code or name); each cause is also logged, at most once a minute.',
+    labelNames: ['component', 'cause'] as const,
+    registers: [registry],
+  });
 }

@@ -3,7 +3,8 @@
  * JSON API to inspect clusters, drain endpoints, override weights and reload the config.
  * docs/admin.md is its reference.
  *
- * Reads are open (the server listens on loopback by default); every call that changes
+ * Reads are open (the server listens on loopback by default) to clients that name it in
+ * `Host` (allowed-hosts.ts: a DNS-rebinding page is answered 403); every call that changes
  * state needs `Authorization: Bearer <token>`, and with no token configured those calls
  * are refused outright rather than left open. Nothing a client sends can crash it: every
  * failure becomes a status code and, under /api/, a JSON body `{ "error": ... }`.
@@ -11,6 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostAllowed } from './allowed-hosts.js';
 import type { MetricsText } from './metrics.js';
 import type { AdminTarget, ChangeResult, GlobalAdmin } from './types.js';
 
@@ -39,6 +41,11 @@ export interface AdminServerOptions {
   /** 0 picks a free port; listen() reports it. */
   readonly port: number;
   readonly logger?: AdminLogger;
+  /**
+   * Names (or `*.suffix` patterns, lowercase) answered in `Host` besides the address the
+   * server listens on and, on loopback, localhost (see allowed-hosts.ts).
+   */
+  readonly allowedHosts?: readonly string[];
   /**
    * More routes, matched after the built-in ones (the dashboard and the demo's controls,
    * src/admin/dashboard.ts). Their POST handlers need the bearer token like every other.
@@ -99,6 +106,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const log = opts.logger ?? NO_LOG;
   // Both sides hashed: equal-length buffers for timingSafeEqual, and the token's length stays secret.
   const tokenDigest = opts.token ? sha256(opts.token) : undefined;
+  const allowedHosts = opts.allowedHosts ?? [];
 
   const routes: readonly AdminRoute[] = [
     {
@@ -257,6 +265,12 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
     const api = pathname === '/api' || pathname.startsWith('/api/');
     const method = req.method ?? 'GET';
     try {
+      // Before anything else, reads included: a rebinding page must learn nothing.
+      const hosts = req.headersDistinct['host'];
+      if (hosts !== undefined && hosts.length > 1) throw new HttpError(400, 'more than one Host header');
+      if (!hostAllowed(req.headers.host, req.socket.localAddress, allowedHosts)) {
+        throw new HttpError(403, `Host ${JSON.stringify(req.headers.host)} is not allowed: the admin API answers to the address it listens on, localhost on loopback, and the names in admin.allowed_hosts (DNS-rebinding protection)`);
+      }
       const raw = pathname.split('/').slice(1);
       let segments: string[];
       try {

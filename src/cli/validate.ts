@@ -3,11 +3,13 @@
  *
  * Exit codes, for scripts and CI:
  *   0  valid; one summary line on stdout
- *   1  invalid; a count line, then every error as `path: message`, on stderr
+ *   1  invalid; a count line, then every error as `path: message`, on stderr (a
+ *      certificate, GeoIP database or access log folder that start could not use included)
  *   2  could not check: bad arguments, unreadable file, or YAML/JSON syntax error
  */
 import { parseArgs } from 'node:util';
 import { clusterEndpoints, type Config, loadConfigFile } from '../config/index.js';
+import { checkConfigFiles } from '../proxy/config-files.js';
 import type { Io } from './io.js';
 
 
@@ -62,15 +64,17 @@ export async function runValidate(argv: string[], io: Io): Promise<number> {
   // The environment only overrides admin.token, which no check depends on; ignore it
   // so the verdict depends on the file alone.
   const r = await loadConfigFile(file, { env: {} });
-  if (r.ok) {
-    io.stdout(`ok: ${file} — ${summarize(r.config)}`);
-    return 0;
+  if (!r.ok && r.kind !== 'invalid') {
+    io.stderr(r.message);
+    return 2;
   }
-  if (r.kind === 'invalid') {
-    io.stderr(`${file}: ${count(r.errors.length, 'error')}`);
-    for (const e of r.errors) io.stderr(`  ${e}`);
+  // The files the config names are checked only once the config itself is valid.
+  const errors = r.ok ? await checkConfigFiles(r.config) : r.errors;
+  if (errors.length > 0) {
+    io.stderr(`${file}: ${count(errors.length, 'error')}`);
+    for (const e of errors) io.stderr(`  ${e}`);
     return 1;
   }
-  io.stderr(r.message);
-  return 2;
+  if (r.ok) io.stdout(`ok: ${file} — ${summarize(r.config)}`);
+  return 0;
 }

@@ -138,17 +138,7 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
   uniqueBy(ctx, listeners.map((l, i) => ({ key: str(l?.['name']), path: ['listeners', i, 'name'] })), 'listener name');
   uniqueBy(ctx, clusters.map((c, i) => ({ key: str(c?.['name']), path: ['clusters', i, 'name'] })), 'cluster name');
 
-  // Port 0 asks the OS for a fresh port each time, so only fixed ports can collide.
-  uniqueBy(
-    ctx,
-    listeners.map((l, i) => {
-      const port = l?.['port'];
-      const address = str(l?.['address']) ?? '0.0.0.0';
-      const key = typeof port === 'number' && port !== 0 ? `${address} port ${port}` : undefined;
-      return { key, path: ['listeners', i, 'port'] };
-    }),
-    'listen address',
-  );
+  checkBinds(root, listeners, ctx);
 
   const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
   // With no usable cluster list (wrong type, empty) every reference would be "unknown":
@@ -165,4 +155,50 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
     checkRef(l['cluster'], ['listeners', i, 'cluster']);
     list(l['routes']).forEach((r, j) => checkRef(obj(r)?.['cluster'], ['listeners', i, 'routes', j, 'cluster']));
   });
+}
+
+interface Bind {
+  readonly address: string;
+  readonly port: number;
+  readonly path: (string | number)[];
+}
+
+/**
+ * Every TCP socket the config binds: the admin API, the listeners, the sample backends
+ * and the DNS responder (its TCP side). Two on one port collide when their addresses
+ * are the same or either is a wildcard (`::` also takes IPv4); start would refuse the
+ * second with EADDRINUSE, so validate refuses it first. Port 0 asks the OS for a fresh
+ * port each time, so only fixed ports can collide.
+ */
+function checkBinds(root: Obj, listeners: (Obj | undefined)[], ctx: Ctx): void {
+  const binds: Bind[] = [];
+  const add = (o: Obj | undefined, defaultAddress: string, defaultPort: number | undefined, path: (string | number)[]): void => {
+    const port = o?.['port'] ?? defaultPort;
+    const address = str(o?.['address']) ?? defaultAddress;
+    if (typeof port === 'number' && Number.isInteger(port) && port > 0) binds.push({ address, port, path: [...path, 'port'] });
+  };
+  add(obj(root['admin']), '127.0.0.1', 9901, ['admin']);
+  listeners.forEach((l, i) => add(l, '0.0.0.0', undefined, ['listeners', i]));
+  list(root['sample_backends']).forEach((b, i) => add(obj(b), '127.0.0.1', undefined, ['sample_backends', i]));
+  const global = obj(root['global']);
+  if (global) add(obj(global['dns']), '127.0.0.1', 53, ['global', 'dns']);
+  binds.forEach((b, i) => {
+    const first = binds.slice(0, i).find((a) => a.port === b.port && overlaps(a.address, b.address));
+    if (first === undefined) return;
+    const where = pathText(first.path.slice(0, -1));
+    if (first.address === b.address) fail(ctx, `duplicate listen address "${b.address} port ${b.port}" (first at ${where})`, b.path);
+    else fail(ctx, `listen address "${b.address} port ${b.port}" overlaps "${first.address} port ${first.port}" at ${where}: a wildcard address takes the port on every address`, b.path);
+  });
+}
+
+const WILDCARD_V4 = '0.0.0.0';
+const WILDCARD_V6 = '::';
+
+function overlaps(a: string, b: string): boolean {
+  if (a === b || a === WILDCARD_V6 || b === WILDCARD_V6) return true;
+  // localhost binds 127.0.0.1 or ::1, whichever the resolver gives first.
+  const v4 = (x: string) => !x.includes(':');
+  if (a === WILDCARD_V4) return v4(b);
+  if (b === WILDCARD_V4) return v4(a);
+  return (a === 'localhost' && (b === '127.0.0.1' || b === '::1')) || (b === 'localhost' && (a === '127.0.0.1' || a === '::1'));
 }

@@ -102,10 +102,15 @@ export function isHost(s: string): boolean {
   return isIPv4(s) || isIPv6(s) || HOSTNAME_RE.test(s);
 }
 
-/** A bind address: an IP (v4 or v6, unbracketed) or a hostname. */
+/**
+ * A bind address: an IP literal (v4 or v6, unbracketed) or `localhost`. Not other host
+ * names: those are resolved only when the socket binds, so a name that resolves nowhere
+ * (`on`, a typo) would pass validation and fail at start. Envoy's listener addresses are
+ * IP literals for the same reason.
+ */
 export function bindAddress() {
   return z.string().superRefine((s, ctx) => {
-    if (!isHost(s)) fail(ctx, `expected an IP address or host name, got ${describeValue(s)}`);
+    if (!isIP(s) && s !== 'localhost') fail(ctx, `expected an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got ${describeValue(s)}`);
   });
 }
 

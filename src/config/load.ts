@@ -5,7 +5,7 @@
  * three `kind`s.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
+import { isCollection, isPair, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { Config } from './schema.js';
 import { validateConfig } from './validate.js';
 
@@ -33,18 +33,30 @@ export function formatOf(filename: string): ConfigFormat {
 
 type Parsed = { ok: true; data: unknown } | { ok: false; message: string };
 
+/**
+ * Lists and mappings nested deeper than this are refused before anything walks them (the
+ * YAML composer, the validator and the error messages all recurse, and run out of stack
+ * near 1,000 levels). A real config nests about eight; serde_json's recursion limit is the same 128.
+ */
+export const MAX_NESTING = 128;
+
+const tooDeep = `nested more than ${MAX_NESTING} levels deep (lists and mappings inside one another); a Meridian config nests about 8`;
+
 function parseYaml(text: string, filename: string): Parsed {
   const lineCounter = new LineCounter();
   // uniqueKeys (the default) makes a repeated key an error, not a silent overwrite;
   // merge enables `<<: *defaults`, the usual way to share blocks between clusters.
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
-  if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => {
-      const { line, col } = lineCounter.linePos(e.pos[0]);
-      return `${filename}:${line}:${col}: ${e.message}`;
-    });
-    return { ok: false, message: lines.join('\n') };
-  }
+  const at = (offset: number) => {
+    const { line, col } = lineCounter.linePos(offset);
+    return `${filename}:${line}:${col}`;
+  };
+  // The composer turns its own stack overflow into this error; say what the file did.
+  const exhausted = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+  if (exhausted !== undefined) return { ok: false, message: `${at(exhausted.pos[0])}: ${tooDeep}` };
+  if (doc.errors.length > 0) return { ok: false, message: doc.errors.map((e) => `${at(e.pos[0])}: ${e.message}`).join('\n') };
+  const deep = deepYamlNode(doc.contents);
+  if (deep !== undefined) return { ok: false, message: `${at(deep)}: ${tooDeep}` };
   try {
     return { ok: true, data: doc.toJS({ maxAliasCount: 100 }) };
   } catch (e) {
@@ -53,8 +65,48 @@ function parseYaml(text: string, filename: string): Parsed {
   }
 }
 
+/**
+ * The offset of the first YAML collection nested deeper than MAX_NESTING, walked without
+ * recursion. Aliases are not followed: each repeats a subtree walked where its anchor is.
+ */
+function deepYamlNode(root: unknown): number | undefined {
+  const stack: { node: unknown; depth: number }[] = [{ node: root, depth: 0 }];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const { node, depth } = top;
+    if (isPair(node)) {
+      stack.push({ node: node.key, depth }, { node: node.value, depth });
+    } else if (isCollection(node)) {
+      if (depth + 1 > MAX_NESTING) return (node as YamlNode).range?.[0] ?? 0;
+      for (const item of node.items) stack.push({ node: item, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
+/** The offset of the first `[` or `{` nested deeper than MAX_NESTING in JSON text (strings skipped). */
+function deepJsonOffset(text: string): number | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_NESTING) return i;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return undefined;
+}
+
 function parseJson(text: string, filename: string): Parsed {
   const body = text.replace(/^\uFEFF/, '');
+  const deep = deepJsonOffset(body);
+  if (deep !== undefined) {
+    const { line, col } = lineCol(body, deep);
+    return { ok: false, message: `${filename}:${line}:${col}: ${tooDeep}` };
+  }
   try {
     const data: unknown = JSON.parse(body);
     // JSON.parse keeps the last of two equal keys without a word; YAML is a superset

@@ -59,6 +59,8 @@ const adminSchema = z.strictObject({
   port: integer(0, 65535).default(9901),
   /** Bearer token for state-changing admin calls; MERIDIAN_ADMIN_TOKEN overrides it. */
   token: z.string().min(1).optional(),
+  /** Host names (or `*.suffix`) the admin API answers to besides its own address and, on loopback, localhost. */
+  allowed_hosts: hostPatterns().default([]),
 });
 
 // ---- routes ------------------------------------------------------------------------
@@ -184,6 +186,8 @@ const listenerSchema = z
     /** https: h2 by ALPN (on by default); http: h2c with prior knowledge (off unless enabled). */
     http2: http2Schema.optional(),
     limits: limitsSchema.prefault({}),
+    /** Client connections open at once on this listener; absent: only the process-wide max_connections applies. */
+    max_connections: integer(1).optional(),
     timeouts: z
       .strictObject({
         /** Time to receive a request's headers (slowloris). */
@@ -195,7 +199,7 @@ const listenerSchema = z
   })
   .superRefine(checkListener, ALWAYS)
   .transform((l) => {
-    const common = { name: l.name, address: l.address, port: l.port, timeouts: l.timeouts };
+    const common = { name: l.name, address: l.address, port: l.port, timeouts: l.timeouts, max_connections: l.max_connections };
     const http2 = l.http2 ?? { enabled: l.protocol === 'https', max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets_per_second: 100 };
     if (l.protocol === 'tcp') return { ...common, protocol: 'tcp' as const, cluster: l.cluster ?? '' };
     const http = { ...common, routes: l.routes ?? [], limits: l.limits, http2 };
@@ -492,6 +496,11 @@ export const ConfigSchema = z
       .prefault({}),
     /** On SIGTERM: how long requests in flight may take to finish before the process exits. */
     drain_timeout: duration().prefault('30s'),
+    /**
+     * Client connections open at once in this process, all listeners together (HAProxy's
+     * global maxconn); past it new ones are closed at accept. Each worker has its own.
+     */
+    max_connections: integer(1).default(10_000),
     /** Sample HTTP backends `meridian start` runs beside the proxy: for demos and examples, not production. */
     sample_backends: z.array(sampleBackendSchema).default([]),
     /** At least one listener, unless `global` is set (a DNS-only Meridian); see checkConfig. */

@@ -65,15 +65,18 @@ export class DnsResponder {
   readonly #hostnames: ReadonlySet<string>;
   readonly #steer: Steer;
   readonly #ttlS: number;
+  readonly #onError: (err: unknown, ctx: QueryContext) => void;
 
-  constructor(dns: DnsConfig, hostnames: Iterable<string>, steer: Steer) {
+  /** `onError` hears of every internal error answered SERVFAIL (for the log and metrics). */
+  constructor(dns: DnsConfig, hostnames: Iterable<string>, steer: Steer, onError: (err: unknown, ctx: QueryContext) => void = () => {}) {
     this.#dns = dns;
     this.#hostnames = new Set(hostnames);
     this.#steer = steer;
     this.#ttlS = Math.round(dns.ttl / 1000);
+    this.#onError = onError;
   }
 
-  /** Answer one message. Never throws: an internal error becomes SERVFAIL. */
+  /** Answer one message. Never throws: an internal error becomes SERVFAIL, and `onError` is told. */
   respond(msg: Buffer, ctx: QueryContext): DnsOutcome {
     if (msg.length < 12) return dropped();
     const id = msg.readUInt16BE(0);
@@ -87,7 +90,8 @@ export class DnsResponder {
     }
     try {
       return this.#answer(query, ctx);
-    } catch {
+    } catch (err) {
+      this.#onError(err, ctx);
       return this.#error(id, 'SERVFAIL', ctx, query);
     }
   }

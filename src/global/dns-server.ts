@@ -24,6 +24,8 @@ export interface DnsServerOptions {
   readonly log: Logger;
   /** Called after each message was answered (or dropped). */
   readonly onOutcome?: (o: DnsOutcome, ctx: QueryContext) => void;
+  /** `respond` or `onOutcome` threw (the message was dropped, or answered regardless); absent: logged each time. */
+  readonly onError?: (component: 'dns_server', err: unknown) => void;
 }
 
 export class DnsServer {
@@ -88,15 +90,20 @@ export class DnsServer {
       outcome = this.#o.respond(msg, ctx);
     } catch (e) {
       // The responder promises not to throw; if it does, drop the message and say so.
-      this.#o.log.error({ err: (e as Error).message }, 'dns responder threw; message dropped');
+      this.#failed(e, 'dns responder threw; message dropped');
       return undefined;
     }
     try {
       this.#o.onOutcome?.(outcome, ctx);
     } catch (e) {
-      this.#o.log.error({ err: (e as Error).message }, 'dns outcome hook threw');
+      this.#failed(e, 'dns outcome hook threw');
     }
     return outcome.response;
+  }
+
+  #failed(err: unknown, what: string): void {
+    if (this.#o.onError) this.#o.onError('dns_server', err);
+    else this.#o.log.error({ err: (err as Error).message }, what);
   }
 
   #bindUdp(port: number): Promise<UdpSocket> {

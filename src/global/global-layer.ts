@@ -24,6 +24,7 @@ import type { GlobalConfig, HostnameConfig, RegionConfig } from '../config/globa
 import { type DnsOutcome, DnsResponder, type QueryContext, type SteeredAnswer } from './dns-responder.js';
 import { DnsServer } from './dns-server.js';
 import { MmdbLocator } from './mmdb.js';
+import { causeOf, type ReportError } from '../admin/error-reporter.js';
 import { type ProbeResult, RegionProber } from './region-prober.js';
 
 export interface GlobalLayerOptions {
@@ -32,6 +33,8 @@ export interface GlobalLayerOptions {
   readonly rng?: Rng;
   /** Where the DNS counters go (Meridian passes its ProxyMetrics registry); absent = no metrics. */
   readonly registry?: Registry;
+  /** Errors absorbed here (a responder exception answered SERVFAIL, a probe callback that threw); absent: dropped. */
+  readonly reportError?: ReportError;
 }
 
 export interface RegionStatus extends RegionHealthView {
@@ -66,6 +69,7 @@ export class GlobalLayer {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #rng: Rng;
+  readonly #reportError: ReportError;
   #snap: Snapshot;
   #health = new Map<string, RegionHealth>();
   #probers: RegionProber[] = [];
@@ -81,6 +85,7 @@ export class GlobalLayer {
     this.#log = opts.log;
     this.#clock = opts.clock ?? { nowMs: () => performance.now() };
     this.#rng = opts.rng ?? new SeededRng(randomInt(2 ** 31));
+    this.#reportError = opts.reportError ?? (() => {});
     this.#rtt = new RttTable(this.#clock, rttOptions(config));
     this.#health = healthFor(config, undefined);
     this.#snap = this.#build(config);
@@ -198,7 +203,9 @@ export class GlobalLayer {
         value: c.region !== undefined ? { location: (regions.get(c.region) as RegionConfig).location, region: c.region } : { location: c.location as { lat: number; lon: number } },
       })),
     );
-    const responder = new DnsResponder(config.dns, hostnames.keys(), (name, client) => this.#steer(name, client));
+    const responder = new DnsResponder(config.dns, hostnames.keys(), (name, client) => this.#steer(name, client), (err, ctx) =>
+      this.#reportError('dns_responder', causeOf(err), err, { transport: ctx.transport, client: ctx.remoteAddress }),
+    );
     return { config, regions, hostnames, cidrs, responder };
   }
 
@@ -227,6 +234,7 @@ export class GlobalLayer {
       log: this.#log,
       respond: (msg, ctx) => this.#snap.responder.respond(msg, ctx),
       onOutcome: (o, ctx) => this.#count(o, ctx),
+      onError: (component, err) => this.#reportError(component, causeOf(err), err),
     });
   }
 
@@ -244,7 +252,9 @@ export class GlobalLayer {
     for (const r of this.#snap.config.regions) {
       if (r.health === undefined) continue;
       const check = r.health;
-      const prober = new RegionProber(r.name, check, this.#rng, (res) => this.#onProbe(r.name, res));
+      const prober = new RegionProber(r.name, check, this.#rng, (res) => this.#onProbe(r.name, res), (err) =>
+        this.#reportError('region_probe', causeOf(err), err, { region: r.name }),
+      );
       prober.start();
       this.#probers.push(prober);
     }

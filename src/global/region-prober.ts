@@ -92,15 +92,18 @@ export class RegionProber {
   readonly #check: RegionHealthCheckConfig;
   readonly #rng: Rng;
   readonly #onProbe: (r: ProbeResult) => void;
+  readonly #onError: (err: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
   #cancel: (() => void) | undefined;
   #running = false;
 
-  constructor(region: string, check: RegionHealthCheckConfig, rng: Rng, onProbe: (r: ProbeResult) => void) {
+  /** `onError` hears of an `onProbe` that threw; probing carries on regardless. */
+  constructor(region: string, check: RegionHealthCheckConfig, rng: Rng, onProbe: (r: ProbeResult) => void, onError: (err: unknown) => void = () => {}) {
     this.region = region;
     this.#check = check;
     this.#rng = rng;
     this.#onProbe = onProbe;
+    this.#onError = onError;
   }
 
   start(): void {
@@ -125,8 +128,13 @@ export class RegionProber {
     const r = await p.result;
     this.#cancel = undefined;
     if (!this.#running) return;
-    this.#onProbe(r);
+    // Schedule first: a throwing onProbe must neither end the probing nor escape as an unhandled rejection.
     this.#timer = setTimeout(() => void this.#round(), nextCheckDelayMs(this.#check.interval, this.#check.jitter, this.#rng));
     this.#timer.unref();
+    try {
+      this.#onProbe(r);
+    } catch (err) {
+      this.#onError(err);
+    }
   }
 }

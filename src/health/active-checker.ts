@@ -43,6 +43,11 @@ export interface ActiveHealthCheckerOptions {
   readonly rng?: Rng;
   /** Called after each scheduled probe's result was recorded in the cluster. */
   readonly onResult?: (r: CheckResult) => void;
+  /**
+   * Recording a result (the cluster's event listeners) or `onResult` threw: the checker
+   * carries on probing, and says so here (absent: the error is dropped).
+   */
+  readonly onError?: (err: unknown) => void;
 }
 
 /** The wait before a host's next probe: interval x (1 + jitter x u), u = 2 x rng.next() - 1 in [-1, 1); at least 1 ms. */
@@ -86,6 +91,7 @@ export class ActiveHealthChecker {
   readonly #check: HealthCheckConfig;
   readonly #rng: Rng;
   readonly #onResult: ((r: CheckResult) => void) | undefined;
+  readonly #onError: (err: unknown) => void;
   #running = false;
   /** Hosts being checked: the timer of the next probe, or null while one is in flight. */
   readonly #hosts = new Map<HostState, NodeJS.Timeout | null>();
@@ -98,6 +104,7 @@ export class ActiveHealthChecker {
     this.#check = check;
     this.#rng = options.rng ?? new SeededRng(Date.now());
     this.#onResult = options.onResult;
+    this.#onError = options.onError ?? (() => {});
   }
 
   /** Probes in flight now (scheduled or one-shot). */
@@ -220,10 +227,15 @@ export class ActiveHealthChecker {
     const result = await this.probe(host);
     // Stopped, or the host left the cluster (and maybe came back as a new HostState) meanwhile.
     if (!this.#running || this.#hosts.get(host) !== null || !this.#isMember(host)) return;
-    this.#cluster.recordCheck(host, result.ok);
-    // Schedule before the callback: it may call stop() (which clears this timer) or throw.
+    // Schedule first: what follows may call stop() (which clears this timer) or throw, and
+    // a throw must neither end this host's probing nor escape as an unhandled rejection.
     this.#schedule(host, nextCheckDelayMs(this.#check.interval, this.#check.jitter, this.#rng));
-    this.#onResult?.(result);
+    try {
+      this.#cluster.recordCheck(host, result.ok);
+      this.#onResult?.(result);
+    } catch (err) {
+      this.#onError(err);
+    }
   }
 
   #isMember(host: HostState): boolean {

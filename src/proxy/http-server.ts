@@ -31,17 +31,29 @@ export interface ServerHandlers {
   clientError(err: NodeJS.ErrnoException, socket: Duplex): void;
   /** A client reset streams faster than http2.max_resets_per_second; its session was closed. */
   rapidReset?(remoteAddress: string | undefined): void;
+  /**
+   * An HTTP/2 session or stream failed (a protocol error, a reset with an error code, a
+   * socket error). Node has already torn it down; this is for the log and the metrics.
+   */
+  error?(component: 'http2_session' | 'http2_stream', err: Error): void;
 }
 
 export interface ListenerServer {
-  /** Not yet listening: the caller calls listen(). */
-  readonly server: Http1Server | HttpsServer | Http2SecureServer | Http2Server | NetServer;
+  /**
+   * The listening socket (not yet listening: the caller calls listen()): a plain
+   * net.Server that admits each connection and hands it to the protocol server.
+   */
+  readonly server: NetServer;
+  /** The server that speaks the protocol (node:http, node:https or node:http2; for h2c, the HTTP/2 one). */
+  readonly protocol: Http1Server | HttpsServer | Http2SecureServer | Http2Server;
   /** HTTP/2: close sessions with no open stream; HTTP/1.1: close keep-alive connections between requests. */
   closeIdle(): void;
-  /** Cut every connection and session now. */
+  /** Cut every connection the listener accepted, now, whatever state it is in (upgraded, half-closed, mid-handshake). */
   closeAll(): void;
   /** HTTP/2: graceful GOAWAY on every session (streams in flight finish, no new ones); used at drain. */
   goaway(): void;
+  /** New HTTP/1.1 header and keep-alive timeouts (a reload), in force at once. */
+  setHttp1Timeouts(requestHeadersMs: number, idleMs: number): void;
 }
 
 /**
@@ -60,9 +72,13 @@ export interface ListenerServer {
  * with GOAWAY); rapid-reset protection (CVE-2023-44487): more than
  * http2.max_resets_per_second streams reset by the client within one second, before
  * their response finished, closes the session with GOAWAY(ENHANCE_YOUR_CALM). Errors on
- * sessions and streams are absorbed here; the handlers see closed responses.
+ * sessions and streams go to `handlers.error` (Node has closed them already); the request
+ * handlers see closed responses.
+ *
+ * Every connection passes `admit` first (the connection limits: false means it was
+ * closed), before the protocol server (TLS included) sees a byte of it.
  */
-export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers, certs?: SniCertificates): ListenerServer {
+export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers, certs?: SniCertificates, admit: (socket: Socket) => boolean = () => true): ListenerServer {
   if (l.protocol === 'https' && certs === undefined) throw new Error(`listener ${l.name}: an https listener needs certificates`);
   if (!l.http2.enabled) {
     const server =
@@ -71,11 +87,14 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
         : createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
     if (l.protocol === 'https' && certs) watchCertificates(server as HttpsServer, certs);
     configureHttp1(server, l, handlers);
+    const front = frontFor([server], server, admit, (socket) => server.emit('connection', socket));
     return {
-      server,
+      server: front.server,
+      protocol: server,
       closeIdle: () => server.closeIdleConnections(),
-      closeAll: () => server.closeAllConnections(),
+      closeAll: () => front.destroyAll(),
       goaway: () => {},
+      setHttp1Timeouts: (headersMs, idleMs) => setHttp1Timeouts(server, headersMs, idleMs),
     };
   }
 
@@ -87,7 +106,9 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
     maxSessionRejectedStreams: 100,
   };
   let server: Http2SecureServer | Http2Server;
-  let front: { server: NetServer; closeIdle(): void; closeAll(): void } | undefined;
+  let front: Front;
+  /** The HTTP/1.1 server of an h2c port; an https one serves HTTP/1.1 itself. */
+  let http1: Http1Server | undefined;
   if (l.protocol === 'https' && certs) {
     const secure = createSecureServer({ ...tlsOptions(l, certs), ...sessionOptions, allowHTTP1: true });
     watchCertificates(secure, certs);
@@ -95,16 +116,16 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
     configureHttp1(secure as unknown as Http1Server, l, handlers);
     Object.assign(secure, { maxHeaderSize: l.limits.max_header_bytes });
     server = secure;
+    front = frontFor([secure], secure, admit, (socket) => secure.emit('connection', socket));
   } else {
     server = createH2cServer(sessionOptions);
     server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, true));
     server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, false));
-    front = h2cOrHttp1(server, l, handlers);
+    ({ front, http1 } = h2cOrHttp1(server, l, handlers, admit));
   }
 
   const sessions = new Set<ServerHttp2Session>();
   const active = new WeakMap<ServerHttp2Session, number>();
-  server.on('sessionError', () => {}); // also emitted on the session, handled there
   // session.socket is a proxy that refuses destroy(); note the raw socket as Node hands it over
   // (the connection event runs first, then Node creates the session and emits 'session' synchronously).
   let raw: Duplex | undefined;
@@ -113,18 +134,20 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
     trackSession(session, l, handlers, sessions, active, raw);
     raw = undefined;
   });
-  const h1 = server as unknown as Partial<Pick<Http1Server, 'closeIdleConnections' | 'closeAllConnections'>>;
+  const h1 = server as unknown as Partial<Pick<Http1Server, 'closeIdleConnections'>>;
   return {
-    server: front?.server ?? server,
+    server: front.server,
+    protocol: server,
+    setHttp1Timeouts: (headersMs, idleMs) => setHttp1Timeouts(http1 ?? (server as unknown as Http1Server), headersMs, idleMs),
     closeIdle: () => {
       for (const s of sessions) if ((active.get(s) ?? 0) === 0) s.close();
       h1.closeIdleConnections?.call(server);
-      front?.closeIdle();
+      http1?.closeIdleConnections();
+      front.destroySniffing?.();
     },
     closeAll: () => {
       for (const s of sessions) s.destroy();
-      h1.closeAllConnections?.call(server);
-      front?.closeAll();
+      front.destroyAll();
     },
     goaway: () => {
       for (const s of sessions) if (!s.closed && !s.destroyed) s.close();
@@ -141,11 +164,11 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * to a node:http server set up like any HTTP/1.1 listener. A client that sends nothing is
  * cut at the request-header timeout.
  */
-function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHandlers): { server: NetServer; closeIdle(): void; closeAll(): void } {
+function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHandlers, admit: (socket: Socket) => boolean): { front: Front; http1: Http1Server } {
   const http1 = createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
   configureHttp1(http1, l, handlers);
   const sniffing = new Set<Socket>();
-  const server = createNetServer((socket) => {
+  const front = frontFor([http1, h2c], h2c, admit, (socket) => {
     sniffing.add(socket);
     socket.on('error', () => socket.destroy());
     socket.setTimeout(l.timeouts.request_headers, () => socket.destroy());
@@ -161,20 +184,71 @@ function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHan
       (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n)) ? h2c : http1).emit('connection', socket);
     });
   });
-  // node:http starts its header-timeout checks when it listens; this one never does itself.
-  server.on('listening', () => http1.emit('listening'));
-  server.on('close', () => http1.close(() => {}));
+  return {
+    front: {
+      ...front,
+      // Not a byte yet: idle as far as a drain is concerned.
+      destroySniffing: () => {
+        for (const s of sniffing) s.destroy();
+      },
+    },
+    http1,
+  };
+}
+
+/** The per-socket options a net.Server applies to the sockets it accepts (set by its constructor). */
+interface AcceptOptions {
+  readonly allowHalfOpen: boolean;
+  readonly noDelay: boolean;
+  readonly keepAlive: boolean;
+  readonly keepAliveInitialDelay: number;
+  readonly highWaterMark: number;
+}
+
+interface Front {
+  readonly server: NetServer;
+  /** Destroy every connection it accepted that is still open. */
+  destroyAll(): void;
+  /** h2c ports: destroy the connections that have not sent a byte yet. */
+  destroySniffing?(): void;
+}
+
+/**
+ * The listening socket of a listener: a plain net.Server that admits each connection,
+ * keeps it (so that closeAll() reaches every one, whatever a protocol server did with it:
+ * upgraded, half-closed, mid-TLS-handshake) and hands it over (`hand`) to the protocol
+ * servers, which never listen themselves. Its sockets get the options `like` would give
+ * them (node:http's half-open sockets, for one), and the protocol servers hear its
+ * 'listening' (node:http starts its header-timeout checks then) and 'close' (their timers
+ * and certificate watchers stop).
+ */
+function frontFor(inner: readonly (Http1Server | HttpsServer | Http2SecureServer | Http2Server)[], like: object, admit: (socket: Socket) => boolean, hand: (socket: Socket) => void): Front {
+  const o = like as AcceptOptions;
+  const opts = { allowHalfOpen: o.allowHalfOpen, noDelay: o.noDelay, keepAlive: o.keepAlive, keepAliveInitialDelay: o.keepAliveInitialDelay, highWaterMark: o.highWaterMark };
+  const open = new Set<Socket>();
+  const server = createNetServer(opts, (socket) => {
+    if (!admit(socket)) return;
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    hand(socket);
+  });
+  server.on('listening', () => {
+    for (const s of inner) s.emit('listening');
+  });
+  server.on('close', () => {
+    for (const s of inner) s.close();
+  });
   return {
     server,
-    closeIdle: () => {
-      http1.closeIdleConnections();
-      for (const s of sniffing) s.destroy();
-    },
-    closeAll: () => {
-      http1.closeAllConnections();
-      for (const s of sniffing) s.destroy();
+    destroyAll: () => {
+      for (const s of open) s.destroy();
     },
   };
+}
+
+function setHttp1Timeouts(server: Http1Server, headersMs: number, idleMs: number): void {
+  server.headersTimeout = headersMs;
+  server.keepAliveTimeout = idleMs;
 }
 
 function tlsOptions(l: HttpListenerConfig, certs: SniCertificates) {
@@ -233,7 +307,7 @@ function trackSession(
 ): void {
   sessions.add(session);
   active.set(session, 0);
-  session.on('error', () => {}); // a broken session is destroyed by Node; nothing to add
+  session.on('error', (err: Error) => handlers.error?.('http2_session', err));
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {
     clearTimeout(idle);
@@ -256,7 +330,8 @@ function trackSession(
   session.on('stream', (stream: ServerHttp2Stream) => {
     active.set(session, (active.get(session) ?? 0) + 1);
     clearTimeout(idle);
-    stream.on('error', () => {}); // the compat response sees the close; the proxy counts it
+    // The compat response sees the close (and the proxy reports the exchange); this says why.
+    stream.on('error', (err: Error) => handlers.error?.('http2_stream', err));
     // Only resets the client sends count: mark the ones this side starts (res.destroy(), session
     // teardown) while the stream is still open. (After a client's RST_STREAM Node marks the stream
     // closed first, then tears it down with these same calls.)
@@ -293,7 +368,3 @@ function trackSession(
   });
 }
 
-/** Every server this module makes is a net.Server underneath (listen, address, close). */
-export function asNetServer(s: ListenerServer['server']): NetServer {
-  return s as unknown as NetServer;
-}

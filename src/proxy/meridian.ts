@@ -1,12 +1,15 @@
 import { randomInt } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { ProxyMetrics } from '../admin/metrics.js';
+import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
@@ -16,7 +19,8 @@ import { ActiveHealthChecker } from '../health/active-checker.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { buildRuntime, type Runtime } from './runtime.js';
-import { asNetServer, createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
+import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
+import { ConnectionLimits } from './connection-limits.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { SniCertificates } from './tls.js';
 import { handleUpgrade, UpgradeTracker } from './upgrade.js';
@@ -57,12 +61,20 @@ interface Listening {
 export class Meridian implements AdminTarget {
   readonly metrics = new ProxyMetrics();
   readonly log: Logger;
+  /** Errors absorbed to keep serving: counted, and logged at most once a minute per cause. */
+  readonly #errors: ErrorReporter;
   readonly #o: MeridianOptions;
   readonly #clock: Clock;
   readonly #rng: SeededRng;
   #runtime: Runtime;
   #listeners = new Map<string, Listening>();
   #tcp = new Map<string, { config: TcpListenerConfig; proxy: TcpProxy; port: number }>();
+  /** tcp listeners a reload removed or replaced whose connections are still open: drain waits for them too. */
+  readonly #retiredTcp = new Set<TcpProxy>();
+  /** http listeners a reload removed or moved whose connections are still open: the drain deadline cuts them too. */
+  readonly #retired = new Set<ListenerServer>();
+  /** Client connections counted by listener, under the listener and process caps. */
+  readonly #connections: ConnectionLimits;
   /** WebSocket (and other Upgrade) tunnels: long-lived, so drain waits for them, then closes them. */
   readonly #tunnels = new UpgradeTracker();
   #checkers: ActiveHealthChecker[] = [];
@@ -71,9 +83,12 @@ export class Meridian implements AdminTarget {
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
   #global: GlobalLayer | undefined;
   #adminPort = 0;
-  #accessLog: Logger | undefined;
+  #accessLog: AccessLog | undefined;
   #inFlight = 0;
+  /** Woken when #inFlight comes back to 0 (drain waits for it). */
+  #idleWaiters: (() => void)[] = [];
   #draining = false;
+  #stopped: Promise<void> | undefined;
   #started = false;
 
   constructor(config: Config, options: MeridianOptions = {}) {
@@ -81,9 +96,11 @@ export class Meridian implements AdminTarget {
     this.#clock = options.clock ?? wallClock;
     this.#rng = new SeededRng(options.seed ?? randomInt(2 ** 31));
     this.log = options.logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, level: process.env['MERIDIAN_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+    this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng);
-    this.#accessLog = this.#makeAccessLog(config);
     this.metrics.setSource(() => this.clusters());
+    this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
+    this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
   }
 
   get config(): Config {
@@ -109,6 +126,7 @@ export class Meridian implements AdminTarget {
 
   async start(): Promise<void> {
     const config = this.#runtime.config;
+    this.#accessLog = this.#openAccessLog(config);
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') await this.#listen(l);
       else await this.#listenTcp(l);
@@ -122,6 +140,7 @@ export class Meridian implements AdminTarget {
         ...adminToken(config, this.#o.adminToken),
         address: config.admin.address,
         port: config.admin.port,
+        allowedHosts: config.admin.allowed_hosts,
         logger: this.log,
       });
       this.#adminPort = (await this.#admin.listen()).port;
@@ -209,32 +228,47 @@ export class Meridian implements AdminTarget {
   }
 
   /**
-   * Stop taking new connections, let requests in flight finish (telling keep-alive clients
-   * to close), then close everything. Connections still busy at the deadline are cut.
+   * Stop taking new connections, let requests in flight (tcp connections and tunnels
+   * included) finish, telling keep-alive clients to close, then close everything. At the
+   * deadline whatever is still open is cut, whatever it is: keep-alive connections, HTTP/2
+   * sessions, tunnels, half-closed upgrades, requests whose upstream never answers. No
+   * client can keep Meridian from stopping. A second call waits for the first.
    */
-  async drainAndStop(deadlineMs = this.#runtime.config.drain_timeout): Promise<void> {
-    if (this.#draining) return;
+  drainAndStop(deadlineMs = this.#runtime.config.drain_timeout): Promise<void> {
+    this.#stopped ??= this.#drain(deadlineMs);
+    return this.#stopped;
+  }
+
+  async #drain(deadlineMs: number): Promise<void> {
     this.#draining = true;
     this.log.info({ inFlight: this.#inFlight, deadlineMs }, 'draining');
     for (const c of this.#checkers) c.stop();
-    const closed = [...this.#listeners.values()].map((l) => closeServer(asNetServer(l.ls.server)));
+    const closed = [...this.#listeners.values()].map((l) => closeServer(l.ls.server));
     for (const l of this.#listeners.values()) {
       l.ls.goaway(); // h2: GOAWAY, streams in flight finish
       l.ls.closeIdle();
     }
     const tcp = [...this.#tcp.values()].map((t) => t.proxy);
     await Promise.all(tcp.map((p) => p.stopAccepting()));
-    const deadline = this.#clock.nowMs() + deadlineMs;
-    while ((this.#inFlight > 0 || tcp.some((p) => p.open > 0) || this.#tunnels.open > 0) && this.#clock.nowMs() < deadline) await sleep(20);
-    for (const l of this.#listeners.values()) l.ls.closeAll();
-    for (const p of tcp) p.closeAll();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    const finished = Promise.all([this.#whenIdle(), ...[...tcp, ...this.#retiredTcp].map((p) => p.drained()), this.#tunnels.idle(deadlineMs)]);
+    await Promise.race([finished, deadline]);
+    clearTimeout(timer);
+    for (const ls of [...[...this.#listeners.values()].map((l) => l.ls), ...this.#retired]) ls.closeAll();
+    for (const p of [...tcp, ...this.#retiredTcp]) p.closeAll();
     this.#tunnels.closeAll();
     await Promise.all(closed);
     await this.#admin?.close();
     await this.#global?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
-    await flushLog(this.#accessLog);
+    await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
+  }
+
+  #whenIdle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Immediate stop, for tests. */
@@ -246,7 +280,7 @@ export class Meridian implements AdminTarget {
 
   async #syncGlobal(config: Config): Promise<void> {
     if (this.#o.admin === false) return;
-    this.#global = await syncGlobalLayer(this.#global, config.global, { log: this.log, clock: this.#clock, rng: this.#rng, registry: this.metrics.registry });
+    this.#global = await syncGlobalLayer(this.#global, config.global, { log: this.log, clock: this.#clock, rng: this.#rng, registry: this.metrics.registry, reportError: this.#errors.report });
   }
 
   async #apply(config: Config): Promise<void> {
@@ -256,6 +290,8 @@ export class Meridian implements AdminTarget {
     const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol !== 'tcp').map((l) => [l.name, l]));
     // Open new listeners first: a bind error aborts the reload before anything changed.
     const opened: Listening[] = [];
+    const sameLog = isDeepStrictEqual(config.access_log, previous.config.access_log);
+    let accessLog = this.#accessLog;
     try {
       for (const [name, l] of wanted) {
         const current = this.#listeners.get(name);
@@ -263,10 +299,11 @@ export class Meridian implements AdminTarget {
         if (current) continue; // address change: handled below once the old one is closed
         opened.push(await this.#listen(l));
       }
+      if (!sameLog) accessLog = this.#openAccessLog(config);
     } catch (e) {
       for (const l of opened) {
         this.#listeners.delete(l.config.name);
-        await closeServer(asNetServer(l.ls.server));
+        await closeServer(l.ls.server);
       }
       // The global layer took the new config first: put the running one back, so a refused
       // reload leaves everything as it was (its region health and overrides survive both swaps).
@@ -274,7 +311,11 @@ export class Meridian implements AdminTarget {
       throw e;
     }
     this.#runtime = runtime;
-    this.#accessLog = this.#makeAccessLog(config);
+    this.#connections.setMax(config.max_connections);
+    if (!sameLog) {
+      void closeAccessLog(this.#accessLog);
+      this.#accessLog = accessLog;
+    }
     this.metrics.forgetEndpoints(new Map([...runtime.clusters].map(([name, c]) => [name, new Set(c.core.hosts.map((h) => h.endpoint.id))])));
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
@@ -284,7 +325,8 @@ export class Meridian implements AdminTarget {
       }
       // Removed (or moved): stop accepting; connections finish their requests on their own.
       this.#listeners.delete(name);
-      void closeServer(asNetServer(l.ls.server));
+      this.#retired.add(l.ls);
+      void closeServer(l.ls.server).then(() => this.#retired.delete(l.ls));
       l.ls.goaway();
       l.ls.closeIdle();
       if (w) await this.#listen(w);
@@ -292,10 +334,15 @@ export class Meridian implements AdminTarget {
     const wantedTcp = new Map(config.listeners.filter((l): l is TcpListenerConfig => l.protocol === 'tcp').map((l) => [l.name, l]));
     for (const [name, t] of [...this.#tcp]) {
       const w = wantedTcp.get(name);
-      if (w && w.address === t.config.address && w.port === t.config.port && w.cluster === t.config.cluster && w.timeouts.idle === t.config.timeouts.idle) continue;
+      if (w && w.address === t.config.address && w.port === t.config.port && w.cluster === t.config.cluster && w.timeouts.idle === t.config.timeouts.idle) {
+        this.#connections.listener(name, w.max_connections);
+        continue;
+      }
       // Removed or changed: stop accepting; open connections carry on to their end.
       this.#tcp.delete(name);
       void t.proxy.stopAccepting();
+      this.#retiredTcp.add(t.proxy);
+      void t.proxy.drained().then(() => this.#retiredTcp.delete(t.proxy));
     }
     for (const [name, w] of wantedTcp) if (!this.#tcp.has(name)) await this.#listenTcp(w);
     if (config.admin.port !== previous.config.admin.port || config.admin.address !== previous.config.admin.address) {
@@ -333,6 +380,7 @@ export class Meridian implements AdminTarget {
         const checker = new ActiveHealthChecker(c.core, check, {
           rng: this.#rng,
           onResult: (r) => this.metrics.healthCheck(c.name, r.host.endpoint.id, r.ok, r.reason),
+          onError: (err) => this.#errors.report('health_check', causeOf(err), err, { cluster: c.name }),
         });
         checker.start();
         this.#checkers.push(checker);
@@ -368,8 +416,9 @@ export class Meridian implements AdminTarget {
       },
       clientError: (err, socket) => this.#clientError(l.name, err, socket),
       rapidReset: (remoteAddress) => this.log.warn({ listener: l.name, client: remoteAddress }, 'http2 rapid reset: session closed'),
-    }, certs);
-    const server = asNetServer(ls.server);
+      error: (component, err) => this.#errors.report(component, causeOf(err), err, { listener: l.name }),
+    }, certs, this.#connections.listener(l.name, l.max_connections).admit);
+    const server = ls.server;
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(l.port, l.address, () => {
@@ -380,6 +429,9 @@ export class Meridian implements AdminTarget {
     }).catch((e: NodeJS.ErrnoException) => {
       throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
     });
+    // After the bind, a failed accept (EMFILE: out of file descriptors) is an 'error' event:
+    // with no listener it would throw and end the process.
+    server.on('error', (err) => this.#errors.report('listener', causeOf(err), err, { listener: l.name }));
     const listening: Listening = { config: l, ls, certs, port };
     this.#listeners.set(l.name, listening);
     this.log.info({ listener: l.name, address: l.address, port }, 'listening');
@@ -388,16 +440,14 @@ export class Meridian implements AdminTarget {
 
   /**
    * A listener kept across a reload (same address and port): certificates are re-read
-   * (a broken file keeps the old ones, and the reload says so); HTTP/1.1 timeouts apply
-   * at once; other server settings (limits, http2, the certificate list) at restart.
+   * (a broken file keeps the old ones, and the reload says so); HTTP/1.1 timeouts and
+   * max_connections apply at once; other server settings (limits, http2, the certificate
+   * list) at restart.
    */
   async #refreshListener(l: Listening, next: HttpListenerConfig): Promise<void> {
     if (l.certs) await l.certs.reload();
-    const s = l.ls.server as Partial<Server>;
-    if (typeof s.headersTimeout === 'number') {
-      s.headersTimeout = next.timeouts.request_headers;
-      s.keepAliveTimeout = next.timeouts.idle;
-    }
+    l.ls.setHttp1Timeouts(next.timeouts.request_headers, next.timeouts.idle);
+    this.#connections.listener(next.name, next.max_connections);
     const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version];
     if (!isDeepStrictEqual(restartOnly(l.config), restartOnly(next))) {
       this.log.warn({ listener: next.name }, 'listener limits, http2 and certificate lists take effect at the next restart');
@@ -411,9 +461,10 @@ export class Meridian implements AdminTarget {
       clock: this.#clock,
       idleTimeoutMs: l.timeouts.idle,
       log: this.log,
+      admit: this.#connections.listener(l.name, l.max_connections).admit,
       onConnection: (r) => {
         this.metrics.tcpConnection(r.listener, l.cluster, r.endpoint, r.error ?? 'closed', r.bytesIn, r.bytesOut);
-        this.#accessLog?.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
+        this.#accessLog?.logger.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
       },
     });
     const port = await proxy.listen(l.port, l.address).catch((e: NodeJS.ErrnoException) => {
@@ -437,7 +488,7 @@ export class Meridian implements AdminTarget {
   }
 
   #done(r: ExchangeRecord): void {
-    this.#inFlight--;
+    if (--this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
     if (r.reason !== undefined && r.reason !== 'client_abort' && r.reason !== 'upstream_abort') this.metrics.localReply(r.listener, r.reason, r.status);
     this.metrics.observeRequest(
       { listener: r.listener, cluster: r.cluster, endpoint: r.endpoint, code: r.status },
@@ -446,7 +497,7 @@ export class Meridian implements AdminTarget {
       r.attempts,
     );
     this.#o.onAccess?.(r);
-    this.#accessLog?.info({
+    this.#accessLog?.logger.info({
       request_id: r.requestId,
       client: r.client,
       method: r.method,
@@ -464,10 +515,27 @@ export class Meridian implements AdminTarget {
     });
   }
 
-  #makeAccessLog(config: Config): Logger | undefined {
+  /**
+   * The access log of `config`, its file opened here and now (its folder created): a path
+   * that cannot be opened fails start, or refuses the reload, with the reason, rather than
+   * failing later in the background. A write error after that is absorbed and reported.
+   */
+  #openAccessLog(config: Config): AccessLog | undefined {
     if (!config.access_log.enabled || this.#o.onAccess) return undefined;
-    const dest = config.access_log.path === '-' ? 1 : config.access_log.path;
-    return pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, pino.destination({ dest, sync: false, mkdir: true }));
+    const path = config.access_log.path;
+    let fd = 1;
+    if (path !== '-') {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+        fd = openSync(path, 'a');
+      } catch (e) {
+        throw new Error(`access_log.path: cannot open ${path}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const stream = pino.destination({ fd, sync: false });
+    stream.on('error', (err: Error) => this.#errors.report('access_log', causeOf(err), err, { path }));
+    const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, stream);
+    return { logger, stream, ownsFd: path !== '-' };
   }
 }
 
@@ -485,21 +553,25 @@ function closeServer(server: NetServer): Promise<void> {
   });
 }
 
-/** Write out what the (asynchronous) access log still holds; never fails the shutdown. */
-function flushLog(log: Logger | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (log === undefined) return resolve();
+interface AccessLog {
+  readonly logger: Logger;
+  readonly stream: ReturnType<typeof pino.destination>;
+  /** A file Meridian opened (closed with the log), not standard output. */
+  readonly ownsFd: boolean;
+}
+
+/** Write out what the (asynchronous) access log still holds, then close its file; never fails the shutdown. */
+async function closeAccessLog(log: AccessLog | undefined): Promise<void> {
+  if (log === undefined) return;
+  await new Promise<void>((resolve) => {
     setTimeout(resolve, 1000).unref();
     try {
-      log.flush(() => resolve());
+      log.logger.flush(() => resolve());
     } catch {
       resolve();
     }
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  if (log.ownsFd) log.stream.end();
 }
 
 function round(ms: number): number {

@@ -42,6 +42,8 @@ export interface TcpProxyContext {
   readonly idleTimeoutMs: number;
   readonly log?: { warn(obj: object, msg?: string): void };
   readonly onConnection?: (r: TcpConnectionRecord) => void;
+  /** The connection limits: false when the client was closed at accept (nothing is dialled, nothing recorded). */
+  readonly admit?: (client: Socket) => boolean;
 }
 
 /**
@@ -114,6 +116,7 @@ export class TcpProxy {
   }
 
   #accept(client: Socket): void {
+    if (this.#ctx.admit?.(client) === false) return;
     const conn = new TcpConnection(this.#ctx, client, () => {
       this.#conns.delete(conn);
       if (this.#conns.size === 0) for (const w of this.#drainWaiters.splice(0)) w();

@@ -2,6 +2,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
+import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
+import { mergeExpositions } from '../admin/merge-expositions.js';
+import { internalErrorsCounter } from '../admin/metrics.js';
 import { createAdminServer } from '../admin/server.js';
 import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
@@ -45,6 +48,14 @@ type FromWorker =
   | { readonly type: 'meridian:reloaded'; readonly id: number; readonly result: ReloadResult };
 
 const STATE_INTERVAL_MS = 500;
+/**
+ * How long the primary waits for every worker to answer a reload. A worker re-reads the
+ * config, loads certificates and binds new listeners: well under a second when healthy.
+ * One that has not answered by then (stuck, stopped) fails the reload, named.
+ */
+export const RELOAD_DEADLINE_MS = 10_000;
+/** How long `start` waits for every worker to listen. */
+const START_DEADLINE_MS = 15_000;
 
 /** A worker: serve until the primary says drain (or goes away). */
 export async function runWorker(configPath: string, config: Config): Promise<void> {
@@ -101,7 +112,10 @@ export class WorkerPool implements AdminTarget {
   #config: Config;
   readonly #count: number;
   readonly #states = new Map<number, Extract<FromWorker, { type: 'meridian:state' }>>();
-  readonly #pending = new Map<number, { remaining: number; results: ReloadResult[]; resolve: (r: ReloadResult) => void }>();
+  /** Reloads sent to workers and not yet answered by all of them. */
+  readonly #pending = new Set<PendingReload>();
+  /** Woken when every worker has reported ready (start waits for it). */
+  #readyWaiters: (() => void)[] = [];
   readonly #aggregator = new AggregatorRegistry();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   #adminPort = 0;
@@ -110,6 +124,8 @@ export class WorkerPool implements AdminTarget {
   /** Active health checks run once, here, and every worker applies their results. */
   #checks: SharedHealthChecks | undefined;
   readonly #globalRegistry = new Registry();
+  /** Errors the primary absorbs (its health checks, its DNS layer): counted beside the workers' own. */
+  readonly #errors: ErrorReporter;
   #draining = false;
   #nextReloadId = 1;
 
@@ -118,6 +134,8 @@ export class WorkerPool implements AdminTarget {
     this.#config = config;
     this.#count = workerCount(config.workers);
     this.log = logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+    const counter = internalErrorsCounter(this.#globalRegistry);
+    this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => counter.inc({ component, cause }) });
   }
 
   get adminPort(): number {
@@ -133,6 +151,8 @@ export class WorkerPool implements AdminTarget {
     cluster.on('message', (worker, m: FromWorker) => this.#onMessage(worker, m));
     cluster.on('exit', (worker, code, signal) => {
       this.#states.delete(worker.id);
+      // A reload waiting for this worker would wait forever: its part fails now, with the reason.
+      for (const p of this.#pending) p.lost(worker.id, `worker ${worker.id} exited (${signal ?? `code ${code}`}) before it answered the reload; the worker that replaces it reads the config file as it is then`);
       if (this.#draining) return;
       this.log.error({ worker: worker.id, code, signal }, 'worker exited unexpectedly; starting another');
       setTimeout(() => {
@@ -140,18 +160,19 @@ export class WorkerPool implements AdminTarget {
       }, 500).unref();
     });
     for (let i = 0; i < this.#count; i++) cluster.fork();
-    await waitFor(() => this.ready(), 15_000, 'workers to listen');
-    this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry });
-    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m));
+    await this.#whenReady();
+    this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report });
+    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m), this.#errors);
     const admin = createAdminServer({
       target: this,
       metrics: {
         contentType: this.#aggregator.contentType,
-        metricsText: async () => `${await this.#aggregator.clusterMetrics()}${await this.#globalRegistry.metrics()}`,
+        metricsText: async () => mergeExpositions(await this.#aggregator.clusterMetrics(), await this.#globalRegistry.metrics()),
       },
       ...adminToken(this.#config),
       address: this.#config.admin.address,
       port: this.#config.admin.port,
+      allowedHosts: this.#config.admin.allowed_hosts,
       logger: this.log,
     });
     this.#admin = admin;
@@ -197,7 +218,7 @@ export class WorkerPool implements AdminTarget {
       return { ok: false, errors };
     }
     try {
-      this.#global = await syncGlobalLayer(this.#global, r.config.global, { log: this.log, registry: this.#globalRegistry });
+      this.#global = await syncGlobalLayer(this.#global, r.config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report });
     } catch (e) {
       const errors = [`global: ${(e as Error).message}`];
       this.log.error({ errors }, 'reload refused: the running config stays in force');
@@ -205,14 +226,15 @@ export class WorkerPool implements AdminTarget {
     }
     this.#config = r.config;
     this.#checks?.stop();
-    this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m));
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-    const id = this.#nextReloadId++;
-    const result = await new Promise<ReloadResult>((resolve) => {
-      this.#pending.set(id, { remaining: workers.length, results: [], resolve });
-      for (const w of workers) w.send({ type: 'meridian:reload', id } satisfies ToWorker);
-    });
-    this.log.info({ ok: result.ok }, 'reload across workers');
+    this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors);
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    const pending = new PendingReload(this.#nextReloadId++, workers.map((w) => w.id), RELOAD_DEADLINE_MS);
+    this.#pending.add(pending);
+    for (const w of workers) w.send({ type: 'meridian:reload', id: pending.id } satisfies ToWorker);
+    const result = await pending.result;
+    this.#pending.delete(pending);
+    if (result.ok) this.log.info({ ok: true }, 'reload across workers');
+    else this.log.error({ errors: result.errors }, 'reload across workers failed');
     return result;
   }
 
@@ -252,16 +274,25 @@ export class WorkerPool implements AdminTarget {
       // with the verdicts the shared checks have reached so far (a worker restarted after a crash).
       if (!this.#states.has(worker.id) && this.#checks !== undefined) worker.send({ type: 'meridian:health', verdicts: this.#checks.verdicts() } satisfies ToWorker);
       this.#states.set(worker.id, m);
+      if (this.ready()) for (const w of this.#readyWaiters.splice(0)) w();
+    } else if (m.type === 'meridian:reloaded') {
+      for (const p of this.#pending) if (p.id === m.id) p.answered(worker.id, m.result);
     }
-    else if (m.type === 'meridian:reloaded') {
-      const p = this.#pending.get(m.id);
-      if (!p) return;
-      p.results.push(m.result);
-      if (--p.remaining > 0) return;
-      this.#pending.delete(m.id);
-      const failed = p.results.find((r) => !r.ok);
-      p.resolve(failed ?? p.results[0] ?? { ok: false, errors: ['no worker answered'] });
-    }
+  }
+
+  #whenReady(): Promise<void> {
+    if (this.ready()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#readyWaiters = this.#readyWaiters.filter((w) => w !== done);
+        reject(new Error(`timed out waiting for workers to listen (${START_DEADLINE_MS / 1000} s)`));
+      }, START_DEADLINE_MS);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#readyWaiters.push(done);
+    });
   }
 }
 
@@ -292,11 +323,47 @@ export function mergeStates(perWorker: readonly (readonly ClusterState[])[]): Cl
   });
 }
 
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+/**
+ * One reload sent to the workers: settled once every worker it was sent to has answered,
+ * exited, or the deadline passed, whichever comes first for each. Its result is the first
+ * failure (a worker's own, an exit, silence), or the first success when all succeeded.
+ */
+class PendingReload {
+  readonly id: number;
+  readonly result: Promise<ReloadResult>;
+  readonly #waiting: Set<number>;
+  readonly #results: ReloadResult[] = [];
+  readonly #timer: NodeJS.Timeout;
+  #resolve!: (r: ReloadResult) => void;
+
+  constructor(id: number, workers: readonly number[], deadlineMs: number) {
+    this.id = id;
+    this.#waiting = new Set(workers);
+    this.result = new Promise((resolve) => (this.#resolve = resolve));
+    this.#timer = setTimeout(() => {
+      for (const w of [...this.#waiting]) this.lost(w, `worker ${w} did not answer the reload within ${deadlineMs / 1000} s`);
+    }, deadlineMs);
+    this.#settleIfDone();
+  }
+
+  answered(worker: number, result: ReloadResult): void {
+    if (!this.#waiting.delete(worker)) return;
+    this.#results.push(result);
+    this.#settleIfDone();
+  }
+
+  /** The worker will not answer (it exited, or the deadline passed). */
+  lost(worker: number, why: string): void {
+    this.answered(worker, { ok: false, errors: [why] });
+  }
+
+  #settleIfDone(): void {
+    if (this.#waiting.size > 0) return;
+    clearTimeout(this.#timer);
+    const failures = this.#results.filter((r): r is Extract<ReloadResult, { ok: false }> => !r.ok);
+    // Workers refusing one config refuse it alike: each reason once.
+    if (failures.length > 0) this.#resolve({ ok: false, errors: [...new Set(failures.flatMap((r) => r.errors))] });
+    else this.#resolve(this.#results[0] ?? { ok: false, errors: ['no worker to reload'] });
   }
 }
 
@@ -309,7 +376,7 @@ class SharedHealthChecks {
   readonly #checkers: ActiveHealthChecker[] = [];
   readonly #cores: Cluster[] = [];
 
-  constructor(config: Config, send: (m: ToWorker) => void) {
+  constructor(config: Config, send: (m: ToWorker) => void, errors: ErrorReporter) {
     const rng = new SeededRng(Date.now() >>> 0);
     for (const c of config.clusters) {
       const check = c.health_check;
@@ -319,6 +386,7 @@ class SharedHealthChecks {
       const checker = new ActiveHealthChecker(core, check, {
         rng,
         onResult: (r) => send({ type: 'meridian:check', cluster: c.name, endpoint: r.host.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) }),
+        onError: (err) => errors.report('health_check', causeOf(err), err, { cluster: c.name }),
       });
       checker.start();
       this.#checkers.push(checker);

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import parse, { type PrometheusFamily, type PrometheusSample } from 'parse-prometheus-text-format';
-import { DURATION_BUCKETS_S, ProxyMetrics } from '../../src/admin/metrics.js';
+import { mergeExpositions } from '../../src/admin/merge-expositions.js';
+import { DURATION_BUCKETS_S, internalErrorsCounter, ProxyMetrics } from '../../src/admin/metrics.js';
+import { Registry } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState } from '../../src/admin/types.js';
 import { endpoint } from './fixtures.js';
 
@@ -90,6 +92,9 @@ function exerciseAll(m: ProxyMetrics): void {
   m.healthCheck('api', '10.0.0.1:80', true);
   m.reload(true);
   m.tcpConnection('db', 'pg', '10.0.0.2:5432', 'closed', 10, 20);
+  m.setConnectionSource(() => [['web', 3]]);
+  m.connectionRefused('web', 'listener_limit');
+  m.internalError('http2_session', 'ECONNRESET');
   m.setSource(() => [
     {
       name: 'api',
@@ -400,5 +405,31 @@ describe('docs/metrics.md', () => {
     const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
     const missing = names.filter((n) => !docs.includes(`\`${n}\``));
     assert.deepEqual(missing, []);
+  });
+});
+
+describe('mergeExpositions (a worker pool primary: the workers\' metrics and its own)', () => {
+  it('writes a family both hold once, with the samples of both, summing a series both hold', async () => {
+    const workers = new ProxyMetrics({ defaultMetrics: false });
+    workers.internalError('http2_session', 'ECONNRESET');
+    workers.internalError('health_check', 'TypeError');
+    workers.reload(true);
+    const primary = new Registry();
+    const own = internalErrorsCounter(primary);
+    own.inc({ component: 'dns_responder', cause: 'TypeError' });
+    own.inc({ component: 'health_check', cause: 'TypeError' }, 2);
+    const merged = mergeExpositions(await workers.metricsText(), await primary.metrics());
+    assert.equal(merged.match(/^# TYPE meridian_internal_errors_total counter$/gm)?.length, 1);
+    const families = parse(merged);
+    const errors = families.find((f) => f.name === 'meridian_internal_errors_total');
+    assert.deepEqual(
+      errors?.metrics.map((m) => [m.labels?.['component'], m.labels?.['cause'], m.value]),
+      [
+        ['http2_session', 'ECONNRESET', '1'],
+        ['health_check', 'TypeError', '3'],
+        ['dns_responder', 'TypeError', '1'],
+      ],
+    );
+    assert.equal(families.find((f) => f.name === 'meridian_config_reloads_total')?.metrics.length, 2, 'families of one side pass through');
   });
 });

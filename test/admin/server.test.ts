@@ -57,7 +57,7 @@ interface Logged {
 }
 
 /** A server on an ephemeral port, closed when the test ends; token: TOKEN unless given (even as undefined). */
-async function start(t: TestContext, opts: { token?: string } = { token: TOKEN }) {
+async function start(t: TestContext, opts: { token?: string; allowedHosts?: string[]; address?: string } = { token: TOKEN }) {
   const { token } = opts;
   const target = new FakeTarget();
   const metrics = new ProxyMetrics({ defaultMetrics: false });
@@ -67,10 +67,11 @@ async function start(t: TestContext, opts: { token?: string } = { token: TOKEN }
     info: (obj, msg) => logs.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
     warn: (obj, msg) => logs.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
   };
-  const admin = createAdminServer({ target, metrics, token, address: '127.0.0.1', port: 0, logger });
+  const bind = opts.address ?? '127.0.0.1';
+  const admin = createAdminServer({ target, metrics, token, address: bind, port: 0, logger, ...(opts.allowedHosts ? { allowedHosts: opts.allowedHosts } : {}) });
   const { port, address } = await admin.listen();
   t.after(() => admin.close());
-  assert.equal(address, '127.0.0.1');
+  assert.equal(address, bind);
   return { admin, target, metrics, logs, port };
 }
 
@@ -471,7 +472,7 @@ describe('admin server: errors', () => {
     // Headers only: the 413 comes back without waiting for (or reading) a byte of body.
     const reply = await new Promise<string>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1', () => {
-        s.write(`POST /api/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10000000\r\n\r\n`);
+        s.write(`POST /api/reload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10000000\r\n\r\n`);
       });
       let data = '';
       s.on('data', (c: Buffer) => {
@@ -515,5 +516,82 @@ describe('admin server: lifecycle', () => {
       }),
       { code: 'ECONNREFUSED' },
     );
+  });
+});
+
+/** One raw HTTP/1.x request to `address`:`port`, exactly as written; the whole answer as text. */
+function rawRequest(port: number, text: string, address = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, address);
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    s.on('error', reject);
+    s.end(text);
+  });
+}
+
+const statusOf = (reply: string): number => Number(/^HTTP\/1\.[01] (\d{3}) /.exec(reply)?.[1]);
+
+describe('admin server: Host (DNS-rebinding protection)', () => {
+  it('answers nothing, reads included, to a Host that is not its address, localhost or an allowed name: 403', async (t) => {
+    const { port, target } = await start(t);
+    for (const path of ['/api/clusters', '/metrics', '/healthz', '/readyz', '/api/global', '/nope']) {
+      for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1.evil.example:${port}`, `localhost.evil.example:${port}`, '10.1.2.3', 'bad host', 'a/b@c']) {
+        const reply = await rawRequest(port, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+        assert.equal(statusOf(reply), 403, `${path} with Host ${host}: ${reply}`);
+        assert.doesNotMatch(reply, /10\.0\.0\.1|meridian_/, 'nothing of the state leaks');
+      }
+    }
+    const api = await request(port, 'GET', '/api/clusters', { headers: { host: `evil.example:${port}` } });
+    assertJsonError(api, 403, /^Host "evil\.example:\d+" is not allowed: .*admin\.allowed_hosts \(DNS-rebinding protection\)$/);
+    // Writes too, even with the right token: the reload never reaches the target.
+    const write = await request(port, 'POST', '/api/reload', { headers: { ...auth, host: `evil.example:${port}` } });
+    assertJsonError(write, 403, /is not allowed/);
+    const drain = await request(port, 'POST', '/api/clusters/api/endpoints/10.0.0.1%3A8080/drain', { headers: { ...auth, host: 'evil.example' } });
+    assert.equal(drain.status, 403);
+    assert.deepEqual(target.calls, []);
+  });
+
+  it('answers its own address, localhost and loopback IPs on loopback (any port), and no Host at all on HTTP/1.0', async (t) => {
+    const { port } = await start(t);
+    for (const host of [`127.0.0.1:${port}`, '127.0.0.1', `localhost:${port}`, 'LOCALHOST:8080', 'localhost.', `[::1]:${port}`, '127.0.0.2']) {
+      const reply = await rawRequest(port, `GET /api/clusters HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      assert.equal(statusOf(reply), 200, `Host ${host}: ${reply}`);
+    }
+    assert.equal(statusOf(await rawRequest(port, 'GET /metrics HTTP/1.0\r\n\r\n')), 200);
+    // A write with an allowed Host still needs the token, and with it takes effect.
+    assert.equal((await request(port, 'POST', '/api/reload', { headers: { ...auth, host: `localhost:${port}` } })).status, 200);
+  });
+
+  it('answers the names and patterns of allowed_hosts, and only those', async (t) => {
+    const { port } = await start(t, { token: TOKEN, allowedHosts: ['admin.corp.example', '*.ops.example', '192.0.2.10'] });
+    for (const [host, status] of [
+      [`admin.corp.example:${port}`, 200],
+      ['Admin.Corp.Example', 200],
+      [`lb1.ops.example:${port}`, 200],
+      ['a.b.ops.example', 200],
+      ['192.0.2.10:9901', 200],
+      ['ops.example', 403],
+      ['corp.example', 403],
+      ['admin.corp.example.evil', 403],
+    ] as const) {
+      const reply = await rawRequest(port, `GET /metrics HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      assert.equal(statusOf(reply), status, `Host ${host}`);
+    }
+  });
+
+  it('checks against the address a connection arrived on: bound to 127.0.0.2, Host 127.0.0.2 is its own', async (t) => {
+    const { port } = await start(t, { token: TOKEN, address: '127.0.0.2' });
+    assert.equal(statusOf(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.2:${port}\r\nConnection: close\r\n\r\n`, '127.0.0.2')), 200);
+    assert.equal(statusOf(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: 192.0.2.1:${port}\r\nConnection: close\r\n\r\n`, '127.0.0.2')), 403);
+  });
+
+  it('refuses two Host headers with 400, whichever comes first', async (t) => {
+    const { port } = await start(t);
+    for (const hosts of [['localhost', 'evil.example'], ['evil.example', 'localhost']]) {
+      const reply = await rawRequest(port, `GET /api/clusters HTTP/1.1\r\nHost: ${hosts[0]}\r\nHost: ${hosts[1]}\r\nConnection: close\r\n\r\n`);
+      assert.equal(statusOf(reply), 400, reply);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,5 +86,83 @@ describe('meridian validate', () => {
     const r = await run(['--help']);
     assert.equal(r.code, 0);
     assert.match(r.out.join('\n'), /^usage: meridian validate -c FILE/);
+  });
+});
+
+/** The real command, as a user runs it: exit code and everything it printed. */
+function cli(args: string[]): Promise<{ code: number | null; text: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['dist/src/cli/bin.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    child.on('exit', (code) => resolve({ code, text }));
+  });
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('meridian validate catches what start would refuse (spawned)', () => {
+  const LISTENER = 'listeners: [ { name: web, address: 127.0.0.1, port: 0, routes: [ { cluster: api } ] } ]\nclusters: [ { name: api, endpoints: [ { address: "127.0.0.1:9001" } ] } ]\n';
+
+  it('5,000 nested lists: validate and start both exit 2 naming the file and the problem, no stack overflow', async () => {
+    const path = file('deep.yaml', `${LISTENER}extra: ${'['.repeat(5000)}${']'.repeat(5000)}\n`);
+    for (const command of ['validate', 'start']) {
+      const r = await cli([command, '-c', path]);
+      assert.equal(r.code, 2, `${command}: ${r.text}`);
+      assert.match(r.text, new RegExp(`${escape(path)}:3:\\d+: nested more than 128 levels deep`));
+      assert.doesNotMatch(r.text, /call stack/);
+    }
+  });
+
+  it('admin.address: on is refused by validate (exit 1) and by start before it binds anything (exit 1)', async () => {
+    const path = file('on.yaml', `admin: { address: on, port: 0 }\n${LISTENER}`);
+    const v = await cli(['validate', '-c', path]);
+    assert.equal(v.code, 1, v.text);
+    assert.equal(v.text, `${path}: 1 error\n  admin.address: expected an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "on"\n`);
+    const s = await cli(['start', '-c', path]);
+    assert.equal(s.code, 1, s.text);
+    assert.doesNotMatch(s.text, /listening/);
+  });
+
+  it('the admin API on a listener\'s port is refused by validate (exit 1)', async () => {
+    const path = file('clash.yaml', 'admin: { port: 18080 }\nlisteners: [ { name: web, port: 18080, routes: [ { cluster: api } ] } ]\nclusters: [ { name: api, endpoints: [ { address: "127.0.0.1:9001" } ] } ]\n');
+    const v = await cli(['validate', '-c', path]);
+    assert.equal(v.code, 1, v.text);
+    assert.match(v.text, /listeners\[0\]\.port: listen address "0\.0\.0\.0 port 18080" overlaps "127\.0\.0\.1 port 18080" at admin/);
+  });
+
+  it('start refuses an access log it cannot open before it listens (exit 2, the path and the reason), rather than spinning', { timeout: 30_000 }, async () => {
+    const blocker = file('also-not-a-folder', 'x');
+    const path = file('log.yaml', `admin: { port: 0 }\naccess_log: { path: ${blocker}/access.log }\n${LISTENER}`);
+    const s = await cli(['start', '-c', path]);
+    assert.equal(s.code, 2, s.text);
+    assert.match(s.text, new RegExp(`meridian start: access_log\\.path: cannot open ${escape(blocker)}/access\\.log: EEXIST: file already exists, mkdir`));
+    assert.doesNotMatch(s.text, /"msg":"listening"/);
+  });
+
+  it('a certificate file that does not exist and an access log that cannot be created are refused by validate (exit 1)', async () => {
+    const blocker = file('not-a-folder', 'x');
+    const path = file(
+      'files.yaml',
+      [
+        'admin: { port: 0 }',
+        `access_log: { path: ${blocker}/access.log }`,
+        `listeners: [ { name: tls, address: 127.0.0.1, port: 0, protocol: https, tls: { certificates: [ { cert: ${dir}/missing.pem, key: ${dir}/missing.key } ] }, routes: [ { cluster: api } ] } ]`,
+        'clusters: [ { name: api, endpoints: [ { address: "127.0.0.1:9001" } ] } ]',
+        '',
+      ].join('\n'),
+    );
+    const v = await cli(['validate', '-c', path]);
+    assert.equal(v.code, 1, v.text);
+    assert.equal(
+      v.text,
+      [
+        `${path}: 2 errors`,
+        `  listeners[0].tls.certificates: cannot read certificate file ${dir}/missing.pem: ENOENT: no such file or directory, open '${dir}/missing.pem'`,
+        `  access_log.path: cannot create ${blocker}/access.log: ${blocker} is not a folder`,
+        '',
+      ].join('\n'),
+    );
   });
 });

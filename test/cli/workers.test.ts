@@ -102,4 +102,62 @@ describe('workers', () => {
     assert.equal(await exited, 0);
     await assert.rejects(get(port, '/', { agent: false }), /ECONNREFUSED/);
   });
+
+  it('a reload settles when a worker exits in the middle of it, or does not answer in time; a later reload works', { timeout: 90_000 }, async () => {
+    const b = await startSampleBackend({ name: 'r' });
+    cleanup.push(() => b.close());
+    const file = join(mkdtempSync(join(tmpdir(), 'meridian-workers-reload-')), 'm.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        workers: 2,
+        admin: { port: 0, token: 'reload-token' },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${b.port}` }] }],
+      }),
+    );
+    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanup.push(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
+    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const reload = async () => {
+      const r = await get(admin, '/api/reload', { method: 'POST', headers: { authorization: 'Bearer reload-token' }, timeoutMs: 60_000 });
+      return { status: r.status, body: JSON.parse(r.body) as { ok: boolean; errors?: string[] } };
+    };
+    const reloadsLogged = () => out.split('\n').filter((l) => l.includes('config reloaded')).length;
+
+    // A worker that exits after the reload was sent to it, before answering.
+    const [stuck, other] = children(child.pid!) as [number, number];
+    process.kill(stuck, 'SIGSTOP');
+    const first = reload();
+    await until(() => reloadsLogged() === 1, 10_000, 'the other worker to apply the reload');
+    process.kill(stuck, 'SIGKILL');
+    const failed = await first;
+    assert.equal(failed.status, 422);
+    assert.equal(failed.body.ok, false);
+    assert.equal(failed.body.errors?.length, 1);
+    assert.match(failed.body.errors![0]!, /^worker \d+ exited \(SIGKILL\) before it answered the reload; the worker that replaces it reads the config file as it is then$/);
+    await until(() => children(child.pid!).length === 2 && !children(child.pid!).includes(stuck), 10_000, 'a replacement worker');
+    await until(async () => (await get(admin, '/readyz')).status === 200, 10_000, 'the replacement to listen');
+    // The survivor is at its second config version, the replacement at its first reload.
+    const after = await reload();
+    assert.equal(after.status, 200);
+    assert.match(JSON.stringify(after.body), /^\{"ok":true,"summary":"version [23]: 1 listeners, 1 clusters"\}$/);
+
+    // A worker that never answers: the reload fails at its deadline, naming it.
+    process.kill(other, 'SIGSTOP');
+    const late = await reload();
+    process.kill(other, 'SIGCONT');
+    assert.equal(late.status, 422);
+    assert.deepEqual(late.body.errors?.map((e) => e.replace(/\d+/, 'N')), ['worker N did not answer the reload within 10 s']);
+    assert.equal((await reload()).status, 200);
+
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type LoadResult, loadConfigFile, parseConfigText } from '../../src/config/index.js';
+import { MAX_NESTING } from '../../src/config/load.js';
 
 const GOOD_YAML = `
 listeners:
@@ -135,5 +136,40 @@ describe('loadConfigFile', () => {
   it('treats a directory as unreadable', async () => {
     const r = await loadConfigFile(dir);
     assert.equal(!r.ok && r.kind, 'read');
+  });
+});
+
+describe('nesting depth', () => {
+  const TOO_DEEP = `nested more than ${MAX_NESTING} levels deep (lists and mappings inside one another); a Meridian config nests about 8`;
+
+  it('refuses 5,000 nested YAML lists with a position and the reason, not a stack overflow', () => {
+    const text = `listeners: ${'['.repeat(5000)}${']'.repeat(5000)}\n`;
+    const r = parseConfigText(text, { filename: 'deep.yaml' });
+    assert.equal(!r.ok && r.kind, 'parse');
+    assert.match(parseMessage(r), /^deep\.yaml:1:\d+: nested more than 128 levels deep /);
+    assert.doesNotMatch(parseMessage(r), /call stack/);
+  });
+
+  it('refuses YAML one level past the limit, at the collection that crosses it', () => {
+    // The root mapping is level 1, so the k-th "[" (at column 11 + k) opens level k + 1.
+    const n = MAX_NESTING;
+    const text = `listeners: ${'['.repeat(n)}${']'.repeat(n)}\n`;
+    assert.equal(parseMessage(parseConfigText(text, { filename: 'd.yaml' })), `d.yaml:1:${11 + n}: ${TOO_DEEP}`);
+    const ok = parseConfigText(`listeners: ${'['.repeat(n - 1)}${']'.repeat(n - 1)}\n`, { filename: 'd.yaml' });
+    assert.equal(!ok.ok && ok.kind, 'invalid', 'one level less is parsed (and then found invalid)');
+  });
+
+  it('refuses deeply nested block mappings', () => {
+    let text = '';
+    for (let i = 0; i < 5000; i++) text += `${' '.repeat(i)}k:\n`;
+    assert.match(parseMessage(parseConfigText(text, { filename: 'deep.yaml' })), /^deep\.yaml:\d+:\d+: nested more than 128 levels deep /);
+  });
+
+  it('refuses JSON nested past the limit with line and column, counting brackets inside strings as text', () => {
+    const deep = `{"listeners":\n${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    assert.equal(parseMessage(parseConfigText(deep, { filename: 'd.json' })), `d.json:2:${MAX_NESTING}: ${TOO_DEEP}`);
+    const strings = JSON.stringify({ listeners: [], note: '['.repeat(5000) });
+    const r = parseConfigText(strings, { filename: 'd.json' });
+    assert.equal(!r.ok && r.kind, 'invalid');
   });
 });

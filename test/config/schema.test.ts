@@ -23,7 +23,7 @@ function cluster0(c: { clusters: Json[] }): Json {
 describe('defaults', () => {
   it('fills in every documented default', () => {
     const config = valid(base());
-    assert.deepEqual(config.admin, { address: '127.0.0.1', port: 9901 });
+    assert.deepEqual(config.admin, { address: '127.0.0.1', port: 9901, allowed_hosts: [] });
     const l = config.listeners[0];
     assert.ok(l && l.protocol === 'http');
     assert.equal(l.address, '0.0.0.0');
@@ -48,6 +48,8 @@ describe('defaults', () => {
     assert.deepEqual(config.trusted_proxies, []);
     assert.deepEqual(config.access_log, { enabled: true, path: '-' });
     assert.equal(config.drain_timeout, 30_000);
+    assert.equal(config.max_connections, 10_000);
+    assert.equal(l.max_connections, undefined);
     assert.deepEqual(c.circuit_breaker, {
       max_connections: 1024,
       max_pending_requests: 1024,
@@ -450,6 +452,54 @@ describe('field conversions', () => {
       cluster0(c)['endpoints'] = [{ address }];
       assert.equal(validateConfig(c).ok, ok, address);
     }
+  });
+});
+
+describe('bind addresses', () => {
+  it('are IP literals or localhost: a name that resolves nowhere ("on") would pass here and fail at start', () => {
+    for (const [address, ok] of [
+      ['127.0.0.1', true],
+      ['0.0.0.0', true],
+      ['::', true],
+      ['::1', true],
+      ['localhost', true],
+      ['on', false],
+      ['admin.internal', false],
+      ['[::1]', false],
+      ['127.0.0.1:9901', false],
+    ] as const) {
+      const c = { ...base(), admin: { address } };
+      assert.equal(validateConfig(c).ok, ok, address);
+    }
+    assert.deepEqual(errors({ ...base(), admin: { address: 'on' } }), ['admin.address: expected an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "on"']);
+    const l = base();
+    Object.assign(l.listeners[0] as Json, { address: 'web.internal' });
+    assert.deepEqual(errors(l), ['listeners[0].address: expected an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "localhost", got "web.internal"']);
+  });
+
+  it('refuses the admin API, a sample backend or the DNS responder on a port a listener takes', () => {
+    const admin = { ...base(), admin: { port: 8080 } };
+    assert.deepEqual(errors(admin), ['listeners[0].port: listen address "0.0.0.0 port 8080" overlaps "127.0.0.1 port 8080" at admin: a wildcard address takes the port on every address']);
+    const sample = { ...base(), sample_backends: [{ name: 's', port: 8080 }] };
+    assert.deepEqual(errors(sample), ['sample_backends[0].port: listen address "127.0.0.1 port 8080" overlaps "0.0.0.0 port 8080" at listeners[0]: a wildcard address takes the port on every address']);
+    const dns = {
+      ...base(),
+      listeners: [{ name: 'web', address: '127.0.0.1', port: 5353, routes: [{ cluster: 'api' }] }],
+      global: { dns: { port: 5353, zone: 'm.test' }, regions: [{ name: 'r', location: { lat: 0, lon: 0 }, addresses: ['127.0.0.2'] }], hostnames: [{ name: 'www.m.test', policy: 'geo' }] },
+    };
+    assert.deepEqual(errors(dns), ['global.dns.port: duplicate listen address "127.0.0.1 port 5353" (first at listeners[0])']);
+  });
+
+  it('lets the same port be bound on two different addresses, and on :: only once', () => {
+    const two = base();
+    two.listeners = [
+      { name: 'a', address: '127.0.0.1', port: 8080, routes: [{ cluster: 'api' }] },
+      { name: 'b', address: '127.0.0.2', port: 8080, routes: [{ cluster: 'api' }] },
+      { name: 'c', address: '::1', port: 8080, routes: [{ cluster: 'api' }] },
+    ];
+    valid(two);
+    two.listeners.push({ name: 'd', address: '::', port: 8080, routes: [{ cluster: 'api' }] });
+    assert.deepEqual(errors(two), ['listeners[3].port: listen address ":: port 8080" overlaps "127.0.0.1 port 8080" at listeners[0]: a wildcard address takes the port on every address']);
   });
 });
 

@@ -78,6 +78,14 @@ describe('meridian demo (in process)', () => {
     for (const a of ['uplot.js', 'uplot.css', 'dashboard.js', 'dashboard.css', 'reports.js']) assert.equal((await get(demo.port, `/dashboard/assets/${a}`)).status, 200, a);
     assert.equal((await get(demo.port, '/dashboard/assets/nope.js')).status, 404);
     assert.equal((await get(demo.port, '/dashboard/reports')).status, 200);
+    // DNS rebinding: a page under another name that now resolves to loopback reads nothing.
+    for (const path of ['/dashboard', '/dashboard/assets/dashboard.js', '/api/clusters', '/metrics']) {
+      const foreign = await get(demo.port, path, { headers: { host: `rebind.example:${demo.port}` } });
+      assert.equal(foreign.status, 403, path);
+      assert.match(foreign.body, /DNS-rebinding protection/);
+    }
+    const write = await get(demo.port, '/api/reload', { method: 'POST', headers: { host: 'rebind.example', authorization: `Bearer ${demo.token}` } });
+    assert.equal(write.status, 403);
 
     const events = await new Promise<string>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: demo.port, path: '/api/demo/events', agent: false }, (res) => {

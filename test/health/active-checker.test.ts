@@ -269,6 +269,38 @@ describe('ActiveHealthChecker over sample backends', () => {
     }
   });
 
+  it('a callback that throws is reported to onError, never an unhandled rejection, and probing carries on', async () => {
+    const b = await startSampleBackend({ name: 't' });
+    const { cluster } = makeCluster([addr(b)]);
+    const rejections: unknown[] = [];
+    const onRejection = (r: unknown) => rejections.push(r);
+    process.on('unhandledRejection', onRejection);
+    const errors: unknown[] = [];
+    let results = 0;
+    const checker = new ActiveHealthChecker(cluster, checkConfig(), {
+      rng: new SeededRng(3),
+      onResult: () => {
+        results++;
+        throw new TypeError(`callback ${results} broke`);
+      },
+      onError: (err) => errors.push(err),
+    });
+    try {
+      checker.start();
+      await waitFor(() => errors.length >= 5, 'five results, each callback throwing');
+      // A rejection surfaces after the microtasks of the round that made it: one more round.
+      const seen = results;
+      await waitFor(() => results > seen, 'another round');
+      assert.deepEqual(rejections, []);
+      assert.ok(errors.every((e) => e instanceof TypeError));
+      assert.equal(checker.pendingTimers, 2, 'the host still has its next probe scheduled (and membership its timer)');
+    } finally {
+      checker.stop();
+      process.off('unhandledRejection', onRejection);
+      await b.close();
+    }
+  });
+
   it('stop() clears every timer and aborts probes in flight; nothing is left open; idempotent', async () => {
     const backends = await Promise.all([1, 2].map((i) => startSampleBackend({ name: `s${i}` })));
     const { cluster } = makeCluster(backends.map(addr));

@@ -264,4 +264,14 @@ describe('health, overload and control', () => {
     const clusters = JSON.parse((await get(admin, '/api/clusters')).body) as { clusters: { endpoints: { id: string; weight: number }[] }[] };
     assert.equal(clusters.clusters[0]!.endpoints.find((e) => e.id === 'b0')!.weight, 3);
   });
+
+  it('admin API: answers the names in admin.allowed_hosts and refuses other names with 403', async () => {
+    const bs = await backends(1);
+    const m = await startMeridian(simpleConfig(bs, {}, { admin: { port: 0, allowed_hosts: ['lb.internal'] } }));
+    cleanup.push(m, ...bs);
+    const admin = m.meridian.adminPort;
+    assert.equal((await get(admin, '/metrics', { headers: { host: `lb.internal:${admin}` } })).status, 200);
+    assert.equal((await get(admin, '/metrics', { headers: { host: `other.internal:${admin}` } })).status, 403);
+    assert.equal((await get(admin, '/metrics')).status, 200, 'the address it listens on');
+  });
 });
