@@ -108,13 +108,13 @@ export class DnsServer {
 
   #bindUdp(port: number): Promise<UdpSocket> {
     const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4' });
+    // One callback for every send: no closure per answer.
+    const onSent = (err: Error | null): void => {
+      if (err) this.#o.log.debug({ err: err.message }, 'dns udp send failed');
+    };
     sock.on('message', (msg, rinfo) => {
       const response = this.#answer(msg, { transport: 'udp', remoteAddress: rinfo.address });
-      if (response !== undefined) {
-        sock.send(response, rinfo.port, rinfo.address, (err) => {
-          if (err) this.#o.log.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
-        });
-      }
+      if (response !== undefined) sock.send(response, rinfo.port, rinfo.address, onSent);
     });
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
