@@ -15,6 +15,12 @@ import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, int
 
 // ---- field types -----------------------------------------------------------------
 
+/** Whether this Node's dgram sockets take `reusePort` (added in 23.1.0, backported to 22.12.0). */
+export const DGRAM_REUSE_PORT = ((): boolean => {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+})();
+
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 
 /** A DNS name (`www.example.com`, a trailing dot allowed) → lowercase, no trailing dot. */
@@ -124,6 +130,16 @@ const dnsSchema = z.strictObject({
   tcp_idle_timeout: duration().prefault('10s'),
   /** TCP connections open at once; past it new ones are closed at once. */
   max_tcp_connections: integer(1).default(1000),
+  /**
+   * UDP sockets bound to the port (SO_REUSEPORT): the kernel spreads clients over them
+   * by address and port, each with its own receive queue. Above 1 needs dgram's
+   * `reusePort` (Node 22.12 / 23.1 and later).
+   */
+  udp_sockets: integer(1, 64)
+    .default(1)
+    .superRefine((n, ctx) => {
+      if (n > 1 && !DGRAM_REUSE_PORT) fail(ctx, `above 1 needs dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`);
+    }),
 });
 
 const cidrEntrySchema = z

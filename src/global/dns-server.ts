@@ -21,6 +21,8 @@ export interface DnsServerOptions {
   readonly respond: (msg: Buffer, ctx: QueryContext) => DnsOutcome;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** UDP sockets on the port; above 1 they are bound with reusePort (config validation checks the runtime has it). */
+  readonly udpSockets?: number;
   readonly log: Logger;
   /** Called after each message was answered (or dropped). */
   readonly onOutcome?: (o: DnsOutcome, ctx: QueryContext) => void;
@@ -31,7 +33,7 @@ export interface DnsServerOptions {
 export class DnsServer {
   readonly #o: DnsServerOptions;
   #idleTimeoutMs: number;
-  #udp: UdpSocket | undefined;
+  #udp: UdpSocket[] = [];
   #tcp: Server | undefined;
   readonly #connections = new Set<Socket>();
   #port = 0;
@@ -57,8 +59,10 @@ export class DnsServer {
 
   /** Bind UDP and TCP; with port 0, one free port for both (retried if TCP finds it taken). */
   async listen(): Promise<number> {
+    const count = this.#o.udpSockets ?? 1;
+    const reusePort = count > 1;
     for (let attempt = 0; ; attempt++) {
-      const udp = await this.#bindUdp(this.#o.port);
+      const udp = await this.#bindUdp(this.#o.port, reusePort);
       const port = udp.address().port;
       try {
         this.#tcp = await this.#bindTcp(port);
@@ -67,16 +71,27 @@ export class DnsServer {
         if (this.#o.port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
         throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, port, 'tcp');
       }
-      this.#udp = udp;
+      this.#udp = [udp];
       this.#port = port;
+      try {
+        while (this.#udp.length < count) this.#udp.push(await this.#bindUdp(port, true));
+      } catch (e) {
+        await this.close();
+        throw e;
+      }
       return port;
     }
   }
 
+  /** UDP sockets bound (dns.udp_sockets once listening). */
+  get udpSockets(): number {
+    return this.#udp.length;
+  }
+
   async close(): Promise<void> {
     const udp = this.#udp;
-    this.#udp = undefined;
-    if (udp) await new Promise<void>((r) => udp.close(() => r()));
+    this.#udp = [];
+    await Promise.all(udp.map((u) => new Promise<void>((r) => u.close(() => r()))));
     const tcp = this.#tcp;
     this.#tcp = undefined;
     for (const c of this.#connections) c.destroy();
@@ -106,8 +121,9 @@ export class DnsServer {
     else this.#o.log.error({ err: (err as Error).message }, what);
   }
 
-  #bindUdp(port: number): Promise<UdpSocket> {
-    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4' });
+  #bindUdp(port: number, reusePort: boolean): Promise<UdpSocket> {
+    // `reusePort` is dgram's from Node 22.12; @types/node 20 does not know it yet.
+    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4', ...(reusePort ? { reusePort } : {}) } as Parameters<typeof createSocket>[0]);
     // One callback for every send: no closure per answer.
     const onSent = (err: Error | null): void => {
       if (err) this.#o.log.debug({ err: err.message }, 'dns udp send failed');

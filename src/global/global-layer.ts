@@ -126,7 +126,7 @@ export class GlobalLayer {
     if (config.geo.mmdb !== undefined) this.#mmdb = await MmdbLocator.open(config.geo.mmdb);
     this.#server = this.#newServer(config);
     await this.#server.listen();
-    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone }, 'dns responder listening (udp and tcp)');
+    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone, udpSockets: this.#server.udpSockets }, 'dns responder listening (udp and tcp)');
     this.#started = true;
     this.#startProbers();
   }
@@ -285,6 +285,7 @@ export class GlobalLayer {
       port: config.dns.port,
       idleTimeoutMs: config.dns.tcp_idle_timeout,
       maxConnections: config.dns.max_tcp_connections,
+      udpSockets: config.dns.udp_sockets,
       log: this.#log,
       respond: (msg, ctx) => this.#snap.responder.respond(msg, ctx),
       onOutcome: (o, ctx) => this.#count(o, ctx),
