@@ -13,6 +13,9 @@ type Tally = Map<string, Map<string, Map<string, number>>>;
 export class DnsMetrics {
   readonly #queries: Counter<'transport' | 'rcode'>;
   readonly #decisions: Counter<'hostname' | 'region' | 'reason'>;
+  readonly #rrl: Counter<'action'>;
+  #dropped = 0;
+  #slipped = 0;
   readonly #queryTally: Tally = new Map();
   readonly #decisionTally: Tally = new Map();
 
@@ -33,6 +36,18 @@ export class DnsMetrics {
       registers: [registry],
       collect: flushDecisions,
     });
+    this.#rrl = new Counter({
+      name: 'meridian_dns_rrl_responses_total',
+      help: 'UDP answers held back by response rate limiting, by action: "dropped" (nothing sent) or "slipped" (sent empty with TC=1 so the client retries over TCP).',
+      labelNames: ['action'] as const,
+      registers: [registry],
+      collect: () => {
+        this.#rrl.inc({ action: 'dropped' }, this.#dropped);
+        this.#rrl.inc({ action: 'slipped' }, this.#slipped);
+        this.#dropped = 0;
+        this.#slipped = 0;
+      },
+    });
   }
 
   static #byRegistry = new WeakMap<Registry, DnsMetrics>();
@@ -45,6 +60,11 @@ export class DnsMetrics {
 
   query(transport: string, rcode: string): void {
     bump(this.#queryTally, transport, rcode, '');
+  }
+
+  rateLimited(action: 'drop' | 'slip'): void {
+    if (action === 'drop') this.#dropped++;
+    else this.#slipped++;
   }
 
   decision(hostname: string, region: string, reason: string): void {

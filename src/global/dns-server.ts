@@ -12,7 +12,9 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { RateLimitAction } from '../core/response-rate-limiter.js';
 import type { DnsOutcome, QueryContext } from './dns-responder.js';
+import { truncatedCopy } from './dns-wire.js';
 
 export interface DnsServerOptions {
   readonly address: string;
@@ -24,6 +26,11 @@ export interface DnsServerOptions {
   /** UDP sockets on the port; above 1 they are bound with reusePort (config validation checks the runtime has it). */
   readonly udpSockets?: number;
   readonly log: Logger;
+  /**
+   * Response rate limiting for UDP (TCP proves the client's address and is not limited):
+   * 'drop' sends nothing and does no work, 'slip' sends the answer empty with TC=1.
+   */
+  readonly rateLimit?: (remoteAddress: string) => RateLimitAction;
   /** Called after each message was answered (or dropped). */
   readonly onOutcome?: (o: DnsOutcome, ctx: QueryContext) => void;
   /** `respond` or `onOutcome` threw (the message was dropped, or answered regardless); absent: logged each time. */
@@ -128,9 +135,12 @@ export class DnsServer {
     const onSent = (err: Error | null): void => {
       if (err) this.#o.log.debug({ err: err.message }, 'dns udp send failed');
     };
+    const rateLimit = this.#o.rateLimit;
     sock.on('message', (msg, rinfo) => {
+      const action = rateLimit === undefined ? 'answer' : rateLimit(rinfo.address);
+      if (action === 'drop') return;
       const response = this.#answer(msg, { transport: 'udp', remoteAddress: rinfo.address });
-      if (response !== undefined) sock.send(response, rinfo.port, rinfo.address, onSent);
+      if (response !== undefined) sock.send(action === 'slip' ? truncatedCopy(response) : response, rinfo.port, rinfo.address, onSent);
     });
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {

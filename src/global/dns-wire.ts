@@ -135,3 +135,30 @@ function readEcs(msg: Buffer, at: number, olen: number, q: WireQuery): boolean {
   q.ecsAddressLength = olen - 4;
   return true;
 }
+
+/**
+ * An empty TC=1 copy of an answer: its header and question, no records (what response
+ * rate limiting slips instead of the answer; RFC 1035 4.2.1 says retry over TCP).
+ */
+export function truncatedCopy(response: Buffer): Buffer {
+  let end = 12;
+  if (response.length > 12 && response[4] === 0 && response[5] === 1) {
+    let o = 12;
+    for (;;) {
+      const l = response[o];
+      if (l === undefined || l > 63) {
+        o = -1;
+        break;
+      }
+      o += 1 + l;
+      if (l === 0) break;
+    }
+    if (o > 0 && o + 4 <= response.length) end = o + 4;
+  }
+  const out = Buffer.alloc(end);
+  response.copy(out, 0, 0, end);
+  out[2] = (out[2] as number) | 0x02;
+  out.fill(0, 4, 12);
+  out[5] = end > 12 ? 1 : 0;
+  return out;
+}

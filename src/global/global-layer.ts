@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { CidrTable } from '../core/cidr-table.js';
 import type { Clock } from '../core/clock.js';
-import { formatIp, parseIp } from '../core/ip.js';
+import { formatIp, type IpAddress, parseIp } from '../core/ip.js';
+import { type RateLimitAction, ResponseRateLimiter } from '../core/response-rate-limiter.js';
 import { RegionHealth, type RegionHealthView, type RegionOverride } from '../core/region-health.js';
 import { type Rng, SeededRng } from '../core/rng.js';
 import { RttTable } from '../core/rtt-table.js';
@@ -97,6 +98,9 @@ export class GlobalLayer {
   #started = false;
   /** Bumped on anything steering reads from region health: a probe result, an override, a reload. */
   #version = 0;
+  #rrl: ResponseRateLimiter | undefined;
+  #lastRemote = '';
+  #lastRemoteIp: IpAddress | undefined;
   #steering: SteeringState | undefined;
   readonly #dnsMetrics: DnsMetrics | undefined;
   readonly #transitions: Counter<'region' | 'healthy'> | undefined;
@@ -109,6 +113,7 @@ export class GlobalLayer {
     this.#rtt = new RttTable(this.#clock, rttOptions(config));
     this.#health = healthFor(config, undefined);
     this.#snap = this.#build(config);
+    this.#rrl = rateLimiterFor(config, undefined, this.#clock);
     const r = opts.registry;
     if (r !== undefined) {
       this.#dnsMetrics = DnsMetrics.for(r);
@@ -147,6 +152,7 @@ export class GlobalLayer {
     this.#health = healthFor(config, this.#health);
     if (!sameRtt(config, old)) this.#rtt = new RttTable(this.#clock, rttOptions(config));
     this.#snap = this.#build(config);
+    this.#rrl = rateLimiterFor(config, sameRrl(config, old) ? this.#rrl : undefined, this.#clock);
     this.#version++;
     if (rebind && oldServer !== server) {
       this.#server = server;
@@ -288,9 +294,24 @@ export class GlobalLayer {
       udpSockets: config.dns.udp_sockets,
       log: this.#log,
       respond: (msg, ctx) => this.#snap.responder.respond(msg, ctx),
+      rateLimit: (remoteAddress) => this.#rateLimit(remoteAddress),
       onOutcome: (o, ctx) => this.#count(o, ctx),
       onError: (component, err) => this.#reportError(component, causeOf(err), err),
     });
+  }
+
+  #rateLimit(remoteAddress: string): RateLimitAction {
+    const rrl = this.#rrl;
+    if (rrl === undefined) return 'answer';
+    if (remoteAddress !== this.#lastRemote) {
+      this.#lastRemote = remoteAddress;
+      this.#lastRemoteIp = parseIp(remoteAddress);
+    }
+    const ip = this.#lastRemoteIp;
+    if (ip === undefined) return 'answer';
+    const action = rrl.check(ip);
+    if (action !== 'answer') this.#dnsMetrics?.rateLimited(action);
+    return action;
   }
 
   #count(o: DnsOutcome, ctx: QueryContext): void {
@@ -350,6 +371,21 @@ function healthFor(config: GlobalConfig, previous: ReadonlyMap<string, RegionHea
 
 function rttOptions(c: GlobalConfig): { tauMs: number; maxAgeMs: number; maxSubnets: number } {
   return { tauMs: c.latency.decay, maxAgeMs: c.latency.max_age, maxSubnets: c.latency.max_subnets };
+}
+
+/** The limiter for `config` (none without dns.rrl); `keep` (same options) carries its prefixes over. */
+function rateLimiterFor(config: GlobalConfig, keep: ResponseRateLimiter | undefined, clock: Clock): ResponseRateLimiter | undefined {
+  const r = config.dns.rrl;
+  if (r === undefined) return undefined;
+  if (keep !== undefined) return keep;
+  return new ResponseRateLimiter(
+    { responsesPerSecond: r.responses_per_second, windowMs: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4_prefix_length, ipv6PrefixLength: r.ipv6_prefix_length, maxPrefixes: r.max_prefixes },
+    clock,
+  );
+}
+
+function sameRrl(a: GlobalConfig, b: GlobalConfig): boolean {
+  return JSON.stringify(a.dns.rrl) === JSON.stringify(b.dns.rrl);
 }
 
 function sameRtt(a: GlobalConfig, b: GlobalConfig): boolean {

@@ -50,6 +50,20 @@ describe('global config', () => {
     ]);
   });
 
+  it('dns.rrl: off when absent; defaults filled; bad values refused with their paths', () => {
+    const on = valid({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, rrl: { responses_per_second: 100 } } }) }).global!;
+    assert.deepEqual(on.dns.rrl, { responses_per_second: 100, window: 15_000, slip: 2, ipv4_prefix_length: 24, ipv6_prefix_length: 56, max_prefixes: 100_000 });
+    assert.deepEqual(
+      errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, rrl: { responses_per_second: 0, slip: 11, ipv4_prefix_length: 33, burst: 5 } } }) }),
+      [
+        'global.dns.rrl.responses_per_second: must be > 0 and <= 1000000, got 0',
+        'global.dns.rrl.slip: must be between 0 and 10, got 11',
+        'global.dns.rrl.ipv4_prefix_length: must be between 8 and 32, got 33',
+        'global.dns.rrl.burst: unknown key',
+      ],
+    );
+  });
+
   it('lowercases names and drops trailing dots; fills region health defaults', () => {
     const g = valid({
       global: globalBlock({
