@@ -10,7 +10,8 @@
  *   errors are logged and the socket (for TCP, the one connection) closed.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { lookup, type LookupOneOptions } from 'node:dns';
+import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RateLimitAction } from '../core/response-rate-limiter.js';
 import type { DnsOutcome, QueryContext } from './dns-responder.js';
@@ -130,17 +131,14 @@ export class DnsServer {
 
   #bindUdp(port: number, reusePort: boolean): Promise<UdpSocket> {
     // `reusePort` is dgram's from Node 22.12; @types/node 20 does not know it yet.
-    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4', ...(reusePort ? { reusePort } : {}) } as Parameters<typeof createSocket>[0]);
-    // One callback for every send: no closure per answer.
-    const onSent = (err: Error | null): void => {
-      if (err) this.#o.log.debug({ err: err.message }, 'dns udp send failed');
-    };
+    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4', lookup: literalLookup, ...(reusePort ? { reusePort } : {}) } as Parameters<typeof createSocket>[0]);
     const rateLimit = this.#o.rateLimit;
     sock.on('message', (msg, rinfo) => {
       const action = rateLimit === undefined ? 'answer' : rateLimit(rinfo.address);
       if (action === 'drop') return;
       const response = this.#answer(msg, { transport: 'udp', remoteAddress: rinfo.address });
-      if (response !== undefined) sock.send(action === 'slip' ? truncatedCopy(response) : response, rinfo.port, rinfo.address, onSent);
+      // No callback: Node defers one per send (a nextTick); a failed send is the socket's 'error'.
+      if (response !== undefined) sock.send(action === 'slip' ? truncatedCopy(response) : response, rinfo.port, rinfo.address);
     });
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
@@ -200,6 +198,17 @@ export class DnsServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.#connections.delete(socket));
   }
+}
+
+/**
+ * dgram resolves every send's address, and dns.lookup answers even an IP literal a tick
+ * later; an answer goes to the address its query came from, always a literal, so it is
+ * handed straight back (a name, as `localhost` to bind, still goes to dns.lookup).
+ */
+function literalLookup(address: string, family: number | LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const literal = isIP(address);
+  if (literal !== 0) callback(null, address, literal);
+  else lookup(address, family as LookupOneOptions, callback);
 }
 
 function describeBindError(e: NodeJS.ErrnoException, address: string, port: number, proto: string): Error {
