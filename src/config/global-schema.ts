@@ -15,6 +15,12 @@ import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, int
 
 // ---- field types -----------------------------------------------------------------
 
+/** Whether this Node's dgram sockets take `reusePort` (added in 23.1.0, backported to 22.12.0). */
+export const DGRAM_REUSE_PORT = ((): boolean => {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+})();
+
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 
 /** A DNS name (`www.example.com`, a trailing dot allowed) → lowercase, no trailing dot. */
@@ -109,6 +115,20 @@ const soaSchema = z.strictObject({
   minimum: ttl().prefault('30s'),
 });
 
+/** Response rate limiting (BIND/Knot RRL) of UDP answers per client prefix. */
+const rrlSchema = z.strictObject({
+  /** UDP answers per second to one client prefix; past it they are dropped or slipped. */
+  responses_per_second: decimal(0, 1_000_000, { exclusiveMin: true }),
+  /** How long a flood is remembered: the debt a prefix can run up is rate x window (BIND's default 15 s). */
+  window: duration({ allowZero: true }).prefault('15s'),
+  /** Every slip-th limited answer goes out empty with TC=1 (the client retries over TCP); 0 = drop all, 1 = truncate all. */
+  slip: integer(0, 10).default(2),
+  ipv4_prefix_length: integer(8, 32).default(24),
+  ipv6_prefix_length: integer(16, 128).default(56),
+  /** Client prefixes tracked at most; past it the longest-held is forgotten. */
+  max_prefixes: integer(1, 10_000_000).default(100_000),
+});
+
 const dnsSchema = z.strictObject({
   address: bindAddress().default('127.0.0.1'),
   port: integer(0, 65535).default(53),
@@ -124,6 +144,18 @@ const dnsSchema = z.strictObject({
   tcp_idle_timeout: duration().prefault('10s'),
   /** TCP connections open at once; past it new ones are closed at once. */
   max_tcp_connections: integer(1).default(1000),
+  /**
+   * UDP sockets bound to the port (SO_REUSEPORT): the kernel spreads clients over them
+   * by address and port, each with its own receive queue. Above 1 needs dgram's
+   * `reusePort` (Node 22.12 / 23.1 and later).
+   */
+  udp_sockets: integer(1, 64)
+    .default(1)
+    .superRefine((n, ctx) => {
+      if (n > 1 && !DGRAM_REUSE_PORT) fail(ctx, `above 1 needs dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`);
+    }),
+  /** Absent: no rate limiting (as BIND and Knot by default). */
+  rrl: rrlSchema.optional(),
 });
 
 const cidrEntrySchema = z

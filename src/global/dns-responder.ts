@@ -19,11 +19,22 @@
  *   most 4096) goes out empty with TC set, so the client retries over TCP;
  * - garbage: too short for a header is dropped; undecodable, several questions, or a
  *   response sent to us: FORMERR or dropped; a non-QUERY opcode: NOTIMP. Nothing throws.
+ *
+ * Two paths give these answers. The fast path (dns-wire.ts reads the header, question
+ * and ECS option from the bytes) serves queries for a configured name from encoded
+ * answers cached per (name, type, answered addresses), patched per query: ID, RD, the
+ * question as the client cased it, the OPT record and the ECS scope. A cached answer
+ * is built once by the general path (dns-packet) and depends on the config only, which
+ * a reload replaces with a new responder; the steering decision is made per query
+ * (the global layer memoizes it per health version), so a health change shows in the
+ * next answer. Everything the fast path does not take, and every answer too big for
+ * the exchange (TC), goes through the general path.
  */
 import { type Answer, decode, type DecodedPacket, encode, type OptAnswer, type Packet, type Question, type RecordType } from 'dns-packet';
 import { hasHostBits, type IpAddress, parseIp } from '../core/ip.js';
 import type { SteeringClient, SteeringDecision } from '../core/steering.js';
 import type { DnsConfig } from '../config/global-schema.js';
+import { newWireQuery, readQuery, type WireQuery } from './dns-wire.js';
 
 const AA = 1 << 10;
 const TC = 1 << 9;
@@ -34,6 +45,8 @@ export type Rcode = keyof typeof RCODES | 'BADVERS';
 /** The largest UDP answer we offer (EDNS), the DNS Flag Day 2020 figure. */
 export const EDNS_PAYLOAD_SIZE = 1232;
 const MAX_UDP_PAYLOAD = 4096;
+/** Cached answers at most (a flood cycling through query types must not grow memory). */
+const MAX_CACHED_ANSWERS = 4096;
 
 /** A steering result with the addresses to answer. */
 export interface SteeredAnswer {
@@ -60,12 +73,41 @@ export interface DnsOutcome {
   readonly decision?: SteeringDecision;
 }
 
+/** An answer as the general path encodes it for a canonical query (ID 0, RD 0, lowercase, no OPT). */
+interface CachedAnswer {
+  readonly bytes: Buffer;
+  readonly rcode: Rcode;
+  readonly name: string;
+  readonly type: string;
+}
+
+/** A configured name (hostname, apex or NS name) and its cached answers by query type. */
+interface CachedName {
+  readonly name: string;
+  readonly wire: string;
+  readonly hostname: boolean;
+  /** Answers that do not depend on steering, by query type. */
+  readonly fixed: Map<number, CachedAnswer>;
+  /** Steered answers by query type, then by the answered region's addresses (the config's own array). */
+  readonly steered: Map<number, Map<readonly string[], CachedAnswer>>;
+}
+
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
+const TYPE_ANY = 255;
+
 export class DnsResponder {
   readonly #dns: DnsConfig;
   readonly #hostnames: ReadonlySet<string>;
   readonly #steer: Steer;
   readonly #ttlS: number;
   readonly #onError: (err: unknown, ctx: QueryContext) => void;
+  /** Keyed by the lowercase wire name (labels with their length bytes, no root byte). */
+  readonly #names = new Map<string, CachedName>();
+  #cached = 0;
+  readonly #q: WireQuery = newWireQuery();
+  #lastRemote = '';
+  #lastRemoteIp: IpAddress | undefined;
 
   /** `onError` hears of every internal error answered SERVFAIL (for the log and metrics). */
   constructor(dns: DnsConfig, hostnames: Iterable<string>, steer: Steer, onError: (err: unknown, ctx: QueryContext) => void = () => {}) {
@@ -74,10 +116,88 @@ export class DnsResponder {
     this.#steer = steer;
     this.#ttlS = Math.round(dns.ttl / 1000);
     this.#onError = onError;
+    const known = new Set([dns.zone, ...this.#hostnames, ...Object.keys(dns.ns_addresses)]);
+    for (const name of known) {
+      const wire = wireKey(name);
+      this.#names.set(wire, { name, wire, hostname: this.#hostnames.has(name), fixed: new Map(), steered: new Map() });
+    }
   }
 
   /** Answer one message. Never throws: an internal error becomes SERVFAIL, and `onError` is told. */
   respond(msg: Buffer, ctx: QueryContext): DnsOutcome {
+    return this.respondFast(msg, ctx) ?? this.respondGeneral(msg, ctx);
+  }
+
+  /**
+   * The fast path alone: the answer, or undefined when it declines (the message is not
+   * the common shape, the name is not configured, or the answer needs TC). When it
+   * answers, the bytes are the general path's for the same message (the fuzz test's claim).
+   */
+  respondFast(msg: Buffer, ctx: QueryContext): DnsOutcome | undefined {
+    const q = this.#q;
+    if (!readQuery(msg, q)) return undefined;
+    const entry = this.#names.get(q.key);
+    if (entry === undefined) return undefined;
+    try {
+      let cached: CachedAnswer | undefined;
+      let decision: SteeringDecision | undefined;
+      if (entry.hostname && (q.qtype === TYPE_A || q.qtype === TYPE_AAAA || q.qtype === TYPE_ANY)) {
+        const steered = this.#steer(entry.name, this.#fastClient(msg, q, ctx.remoteAddress));
+        decision = steered.decision;
+        let byAddresses = entry.steered.get(q.qtype);
+        if (byAddresses === undefined) entry.steered.set(q.qtype, (byAddresses = new Map()));
+        cached = byAddresses.get(steered.addresses) ?? this.#cache(entry, q.qtype, steered, byAddresses, steered.addresses);
+      } else {
+        cached = entry.fixed.get(q.qtype) ?? this.#cache(entry, q.qtype, undefined, entry.fixed, q.qtype);
+      }
+      if (cached === undefined) return undefined;
+      const response = patch(cached.bytes, msg, q, ctx, decision?.scopePrefixLength ?? 0);
+      if (response === undefined) return undefined;
+      return { response, rcode: cached.rcode, name: cached.name, type: cached.type, truncated: false, decision };
+    } catch {
+      // The general path meets the same error, answers SERVFAIL and reports it once.
+      return undefined;
+    }
+  }
+
+  /** Build (with the general path) and keep the answer for a canonical query; undefined past the cache bound. */
+  #cache<K>(entry: CachedName, qtype: number, steered: SteeredAnswer | undefined, into: Map<K, CachedAnswer>, key: K): CachedAnswer | undefined {
+    if (this.#cached >= MAX_CACHED_ANSWERS) return undefined;
+    // Header (ID 0, no flags, one question), the name, the type, class IN.
+    const canonical = Buffer.alloc(12 + entry.wire.length + 5);
+    canonical[5] = 1;
+    canonical.write(entry.wire, 12, 'latin1');
+    canonical.writeUInt16BE(qtype, 12 + entry.wire.length + 1);
+    canonical.writeUInt16BE(1, 12 + entry.wire.length + 3);
+    const steer: Steer = () => steered as SteeredAnswer;
+    const o = this.#answer(decode(canonical), { transport: 'tcp', remoteAddress: '' }, steer);
+    if (o.response === undefined) return undefined;
+    const cached: CachedAnswer = { bytes: o.response, rcode: o.rcode as Rcode, name: o.name ?? entry.name, type: o.type ?? '' };
+    into.set(key, cached);
+    this.#cached++;
+    return cached;
+  }
+
+  /** The client steering sees, as steeringClient() makes it from a decoded query. */
+  #fastClient(msg: Buffer, q: WireQuery, remoteAddress: string): SteeringClient {
+    if (q.ecsFamily !== 0 && q.ecsSourcePrefix > 0) {
+      const bytes = new Uint8Array(q.ecsFamily === 1 ? 4 : 16);
+      for (let i = 0; i < q.ecsAddressLength; i++) bytes[i] = msg[q.ecsAddressAt + i] as number;
+      // IPv6 goes the general way (an IPv4-mapped subnet steers as IPv4).
+      const ip = q.ecsFamily === 1 ? { family: 4 as const, bytes } : parseIp(v6Text(bytes));
+      return { ip, prefixLength: q.ecsSourcePrefix };
+    }
+    if (remoteAddress !== this.#lastRemote) {
+      this.#lastRemote = remoteAddress;
+      this.#lastRemoteIp = parseIp(remoteAddress);
+    }
+    const ip = this.#lastRemoteIp;
+    if (q.ecsFamily !== 0) return { ip, prefixLength: 0 };
+    return { ip, prefixLength: ip === undefined ? 0 : ip.family === 4 ? 32 : 128 };
+  }
+
+  /** The general path: dns-packet decodes the message, answers are built and encoded whole. */
+  respondGeneral(msg: Buffer, ctx: QueryContext): DnsOutcome {
     if (msg.length < 12) return dropped();
     const id = msg.readUInt16BE(0);
     // A response (QR set) is never answered: two servers must not bounce errors forever.
@@ -96,7 +216,7 @@ export class DnsResponder {
     }
   }
 
-  #answer(query: DecodedPacket, ctx: QueryContext): DnsOutcome {
+  #answer(query: DecodedPacket, ctx: QueryContext, steer: Steer = this.#steer): DnsOutcome {
     const id = query.id ?? 0;
     const opcode = (query as DecodedPacket & { opcode?: string }).opcode;
     if (opcode !== 'QUERY') return this.#error(id, 'NOTIMP', ctx, query);
@@ -131,7 +251,7 @@ export class DnsResponder {
       }
     }
     if (this.#hostnames.has(name) && (wants('A') || wants('AAAA'))) {
-      const steered = this.#steer(name, client);
+      const steered = steer(name, client);
       decision = steered.decision;
       for (const a of steered.addresses) {
         const family = a.includes(':') ? 'AAAA' : 'A';
@@ -239,6 +359,61 @@ export class DnsResponder {
     }
     return { response, rcode: r.rcode, name: r.name, type: r.type, truncated, decision: r.decision };
   }
+}
+
+/** A configured name as readQuery keys it: each label after its length byte, no root byte. */
+function wireKey(name: string): string {
+  return name.split('.').map((l) => String.fromCharCode(l.length) + l).join('');
+}
+
+/**
+ * The cached answer for this query: its ID, RD bit and question bytes (the client's
+ * case) copied in, and when the query had EDNS, our OPT record appended as the last
+ * additional, with the ECS option echoed (RFC 7871 7.2.1: family, source prefix and
+ * address as sent; the scope of the answer). Undefined when it does not fit the
+ * exchange: the general path answers with TC.
+ */
+function patch(cached: Buffer, msg: Buffer, q: WireQuery, ctx: QueryContext, scope: number): Buffer | undefined {
+  const ecsLen = q.ecsFamily === 0 ? 0 : 8 + q.ecsAddressLength;
+  const optLen = q.edns ? 11 + ecsLen : 0;
+  const total = cached.length + optLen;
+  const limit = ctx.transport === 'tcp' ? 65_535 : q.edns ? Math.min(MAX_UDP_PAYLOAD, Math.max(512, q.udpPayloadSize)) : 512;
+  if (total > limit) return undefined;
+  const out = Buffer.allocUnsafe(total);
+  cached.copy(out, 0);
+  out[0] = q.id >> 8;
+  out[1] = q.id & 0xff;
+  out[2] = (out[2] as number) | (q.rd >> 8);
+  msg.copy(out, 12, 12, q.questionEnd);
+  if (!q.edns) return out;
+  const arcount = (((out[10] as number) << 8) | (out[11] as number)) + 1;
+  out[10] = arcount >> 8;
+  out[11] = arcount & 0xff;
+  let o = cached.length;
+  // Root name, type OPT (41), our payload size, extended rcode 0, version 0, flags 0, RDLENGTH.
+  out[o++] = 0;
+  out[o++] = 0;
+  out[o++] = 41;
+  out[o++] = EDNS_PAYLOAD_SIZE >> 8;
+  out[o++] = EDNS_PAYLOAD_SIZE & 0xff;
+  out[o++] = 0;
+  out[o++] = 0;
+  out[o++] = 0;
+  out[o++] = 0;
+  out[o++] = ecsLen >> 8;
+  out[o++] = ecsLen & 0xff;
+  if (ecsLen === 0) return out;
+  const family = q.ecsFamily;
+  out[o++] = 0;
+  out[o++] = 8;
+  out[o++] = 0;
+  out[o++] = 4 + q.ecsAddressLength;
+  out[o++] = 0;
+  out[o++] = family;
+  out[o++] = q.ecsSourcePrefix;
+  out[o++] = Math.min(scope, family === 1 ? 32 : 128);
+  msg.copy(out, o, q.ecsAddressAt, q.ecsAddressAt + q.ecsAddressLength);
+  return out;
 }
 
 function dropped(): DnsOutcome {

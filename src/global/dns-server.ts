@@ -10,9 +10,12 @@
  *   errors are logged and the socket (for TCP, the one connection) closed.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { lookup, type LookupOneOptions } from 'node:dns';
+import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { RateLimitAction } from '../core/response-rate-limiter.js';
 import type { DnsOutcome, QueryContext } from './dns-responder.js';
+import { truncatedCopy } from './dns-wire.js';
 
 export interface DnsServerOptions {
   readonly address: string;
@@ -21,7 +24,14 @@ export interface DnsServerOptions {
   readonly respond: (msg: Buffer, ctx: QueryContext) => DnsOutcome;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** UDP sockets on the port; above 1 they are bound with reusePort (config validation checks the runtime has it). */
+  readonly udpSockets?: number;
   readonly log: Logger;
+  /**
+   * Response rate limiting for UDP (TCP proves the client's address and is not limited):
+   * 'drop' sends nothing and does no work, 'slip' sends the answer empty with TC=1.
+   */
+  readonly rateLimit?: (remoteAddress: string) => RateLimitAction;
   /** Called after each message was answered (or dropped). */
   readonly onOutcome?: (o: DnsOutcome, ctx: QueryContext) => void;
   /** `respond` or `onOutcome` threw (the message was dropped, or answered regardless); absent: logged each time. */
@@ -31,7 +41,7 @@ export interface DnsServerOptions {
 export class DnsServer {
   readonly #o: DnsServerOptions;
   #idleTimeoutMs: number;
-  #udp: UdpSocket | undefined;
+  #udp: UdpSocket[] = [];
   #tcp: Server | undefined;
   readonly #connections = new Set<Socket>();
   #port = 0;
@@ -57,8 +67,10 @@ export class DnsServer {
 
   /** Bind UDP and TCP; with port 0, one free port for both (retried if TCP finds it taken). */
   async listen(): Promise<number> {
+    const count = this.#o.udpSockets ?? 1;
+    const reusePort = count > 1;
     for (let attempt = 0; ; attempt++) {
-      const udp = await this.#bindUdp(this.#o.port);
+      const udp = await this.#bindUdp(this.#o.port, reusePort);
       const port = udp.address().port;
       try {
         this.#tcp = await this.#bindTcp(port);
@@ -67,16 +79,27 @@ export class DnsServer {
         if (this.#o.port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
         throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, port, 'tcp');
       }
-      this.#udp = udp;
+      this.#udp = [udp];
       this.#port = port;
+      try {
+        while (this.#udp.length < count) this.#udp.push(await this.#bindUdp(port, true));
+      } catch (e) {
+        await this.close();
+        throw e;
+      }
       return port;
     }
   }
 
+  /** UDP sockets bound (dns.udp_sockets once listening). */
+  get udpSockets(): number {
+    return this.#udp.length;
+  }
+
   async close(): Promise<void> {
     const udp = this.#udp;
-    this.#udp = undefined;
-    if (udp) await new Promise<void>((r) => udp.close(() => r()));
+    this.#udp = [];
+    await Promise.all(udp.map((u) => new Promise<void>((r) => u.close(() => r()))));
     const tcp = this.#tcp;
     this.#tcp = undefined;
     for (const c of this.#connections) c.destroy();
@@ -106,15 +129,16 @@ export class DnsServer {
     else this.#o.log.error({ err: (err as Error).message }, what);
   }
 
-  #bindUdp(port: number): Promise<UdpSocket> {
-    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4' });
+  #bindUdp(port: number, reusePort: boolean): Promise<UdpSocket> {
+    // `reusePort` is dgram's from Node 22.12; @types/node 20 does not know it yet.
+    const sock = createSocket({ type: isIPv6(this.#o.address) ? 'udp6' : 'udp4', lookup: literalLookup, ...(reusePort ? { reusePort } : {}) } as Parameters<typeof createSocket>[0]);
+    const rateLimit = this.#o.rateLimit;
     sock.on('message', (msg, rinfo) => {
+      const action = rateLimit === undefined ? 'answer' : rateLimit(rinfo.address);
+      if (action === 'drop') return;
       const response = this.#answer(msg, { transport: 'udp', remoteAddress: rinfo.address });
-      if (response !== undefined) {
-        sock.send(response, rinfo.port, rinfo.address, (err) => {
-          if (err) this.#o.log.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
-        });
-      }
+      // No callback: Node defers one per send (a nextTick); a failed send is the socket's 'error'.
+      if (response !== undefined) sock.send(action === 'slip' ? truncatedCopy(response) : response, rinfo.port, rinfo.address);
     });
     return new Promise((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
@@ -174,6 +198,17 @@ export class DnsServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.#connections.delete(socket));
   }
+}
+
+/**
+ * dgram resolves every send's address, and dns.lookup answers even an IP literal a tick
+ * later; an answer goes to the address its query came from, always a literal, so it is
+ * handed straight back (a name, as `localhost` to bind, still goes to dns.lookup).
+ */
+function literalLookup(address: string, family: number | LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const literal = isIP(address);
+  if (literal !== 0) callback(null, address, literal);
+  else lookup(address, family as LookupOneOptions, callback);
 }
 
 function describeBindError(e: NodeJS.ErrnoException, address: string, port: number, proto: string): Error {

@@ -15,13 +15,15 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { CidrTable } from '../core/cidr-table.js';
 import type { Clock } from '../core/clock.js';
-import { formatIp, parseIp } from '../core/ip.js';
+import { formatIp, type IpAddress, parseIp } from '../core/ip.js';
+import { type RateLimitAction, ResponseRateLimiter } from '../core/response-rate-limiter.js';
 import { RegionHealth, type RegionHealthView, type RegionOverride } from '../core/region-health.js';
 import { type Rng, SeededRng } from '../core/rng.js';
 import { RttTable } from '../core/rtt-table.js';
 import { type CidrLocation, type HostnamePolicy, steer, type SteeringClient, type SteeringDecision, type SteeringPolicy, type SteeringRegion } from '../core/steering.js';
 import type { GlobalConfig, HostnameConfig, RegionConfig } from '../config/global-schema.js';
 import { type DnsOutcome, DnsResponder, type QueryContext, type SteeredAnswer } from './dns-responder.js';
+import { DnsMetrics } from './dns-metrics.js';
 import { DnsServer } from './dns-server.js';
 import { MmdbLocator } from './mmdb.js';
 import { causeOf, type ReportError } from '../admin/error-reporter.js';
@@ -56,6 +58,23 @@ export interface GlobalStatus {
   readonly rttSubnets: number;
 }
 
+/**
+ * The regions as steering sees them for one health version, and the decisions that
+ * depend on nothing else: geo decisions by (CIDR match, client prefix length) and
+ * failover decisions, while no region spills (spillover draws at random per answer).
+ * Rebuilt on the first query after the version moves, so a health change is in the
+ * very next answer.
+ */
+interface SteeringState {
+  readonly version: number;
+  readonly regions: readonly SteeringRegion[];
+  readonly memoize: boolean;
+  /** Per hostname, per CIDR match (NO_MATCH without one), decisions indexed by client prefix length. */
+  readonly memo: Map<string, Map<object, (SteeredAnswer | undefined)[]>>;
+}
+
+const NO_MATCH = {};
+
 /** Everything derived from one config, swapped in whole on reload. */
 interface Snapshot {
   readonly config: GlobalConfig;
@@ -77,8 +96,13 @@ export class GlobalLayer {
   #mmdb: MmdbLocator | undefined;
   #server: DnsServer | undefined;
   #started = false;
-  readonly #queries: Counter<'transport' | 'rcode'> | undefined;
-  readonly #answers: Counter<'hostname' | 'region' | 'reason'> | undefined;
+  /** Bumped on anything steering reads from region health: a probe result, an override, a reload. */
+  #version = 0;
+  #rrl: ResponseRateLimiter | undefined;
+  #lastRemote = '';
+  #lastRemoteIp: IpAddress | undefined;
+  #steering: SteeringState | undefined;
+  readonly #dnsMetrics: DnsMetrics | undefined;
   readonly #transitions: Counter<'region' | 'healthy'> | undefined;
 
   constructor(config: GlobalConfig, opts: GlobalLayerOptions) {
@@ -89,10 +113,10 @@ export class GlobalLayer {
     this.#rtt = new RttTable(this.#clock, rttOptions(config));
     this.#health = healthFor(config, undefined);
     this.#snap = this.#build(config);
+    this.#rrl = rateLimiterFor(config, undefined, this.#clock);
     const r = opts.registry;
     if (r !== undefined) {
-      this.#queries = counter(r, 'meridian_dns_queries_total', 'DNS messages handled, by transport (udp, tcp) and response code (NOERROR, NXDOMAIN, REFUSED, FORMERR, ...; "dropped" when not answered).', ['transport', 'rcode'] as const);
-      this.#answers = counter(r, 'meridian_dns_steering_decisions_total', 'A and AAAA answers for steered hostnames, by hostname, region answered and reason (nearest, lowest_rtt, weighted, primary, default, failover, spillover, fail_open).', ['hostname', 'region', 'reason'] as const);
+      this.#dnsMetrics = DnsMetrics.for(r);
       this.#transitions = counter(r, 'meridian_region_health_transitions_total', 'Times a region became healthy ("true") or unhealthy ("false"), by probes or by hand.', ['region', 'healthy'] as const);
     }
   }
@@ -107,7 +131,7 @@ export class GlobalLayer {
     if (config.geo.mmdb !== undefined) this.#mmdb = await MmdbLocator.open(config.geo.mmdb);
     this.#server = this.#newServer(config);
     await this.#server.listen();
-    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone }, 'dns responder listening (udp and tcp)');
+    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone, udpSockets: this.#server.udpSockets }, 'dns responder listening (udp and tcp)');
     this.#started = true;
     this.#startProbers();
   }
@@ -128,6 +152,8 @@ export class GlobalLayer {
     this.#health = healthFor(config, this.#health);
     if (!sameRtt(config, old)) this.#rtt = new RttTable(this.#clock, rttOptions(config));
     this.#snap = this.#build(config);
+    this.#rrl = rateLimiterFor(config, sameRrl(config, old) ? this.#rrl : undefined, this.#clock);
+    this.#version++;
     if (rebind && oldServer !== server) {
       this.#server = server;
       await oldServer?.close();
@@ -174,6 +200,7 @@ export class GlobalLayer {
     const h = this.#health.get(name);
     if (h === undefined) return false;
     if (h.setOverride(override)) this.#transition(name, h.healthy, 'override');
+    this.#version++;
     this.#log.info({ region: name, override: override ?? null }, 'region override');
     return true;
   }
@@ -209,18 +236,51 @@ export class GlobalLayer {
     return { config, regions, hostnames, cidrs, responder };
   }
 
-  #steer(name: string, client: SteeringClient): SteeredAnswer {
-    const snap = this.#snap;
-    const host = snap.hostnames.get(name) as HostnamePolicy;
-    const regions: SteeringRegion[] = snap.config.regions.map((r) => {
+  #steeringState(): SteeringState {
+    const current = this.#steering;
+    if (current !== undefined && current.version === this.#version) return current;
+    const regions: SteeringRegion[] = this.#snap.config.regions.map((r) => {
       const h = this.#health.get(r.name) as RegionHealth;
       return { name: r.name, location: r.location, healthy: h.healthy, capacityRps: h.capacityRps, loadRps: h.loadRps, spillFraction: h.spillFraction };
     });
-    let externalLocation: SteeringClient['externalLocation'];
-    if (this.#mmdb !== undefined && client.ip !== undefined && (host.policy === 'geo' || host.policy === 'latency') && snap.cidrs.lookup(client.ip) === undefined) {
-      externalLocation = this.#mmdb.locate(formatIp(client.ip));
+    const memoize = regions.every((r) => !(r.spillFraction !== undefined && r.spillFraction > 0));
+    this.#steering = { version: this.#version, regions, memoize, memo: new Map() };
+    return this.#steering;
+  }
+
+  #steer(name: string, client: SteeringClient): SteeredAnswer {
+    const snap = this.#snap;
+    const host = snap.hostnames.get(name) as HostnamePolicy;
+    const state = this.#steeringState();
+    const memoizable = state.memoize && (host.policy === 'failover' || host.policy === 'geo');
+    let match: object | undefined;
+    let slots: (SteeredAnswer | undefined)[] | undefined;
+    let slot = 0;
+    if (host.policy === 'geo' || host.policy === 'latency') {
+      match = client.ip === undefined ? undefined : snap.cidrs.lookup(client.ip);
+      if (match === undefined && this.#mmdb !== undefined && client.ip !== undefined) {
+        return this.#decide(host, { ...client, externalLocation: this.#mmdb.locate(formatIp(client.ip)) }, state);
+      }
     }
-    const decision: SteeringDecision = steer(host, { ...client, externalLocation }, { regions, cidrs: snap.cidrs, rtt: this.#rtt }, this.#rng);
+    if (memoizable) {
+      let byMatch = state.memo.get(name);
+      if (byMatch === undefined) state.memo.set(name, (byMatch = new Map()));
+      const k = match ?? NO_MATCH;
+      slots = byMatch.get(k);
+      if (slots === undefined) byMatch.set(k, (slots = []));
+      // A geo answer holds for the client's prefix (its scope); a failover one for everyone.
+      slot = host.policy === 'geo' && client.ip !== undefined ? (client.prefixLength ?? client.ip.bytes.length * 8) : 0;
+      const hit = slots[slot];
+      if (hit !== undefined) return hit;
+    }
+    const answer = this.#decide(host, client, state);
+    if (slots !== undefined) slots[slot] = answer;
+    return answer;
+  }
+
+  #decide(host: HostnamePolicy, client: SteeringClient, state: SteeringState): SteeredAnswer {
+    const snap = this.#snap;
+    const decision: SteeringDecision = steer(host, client, { regions: state.regions, cidrs: snap.cidrs, rtt: this.#rtt }, this.#rng);
     const addresses = (snap.regions.get(decision.region) as RegionConfig).addresses;
     return { decision, addresses };
   }
@@ -231,17 +291,33 @@ export class GlobalLayer {
       port: config.dns.port,
       idleTimeoutMs: config.dns.tcp_idle_timeout,
       maxConnections: config.dns.max_tcp_connections,
+      udpSockets: config.dns.udp_sockets,
       log: this.#log,
       respond: (msg, ctx) => this.#snap.responder.respond(msg, ctx),
+      rateLimit: (remoteAddress) => this.#rateLimit(remoteAddress),
       onOutcome: (o, ctx) => this.#count(o, ctx),
       onError: (component, err) => this.#reportError(component, causeOf(err), err),
     });
   }
 
+  #rateLimit(remoteAddress: string): RateLimitAction {
+    const rrl = this.#rrl;
+    if (rrl === undefined) return 'answer';
+    if (remoteAddress !== this.#lastRemote) {
+      this.#lastRemote = remoteAddress;
+      this.#lastRemoteIp = parseIp(remoteAddress);
+    }
+    const ip = this.#lastRemoteIp;
+    if (ip === undefined) return 'answer';
+    const action = rrl.check(ip);
+    if (action !== 'answer') this.#dnsMetrics?.rateLimited(action);
+    return action;
+  }
+
   #count(o: DnsOutcome, ctx: QueryContext): void {
-    this.#queries?.inc({ transport: ctx.transport, rcode: o.rcode });
+    this.#dnsMetrics?.query(ctx.transport, o.rcode);
     if (o.decision !== undefined) {
-      this.#answers?.inc({ hostname: o.name ?? '', region: o.decision.region, reason: o.decision.reason });
+      this.#dnsMetrics?.decision(o.name ?? '', o.decision.region, o.decision.reason);
       if (o.decision.reason === 'fail_open') this.#log.warn({ hostname: o.name, region: o.decision.region }, 'no healthy region: failing open');
     }
   }
@@ -263,6 +339,8 @@ export class GlobalLayer {
   #onProbe(region: string, res: ProbeResult): void {
     const h = this.#health.get(region);
     if (h === undefined) return;
+    // Any result may move capacity, load or spill, not only a transition.
+    this.#version++;
     if (h.recordProbe(res)) this.#transition(region, h.healthy, 'probe', res);
   }
 
@@ -293,6 +371,21 @@ function healthFor(config: GlobalConfig, previous: ReadonlyMap<string, RegionHea
 
 function rttOptions(c: GlobalConfig): { tauMs: number; maxAgeMs: number; maxSubnets: number } {
   return { tauMs: c.latency.decay, maxAgeMs: c.latency.max_age, maxSubnets: c.latency.max_subnets };
+}
+
+/** The limiter for `config` (none without dns.rrl); `keep` (same options) carries its prefixes over. */
+function rateLimiterFor(config: GlobalConfig, keep: ResponseRateLimiter | undefined, clock: Clock): ResponseRateLimiter | undefined {
+  const r = config.dns.rrl;
+  if (r === undefined) return undefined;
+  if (keep !== undefined) return keep;
+  return new ResponseRateLimiter(
+    { responsesPerSecond: r.responses_per_second, windowMs: r.window, slip: r.slip, ipv4PrefixLength: r.ipv4_prefix_length, ipv6PrefixLength: r.ipv6_prefix_length, maxPrefixes: r.max_prefixes },
+    clock,
+  );
+}
+
+function sameRrl(a: GlobalConfig, b: GlobalConfig): boolean {
+  return JSON.stringify(a.dns.rrl) === JSON.stringify(b.dns.rrl);
 }
 
 function sameRtt(a: GlobalConfig, b: GlobalConfig): boolean {

@@ -10,6 +10,9 @@ import { DURATION_BUCKETS_S, internalErrorsCounter, ProxyMetrics } from '../../s
 import { Registry } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState } from '../../src/admin/types.js';
 import { endpoint } from './fixtures.js';
+import { DnsMetrics } from '../../src/global/dns-metrics.js';
+import { GlobalLayer } from '../../src/global/global-layer.js';
+import { globalConfig, quiet } from '../global/helpers.js';
 
 // dist/test/admin/ → repository root.
 const DOCS = fileURLToPath(new URL('../../../docs/metrics.md', import.meta.url));
@@ -383,6 +386,13 @@ describe('docs/metrics.md', () => {
   it("documents each of Meridian's metrics with its type, labels and exact help text, and nothing else", async () => {
     const m = new ProxyMetrics({ defaultMetrics: false });
     exerciseAll(m);
+    // The global layer's counters, on the same registry as Meridian registers them.
+    const layer = new GlobalLayer(globalConfig().global!, { log: quiet, registry: m.registry });
+    layer.setRegionOverride('us-east', 'down');
+    const dns = DnsMetrics.for(m.registry);
+    dns.query('udp', 'NOERROR');
+    dns.decision('www.meridian.test', 'eu-west', 'failover');
+    dns.rateLimited('drop');
     const { text, families } = await scrape(m);
     const lines = sampleLines(text);
     for (const f of families) {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { errors, valid } from './helpers.js';
 import { parseConfigText } from '../../src/config/index.js';
+import { DGRAM_REUSE_PORT } from '../../src/config/global-schema.js';
 
 type Json = Record<string, unknown>;
 
@@ -36,10 +37,31 @@ describe('global config', () => {
       soa: { mname: 'ns1.meridian.test', rname: 'hostmaster.meridian.test', serial: 1, refresh: 3_600_000, retry: 600_000, expire: 604_800_000, minimum: 30_000 },
       tcp_idle_timeout: 10_000,
       max_tcp_connections: 1000,
+      udp_sockets: 1,
     });
     assert.deepEqual(g.hostnames, [{ name: 'www.meridian.test', policy: 'geo' }]);
     assert.deepEqual(g.geo, { cidrs: [] });
     assert.deepEqual(g.latency, { decay: 60_000, max_age: 600_000, max_subnets: 100_000 });
+  });
+
+  it('udp_sockets above 1 is refused on a Node without dgram reusePort', { skip: DGRAM_REUSE_PORT ? 'this Node has reusePort' : false }, () => {
+    assert.deepEqual(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_sockets: 2 } }) }), [
+      `global.dns.udp_sockets: above 1 needs dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`,
+    ]);
+  });
+
+  it('dns.rrl: off when absent; defaults filled; bad values refused with their paths', () => {
+    const on = valid({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, rrl: { responses_per_second: 100 } } }) }).global!;
+    assert.deepEqual(on.dns.rrl, { responses_per_second: 100, window: 15_000, slip: 2, ipv4_prefix_length: 24, ipv6_prefix_length: 56, max_prefixes: 100_000 });
+    assert.deepEqual(
+      errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, rrl: { responses_per_second: 0, slip: 11, ipv4_prefix_length: 33, burst: 5 } } }) }),
+      [
+        'global.dns.rrl.responses_per_second: must be > 0 and <= 1000000, got 0',
+        'global.dns.rrl.slip: must be between 0 and 10, got 11',
+        'global.dns.rrl.ipv4_prefix_length: must be between 8 and 32, got 33',
+        'global.dns.rrl.burst: unknown key',
+      ],
+    );
   });
 
   it('lowercases names and drops trailing dots; fills region health defaults', () => {

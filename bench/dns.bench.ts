@@ -1,0 +1,416 @@
+/**
+ * Meridian's DNS steering responder against gdnsd (the open-source GSLB server, weighted
+ * plugin, one UDP thread), both loaded by dnsperf in the same interleaved run.
+ *
+ *   node dist/bench/dns.bench.js                    3 runs x 8 s per target
+ *   node dist/bench/dns.bench.js --runs 5 --duration 10
+ *   node dist/bench/dns.bench.js --json             machine-readable results
+ *
+ * The job: A queries for www.meridian.test carrying an EDNS Client Subnet option
+ * (127.0.1.0/24). Meridian answers it by geo steering (a CIDR table, ECS echoed with
+ * its scope), one process; gdnsd by a weighted DYNA record over the same three
+ * addresses, `udp_threads => 1`. A third row, a bare Node dgram server echoing each
+ * query back as its own answer, is the ceiling for any responder on Node's dgram (one
+ * sendto per answer; gdnsd batches with sendmmsg). dnsperf loads each in turn, round after
+ * round, so machine noise spreads over all of them; each reports its median.
+ *
+ * Then a flood pass: Meridian with `dns.rrl` on, open-loop senders flooding from
+ * 127.0.1.0/24 as fast as they can (dnsperf waits for answers, so it cannot flood a
+ * server that drops) while dnsperf from 127.0.2.1 asks at a modest steady rate; the
+ * share of its queries answered is what RRL is for. The flood rate reached is printed
+ * as a multiple of Meridian's measured capacity: on a small machine the senders share
+ * the CPUs with the server, which bounds it.
+ *
+ * Every process started here is stopped at the end, on error and on SIGINT/SIGTERM.
+ * Without dnsperf or gdnsd (apt-get install -y dnsperf gdnsd) it says so and skips.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { decode, encode } from 'dns-packet';
+import { freePorts, ProcessGroup, sleep, type Proc } from './proxy/procs.js';
+import { median } from './stats.js';
+
+const USAGE = `usage: node dist/bench/dns.bench.js [options]
+  --runs R          runs per target, interleaved; the median is reported (default 3)
+  --duration S      seconds of each dnsperf run (default 8)
+  --clients C       dnsperf clients (default 4)
+  --outstanding Q   dnsperf queries outstanding in all (default 64)
+  --flood S         seconds of the flood pass, 0 to skip it (default 8)
+  --flooders N      open-loop flooding processes in the flood pass (default 2)
+  --keep            keep the temp dir (configs, logs) and print its path
+  --json            print one JSON object instead of the tables
+Needs dnsperf and gdnsd (apt-get install -y dnsperf gdnsd) and a build (npx tsc -p tsconfig.json).`;
+
+/** ECS option 8: family 1, source /24, scope 0, 127.0.1 (dnsperf -E takes code:hex). */
+const ECS = '8:000118007f0001';
+const RRL_RATE = 2000;
+const LEGIT_QPS = 500;
+
+interface Options {
+  readonly runs: number;
+  readonly duration: number;
+  readonly clients: number;
+  readonly outstanding: number;
+  readonly flood: number;
+  readonly flooders: number;
+  readonly keep: boolean;
+  readonly json: boolean;
+}
+
+interface Perf {
+  readonly sent: number;
+  readonly completed: number;
+  readonly qps: number;
+  readonly avgLatencyMs: number;
+}
+
+function options(): Options | 'help' {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '8' },
+      clients: { type: 'string', default: '4' },
+      outstanding: { type: 'string', default: '64' },
+      flood: { type: 'string', default: '8' },
+      flooders: { type: 'string', default: '2' },
+      keep: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const int = (name: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected a whole number >= ${min}, got ${v}`);
+    return n;
+  };
+  return {
+    runs: int('runs', values.runs, 1),
+    duration: int('duration', values.duration, 1),
+    clients: int('clients', values.clients, 1),
+    outstanding: int('outstanding', values.outstanding, 1),
+    flood: int('flood', values.flood, 0),
+    flooders: int('flooders', values.flooders, 1),
+    keep: values.keep,
+    json: values.json,
+  };
+}
+
+function findExecutable(name: string): string | undefined {
+  for (const dir of [...(process.env['PATH'] ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
+    if (dir === '') continue;
+    try {
+      accessSync(path.join(dir, name), constants.X_OK);
+      return path.join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+// ---- configs -------------------------------------------------------------------------
+
+function meridianYaml(port: number, rrl: boolean): string {
+  return `node: { name: dns-bench }
+access_log: { enabled: false }
+admin: { address: 127.0.0.1, port: 0 }
+global:
+  dns:
+    address: 127.0.0.1
+    port: ${port}
+    zone: meridian.test
+    ttl: 30s
+    ns: [ns1.meridian.test]
+    ns_addresses: { ns1.meridian.test: [127.0.0.1] }
+${rrl ? `    rrl: { responses_per_second: ${RRL_RATE}, slip: 2, window: 15s }\n` : ''}  regions:
+    - { name: us-east, location: { lat: 39.0, lon: -77.5 }, addresses: [127.0.0.11] }
+    - { name: eu-west, location: { lat: 53.3, lon: -6.3 }, addresses: [127.0.0.12] }
+    - { name: ap-south, location: { lat: 19.1, lon: 72.9 }, addresses: [127.0.0.13] }
+  geo:
+    cidrs:
+      - { cidr: 127.0.0.0/24, location: { lat: 40.7, lon: -74.0 } }
+      - { cidr: 127.0.1.0/24, location: { lat: 51.5, lon: -0.1 } }
+      - { cidr: 127.0.2.0/24, location: { lat: 12.97, lon: 77.59 } }
+  hostnames:
+    - { name: www.meridian.test, policy: geo }
+`;
+}
+
+function writeGdnsd(dir: string, port: number): void {
+  mkdirSync(path.join(dir, 'zones'), { recursive: true });
+  writeFileSync(
+    path.join(dir, 'config'),
+    `options => {
+  listen => [ 127.0.0.1 ]
+  dns_port => ${port}
+  udp_threads => 1
+  tcp_threads => 1
+  run_dir => ${path.join(dir, 'run')}
+  state_dir => ${path.join(dir, 'state')}
+}
+plugins => {
+  weighted => {
+    www => {
+      us-east => [ 127.0.0.11, 1 ]
+      eu-west => [ 127.0.0.12, 1 ]
+      ap-south => [ 127.0.0.13, 1 ]
+    }
+  }
+}
+`,
+  );
+  writeFileSync(
+    path.join(dir, 'zones', 'meridian.test'),
+    `$TTL 30
+@ SOA ns1 hostmaster 1 3600 600 604800 30
+@ NS ns1
+ns1 A 127.0.0.1
+www 30 DYNA weighted!www
+`,
+  );
+}
+
+/** The ceiling for a responder on Node's dgram: each query sent back as its answer (QR set), nothing else. */
+const ECHO_JS = `import { createSocket } from 'node:dgram';
+const s = createSocket('udp4');
+s.on('message', (m, r) => { const out = Buffer.from(m); out[2] |= 0x80; s.send(out, r.port, r.address); });
+s.bind(Number(process.argv[2]), '127.0.0.1');
+`;
+
+/**
+ * An open-loop flood (dnsperf waits for answers, so it cannot outrun a server that drops):
+ * the same ECS query from one bound address, bursts of sends each turn of the event loop,
+ * for argv[4] seconds; prints how many it sent.
+ */
+const FLOOD_JS = (queryHex: string): string => `import { createSocket } from 'node:dgram';
+const [port, from, seconds] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+const q = Buffer.from('${queryHex}', 'hex');
+const s = createSocket('udp4');
+s.on('error', () => {});
+s.bind(0, from, () => {
+  let sent = 0;
+  const end = Date.now() + seconds * 1000;
+  const burst = () => {
+    for (let i = 0; i < 256; i++) s.send(q, port, '127.0.0.1');
+    sent += 256;
+    if (Date.now() < end) setImmediate(burst);
+    else { console.log('sent ' + sent); s.close(); }
+  };
+  burst();
+});
+`;
+
+// ---- running -------------------------------------------------------------------------
+
+/** Wait until a UDP query on `port` is answered (the server is up). */
+async function waitDns(port: number, proc: Proc, timeoutMs = 15_000): Promise<void> {
+  const q = encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'www.meridian.test' }] });
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (!proc.alive()) throw new Error(`${proc.name} exited:\n${proc.output()}`);
+    const answered = await new Promise<boolean>((resolve) => {
+      const s = createSocket('udp4');
+      const t = setTimeout(() => {
+        s.close();
+        resolve(false);
+      }, 200);
+      s.on('message', (m) => {
+        clearTimeout(t);
+        s.close();
+        resolve(decode(m).id === 1);
+      });
+      s.send(q, port, '127.0.0.1');
+    });
+    if (answered) return;
+    await sleep(100);
+  }
+  throw new Error(`${proc.name} did not answer on ${port}:\n${proc.output()}`);
+}
+
+function parsePerf(out: string): Perf {
+  const num = (re: RegExp): number => {
+    const m = re.exec(out);
+    if (m === null) throw new Error(`dnsperf output not understood:\n${out}`);
+    return Number(m[1]);
+  };
+  return {
+    sent: num(/Queries sent:\s+(\d+)/),
+    completed: num(/Queries completed:\s+(\d+)/),
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    avgLatencyMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+  };
+}
+
+/** dnsperf runs in progress: killed by pid on SIGINT, SIGTERM or exit (only while they run). */
+const running = new Set<ChildProcess>();
+
+function dnsperf(bin: string, queries: string, port: number, args: readonly string[]): Promise<Perf> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['-s', '127.0.0.1', '-p', String(port), '-d', queries, '-E', ECS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('error', (e) => {
+      running.delete(child);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      running.delete(child);
+      if (code !== 0) reject(new Error(`dnsperf exited ${code}:\n${out}`));
+      else {
+        try {
+          resolve(parsePerf(out));
+        } catch (e) {
+          reject(e as Error);
+        }
+      }
+    });
+  });
+}
+
+function killRunning(): void {
+  for (const c of running) c.kill('SIGKILL');
+}
+
+async function main(): Promise<number> {
+  let o: Options | 'help';
+  try {
+    o = options();
+  } catch (e) {
+    process.stderr.write(`dns.bench: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (o === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const dnsperfBin = findExecutable('dnsperf');
+  const gdnsdBin = findExecutable('gdnsd');
+  if (dnsperfBin === undefined || gdnsdBin === undefined) {
+    const missing = [dnsperfBin === undefined ? 'dnsperf' : '', gdnsdBin === undefined ? 'gdnsd' : ''].filter(Boolean).join(' and ');
+    process.stderr.write(`dns.bench: skipped: ${missing} not found (looked in PATH and /usr/sbin); install with: apt-get install -y dnsperf gdnsd\n`);
+    return 0;
+  }
+  const meridianBin = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
+  if (!existsSync(meridianBin)) {
+    process.stderr.write(`dns.bench: ${meridianBin} not found; build first: npx tsc -p tsconfig.json\n`);
+    return 2;
+  }
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-dns-bench-'));
+  const group = new ProcessGroup();
+  const cleanup = async (): Promise<void> => {
+    killRunning();
+    await group.stopAll();
+    if (!o.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', () => {
+    killRunning();
+    group.killAllSync();
+  });
+
+  try {
+    const [mPort, gPort, ePort, rPort] = (await freePorts(4)) as [number, number, number, number];
+    const queries = path.join(dir, 'queries.txt');
+    writeFileSync(queries, 'www.meridian.test A\n');
+    writeFileSync(path.join(dir, 'meridian.yaml'), meridianYaml(mPort, false));
+    writeFileSync(path.join(dir, 'meridian-rrl.yaml'), meridianYaml(rPort, true));
+    writeFileSync(path.join(dir, 'echo.mjs'), ECHO_JS);
+    const gdnsdDir = path.join(dir, 'gdnsd');
+    writeGdnsd(gdnsdDir, gPort);
+
+    const meridian = group.spawn('meridian', process.execPath, [meridianBin, 'start', '-c', path.join(dir, 'meridian.yaml')]);
+    const gdnsd = group.spawn('gdnsd', gdnsdBin, ['-c', gdnsdDir, 'start']);
+    const echo = group.spawn('node-dgram-echo', process.execPath, [path.join(dir, 'echo.mjs'), String(ePort)]);
+    await Promise.all([waitDns(mPort, meridian), waitDns(gPort, gdnsd), waitDns(ePort, echo)]);
+
+    const targets = [
+      { name: 'gdnsd', port: gPort },
+      { name: 'meridian', port: mPort },
+      { name: 'node-dgram-echo', port: ePort },
+    ];
+    const perfArgs = ['-c', String(o.clients), '-q', String(o.outstanding), '-l', String(o.duration)];
+    // A short unrecorded run each: JIT warm-up, caches filled.
+    for (const t of targets) await dnsperf(dnsperfBin, queries, t.port, ['-c', String(o.clients), '-q', String(o.outstanding), '-l', '2']);
+    const results = new Map<string, Perf[]>(targets.map((t) => [t.name, []]));
+    for (let run = 1; run <= o.runs; run++) {
+      for (const t of targets) {
+        const r = await dnsperf(dnsperfBin, queries, t.port, perfArgs);
+        results.get(t.name)?.push(r);
+        if (!o.json) process.stderr.write(`run ${run}/${o.runs} ${t.name}: ${Math.round(r.qps)} q/s, ${r.avgLatencyMs.toFixed(3)} ms avg\n`);
+      }
+    }
+    await Promise.all([group.stop(meridian), group.stop(gdnsd), group.stop(echo)]);
+
+    let flood: { floodQps: number; legitSent: number; legitAnswered: number } | undefined;
+    if (o.flood > 0) {
+      const rrl = group.spawn('meridian-rrl', process.execPath, [meridianBin, 'start', '-c', path.join(dir, 'meridian-rrl.yaml')]);
+      await waitDns(rPort, rrl);
+      const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
+      writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
+      const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood)]));
+      // The legitimate client starts once the flood is on and stops before it ends.
+      await sleep(500);
+      const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', '1', '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
+      await Promise.all(flooders.map((f) => f.exited));
+      const sent = flooders.reduce((n, f) => n + Number(/sent (\d+)/.exec(f.output())?.[1] ?? 0), 0);
+      flood = { floodQps: sent / o.flood, legitSent: legit.sent, legitAnswered: legit.completed };
+      await Promise.all([group.stop(rrl), ...flooders.map((f) => group.stop(f))]);
+    }
+
+    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    const summary = targets.map((t) => {
+      const rs = results.get(t.name) ?? [];
+      return { target: t.name, qps: median(rs.map((r) => r.qps)), avgLatencyMs: median(rs.map((r) => r.avgLatencyMs)), runs: rs.map((r) => Math.round(r.qps)) };
+    });
+    const byName = new Map(summary.map((s) => [s.target, s]));
+    const g = byName.get('gdnsd')!;
+    const m = byName.get('meridian')!;
+    const e = byName.get('node-dgram-echo')!;
+    const ratios = { meridianOverGdnsdQps: m.qps / g.qps, meridianOverEchoQps: m.qps / e.qps, echoOverGdnsdQps: e.qps / g.qps };
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify({ options: o, loadAverage: os.loadavg(), cpus: os.cpus().length, summary, ratios, flood })}\n`);
+      return 0;
+    }
+    const lines = [
+      `dnsperf -c ${o.clients} -q ${o.outstanding} -l ${o.duration}, A www.meridian.test with ECS 127.0.1.0/24; ${o.runs} interleaved runs, medians; ${os.cpus().length} CPUs, load average ${load}`,
+      '',
+      'target            queries/s   avg latency   runs (q/s)',
+      ...summary.map((s) => `${s.target.padEnd(16)} ${Math.round(s.qps).toString().padStart(10)}   ${s.avgLatencyMs.toFixed(3).padStart(8)} ms   ${s.runs.join(', ')}`),
+    ];
+    if (flood !== undefined) {
+      lines.push(
+        '',
+        `flood (meridian, dns.rrl ${RRL_RATE}/s per /24, slip 2): ${Math.round(flood.floodQps)} q/s sent from 127.0.1.0/24 by ${o.flooders} open-loop sender(s) = ${(flood.floodQps / m.qps).toFixed(1)}x meridian's measured capacity;`,
+        `  another /24 (127.0.2.1, ${LEGIT_QPS} q/s): ${flood.legitAnswered} of ${flood.legitSent} answered (${((100 * flood.legitAnswered) / Math.max(1, flood.legitSent)).toFixed(1)}%)`,
+      );
+    }
+    lines.push(
+      '',
+      `meridian / gdnsd queries/s:        ${ratios.meridianOverGdnsdQps.toFixed(2)}x (avg latency ${m.avgLatencyMs.toFixed(3)} ms vs ${g.avgLatencyMs.toFixed(3)} ms)`,
+      `meridian / node-dgram-echo q/s:    ${ratios.meridianOverEchoQps.toFixed(2)}x (the Node dgram ceiling is ${ratios.echoOverGdnsdQps.toFixed(2)}x gdnsd)`,
+    );
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (o.keep) process.stdout.write(`kept: ${dir}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`dns.bench: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+process.exitCode = await main();

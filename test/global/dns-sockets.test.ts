@@ -1,0 +1,38 @@
+// The DNS responder's UDP sockets: several on one port with reusePort where Node has it.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DGRAM_REUSE_PORT } from '../../src/config/global-schema.js';
+import { DnsResponder } from '../../src/global/dns-responder.js';
+import { DnsServer } from '../../src/global/dns-server.js';
+import { globalConfig, quiet, udpQuery } from './helpers.js';
+
+const dns = globalConfig().global!.dns;
+const responder = new DnsResponder(dns, ['www.meridian.test'], () => ({
+  decision: { policy: 'failover', region: 'us-east', reason: 'primary', order: ['us-east'], skipped: [], spilledFrom: [], locationSource: 'none', scopePrefixLength: 0 },
+  addresses: ['127.0.0.11'],
+}));
+
+describe('DNS UDP sockets', () => {
+  it('binds udp_sockets sockets on one port, and every client is answered', { skip: DGRAM_REUSE_PORT ? false : `Node ${process.versions.node} has no dgram reusePort` }, async () => {
+    const server = new DnsServer({ address: '127.0.0.1', port: 0, udpSockets: 4, respond: (m, c) => responder.respond(m, c), idleTimeoutMs: 1000, maxConnections: 10, log: quiet });
+    const port = await server.listen();
+    try {
+      assert.equal(server.udpSockets, 4);
+      // Each query from a fresh client port: the kernel spreads them over the sockets.
+      for (let i = 0; i < 40; i++) assert.equal((await udpQuery(port, { questions: [{ type: 'A', name: 'www.meridian.test' }] })).rcode, 'NOERROR');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('binds one UDP socket by default', async () => {
+    const server = new DnsServer({ address: '127.0.0.1', port: 0, respond: (m, c) => responder.respond(m, c), idleTimeoutMs: 1000, maxConnections: 10, log: quiet });
+    const port = await server.listen();
+    try {
+      assert.equal(server.udpSockets, 1);
+      assert.equal((await udpQuery(port, { questions: [{ type: 'A', name: 'www.meridian.test' }] })).rcode, 'NOERROR');
+    } finally {
+      await server.close();
+    }
+  });
+});
