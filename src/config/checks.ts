@@ -86,8 +86,8 @@ export function checkCluster(value: unknown, ctx: Ctx): void {
   const hasLocalities = cluster['localities'] !== undefined;
   if (hasEndpoints && hasLocalities) {
     fail(ctx, 'has both "endpoints" and "localities"; use one (put every endpoint in a locality)', ['localities']);
-  } else if (!hasEndpoints && !hasLocalities) {
-    fail(ctx, 'needs "endpoints" or "localities" listing at least one endpoint');
+  } else if (!hasEndpoints && !hasLocalities && cluster['discovery'] === undefined) {
+    fail(ctx, 'needs "endpoints" or "localities" listing at least one endpoint, or "discovery" to find them');
   } else if (hasEndpoints && Array.isArray(cluster['endpoints']) && cluster['endpoints'].length === 0) {
     fail(ctx, 'must list at least one endpoint', ['endpoints']);
   } else if (hasLocalities && Array.isArray(cluster['localities']) && cluster['localities'].length === 0) {
@@ -150,6 +150,14 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
     'listen address',
   );
 
+  // Workers resolve nothing of their own and the primary's health checks know only configured endpoints.
+  const workers = root['workers'];
+  if (workers !== undefined && workers !== 1) {
+    clusters.forEach((c, i) => {
+      if (c?.['discovery'] !== undefined) fail(ctx, `not supported with more than one worker yet (workers: ${describeValue(workers)}); set workers: 1`, ['clusters', i, 'discovery']);
+    });
+  }
+
   const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
   // With no usable cluster list (wrong type, empty) every reference would be "unknown":
   // noise on top of the error that list already has.
@@ -165,4 +173,13 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
     checkRef(l['cluster'], ['listeners', i, 'cluster']);
     list(l['routes']).forEach((r, j) => checkRef(obj(r)?.['cluster'], ['listeners', i, 'routes', j, 'cluster']));
   });
+}
+
+/** An endpoint file's list: ids (default: the address) unique, as in a cluster's `endpoints`. */
+export function checkUniqueIds(list: readonly { readonly address: string; readonly id?: string | undefined }[], ctx: Ctx): void {
+  uniqueBy(
+    ctx,
+    list.map((e, i) => ({ key: e.id ?? e.address, path: [i, e.id === undefined ? 'address' : 'id'] })),
+    'endpoint id',
+  );
 }
