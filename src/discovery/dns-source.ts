@@ -79,13 +79,13 @@ export class DnsSource {
     try {
       return await this.#resolver.resolve4(name, { ttl: true });
     } catch (e) {
-      if (!isEmpty(e)) throw new Error(describe(e, name, 'A'));
+      if (!isEmpty(e)) throw new Error(describe(e, name, 'A'), { cause: e });
     }
     try {
       return await this.#resolver.resolve6(name, { ttl: true });
     } catch (e) {
       if (isEmpty(e)) return [];
-      throw new Error(describe(e, name, 'AAAA'));
+      throw new Error(describe(e, name, 'AAAA'), { cause: e });
     }
   }
 }
