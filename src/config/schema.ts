@@ -267,10 +267,14 @@ const dnsDiscoverySchema = z
     timeout: duration().prefault('2s'),
   })
   .superRefine((d, ctx) => {
-    if (d.type === 'SRV' && d.port !== undefined) fail(ctx, 'not for SRV: each SRV record names its port', ['port']);
-    if (d.type !== 'SRV' && d.port === undefined) fail(ctx, `required for ${d.type} records: the port every address listens on`, ['port']);
-    if (d.max_ttl < d.min_ttl) fail(ctx, `must be >= min_ttl (${formatDuration(d.min_ttl)}), got ${formatDuration(d.max_ttl)}`, ['max_ttl']);
-  });
+    // Runs even when other fields are invalid (ALWAYS): check each part's shape first.
+    const type = (d as { type?: unknown }).type;
+    if (type === 'SRV' && d.port !== undefined) fail(ctx, 'not for SRV: each SRV record names its port', ['port']);
+    if ((type === 'A' || type === 'AAAA') && d.port === undefined) fail(ctx, `required for ${type} records: the port every address listens on`, ['port']);
+    if (typeof d.min_ttl === 'number' && typeof d.max_ttl === 'number' && d.max_ttl < d.min_ttl) {
+      fail(ctx, `must be >= min_ttl (${formatDuration(d.min_ttl)}), got ${formatDuration(d.max_ttl)}`, ['max_ttl']);
+    }
+  }, ALWAYS);
 
 const fileDiscoverySchema = z.strictObject({
   path: z.string().min(1),
