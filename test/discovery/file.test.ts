@@ -93,6 +93,44 @@ describe('discovery: a watched file', () => {
   });
 });
 
+describe('discovery: across a reload', () => {
+  it('a reload that keeps the source keeps the discovered set and its history; one that changes it asks the new source first', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-reload-'));
+    const bs = await Promise.all([0, 1, 2].map((i) => startSampleBackend({ name: `b${i}` })));
+    const [b0, b1, b2] = bs as [SampleBackend, SampleBackend, SampleBackend];
+    const first = join(dir, 'first.yaml');
+    const second = join(dir, 'second.yaml');
+    await writeFile(first, yamlList([b0, b1]));
+    await writeFile(second, yamlList([b1, b2]));
+    const m = await startMeridian(meridianConfig(first));
+    try {
+      for (let i = 0; i < 10; i++) await get(m.port);
+      const history = () => new Map(cluster(m).endpoints.map((e) => [e.id, e.requestsTotal]));
+      const before = history();
+      assert.equal((before.get('b0') ?? 0) + (before.get('b1') ?? 0), 10);
+
+      const same = await m.meridian.reload(meridianConfig(first, { retries: { attempts: 2 } }));
+      assert.ok(same.ok);
+      assert.deepEqual(history(), before, 'same endpoints, same history');
+
+      const moved = await m.meridian.reload(meridianConfig(second));
+      assert.ok(moved.ok);
+      assert.deepEqual(ids(m), ['b1', 'b2'], 'the new source answered before the runtime was built');
+      assert.equal(history().get('b1'), before.get('b1'), 'b1, in both sets, keeps its history');
+      assert.equal(cluster(m).discovery?.target, `file ${second}`);
+      // The old source stopped: a change to its file changes nothing any more.
+      await writeFile(first, yamlList([b0]));
+      await writeFile(second, yamlList([b0, b1, b2]));
+      await until(() => ids(m).length === 3, 10_000, 'the new file to be followed');
+      assert.deepEqual(ids(m), ['b0', 'b1', 'b2']);
+    } finally {
+      await m.close();
+      await Promise.all(bs.map((b) => b.close()));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('discovery: hash policies fed by a file', () => {
   for (const policy of ['maglev', 'ring_hash'] as const) {
     it(`${policy}: adding one endpoint to 5 moves about 1/6 of the keys, all of them to the new one`, async () => {
