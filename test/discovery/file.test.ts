@@ -131,6 +131,28 @@ describe('discovery: across a reload', () => {
   });
 });
 
+describe('discovery: health checks', () => {
+  it('a discovered endpoint is probed at once, not at the next check interval', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-hc-'));
+    const path = join(dir, 'endpoints.yaml');
+    const bs = await Promise.all([0, 1].map((i) => startSampleBackend({ name: `b${i}` })));
+    const [b0, b1] = bs as [SampleBackend, SampleBackend];
+    b1.setHealthy(false);
+    await writeFile(path, yamlList([b0]));
+    const m = await startMeridian(meridianConfig(path, { health_check: { interval: '60s', timeout: '1s', jitter: '0%', unhealthy_threshold: 1 } }));
+    try {
+      await writeFile(path, yamlList([b0, b1]));
+      await until(() => ids(m).includes('b1'), 10_000, 'b1 to be discovered');
+      // The check interval is a minute: only an immediate probe finds b1 failing within the wait.
+      await until(() => cluster(m).endpoints.find((e) => e.id === 'b1')?.status === 'unhealthy', 10_000, 'b1 probed and found unhealthy');
+    } finally {
+      await m.close();
+      await Promise.all(bs.map((b) => b.close()));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('discovery: hash policies fed by a file', () => {
   for (const policy of ['maglev', 'ring_hash'] as const) {
     it(`${policy}: adding one endpoint to 5 moves about 1/6 of the keys, all of them to the new one`, async () => {
