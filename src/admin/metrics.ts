@@ -145,6 +145,19 @@ export class ProxyMetrics implements MetricsText {
     registers: [this.registry],
   });
 
+  readonly #discoveryRefreshes = new Counter({
+    name: 'meridian_discovery_refreshes_total',
+    help: "Answers from clusters' discovery sources (DNS, file), by cluster and result: ok, empty (no endpoints) or failure.",
+    labelNames: ['cluster', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly #discoveryChanges = new Counter({
+    name: 'meridian_discovery_changes_total',
+    help: 'Endpoint-set changes found by discovery, by cluster and result: applied, damped (waiting for min_change_interval) or held (over max_removal_percent).',
+    labelNames: ['cluster', 'result'] as const,
+    registers: [this.registry],
+  });
+
   // ---- state, computed at scrape time from the source ---------------------------------
   readonly #endpointStatus: Gauge<'cluster' | 'endpoint' | 'status'>;
   readonly #endpointInFlight: Gauge<'cluster' | 'endpoint'>;
@@ -370,6 +383,16 @@ export class ProxyMetrics implements MetricsText {
     }
     const id = Object.values(labels).join('\0');
     if (!series.has(id)) series.set(id, { metric, labels });
+  }
+
+  /** An answer from a cluster's discovery source. */
+  discoveryRefresh(cluster: string, result: 'ok' | 'empty' | 'failure'): void {
+    this.#discoveryRefreshes.inc({ cluster, result });
+  }
+
+  /** A change of a cluster's discovered endpoints: applied, or not yet and why. */
+  discoveryChange(cluster: string, result: 'applied' | 'damped' | 'held'): void {
+    this.#discoveryChanges.inc({ cluster, result });
   }
 
   /** A configuration reload, from SIGHUP or the admin API: count it where the reload is done, once. */

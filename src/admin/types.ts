@@ -12,6 +12,27 @@ export interface EndpointState extends HostView {
   readonly poolOpen: number;
   /** Of `poolOpen`, those idle in the keep-alive pool. */
   readonly poolIdle: number;
+  /** Found by the cluster's discovery source, not listed in the config. */
+  readonly discovered?: true;
+}
+
+/** A cluster's discovery source as operators see it (`discovery:` in the config). */
+export interface DiscoveryStatus {
+  readonly source: 'dns' | 'file';
+  /** What is asked: `dns SRV _http._tcp.api.internal @10.0.0.2:53`, `file /etc/meridian/api.yaml`. */
+  readonly target: string;
+  /** Discovered endpoints in the cluster now. */
+  readonly endpoints: number;
+  /** When the source last answered (or failed to), ISO 8601; null before the first try ends. */
+  readonly lastRefresh: string | null;
+  /** Why the last answer was not used (failure, empty answer); null once an answer is good again. */
+  readonly lastError: string | null;
+  /** The last answer's TTL (DNS), before clamping to min_ttl/max_ttl; null for files and failures. */
+  readonly ttlSeconds: number | null;
+  /** Time until the next refresh, ms. */
+  readonly nextRefreshMs: number | null;
+  /** A change not applied yet, and why (held by max_removal_percent, damped by min_change_interval). */
+  readonly pending: string | null;
 }
 
 export interface ClusterState {
@@ -24,6 +45,8 @@ export interface ClusterState {
   readonly localities?: readonly LocalityView[];
   /** Requests admitted per second over the last 10 s. */
   readonly loadRps?: number;
+  /** Present when the cluster has a `discovery` source. */
+  readonly discovery?: DiscoveryStatus;
 }
 
 /** The outcome of a change addressed to one endpoint. */

@@ -86,8 +86,8 @@ export function checkCluster(value: unknown, ctx: Ctx): void {
   const hasLocalities = cluster['localities'] !== undefined;
   if (hasEndpoints && hasLocalities) {
     fail(ctx, 'has both "endpoints" and "localities"; use one (put every endpoint in a locality)', ['localities']);
-  } else if (!hasEndpoints && !hasLocalities) {
-    fail(ctx, 'needs "endpoints" or "localities" listing at least one endpoint');
+  } else if (!hasEndpoints && !hasLocalities && cluster['discovery'] === undefined) {
+    fail(ctx, 'needs "endpoints" or "localities" listing at least one endpoint, or "discovery" to find them');
   } else if (hasEndpoints && Array.isArray(cluster['endpoints']) && cluster['endpoints'].length === 0) {
     fail(ctx, 'must list at least one endpoint', ['endpoints']);
   } else if (hasLocalities && Array.isArray(cluster['localities']) && cluster['localities'].length === 0) {
@@ -139,6 +139,14 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
   uniqueBy(ctx, clusters.map((c, i) => ({ key: str(c?.['name']), path: ['clusters', i, 'name'] })), 'cluster name');
 
   checkBinds(root, listeners, ctx);
+
+  // Workers resolve nothing of their own and the primary's health checks know only configured endpoints.
+  const workers = root['workers'];
+  if (workers !== undefined && workers !== 1) {
+    clusters.forEach((c, i) => {
+      if (c?.['discovery'] !== undefined) fail(ctx, `not supported with more than one worker yet (workers: ${describeValue(workers)}); set workers: 1`, ['clusters', i, 'discovery']);
+    });
+  }
 
   const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
   // With no usable cluster list (wrong type, empty) every reference would be "unknown":
@@ -201,4 +209,13 @@ function overlaps(a: string, b: string): boolean {
   if (a === WILDCARD_V4) return v4(b);
   if (b === WILDCARD_V4) return v4(a);
   return (a === 'localhost' && (b === '127.0.0.1' || b === '::1')) || (b === 'localhost' && (a === '127.0.0.1' || a === '::1'));
+}
+
+/** An endpoint file's list: ids (default: the address) unique, as in a cluster's `endpoints`. */
+export function checkUniqueIds(list: readonly { readonly address: string; readonly id?: string | undefined }[], ctx: Ctx): void {
+  uniqueBy(
+    ctx,
+    list.map((e, i) => ({ key: e.id ?? e.address, path: [i, e.id === undefined ? 'address' : 'id'] })),
+    'endpoint id',
+  );
 }

@@ -11,6 +11,7 @@ export {
   type Config,
   type ConfigInput,
   ConfigSchema,
+  type DiscoveryConfig,
   type EndpointConfig,
   type HashKey,
   type HeaderMatch,

@@ -10,6 +10,7 @@
  *   means "off" (health_check, outlier_detection, slow_start, hash, per-route timeout);
  * - alternatives ("exactly one of") become tagged unions with a `kind`.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isPrime, MAX_MAGLEV_TABLE_SIZE } from '../core/maglev.js';
 import { MAX_RING_SIZE } from '../core/ring-hash.js';
@@ -25,6 +26,7 @@ import {
   hostPatterns,
   hostPort,
   integer,
+  isHost,
   name,
   parseHostPort,
   percentNumber,
@@ -36,7 +38,7 @@ import {
 } from './fields.js';
 import { describeValue, listValues } from './describe.js';
 import { globalSchema } from './global-schema.js';
-import { formatDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import { parseLatency } from '../backend/latency.js';
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
@@ -237,6 +239,74 @@ const localitySchema = z.strictObject({
   endpoints: z.array(endpointSchema).min(1),
 });
 
+/** `refresh: ttl` (follow the records' TTL) or a fixed interval. */
+const refreshSchema = z.unknown().transform((v, ctx): 'ttl' | number => {
+  if (v === 'ttl') return 'ttl';
+  const ms = parseDuration(v);
+  if (ms === undefined || ms === 0) {
+    fail(ctx, `expected "ttl" or a duration like "30s", got ${describeValue(v)}`);
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A resolver to ask instead of the system's: an IP and port (Node's resolver takes no host name here). */
+const resolverAddress = () =>
+  z.string().superRefine((s, ctx) => {
+    const hp = parseHostPort(s);
+    if (typeof hp === 'string') fail(ctx, hp);
+    else if (isIP(hp.host) === 0) fail(ctx, `expected an IP address and port like "10.0.0.2:53", got ${describeValue(s)}`);
+  });
+
+const dnsDiscoverySchema = z
+  .strictObject({
+    name: z.string().superRefine((s, ctx) => {
+      if (!isHost(s) || isIP(s) !== 0) fail(ctx, `expected a DNS name like "api.internal", got ${describeValue(s)}`);
+    }),
+    type: z.enum(['A', 'AAAA', 'SRV']).default('A'),
+    /** A and AAAA only: the port of every address; SRV records carry their own. */
+    port: integer(1, 65535).optional(),
+    refresh: refreshSchema.prefault('ttl'),
+    /** Bounds on the TTL when `refresh: ttl`; min_ttl also starts the backoff after a failure. */
+    min_ttl: duration().prefault('5s'),
+    max_ttl: duration().prefault('5m'),
+    /** Default: the system's resolvers (/etc/resolv.conf). */
+    resolver: resolverAddress().optional(),
+    /** One query's timeout (a try; Node's resolver tries 2 times). */
+    timeout: duration().prefault('2s'),
+  })
+  .superRefine((d, ctx) => {
+    // Runs even when other fields are invalid (ALWAYS): check each part's shape first.
+    const type = (d as { type?: unknown }).type;
+    if (type === 'SRV' && d.port !== undefined) fail(ctx, 'not for SRV: each SRV record names its port', ['port']);
+    if ((type === 'A' || type === 'AAAA') && d.port === undefined) fail(ctx, `required for ${type} records: the port every address listens on`, ['port']);
+    if (typeof d.min_ttl === 'number' && typeof d.max_ttl === 'number' && d.max_ttl < d.min_ttl) {
+      fail(ctx, `must be >= min_ttl (${formatDuration(d.min_ttl)}), got ${formatDuration(d.max_ttl)}`, ['max_ttl']);
+    }
+  }, ALWAYS);
+
+const fileDiscoverySchema = z.strictObject({
+  path: z.string().min(1),
+  /** Default: json for `*.json`, yaml for anything else. */
+  format: z.enum(['yaml', 'json']).optional(),
+  /** Read again this often, besides on every change the file system reports (a missed event costs at most this). */
+  refresh: duration().prefault('30s'),
+});
+
+/** Endpoints that follow a DNS name or a watched file, besides (or instead of) `endpoints`/`localities`. */
+const discoverySchema = z
+  .strictObject({
+    dns: dnsDiscoverySchema.optional(),
+    file: fileDiscoverySchema.optional(),
+    /** An answer with no endpoints: keep the last good set, or clear it. A failed answer always keeps it. */
+    on_empty: z.enum(['keep', 'clear']).default('keep'),
+    /** Changes closer together than this wait (damping a flapping source). */
+    min_change_interval: duration({ allowZero: true }).prefault('5s'),
+    /** A change removing more than this share of the discovered endpoints at once is held. 100 = no guard. */
+    max_removal_percent: percentNumber().default(100),
+  })
+  .superRefine(exactlyOne(['dns', 'file']));
+
 export type HashKey =
   | { readonly kind: 'header' | 'cookie'; readonly name: string }
   | { readonly kind: 'source_ip' | 'path' };
@@ -400,6 +470,7 @@ const clusterSchema = z
       .optional(),
     endpoints: z.array(endpointSchema).optional(),
     localities: z.array(localitySchema).optional(),
+    discovery: discoverySchema.optional(),
     /** A priority level keeps all its traffic until fewer than 1/factor of its endpoints are healthy (Envoy's 1.4). */
     overprovisioning_factor: decimal(1).default(1.4),
     zone_aware: z
@@ -526,6 +597,7 @@ export type ClusterConfig = Config['clusters'][number];
 export type EndpointConfig = NonNullable<ClusterConfig['endpoints']>[number];
 export type LocalityConfig = NonNullable<ClusterConfig['localities']>[number];
 export type HealthCheckConfig = NonNullable<ClusterConfig['health_check']>;
+export type DiscoveryConfig = NonNullable<ClusterConfig['discovery']>;
 export type OutlierDetectionConfig = NonNullable<ClusterConfig['outlier_detection']>;
 
 /** Every endpoint of a cluster, whether listed directly or under localities. */

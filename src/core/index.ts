@@ -32,3 +32,4 @@ export * from './geo.js';
 export * from './region-health.js';
 export * from './rtt-table.js';
 export * from './steering.js';
+export * from './discovery.js';

@@ -129,6 +129,13 @@ export class ActiveHealthChecker {
     this.#syncMembership();
   }
 
+  /** The cluster's hosts changed outside a reload (discovery): probe new ones now, not at the next interval. */
+  membershipChanged(): void {
+    if (!this.#running) return;
+    clearTimeout(this.#membershipTimer);
+    this.#syncMembership();
+  }
+
   /** Clears every timer and aborts every probe in flight; their results are dropped. Idempotent. */
   stop(): void {
     this.#running = false;

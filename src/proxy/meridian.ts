@@ -15,6 +15,7 @@ import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
+import { Discovery } from '../discovery/discovery.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
@@ -78,6 +79,7 @@ export class Meridian implements AdminTarget {
   /** WebSocket (and other Upgrade) tunnels: long-lived, so drain waits for them, then closes them. */
   readonly #tunnels = new UpgradeTracker();
   #checkers: ActiveHealthChecker[] = [];
+  readonly #discovery: Discovery;
   #subscribed = new WeakSet<Cluster>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
@@ -101,6 +103,16 @@ export class Meridian implements AdminTarget {
     this.metrics.setSource(() => this.clusters());
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
+    this.#discovery = new Discovery({
+      clock: this.#clock,
+      log: this.log,
+      metrics: this.metrics,
+      runtime: () => this.#runtime,
+      afterApply: () => {
+        this.#forgetGoneEndpoints(this.#runtime);
+        for (const c of this.#checkers) c.membershipChanged();
+      },
+    });
   }
 
   get config(): Config {
@@ -127,6 +139,9 @@ export class Meridian implements AdminTarget {
   async start(): Promise<void> {
     const config = this.#runtime.config;
     this.#accessLog = this.#openAccessLog(config);
+    const discovered = await this.#discovery.prepare(config);
+    if (discovered.runners.size > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints());
+    this.#discovery.commit(discovered);
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') await this.#listen(l);
       else await this.#listenTcp(l);
@@ -170,17 +185,22 @@ export class Meridian implements AdminTarget {
   // ---- AdminTarget -----------------------------------------------------------------
 
   clusters(): ClusterState[] {
-    return [...this.#runtime.clusters.values()].map((c) => ({
-      name: c.name,
-      policy: c.core.policy,
-      inPanic: c.core.inPanic,
-      localities: c.config.localities === undefined ? [] : c.core.localities(),
-      loadRps: c.load.rate(this.#clock.nowMs()),
-      endpoints: c.core.view().map((v) => {
-        const pool = c.pools.stats(v.address);
-        return { ...v, poolOpen: pool.open, poolIdle: pool.idle };
-      }),
-    }));
+    return [...this.#runtime.clusters.values()].map((c) => {
+      const discovery = this.#discovery.status(c.name);
+      const found = this.#discovery.discoveredIds(c.name);
+      return {
+        name: c.name,
+        policy: c.core.policy,
+        inPanic: c.core.inPanic,
+        localities: c.config.localities === undefined && discovery === undefined ? [] : c.core.localities(),
+        loadRps: c.load.rate(this.#clock.nowMs()),
+        endpoints: c.core.view().map((v) => {
+          const pool = c.pools.stats(v.address);
+          return { ...v, poolOpen: pool.open, poolIdle: pool.idle, ...(found?.has(v.id) === true ? { discovered: true as const } : {}) };
+        }),
+        ...(discovery === undefined ? {} : { discovery }),
+      };
+    });
   }
 
   ready(): boolean {
@@ -243,6 +263,7 @@ export class Meridian implements AdminTarget {
     this.#draining = true;
     this.log.info({ inFlight: this.#inFlight, deadlineMs }, 'draining');
     for (const c of this.#checkers) c.stop();
+    this.#discovery.stop();
     const closed = [...this.#listeners.values()].map((l) => closeServer(l.ls.server));
     for (const l of this.#listeners.values()) {
       l.ls.goaway(); // h2: GOAWAY, streams in flight finish
@@ -286,7 +307,8 @@ export class Meridian implements AdminTarget {
   async #apply(config: Config): Promise<void> {
     await this.#syncGlobal(config); // first: a DNS bind error refuses the reload before anything changed
     const previous = this.#runtime;
-    const runtime = buildRuntime(config, previous, this.#clock, this.#rng);
+    const discovered = await this.#discovery.prepare(config);
+    const runtime = buildRuntime(config, previous, this.#clock, this.#rng, discovered.endpoints());
     const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol !== 'tcp').map((l) => [l.name, l]));
     // Open new listeners first: a bind error aborts the reload before anything changed.
     const opened: Listening[] = [];
@@ -312,11 +334,12 @@ export class Meridian implements AdminTarget {
     }
     this.#runtime = runtime;
     this.#connections.setMax(config.max_connections);
+    this.#discovery.commit(discovered);
     if (!sameLog) {
       void closeAccessLog(this.#accessLog);
       this.#accessLog = accessLog;
     }
-    this.metrics.forgetEndpoints(new Map([...runtime.clusters].map(([name, c]) => [name, new Set(c.core.hosts.map((h) => h.endpoint.id))])));
+    this.#forgetGoneEndpoints(runtime);
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
       if (w && w.address === l.config.address && w.port === l.config.port) {
@@ -349,6 +372,10 @@ export class Meridian implements AdminTarget {
       this.log.warn({}, 'admin address changes take effect at the next restart');
     }
     this.#applyRuntimeSideEffects();
+  }
+
+  #forgetGoneEndpoints(runtime: Runtime): void {
+    this.metrics.forgetEndpoints(new Map([...runtime.clusters].map(([name, c]) => [name, new Set(c.core.hosts.map((h) => h.endpoint.id))])));
   }
 
   /** Health checkers and event subscriptions for the clusters of the current runtime. */

@@ -1,13 +1,15 @@
 import { isDeepStrictEqual } from 'node:util';
 import { RateWindow } from '../core/rate-window.js';
 import type { Clock } from '../core/clock.js';
-import type { Cluster } from '../core/cluster.js';
+import { Cluster } from '../core/cluster.js';
 import { CircuitBreaker } from '../core/circuit-breaker.js';
 import type { HashKeySpec } from '../core/hash-key.js';
 import type { RetryRules } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
+import { mergeEndpoints } from '../core/discovery.js';
 import type { Rng } from '../core/rng.js';
-import { buildCluster, coreEndpoints, coreHashKey, coreRetryRules, type ClusterConfig, type Config, type NodeConfig } from '../config/index.js';
+import type { Endpoint } from '../core/types.js';
+import { coreClusterOptions, coreEndpoints, coreHashKey, coreRetryRules, type ClusterConfig, type Config, type NodeConfig } from '../config/index.js';
 import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
@@ -46,25 +48,32 @@ export interface Runtime {
 
 /** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
 function balancingShape(c: ClusterConfig): unknown {
-  const { endpoints: _e, localities: _l, retries: _r, timeouts: _t, circuit_breaker: _cb, ...rest } = c;
+  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, ...rest } = c;
   return rest;
+}
+
+/** A cluster's endpoints: those configured, then those its discovery source found (see src/discovery). */
+export function clusterEndpoints(c: ClusterConfig, discovered: readonly Endpoint[] | undefined): Endpoint[] {
+  return mergeEndpoints(coreEndpoints(c), discovered ?? []).endpoints;
 }
 
 /**
  * Build the runtime for `config`, reusing what it can from `previous`: a cluster whose
  * balancing settings are unchanged keeps its core state (health, ejections, in-flight
  * counts, latency) and only has its endpoints updated; its connection pools are kept.
+ * `discovered`: each cluster's discovered endpoints, added to its configured ones.
  */
-export function buildRuntime(config: Config, previous: Runtime | undefined, clock: Clock, rng: Rng): Runtime {
+export function buildRuntime(config: Config, previous: Runtime | undefined, clock: Clock, rng: Rng, discovered?: ReadonlyMap<string, readonly Endpoint[]>): Runtime {
   const clusters = new Map<string, ClusterRuntime>();
   for (const c of config.clusters) {
     const old = previous?.clusters.get(c.name);
+    const endpoints = clusterEndpoints(c, discovered?.get(c.name));
     let core: Cluster;
     if (old && isDeepStrictEqual(old.node, config.node) && isDeepStrictEqual(balancingShape(old.config), balancingShape(c))) {
       core = old.core;
-      core.setEndpoints(coreEndpoints(c));
+      core.setEndpoints(endpoints);
     } else {
-      core = buildCluster(c, clock, rng, config.node);
+      core = new Cluster(c.name, endpoints, coreClusterOptions(c, clock, rng, config.node));
     }
     const poolOptions = {
       idleTimeoutMs: c.timeouts.idle,
@@ -76,7 +85,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       pools?.closeWhenIdle();
       pools = new UpstreamPools(poolOptions);
     }
-    pools.retain(new Set(coreEndpoints(c).map((e) => e.address)));
+    pools.retain(new Set(endpoints.map((e) => e.address)));
     const sameLimits = old !== undefined && isDeepStrictEqual(old.config.circuit_breaker, c.circuit_breaker);
     clusters.set(c.name, {
       name: c.name,

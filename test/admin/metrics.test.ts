@@ -94,6 +94,8 @@ function exerciseAll(m: ProxyMetrics): void {
   m.ejection('api', '10.0.0.1:80', 'consecutive_5xx');
   m.healthCheck('api', '10.0.0.1:80', true);
   m.reload(true);
+  m.discoveryRefresh('api', 'failure');
+  m.discoveryChange('api', 'held');
   m.tcpConnection('db', 'pg', '10.0.0.2:5432', 'closed', 10, 20);
   m.setConnectionSource(() => [['web', 3]]);
   m.connectionRefused('web', 'listener_limit');

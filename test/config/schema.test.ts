@@ -243,7 +243,7 @@ describe('cross-field checks', () => {
     ]);
     const neither = base();
     delete cluster0(neither)['endpoints'];
-    assert.deepEqual(errors(neither), ['clusters[0]: needs "endpoints" or "localities" listing at least one endpoint']);
+    assert.deepEqual(errors(neither), ['clusters[0]: needs "endpoints" or "localities" listing at least one endpoint, or "discovery" to find them']);
     const empty = base();
     cluster0(empty)['endpoints'] = [];
     assert.deepEqual(errors(empty), ['clusters[0].endpoints: must list at least one endpoint']);
