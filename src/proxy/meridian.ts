@@ -331,7 +331,7 @@ export class Meridian implements AdminTarget {
    * (discovery's first answers, the new runtime, new listeners bound, certificates read, the
    * access log opened, the global layer), and a failure undoes those steps and leaves the
    * running config, its clusters and their endpoints exactly as they were. Then one swap
-   * that cannot fail puts the new runtime in force (see docs/config.md, "Reload").
+   * that cannot fail puts the new runtime in force (see docs/admin.md, "What a refused reload leaves").
    */
   async #apply(config: Config): Promise<void> {
     const previous = this.#runtime;
