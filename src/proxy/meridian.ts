@@ -61,9 +61,17 @@ interface TcpListening {
   readonly port: number;
 }
 
+/**
+ * Whether a listener's socket is the one `next` asks for: same address, and the same port
+ * as configured or as bound (a config that names the port a `port: 0` listener got keeps it).
+ */
+function sameSocket(l: { readonly config: { readonly address: string; readonly port: number }; readonly port: number }, next: { readonly address: string; readonly port: number }): boolean {
+  return l.config.address === next.address && (l.config.port === next.port || l.port === next.port);
+}
+
 /** A tcp listener a reload can keep as it is (anything else about it changed: a new one replaces it). */
-function sameTcpListener(a: TcpListenerConfig, b: TcpListenerConfig): boolean {
-  return a.address === b.address && a.port === b.port && a.cluster === b.cluster && a.timeouts.idle === b.timeouts.idle;
+function sameTcpListener(t: TcpListening, next: TcpListenerConfig): boolean {
+  return sameSocket(t, next) && t.config.cluster === next.cluster && t.config.timeouts.idle === next.timeouts.idle;
 }
 
 /**
@@ -350,18 +358,18 @@ export class Meridian implements AdminTarget {
     try {
       for (const [name, l] of wanted) {
         const current = this.#listeners.get(name);
-        if (current && current.config.address === l.address && current.config.port === l.port) {
+        if (current && sameSocket(current, l)) {
           if (current.certs) certSwaps.set(name, await current.certs.prepareReload());
           continue;
         }
         // Moved to another address on the same port: its old socket must close first (at the swap).
-        if (current && l.port !== 0 && current.config.port === l.port) continue;
+        if (current && l.port !== 0 && current.port === l.port) continue;
         opened.push(await this.#listen(l, serving));
       }
       for (const [name, l] of wantedTcp) {
         const current = this.#tcp.get(name);
-        if (current && sameTcpListener(current.config, l)) continue;
-        if (current && l.port !== 0 && current.config.port === l.port) continue;
+        if (current && sameTcpListener(current, l)) continue;
+        if (current && l.port !== 0 && current.port === l.port) continue;
         openedTcp.push(await this.#listenTcp(l, serving));
       }
       if (!sameLog) accessLog = this.#openAccessLog(config);
@@ -398,7 +406,7 @@ export class Meridian implements AdminTarget {
     this.#forgetGoneEndpoints(runtime);
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
-      if (w && w.address === l.config.address && w.port === l.config.port) {
+      if (w && sameSocket(l, w)) {
         this.#refreshListener(l, w, certSwaps.get(name));
         continue;
       }
@@ -412,7 +420,7 @@ export class Meridian implements AdminTarget {
     for (const l of opened) this.#listeners.set(l.config.name, l);
     for (const [name, t] of [...this.#tcp]) {
       const w = wantedTcp.get(name);
-      if (w && sameTcpListener(t.config, w)) {
+      if (w && sameTcpListener(t, w)) {
         this.#connections.listener(name, w.max_connections);
         continue;
       }
