@@ -359,6 +359,19 @@ export class Cluster {
     this.#setHosts(endpoints, true);
   }
 
+  /**
+   * The ids of `endpoints`, or throw if one is listed twice: a reload checks its sets with
+   * this before it commits, so the `setEndpoints` of its commit cannot fail halfway.
+   */
+  static checkEndpoints(cluster: string, endpoints: readonly Endpoint[]): Set<string> {
+    const seen = new Set<string>();
+    for (const ep of endpoints) {
+      if (seen.has(ep.id)) throw new Error(`duplicate endpoint id "${ep.id}" in cluster ${cluster}`);
+      seen.add(ep.id);
+    }
+    return seen;
+  }
+
   /** Effective weight of each host now eligible for traffic (empty when none is). */
   eligible(): ReadonlyMap<HostState, number> {
     this.#refreshIfDue();
@@ -455,11 +468,9 @@ export class Cluster {
   #setHosts(endpoints: readonly Endpoint[], rampNew: boolean): void {
     const initiallyHealthy = this.#o.activeChecks?.initiallyHealthy ?? true;
     const now = this.#o.clock.nowMs();
-    const seen = new Set<string>();
+    const seen = Cluster.checkEndpoints(this.name, endpoints);
     const hosts: HostState[] = [];
     for (const ep of endpoints) {
-      if (seen.has(ep.id)) throw new Error(`duplicate endpoint id "${ep.id}" in cluster ${this.name}`);
-      seen.add(ep.id);
       let host = this.#byId.get(ep.id);
       if (host) {
         host.endpoint = ep;

@@ -55,6 +55,25 @@ interface Listening {
   port: number;
 }
 
+interface TcpListening {
+  readonly config: TcpListenerConfig;
+  readonly proxy: TcpProxy;
+  readonly port: number;
+}
+
+/**
+ * Whether a listener's socket is the one `next` asks for: same address, and the same port
+ * as configured or as bound (a config that names the port a `port: 0` listener got keeps it).
+ */
+function sameSocket(l: { readonly config: { readonly address: string; readonly port: number }; readonly port: number }, next: { readonly address: string; readonly port: number }): boolean {
+  return l.config.address === next.address && (l.config.port === next.port || l.port === next.port);
+}
+
+/** A tcp listener a reload can keep as it is (anything else about it changed: a new one replaces it). */
+function sameTcpListener(t: TcpListening, next: TcpListenerConfig): boolean {
+  return sameSocket(t, next) && t.config.cluster === next.cluster && t.config.timeouts.idle === next.timeouts.idle;
+}
+
 /**
  * One Meridian process: HTTP listeners forwarding through the runtime of the current
  * config version, active health checkers, the admin server, reload and drain.
@@ -69,7 +88,7 @@ export class Meridian implements AdminTarget {
   readonly #rng: SeededRng;
   #runtime: Runtime;
   #listeners = new Map<string, Listening>();
-  #tcp = new Map<string, { config: TcpListenerConfig; proxy: TcpProxy; port: number }>();
+  #tcp = new Map<string, TcpListening>();
   /** tcp listeners a reload removed or replaced whose connections are still open: drain waits for them too. */
   readonly #retiredTcp = new Set<TcpProxy>();
   /** http listeners a reload removed or moved whose connections are still open: the drain deadline cuts them too. */
@@ -92,6 +111,8 @@ export class Meridian implements AdminTarget {
   #draining = false;
   #stopped: Promise<void> | undefined;
   #started = false;
+  /** The last reload asked for (they run in order). */
+  #reloads: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, options: MeridianOptions = {}) {
     this.#o = options;
@@ -99,7 +120,7 @@ export class Meridian implements AdminTarget {
     this.#rng = new SeededRng(options.seed ?? randomInt(2 ** 31));
     this.log = options.logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, level: process.env['MERIDIAN_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
-    this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng);
+    this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng).runtime;
     this.metrics.setSource(() => this.clusters());
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
@@ -140,11 +161,11 @@ export class Meridian implements AdminTarget {
     const config = this.#runtime.config;
     this.#accessLog = this.#openAccessLog(config);
     const discovered = await this.#discovery.prepare(config);
-    if (discovered.runners.size > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints());
+    if (discovered.runners.size > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints()).runtime;
     this.#discovery.commit(discovered);
     for (const l of config.listeners) {
-      if (l.protocol !== 'tcp') await this.#listen(l);
-      else await this.#listenTcp(l);
+      if (l.protocol !== 'tcp') this.#listeners.set(l.name, await this.#listen(l));
+      else this.#tcp.set(l.name, await this.#listenTcp(l));
     }
     this.#applyRuntimeSideEffects();
     await this.#syncGlobal(config);
@@ -219,8 +240,17 @@ export class Meridian implements AdminTarget {
     return c.core.setWeight(endpoint, weight ?? undefined) ? 'ok' : 'no_endpoint';
   }
 
-  /** Re-read the config file and apply it; an invalid one is refused and the running one stays. */
-  async reload(config?: Config): Promise<ReloadResult> {
+  /**
+   * Re-read the config file and apply it; an invalid one is refused and the running one stays.
+   * Reloads run one at a time: each builds on the runtime the one before it left in force.
+   */
+  reload(config?: Config): Promise<ReloadResult> {
+    const result = this.#reloads.then(() => this.#reload(config));
+    this.#reloads = result;
+    return result;
+  }
+
+  async #reload(config: Config | undefined): Promise<ReloadResult> {
     let next = config;
     if (next === undefined) {
       if (this.#o.configPath === undefined) return { ok: false, errors: ['no config file to reload from'] };
@@ -304,35 +334,69 @@ export class Meridian implements AdminTarget {
     this.#global = await syncGlobalLayer(this.#global, config.global, { log: this.log, clock: this.#clock, rng: this.#rng, registry: this.metrics.registry, reportError: this.#errors.report });
   }
 
+  /**
+   * Apply `config` whole or not at all. Every step that can fail runs first, off to the side
+   * (discovery's first answers, the new runtime, new listeners bound, certificates read, the
+   * access log opened, the global layer), and a failure undoes those steps and leaves the
+   * running config, its clusters and their endpoints exactly as they were. Then one swap
+   * that cannot fail puts the new runtime in force (see docs/admin.md, "What a refused reload leaves").
+   */
   async #apply(config: Config): Promise<void> {
-    await this.#syncGlobal(config); // first: a DNS bind error refuses the reload before anything changed
     const previous = this.#runtime;
     const discovered = await this.#discovery.prepare(config);
-    const runtime = buildRuntime(config, previous, this.#clock, this.#rng, discovered.endpoints());
+    const { runtime, commit } = buildRuntime(config, previous, this.#clock, this.#rng, discovered.endpoints());
+    // A listener bound before the swap serves the runtime it belongs to from its first request.
+    let staged: Runtime | undefined = runtime;
+    const serving = () => staged ?? this.#runtime;
     const wanted = new Map(config.listeners.filter((l): l is HttpListenerConfig => l.protocol !== 'tcp').map((l) => [l.name, l]));
-    // Open new listeners first: a bind error aborts the reload before anything changed.
+    const wantedTcp = new Map(config.listeners.filter((l): l is TcpListenerConfig => l.protocol === 'tcp').map((l) => [l.name, l]));
     const opened: Listening[] = [];
+    const openedTcp: TcpListening[] = [];
+    const certSwaps = new Map<string, () => void>();
     const sameLog = isDeepStrictEqual(config.access_log, previous.config.access_log);
-    let accessLog = this.#accessLog;
+    let accessLog: AccessLog | undefined;
     try {
       for (const [name, l] of wanted) {
         const current = this.#listeners.get(name);
-        if (current && current.config.address === l.address && current.config.port === l.port) continue;
-        if (current) continue; // address change: handled below once the old one is closed
-        opened.push(await this.#listen(l));
+        if (current && sameSocket(current, l)) {
+          if (current.certs) certSwaps.set(name, await current.certs.prepareReload());
+          continue;
+        }
+        // Moved to another address on the same port: its old socket must close first (at the swap).
+        if (current && l.port !== 0 && current.port === l.port) continue;
+        opened.push(await this.#listen(l, serving));
+      }
+      for (const [name, l] of wantedTcp) {
+        const current = this.#tcp.get(name);
+        if (current && sameTcpListener(current, l)) continue;
+        if (current && l.port !== 0 && current.port === l.port) continue;
+        openedTcp.push(await this.#listenTcp(l, serving));
       }
       if (!sameLog) accessLog = this.#openAccessLog(config);
+      await this.#syncGlobal(config); // last: a failure inside it leaves the layer as it was
     } catch (e) {
-      for (const l of opened) {
-        this.#listeners.delete(l.config.name);
-        await closeServer(l.ls.server);
-      }
-      // The global layer took the new config first: put the running one back, so a refused
-      // reload leaves everything as it was (its region health and overrides survive both swaps).
-      await this.#syncGlobal(previous.config).catch((err: Error) => this.log.error({ err: err.message }, 'global layer: could not restore the running config'));
+      staged = undefined;
+      await Promise.all([
+        ...opened.map((l) => {
+          const closed = closeServer(l.ls.server);
+          l.ls.closeAll();
+          return closed;
+        }),
+        ...openedTcp.map(async (t) => {
+          await t.proxy.stopAccepting();
+          t.proxy.closeAll();
+        }),
+        closeAccessLog(accessLog),
+      ]);
+      // Binding registered the new caps under the listeners' names: the running ones' come back.
+      for (const l of previous.config.listeners) this.#connections.listener(l.name, l.max_connections);
       throw e;
     }
+
+    // The swap: nothing from here on refuses the reload.
     this.#runtime = runtime;
+    staged = undefined;
+    commit();
     this.#connections.setMax(config.max_connections);
     this.#discovery.commit(discovered);
     if (!sameLog) {
@@ -342,8 +406,8 @@ export class Meridian implements AdminTarget {
     this.#forgetGoneEndpoints(runtime);
     for (const [name, l] of [...this.#listeners]) {
       const w = wanted.get(name);
-      if (w && w.address === l.config.address && w.port === l.config.port) {
-        await this.#refreshListener(l, w);
+      if (w && sameSocket(l, w)) {
+        this.#refreshListener(l, w, certSwaps.get(name));
         continue;
       }
       // Removed (or moved): stop accepting; connections finish their requests on their own.
@@ -352,12 +416,11 @@ export class Meridian implements AdminTarget {
       void closeServer(l.ls.server).then(() => this.#retired.delete(l.ls));
       l.ls.goaway();
       l.ls.closeIdle();
-      if (w) await this.#listen(w);
     }
-    const wantedTcp = new Map(config.listeners.filter((l): l is TcpListenerConfig => l.protocol === 'tcp').map((l) => [l.name, l]));
+    for (const l of opened) this.#listeners.set(l.config.name, l);
     for (const [name, t] of [...this.#tcp]) {
       const w = wantedTcp.get(name);
-      if (w && w.address === t.config.address && w.port === t.config.port && w.cluster === t.config.cluster && w.timeouts.idle === t.config.timeouts.idle) {
+      if (w && sameTcpListener(t, w)) {
         this.#connections.listener(name, w.max_connections);
         continue;
       }
@@ -367,7 +430,10 @@ export class Meridian implements AdminTarget {
       this.#retiredTcp.add(t.proxy);
       void t.proxy.drained().then(() => this.#retiredTcp.delete(t.proxy));
     }
-    for (const [name, w] of wantedTcp) if (!this.#tcp.has(name)) await this.#listenTcp(w);
+    for (const t of openedTcp) this.#tcp.set(t.config.name, t);
+    // The listeners that kept their port but not their socket bind now, their old socket closed.
+    for (const [name, w] of wanted) if (!this.#listeners.has(name)) this.#listeners.set(name, await this.#listen(w));
+    for (const [name, w] of wantedTcp) if (!this.#tcp.has(name)) this.#tcp.set(name, await this.#listenTcp(w));
     if (config.admin.port !== previous.config.admin.port || config.admin.address !== previous.config.admin.address) {
       this.log.warn({}, 'admin address changes take effect at the next restart');
     }
@@ -415,13 +481,14 @@ export class Meridian implements AdminTarget {
     }
   }
 
-  async #listen(l: HttpListenerConfig): Promise<Listening> {
+  /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
+  async #listen(l: HttpListenerConfig, runtime: () => Runtime = () => this.#runtime): Promise<Listening> {
     const ctx: ListenerContext = {
       listener: l.name,
       encrypted: l.protocol === 'https',
       limits: l.limits,
       clock: this.#clock,
-      runtime: () => this.#runtime,
+      runtime,
       draining: () => this.#draining,
       hooks: {
         done: (r) => this.#done(r),
@@ -460,7 +527,6 @@ export class Meridian implements AdminTarget {
     // with no listener it would throw and end the process.
     server.on('error', (err) => this.#errors.report('listener', causeOf(err), err, { listener: l.name }));
     const listening: Listening = { config: l, ls, certs, port };
-    this.#listeners.set(l.name, listening);
     this.log.info({ listener: l.name, address: l.address, port }, 'listening');
     return listening;
   }
@@ -471,8 +537,8 @@ export class Meridian implements AdminTarget {
    * max_connections apply at once; other server settings (limits, http2, the certificate
    * list) at restart.
    */
-  async #refreshListener(l: Listening, next: HttpListenerConfig): Promise<void> {
-    if (l.certs) await l.certs.reload();
+  #refreshListener(l: Listening, next: HttpListenerConfig, useNewCerts: (() => void) | undefined): void {
+    useNewCerts?.();
     l.ls.setHttp1Timeouts(next.timeouts.request_headers, next.timeouts.idle);
     this.#connections.listener(next.name, next.max_connections);
     const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version];
@@ -481,10 +547,11 @@ export class Meridian implements AdminTarget {
     }
   }
 
-  async #listenTcp(l: TcpListenerConfig): Promise<void> {
+  /** Bind a tcp listener serving `runtime` (by default the one in force); the caller registers it. */
+  async #listenTcp(l: TcpListenerConfig, runtime: () => Runtime = () => this.#runtime): Promise<TcpListening> {
     const proxy = new TcpProxy({
       listener: l.name,
-      cluster: () => this.#runtime.clusters.get(l.cluster),
+      cluster: () => runtime().clusters.get(l.cluster),
       clock: this.#clock,
       idleTimeoutMs: l.timeouts.idle,
       log: this.log,
@@ -497,8 +564,8 @@ export class Meridian implements AdminTarget {
     const port = await proxy.listen(l.port, l.address).catch((e: NodeJS.ErrnoException) => {
       throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
     });
-    this.#tcp.set(l.name, { config: l, proxy, port });
     this.log.info({ listener: l.name, address: l.address, port, protocol: 'tcp' }, 'listening');
+    return { config: l, proxy, port };
   }
 
   /** Malformed requests never reach a backend: answer 400 (431, 408) and close. */

@@ -57,21 +57,37 @@ export function clusterEndpoints(c: ClusterConfig, discovered: readonly Endpoint
   return mergeEndpoints(coreEndpoints(c), discovered ?? []).endpoints;
 }
 
+/** A runtime built off to the side, and what installing it changes in the running one. */
+export interface RuntimeBuild {
+  readonly runtime: Runtime;
+  /**
+   * Run once the runtime is the one in force, and not before: it moves the live clusters
+   * it kept to their new endpoints and retires connection pools. It cannot fail, so a
+   * reload refused before it (a port taken, a file that cannot be opened) changed nothing.
+   */
+  commit(): void;
+}
+
 /**
- * Build the runtime for `config`, reusing what it can from `previous`: a cluster whose
- * balancing settings are unchanged keeps its core state (health, ejections, in-flight
- * counts, latency) and only has its endpoints updated; its connection pools are kept.
+ * Build the runtime for `config` without changing `previous`. A cluster whose balancing
+ * settings are unchanged keeps its core (`Cluster`: health, ejections, in-flight counts,
+ * latency, by endpoint id) and its connection pools; the new endpoints reach them only at
+ * `commit()`. The core is kept as the same object rather than copied, because requests in
+ * flight on the previous runtime report their outcome to it: one writer per host keeps
+ * their ends, ejections and outlier statistics in the live state.
  * `discovered`: each cluster's discovered endpoints, added to its configured ones.
  */
-export function buildRuntime(config: Config, previous: Runtime | undefined, clock: Clock, rng: Rng, discovered?: ReadonlyMap<string, readonly Endpoint[]>): Runtime {
+export function buildRuntime(config: Config, previous: Runtime | undefined, clock: Clock, rng: Rng, discovered?: ReadonlyMap<string, readonly Endpoint[]>): RuntimeBuild {
   const clusters = new Map<string, ClusterRuntime>();
+  const effects: (() => void)[] = [];
   for (const c of config.clusters) {
     const old = previous?.clusters.get(c.name);
     const endpoints = clusterEndpoints(c, discovered?.get(c.name));
     let core: Cluster;
     if (old && isDeepStrictEqual(old.node, config.node) && isDeepStrictEqual(balancingShape(old.config), balancingShape(c))) {
       core = old.core;
-      core.setEndpoints(endpoints);
+      Cluster.checkEndpoints(c.name, endpoints);
+      effects.push(() => core.setEndpoints(endpoints));
     } else {
       core = new Cluster(c.name, endpoints, coreClusterOptions(c, clock, rng, config.node));
     }
@@ -82,10 +98,12 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     };
     let pools = old?.pools;
     if (pools === undefined || !pools.sameOptions(poolOptions)) {
-      pools?.closeWhenIdle();
+      const replaced = pools;
+      if (replaced !== undefined) effects.push(() => replaced.closeWhenIdle());
       pools = new UpstreamPools(poolOptions);
     }
-    pools.retain(new Set(endpoints.map((e) => e.address)));
+    const kept = pools;
+    effects.push(() => kept.retain(new Set(endpoints.map((e) => e.address))));
     const sameLimits = old !== undefined && isDeepStrictEqual(old.config.circuit_breaker, c.circuit_breaker);
     clusters.set(c.name, {
       name: c.name,
@@ -111,7 +129,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       retry: coreRetryRules(c.retries),
     });
   }
-  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) old.pools.closeWhenIdle();
+  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) effects.push(() => old.pools.closeWhenIdle());
 
   const routers = new Map<string, Router>();
   const rateLimiters = new Map<string, RouteRateLimiter>();
@@ -134,5 +152,10 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       );
     });
   }
-  return { version: (previous?.version ?? 0) + 1, config, clusters, routers, rateLimiters, trusted: new TrustedProxies(config.trusted_proxies) };
+  return {
+    runtime: { version: (previous?.version ?? 0) + 1, config, clusters, routers, rateLimiters, trusted: new TrustedProxies(config.trusted_proxies) },
+    commit: () => {
+      for (const effect of effects) effect();
+    },
+  };
 }

@@ -105,11 +105,23 @@ export class SniCertificates {
     return this.#minVersion;
   }
 
-  /** Re-read every file. On error the old certificates stay in force and the error is thrown. */
-  async reload(): Promise<void> {
+  /**
+   * Re-read every file and build the new certificates, without using them yet: the function
+   * returned puts them in force (a config reload calls it only once nothing can refuse the
+   * reload any more). On error the old certificates stay in force and the error is thrown.
+   */
+  async prepareReload(): Promise<() => void> {
     const pems = await Promise.all(this.#files.map(readPem));
-    this.#table = buildTable(this.#files, pems, this.#minVersion);
-    for (const fn of this.#onChange) fn();
+    const table = buildTable(this.#files, pems, this.#minVersion);
+    return () => {
+      this.#table = table;
+      for (const fn of this.#onChange) fn();
+    };
+  }
+
+  /** Re-read every file and use them at once; on error the old certificates stay in force and the error is thrown. */
+  async reload(): Promise<void> {
+    (await this.prepareReload())();
   }
 
   /** Called after every successful reload; returns an unsubscribe function. */

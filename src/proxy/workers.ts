@@ -224,15 +224,24 @@ export class WorkerPool implements AdminTarget {
       this.log.error({ errors }, 'reload refused: the running config stays in force');
       return { ok: false, errors };
     }
-    this.#config = r.config;
-    this.#checks?.stop();
-    this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors);
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
     const pending = new PendingReload(this.#nextReloadId++, workers.map((w) => w.id), RELOAD_DEADLINE_MS);
     this.#pending.add(pending);
     for (const w of workers) w.send({ type: 'meridian:reload', id: pending.id } satisfies ToWorker);
     const result = await pending.result;
     this.#pending.delete(pending);
+    if (pending.applied) {
+      // Some worker runs the new config: the primary's checks and config follow it.
+      this.#config = r.config;
+      this.#checks?.stop();
+      this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors);
+    } else {
+      // Every worker refused it and changed nothing: neither does the primary (its global layer goes back).
+      this.#global = await syncGlobalLayer(this.#global, this.#config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report }).catch((e: Error) => {
+        this.log.error({ err: e.message }, 'global layer: could not restore the running config');
+        return this.#global;
+      });
+    }
     if (result.ok) this.log.info({ ok: true }, 'reload across workers');
     else this.log.error({ errors: result.errors }, 'reload across workers failed');
     return result;
@@ -335,6 +344,8 @@ class PendingReload {
   readonly #results: ReloadResult[] = [];
   readonly #timer: NodeJS.Timeout;
   #resolve!: (r: ReloadResult) => void;
+  /** Whether some worker took the new config (a worker's refusal left it on the old one). */
+  applied = false;
 
   constructor(id: number, workers: readonly number[], deadlineMs: number) {
     this.id = id;
@@ -348,6 +359,7 @@ class PendingReload {
 
   answered(worker: number, result: ReloadResult): void {
     if (!this.#waiting.delete(worker)) return;
+    if (result.ok) this.applied = true;
     this.#results.push(result);
     this.#settleIfDone();
   }

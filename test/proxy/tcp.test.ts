@@ -79,14 +79,16 @@ async function startProxy(endpoints: readonly string[], cluster: Record<string, 
   const listener = cfg.listeners[0];
   assert.ok(listener?.protocol === 'tcp');
   const p: Proxy = {
-    runtime: buildRuntime(cfg, undefined, clock, rng),
+    runtime: buildRuntime(cfg, undefined, clock, rng).runtime,
     proxy: undefined as unknown as TcpProxy,
     port: 0,
     records,
     warnings,
     cluster: () => p.runtime.clusters.get('c') as ClusterRuntime,
     reload: (eps) => {
-      p.runtime = buildRuntime(tcpConfig(eps, cluster, idle), p.runtime, clock, rng);
+      const next = buildRuntime(tcpConfig(eps, cluster, idle), p.runtime, clock, rng);
+      p.runtime = next.runtime;
+      next.commit();
     },
     close: async () => {
       await p.proxy.stopAccepting();

@@ -26,7 +26,7 @@ interface Proxy {
 }
 
 async function startProxy(cfg: Config): Promise<Proxy> {
-  const rt = buildRuntime(cfg, undefined, clock, new SeededRng(7));
+  const rt = buildRuntime(cfg, undefined, clock, new SeededRng(7)).runtime;
   const l = cfg.listeners[0] as HttpListenerConfig;
   const records: ExchangeRecord[] = [];
   const base = {
