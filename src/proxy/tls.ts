@@ -132,8 +132,12 @@ export class SniCertificates {
 }
 
 async function readPem(c: CertificateFiles): Promise<CertificatePem> {
-  const [cert, key] = await Promise.all([readOne(c.cert, 'certificate'), readOne(c.key, 'key')]);
-  return { cert, key };
+  // Both reads run at once, but the error reported is always the certificate's first, so
+  // the same files give the same message whichever read fails sooner.
+  const [cert, key] = await Promise.allSettled([readOne(c.cert, 'certificate'), readOne(c.key, 'key')]);
+  if (cert.status === 'rejected') throw cert.reason;
+  if (key.status === 'rejected') throw key.reason;
+  return { cert: cert.value, key: key.value };
 }
 
 async function readOne(path: string, what: string): Promise<string> {
