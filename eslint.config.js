@@ -15,7 +15,8 @@ export const coreRules = {
       message: 'src/core re-exports only sibling modules in src/core.',
     },
     { selector: 'ImportExpression', message: 'src/core does not load modules dynamically.' },
-    { selector: "NewExpression[callee.name='Date']", message: 'src/core reads time from an injected Clock, not new Date().' },
+    // Math is used only as `Math.x`: an alias (`const M = Math`, `f(Math)`, `{ random } = Math`) or a computed key would hide Math.random.
+    { selector: "Identifier[name='Math']:not(MemberExpression[computed=false] > .object, MemberExpression > .property, Property > .key)", message: 'src/core uses Math only as Math.x, so Math.random cannot hide behind an alias.' },
   ],
   'no-restricted-globals': [
     'error',
@@ -27,11 +28,19 @@ export const coreRules = {
     { name: 'process', message: 'src/core does no I/O and reads no environment.' },
     { name: 'require', message: 'src/core imports only sibling modules.' },
     { name: 'fetch', message: 'src/core does no I/O.' },
+    // The rest of the guard is src/core/tsconfig.json (no DOM, no Node types): host globals do not type-check there.
+    // These are ECMAScript, so only lint sees them.
+    { name: 'Date', message: 'src/core reads time from an injected Clock (Date in any form: Date(), new Date(), Date.now()).' },
+    { name: 'globalThis', message: 'src/core names no global object: it would reach Date, timers and Math.random around this rule.' },
+    { name: 'Intl', message: 'src/core does not format with Intl (Intl.DateTimeFormat reads the wall clock).' },
+    ...['eval', 'Function'].map((name) => ({ name, message: 'src/core compiles no code at run time: a string would walk around this rule.' })),
+    ...['WeakRef', 'FinalizationRegistry'].map((name) => ({ name, message: 'src/core is deterministic: garbage collection timing is not.' })),
+    { name: 'console', message: 'src/core does no I/O: return what happened to the caller.' },
   ],
   'no-restricted-properties': [
     'error',
-    { object: 'Date', property: 'now', message: 'src/core reads time from an injected Clock.' },
     { object: 'Math', property: 'random', message: 'src/core takes an injected, seeded Rng.' },
+    { property: 'constructor', message: "src/core does not reach Function through `.constructor` (it compiles a string around this rule)." },
   ],
 };
 

@@ -58,8 +58,12 @@ export const percentNumber = () => decimal(0, 100);
  */
 export const MAX_DURATION_MS = 596 * 3_600_000;
 
-/** A duration string → milliseconds. Zero is refused unless `allowZero` (a 0s interval spins). */
-export function duration(opts: { allowZero?: boolean } = {}) {
+/**
+ * A duration string → milliseconds. Zero is refused unless `allowZero` (a 0s interval spins).
+ * `maxMs` defaults to what a Node timer can wait; the simulator's virtual time lifts it.
+ */
+export function duration(opts: { allowZero?: boolean; maxMs?: number } = {}) {
+  const maxMs = opts.maxMs ?? MAX_DURATION_MS;
   return z.unknown().transform((v, ctx): number => {
     const ms = parseDuration(v);
     if (ms === undefined) {
@@ -67,7 +71,7 @@ export function duration(opts: { allowZero?: boolean } = {}) {
       return z.NEVER;
     }
     if (ms === 0 && opts.allowZero !== true) fail(ctx, 'must be longer than 0s');
-    if (ms > MAX_DURATION_MS) fail(ctx, `must be at most ${formatDuration(MAX_DURATION_MS)}, got ${describeValue(v)}`);
+    if (ms > maxMs) fail(ctx, `must be at most ${formatDuration(maxMs)}, got ${describeValue(v)}`);
     return ms;
   });
 }
@@ -83,6 +87,11 @@ export function percentString() {
     }
     return pct / 100;
   });
+}
+
+/** Probe results in a row that turn a target healthy or unhealthy: every health check's, the simulator's too. */
+export function healthThresholds() {
+  return { healthy_threshold: integer(1).default(2), unhealthy_threshold: integer(1).default(3) };
 }
 
 // ---- names and hosts ---------------------------------------------------------------

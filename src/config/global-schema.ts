@@ -11,7 +11,7 @@ import { parseCidr, parseIp } from '../core/ip.js';
 import { STEERING_POLICIES } from '../core/steering.js';
 import { describeValue, didYouMean } from './describe.js';
 import { formatDuration } from './duration.js';
-import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, integer, name, percentString } from './fields.js';
+import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, healthThresholds, integer, name, percentString } from './fields.js';
 
 // ---- field types -----------------------------------------------------------------
 
@@ -84,8 +84,7 @@ const regionHealthSchema = z
     interval: duration().prefault('2s'),
     timeout: duration().prefault('1s'),
     jitter: percentString().prefault('10%'),
-    healthy_threshold: integer(1).default(2),
-    unhealthy_threshold: integer(1).default(3),
+    ...healthThresholds(),
   })
   .superRefine((h, ctx) => {
     if (h.timeout >= h.interval) fail(ctx, `must be shorter than interval (${formatDuration(h.interval)}), got ${formatDuration(h.timeout)}`, ['timeout']);

@@ -1,6 +1,8 @@
 /** The config module's public surface: schema and types, validation, loading. */
 export { formatDuration, parseDuration } from './duration.js';
-export { formatIssues, formatPath } from './issues.js';
+export { allowedKeysAt, configErrorMap, formatIssues, formatPath } from './issues.js';
+export { describeValue, listValues } from './describe.js';
+export { ALWAYS, type Ctx, decimal, duration, fail, healthThresholds, integer, percentNumber } from './fields.js';
 export { type ConfigFormat, formatOf, type LoadResult, loadConfigFile, type ParseOptions, parseConfigText } from './load.js';
 export {
   type AdminConfig,
@@ -23,11 +25,16 @@ export {
   type PathMatch,
   POLICIES,
   DEFAULT_RETRY_ON,
+  circuitBreakerSchema,
+  outlierSchema,
+  retryBudgetSchema,
   retryOnSchema,
+  slowStartSchema,
+  type SlowStartConfig,
   type RetryOn,
   type RouteConfig,
   type TcpListenerConfig,
 } from './schema.js';
 export { dnsName, type DnsConfig, type GlobalConfig, globalSchema, type HostnameConfig, type RegionConfig, type RegionHealthCheckConfig } from './global-schema.js';
 export { type ValidateOptions, type ValidationResult, validateConfig } from './validate.js';
-export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey, coreRetryRules } from './to-core.js';
+export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey, coreOutlierOptions, coreRetryRules, coreSlowStart } from './to-core.js';

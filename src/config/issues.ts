@@ -47,6 +47,13 @@ export const configErrorMap: z.core.$ZodErrorMap = (iss) => {
       return `${sizeText(iss.origin, iss.maximum, false, iss.inclusive)}${iss.origin === 'number' ? `, got ${describeValue(iss.input)}` : ''}`;
     case 'unrecognized_keys':
       return `unknown key${iss.keys.length === 1 ? '' : 's'} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    case 'invalid_union':
+      // A discriminated union (e.g. a service time's `dist`) whose tag matches no option.
+      if (iss.discriminator !== undefined && 'options' in iss && Array.isArray(iss.options)) {
+        const tag = iss.input !== null && typeof iss.input === 'object' ? (iss.input as Record<string, unknown>)[iss.discriminator] : undefined;
+        return `expected one of ${listValues(iss.options as readonly unknown[])}; got ${describeValue(tag)}`;
+      }
+      return undefined;
     case 'invalid_format':
       return `invalid ${iss.format}: ${describeValue(iss.input)}`;
     default:

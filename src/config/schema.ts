@@ -13,6 +13,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isPrime, MAX_MAGLEV_TABLE_SIZE } from '../core/maglev.js';
+import { OUTLIER_DEFAULTS } from '../core/outlier-detector.js';
 import { MAX_RING_SIZE } from '../core/ring-hash.js';
 import { checkCluster, checkConfig, checkListener } from './checks.js';
 import {
@@ -23,6 +24,7 @@ import {
   duration,
   exactlyOne,
   fail,
+  healthThresholds,
   hostPatterns,
   hostPort,
   integer,
@@ -335,8 +337,7 @@ const healthCheckSchema = z
     interval: duration().prefault('5s'),
     timeout: duration().prefault('1s'),
     jitter: percentString().prefault('10%'),
-    healthy_threshold: integer(1).default(2),
-    unhealthy_threshold: integer(1).default(3),
+    ...healthThresholds(),
   })
   .superRefine((h, ctx) => {
     // A probe still running when the next is due would overlap it.
@@ -345,20 +346,23 @@ const healthCheckSchema = z
     }
   });
 
-const outlierSchema = z
+const OD = OUTLIER_DEFAULTS;
+
+/** Outlier detection as a cluster and a simulator scenario write it; the defaults are the core's. */
+export const outlierSchema = z
   .strictObject({
     enabled: z.boolean().default(true),
-    consecutive_5xx: integer(0).default(5),
-    consecutive_gateway_errors: integer(0).default(5),
-    interval: duration().prefault('10s'),
-    base_ejection_time: duration().prefault('30s'),
-    max_ejection_time: duration().prefault('300s'),
-    max_ejection_percent: percentNumber().default(10),
+    consecutive_5xx: integer(0).default(OD.consecutive5xx),
+    consecutive_gateway_errors: integer(0).default(OD.consecutiveGatewayErrors),
+    interval: duration().default(OD.intervalMs),
+    base_ejection_time: duration().default(OD.baseEjectionMs),
+    max_ejection_time: duration().default(OD.maxEjectionMs),
+    max_ejection_percent: percentNumber().default(OD.maxEjectionPercent),
     success_rate: z
       .strictObject({
-        minimum_hosts: integer(1).default(5),
-        request_volume: integer(1).default(100),
-        stdev_factor: decimal(0, Infinity, { exclusiveMin: true }).default(1.9),
+        minimum_hosts: integer(1).default(OD.successRate.minimumHosts),
+        request_volume: integer(1).default(OD.successRate.requestVolume),
+        stdev_factor: decimal(0, Infinity, { exclusiveMin: true }).default(OD.successRate.stdevFactor),
       })
       .optional(),
   })
@@ -406,19 +410,32 @@ export const retryOnSchema = z.unknown().transform((v, ctx): RetryOn => {
   return z.NEVER;
 });
 
+/** Retries allowed beyond `percent` of active requests, with a floor: stops retry storms. */
+export const retryBudgetSchema = z.strictObject({
+  percent: percentNumber().default(20),
+  min_per_second: integer(0).default(3),
+});
+
+export const slowStartSchema = z.strictObject({
+  window: duration().prefault('30s'),
+  aggression: decimal(0, Infinity, { exclusiveMin: true }).default(1.0),
+  min_weight_percent: percentNumber().default(10),
+});
+
+export const circuitBreakerSchema = z.strictObject({
+  max_connections: integer(1).default(1024),
+  max_pending_requests: integer(1).default(1024),
+  max_requests: integer(1).default(1024),
+  max_retries: integer(0).default(3),
+});
+
 const retriesSchema = z.strictObject({
   /** Retries after the first try, so 1 means at most two tries. */
   attempts: integer(0).default(1),
   retry_on: z.array(retryOnSchema).prefault([...DEFAULT_RETRY_ON]),
   /** Absent: each try may use what is left of the request timeout. */
   per_try_timeout: duration().optional(),
-  /** Retries allowed beyond `percent` of active requests, with a floor: stops retry storms. */
-  budget: z
-    .strictObject({
-      percent: percentNumber().default(20),
-      min_per_second: integer(0).default(3),
-    })
-    .prefault({}),
+  budget: retryBudgetSchema.prefault({}),
 });
 
 const clusterSchema = z
@@ -486,13 +503,7 @@ const clusterSchema = z
     connect_failure_ejection: connectFailureEjectionSchema.prefault({}),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
     panic_threshold: percentNumber().default(50),
-    slow_start: z
-      .strictObject({
-        window: duration().prefault('30s'),
-        aggression: decimal(0, Infinity, { exclusiveMin: true }).default(1.0),
-        min_weight_percent: percentNumber().default(10),
-      })
-      .optional(),
+    slow_start: slowStartSchema.optional(),
     retries: retriesSchema.prefault({}),
     timeouts: z
       .strictObject({
@@ -506,14 +517,7 @@ const clusterSchema = z
         idle: duration().prefault('4s'),
       })
       .prefault({}),
-    circuit_breaker: z
-      .strictObject({
-        max_connections: integer(1).default(1024),
-        max_pending_requests: integer(1).default(1024),
-        max_requests: integer(1).default(1024),
-        max_retries: integer(0).default(3),
-      })
-      .prefault({}),
+    circuit_breaker: circuitBreakerSchema.prefault({}),
   })
   .superRefine(checkCluster, ALWAYS);
 
@@ -599,6 +603,7 @@ export type LocalityConfig = NonNullable<ClusterConfig['localities']>[number];
 export type HealthCheckConfig = NonNullable<ClusterConfig['health_check']>;
 export type DiscoveryConfig = NonNullable<ClusterConfig['discovery']>;
 export type OutlierDetectionConfig = NonNullable<ClusterConfig['outlier_detection']>;
+export type SlowStartConfig = NonNullable<ClusterConfig['slow_start']>;
 
 /** Every endpoint of a cluster, whether listed directly or under localities. */
 export function clusterEndpoints(c: ClusterConfig): EndpointConfig[] {

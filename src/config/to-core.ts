@@ -6,7 +6,9 @@ import type { HashKeySpec } from '../core/hash-key.js';
 import type { RetryRules } from '../core/request-lifecycle.js';
 import type { Rng } from '../core/rng.js';
 import type { Endpoint } from '../core/types.js';
-import type { ClusterConfig, HashKey, NodeConfig, RetryOn } from './schema.js';
+import type { OutlierOptions } from '../core/outlier-detector.js';
+import type { SlowStartOptions } from '../core/slow-start.js';
+import type { ClusterConfig, HashKey, NodeConfig, OutlierDetectionConfig, RetryOn, SlowStartConfig } from './schema.js';
 
 export function coreEndpoints(c: ClusterConfig): Endpoint[] {
   if (c.endpoints) return c.endpoints.map((e) => ({ id: e.id, address: e.address, weight: e.weight }));
@@ -44,6 +46,7 @@ export function coreHashKey(k: HashKey): HashKeySpec {
 /** `node`: where this Meridian runs (config `node:`), for zone-aware routing. */
 export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, node: Partial<Pick<NodeConfig, 'region' | 'zone'>> = {}): ClusterOptions {
   const od = c.outlier_detection;
+  const ss = c.slow_start;
   return {
     policy: c.policy,
     clock,
@@ -57,27 +60,7 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, nod
     ...(c.health_check
       ? { activeChecks: { healthyThreshold: c.health_check.healthy_threshold, unhealthyThreshold: c.health_check.unhealthy_threshold } }
       : {}),
-    ...(od?.enabled
-      ? {
-          outlierDetection: {
-            consecutive5xx: od.consecutive_5xx,
-            consecutiveGatewayErrors: od.consecutive_gateway_errors,
-            intervalMs: od.interval,
-            baseEjectionMs: od.base_ejection_time,
-            maxEjectionMs: od.max_ejection_time,
-            maxEjectionPercent: od.max_ejection_percent,
-            ...(od.success_rate
-              ? {
-                  successRate: {
-                    minimumHosts: od.success_rate.minimum_hosts,
-                    requestVolume: od.success_rate.request_volume,
-                    stdevFactor: od.success_rate.stdev_factor,
-                  },
-                }
-              : {}),
-          },
-        }
-      : {}),
+    ...(od?.enabled ? { outlierDetection: coreOutlierOptions(od) } : {}),
     connectFailureEjection: {
       consecutiveFailures: c.connect_failure_ejection.consecutive_failures,
       baseEjectionMs: c.connect_failure_ejection.base_ejection_time,
@@ -87,10 +70,26 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, nod
     overprovisioningFactor: c.overprovisioning_factor,
     local: { ...(node.region === undefined ? {} : { region: node.region }), ...(node.zone === undefined ? {} : { zone: node.zone }) },
     zoneAware: { minClusterSize: c.zone_aware.min_cluster_size, ...(c.zone_aware.callers === undefined ? {} : { callers: c.zone_aware.callers }) },
-    ...(c.slow_start
-      ? { slowStart: { windowMs: c.slow_start.window, aggression: c.slow_start.aggression, minWeightPercent: c.slow_start.min_weight_percent } }
-      : {}),
+    ...(ss ? { slowStart: coreSlowStart(ss) } : {}),
   };
+}
+
+/** `outlier_detection` (of a cluster, or of a simulator scenario's `lb`) as the core's detector takes it. */
+export function coreOutlierOptions(od: OutlierDetectionConfig): OutlierOptions {
+  const sr = od.success_rate;
+  return {
+    consecutive5xx: od.consecutive_5xx,
+    consecutiveGatewayErrors: od.consecutive_gateway_errors,
+    intervalMs: od.interval,
+    baseEjectionMs: od.base_ejection_time,
+    maxEjectionMs: od.max_ejection_time,
+    maxEjectionPercent: od.max_ejection_percent,
+    ...(sr ? { successRate: { minimumHosts: sr.minimum_hosts, requestVolume: sr.request_volume, stdevFactor: sr.stdev_factor } } : {}),
+  };
+}
+
+export function coreSlowStart(ss: SlowStartConfig): SlowStartOptions {
+  return { windowMs: ss.window, aggression: ss.aggression, minWeightPercent: ss.min_weight_percent };
 }
 
 /** A core Cluster for a cluster config. */

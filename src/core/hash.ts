@@ -6,7 +6,7 @@
  * (the common case for addresses, header values and paths) is hashed without encoding.
  */
 export function murmur3(key: string, seed = 0): number {
-  const bytes = isAscii(key) ? undefined : new TextEncoder().encode(key);
+  const bytes = isAscii(key) ? undefined : utf8(key);
   const len = bytes ? bytes.length : key.length;
   const at = bytes ? (i: number) => bytes[i] as number : (i: number) => key.charCodeAt(i);
   let h = seed >>> 0;
@@ -50,6 +50,29 @@ export function fmix32(h: number): number {
 /** A different, deterministic hash for retry `attempt` of the same key. */
 export function rehash(hash: number, attempt: number): number {
   return attempt === 0 ? hash >>> 0 : fmix32((hash + Math.imul(attempt, 0x9e3779b9)) | 0);
+}
+
+/**
+ * The UTF-8 bytes of `s` exactly as TextEncoder gives them (a lone surrogate becomes
+ * U+FFFD), written out because src/core compiles against the ECMAScript library alone.
+ */
+function utf8(s: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const low = s.charCodeAt(i + 1);
+      if (c <= 0xdbff && low >= 0xdc00 && low <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      } else c = 0xfffd;
+    }
+    if (c < 0x80) out.push(c);
+    else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 0x3f));
+    else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
+    else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 0x3f), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
+  }
+  return out;
 }
 
 function isAscii(s: string): boolean {

@@ -27,6 +27,17 @@ export interface OutlierOptions {
   readonly successRate?: SuccessRateOptions;
 }
 
+/** Envoy's defaults for outlier detection: the config schema fills these in, and the detector falls back on them. */
+export const OUTLIER_DEFAULTS = {
+  consecutive5xx: 5,
+  consecutiveGatewayErrors: 5,
+  intervalMs: 10_000,
+  baseEjectionMs: 30_000,
+  maxEjectionMs: 300_000,
+  maxEjectionPercent: 10,
+  successRate: { minimumHosts: 5, requestVolume: 100, stdevFactor: 1.9 },
+} as const;
+
 /** Why a host was ejected: outlier detection's reasons, and connect-failure ejection's `connect_failure`. */
 export type EjectionReason = 'consecutive_5xx' | 'consecutive_gateway_errors' | 'success_rate' | 'connect_failure';
 
@@ -56,17 +67,18 @@ export class OutlierDetector {
   #ejected = 0;
 
   constructor(options: OutlierOptions = {}) {
+    const d = OUTLIER_DEFAULTS;
     this.#o = {
-      consecutive5xx: options.consecutive5xx ?? 5,
-      consecutiveGatewayErrors: options.consecutiveGatewayErrors ?? 5,
-      intervalMs: options.intervalMs ?? 10_000,
-      baseEjectionMs: options.baseEjectionMs ?? 30_000,
-      maxEjectionMs: options.maxEjectionMs ?? 300_000,
-      maxEjectionPercent: options.maxEjectionPercent ?? 10,
+      consecutive5xx: options.consecutive5xx ?? d.consecutive5xx,
+      consecutiveGatewayErrors: options.consecutiveGatewayErrors ?? d.consecutiveGatewayErrors,
+      intervalMs: options.intervalMs ?? d.intervalMs,
+      baseEjectionMs: options.baseEjectionMs ?? d.baseEjectionMs,
+      maxEjectionMs: options.maxEjectionMs ?? d.maxEjectionMs,
+      maxEjectionPercent: options.maxEjectionPercent ?? d.maxEjectionPercent,
       successRate: options.successRate && {
-        minimumHosts: options.successRate.minimumHosts ?? 5,
-        requestVolume: options.successRate.requestVolume ?? 100,
-        stdevFactor: options.successRate.stdevFactor ?? 1.9,
+        minimumHosts: options.successRate.minimumHosts ?? d.successRate.minimumHosts,
+        requestVolume: options.successRate.requestVolume ?? d.successRate.requestVolume,
+        stdevFactor: options.successRate.stdevFactor ?? d.successRate.stdevFactor,
       },
     };
     this.intervalMs = this.#o.intervalMs;

@@ -1,10 +1,36 @@
 /**
  * The scenario file: what `meridian simulate FILE` reads. YAML (or JSON), validated
- * once here with every problem listed by path (`regions[0].service_time.mean: ...`);
- * the engine receives only the typed, checked `Scenario`.
+ * once here with zod and every problem listed by path as `meridian validate` lists a
+ * config's (`regions[0].service_time.mean: ...`); the engine receives only the typed,
+ * checked `Scenario`. The fields the scenario shares with a cluster config (durations,
+ * retries, outlier detection, health checks, slow start) are the config's own schemas,
+ * so they read, default and fail alike.
  */
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_RETRY_ON, retryOnSchema, type RetryOn } from '../config/index.js';
+import { z } from 'zod';
+import {
+  ALWAYS,
+  circuitBreakerSchema,
+  configErrorMap,
+  coreOutlierOptions,
+  coreSlowStart,
+  type Ctx,
+  decimal,
+  DEFAULT_RETRY_ON,
+  describeValue,
+  duration,
+  fail,
+  formatIssues,
+  healthThresholds,
+  integer,
+  listValues,
+  outlierSchema,
+  percentNumber,
+  retryBudgetSchema,
+  retryOnSchema,
+  type RetryOn,
+  slowStartSchema,
+} from '../config/index.js';
 import type { CircuitBreakerLimits } from '../core/circuit-breaker.js';
 import type { OutlierOptions } from '../core/outlier-detector.js';
 import type { RetryBudgetOptions } from '../core/retry-budget.js';
@@ -133,73 +159,283 @@ export class ScenarioError extends Error {
   }
 }
 
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(us|ms|s|m|h|d)$/;
+const RATE_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const RATE_RE = /^(\d+(?:\.\d+)?)\/(s|m|h|d)$/;
-
-/** `"1.5s"` -> 1500, `"250us"` -> 0.25; undefined if not a duration. Bare numbers are refused: say the unit. */
-export function parseSimDuration(v: unknown): number | undefined {
-  if (typeof v !== 'string') return undefined;
-  const m = DURATION_RE.exec(v.trim());
-  return m ? Number(m[1]) * (UNIT_MS[m[2] as string] as number) : undefined;
-}
 
 /** `"800/s"` -> 800 per second, `"6000/m"` -> 100; a bare number is per second. */
 export function parseRate(v: unknown): number | undefined {
   if (typeof v === 'number') return v >= 0 && Number.isFinite(v) ? v : undefined;
   if (typeof v !== 'string') return undefined;
   const m = RATE_RE.exec(v.trim());
-  return m ? (Number(m[1]) * 1000) / (UNIT_MS[m[2] as string] as number) : undefined;
+  return m ? (Number(m[1]) * 1000) / (RATE_UNIT_MS[m[2] as string] as number) : undefined;
 }
 
-type Obj = Record<string, unknown>;
+// ---- field types ---------------------------------------------------------------------
 
-/** Reads fields off plain objects, collecting problems by path instead of stopping at the first. */
-class Reader {
-  readonly problems: string[] = [];
+/**
+ * The config's duration grammar (`250ms`, `2s`, `1m`, `1h`; whole milliseconds), without
+ * the config's cap: that cap is what a Node timer can wait, and the simulator's time is virtual.
+ */
+const dur = () => duration({ allowZero: true, maxMs: Number.MAX_SAFE_INTEGER });
+/** A duration that divides or repeats (a run, a bucket, a period, an interval): 0 is refused. */
+const span = () => duration({ maxMs: Number.MAX_SAFE_INTEGER });
 
-  bad(path: string, msg: string): undefined {
-    this.problems.push(`${path}: ${msg}`);
-    return undefined;
-  }
-
-  obj(v: unknown, path: string): Obj | undefined {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return this.bad(path, 'expected a mapping');
-    return v as Obj;
-  }
-
-  known(o: Obj, path: string, keys: readonly string[]): void {
-    for (const k of Object.keys(o)) if (!keys.includes(k)) this.bad(`${path}.${k}`, `unknown field (expected one of: ${keys.join(', ')})`);
-  }
-
-  duration(v: unknown, path: string): number | undefined {
-    const ms = parseSimDuration(v);
-    return ms === undefined ? this.bad(path, `expected a duration such as 250ms, 2s, 1m; got ${JSON.stringify(v)}`) : ms;
-  }
-
-  optDuration(o: Obj, key: string, path: string, fallback: number): number {
-    return o[key] === undefined ? fallback : (this.duration(o[key], `${path}.${key}`) ?? fallback);
-  }
-
-  num(v: unknown, path: string, min: number, max = Infinity, integer = false): number | undefined {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-      return this.bad(path, `expected ${integer ? 'an integer' : 'a number'} in ${min}..${max === Infinity ? 'inf' : max}; got ${JSON.stringify(v)}`);
+const rate = () =>
+  z.unknown().transform((v, ctx): number => {
+    const r = parseRate(v);
+    if (r === undefined) {
+      fail(ctx, `expected a rate such as 800/s (or /m, /h, /d), got ${describeValue(v)}`);
+      return z.NEVER;
     }
-    return v;
-  }
+    return r;
+  });
 
-  optNum(o: Obj, key: string, path: string, min: number, max: number, integer: boolean): number | undefined {
-    return o[key] === undefined ? undefined : this.num(o[key], `${path}.${key}`, min, max, integer);
-  }
+const SERVER_REF_RE = /^(.+)\/(\d+)$/;
 
-  str(v: unknown, path: string): string | undefined {
-    return typeof v === 'string' && v.length > 0 ? v : this.bad(path, 'expected a non-empty string');
-  }
+const serviceTimeSchema = z.discriminatedUnion('dist', [
+  z.strictObject({ dist: z.literal('constant'), value: dur() }),
+  z.strictObject({ dist: z.literal('exponential'), mean: dur() }),
+  z.strictObject({ dist: z.literal('normal'), mean: dur(), sd: dur() }),
+  z
+    .strictObject({ dist: z.literal('lognormal'), mean: dur(), sigma: decimal(0).optional(), p99: dur().optional() })
+    .superRefine((o, ctx) => {
+      const given = [o.sigma, o.p99].filter((x) => x !== undefined).length;
+      if (given !== 1) fail(ctx, `expected exactly one of sigma, p99; got ${given === 0 ? 'none' : 'both'}`);
+      else if (typeof o.p99 === 'number' && typeof o.mean === 'number') {
+        try {
+          lognormalSigmaFromP99(o.mean, o.p99);
+        } catch (e) {
+          fail(ctx, (e as Error).message, ['p99']);
+        }
+      }
+    }, ALWAYS),
+  z.strictObject({ dist: z.literal('bimodal'), p: decimal(0, 1), a: dur(), b: dur() }),
+  z.strictObject({ dist: z.literal('pareto'), mean: dur(), alpha: decimal(1, Infinity, { exclusiveMin: true }) }),
+]);
 
-  list(v: unknown, path: string): unknown[] | undefined {
-    return Array.isArray(v) ? v : this.bad(path, 'expected a list');
+const regionSchema = z.strictObject({
+  name: z.string().min(1),
+  servers: integer(1, 100_000),
+  concurrency: integer(1, 100_000).default(1),
+  service_time: serviceTimeSchema,
+  /** Work per unit of time relative to nominal, for all servers or one per server. */
+  speed: z.union([decimal(0, Infinity, { exclusiveMin: true }), z.array(decimal(0, Infinity, { exclusiveMin: true }))]).optional(),
+  max_queue: integer(0, 1e9).optional(),
+  abandoned: z.enum(['drop', 'serve']).default('drop'),
+  rtt: z.record(z.string(), dur()).default({}),
+  capacity: z.strictObject({ rate: rate().optional(), in_flight: integer(1, 1e9).optional() }).optional(),
+});
+
+const clientSchema = z.strictObject({
+  name: z.string().min(1),
+  rate: rate(),
+  rtt: z.record(z.string(), dur()).optional(),
+  spikes: z.array(z.strictObject({ at: dur(), multiply: decimal(0), for: dur() })).default([]),
+  curve: z.array(z.strictObject({ at: dur(), factor: decimal(0) })).default([]),
+  diurnal: z.strictObject({ period: span().prefault('24h'), amplitude: decimal(0, 1), peak_at: dur().prefault('0s') }).optional(),
+  keys: integer(1, 1e9).optional(),
+});
+
+/** The proxy's health check as far as the simulator models it: interval and thresholds. */
+const healthCheckSchema = (interval: string) => z.strictObject({ interval: span().prefault(interval), ...healthThresholds() });
+
+const lbSchema = z.strictObject({
+  timeout: dur().optional(),
+  per_try_timeout: dur().optional(),
+  retries: integer(0, 10).default(0),
+  retry_on: z.array(retryOnSchema).prefault([...DEFAULT_RETRY_ON]),
+  retry_budget: retryBudgetSchema.optional(),
+  circuit_breaker: circuitBreakerSchema.pick({ max_requests: true, max_retries: true }).optional(),
+  rate_limit: z.strictObject({ rate: rate(), burst: integer(1).optional() }).optional(),
+  health_check: healthCheckSchema('5s').optional(),
+  outlier_detection: outlierSchema.optional(),
+  slow_start: slowStartSchema.optional(),
+  panic_threshold: percentNumber().optional(),
+  choice_count: integer(2, 100).optional(),
+  latency_decay: span().optional(),
+  bounded_load: decimal(1, Infinity, { exclusiveMin: true }).optional(),
+  connect_timeout: dur().prefault('1s'),
+  cross_region: z.boolean().default(false),
+  overprovisioning_factor: decimal(1, 100).optional(),
+});
+
+const EVENT_KINDS = ['kill', 'revive', 'slow', 'errors', 'region_down', 'region_up', 'add', 'partition', 'heal'] as const;
+type EventKind = (typeof EVENT_KINDS)[number];
+
+const target = z.string().min(1);
+const EVENT_SCHEMAS = {
+  kill: z.strictObject({ at: dur(), kill: target }),
+  revive: z.strictObject({ at: dur(), revive: target }),
+  slow: z.strictObject({ at: dur(), slow: target, factor: decimal(0, Infinity, { exclusiveMin: true }), for: dur().optional() }),
+  errors: z.strictObject({ at: dur(), errors: target, rate: decimal(0, 1), for: dur().optional() }),
+  region_down: z.strictObject({ at: dur(), region_down: target }),
+  region_up: z.strictObject({ at: dur(), region_up: target }),
+  add: z.strictObject({ at: dur(), add: target, servers: integer(1, 100_000), cold_factor: decimal(1, 1000).default(1), warm_for: dur().prefault('0s') }),
+  partition: z.strictObject({ at: dur(), partition: target, region: target, for: dur().optional() }),
+  heal: z.strictObject({ at: dur(), heal: target, region: target }),
+} satisfies Record<EventKind, z.ZodType>;
+
+type RawEvent = { [K in EventKind]: { kind: K } & z.output<(typeof EVENT_SCHEMAS)[K]> }[EventKind];
+
+/**
+ * An event is one mapping whose kind is the key it carries (`kill: us-east/3`), so the
+ * kind picks the schema; the chosen schema's problems are reported at the event's path.
+ */
+const eventSchema = z.unknown().transform((v, ctx): RawEvent => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    fail(ctx, `expected a mapping, got ${describeValue(v)}`);
+    return z.NEVER;
+  }
+  const kinds = EVENT_KINDS.filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+  const kind = kinds[0];
+  if (kind === undefined || kinds.length > 1) {
+    fail(ctx, `expected exactly one of ${listValues(EVENT_KINDS)}; got ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`);
+    return z.NEVER;
+  }
+  const schema = EVENT_SCHEMAS[kind];
+  const r = schema.safeParse(v, { error: configErrorMap });
+  if (!r.success) {
+    for (const line of formatIssues(r.error.issues, schema)) {
+      const [path, ...rest] = line.split(': ');
+      fail(ctx, rest.join(': '), path === '(root)' ? [] : [path as string]);
+    }
+    return z.NEVER;
+  }
+  return { kind, ...r.data } as RawEvent;
+});
+
+const scenarioSchema = z
+  .strictObject({
+    name: z.string().default('scenario'),
+    seed: integer(0, 4294967295).default(1),
+    duration: span(),
+    warmup: dur().prefault('0s'),
+    /** Width of one time-series bucket; default about 120 of a round width. */
+    bucket: span().optional(),
+    regions: z.array(regionSchema).min(1),
+    clients: z.array(clientSchema).min(1),
+    lb: lbSchema.prefault({}),
+    global: z.strictObject({ dns_ttl: dur().prefault('0s'), health_check: healthCheckSchema('10s').prefault({}) }).prefault({}),
+    policies: z.array(z.enum(POLICY_NAMES)).min(1).optional(),
+    /** One policy: the same as `policies: [x]`. */
+    policy: z.enum(POLICY_NAMES).optional(),
+    events: z.array(eventSchema).default([]),
+  })
+  .superRefine(checkReferences, ALWAYS);
+
+type ScenarioDoc = z.output<typeof scenarioSchema>;
+
+// ---- cross-field checks ----------------------------------------------------------------
+
+/** A parsed number, or `fallback` where the field itself failed (its problem is already reported). */
+const num = (v: unknown, fallback: number): number => (typeof v === 'number' ? v : fallback);
+
+/**
+ * What no single field can check: names that refer to other parts of the file, and time.
+ * Runs even when fields failed (ALWAYS), so every problem is listed in one go; hence the
+ * defensive reads.
+ */
+function checkReferences(doc: ScenarioDoc, ctx: Ctx): void {
+  const durationMs = num(doc.duration, Infinity);
+  const warmupMs = num(doc.warmup, 0);
+  if (durationMs !== Infinity && warmupMs >= durationMs) fail(ctx, 'must be shorter than duration', ['warmup']);
+  const bucketMs = num(doc.bucket, defaultBucketMs(durationMs));
+  if (durationMs !== Infinity && durationMs / bucketMs > 2000) {
+    fail(ctx, `at most 2000 buckets per run (duration / bucket = ${Math.ceil(durationMs / bucketMs)})`, ['bucket']);
+  }
+  if (doc.policies !== undefined && doc.policy !== undefined) fail(ctx, 'expected policies or policy, not both', ['policy']);
+
+  const regions = Array.isArray(doc.regions) ? doc.regions : [];
+  const names = regions.map((r) => (typeof r?.name === 'string' ? r.name : undefined));
+  regions.forEach((reg, i) => {
+    const name = names[i];
+    if (name === undefined) return;
+    if (names.indexOf(name) < i) fail(ctx, `duplicate region "${name}"`, ['regions', i, 'name']);
+    if (name.includes('/')) fail(ctx, 'must not contain "/"', ['regions', i, 'name']);
+    for (const other of Object.keys(reg.rtt ?? {})) {
+      if (other === name) fail(ctx, 'a region has no RTT to itself', ['regions', i, 'rtt', other]);
+      else if (!names.includes(other)) fail(ctx, `no region "${other}"; regions: ${names.join(', ')}`, ['regions', i, 'rtt', other]);
+    }
+    if (Array.isArray(reg.speed) && reg.speed.length !== reg.servers) {
+      fail(ctx, `expected ${reg.servers} factors (one per server), got ${reg.speed.length}`, ['regions', i, 'speed']);
+    }
+  });
+
+  const clients = Array.isArray(doc.clients) ? doc.clients : [];
+  clients.forEach((c, i) => {
+    if (c?.rtt !== undefined && c.rtt !== null && typeof c.rtt === 'object') {
+      const keys = Object.keys(c.rtt);
+      if (keys.length === 0) fail(ctx, 'expected the RTT to at least one region', ['clients', i, 'rtt']);
+      for (const reg of keys) if (!names.includes(reg)) fail(ctx, `no region named "${reg}"`, ['clients', i, 'rtt', reg]);
+    }
+    const curve = Array.isArray(c?.curve) ? c.curve : [];
+    for (let j = 1; j < curve.length; j++) {
+      if (num(curve[j]?.at, 0) < num(curve[j - 1]?.at, 0)) fail(ctx, 'points must be in time order', ['clients', i, 'curve', j, 'at']);
+    }
+  });
+
+  // Servers exist at an event's time if they were there at the start or an earlier `add` brought them.
+  const sizes = regions.map((r) => num(r?.servers, 0));
+  const clientNames = clients.map((c) => c?.name);
+  const regionAt = (name: string, path: PropertyKey[]): number => {
+    const r = names.indexOf(name);
+    if (r < 0) fail(ctx, `no region named ${JSON.stringify(name)}`, path);
+    return r;
+  };
+  for (const { e, i } of inTimeOrder(Array.isArray(doc.events) ? doc.events : [])) {
+    if (e === null || typeof e !== 'object' || !('kind' in e)) continue;
+    if (num(e.at, 0) > durationMs) fail(ctx, 'after the end of the run', ['events', i, 'at']);
+    switch (e.kind) {
+      case 'kill':
+      case 'revive':
+      case 'slow':
+      case 'errors': {
+        const ref = (e as Record<string, unknown>)[e.kind] as string;
+        const path = ['events', i, e.kind];
+        const m = SERVER_REF_RE.exec(ref);
+        if (!m) {
+          fail(ctx, `expected REGION/INDEX such as us-east/3; got ${JSON.stringify(ref)}`, path);
+          break;
+        }
+        const r = regionAt(m[1] as string, path);
+        const size = sizes[r] ?? 0;
+        if (r >= 0 && Number(m[2]) >= size) fail(ctx, size === 0 ? `${m[1]} has no servers at that time` : `${m[1]} has servers 0..${size - 1} at that time`, path);
+        break;
+      }
+      case 'region_down':
+      case 'region_up':
+        regionAt((e as Record<string, unknown>)[e.kind] as string, ['events', i, e.kind]);
+        break;
+      case 'add': {
+        const r = regionAt(e.add, ['events', i, 'add']);
+        if (r >= 0) sizes[r] = (sizes[r] ?? 0) + num(e.servers, 0);
+        break;
+      }
+      case 'partition':
+      case 'heal': {
+        const group = (e as Record<string, unknown>)[e.kind];
+        if (!clientNames.includes(group as string)) fail(ctx, `no client group named ${JSON.stringify(group)}`, ['events', i, e.kind]);
+        regionAt(e.region, ['events', i, 'region']);
+        break;
+      }
+    }
   }
 }
+
+/** Events run in time order; the file's order breaks ties. */
+function inTimeOrder<E extends { at: number }>(events: readonly E[]): { e: E; i: number }[] {
+  return events.map((e, i) => ({ e, i })).sort((a, b) => num(a.e?.at, 0) - num(b.e?.at, 0) || a.i - b.i);
+}
+
+/** About 120 buckets of a round width: 1 s for two minutes, 10 s for twenty. */
+function defaultBucketMs(durationMs: number): number {
+  for (const b of [100, 250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000]) {
+    if (durationMs / b <= 200) return b;
+  }
+  return 3_600_000;
+}
+
+// ---- reading --------------------------------------------------------------------------
 
 export function parseScenarioText(text: string): Scenario {
   let doc: unknown;
@@ -212,381 +448,124 @@ export function parseScenarioText(text: string): Scenario {
 }
 
 export function parseScenario(doc: unknown): Scenario {
-  const r = new Reader();
-  const root = r.obj(doc, '(root)');
-  if (!root) throw new ScenarioError(r.problems);
-  r.known(root, '(root)', ['name', 'seed', 'duration', 'warmup', 'bucket', 'regions', 'clients', 'lb', 'global', 'policies', 'policy', 'events']);
-  const seed = root.seed === undefined ? 1 : (r.num(root.seed, 'seed', 0, 4294967295, true) ?? 1);
-  const durationMs = r.duration(root.duration, 'duration') ?? 1000;
-  const warmupMs = r.optDuration(root, 'warmup', '(root)', 0);
-  if (warmupMs >= durationMs) r.bad('warmup', 'must be shorter than duration');
-  const bucketMs = r.optDuration(root, 'bucket', '(root)', defaultBucketMs(durationMs));
-  if (durationMs / bucketMs > 2000) r.bad('bucket', `at most 2000 buckets per run (duration / bucket = ${Math.ceil(durationMs / bucketMs)})`);
+  const r = scenarioSchema.safeParse(doc, { error: configErrorMap });
+  if (!r.success) throw new ScenarioError(formatIssues(r.error.issues, scenarioSchema));
+  return toScenario(r.data);
+}
 
-  const regions = parseRegions(r, root.regions);
-  const regionNames = regions.map((x) => x.name);
-  regions.forEach((reg, i) => {
-    for (const other of reg.rttMs.keys()) {
-      if (!regionNames.includes(other)) r.bad(`regions[${i}].rtt.${other}`, `no region "${other}"; regions: ${regionNames.join(', ')}`);
-      else if (other === reg.name) r.bad(`regions[${i}].rtt.${other}`, 'a region has no RTT to itself');
+/** The checked file in the engine's terms: milliseconds, maps, region and server indexes. */
+function toScenario(doc: ScenarioDoc): Scenario {
+  const regionNames = doc.regions.map((r) => r.name);
+  const regions = doc.regions.map((reg): RegionSpec => {
+    const speeds = reg.speed === undefined ? [] : reg.speed;
+    const serviceTime = toServiceTime(reg.service_time);
+    const maxQueue = reg.max_queue ?? Infinity;
+    const dropAbandoned = reg.abandoned === 'drop';
+    const servers = Array.from({ length: reg.servers }, (_, j) => ({
+      concurrency: reg.concurrency,
+      speed: typeof speeds === 'number' ? speeds : (speeds[j] ?? 1),
+      serviceTime,
+      maxQueue,
+      dropAbandoned,
+    }));
+    const c = reg.capacity;
+    const capacity = c && { ...(c.rate === undefined ? {} : { maxRequestsPerSecond: c.rate }), ...(c.in_flight === undefined ? {} : { maxInFlight: c.in_flight }) };
+    return { name: reg.name, servers, rttMs: new Map(Object.entries(reg.rtt)), ...(capacity === undefined ? {} : { capacity }) };
+  });
+  const clients = doc.clients.map((c): ClientSpec => {
+    const d = c.diurnal;
+    return {
+      name: c.name,
+      ratePerS: c.rate,
+      rttMs: new Map(c.rtt === undefined ? regionNames.map((r) => [r, 0]) : Object.entries(c.rtt)),
+      spikes: c.spikes.map((s) => ({ atMs: s.at, multiply: s.multiply, forMs: s.for })),
+      curve: c.curve.map((p) => ({ atMs: p.at, factor: p.factor })),
+      ...(d ? { diurnal: { periodMs: d.period, amplitude: d.amplitude, peakAtMs: d.peak_at } } : {}),
+      keys: c.keys ?? 0,
+    };
+  });
+  const regionIndex = (name: string): number => regionNames.indexOf(name);
+  const server = (ref: string): ServerRef => {
+    const m = SERVER_REF_RE.exec(ref) as RegExpExecArray;
+    return { region: regionIndex(m[1] as string), index: Number(m[2]), label: ref };
+  };
+  const events = inTimeOrder(doc.events).map(({ e }): SimEvent => {
+    const atMs = e.at;
+    switch (e.kind) {
+      case 'kill':
+        return { atMs, kind: e.kind, server: server(e.kill) };
+      case 'revive':
+        return { atMs, kind: e.kind, server: server(e.revive) };
+      case 'slow':
+        return { atMs, kind: e.kind, server: server(e.slow), factor: e.factor, forMs: e.for ?? Infinity };
+      case 'errors':
+        return { atMs, kind: e.kind, server: server(e.errors), rate: e.rate, forMs: e.for ?? Infinity };
+      case 'region_down':
+        return { atMs, kind: e.kind, region: regionIndex(e.region_down) };
+      case 'region_up':
+        return { atMs, kind: e.kind, region: regionIndex(e.region_up) };
+      case 'add':
+        return { atMs, kind: e.kind, region: regionIndex(e.add), count: e.servers, coldFactor: e.cold_factor, warmMs: e.warm_for };
+      case 'partition':
+        return { atMs, kind: e.kind, client: doc.clients.findIndex((c) => c.name === e.partition), region: regionIndex(e.region), forMs: e.for ?? Infinity };
+      case 'heal':
+        return { atMs, kind: e.kind, client: doc.clients.findIndex((c) => c.name === e.heal), region: regionIndex(e.region), forMs: Infinity };
     }
   });
-  const clients = parseClients(r, root.clients, regionNames);
-  const lb = parseLb(r, root.lb);
-  const global = parseGlobal(r, root.global);
-  let policies: PolicyName[] = ['least_request'];
-  const rawPolicies = root.policies ?? (root.policy === undefined ? undefined : [root.policy]);
-  if (rawPolicies !== undefined) {
-    const list = r.list(rawPolicies, 'policies') ?? [];
-    policies = [];
-    list.forEach((p, i) => {
-      if (typeof p === 'string' && (POLICY_NAMES as readonly string[]).includes(p)) policies.push(p as PolicyName);
-      else r.bad(`policies[${i}]`, `expected one of ${POLICY_NAMES.join(', ')}; got ${JSON.stringify(p)}`);
-    });
-    if (list.length === 0) r.bad('policies', 'expected at least one policy');
-  }
-  const events = parseEvents(r, root.events, regions, clients.map((c) => c.name), durationMs);
-  if (r.problems.length > 0) throw new ScenarioError(r.problems);
   return {
-    name: typeof root.name === 'string' ? root.name : 'scenario',
-    seed,
-    durationMs,
-    warmupMs,
-    bucketMs,
+    name: doc.name,
+    seed: doc.seed,
+    durationMs: doc.duration,
+    warmupMs: doc.warmup,
+    bucketMs: doc.bucket ?? defaultBucketMs(doc.duration),
     regions,
     clients,
-    lb,
-    global,
-    policies,
+    lb: toLb(doc.lb),
+    global: { dnsTtlMs: doc.global.dns_ttl, healthCheck: toHealthCheck(doc.global.health_check) },
+    policies: doc.policies ?? (doc.policy === undefined ? ['least_request'] : [doc.policy]),
     events,
   };
 }
 
-/** About 120 buckets of a round width: 1 s for two minutes, 10 s for twenty. */
-function defaultBucketMs(durationMs: number): number {
-  for (const b of [100, 250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000]) {
-    if (durationMs / b <= 200) return b;
-  }
-  return 3_600_000;
-}
-
-function parseServiceTime(r: Reader, v: unknown, path: string): ServiceTime | undefined {
-  const o = r.obj(v, path);
-  if (!o) return undefined;
-  const d = (key: string): number => r.duration(o[key], `${path}.${key}`) ?? 1;
-  const n = (key: string, min: number, max = Infinity): number => r.num(o[key], `${path}.${key}`, min, max) ?? 1;
-  switch (o.dist) {
+function toServiceTime(st: ScenarioDoc['regions'][number]['service_time']): ServiceTime {
+  switch (st.dist) {
     case 'constant':
-      r.known(o, path, ['dist', 'value']);
-      return { dist: 'constant', valueMs: d('value') };
+      return { dist: 'constant', valueMs: st.value };
     case 'exponential':
-      r.known(o, path, ['dist', 'mean']);
-      return { dist: 'exponential', meanMs: d('mean') };
+      return { dist: 'exponential', meanMs: st.mean };
     case 'normal':
-      r.known(o, path, ['dist', 'mean', 'sd']);
-      return { dist: 'normal', meanMs: d('mean'), sdMs: d('sd') };
-    case 'lognormal': {
-      r.known(o, path, ['dist', 'mean', 'sigma', 'p99']);
-      const meanMs = d('mean');
-      if (o.sigma !== undefined) return { dist: 'lognormal', meanMs, sigma: n('sigma', 0) };
-      if (o.p99 === undefined) return r.bad(path, 'lognormal needs sigma or p99');
-      try {
-        return { dist: 'lognormal', meanMs, sigma: lognormalSigmaFromP99(meanMs, d('p99')) };
-      } catch (e) {
-        return r.bad(`${path}.p99`, (e as Error).message);
-      }
-    }
+      return { dist: 'normal', meanMs: st.mean, sdMs: st.sd };
+    case 'lognormal':
+      return { dist: 'lognormal', meanMs: st.mean, sigma: st.sigma ?? lognormalSigmaFromP99(st.mean, st.p99 as number) };
     case 'bimodal':
-      r.known(o, path, ['dist', 'p', 'a', 'b']);
-      return { dist: 'bimodal', p: n('p', 0, 1), aMs: d('a'), bMs: d('b') };
+      return { dist: 'bimodal', p: st.p, aMs: st.a, bMs: st.b };
     case 'pareto':
-      r.known(o, path, ['dist', 'mean', 'alpha']);
-      return { dist: 'pareto', meanMs: d('mean'), alpha: r.num(o.alpha, `${path}.alpha`, 1.000001) ?? 2 };
-    default:
-      return r.bad(`${path}.dist`, `expected constant, exponential, normal, lognormal, bimodal or pareto; got ${JSON.stringify(o.dist)}`);
+      return { dist: 'pareto', meanMs: st.mean, alpha: st.alpha };
   }
 }
 
-function parseRegions(r: Reader, v: unknown): RegionSpec[] {
-  const list = r.list(v, 'regions') ?? [];
-  if (list.length === 0) r.bad('regions', 'expected at least one region');
-  const names = new Set<string>();
-  return list.flatMap((item, i): RegionSpec[] => {
-    const path = `regions[${i}]`;
-    const o = r.obj(item, path);
-    if (!o) return [];
-    r.known(o, path, ['name', 'servers', 'concurrency', 'service_time', 'speed', 'max_queue', 'abandoned', 'rtt', 'capacity']);
-    const name = r.str(o.name, `${path}.name`) ?? `region${i}`;
-    if (names.has(name)) r.bad(`${path}.name`, `duplicate region "${name}"`);
-    if (name.includes('/')) r.bad(`${path}.name`, 'must not contain "/"');
-    names.add(name);
-    const count = r.num(o.servers, `${path}.servers`, 1, 100_000, true) ?? 1;
-    const concurrency = o.concurrency === undefined ? 1 : (r.num(o.concurrency, `${path}.concurrency`, 1, 100_000, true) ?? 1);
-    const serviceTime = parseServiceTime(r, o.service_time, `${path}.service_time`) ?? { dist: 'constant', valueMs: 1 };
-    const maxQueue = o.max_queue === undefined ? Infinity : (r.num(o.max_queue, `${path}.max_queue`, 0, 1e9, true) ?? Infinity);
-    let dropAbandoned = true;
-    if (o.abandoned !== undefined) {
-      if (o.abandoned === 'drop' || o.abandoned === 'serve') dropAbandoned = o.abandoned === 'drop';
-      else r.bad(`${path}.abandoned`, `expected drop or serve; got ${JSON.stringify(o.abandoned)}`);
-    }
-    let speeds: number[] = Array.from({ length: count }, () => 1);
-    if (o.speed !== undefined) {
-      if (typeof o.speed === 'number') speeds = speeds.map(() => r.num(o.speed, `${path}.speed`, 1e-6) ?? 1);
-      else {
-        const s = r.list(o.speed, `${path}.speed`) ?? [];
-        if (s.length !== count) r.bad(`${path}.speed`, `expected ${count} factors (one per server), got ${s.length}`);
-        speeds = speeds.map((_, j) => (s[j] === undefined ? 1 : (r.num(s[j], `${path}.speed[${j}]`, 1e-6) ?? 1)));
-      }
-    }
-    const rttMs = new Map<string, number>();
-    if (o.rtt !== undefined) {
-      const m = r.obj(o.rtt, `${path}.rtt`) ?? {};
-      for (const [other, d] of Object.entries(m)) {
-        const ms = r.duration(d, `${path}.rtt.${other}`);
-        if (ms !== undefined) rttMs.set(other, ms);
-      }
-    }
-    let capacity: { maxRequestsPerSecond?: number; maxInFlight?: number } | undefined;
-    if (o.capacity !== undefined) {
-      const c = r.obj(o.capacity, `${path}.capacity`) ?? {};
-      r.known(c, `${path}.capacity`, ['rate', 'in_flight']);
-      capacity = {};
-      if (c.rate !== undefined) capacity.maxRequestsPerSecond = parseRate(c.rate) ?? r.bad(`${path}.capacity.rate`, 'expected a rate such as 500/s') ?? 1;
-      if (c.in_flight !== undefined) capacity.maxInFlight = r.num(c.in_flight, `${path}.capacity.in_flight`, 1, 1e9, true) ?? 1;
-    }
-    return [{ name, servers: speeds.map((speed) => ({ concurrency, speed, serviceTime, maxQueue, dropAbandoned })), rttMs, ...(capacity === undefined ? {} : { capacity }) }];
-  });
+function toHealthCheck(h: { interval: number; healthy_threshold: number; unhealthy_threshold: number }): HealthCheckSpec {
+  return { intervalMs: h.interval, healthyThreshold: h.healthy_threshold, unhealthyThreshold: h.unhealthy_threshold };
 }
 
-function parseClients(r: Reader, v: unknown, regions: readonly string[]): ClientSpec[] {
-  const list = r.list(v, 'clients') ?? [];
-  if (list.length === 0) r.bad('clients', 'expected at least one client group');
-  return list.flatMap((item, i): ClientSpec[] => {
-    const path = `clients[${i}]`;
-    const o = r.obj(item, path);
-    if (!o) return [];
-    r.known(o, path, ['name', 'rate', 'rtt', 'spikes', 'curve', 'diurnal', 'keys']);
-    const name = r.str(o.name, `${path}.name`) ?? `clients${i}`;
-    const ratePerS = parseRate(o.rate) ?? r.bad(`${path}.rate`, `expected a rate such as 800/s; got ${JSON.stringify(o.rate)}`) ?? 0;
-    const rttMs = new Map<string, number>();
-    if (o.rtt === undefined) {
-      for (const reg of regions) rttMs.set(reg, 0);
-    } else {
-      const rtt = r.obj(o.rtt, `${path}.rtt`) ?? {};
-      for (const [reg, d] of Object.entries(rtt)) {
-        if (!regions.includes(reg)) r.bad(`${path}.rtt.${reg}`, `no region named "${reg}"`);
-        rttMs.set(reg, r.duration(d, `${path}.rtt.${reg}`) ?? 0);
-      }
-      if (rttMs.size === 0) r.bad(`${path}.rtt`, 'expected the RTT to at least one region');
-    }
-    const spikes = (o.spikes === undefined ? [] : (r.list(o.spikes, `${path}.spikes`) ?? [])).flatMap((s, j): Spike[] => {
-      const sp = `${path}.spikes[${j}]`;
-      const so = r.obj(s, sp);
-      if (!so) return [];
-      r.known(so, sp, ['at', 'multiply', 'for']);
-      return [{ atMs: r.duration(so.at, `${sp}.at`) ?? 0, multiply: r.num(so.multiply, `${sp}.multiply`, 0) ?? 1, forMs: r.duration(so.for, `${sp}.for`) ?? 0 }];
-    });
-    const curve = (o.curve === undefined ? [] : (r.list(o.curve, `${path}.curve`) ?? [])).flatMap((s, j) => {
-      const sp = `${path}.curve[${j}]`;
-      const so = r.obj(s, sp);
-      if (!so) return [];
-      r.known(so, sp, ['at', 'factor']);
-      return [{ atMs: r.duration(so.at, `${sp}.at`) ?? 0, factor: r.num(so.factor, `${sp}.factor`, 0) ?? 1 }];
-    });
-    for (let j = 1; j < curve.length; j++) {
-      if ((curve[j] as { atMs: number }).atMs < (curve[j - 1] as { atMs: number }).atMs) r.bad(`${path}.curve[${j}].at`, 'points must be in time order');
-    }
-    let diurnal: ClientSpec['diurnal'];
-    if (o.diurnal !== undefined) {
-      const dp = `${path}.diurnal`;
-      const d = r.obj(o.diurnal, dp) ?? {};
-      r.known(d, dp, ['period', 'amplitude', 'peak_at']);
-      diurnal = {
-        periodMs: r.optDuration(d, 'period', dp, 86_400_000),
-        amplitude: r.num(d.amplitude, `${dp}.amplitude`, 0, 1) ?? 0,
-        peakAtMs: r.optDuration(d, 'peak_at', dp, 0),
-      };
-    }
-    const keys = o.keys === undefined ? 0 : (r.num(o.keys, `${path}.keys`, 1, 1e9, true) ?? 0);
-    return [{ name, ratePerS, rttMs, spikes, curve, ...(diurnal ? { diurnal } : {}), keys }];
-  });
-}
-
-function parseHealthCheck(r: Reader, v: unknown, path: string, fallbackIntervalMs: number): HealthCheckSpec {
-  const o = v === undefined ? {} : (r.obj(v, path) ?? {});
-  r.known(o, path, ['interval', 'healthy_threshold', 'unhealthy_threshold']);
+function toLb(l: ScenarioDoc['lb']): LbSpec {
   return {
-    intervalMs: r.optDuration(o, 'interval', path, fallbackIntervalMs),
-    healthyThreshold: r.optNum(o, 'healthy_threshold', path, 1, 1000, true) ?? 2,
-    unhealthyThreshold: r.optNum(o, 'unhealthy_threshold', path, 1, 1000, true) ?? 3,
+    timeoutMs: l.timeout ?? Infinity,
+    perTryTimeoutMs: l.per_try_timeout ?? Infinity,
+    retries: l.retries,
+    retryOn: l.retry_on,
+    connectTimeoutMs: l.connect_timeout,
+    crossRegion: l.cross_region,
+    ...(l.overprovisioning_factor === undefined ? {} : { overprovisioningFactor: l.overprovisioning_factor }),
+    ...(l.retry_budget ? { retryBudget: { percent: l.retry_budget.percent, minPerSecond: l.retry_budget.min_per_second } } : {}),
+    ...(l.circuit_breaker ? { circuitBreaker: { maxRequests: l.circuit_breaker.max_requests, maxRetries: l.circuit_breaker.max_retries } } : {}),
+    ...(l.rate_limit ? { rateLimit: { ratePerSecond: l.rate_limit.rate, ...(l.rate_limit.burst === undefined ? {} : { burst: l.rate_limit.burst }) } } : {}),
+    ...(l.health_check ? { healthCheck: toHealthCheck(l.health_check) } : {}),
+    ...(l.outlier_detection?.enabled ? { outlierDetection: coreOutlierOptions(l.outlier_detection) } : {}),
+    ...(l.slow_start ? { slowStart: coreSlowStart(l.slow_start) } : {}),
+    ...(l.panic_threshold === undefined ? {} : { panicThresholdPercent: l.panic_threshold }),
+    ...(l.choice_count === undefined ? {} : { choiceCount: l.choice_count }),
+    ...(l.latency_decay === undefined ? {} : { latencyTauMs: l.latency_decay }),
+    ...(l.bounded_load === undefined ? {} : { boundedLoad: l.bounded_load }),
   };
-}
-
-function parseLb(r: Reader, v: unknown): LbSpec {
-  const path = 'lb';
-  const o = v === undefined ? {} : (r.obj(v, path) ?? {});
-  r.known(o, path, [
-    'timeout', 'per_try_timeout', 'retries', 'retry_on', 'retry_budget', 'circuit_breaker', 'rate_limit', 'health_check',
-    'outlier_detection', 'slow_start', 'panic_threshold', 'choice_count', 'latency_decay', 'bounded_load', 'connect_timeout',
-    'cross_region', 'overprovisioning_factor',
-  ]);
-  const sub = (key: string, keys: readonly string[]): Obj | undefined => {
-    if (o[key] === undefined) return undefined;
-    const s = r.obj(o[key], `${path}.${key}`);
-    if (s) r.known(s, `${path}.${key}`, keys);
-    return s;
-  };
-  const lb: {
-    -readonly [K in keyof LbSpec]: LbSpec[K];
-  } = {
-    timeoutMs: o.timeout === undefined ? Infinity : (r.duration(o.timeout, `${path}.timeout`) ?? Infinity),
-    perTryTimeoutMs: o.per_try_timeout === undefined ? Infinity : (r.duration(o.per_try_timeout, `${path}.per_try_timeout`) ?? Infinity),
-    retries: r.optNum(o, 'retries', path, 0, 10, true) ?? 0,
-    retryOn: DEFAULT_RETRY_ON,
-    connectTimeoutMs: r.optDuration(o, 'connect_timeout', path, 1000),
-    crossRegion: false,
-  };
-  if (o.retry_on !== undefined) {
-    if (!Array.isArray(o.retry_on)) r.bad(`${path}.retry_on`, 'expected a list of retry conditions');
-    else {
-      lb.retryOn = o.retry_on.flatMap((c: unknown, i: number) => {
-        const parsed = retryOnSchema.safeParse(c);
-        if (parsed.success) return [parsed.data];
-        r.bad(`${path}.retry_on[${i}]`, parsed.error.issues[0]?.message ?? 'not a retry condition');
-        return [];
-      });
-    }
-  }
-  if (o.cross_region !== undefined) {
-    if (typeof o.cross_region === 'boolean') lb.crossRegion = o.cross_region;
-    else r.bad(`${path}.cross_region`, `expected true or false; got ${JSON.stringify(o.cross_region)}`);
-  }
-  const opf = r.optNum(o, 'overprovisioning_factor', path, 1, 100, false);
-  if (opf !== undefined) lb.overprovisioningFactor = opf;
-  const rb = sub('retry_budget', ['percent', 'min_per_second']);
-  if (rb) lb.retryBudget = { percent: r.optNum(rb, 'percent', `${path}.retry_budget`, 0, 100, false) ?? 20, minPerSecond: r.optNum(rb, 'min_per_second', `${path}.retry_budget`, 0, 1e9, false) ?? 3 };
-  const cb = sub('circuit_breaker', ['max_requests', 'max_retries']);
-  if (cb) {
-    lb.circuitBreaker = {
-      maxRequests: r.optNum(cb, 'max_requests', `${path}.circuit_breaker`, 1, 1e9, true) ?? 1024,
-      maxRetries: r.optNum(cb, 'max_retries', `${path}.circuit_breaker`, 0, 1e9, true) ?? 3,
-    };
-  }
-  const rl = sub('rate_limit', ['rate', 'burst']);
-  if (rl) {
-    const rate = parseRate(rl.rate) ?? r.bad(`${path}.rate_limit.rate`, 'expected a rate such as 1000/s') ?? 1;
-    lb.rateLimit = { ratePerSecond: rate, ...(rl.burst === undefined ? {} : { burst: r.num(rl.burst, `${path}.rate_limit.burst`, 1) ?? 1 }) };
-  }
-  if (o.health_check !== undefined) lb.healthCheck = parseHealthCheck(r, o.health_check, `${path}.health_check`, 5000);
-  const od = sub('outlier_detection', ['consecutive_5xx', 'consecutive_gateway_errors', 'interval', 'base_ejection_time', 'max_ejection_time', 'max_ejection_percent', 'success_rate']);
-  if (od) {
-    const p = `${path}.outlier_detection`;
-    let successRate: OutlierOptions['successRate'];
-    if (od.success_rate !== undefined) {
-      const sr = r.obj(od.success_rate, `${p}.success_rate`) ?? {};
-      r.known(sr, `${p}.success_rate`, ['minimum_hosts', 'request_volume', 'stdev_factor']);
-      successRate = {
-        minimumHosts: r.optNum(sr, 'minimum_hosts', `${p}.success_rate`, 1, 1e6, true) ?? 5,
-        requestVolume: r.optNum(sr, 'request_volume', `${p}.success_rate`, 1, 1e9, true) ?? 100,
-        stdevFactor: r.optNum(sr, 'stdev_factor', `${p}.success_rate`, 0, 100, false) ?? 1.9,
-      };
-    }
-    lb.outlierDetection = {
-      consecutive5xx: r.optNum(od, 'consecutive_5xx', p, 0, 1e6, true) ?? 5,
-      consecutiveGatewayErrors: r.optNum(od, 'consecutive_gateway_errors', p, 0, 1e6, true) ?? 5,
-      intervalMs: r.optDuration(od, 'interval', p, 10_000),
-      baseEjectionMs: r.optDuration(od, 'base_ejection_time', p, 30_000),
-      maxEjectionMs: r.optDuration(od, 'max_ejection_time', p, 300_000),
-      maxEjectionPercent: r.optNum(od, 'max_ejection_percent', p, 0, 100, false) ?? 10,
-      ...(successRate ? { successRate } : {}),
-    };
-  }
-  const ss = sub('slow_start', ['window', 'aggression', 'min_weight_percent']);
-  if (ss) {
-    const p = `${path}.slow_start`;
-    lb.slowStart = {
-      windowMs: r.duration(ss.window, `${p}.window`) ?? 30_000,
-      aggression: r.optNum(ss, 'aggression', p, 0.01, 100, false) ?? 1,
-      minWeightPercent: r.optNum(ss, 'min_weight_percent', p, 0, 100, false) ?? 10,
-    };
-  }
-  const panic = r.optNum(o, 'panic_threshold', path, 0, 100, false);
-  if (panic !== undefined) lb.panicThresholdPercent = panic;
-  const cc = r.optNum(o, 'choice_count', path, 2, 100, true);
-  if (cc !== undefined) lb.choiceCount = cc;
-  if (o.latency_decay !== undefined) lb.latencyTauMs = r.duration(o.latency_decay, `${path}.latency_decay`) ?? 10_000;
-  const bl = r.optNum(o, 'bounded_load', path, 1, 100, false);
-  if (bl !== undefined) lb.boundedLoad = bl;
-  return lb;
-}
-
-function parseGlobal(r: Reader, v: unknown): GlobalSpec {
-  const o = v === undefined ? {} : (r.obj(v, 'global') ?? {});
-  r.known(o, 'global', ['dns_ttl', 'health_check']);
-  return { dnsTtlMs: r.optDuration(o, 'dns_ttl', 'global', 0), healthCheck: parseHealthCheck(r, o.health_check, 'global.health_check', 10_000) };
-}
-
-const EVENT_KINDS = ['kill', 'revive', 'slow', 'errors', 'region_down', 'region_up', 'add', 'partition', 'heal'] as const;
-
-function parseEvents(r: Reader, v: unknown, regions: readonly RegionSpec[], clients: readonly string[], durationMs: number): SimEvent[] {
-  if (v === undefined) return [];
-  const list = r.list(v, 'events') ?? [];
-  // Servers that exist by the time of each event: the initial ones plus earlier `add`s.
-  const sizes = regions.map((reg) => reg.servers.length);
-  const regionIndex = (name: unknown, path: string): number => {
-    const i = regions.findIndex((reg) => reg.name === name);
-    return i >= 0 ? i : (r.bad(path, `no region named ${JSON.stringify(name)}`) ?? 0);
-  };
-  const serverRef = (ref: unknown, path: string): ServerRef => {
-    const m = typeof ref === 'string' ? /^(.+)\/(\d+)$/.exec(ref) : null;
-    if (!m) return r.bad(path, `expected REGION/INDEX such as us-east/3; got ${JSON.stringify(ref)}`) ?? { region: 0, index: 0, label: '?' };
-    const region = regionIndex(m[1], path);
-    const index = Number(m[2]);
-    if (index >= (sizes[region] ?? 0)) r.bad(path, `${m[1]} has servers 0..${(sizes[region] ?? 1) - 1} at that time`);
-    return { region, index, label: ref as string };
-  };
-  const parsed = list.map((item, i) => ({ item, i, at: parseSimDuration((item as Obj | null)?.at) ?? 0 }));
-  // Events run in time order; the file's order breaks ties.
-  parsed.sort((a, b) => a.at - b.at || a.i - b.i);
-  return parsed.flatMap(({ item, i }): SimEvent[] => {
-    const path = `events[${i}]`;
-    const o = r.obj(item, path);
-    if (!o) return [];
-    const atMs = r.duration(o.at, `${path}.at`) ?? 0;
-    if (atMs > durationMs) r.bad(`${path}.at`, 'after the end of the run');
-    const kinds = EVENT_KINDS.filter((k) => o[k] !== undefined);
-    if (kinds.length !== 1) return r.bad(path, `expected exactly one of ${EVENT_KINDS.join(', ')}`) ?? [];
-    const kind = kinds[0] as (typeof EVENT_KINDS)[number];
-    const forMs = (): number => (o.for === undefined ? Infinity : (r.duration(o.for, `${path}.for`) ?? Infinity));
-    switch (kind) {
-      case 'kill':
-      case 'revive':
-        r.known(o, path, ['at', kind]);
-        return [{ atMs, kind, server: serverRef(o[kind], `${path}.${kind}`) }];
-      case 'slow':
-        r.known(o, path, ['at', 'slow', 'factor', 'for']);
-        return [{ atMs, kind, server: serverRef(o.slow, `${path}.slow`), factor: r.num(o.factor, `${path}.factor`, 1e-6) ?? 1, forMs: forMs() }];
-      case 'errors':
-        r.known(o, path, ['at', 'errors', 'rate', 'for']);
-        return [{ atMs, kind, server: serverRef(o.errors, `${path}.errors`), rate: r.num(o.rate, `${path}.rate`, 0, 1) ?? 0, forMs: forMs() }];
-      case 'region_down':
-      case 'region_up':
-        r.known(o, path, ['at', kind]);
-        return [{ atMs, kind, region: regionIndex(o[kind], `${path}.${kind}`) }];
-      case 'add': {
-        r.known(o, path, ['at', 'add', 'servers', 'cold_factor', 'warm_for']);
-        const region = regionIndex(o.add, `${path}.add`);
-        const count = r.num(o.servers, `${path}.servers`, 1, 100_000, true) ?? 1;
-        sizes[region] = (sizes[region] ?? 0) + count;
-        return [{ atMs, kind, region, count, coldFactor: r.optNum(o, 'cold_factor', path, 1, 1000, false) ?? 1, warmMs: r.optDuration(o, 'warm_for', path, 0) }];
-      }
-      case 'partition':
-      case 'heal': {
-        r.known(o, path, ['at', kind, 'region', 'for']);
-        const client = clients.indexOf(o[kind] as string);
-        if (client < 0) r.bad(`${path}.${kind}`, `no client group named ${JSON.stringify(o[kind])}`);
-        return [{ atMs, kind, client: Math.max(0, client), region: regionIndex(o.region, `${path}.region`), forMs: kind === 'partition' ? forMs() : Infinity }];
-      }
-    }
-  });
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { extractHashKey, hashRequest, murmur3, rehash } from '../../src/core/index.js';
 
 function murmur3Bytes(b: Uint8Array, seed = 0): number {
@@ -45,6 +46,11 @@ describe('murmur3 (x86, 32-bit)', () => {
       assert.equal(murmur3(s), murmur3Bytes(Buffer.from(s, 'utf8')), s);
     }
     assert.notEqual(murmur3('ü'), murmur3('u'));
+  });
+
+  it('encodes any UTF-16 string as Node does, lone surrogates included (core has no TextEncoder)', () => {
+    const units = fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 12 }).map((a) => String.fromCharCode(...a));
+    fc.assert(fc.property(units, (s) => murmur3(s) === murmur3Bytes(Buffer.from(s, 'utf8'))), { numRuns: 2000 });
   });
 
   it('rehash leaves attempt 0 alone and moves later attempts', () => {

@@ -69,7 +69,7 @@ describe('meridian simulate', () => {
     const r = await run(runSimulate, bad);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /duration: expected a duration/);
-    assert.match(r.stderr, /regions: expected at least one region/);
+    assert.match(r.stderr, /regions: must not be empty/);
     assert.match(r.stderr, /clients\[0\]\.rate/);
     assert.equal((await run(runSimulate)).code, 2);
     assert.equal((await run(runSimulate, join(dir, 'missing.yaml'))).code, 2);

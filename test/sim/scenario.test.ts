@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseScenario, parseScenarioText, ScenarioError } from '../../src/sim/index.js';
-import { parseRate, parseSimDuration } from '../../src/sim/scenario.js';
+import { parseRate } from '../../src/sim/scenario.js';
+import { OUTLIER_DEFAULTS } from '../../src/core/outlier-detector.js';
+import { coreOutlierOptions, validateConfig } from '../../src/config/index.js';
 
 const MINIMUM = `
 seed: 42
@@ -92,14 +94,87 @@ describe('scenario file', () => {
     assert.match(p[0] as string, /^lb\.retry_on\[1\]: expected one of .* or a status 500-599; got 404/);
   });
 
-  it('parses durations and rates with units', () => {
-    assert.equal(parseSimDuration('250us'), 0.25);
-    assert.equal(parseSimDuration('1.5s'), 1500);
-    assert.equal(parseSimDuration('2m'), 120_000);
-    assert.equal(parseSimDuration('5'), undefined);
+  it('parses rates with units', () => {
     assert.equal(parseRate('800/s'), 800);
     assert.equal(parseRate('6000/m'), 100);
     assert.equal(parseRate(50), 50);
     assert.equal(parseRate('fast'), undefined);
+  });
+
+  describe('errors, worded and placed as `meridian validate` words a config', () => {
+    const base = { duration: '10s', regions: [{ name: 'r', servers: 2, service_time: { dist: 'constant', value: '1ms' } }], clients: [{ name: 'c', rate: '1/s' }] };
+
+    it('lists field, unknown-key and cross-reference problems in one go, each at its path', () => {
+      assert.deepEqual(
+        problems({
+          ...base,
+          clients: [{ name: 'c', rate: 'fast', rtt: { mars: '1ms' } }],
+          lb: { retrys: 1 },
+          events: [{ at: '1s', slow: 'r/1', factr: 2 }, { at: '2s', kill: 'r/2' }, { at: '3s', add: 'r', servers: 1 }, { at: '4s', kill: 'r/2' }],
+        }),
+        [
+          'clients[0].rate: expected a rate such as 800/s (or /m, /h, /d), got "fast"',
+          'lb.retrys: unknown key (did you mean "retries"?)',
+          'events[0].factor: required',
+          'events[0].factr: unknown key (did you mean "factor"?)',
+          'clients[0].rtt.mars: no region named "mars"',
+          // r/2 exists only after the add at 3s.
+          'events[1].kill: r has servers 0..1 at that time',
+        ],
+      );
+    });
+
+    it('reads durations with the config grammar and its words: no us, no days, whole milliseconds, a unit always', () => {
+      for (const bad of ['250us', '1d', '1.5ms', '10']) {
+        assert.deepEqual(problems({ ...base, duration: bad }), [`duration: expected a duration like "2s", got "${bad}"`]);
+      }
+      const config = validateConfig({ listeners: [{ name: 'web', port: 8080, routes: [{ cluster: 'a' }] }], clusters: [{ name: 'a', endpoints: [{ address: '127.0.0.1:1' }], timeouts: { connect: '250us' } }] });
+      assert.ok(!config.ok);
+      assert.deepEqual(config.errors, ['clusters[0].timeouts.connect: expected a duration like "2s", got "250us"']);
+    });
+
+    it("checks outlier detection with the config's own rules", () => {
+      assert.deepEqual(problems({ ...base, lb: { outlier_detection: { base_ejection_time: '1m', max_ejection_time: '1s', consecutive_5xx: -1 } } }), [
+        'lb.outlier_detection.consecutive_5xx: must be >= 0, got -1',
+        'lb.outlier_detection.max_ejection_time: must be >= base_ejection_time (1m), got 1s',
+      ]);
+    });
+
+    it('names the service-time distributions, a lognormal no p99 fits and a speed list of the wrong length', () => {
+      assert.deepEqual(
+        problems({
+          ...base,
+          regions: [
+            { name: 'r', servers: 2, service_time: { dist: 'weibull' }, speed: [1] },
+            { name: 'q', servers: 1, service_time: { dist: 'lognormal', mean: '10ms', p99: '5ms' } },
+          ],
+          policy: 'fastest',
+        }),
+        [
+          'regions[0].service_time.dist: expected one of constant, exponential, normal, lognormal, bimodal, pareto; got "weibull"',
+          'regions[1].service_time.p99: no lognormal has mean 10 ms and p99 5 ms',
+          'policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev; got "fastest"',
+          'regions[0].speed: expected 2 factors (one per server), got 1',
+        ],
+      );
+    });
+
+    it('says what an event is missing or carries twice', () => {
+      assert.deepEqual(problems({ ...base, events: [{ at: '1s' }, 5, { at: '1s', kill: 'r/0', revive: 'r/0' }] }), [
+        'events[0]: expected exactly one of kill, revive, slow, errors, region_down, region_up, add, partition, heal; got none',
+        'events[1]: expected a mapping, got 5',
+        'events[2]: expected exactly one of kill, revive, slow, errors, region_down, region_up, add, partition, heal; got kill and revive',
+      ]);
+      assert.deepEqual(problems('x'), ['(root): expected a mapping, got "x"']);
+    });
+
+    it("takes outlier detection's defaults from the one set the config and the core use", () => {
+      const { successRate: _, ...defaults } = OUTLIER_DEFAULTS;
+      assert.deepEqual(parseScenario({ ...base, lb: { outlier_detection: {} } }).lb.outlierDetection, defaults);
+      const config = validateConfig({ listeners: [{ name: 'web', port: 8080, routes: [{ cluster: 'a' }] }], clusters: [{ name: 'a', endpoints: [{ address: '127.0.0.1:1' }], outlier_detection: {} }] });
+      assert.ok(config.ok);
+      assert.deepEqual(coreOutlierOptions(config.config.clusters[0]!.outlier_detection!), defaults);
+      assert.equal(parseScenario({ ...base, lb: { outlier_detection: { enabled: false } } }).lb.outlierDetection, undefined);
+    });
   });
 });
