@@ -18,13 +18,13 @@ import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerC
 import { Discovery } from '../discovery/discovery.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
-import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
-import { buildRuntime, type Runtime } from './runtime.js';
-import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
-import { ConnectionLimits } from './connection-limits.js';
-import { TcpProxy } from './tcp-proxy.js';
-import { SniCertificates } from './tls.js';
-import { handleUpgrade, UpgradeTracker } from './upgrade.js';
+import { forward, type ExchangeRecord, type ListenerContext } from '../proxy/forward.js';
+import { buildRuntime, type Runtime } from '../proxy/runtime.js';
+import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from '../proxy/http-server.js';
+import { ConnectionLimits } from '../proxy/connection-limits.js';
+import { TcpProxy } from '../proxy/tcp-proxy.js';
+import { SniCertificates } from '../proxy/tls.js';
+import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
