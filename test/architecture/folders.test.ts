@@ -2,7 +2,7 @@
 // the folders form no cycle, and no module imports itself back through others.
 // The imports are read from the sources, so the rule is tested, not only configured.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, it } from 'node:test';
@@ -128,5 +128,36 @@ describe('the lint rule says what the table says', () => {
       }
     }
     assert.deepEqual(wrong, []);
+  });
+});
+
+describe('docs/architecture.md', () => {
+  const doc = readFileSync('docs/architecture.md', 'utf8');
+
+  it('names only files and folders that exist', () => {
+    const named = [...new Set([...doc.matchAll(/`((?:src|test)\/[\w./-]+)`/g)].map((m) => m[1]!))];
+    assert.ok(named.length > 30, `${named.length} paths named`);
+    assert.deepEqual(named.filter((p) => !existsSync(p)), []);
+  });
+
+  it('its table of allowed imports is the one lint enforces', () => {
+    const folders = Object.keys(folderDependencies);
+    const rows = [...doc.matchAll(/^\| ((?:`\w+`(?:, )?)+) \| (every other folder|nothing outside themselves|(?:`\w+`(?:, )?)+) \|$/gm)];
+    const documented: Record<string, string[]> = {};
+    for (const [, who, what] of rows) {
+      for (const f of who!.match(/\w+/g)!) {
+        documented[f] = what === 'every other folder' ? folders.filter((o) => o !== f) : what === 'nothing outside themselves' ? [] : what!.match(/\w+/g)!;
+      }
+    }
+    const sorted = (r: Record<string, readonly string[]>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, [...v].sort()]).sort());
+    assert.deepEqual(sorted(documented), sorted(folderDependencies));
+  });
+
+  it('gives every folder of src a row, and the README links to it and to nothing outside the repository', () => {
+    const folders = readdirSync('src', { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    assert.deepEqual(folders.filter((f) => !doc.includes(`| \`src/${f}/\` |`)), []);
+    const readme = readFileSync('README.md', 'utf8');
+    assert.ok(readme.includes('](docs/architecture.md)'));
+    assert.deepEqual([...readme.matchAll(/\]\((\.\.\/[^)]*)\)/g)].map((m) => m[1]), []);
   });
 });
