@@ -44,6 +44,49 @@ export const coreRules = {
   ],
 };
 
+/**
+ * Which folders of src/ each folder may import (besides its own). Dependencies point one
+ * way, from the process down to pure policy:
+ *   cli -> demo -> node -> proxy, global, discovery, health -> admin -> config -> core, shared
+ * (sim and backend sit on config too). A folder not listed here may not be imported at all;
+ * test/architecture/folders.test.ts holds src/ to this table and checks it has no cycle.
+ */
+export const folderDependencies = {
+  core: [],
+  shared: [],
+  config: ['core', 'shared'],
+  backend: ['config', 'core', 'shared'],
+  sim: ['config', 'core', 'shared'],
+  admin: ['config', 'core', 'shared'],
+  health: ['config', 'core', 'shared'],
+  discovery: ['admin', 'config', 'core', 'shared'],
+  global: ['admin', 'config', 'core', 'shared'],
+  proxy: ['admin', 'config', 'core', 'shared'],
+  node: ['proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
+  demo: ['node', 'proxy', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
+  cli: ['demo', 'node', 'sim', 'proxy', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
+};
+
+/** no-restricted-imports for each folder but core (whose purity rule already allows only siblings). */
+const folderRules = Object.entries(folderDependencies)
+  .filter(([folder]) => folder !== 'core')
+  .map(([folder, allowed]) => ({
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: Object.keys(folderDependencies)
+            .filter((other) => other !== folder && !allowed.includes(other))
+            .map((other) => ({
+              group: [`**/${other}/**`],
+              message: `src/${folder} imports only ${allowed.length === 0 ? 'its own modules' : allowed.map((a) => `src/${a}`).join(', ')}: dependencies point one way (docs/architecture.md).`,
+            })),
+        },
+      ],
+    },
+  }));
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'ui/dist/**'] },
   js.configs.recommended,
@@ -54,13 +97,5 @@ export default tseslint.config(
     },
   },
   { files: ['src/core/**/*.ts'], rules: coreRules },
-  {
-    // Dependencies point one way: core <- everything else; the simulator never imports the proxy.
-    files: ['src/sim/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/proxy/**'], message: 'src/sim drives src/core only; it never imports the proxy.' }] }] },
-  },
-  {
-    files: ['src/config/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/proxy/**', '**/sim/**', '**/cli/**', '**/admin/**'], message: 'src/config depends on nothing but core.' }] }] },
-  },
+  ...folderRules,
 );

@@ -22,9 +22,11 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { murmur3 } from '../core/hash.js';
 import { SeededRng } from '../core/rng.js';
-import { parseLatency, sampleLatencyMs, type LatencySpec } from './latency.js';
+import { parseLatency, type LatencySpec } from '../config/latency-spec.js';
+import { sampleLatencyMs } from './latency.js';
 
-export { formatLatency, LATENCY_FORMS, parseLatency, sampleLatencyMs, type LatencySpec } from './latency.js';
+export { formatLatency, LATENCY_FORMS, parseLatency, type LatencySpec } from '../config/latency-spec.js';
+export { sampleLatencyMs } from './latency.js';
 
 export interface SampleBackendOptions {
   /** 0 (the default) takes a free port. */

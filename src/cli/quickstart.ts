@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
 import { clusterEndpoints } from '../config/index.js';
-import { Meridian } from '../proxy/meridian.js';
+import { Meridian } from '../node/meridian.js';
 import { parseCommand, stopSignal } from './args.js';
 import { configArg, loadConfigForCommand } from './config-file.js';
 import type { Io } from './io.js';

@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
-import { Meridian } from '../proxy/meridian.js';
-import { runWorker, WorkerPool, workerCount } from '../proxy/workers.js';
+import { Meridian } from '../node/meridian.js';
+import { runWorker, WorkerPool, workerCount } from '../node/workers.js';
 import type { Config } from '../config/index.js';
 import { parseCommand, stopSignal } from './args.js';
 import { configArg, loadConfigForCommand } from './config-file.js';

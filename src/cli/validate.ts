@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { clusterEndpoints, type Config, loadConfigFile } from '../config/index.js';
-import { checkConfigFiles } from '../proxy/config-files.js';
+import { checkConfigFiles } from '../node/config-files.js';
 import type { Io } from './io.js';
 
 

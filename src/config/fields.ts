@@ -7,8 +7,9 @@
  * checks of an enclosing object once an aborting issue exists (its own `z.int()` is
  * one), and the brief is to report every error in one go. Hence `integer()` below.
  */
-import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isHostName, parseHostPort } from '../shared/address.js';
 import { describeValue, listValues } from './describe.js';
 import { formatDuration, parseDuration } from './duration.js';
 
@@ -105,12 +106,6 @@ export function name() {
   });
 }
 
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
-
-export function isHost(s: string): boolean {
-  return isIPv4(s) || isIPv6(s) || HOSTNAME_RE.test(s);
-}
-
 /**
  * A bind address: an IP literal (v4 or v6, unbracketed) or `localhost`. Not other host
  * names: those are resolved only when the socket binds, so a name that resolves nowhere
@@ -123,26 +118,7 @@ export function bindAddress() {
   });
 }
 
-export interface HostPort {
-  /** As written in the config; hashed by ring_hash and maglev, so keep it verbatim. */
-  readonly address: string;
-  /** Unbracketed: `::1`, not `[::1]`. */
-  readonly host: string;
-  readonly port: number;
-}
-
-/** `host:port` or `[v6]:port` → parts, or a reason it is not one. */
-export function parseHostPort(s: string): HostPort | string {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
-  if (m === null) return `expected "host:port" (IPv6 as "[::1]:port"), got ${describeValue(s)}`;
-  const [, v6, host = v6 ?? '', portText = ''] = m;
-  if (v6 !== undefined ? !isIPv6(v6) : !isHost(host)) return `not a valid host in ${describeValue(s)}`;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return `port must be between 1 and 65535, got ${port}`;
-  return { address: s, host, port };
-}
-
-/** An endpoint address; kept as a string (see HostPort.address), split by the endpoint schema. */
+/** An endpoint address; kept as a string (see HostPort.address in src/shared/address.ts), split by the endpoint schema. */
 export function hostPort() {
   return z.string().superRefine((s, ctx) => {
     const r = parseHostPort(s);
@@ -153,7 +129,7 @@ export function hostPort() {
 /** A route host pattern: an exact host or `*.suffix`. Undefined when fine, else why not. */
 function hostPatternProblem(v: unknown): string | undefined {
   const bare = typeof v === 'string' && v.startsWith('*.') ? v.slice(2) : v;
-  if (typeof bare === 'string' && HOSTNAME_RE.test(bare)) return undefined;
+  if (typeof bare === 'string' && isHostName(bare)) return undefined;
   return `expected a host like "api.example.com" or "*.example.com", got ${describeValue(v)}`;
 }
 

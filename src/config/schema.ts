@@ -28,9 +28,7 @@ import {
   hostPatterns,
   hostPort,
   integer,
-  isHost,
   name,
-  parseHostPort,
   percentNumber,
   percentString,
   regexSource,
@@ -38,10 +36,11 @@ import {
   upgradeProtocol,
   urlPath,
 } from './fields.js';
+import { isHost, parseHostPort } from '../shared/address.js';
 import { describeValue, listValues } from './describe.js';
 import { globalSchema } from './global-schema.js';
 import { formatDuration, parseDuration } from './duration.js';
-import { parseLatency } from '../backend/latency.js';
+import { parseLatency } from './latency-spec.js';
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
 // core so that a config can be validated without loading the data plane.

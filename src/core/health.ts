@@ -1,8 +1,20 @@
+import type { Rng } from './rng.js';
+
 export interface ActiveCheckThresholds {
   /** Consecutive passing checks that make an unhealthy host healthy. Default 2. */
   readonly healthyThreshold?: number;
   /** Consecutive failing checks that make a healthy host unhealthy. Default 3. */
   readonly unhealthyThreshold?: number;
+}
+
+/**
+ * The wait before a host's (or a region's) next active probe: interval x (1 + jitter x u),
+ * u = 2 x rng.next() - 1 in [-1, 1); at least 1 ms. Jittered so that probes of many hosts
+ * drift apart instead of arriving in lockstep.
+ */
+export function nextCheckDelayMs(intervalMs: number, jitter: number, rng: Rng): number {
+  const u = 2 * rng.next() - 1;
+  return Math.max(1, intervalMs * (1 + jitter * u));
 }
 
 /** What a host's health is, for people: one word per state, in order of precedence. */

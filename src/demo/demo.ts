@@ -18,7 +18,7 @@ import { formatLatency, parseLatency, startSampleBackend, type SampleBackend } f
 import { validateConfig } from '../config/index.js';
 import { GlobalLayer } from '../global/global-layer.js';
 import type { ExchangeRecord } from '../proxy/forward.js';
-import { Meridian } from '../proxy/meridian.js';
+import { Meridian } from '../node/meridian.js';
 import { LoadGenerator, type LoadClient } from './load.js';
 import { CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
 import { startWanLink, type WanLink } from './wan-link.js';

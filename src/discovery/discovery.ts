@@ -15,11 +15,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { DiscoveryStatus } from '../admin/types.js';
-import { coreEndpoints, type Config } from '../config/index.js';
+import { coreEndpoints, type ClusterConfig, type Config } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { mergeEndpoints } from '../core/discovery.js';
 import type { Endpoint } from '../core/types.js';
-import type { Runtime } from '../proxy/runtime.js';
 import { type ChangeResult, type RefreshResult, SourceRunner } from './source-runner.js';
 
 export interface DiscoveryMetrics {
@@ -27,12 +26,23 @@ export interface DiscoveryMetrics {
   discoveryChange(cluster: string, result: ChangeResult): void;
 }
 
+/**
+ * What discovery needs of a cluster in force (the proxy's runtime has it): the configured
+ * endpoints that come first, the balancer a set goes to, and the pools that let go of
+ * endpoints no longer in it. Declared here so that discovery does not depend on the proxy.
+ */
+export interface DiscoveredCluster {
+  readonly config: ClusterConfig;
+  readonly core: { setEndpoints(endpoints: readonly Endpoint[]): void };
+  readonly pools: { retain(addresses: ReadonlySet<string>): void };
+}
+
 export interface DiscoveryOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: DiscoveryMetrics;
   /** The runtime in force now: sets are applied to its clusters. */
-  readonly runtime: () => Runtime;
+  readonly runtime: () => { readonly clusters: ReadonlyMap<string, DiscoveredCluster> };
   /** After a set was applied outside a reload (health checkers pick up new hosts, metrics forget old ones). */
   readonly afterApply: () => void;
 }

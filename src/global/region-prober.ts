@@ -12,12 +12,12 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { HOPS_HEADER } from '../proxy/headers.js';
 import { performance } from 'node:perf_hooks';
 import type { RegionProbe } from '../core/region-health.js';
 import type { Rng } from '../core/rng.js';
 import type { RegionHealthCheckConfig } from '../config/global-schema.js';
-import { nextCheckDelayMs } from '../health/active-checker.js';
+import { nextCheckDelayMs } from '../core/health.js';
+import { HOPS_HEADER } from '../shared/hops.js';
 
 export type ProbeFailure = 'timeout' | 'refused' | 'bad_status' | 'error';
 

@@ -1,34 +1,37 @@
 /**
- * Active health checking: the I/O half of src/core's health state machine. Probes every
- * host of a cluster over HTTP or TCP and feeds each verdict to `Cluster.recordCheck`,
- * which applies the thresholds and emits 'health_changed' on a transition.
+ * Active health checking: the I/O half of src/core's health state machine. Probes a list
+ * of endpoints over HTTP or TCP and hands each verdict to a target, which applies it: the
+ * node feeds a cluster's `recordCheck` (thresholds, 'health_changed'), or, in a primary,
+ * relays it to the workers (src/node). The checker knows endpoints, not clusters.
  *
  * Contract:
- * - each host has its own chain of timers: probe, then wait interval x (1 + jitter x u),
- *   u uniform in [-1, 1), then probe again; so probes of one host never overlap and
- *   hosts drift apart instead of probing in lockstep. The first probe of a host runs at once.
- * - membership follows the cluster: every `interval` the host list is read again; new
- *   hosts start being probed, removed hosts stop (a probe in flight for a removed host
- *   finishes, but its result is dropped).
+ * - each endpoint has its own chain of timers: probe, then wait interval x (1 + jitter x u),
+ *   u uniform in [-1, 1), then probe again; so probes of one endpoint never overlap and
+ *   endpoints drift apart instead of probing in lockstep. The first probe runs at once.
+ * - membership follows the target: at start, every `interval` and at membershipChanged()
+ *   the endpoint list is read again (by endpoint id); new ones start being probed, removed
+ *   ones stop (a probe in flight for a removed one finishes, but its verdict is dropped).
  * - every failure counts the same toward unhealthy_threshold: timeout (no complete
  *   answer within `timeout`), refused, reset, unexpected status, anything else ('error').
  * - timers are unref()'d: a checker never keeps a process alive by itself.
  *
- * The thresholds are the cluster's (ClusterOptions.activeChecks, filled from the same
- * health_check config by src/config/to-core.ts); this class only reports pass or fail.
+ * The thresholds are the target's (a cluster's ClusterOptions.activeChecks, filled from
+ * the same health_check config by src/config/to-core.ts); this class only reports pass or fail.
  */
 import http from 'node:http';
-import { HOPS_HEADER } from '../proxy/headers.js';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HealthCheckConfig } from '../config/schema.js';
-import type { Cluster, HostState } from '../core/cluster.js';
+import { nextCheckDelayMs } from '../core/health.js';
 import { SeededRng, type Rng } from '../core/rng.js';
+import type { Endpoint } from '../core/types.js';
+import { parseHostPort } from '../shared/address.js';
+import { HOPS_HEADER } from '../shared/hops.js';
 
 export type CheckFailure = 'timeout' | 'refused' | 'reset' | 'bad_status' | 'error';
 
 export interface CheckResult {
-  readonly host: HostState;
+  readonly endpoint: Endpoint;
   readonly ok: boolean;
   /** Why it failed; absent when ok. */
   readonly reason?: CheckFailure;
@@ -38,36 +41,30 @@ export interface CheckResult {
   readonly latencyMs: number;
 }
 
+/** What a checker probes and where its verdicts go. */
+export interface CheckTarget {
+  /** The endpoints to probe now; read at start, every interval and at membershipChanged(). */
+  endpoints(): readonly Endpoint[];
+  /**
+   * A scheduled probe's verdict, for an endpoint of the last list read. The target drops
+   * one for an endpoint it no longer has (its list may have changed since).
+   */
+  record(result: CheckResult): void;
+}
+
 export interface ActiveHealthCheckerOptions {
   /** Draws the jitter; default seeded from the clock (tests pass a SeededRng). */
   readonly rng?: Rng;
-  /** Called after each scheduled probe's result was recorded in the cluster. */
-  readonly onResult?: (r: CheckResult) => void;
   /**
-   * Recording a result (the cluster's event listeners) or `onResult` threw: the checker
-   * carries on probing, and says so here (absent: the error is dropped).
+   * `target.record` threw: the checker carries on probing, and says so here (absent: the
+   * error is dropped).
    */
   readonly onError?: (err: unknown) => void;
-}
-
-/** The wait before a host's next probe: interval x (1 + jitter x u), u = 2 x rng.next() - 1 in [-1, 1); at least 1 ms. */
-export function nextCheckDelayMs(intervalMs: number, jitter: number, rng: Rng): number {
-  const u = 2 * rng.next() - 1;
-  return Math.max(1, intervalMs * (1 + jitter * u));
 }
 
 /** Whether `status` is in one of the configured ranges (inclusive). */
 export function isExpectedStatus(status: number, ranges: HealthCheckConfig['expected_statuses']): boolean {
   return ranges.some((r) => status >= r.min && status <= r.max);
-}
-
-/** `host:port` or `[v6]:port` → the parts; undefined when it is neither. */
-export function splitAddress(address: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
-  if (m === null) return undefined;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1] ?? m[2] ?? '', port };
 }
 
 function failureOf(err: NodeJS.ErrnoException): CheckFailure {
@@ -84,26 +81,30 @@ function failureOf(err: NodeJS.ErrnoException): CheckFailure {
   }
 }
 
-type Verdict = Omit<CheckResult, 'host' | 'latencyMs'>;
+type Verdict = Omit<CheckResult, 'endpoint' | 'latencyMs'>;
+
+/** One endpoint being checked: its latest config, and the timer of its next probe (null while one is in flight). */
+interface Checked {
+  endpoint: Endpoint;
+  timer: NodeJS.Timeout | null;
+}
 
 export class ActiveHealthChecker {
-  readonly #cluster: Cluster;
+  readonly #target: CheckTarget;
   readonly #check: HealthCheckConfig;
   readonly #rng: Rng;
-  readonly #onResult: ((r: CheckResult) => void) | undefined;
   readonly #onError: (err: unknown) => void;
   #running = false;
-  /** Hosts being checked: the timer of the next probe, or null while one is in flight. */
-  readonly #hosts = new Map<HostState, NodeJS.Timeout | null>();
+  /** Endpoints being checked, by id. A removed one's entry goes; one that comes back gets a new entry. */
+  readonly #checked = new Map<string, Checked>();
   #membershipTimer: NodeJS.Timeout | undefined;
   /** Cancels each probe in flight (scheduled or one-shot). */
   readonly #inFlight = new Set<() => void>();
 
-  constructor(cluster: Cluster, check: HealthCheckConfig, options: ActiveHealthCheckerOptions = {}) {
-    this.#cluster = cluster;
+  constructor(target: CheckTarget, check: HealthCheckConfig, options: ActiveHealthCheckerOptions = {}) {
+    this.#target = target;
     this.#check = check;
     this.#rng = options.rng ?? new SeededRng(Date.now());
-    this.#onResult = options.onResult;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -112,10 +113,10 @@ export class ActiveHealthChecker {
     return this.#inFlight.size;
   }
 
-  /** Timers pending now: one per idle host, plus the membership timer while running. */
+  /** Timers pending now: one per idle endpoint, plus the membership timer while running. */
   get pendingTimers(): number {
     let n = this.#membershipTimer === undefined ? 0 : 1;
-    for (const t of this.#hosts.values()) if (t !== null) n++;
+    for (const c of this.#checked.values()) if (c.timer !== null) n++;
     return n;
   }
 
@@ -129,7 +130,7 @@ export class ActiveHealthChecker {
     this.#syncMembership();
   }
 
-  /** The cluster's hosts changed outside a reload (discovery): probe new ones now, not at the next interval. */
+  /** The target's endpoints changed (discovery): probe new ones now, not at the next interval. */
   membershipChanged(): void {
     if (!this.#running) return;
     clearTimeout(this.#membershipTimer);
@@ -141,13 +142,13 @@ export class ActiveHealthChecker {
     this.#running = false;
     clearTimeout(this.#membershipTimer);
     this.#membershipTimer = undefined;
-    for (const t of this.#hosts.values()) if (t !== null) clearTimeout(t);
-    this.#hosts.clear();
+    for (const c of this.#checked.values()) if (c.timer !== null) clearTimeout(c.timer);
+    this.#checked.clear();
     for (const cancel of [...this.#inFlight]) cancel();
   }
 
-  /** One probe of `host`, now. Records nothing in the cluster: the scheduled rounds do that. */
-  probe(host: HostState): Promise<CheckResult> {
+  /** One probe of `endpoint`, now. Records nothing: the scheduled rounds do that. */
+  probe(endpoint: Endpoint): Promise<CheckResult> {
     const started = performance.now();
     return new Promise<CheckResult>((resolve) => {
       let cleanup = (): void => {};
@@ -155,16 +156,16 @@ export class ActiveHealthChecker {
         if (!this.#inFlight.delete(cancel)) return;
         clearTimeout(timer);
         cleanup();
-        resolve({ host, ...v, latencyMs: performance.now() - started });
+        resolve({ endpoint, ...v, latencyMs: performance.now() - started });
       };
       const cancel = (): void => finish({ ok: false, reason: 'error' });
       this.#inFlight.add(cancel);
       const timer = setTimeout(() => finish({ ok: false, reason: 'timeout' }), this.#check.timeout);
       timer.unref();
-      const target = splitAddress(host.endpoint.address);
-      if (target === undefined) return finish({ ok: false, reason: 'error' });
+      const target = parseHostPort(endpoint.address);
+      if (typeof target === 'string') return finish({ ok: false, reason: 'error' });
       try {
-        cleanup = this.#check.type === 'tcp' ? this.#tcp(target, finish) : this.#http(host.endpoint.address, host.endpoint.locality?.remote === true, target, finish);
+        cleanup = this.#check.type === 'tcp' ? this.#tcp(target, finish) : this.#http(endpoint.address, endpoint.locality?.remote === true, target, finish);
       } catch {
         // http.request throws at once on a path it cannot send (e.g. with a space in it).
         finish({ ok: false, reason: 'error' });
@@ -208,44 +209,44 @@ export class ActiveHealthChecker {
 
   #syncMembership(): void {
     if (!this.#running) return;
-    const current = new Set(this.#cluster.hosts);
-    for (const [host, timer] of this.#hosts) {
-      if (current.has(host)) continue;
-      if (timer !== null) clearTimeout(timer);
-      this.#hosts.delete(host);
+    const current = new Map(this.#target.endpoints().map((e) => [e.id, e]));
+    for (const [id, c] of this.#checked) {
+      const endpoint = current.get(id);
+      if (endpoint !== undefined) {
+        // Same id, maybe a new weight or locality (a remote one is probed with the hops header).
+        c.endpoint = endpoint;
+        continue;
+      }
+      if (c.timer !== null) clearTimeout(c.timer);
+      this.#checked.delete(id);
     }
-    for (const host of current) if (!this.#hosts.has(host)) this.#schedule(host, 0);
+    for (const [id, endpoint] of current) {
+      if (this.#checked.has(id)) continue;
+      const c: Checked = { endpoint, timer: null };
+      this.#checked.set(id, c);
+      this.#schedule(c, 0);
+    }
     this.#membershipTimer = setTimeout(() => this.#syncMembership(), this.#check.interval);
     this.#membershipTimer.unref();
   }
 
-  #schedule(host: HostState, delayMs: number): void {
-    const timer = setTimeout(() => void this.#round(host), delayMs);
-    timer.unref();
-    this.#hosts.set(host, timer);
+  #schedule(c: Checked, delayMs: number): void {
+    c.timer = setTimeout(() => void this.#round(c), delayMs);
+    c.timer.unref();
   }
 
-  async #round(host: HostState): Promise<void> {
-    if (!this.#isMember(host)) {
-      this.#hosts.delete(host);
-      return;
-    }
-    this.#hosts.set(host, null);
-    const result = await this.probe(host);
-    // Stopped, or the host left the cluster (and maybe came back as a new HostState) meanwhile.
-    if (!this.#running || this.#hosts.get(host) !== null || !this.#isMember(host)) return;
+  async #round(c: Checked): Promise<void> {
+    c.timer = null;
+    const result = await this.probe(c.endpoint);
+    // Stopped, or the endpoint left (and maybe came back as a new entry) meanwhile.
+    if (!this.#running || this.#checked.get(c.endpoint.id) !== c) return;
     // Schedule first: what follows may call stop() (which clears this timer) or throw, and
-    // a throw must neither end this host's probing nor escape as an unhandled rejection.
-    this.#schedule(host, nextCheckDelayMs(this.#check.interval, this.#check.jitter, this.#rng));
+    // a throw must neither end this endpoint's probing nor escape as an unhandled rejection.
+    this.#schedule(c, nextCheckDelayMs(this.#check.interval, this.#check.jitter, this.#rng));
     try {
-      this.#cluster.recordCheck(host, result.ok);
-      this.#onResult?.(result);
+      this.#target.record(result);
     } catch (err) {
       this.#onError(err);
     }
-  }
-
-  #isMember(host: HostState): boolean {
-    return this.#cluster.host(host.endpoint.id) === host;
   }
 }

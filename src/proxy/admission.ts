@@ -3,11 +3,11 @@ import { randomInt } from 'node:crypto';
 import type { HostState } from '../core/cluster.js';
 import { hashRequest } from '../core/hash-key.js';
 import type { Clock } from '../core/clock.js';
+import type { HttpListenerConfig } from '../config/index.js';
 import { RequestLifecycle, type LifecycleCluster } from '../core/request-lifecycle.js';
 import { SeededRng, type Rng } from '../core/rng.js';
 import type { LocalReplyCode } from './errors.js';
-import { HOPS_HEADER } from './headers.js';
-import type { ListenerContext } from './forward.js';
+import { HOPS_HEADER } from '../shared/hops.js';
 import { routable, type CompiledRoute } from './router.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 
@@ -15,6 +15,17 @@ export type Admission =
   | { readonly ok: true; readonly route: CompiledRoute; readonly cluster: ClusterRuntime; readonly lifecycle: RequestLifecycle }
   /** `close`: the client broke a listener limit; the connection should not carry another request. */
   | { readonly ok: false; readonly code: LocalReplyCode; readonly headers?: Record<string, string>; readonly close?: boolean };
+
+/**
+ * What admission reads of the listener a request came in on: the part of forward.ts's
+ * ListenerContext it needs, declared here so admission does not import the forwarder
+ * that calls it.
+ */
+export interface AdmissionContext {
+  readonly listener: string;
+  readonly limits: HttpListenerConfig['limits'];
+  readonly clock: Clock;
+}
 
 /** The retry backoff's jitter: the proxy's own stream, seeded per process like the balancers' choices. */
 const jitter = new SeededRng(randomInt(2 ** 31));
@@ -32,7 +43,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
  * budget), held on success until the caller ends it. Rate limits stay here, before the
  * lifecycle: they are per route and per client, decided before a cluster is known.
  */
-export function admit(ctx: ListenerContext, rt: Runtime, req: IncomingMessage, url: string, clientIp: string): Admission {
+export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, url: string, clientIp: string): Admission {
   if (headerFieldCount(req.rawHeaders) > ctx.limits.max_headers) return { ok: false, code: 'header_fields_too_large', close: true };
   if (url.length > ctx.limits.max_url_bytes) return { ok: false, code: 'uri_too_long', close: true };
   const target = routable(req.method ?? 'GET', url, req.headers);

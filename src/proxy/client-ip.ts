@@ -1,7 +1,7 @@
 import { BlockList, isIPv4 } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { hostHeaderOf, type ForwardedInfo } from './headers.js';
-import { unmappedIp } from './address.js';
+import { unmappedIp } from '../shared/address.js';
 
 /**
  * Who the client is. X-Forwarded-For and friends are believed only from configured

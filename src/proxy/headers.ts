@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { HOPS_HEADER } from '../shared/hops.js';
 
 /** RFC 9110 §7.6.1: headers about one connection, never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
@@ -27,12 +28,6 @@ export interface ForwardedInfo {
   readonly host: string | undefined;
   readonly fromTrustedPeer: boolean;
 }
-
-/**
- * Names the Meridians a request crossed regions through (`a, b`): a request that carries
- * it is never sent to another region again, which is what stops forwarding loops.
- */
-export const HOPS_HEADER = 'x-meridian-hops';
 
 /**
  * The headers sent upstream: hop-by-hop ones dropped, X-Forwarded-* set, x-request-id

@@ -7,7 +7,7 @@ import { SeededRng } from '../core/rng.js';
 import type { Outcome } from '../core/types.js';
 import { randomInt } from 'node:crypto';
 import type { ClusterRuntime } from './runtime.js';
-import { splitAddress, unmappedIp } from './address.js';
+import { splitAddress, unmappedIp } from '../shared/address.js';
 import { UpstreamError } from './errors.js';
 import { tryFailed } from './try-outcome.js';
 

@@ -9,7 +9,7 @@ import { report, type ExchangeRecord, type ListenerContext } from './forward.js'
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { BodyReader, bodyFraming } from './upgrade-body.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
-import { splitAddress } from './address.js';
+import { splitAddress } from '../shared/address.js';
 import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { encode } from 'dns-packet';
 import fc from 'fast-check';
 import { DnsResponder, type QueryContext, type Steer } from '../../src/global/dns-responder.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { ecs, globalConfig, HealthServer, parse, quiet, type Rec, udpQuery, until } from './helpers.js';
 
 const config = globalConfig().global!;

@@ -5,7 +5,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encode } from 'dns-packet';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { globalConfig, parse, quiet, type Reply } from './helpers.js';
 
 const RATE = 20;

@@ -7,7 +7,7 @@ import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { encode } from 'dns-packet';
 import { validateConfig } from '../../src/config/index.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { ecs, globalConfig, parse, quiet, type Rec, tcpQueries, udpQuery, udpRaw } from './helpers.js';
 
 const data = (answers: Rec[] | undefined): unknown[] => (answers ?? []).filter((a) => a.type !== 'OPT').map((a) => a.data);

@@ -1,14 +1,18 @@
 // Active health checking over real sockets: a real core Cluster, real sample backends on
 // 127.0.0.1. Timing is never asserted: tests wait for conditions with a generous deadline.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
 import type { HealthCheckConfig } from '../../src/config/schema.js';
 import { Cluster, type ClusterEvent, type HostState } from '../../src/core/cluster.js';
+import { nextCheckDelayMs } from '../../src/core/health.js';
 import { SeededRng, type Rng } from '../../src/core/rng.js';
-import { ActiveHealthChecker, isExpectedStatus, nextCheckDelayMs, splitAddress, type CheckResult } from '../../src/health/active-checker.js';
+import type { Endpoint } from '../../src/core/types.js';
+import { ActiveHealthChecker, isExpectedStatus, type CheckResult } from '../../src/health/active-checker.js';
+import { clusterCheckTarget } from '../../src/node/cluster-check-target.js';
 
 const HEALTHY = 2;
 const UNHEALTHY = 3;
@@ -74,13 +78,20 @@ interface Seen {
   readonly healthyAfter: boolean;
 }
 
-function recorder(): { seen: Seen[]; onResult: (r: CheckResult) => void; of: (h: HostState) => Seen[] } {
+/** Verdicts the cluster took, each with the host's verdict right after. */
+function recorder(cluster: Cluster): { seen: Seen[]; onResult: (r: CheckResult) => void; of: (h: HostState) => Seen[] } {
   const seen: Seen[] = [];
   return {
     seen,
-    onResult: (r) => seen.push({ result: r, healthyAfter: r.host.health.activeHealthy }),
-    of: (h) => seen.filter((s) => s.result.host === h),
+    onResult: (r) => seen.push({ result: r, healthyAfter: cluster.host(r.endpoint.id)?.health.activeHealthy ?? true }),
+    of: (h) => seen.filter((s) => s.result.endpoint.id === h.endpoint.id),
   };
+}
+
+/** A checker over `cluster`'s hosts, its verdicts recorded in the cluster, then passed to `onResult`. */
+function clusterChecker(cluster: Cluster, check: HealthCheckConfig, options: { rng?: Rng; onResult?: (r: CheckResult) => void; onError?: (err: unknown) => void } = {}): ActiveHealthChecker {
+  const { onResult, ...rest } = options;
+  return new ActiveHealthChecker(clusterCheckTarget(cluster, onResult), check, rest);
 }
 
 /** Length of the run of results equal to `ok` that ends at index `i`. */
@@ -97,8 +108,8 @@ describe('ActiveHealthChecker over sample backends', () => {
   it('keeps a healthy cluster healthy: every probe passes, no transitions', async () => {
     const backends = await Promise.all([1, 2, 3].map((i) => startSampleBackend({ name: `b${i}` })));
     const { cluster, events } = makeCluster(backends.map(addr));
-    const rec = recorder();
-    const checker = new ActiveHealthChecker(cluster, checkConfig(), { rng: new SeededRng(1), onResult: rec.onResult });
+    const rec = recorder(cluster);
+    const checker = clusterChecker(cluster, checkConfig(), { rng: new SeededRng(1), onResult: rec.onResult });
     try {
       checker.start();
       await waitFor(() => cluster.hosts.every((h) => rec.of(h).length >= 5), '5 results per host');
@@ -116,8 +127,8 @@ describe('ActiveHealthChecker over sample backends', () => {
     const [sick, well] = await Promise.all([startSampleBackend({ name: 'sick' }), startSampleBackend({ name: 'well' })]);
     const { cluster, events } = makeCluster([addr(sick), addr(well)]);
     const host = cluster.hosts[0] as HostState;
-    const rec = recorder();
-    const checker = new ActiveHealthChecker(cluster, checkConfig(), { rng: new SeededRng(2), onResult: rec.onResult });
+    const rec = recorder(cluster);
+    const checker = clusterChecker(cluster, checkConfig(), { rng: new SeededRng(2), onResult: rec.onResult });
     try {
       checker.start();
       await waitFor(() => rec.of(host).length >= 2, 'a few passing checks');
@@ -152,8 +163,8 @@ describe('ActiveHealthChecker over sample backends', () => {
     const [gone, well] = await Promise.all([startSampleBackend({ name: 'gone' }), startSampleBackend({ name: 'well' })]);
     const { cluster, events } = makeCluster([addr(gone), addr(well)]);
     const [goneHost, wellHost] = cluster.hosts as [HostState, HostState];
-    const rec = recorder();
-    const checker = new ActiveHealthChecker(cluster, checkConfig(), { rng: new SeededRng(3), onResult: rec.onResult });
+    const rec = recorder(cluster);
+    const checker = clusterChecker(cluster, checkConfig(), { rng: new SeededRng(3), onResult: rec.onResult });
     try {
       checker.start();
       await waitFor(() => rec.of(goneHost).length >= 1, 'a first check');
@@ -172,9 +183,9 @@ describe('ActiveHealthChecker over sample backends', () => {
     const slow = await startSampleBackend({ name: 'slow' });
     const { cluster } = makeCluster([addr(slow)]);
     const host = cluster.hosts[0] as HostState;
-    const rec = recorder();
+    const rec = recorder(cluster);
     const check = checkConfig({ path: '/healthz?delay=500', timeout: 100, interval: 150 });
-    const checker = new ActiveHealthChecker(cluster, check, { rng: new SeededRng(4), onResult: rec.onResult });
+    const checker = clusterChecker(cluster, check, { rng: new SeededRng(4), onResult: rec.onResult });
     try {
       checker.start();
       await waitFor(() => !host.health.activeHealthy, 'the slow backend to be marked unhealthy');
@@ -191,8 +202,8 @@ describe('ActiveHealthChecker over sample backends', () => {
     up.setHealthy(false); // irrelevant to a TCP check
     const { cluster, events } = makeCluster([addr(up), `127.0.0.1:${await closedPort()}`]);
     const [upHost, downHost] = cluster.hosts as [HostState, HostState];
-    const rec = recorder();
-    const checker = new ActiveHealthChecker(cluster, checkConfig({ type: 'tcp' }), { rng: new SeededRng(5), onResult: rec.onResult });
+    const rec = recorder(cluster);
+    const checker = clusterChecker(cluster, checkConfig({ type: 'tcp' }), { rng: new SeededRng(5), onResult: rec.onResult });
     try {
       checker.start();
       await waitFor(() => !downHost.health.activeHealthy && rec.of(upHost).length >= UNHEALTHY, 'the closed port to be marked unhealthy');
@@ -211,8 +222,8 @@ describe('ActiveHealthChecker over sample backends', () => {
     const [a, b] = await Promise.all([startSampleBackend({ name: 'a' }), startSampleBackend({ name: 'b' })]);
     const { cluster } = makeCluster([addr(a)]);
     const hostA = cluster.hosts[0] as HostState;
-    const rec = recorder();
-    const checker = new ActiveHealthChecker(cluster, checkConfig(), { rng: new SeededRng(6), onResult: rec.onResult });
+    const rec = recorder(cluster);
+    const checker = clusterChecker(cluster, checkConfig(), { rng: new SeededRng(6), onResult: rec.onResult });
     try {
       checker.start();
       await waitFor(() => rec.of(hostA).length >= 1, 'a first check of a');
@@ -231,7 +242,7 @@ describe('ActiveHealthChecker over sample backends', () => {
     const b = await startSampleBackend({ name: 'p' });
     const { cluster, events } = makeCluster([addr(b), 'not-an-address', `127.0.0.1:${await closedPort()}`]);
     const [host, bad, closed] = cluster.hosts as [HostState, HostState, HostState];
-    const probe = (overrides: Partial<HealthCheckConfig>, h = host) => new ActiveHealthChecker(cluster, checkConfig(overrides)).probe(h);
+    const probe = (overrides: Partial<HealthCheckConfig>, h = host) => clusterChecker(cluster, checkConfig(overrides)).probe(h.endpoint);
     try {
       assert.deepEqual(pick(await probe({})), { ok: true, status: 200 });
       assert.deepEqual(pick(await probe({ path: '/status/418' })), { ok: false, reason: 'bad_status', status: 418 });
@@ -258,7 +269,7 @@ describe('ActiveHealthChecker over sample backends', () => {
     let seen: { method?: string; url?: string; headers: Record<string, string | string[] | undefined> } | undefined;
     b.server.prependListener('request', (req) => (seen = { method: req.method, url: req.url, headers: req.headers }));
     try {
-      await new ActiveHealthChecker(cluster, checkConfig({ path: '/healthz?x=1' })).probe(cluster.hosts[0] as HostState);
+      await clusterChecker(cluster, checkConfig({ path: '/healthz?x=1' })).probe((cluster.hosts[0] as HostState).endpoint);
       assert.equal(seen?.method, 'GET');
       assert.equal(seen?.url, '/healthz?x=1');
       assert.equal(seen?.headers.host, addr(b));
@@ -277,7 +288,7 @@ describe('ActiveHealthChecker over sample backends', () => {
     process.on('unhandledRejection', onRejection);
     const errors: unknown[] = [];
     let results = 0;
-    const checker = new ActiveHealthChecker(cluster, checkConfig(), {
+    const checker = clusterChecker(cluster, checkConfig(), {
       rng: new SeededRng(3),
       onResult: () => {
         results++;
@@ -306,7 +317,7 @@ describe('ActiveHealthChecker over sample backends', () => {
     const { cluster } = makeCluster(backends.map(addr));
     const results: CheckResult[] = [];
     // /hang never answers and the timeout is 2 s: the probes stay in flight until stop().
-    const checker = new ActiveHealthChecker(cluster, checkConfig({ path: '/hang' }), { rng: new SeededRng(7), onResult: (r) => results.push(r) });
+    const checker = clusterChecker(cluster, checkConfig({ path: '/hang' }), { rng: new SeededRng(7), onResult: (r) => results.push(r) });
     try {
       // Sockets of earlier tests may still be closing: start from none.
       await waitFor(() => openHandles().sockets === 0, 'earlier sockets to close');
@@ -331,7 +342,7 @@ describe('ActiveHealthChecker over sample backends', () => {
     const b = await startSampleBackend({ name: 'u' });
     const { cluster } = makeCluster([addr(b)]);
     let results = 0;
-    const checker = new ActiveHealthChecker(cluster, checkConfig({ interval: 60_000 }), { onResult: () => results++ });
+    const checker = clusterChecker(cluster, checkConfig({ interval: 60_000 }), { onResult: () => results++ });
     try {
       await waitFor(() => openHandles().sockets === 0, 'earlier sockets to close');
       const baseline = openHandles();
@@ -347,14 +358,79 @@ describe('ActiveHealthChecker over sample backends', () => {
   });
 });
 
+describe('ActiveHealthChecker over a plain list of endpoints (no cluster)', () => {
+  /** A target whose list the test changes, recording every verdict. */
+  function listTarget(initial: Endpoint[]) {
+    const target = { list: initial, verdicts: [] as CheckResult[], endpoints: () => target.list, record: (r: CheckResult) => void target.verdicts.push(r) };
+    return target;
+  }
+  const count = (verdicts: readonly CheckResult[], id: string): number => verdicts.filter((v) => v.endpoint.id === id).length;
+
+  it('probes the listed endpoints and hands every verdict to the target; a removed one stops, and its probe in flight is dropped', async () => {
+    const up = await startSampleBackend({ name: 'up' });
+    const down = `127.0.0.1:${await closedPort()}`;
+    // Holds every probe unanswered until told: its probe is in flight when it is removed.
+    const held: http.ServerResponse[] = [];
+    let heldClosed = 0;
+    const hang = http.createServer((_req, res) => held.push(res));
+    hang.on('connection', (s) => s.on('close', () => heldClosed++));
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    const hangAddress = `127.0.0.1:${(hang.address() as net.AddressInfo).port}`;
+    const target = listTarget([...endpointsOf([addr(up), down]), { id: 'hang', address: hangAddress, weight: 1 }]);
+    const checker = new ActiveHealthChecker(target, checkConfig(), { rng: new SeededRng(8) });
+    try {
+      checker.start();
+      await waitFor(() => count(target.verdicts, addr(up)) >= 1 && count(target.verdicts, down) >= 1 && held.length === 1, 'verdicts for two, the third probe held');
+      assert.ok(target.verdicts.filter((v) => v.endpoint.id === addr(up)).every((v) => v.ok && v.status === 200));
+      assert.ok(target.verdicts.filter((v) => v.endpoint.id === down).every((v) => !v.ok && v.reason === 'refused'));
+      target.list = endpointsOf([addr(up)]);
+      checker.membershipChanged();
+      const [downSeen, upSeen] = [count(target.verdicts, down), count(target.verdicts, addr(up))];
+      held[0]!.end('ok');
+      // The server sees the probe's connection close in a later turn than the checker took (and dropped) its verdict.
+      await waitFor(() => heldClosed === 1, 'the held probe to end');
+      await waitFor(() => count(target.verdicts, addr(up)) >= upSeen + 2, 'more verdicts for the one left');
+      assert.equal(count(target.verdicts, 'hang'), 0, 'the probe in flight at its removal was dropped');
+      assert.equal(count(target.verdicts, down), downSeen, 'no verdict for a removed endpoint');
+      assert.equal(held.length, 1, 'a removed endpoint is not probed again');
+    } finally {
+      checker.stop();
+      hang.closeAllConnections();
+      await Promise.all([up.close(), new Promise((r) => hang.close(r))]);
+    }
+  });
+
+  it('follows a change of an endpoint under the same id: once it is remote, its probes carry the hops header', async () => {
+    const b = await startSampleBackend({ name: 'r' });
+    const hops: (string | undefined)[] = [];
+    b.server.prependListener('request', (req) => hops.push(req.headers['x-meridian-hops'] as string | undefined));
+    const target = listTarget(endpointsOf([addr(b)]));
+    const checker = new ActiveHealthChecker(target, checkConfig(), { rng: new SeededRng(9) });
+    try {
+      checker.start();
+      await waitFor(() => target.verdicts.length >= 2, 'two local probes');
+      target.list = [{ id: addr(b), address: addr(b), weight: 1, locality: { remote: true } }];
+      checker.membershipChanged();
+      const before = hops.length;
+      await waitFor(() => hops.length >= before + 3, 'probes after the change');
+      assert.ok(hops.slice(0, 2).every((h) => h === undefined), 'a local endpoint is probed without it');
+      // The probe in flight at the change may be the last local one; every later one carries it.
+      assert.deepEqual(hops.slice(before + 1), hops.slice(before + 1).map(() => 'health-check'));
+    } finally {
+      checker.stop();
+      await b.close();
+    }
+  });
+});
+
 /** Ref'd handles now: TCP sockets, and timers (unref()ed ones are not listed). */
 function openHandles(): { sockets: number; timeouts: number } {
   const info = process.getActiveResourcesInfo();
   return { sockets: info.filter((r) => r === 'TCPSocketWrap').length, timeouts: info.filter((r) => r === 'Timeout').length };
 }
 
-function pick(r: CheckResult): Omit<CheckResult, 'host' | 'latencyMs'> {
-  const { host: _host, latencyMs: _latency, ...rest } = r;
+function pick(r: CheckResult): Omit<CheckResult, 'endpoint' | 'latencyMs'> {
+  const { endpoint: _endpoint, latencyMs: _latency, ...rest } = r;
   return rest;
 }
 
@@ -385,12 +461,5 @@ describe('health check helpers (pure)', () => {
     ];
     assert.ok(isExpectedStatus(200, ranges) && isExpectedStatus(299, ranges) && isExpectedStatus(404, ranges));
     assert.ok(!isExpectedStatus(300, ranges) && !isExpectedStatus(403, ranges) && !isExpectedStatus(503, ranges));
-  });
-
-  it('splits host:port and [v6]:port', () => {
-    assert.deepEqual(splitAddress('127.0.0.1:8080'), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(splitAddress('[::1]:9000'), { host: '::1', port: 9000 });
-    assert.deepEqual(splitAddress('api.internal:443'), { host: 'api.internal', port: 443 });
-    for (const bad of ['nope', '::1:80', 'h:0', 'h:70000', ':80']) assert.equal(splitAddress(bad), undefined, bad);
   });
 });

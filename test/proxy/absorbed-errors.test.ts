@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { backends, closeAll, config, until } from './harness.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');

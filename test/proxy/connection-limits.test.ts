@@ -7,7 +7,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import type { Meridian } from '../../src/proxy/meridian.js';
+import type { Meridian } from '../../src/node/meridian.js';
 import { certDir } from './certs.js';
 import { backends, closeAll, config, startMeridian, until } from './harness.js';
 

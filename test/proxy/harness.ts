@@ -5,7 +5,7 @@ import pino from 'pino';
 import { startSampleBackend, type SampleBackend, type SampleBackendOptions } from '../../src/backend/sample-backend.js';
 import { validateConfig, type Config } from '../../src/config/index.js';
 import type { ExchangeRecord } from '../../src/proxy/forward.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 
 export const quiet = pino({ level: 'silent' });
 

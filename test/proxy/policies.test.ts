@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SampleBackend } from '../../src/backend/sample-backend.js';
 import { POLICY_NAMES } from '../../src/core/index.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { backends, closeAll, config, get, quiet, simpleConfig, startMeridian, until } from './harness.js';
 
 describe('every policy over real backends', () => {

@@ -11,7 +11,7 @@ import { after, describe, it, type TestContext } from 'node:test';
 import type { Clock } from '../../src/core/clock.js';
 import type { Config } from '../../src/config/index.js';
 import type { ExchangeRecord } from '../../src/proxy/forward.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { config, freePort, get, quiet, startMeridian, until, type Running } from './harness.js';
 
 interface Sent {

@@ -10,7 +10,7 @@ import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { MmdbLocator } from '../global/mmdb.js';
-import { SniCertificates } from './tls.js';
+import { SniCertificates } from '../proxy/tls.js';
 
 /** Every problem as `path: message`, in config order; empty when all files are usable. */
 export async function checkConfigFiles(config: Config): Promise<string[]> {

@@ -11,7 +11,8 @@ import { loadConfigFile, type Config } from '../config/index.js';
 import { buildCluster } from '../config/index.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
-import { ActiveHealthChecker } from '../health/active-checker.js';
+import { ActiveHealthChecker, type CheckResult } from '../health/active-checker.js';
+import { clusterCheckTarget } from './cluster-check-target.js';
 import { adminToken, Meridian, wallClock } from './meridian.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
 
@@ -395,9 +396,9 @@ class SharedHealthChecks {
       if (check === undefined) continue;
       const core = buildCluster(c, wallClock, rng, config.node);
       this.#cores.push(core);
-      const checker = new ActiveHealthChecker(core, check, {
+      const relay = (r: CheckResult): void => send({ type: 'meridian:check', cluster: c.name, endpoint: r.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) });
+      const checker = new ActiveHealthChecker(clusterCheckTarget(core, relay), check, {
         rng,
-        onResult: (r) => send({ type: 'meridian:check', cluster: c.name, endpoint: r.host.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) }),
         onError: (err) => errors.report('health_check', causeOf(err), err, { cluster: c.name }),
       });
       checker.start();

@@ -17,14 +17,15 @@ import { SeededRng } from '../core/rng.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
 import { Discovery } from '../discovery/discovery.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
+import { clusterCheckTarget } from './cluster-check-target.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
-import { forward, type ExchangeRecord, type ListenerContext } from './forward.js';
-import { buildRuntime, type Runtime } from './runtime.js';
-import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from './http-server.js';
-import { ConnectionLimits } from './connection-limits.js';
-import { TcpProxy } from './tcp-proxy.js';
-import { SniCertificates } from './tls.js';
-import { handleUpgrade, UpgradeTracker } from './upgrade.js';
+import { forward, type ExchangeRecord, type ListenerContext } from '../proxy/forward.js';
+import { buildRuntime, type Runtime } from '../proxy/runtime.js';
+import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from '../proxy/http-server.js';
+import { ConnectionLimits } from '../proxy/connection-limits.js';
+import { TcpProxy } from '../proxy/tcp-proxy.js';
+import { SniCertificates } from '../proxy/tls.js';
+import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
@@ -470,9 +471,8 @@ export class Meridian implements AdminTarget {
       }
       const check = c.config.health_check;
       if (check && !this.#draining && this.#o.activeChecks !== 'external') {
-        const checker = new ActiveHealthChecker(c.core, check, {
+        const checker = new ActiveHealthChecker(clusterCheckTarget(c.core, (r) => this.metrics.healthCheck(c.name, r.endpoint.id, r.ok, r.reason)), check, {
           rng: this.#rng,
-          onResult: (r) => this.metrics.healthCheck(c.name, r.host.endpoint.id, r.ok, r.reason),
           onError: (err) => this.#errors.report('health_check', causeOf(err), err, { cluster: c.name }),
         });
         checker.start();
