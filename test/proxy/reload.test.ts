@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { SampleBackend } from '../../src/backend/sample-backend.js';
 import type { ClusterState } from '../../src/admin/types.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { backends, closeAll, config, get, quiet, startMeridian, until } from './harness.js';
 
 const cleanup: { close(): Promise<void> }[] = [];
