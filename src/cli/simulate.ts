@@ -7,13 +7,16 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { cannotRead } from '../config/load.js';
 import { POLICY_NAMES, type PolicyName } from '../core/types.js';
 import { renderHtml } from '../sim/html.js';
 import { parseScenarioText, ScenarioError, simulate, type Scenario } from '../sim/index.js';
 import { formatTable } from '../sim/table.js';
 import type { Io } from './io.js';
 
-export const SIMULATE_USAGE = `usage: meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S] [--quiet]
+export const SIMULATE_USAGE_LINE = 'usage: meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S] [--quiet]';
+
+export const SIMULATE_USAGE = `${SIMULATE_USAGE_LINE}
 
 Runs the scenario FILE (YAML) in virtual time through the same balancing code the proxy
 uses, once per policy on the same seed and arrivals, and prints one row per policy.
@@ -67,7 +70,7 @@ export async function runSimulate(argv: string[], io: Io, progress: ProgressSink
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    io.stderr(`meridian simulate: cannot read ${file}: ${(e as Error).message}`);
+    io.stderr(`meridian simulate: ${cannotRead(file, e)}`);
     return 2;
   }
   let scenario: Scenario;
