@@ -134,14 +134,28 @@ export class ScenarioError extends Error {
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(us|ms|s|m|h|d)$/;
+const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:us|ms|s|m|h|d))+$/;
+const DURATION_PART_RE = /(\d+(?:\.\d+)?)(us|ms|s|m|h|d)/g;
 const RATE_RE = /^(\d+(?:\.\d+)?)\/(s|m|h|d)$/;
 
-/** `"1.5s"` -> 1500, `"250us"` -> 0.25; undefined if not a duration. Bare numbers are refused: say the unit. */
+/**
+ * `"1.5s"` -> 1500, `"250us"` -> 0.25, `"1m30s"` -> 90000 (parts from the largest unit down,
+ * each once, as in configs: src/config/duration.ts); undefined if not a duration. Bare
+ * numbers are refused: say the unit.
+ */
 export function parseSimDuration(v: unknown): number | undefined {
   if (typeof v !== 'string') return undefined;
-  const m = DURATION_RE.exec(v.trim());
-  return m ? Number(m[1]) * (UNIT_MS[m[2] as string] as number) : undefined;
+  const text = v.trim();
+  if (!DURATION_RE.test(text)) return undefined;
+  let ms = 0;
+  let previous = Infinity;
+  for (const [, n, unit] of text.matchAll(DURATION_PART_RE)) {
+    const size = UNIT_MS[unit as string] as number;
+    if (size >= previous) return undefined;
+    previous = size;
+    ms += Number(n) * size;
+  }
+  return ms;
 }
 
 /** `"800/s"` -> 800 per second, `"6000/m"` -> 100; a bare number is per second. */

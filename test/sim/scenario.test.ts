@@ -97,6 +97,11 @@ describe('scenario file', () => {
     assert.equal(parseSimDuration('1.5s'), 1500);
     assert.equal(parseSimDuration('2m'), 120_000);
     assert.equal(parseSimDuration('5'), undefined);
+    assert.equal(parseSimDuration('1m30s'), 90_000);
+    assert.equal(parseSimDuration('1h30m'), 5_400_000);
+    assert.equal(parseSimDuration('1s250us'), 1000.25);
+    assert.equal(parseSimDuration('30s1m'), undefined);
+    assert.equal(parseSimDuration('1s1s'), undefined);
     assert.equal(parseRate('800/s'), 800);
     assert.equal(parseRate('6000/m'), 100);
     assert.equal(parseRate(50), 50);
