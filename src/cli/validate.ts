@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { clusterEndpoints, type Config, loadConfigFile } from '../config/index.js';
+import { countOf } from '../config/describe.js';
 import { checkConfigFiles } from '../proxy/config-files.js';
 import type { Io } from './io.js';
 
@@ -23,19 +24,15 @@ Checks a Meridian config and lists every problem by path.
 
 Exit status: 0 valid, 1 invalid, 2 unreadable or not YAML/JSON.`;
 
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
 /** `1 listener, 2 clusters, 5 endpoints, 3 routes` */
 export function summarize(config: Config): string {
   const endpoints = config.clusters.reduce((n, c) => n + clusterEndpoints(c).length, 0);
   const routes = config.listeners.reduce((n, l) => n + (l.protocol === 'tcp' ? 0 : l.routes.length), 0);
   return [
-    count(config.listeners.length, 'listener'),
-    count(config.clusters.length, 'cluster'),
-    count(endpoints, 'endpoint'),
-    count(routes, 'route'),
+    countOf(config.listeners.length, 'listener'),
+    countOf(config.clusters.length, 'cluster'),
+    countOf(endpoints, 'endpoint'),
+    countOf(routes, 'route'),
   ].join(', ');
 }
 
@@ -77,7 +74,7 @@ export async function runValidate(argv: string[], io: Io): Promise<number> {
   // The files the config names are checked only once the config itself is valid.
   const errors = r.ok ? await checkConfigFiles(r.config) : r.errors;
   if (errors.length > 0) {
-    io.stderr(`${file}: ${count(errors.length, 'error')}`);
+    io.stderr(`${file}: ${countOf(errors.length, 'error')}`);
     for (const e of errors) io.stderr(`  ${e}`);
     return 1;
   }
