@@ -401,7 +401,8 @@ export class Meridian implements AdminTarget {
             this.metrics.healthTransition(name, e.host.endpoint.id, true, 'outlier');
             this.log.info({ cluster: name, endpoint: e.host.endpoint.id }, 'endpoint returned from ejection');
           } else {
-            this.log.warn({ cluster: name, panic: e.active }, e.active ? 'cluster in panic: balancing over all endpoints' : 'cluster out of panic');
+            if (e.active) this.log.warn({ cluster: name, panic: true }, 'cluster in panic: balancing over all endpoints');
+            else this.log.info({ cluster: name, panic: false }, 'cluster out of panic');
           }
         });
       }
