@@ -14,7 +14,7 @@ const root = join(import.meta.dirname, '..');
 const dist = join(root, 'dist');
 const started = performance.now();
 const fresh = !existsSync(join(dist, '.tsbuildinfo'));
-process.stderr.write(fresh ? 'building (first build: about 20-40 s)…\n' : 'building (incremental)…\n');
+process.stderr.write(fresh ? 'building (first build: 10-30 s)…\n' : 'building (incremental)…\n');
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const r = spawnSync(process.execPath, [tsc, '-b', 'tsconfig.build.json', 'ui/tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
