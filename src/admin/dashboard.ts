@@ -1,14 +1,13 @@
 /**
- * The dashboard's server side: the page and its assets (built by the project, served from
- * dist/ and node_modules, no CDN), the live stream (server-sent events, one snapshot a
- * second), and the demo's controls, all as admin routes: reads are open, every control is
+ * The dashboard's server side: the page and its assets (built by the project, read at start
+ * and served from memory, no CDN: dashboard-assets.ts), the live stream (server-sent events,
+ * one snapshot a second), and the demo's controls, all as admin routes: reads are open, every control is
  * a POST and so needs the bearer token (src/admin/server.ts checks it). docs/dashboard.md
  * is the reference.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import type http from 'node:http';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { dashboardAssetRoutes, type DashboardFiles } from './dashboard-assets.js';
 import type { DemoHello, DemoSnapshot } from './dashboard-types.js';
 import { HttpError, readJsonObject, send, sendJson, type AdminRoute, type Ctx } from './server.js';
 
@@ -42,39 +41,15 @@ export interface DashboardOptions {
   readonly control: DemoControl;
   /** Where `meridian simulate --html` reports are listed from; undefined: only files opened in the browser. */
   readonly reportsDir?: string;
+  /** Where the page's files are read from (once, at start); the built tree's by default. */
+  readonly files?: DashboardFiles;
 }
-
-/** Static files of the page: name -> [where, content type]. */
-function assets(): Map<string, [string, string]> {
-  const require = createRequire(import.meta.url);
-  const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
-  // This file runs from dist/src/admin/: the page's compiled script is in dist/ui/, its HTML and CSS in ui/.
-  return new Map([
-    ['dashboard.js', [here('../../ui/dashboard.js'), 'text/javascript; charset=utf-8']],
-    ['reports.js', [here('../../ui/reports.js'), 'text/javascript; charset=utf-8']],
-    ['dashboard.css', [here('../../../ui/dashboard.css'), 'text/css; charset=utf-8']],
-    ['uplot.js', [require.resolve('uplot/dist/uPlot.esm.js'), 'text/javascript; charset=utf-8']],
-    ['uplot.css', [require.resolve('uplot/dist/uPlot.min.css'), 'text/css; charset=utf-8']],
-  ]);
-}
-
-const PAGES = {
-  dashboard: fileURLToPath(new URL('../../../ui/index.html', import.meta.url)),
-  reports: fileURLToPath(new URL('../../../ui/reports.html', import.meta.url)),
-};
 
 const HTML = 'text/html; charset=utf-8';
-/** The page loads only what it is served from here; reports open in a sandboxed frame. */
-const PAGE_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-src 'self' blob:; object-src 'none'; base-uri 'none'",
-  'referrer-policy': 'no-referrer',
-};
 const REPORT_NAME = /^[\w.-]+\.html$/;
 
 export function dashboardRoutes(o: DashboardOptions): AdminRoute[] {
   const { control } = o;
-  const files = assets();
-  const page = (file: string) => async ({ res }: Ctx) => send(res, 200, await readFile(file, 'utf8'), HTML, PAGE_HEADERS);
   const answer = (ctx: Ctx, r: ControlResult): void => {
     if (!r.ok) throw new HttpError(r.status, r.error);
     sendJson(ctx.res, 200, { ok: true, message: r.message });
@@ -83,24 +58,8 @@ export function dashboardRoutes(o: DashboardOptions): AdminRoute[] {
 
   return [
     { path: [''], get: ({ res }) => redirect(res, '/dashboard') },
-    { path: ['dashboard'], get: page(PAGES.dashboard) },
     { path: ['favicon.ico'], get: ({ res }) => void res.writeHead(204).end() },
-    { path: ['dashboard', 'reports'], get: page(PAGES.reports) },
-    {
-      path: ['dashboard', 'assets', ':file'],
-      get: async ({ res, params }) => {
-        const a = files.get(params['file'] as string);
-        if (!a) throw new HttpError(404, `no such asset: ${params['file']}`);
-        let body: Buffer;
-        try {
-          body = await readFile(a[0]);
-        } catch {
-          throw new HttpError(500, `asset ${params['file']} is missing: run npm run build`);
-        }
-        res.writeHead(200, { 'content-type': a[1], 'content-length': body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
-        res.end(body);
-      },
-    },
+    ...dashboardAssetRoutes(o.files),
     {
       path: ['api', 'demo', 'state'],
       get: ({ res }) => {

@@ -1,39 +1,52 @@
 // The `meridian` command: dispatches to one module per subcommand.
 import { readFileSync } from 'node:fs';
-import { runBackend } from './backend.js';
-import { runDemo } from './demo.js';
-import { runHash } from './hash.js';
-import { runPlan } from './plan.js';
-import { runQuickstart } from './quickstart.js';
-import { runSimulate } from './simulate.js';
-import { runStart } from './start.js';
-import { runValidate } from './validate.js';
+import { BACKEND_USAGE_LINE, runBackend } from './backend.js';
+import { DEMO_USAGE_LINE, runDemo } from './demo.js';
+import { HASH_USAGE_LINE, runHash } from './hash.js';
+import { PLAN_USAGE_LINE, runPlan } from './plan.js';
+import { QUICKSTART_USAGE_LINE, runQuickstart } from './quickstart.js';
+import { runSimulate, SIMULATE_USAGE_LINE } from './simulate.js';
+import { runStart, START_USAGE_LINE } from './start.js';
+import { runValidate, VALIDATE_USAGE_LINE } from './validate.js';
 
 import type { Io } from './io.js';
 
 export type { Io };
 
+/** Each command's own usage line and what it does: the top-level help cannot drift from the commands' flags. */
+const COMMANDS: readonly (readonly [string, string])[] = [
+  [START_USAGE_LINE, 'run the load balancer (SIGHUP reloads, SIGTERM drains)'],
+  [DEMO_USAGE_LINE, 'three regions, failover, load and a live dashboard on loopback (npm start)'],
+  [QUICKSTART_USAGE_LINE, 'sample backends plus Meridian on examples/quickstart.yaml'],
+  [BACKEND_USAGE_LINE, 'a sample backend with injected latency and errors'],
+  [VALIDATE_USAGE_LINE, 'check a config; print every error with its path'],
+  [HASH_USAGE_LINE, 'build a hash table for N endpoints; report its balance and the keys moved when one leaves or joins'],
+  [SIMULATE_USAGE_LINE, 'run a scenario in virtual time through the balancing core'],
+  [PLAN_USAGE_LINE, 'capacity plan: QPS, bandwidth, load balancer nodes per region'],
+];
+
+/** `meridian cmd [--a] [--b X] ...` folded at `width`, never inside a bracket, continuation lines indented. */
+function fold(line: string, width: number): string {
+  const words = line.match(/\[[^\]]*\]|\S+/g) ?? [];
+  const indent = ' '.repeat(`${words[0]} ${words[1]} `.length + 2);
+  const lines: string[] = [];
+  let cur = '';
+  for (const w of words) {
+    if (cur !== '' && cur.length + 1 + w.length > width) {
+      lines.push(cur);
+      cur = `${indent.slice(2)}${w}`;
+    } else cur = cur === '' ? w : `${cur} ${w}`;
+  }
+  lines.push(cur);
+  return lines.map((l) => `  ${l}`).join('\n');
+}
+
 const HELP = `meridian — a global load balancer
 
 Usage:
-  meridian start -c FILE         run the load balancer (SIGHUP reloads, SIGTERM drains)
-  meridian demo [--rate N] [--regions N] [--backends N] [--policy P] [--port P] [--no-load]
-                                 three regions, failover, load and a live dashboard on loopback (npm start)
-  meridian quickstart [-c FILE]  sample backends plus Meridian on examples/quickstart.yaml
-  meridian backend --port P [--name NAME] [--latency 10ms|exp:10ms|lognormal:10ms,1.0]
-                   [--error-rate 0.01] [--health-path /healthz]
-                                 a sample backend with injected latency and errors
-  meridian validate -c FILE      check a config; print every error with its path
-  meridian hash --policy maglev|ring_hash --endpoints N [--table-size M] [--max-ring-size M]
-                [--keys K] [--seed S] [--json]
-                                 build a hash table for N endpoints and report its balance
-                                 and how many keys move when an endpoint leaves or joins
-  meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S]
-                                 run a scenario in virtual time through the balancing core
-  meridian plan --dau N --requests-per-user N --peak-factor F [--rps-per-node R] [--regions ...]
-                                 capacity plan: QPS, bandwidth, load balancer nodes per region
-  meridian --help                this text
-  meridian --version             the version
+${COMMANDS.map(([usage, what]) => `${fold(usage.replace(/^usage: /, ''), 94)}\n      ${what}`).join('\n')}
+  meridian --help | --version
+      this text | the version; meridian COMMAND --help describes every flag of COMMAND
 
 Exit status: 0 success, 1 invalid config (or an internal error), 2 usage error or unreadable file.
 Docs: README.md, docs/config.md, docs/admin.md, docs/metrics.md, docs/simulator.md.`;

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
+import { startSampleBackend, type SampleBackend, type SampleBackendOptions } from '../backend/sample-backend.js';
 import { clusterEndpoints } from '../config/index.js';
 import { Meridian } from '../node/meridian.js';
 import { parseCommand, stopSignal } from './args.js';
@@ -10,11 +10,11 @@ export const QUICKSTART_USAGE_LINE = 'usage: meridian quickstart [-c FILE]';
 
 export const QUICKSTART_USAGE = `${QUICKSTART_USAGE_LINE}
 
-Starts a sample backend (meridian backend) for every endpoint of FILE that points at
-127.0.0.1, then Meridian on FILE, and prints what to curl. Default FILE: the bundled
+Starts FILE's sample_backends and a sample backend (meridian backend) for every other
+endpoint of FILE that points at 127.0.0.1, then Meridian on FILE, and prints what to curl. Default FILE: the bundled
 examples/quickstart.yaml. Ctrl-C stops everything.`;
 
-/** `npm start`: a load balancer a newcomer can curl within seconds. */
+/** A load balancer a newcomer can curl within seconds. */
 export async function runQuickstart(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
   const bundled = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url));
   const file = parseCommand('quickstart', argv, io, (a) => (a.length === 0 ? bundled : configArg(a)), QUICKSTART_USAGE, QUICKSTART_USAGE_LINE);
@@ -22,12 +22,20 @@ export async function runQuickstart(argv: string[], io: Io, signals: NodeJS.Even
   const config = await loadConfigForCommand(file, io, 'quickstart');
   if (typeof config === 'number') return config;
 
-  const ports = new Map<number, string>();
-  for (const c of config.clusters) for (const e of clusterEndpoints(c)) if (e.host === '127.0.0.1') ports.set(e.port, e.id);
+  // The file's own sample_backends as it declares them; every other loopback endpoint gets a default one.
+  const backends: SampleBackendOptions[] = config.sample_backends.map((b) => ({ name: b.name, host: b.address, port: b.port, latency: b.latency, errorRate: b.error_rate }));
+  const declared = new Set(backends.map((b) => b.port));
+  for (const c of config.clusters) {
+    for (const e of clusterEndpoints(c)) {
+      if (e.host !== '127.0.0.1' || declared.has(e.port)) continue;
+      declared.add(e.port);
+      backends.push({ port: e.port, name: e.id, latency: 'exp:5ms' });
+    }
+  }
   const started: SampleBackend[] = [];
   const stopBackends = () => Promise.all(started.map((b) => b.close()));
   try {
-    for (const [port, name] of ports) started.push(await startSampleBackend({ port, name, latency: 'exp:5ms' }));
+    for (const b of backends) started.push(await startSampleBackend(b));
   } catch (e) {
     await stopBackends();
     const err = e as NodeJS.ErrnoException & { port?: number };

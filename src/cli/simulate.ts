@@ -5,20 +5,24 @@
  * Exit codes: 0 done; 1 the scenario is invalid (every problem listed by path); 2 bad
  * arguments or unreadable file. The table goes to stdout, the progress bar to stderr.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cannotRead } from '../config/load.js';
 import { POLICY_NAMES, type PolicyName } from '../core/types.js';
 import { renderHtml } from '../sim/html.js';
 import { parseScenarioText, ScenarioError, simulate, type Scenario } from '../sim/index.js';
 import { formatTable } from '../sim/table.js';
 import type { Io } from './io.js';
 
-export const SIMULATE_USAGE = `usage: meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S] [--quiet]
+export const SIMULATE_USAGE_LINE = 'usage: meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S] [--quiet]';
+
+export const SIMULATE_USAGE = `${SIMULATE_USAGE_LINE}
 
 Runs the scenario FILE (YAML) in virtual time through the same balancing code the proxy
 uses, once per policy on the same seed and arrivals, and prints one row per policy.
-  --json OUT        write every figure as JSON (byte-identical for the same seed)
-  --html OUT        write a self-contained HTML report with plots
+  --json OUT        write every figure as JSON (byte-identical for the same seed); says where
+  --html OUT        write a self-contained HTML report with plots; says where
   --policy P,...    override the scenario's policies (${POLICY_NAMES.join(', ')})
   --seed S          override the scenario's seed
   --quiet           no progress bar
@@ -67,7 +71,7 @@ export async function runSimulate(argv: string[], io: Io, progress: ProgressSink
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    io.stderr(`meridian simulate: cannot read ${file}: ${(e as Error).message}`);
+    io.stderr(`meridian simulate: ${cannotRead(file, e)}`);
     return 2;
   }
   let scenario: Scenario;
@@ -92,12 +96,21 @@ export async function runSimulate(argv: string[], io: Io, progress: ProgressSink
   const report = simulate(scenario, bar ? { onProgress: bar } : {});
   if (bar && progress?.isTTY) progress.write('\r\x1b[2K');
   io.stdout(formatTable(report));
-  try {
-    if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(report, null, 1)}\n`);
-    if (values.html !== undefined) writeFileSync(values.html, renderHtml(report));
-  } catch (e) {
-    io.stderr(`meridian simulate: cannot write: ${(e as Error).message}`);
-    return 2;
+  const outputs: [string | undefined, string, () => string][] = [
+    [values.json, 'JSON', () => `${JSON.stringify(report, null, 1)}\n`],
+    [values.html, 'HTML report', () => renderHtml(report)],
+  ];
+  for (const [path, what, render] of outputs) {
+    if (path === undefined) continue;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, render());
+    } catch (e) {
+      io.stderr(`meridian simulate: cannot write ${path}: ${(e as Error).message}`);
+      return 2;
+    }
+    // On stderr, beside the progress: stdout stays the table alone, for scripts.
+    io.stderr(`wrote the ${what} to ${resolve(path)}`);
   }
   return 0;
 }

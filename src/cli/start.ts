@@ -85,7 +85,9 @@ export function startBanner(m: { ports(): Record<string, number>; readonly confi
   const lines = Object.entries(m.ports()).map(([name, port]) => {
     const l = m.config.listeners.find((x) => x.name === name);
     const host = l === undefined || l.address === '0.0.0.0' || l.address === '::' ? '127.0.0.1' : l.address;
-    return `  listener ${name}: http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+    const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    // What a client would type: https for TLS listeners, and no path for a TCP pass-through.
+    return l?.protocol === 'tcp' ? `  listener ${name}: tcp://${at}` : `  listener ${name}: ${l?.protocol === 'https' ? 'https' : 'http'}://${at}/`;
   });
   const backends = samples.map((b) => `  sample backend ${b.name}: ${b.url}/`);
   return [`meridian is running`, ...lines, `  admin:    http://${m.config.admin.address}:${m.adminPort}/  (/metrics, /api/clusters)`, ...backends].join('\n');

@@ -68,3 +68,8 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
   const c = closest(word, candidates);
   return c === undefined ? '' : ` (did you mean "${c}"?)`;
 }
+
+/** `1 listener`, `2 clusters`: a count with its noun, plural when it is not one. */
+export function countOf(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -1,23 +1,32 @@
 /**
- * Durations in config files: a non-negative decimal number immediately followed by one
- * unit, `ms`, `s`, `m` or `h`: `250ms`, `2s`, `1.5s`, `1m`, `1h`, `0s`.
+ * Durations in config files (and scenarios, src/sim): a non-negative decimal number
+ * immediately followed by a unit, `ms`, `s`, `m` or `h` (`250ms`, `2s`, `1.5s`, `1m`, `1h`,
+ * `0s`), or several such parts from the largest unit down, each unit at most once, as
+ * Prometheus writes them: `1m30s`, `1h30m`, `2s500ms`.
  *
- * Deliberately strict: no bare numbers (is `5` seconds or milliseconds?), no spaces,
- * no sign, no compound forms (`1m30s`, write `90s`). The parsed value is whole
- * milliseconds; a value that is not (`0.5ms`) is rejected rather than silently rounded.
+ * Deliberately strict: no bare numbers (is `5` seconds or milliseconds?), no spaces, no
+ * sign, no repeated or ascending units (`30s1m`). The parsed value is whole milliseconds;
+ * a value that is not (`0.5ms`) is rejected rather than silently rounded.
  */
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 type Unit = keyof typeof UNIT_MS;
 
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
+const PART_RE = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
 
 /** `"1.5s"` → 1500; anything that is not a duration string → undefined. */
 export function parseDuration(text: unknown): number | undefined {
   if (typeof text !== 'string') return undefined;
-  const m = DURATION_RE.exec(text);
-  if (m === null) return undefined;
-  const ms = Number(m[1]) * UNIT_MS[m[2] as Unit];
+  if (!DURATION_RE.test(text)) return undefined;
+  let ms = 0;
+  let previous = Infinity;
+  for (const [, n, unit] of text.matchAll(PART_RE)) {
+    const size = UNIT_MS[unit as Unit];
+    if (size >= previous) return undefined;
+    previous = size;
+    ms += Number(n) * size;
+  }
   // Floating point: 1.1 * 1000 = 1100.0000000000002, so compare with a tolerance.
   const whole = Math.round(ms);
   if (Math.abs(ms - whole) > 1e-6 || !Number.isSafeInteger(whole)) return undefined;

@@ -157,11 +157,18 @@ export async function loadConfigFile(
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    return { ok: false, kind: 'read', message: `cannot read ${path}: ${(e as Error).message}` };
+    return { ok: false, kind: 'read', message: cannotRead(path, e) };
   }
   return parseConfigText(text, {
     filename: path,
     env: opts.env ?? process.env,
     ...(opts.format === undefined ? {} : { format: opts.format }),
   });
+}
+
+/** `cannot read FILE: no such file`: the reason in words, not Node's `ENOENT: ..., open 'FILE'`. */
+export function cannotRead(path: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
+  return `cannot read ${path}: ${why}`;
 }

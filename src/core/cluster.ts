@@ -321,6 +321,9 @@ export class Cluster {
       this.#dirty = true;
       this.#emit({ type: 'returned', host });
     }
+    // Rebuild now, not at the next pick: a panic this check starts (or ends) is announced
+    // when it happens, even when no request arrives for a while.
+    if (this.#dirty) this.#refreshIfDue();
   }
 
   /** An active verdict reached elsewhere (the primary's checks, for a worker that just started). */
@@ -330,6 +333,7 @@ export class Cluster {
     if (host.health.assume(healthy)) {
       this.#dirty = true;
       this.#emit({ type: 'health_changed', host, healthy });
+      this.#refreshIfDue();
     }
     return true;
   }

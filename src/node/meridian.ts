@@ -14,6 +14,7 @@ import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
+import { countOf } from '../config/describe.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
 import { Discovery } from '../discovery/discovery.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
@@ -273,7 +274,7 @@ export class Meridian implements AdminTarget {
       return { ok: false, errors: [message] };
     }
     this.metrics.reload(true);
-    const summary = `version ${this.#runtime.version}: ${next.listeners.length} listeners, ${next.clusters.length} clusters`;
+    const summary = `version ${this.#runtime.version}: ${countOf(next.listeners.length, 'listener')}, ${countOf(next.clusters.length, 'cluster')}`;
     this.log.info({ version: this.#runtime.version }, `config reloaded (${summary})`);
     return { ok: true, summary };
   }
@@ -456,7 +457,9 @@ export class Meridian implements AdminTarget {
         c.core.onEvent((e) => {
           if (e.type === 'health_changed') {
             this.metrics.healthTransition(name, e.host.endpoint.id, e.healthy, 'active');
-            this.log.warn({ cluster: name, endpoint: e.host.endpoint.id, healthy: e.healthy }, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'} (active check)`);
+            // A recovery is good news (info); only losing an endpoint needs an operator's eye.
+            if (e.healthy) this.log.info({ cluster: name, endpoint: e.host.endpoint.id, healthy: true }, 'endpoint healthy (active check)');
+            else this.log.warn({ cluster: name, endpoint: e.host.endpoint.id, healthy: false }, 'endpoint unhealthy (active check)');
           } else if (e.type === 'ejected') {
             this.metrics.ejection(name, e.host.endpoint.id, e.reason);
             this.metrics.healthTransition(name, e.host.endpoint.id, false, 'outlier');
@@ -465,7 +468,8 @@ export class Meridian implements AdminTarget {
             this.metrics.healthTransition(name, e.host.endpoint.id, true, 'outlier');
             this.log.info({ cluster: name, endpoint: e.host.endpoint.id }, 'endpoint returned from ejection');
           } else {
-            this.log.warn({ cluster: name, panic: e.active }, e.active ? 'cluster in panic: balancing over all endpoints' : 'cluster out of panic');
+            if (e.active) this.log.warn({ cluster: name, panic: true }, 'cluster in panic: balancing over all endpoints');
+            else this.log.info({ cluster: name, panic: false }, 'cluster out of panic');
           }
         });
       }

@@ -111,7 +111,11 @@ describe('processes', () => {
     const p = run(['start', '-c', file]);
     cleanup.push(() => p.child.kill('SIGKILL'));
     await until(() => /listener tls: http/.test(p.out()), 10_000, 'the banner');
-    const port = (name: string) => portFrom(p.out(), new RegExp(`listener ${name}: http:\\/\\/127\\.0\\.0\\.1:(\\d+)`));
+    // Each listener as a client would reach it: the https one as https://, the tcp one without a path.
+    assert.match(p.out(), /^ {2}listener web: http:\/\/127\.0\.0\.1:\d+\/$/m);
+    assert.match(p.out(), /^ {2}listener tls: https:\/\/127\.0\.0\.1:\d+\/$/m);
+    assert.match(p.out(), /^ {2}listener tcp: tcp:\/\/127\.0\.0\.1:\d+$/m);
+    const port = (name: string) => portFrom(p.out(), new RegExp(`listener ${name}: [a-z]+:\\/\\/127\\.0\\.0\\.1:(\\d+)`));
 
     const clients: Socket[] = [];
     const closed: Promise<void>[] = [];

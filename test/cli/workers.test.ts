@@ -147,7 +147,7 @@ describe('workers', () => {
     // The survivor is at its second config version, the replacement at its first reload.
     const after = await reload();
     assert.equal(after.status, 200);
-    assert.match(JSON.stringify(after.body), /^\{"ok":true,"summary":"version [23]: 1 listeners, 1 clusters"\}$/);
+    assert.match(JSON.stringify(after.body), /^\{"ok":true,"summary":"version [23]: 1 listener, 1 cluster"\}$/);
 
     // A worker that never answers: the reload fails at its deadline, naming it.
     process.kill(other, 'SIGSTOP');

@@ -20,10 +20,25 @@ describe('parseDuration', () => {
     assert.equal(parseDuration('2.75h'), 9_900_000);
   });
 
+  it('adds the parts of a compound duration, largest unit first, as Prometheus does', () => {
+    assert.equal(parseDuration('1m30s'), 90_000);
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('1h0m5s'), 3_605_000);
+    assert.equal(parseDuration('2s500ms'), 2_500);
+    assert.equal(parseDuration('1h1m1s1ms'), 3_661_001);
+    assert.equal(parseDuration('1.5m30s'), 120_000);
+  });
+
+  it('rejects a compound duration with a unit twice, out of order, or with a space', () => {
+    for (const bad of ['30s1m', '1s1s', '500ms2s', '1m 30s', '1m30', '1m30s ', 'm30s', '1m-30s', '1m0.5ms']) {
+      assert.equal(parseDuration(bad), undefined, JSON.stringify(bad));
+    }
+  });
+
   it('rejects everything that is not number+unit', () => {
     for (const bad of [
       'fast', '', '5', '0', '2', '2 s', ' 2s', '2s ', '-1s', '+1s', '1.s', '.5s', '1e3ms',
-      '1m30s', '2S', '2sec', '1d', 'ms', '1.5ms', '0.0001s', 'NaNs', 'Infinityh',
+      '2S', '2sec', '1d', 'ms', '1.5ms', '0.0001s', 'NaNs', 'Infinityh',
     ]) {
       assert.equal(parseDuration(bad), undefined, JSON.stringify(bad));
     }

@@ -135,6 +135,19 @@ describe('panic threshold', () => {
     assert.equal(idleShares(h, 1000).size, 10);
   });
 
+  it('announces panic when the check that starts it is recorded, and its end likewise, without waiting for a pick', () => {
+    const h = harness('round_robin', equalEndpoints(4), { activeChecks: { unhealthyThreshold: 1, healthyThreshold: 1 }, panicThresholdPercent: 50 });
+    const events: ClusterEvent[] = [];
+    h.cluster.onEvent((e) => events.push(e));
+    for (let i = 0; i < 2; i++) h.cluster.recordCheck(h.cluster.hosts[i]!, false);
+    assert.deepEqual(events.map((e) => e.type), ['health_changed', 'health_changed']);
+    // 1 of 4 healthy: 25% < 50%.
+    h.cluster.recordCheck(h.cluster.hosts[2]!, false);
+    assert.deepEqual(events.slice(2), [{ type: 'health_changed', host: h.cluster.hosts[2], healthy: false }, { type: 'panic', active: true }]);
+    h.cluster.recordCheck(h.cluster.hosts[2]!, true);
+    assert.deepEqual(events.slice(4), [{ type: 'health_changed', host: h.cluster.hosts[2], healthy: true }, { type: 'panic', active: false }]);
+  });
+
   it('panic threshold 0 disables panic', () => {
     const h = harness('round_robin', equalEndpoints(4), { activeChecks: { unhealthyThreshold: 1 }, panicThresholdPercent: 0 });
     for (let i = 0; i < 3; i++) h.cluster.recordCheck(h.cluster.hosts[i]!, false);

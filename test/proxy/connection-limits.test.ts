@@ -89,7 +89,7 @@ describe('connection limits', () => {
     // A reload raises the cap for new connections at once; the open ones stay.
     const raised = structuredClone(m.meridian.config);
     Object.assign(raised.listeners[0]!, { max_connections: 6 });
-    assert.deepEqual(await m.meridian.reload(raised), { ok: true, summary: 'version 2: 1 listeners, 1 clusters' });
+    assert.deepEqual(await m.meridian.reload(raised), { ok: true, summary: 'version 2: 1 listener, 1 cluster' });
     const sixth = await open(m.port);
     assert.equal(await request(sixth), 'HTTP/1.1 200 OK');
     assert.deepEqual(await (await open(m.port)).closed, { bytes: 0 });

@@ -38,6 +38,7 @@ describe('meridian simulate', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^random\s+\d+/m);
     assert.match(r.stdout, /^least_request\s+\d+/m);
+    assert.equal(r.stderr, `wrote the JSON to ${json}\nwrote the HTML report to ${html}`);
     const report = JSON.parse(readFileSync(json, 'utf8')) as { bucket_s: number; duration_s: number; results: { policy: string; requests: number; completed: number; failed: number; latency_ms: Record<string, number>; servers: { id: string; utilization: number; completed: number }[]; timeseries: unknown[] }[] };
     assert.deepEqual(report.results.map((x) => x.policy), ['random', 'least_request']);
     for (const x of report.results) {
@@ -53,6 +54,18 @@ describe('meridian simulate', () => {
     assert.match(page, /latency \(ms\)/);
     assert.match(page, /kill r\/1/, 'events marked');
     assert.match(page, /kill r\/2 \+1 more/, 'simultaneous events share one label');
+  });
+
+  it('creates the folder of an output and names the absolute path it wrote, for a relative OUT', async () => {
+    const rel = join('test-artifacts', `sim-${process.pid}`, 'nested', 'report.html');
+    try {
+      const r = await run(runSimulate, file, '--html', rel, '--policy', 'random');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, `wrote the HTML report to ${join(process.cwd(), rel)}`);
+      assert.match(readFileSync(rel, 'utf8'), /^<!doctype html>/);
+    } finally {
+      rmSync(join('test-artifacts', `sim-${process.pid}`), { recursive: true, force: true });
+    }
   });
 
   it('--json is byte-identical for the same seed', async () => {

@@ -94,6 +94,12 @@ describe('scenario file', () => {
     assert.match(p[0] as string, /^lb\.retry_on\[1\]: expected one of .* or a status 500-599; got 404/);
   });
 
+  it('takes compound durations as the config does (1m30s, 2s500ms)', () => {
+    const s = parseScenario({ duration: '1m30s', warmup: '2s500ms', regions: [{ name: 'r', servers: 2, service_time: { dist: 'constant', value: '1ms' } }], clients: [{ name: 'c', rate: '1/s' }] });
+    assert.equal(s.durationMs, 90_000);
+    assert.equal(s.warmupMs, 2_500);
+  });
+
   it('parses rates with units', () => {
     assert.equal(parseRate('800/s'), 800);
     assert.equal(parseRate('6000/m'), 100);
