@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
-import { Meridian } from '../../src/proxy/meridian.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { config, freePort, until } from './harness.js';
 
 describe('health transitions in the log', () => {
