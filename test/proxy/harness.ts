@@ -186,3 +186,48 @@ export class BackendSight {
     for (const off of this.#off) off();
   }
 }
+
+/** What a raw-socket client got back. */
+export interface Sent {
+  /** Everything the server wrote back, as latin1 text. */
+  readonly reply: string;
+  /** The status line's code, 0 when nothing came back. */
+  readonly status: number;
+  /** The reply's body: what follows the first blank line. */
+  readonly body: string;
+  /** True when the server closed (or reset) the connection before `ms` ran out. */
+  readonly closedByServer: boolean;
+}
+
+/**
+ * Raw bytes in (each part written `gapMs` after the last), everything back until the
+ * server closes or `ms` passes. Never rejects: a reset is a close too.
+ */
+export function sendRaw(port: number, parts: string | Buffer | readonly (string | Buffer)[], ms = 2000, gapMs = 0): Promise<Sent> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      s.destroy();
+    }, ms);
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      const reply = Buffer.concat(chunks).toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(reply);
+      const at = reply.indexOf('\r\n\r\n');
+      resolve({ reply, status: m ? Number(m[1]) : 0, body: at < 0 ? '' : reply.slice(at + 4), closedByServer: !timedOut });
+    });
+    const list = typeof parts === 'string' || Buffer.isBuffer(parts) ? [parts] : parts;
+    void (async () => {
+      for (const p of list) {
+        if (s.destroyed) return;
+        s.write(p);
+        if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    })();
+  });
+}

@@ -11,44 +11,11 @@ import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import type { SampleBackend } from '../../src/backend/sample-backend.js';
 import { certDir, type CertDir } from './certs.js';
-import { BackendSight, backends, closeAll, config, get, simpleConfig, startMeridian, until, type Running } from './harness.js';
+import { BackendSight, backends, closeAll, config, get, simpleConfig, startMeridian, sendRaw, until, type Running, type Sent } from './harness.js';
 
-interface Sent {
-  /** Everything the server wrote back. */
-  readonly reply: string;
-  /** The status line's code, 0 when nothing came back. */
-  readonly status: number;
-  /** True when the server closed (or reset) the connection before `ms` ran out. */
-  readonly closedByServer: boolean;
-}
-
-/** Raw bytes in, everything back until the server closes or `ms` passes. Never rejects. */
+/** Raw bytes in, everything back (harness.ts sendRaw), waiting at most 2000 ms by default. */
 function send(port: number, parts: string | Buffer | readonly (string | Buffer)[], ms = 2000, gapMs = 0): Promise<Sent> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      s.destroy();
-    }, ms);
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', () => undefined); // a reset is a close too
-    s.on('close', () => {
-      clearTimeout(timer);
-      const reply = Buffer.concat(chunks).toString('latin1');
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(reply);
-      resolve({ reply, status: m ? Number(m[1]) : 0, closedByServer: !timedOut });
-    });
-    const list = typeof parts === 'string' || Buffer.isBuffer(parts) ? [parts] : parts;
-    void (async () => {
-      for (const p of list) {
-        if (s.destroyed) return;
-        s.write(p);
-        if (gapMs > 0) await sleep(gapMs);
-      }
-    })();
-  });
+  return sendRaw(port, parts, ms, gapMs);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

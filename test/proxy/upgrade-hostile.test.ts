@@ -12,47 +12,11 @@ import type { Clock } from '../../src/core/clock.js';
 import type { Config } from '../../src/config/index.js';
 import type { ExchangeRecord } from '../../src/proxy/forward.js';
 import { Meridian } from '../../src/node/meridian.js';
-import { config, freePort, get, quiet, startMeridian, until, type Running } from './harness.js';
+import { config, freePort, get, quiet, startMeridian, sendRaw, until, type Running, type Sent } from './harness.js';
 
-interface Sent {
-  /** Everything Meridian wrote back, as latin1 text. */
-  readonly reply: string;
-  /** The status line's code, 0 when nothing came back. */
-  readonly status: number;
-  /** The reply's body: what follows the first blank line. */
-  readonly body: string;
-  /** True when Meridian closed the connection before `ms` ran out. */
-  readonly closedByServer: boolean;
-}
-
-/** Raw bytes in (each part written `gapMs` after the last), everything back until Meridian closes or `ms` passes. */
+/** Raw bytes in, everything back (harness.ts sendRaw), waiting at most 3000 ms by default. */
 function send(port: number, parts: string | Buffer | readonly (string | Buffer)[], ms = 3000, gapMs = 0): Promise<Sent> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      s.destroy();
-    }, ms);
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', () => undefined);
-    s.on('close', () => {
-      clearTimeout(timer);
-      const reply = Buffer.concat(chunks).toString('latin1');
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(reply);
-      const at = reply.indexOf('\r\n\r\n');
-      resolve({ reply, status: m ? Number(m[1]) : 0, body: at < 0 ? '' : reply.slice(at + 4), closedByServer: !timedOut });
-    });
-    const list = typeof parts === 'string' || Buffer.isBuffer(parts) ? [parts] : parts;
-    void (async () => {
-      for (const p of list) {
-        if (s.destroyed) return;
-        s.write(p);
-        if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
-      }
-    })();
-  });
+  return sendRaw(port, parts, ms, gapMs);
 }
 
 /**
