@@ -24,6 +24,7 @@ import { coreRetryRules } from '../config/index.js';
 import { CircuitBreaker } from '../core/circuit-breaker.js';
 import { ManualClock } from '../core/clock.js';
 import { Cluster, type HostState } from '../core/cluster.js';
+import { isHashPolicy } from '../core/balancers.js';
 import { fmix32 } from '../core/hash.js';
 import type { LifecycleCluster, RequestLifecycle } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
@@ -32,6 +33,7 @@ import { TokenBucket } from '../core/token-bucket.js';
 import type { Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
 import { exponentialGapMs, sampler, type Sampler } from './distributions.js';
 import { EventQueue } from './event-queue.js';
+import { keyMoves } from './key-moves.js';
 import { RegionChoice } from './region-choice.js';
 import type { ClientSpec, Scenario, ServerSpec, SimEvent } from './scenario.js';
 import { newHistogram, percentileMs, recordMs, round, type Bucket } from './stats.js';
@@ -46,6 +48,19 @@ export interface ServerResult {
   readonly utilization: number;
   /** Requests this server finished serving in the measured window (including work the LB had abandoned). */
   readonly completed: number;
+}
+
+/** One scale-out or scale-in of a region's endpoint set. */
+export interface MembershipChange {
+  readonly t_s: number;
+  readonly kind: 'add' | 'remove';
+  readonly region: string;
+  readonly endpoints_before: number;
+  readonly endpoints_after: number;
+  /** Hash policies only: share of a fixed sample of keys whose endpoint changed (key-moves.ts). */
+  readonly keys_moved?: number;
+  /** Hash policies only: share of keys that moved between endpoints in both sets (needless movement). */
+  readonly keys_moved_between_kept?: number;
 }
 
 export interface PolicyResult {
@@ -70,6 +85,7 @@ export interface PolicyResult {
   readonly regions: readonly { readonly name: string; readonly requests: number }[];
   /** Fraction of server-time with at least i requests (queued or in service), i = 0, 1, 2, ... */
   readonly queue_length_at_least: readonly number[];
+  readonly membership_changes: readonly MembershipChange[];
   readonly timeseries: readonly Bucket[];
 }
 
@@ -112,6 +128,10 @@ class Server {
   readonly rng: SeededRng;
   readonly host: HostState;
   alive = true;
+  /** Out of its region's endpoint set (scale-in): it finishes what it holds and gets nothing new. */
+  removed = false;
+  /** End of its membership: its utilization is measured up to here, not over its drain. */
+  memberToMs = Infinity;
   slowFactor = 1;
   errorRate = 0;
   coldFactor = 1;
@@ -148,7 +168,7 @@ class Server {
 
   /** Account for time spent in the current state before it changes. */
   account(now: number): void {
-    const dt = now - this.lastChangeMs;
+    const dt = Math.min(now, this.memberToMs) - this.lastChangeMs;
     if (dt > 0) {
       this.busyArea += this.busy * dt;
       const k = Math.min(this.busy + this.queued, MAX_OCCUPANCY - 1);
@@ -310,6 +330,7 @@ class Run {
   // The current time-series bucket.
   readonly #bucketHist = newHistogram();
   readonly #buckets: Bucket[] = [];
+  readonly #changes: MembershipChange[] = [];
   #bucket: Bucket;
   #bucketLatencySum = 0;
   #measuring: boolean;
@@ -372,11 +393,13 @@ class Run {
     const now = this.#clock.nowMs();
     const first = lb.servers.length;
     const cross = this.#s.lb.crossRegion;
-    const eps: Endpoint[] = lb.servers.map((sv) => sv.host.endpoint);
+    const before = this.#members(lb);
+    const eps: Endpoint[] = [...before];
     specs.forEach((_, j) => {
       const id = `${lb.name}/${first + j}`;
       eps.push({ id, address: id, weight: 1, ...(cross ? { locality: this.#ownLocality(region) } : {}) });
     });
+    if (ramp) this.#recordChange('add', lb, before, eps);
     lb.cluster.setEndpoints(eps);
     specs.forEach((spec, j) => {
       const id = `${lb.name}/${first + j}`;
@@ -399,6 +422,40 @@ class Run {
       }
     });
     if (cross) this.#syncRemote();
+  }
+
+  /** Scale-in, as discovery applies it: the servers leave the set and drain, keeping what they hold. */
+  #removeServers(region: number, indexes: readonly number[]): void {
+    const lb = this.#lbs[region] as RegionLb;
+    const now = this.#clock.nowMs();
+    const before = this.#members(lb);
+    for (const j of indexes) {
+      const server = lb.servers[j] as Server;
+      server.account(now);
+      server.removed = true;
+      server.memberToMs = now;
+    }
+    const after = this.#members(lb);
+    this.#recordChange('remove', lb, before, after);
+    lb.cluster.setEndpoints(after);
+    if (this.#s.lb.crossRegion) this.#syncRemote();
+  }
+
+  /** The region's own servers still in its endpoint set. */
+  #members(lb: RegionLb): Endpoint[] {
+    return lb.servers.filter((sv) => !sv.removed).map((sv) => sv.host.endpoint);
+  }
+
+  #recordChange(kind: 'add' | 'remove', lb: RegionLb, before: readonly Endpoint[], after: readonly Endpoint[]): void {
+    const moves = isHashPolicy(this.#policy) ? keyMoves(this.#policy, before, after) : undefined;
+    this.#changes.push({
+      t_s: round(this.#clock.nowMs() / 1000),
+      kind,
+      region: lb.name,
+      endpoints_before: before.length,
+      endpoints_after: after.length,
+      ...(moves ? { keys_moved: round(moves.moved, 4), keys_moved_between_kept: round(moves.movedBetweenKept, 4) } : {}),
+    });
   }
 
   /** A region's own servers as its load balancer's first locality, with the region's capacity if it declares one. */
@@ -432,14 +489,15 @@ class Run {
         .map((_, o) => ({ o, rtt: this.#interRegionRtt(r, o) }))
         .filter((x): x is { o: number; rtt: number } => x.o !== r && x.rtt !== undefined)
         .sort((x, y) => x.rtt - y.rtt || x.o - y.o);
-      const eps: Endpoint[] = lb.servers.map((sv) => sv.host.endpoint);
+      const eps: Endpoint[] = this.#members(lb);
       others.forEach(({ o }, rank) => {
         const other = this.#lbs[o] as RegionLb;
-        for (const sv of other.servers) eps.push({ id: sv.id, address: sv.id, weight: 1, locality: { region: other.name, priority: rank + 1, remote: true } });
+        for (const sv of other.servers) if (!sv.removed) eps.push({ id: sv.id, address: sv.id, weight: 1, locality: { region: other.name, priority: rank + 1, remote: true } });
       });
       lb.cluster.setEndpoints(eps);
       for (const { o, rtt } of others) {
         for (const sv of (this.#lbs[o] as RegionLb).servers) {
+          if (sv.removed) continue;
           const h = lb.cluster.host(sv.id) as HostState;
           this.#byHost.set(h, sv);
           this.#remoteRtt.set(h, rtt);
@@ -691,7 +749,8 @@ class Run {
 
   #probe(server: Server): void {
     const hc = this.#s.lb.healthCheck;
-    if (!hc) return;
+    // A removed server is no longer the load balancer's to probe.
+    if (!hc || server.removed) return;
     const lb = this.#lbs[server.region] as RegionLb;
     lb.cluster.recordCheck(server.host, server.alive);
     if (this.#s.lb.crossRegion) {
@@ -710,7 +769,7 @@ class Run {
     this.#s.clients.forEach((_, g) => {
       this.#lbs.forEach((lb, r) => {
         // The region's own servers: its load balancer failing over elsewhere does not make it healthy.
-        const up = !lb.down && !this.#partitioned[g]?.[r] && lb.servers.some((sv) => sv.host.health.routable);
+        const up = !lb.down && !this.#partitioned[g]?.[r] && lb.servers.some((sv) => !sv.removed && sv.host.health.routable);
         this.#choice.recordProbe(g, r, up);
       });
       this.#choice.reanswer(g, now);
@@ -780,6 +839,8 @@ class Run {
         const spec = this.#s.regions[e.region]?.servers[0] as ServerSpec;
         return this.#addServers(e.region, Array.from({ length: e.count }, () => ({ ...spec, speed: 1 })), true, e.coldFactor, e.warmMs);
       }
+      case 'remove':
+        return this.#removeServers(e.region, e.servers.map((sv) => sv.index));
       case 'partition': {
         (this.#partitioned[e.client] as boolean[])[e.region] = true;
         return this.#later(now + e.forMs, () => ((this.#partitioned[e.client] as boolean[])[e.region] = false));
@@ -824,12 +885,14 @@ class Run {
 
   #result(): PolicyResult {
     const end = this.#s.durationMs;
-    const servers: ServerResult[] = this.#servers.map((sv) => {
+    const windows = this.#servers.map((sv) => Math.min(end, sv.memberToMs) - sv.measuredFromMs);
+    const servers: ServerResult[] = this.#servers.map((sv, i) => {
       sv.account(end);
-      const window = Math.max(1e-9, end - sv.measuredFromMs);
+      const window = Math.max(1e-9, windows[i] as number);
       return { id: sv.id, utilization: round(sv.busyArea / (sv.concurrency * window), 4), completed: sv.completed };
     });
-    const utils = servers.map((x) => x.utilization);
+    // A server removed before the measured window began was never measured as a member.
+    const utils = servers.filter((_, i) => (windows[i] as number) > 0).map((x) => x.utilization);
     const maxU = Math.max(...utils);
     const meanU = utils.reduce((a, b) => a + b, 0) / utils.length;
     const occupancy = new Float64Array(MAX_OCCUPANCY);
@@ -865,6 +928,7 @@ class Run {
       servers,
       regions: this.#lbs.map((lb, r) => ({ name: lb.name, requests: this.#regionRequests[r] as number })),
       queue_length_at_least: atLeast,
+      membership_changes: this.#changes,
       timeseries: this.#buckets,
     };
   }

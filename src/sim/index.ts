@@ -59,6 +59,8 @@ export function eventLabel(s: Scenario, e: SimEvent): string {
       return `${region(e.region)} up`;
     case 'add':
       return `add ${e.count} to ${region(e.region)}`;
+    case 'remove':
+      return `remove ${e.servers.map((sv) => sv.label).join(', ')}`;
     case 'partition':
       return `partition ${s.clients[e.client]?.name ?? '?'} / ${region(e.region)}${dur(e.forMs)}`;
     case 'heal':

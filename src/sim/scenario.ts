@@ -133,6 +133,8 @@ export type SimEvent =
   | { readonly atMs: number; readonly kind: 'errors'; readonly server: ServerRef; readonly rate: number; readonly forMs: number }
   | { readonly atMs: number; readonly kind: 'region_down' | 'region_up'; readonly region: number }
   | { readonly atMs: number; readonly kind: 'add'; readonly region: number; readonly count: number; readonly coldFactor: number; readonly warmMs: number }
+  /** Scale-in: the servers leave the region's endpoint set (they drain: what they hold still finishes). */
+  | { readonly atMs: number; readonly kind: 'remove'; readonly region: number; readonly servers: readonly ServerRef[] }
   | { readonly atMs: number; readonly kind: 'partition' | 'heal'; readonly client: number; readonly region: number; readonly forMs: number };
 
 export interface Scenario {
@@ -259,7 +261,7 @@ const lbSchema = z.strictObject({
   overprovisioning_factor: decimal(1, 100).optional(),
 });
 
-const EVENT_KINDS = ['kill', 'revive', 'slow', 'errors', 'region_down', 'region_up', 'add', 'partition', 'heal'] as const;
+const EVENT_KINDS = ['kill', 'revive', 'slow', 'errors', 'region_down', 'region_up', 'add', 'remove', 'partition', 'heal'] as const;
 type EventKind = (typeof EVENT_KINDS)[number];
 
 const target = z.string().min(1);
@@ -271,6 +273,8 @@ const EVENT_SCHEMAS = {
   region_down: z.strictObject({ at: dur(), region_down: target }),
   region_up: z.strictObject({ at: dur(), region_up: target }),
   add: z.strictObject({ at: dur(), add: target, servers: integer(1, 100_000), cold_factor: decimal(1, 1000).default(1), warm_for: dur().prefault('0s') }),
+  /** `remove: us-east/3` takes that server out; `remove: us-east, servers: 2` the two highest-numbered still in. */
+  remove: z.strictObject({ at: dur(), remove: target, servers: integer(1, 100_000).optional() }),
   partition: z.strictObject({ at: dur(), partition: target, region: target, for: dur().optional() }),
   heal: z.strictObject({ at: dur(), heal: target, region: target }),
 } satisfies Record<EventKind, z.ZodType>;
@@ -374,8 +378,10 @@ function checkReferences(doc: ScenarioDoc, ctx: Ctx): void {
     }
   });
 
-  // Servers exist at an event's time if they were there at the start or an earlier `add` brought them.
+  // Servers exist at an event's time if they were there at the start or an earlier `add` brought them;
+  // they are members of the endpoint set until a `remove` takes them out.
   const sizes = regions.map((r) => num(r?.servers, 0));
+  const removed = regions.map(() => new Set<number>());
   const clientNames = clients.map((c) => c?.name);
   const regionAt = (name: string, path: PropertyKey[]): number => {
     const r = names.indexOf(name);
@@ -411,6 +417,17 @@ function checkReferences(doc: ScenarioDoc, ctx: Ctx): void {
         if (r >= 0) sizes[r] = (sizes[r] ?? 0) + num(e.servers, 0);
         break;
       }
+      case 'remove': {
+        const path = ['events', i, 'remove'];
+        const m = SERVER_REF_RE.exec(e.remove);
+        const r = regionAt(m ? (m[1] as string) : e.remove, path);
+        if (r < 0) break;
+        const gone = removed[r] as Set<number>;
+        const picked = removalOf(sizes[r] ?? 0, gone, m ? Number(m[2]) : undefined, e.servers);
+        if (typeof picked === 'string') fail(ctx, picked, m || e.servers === undefined ? path : ['events', i, 'servers']);
+        else for (const j of picked) gone.add(j);
+        break;
+      }
       case 'partition':
       case 'heal': {
         const group = (e as Record<string, unknown>)[e.kind];
@@ -420,6 +437,24 @@ function checkReferences(doc: ScenarioDoc, ctx: Ctx): void {
       }
     }
   }
+}
+
+/**
+ * The server indexes a `remove` takes out of a region that has had `size` servers, `gone`
+ * of them already removed: the one named, or the `count` highest-numbered still in; or why not.
+ */
+function removalOf(size: number, gone: ReadonlySet<number>, index: number | undefined, count: number | undefined): number[] | string {
+  if (index !== undefined) {
+    if (count !== undefined) return 'expected REGION with servers: N, or REGION/INDEX without servers';
+    if (index >= size) return size === 0 ? 'the region has no servers at that time' : `the region has servers 0..${size - 1} at that time`;
+    if (gone.has(index)) return 'already removed at that time';
+    return [index];
+  }
+  if (count === undefined) return 'expected REGION/INDEX such as us-east/3, or REGION with servers: N';
+  const members: number[] = [];
+  for (let j = size - 1; j >= 0 && members.length < count; j--) if (!gone.has(j)) members.push(j);
+  if (members.length < count) return `the region has ${size - gone.size} servers in its set at that time, fewer than ${count}`;
+  return members;
 }
 
 /** Events run in time order; the file's order breaks ties. */
@@ -489,6 +524,8 @@ function toScenario(doc: ScenarioDoc): Scenario {
     const m = SERVER_REF_RE.exec(ref) as RegExpExecArray;
     return { region: regionIndex(m[1] as string), index: Number(m[2]), label: ref };
   };
+  const removed = doc.regions.map(() => new Set<number>());
+  const sizes = doc.regions.map((r) => r.servers);
   const events = inTimeOrder(doc.events).map(({ e }): SimEvent => {
     const atMs = e.at;
     switch (e.kind) {
@@ -504,8 +541,20 @@ function toScenario(doc: ScenarioDoc): Scenario {
         return { atMs, kind: e.kind, region: regionIndex(e.region_down) };
       case 'region_up':
         return { atMs, kind: e.kind, region: regionIndex(e.region_up) };
-      case 'add':
-        return { atMs, kind: e.kind, region: regionIndex(e.add), count: e.servers, coldFactor: e.cold_factor, warmMs: e.warm_for };
+      case 'add': {
+        const region = regionIndex(e.add);
+        sizes[region] = (sizes[region] as number) + e.servers;
+        return { atMs, kind: e.kind, region, count: e.servers, coldFactor: e.cold_factor, warmMs: e.warm_for };
+      }
+      case 'remove': {
+        const m = SERVER_REF_RE.exec(e.remove);
+        const name = m ? (m[1] as string) : e.remove;
+        const region = regionIndex(name);
+        const gone = removed[region] as Set<number>;
+        const picked = removalOf(sizes[region] as number, gone, m ? Number(m[2]) : undefined, e.servers) as number[];
+        for (const j of picked) gone.add(j);
+        return { atMs, kind: e.kind, region, servers: picked.map((index) => ({ region, index, label: `${name}/${index}` })) };
+      }
       case 'partition':
         return { atMs, kind: e.kind, client: doc.clients.findIndex((c) => c.name === e.partition), region: regionIndex(e.region), forMs: e.for ?? Infinity };
       case 'heal':

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
@@ -11,6 +12,16 @@ import { config, startMeridian, until, type Running } from '../proxy/harness.js'
 import { Dnsmasq, dnsmasqMissing, LoadLoop } from './helpers.js';
 
 const skip = dnsmasqMissing();
+
+/** Why an IPv6 loopback backend cannot run here, or false when it can. */
+async function ipv6LoopbackMissing(): Promise<string | false> {
+  const s = createServer();
+  return new Promise((resolve) => {
+    s.once('error', (e) => resolve(`cannot listen on ::1 (${(e as NodeJS.ErrnoException).code ?? e.message}): no IPv6 loopback here`));
+    s.listen(0, '::1', () => s.close(() => resolve(false)));
+  });
+}
+const skip6 = skip || (await ipv6LoopbackMissing());
 
 /** Backends `name` on 127.0.0.N, all on one port (A records carry no port). */
 async function loopbackBackends(lastOctets: readonly number[]): Promise<SampleBackend[]> {
@@ -172,5 +183,53 @@ describe('discovery: DNS SRV records', { skip }, () => {
       await load.stop();
     }
     assert.deepEqual(load.failures, [], 'no request failed');
+  });
+});
+
+describe('discovery: DNS AAAA records', { skip: skip6 }, () => {
+  let dir: string;
+  let dns: Dnsmasq;
+  let b: SampleBackend;
+  let m: Running;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meridian-aaaa-'));
+    b = await startSampleBackend({ name: 'b6', host: '::1' });
+    // An AAAA record only: an A answer for the name would not be asked for.
+    dns = await Dnsmasq.start(join(dir, 'hosts'), '::1 web6.test\n');
+    m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [
+          {
+            name: 'c',
+            discovery: { dns: { name: 'web6.test', type: 'AAAA', port: b.port, resolver: dns.resolver, min_ttl: '50ms', max_ttl: '200ms', timeout: '200ms' }, min_change_interval: '0s' },
+          },
+        ],
+      }),
+    );
+  });
+
+  after(async () => {
+    await m?.close();
+    await dns?.close();
+    await b?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('makes the AAAA address an endpoint [::1]:PORT and proxies to it', async () => {
+    assert.deepEqual(ids(m), [`[::1]:${b.port}`]);
+    assert.equal(cluster(m).discovery?.target, `dns AAAA web6.test @${dns.resolver}`);
+    assert.equal(cluster(m).discovery?.lastError, null);
+    const load = new LoadLoop(m.port, 2);
+    try {
+      await until(() => load.count('b6') >= 50, 10_000, '50 answers from the ::1 backend');
+    } finally {
+      await load.stop();
+    }
+    assert.deepEqual(load.failures, [], 'no request failed');
+    assert.equal(b.requests, load.count('b6'), 'every request reached the backend on ::1');
   });
 });

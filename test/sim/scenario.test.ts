@@ -167,9 +167,9 @@ describe('scenario file', () => {
 
     it('says what an event is missing or carries twice', () => {
       assert.deepEqual(problems({ ...base, events: [{ at: '1s' }, 5, { at: '1s', kill: 'r/0', revive: 'r/0' }] }), [
-        'events[0]: expected exactly one of kill, revive, slow, errors, region_down, region_up, add, partition, heal; got none',
+        'events[0]: expected exactly one of kill, revive, slow, errors, region_down, region_up, add, remove, partition, heal; got none',
         'events[1]: expected a mapping, got 5',
-        'events[2]: expected exactly one of kill, revive, slow, errors, region_down, region_up, add, partition, heal; got kill and revive',
+        'events[2]: expected exactly one of kill, revive, slow, errors, region_down, region_up, add, remove, partition, heal; got kill and revive',
       ]);
       assert.deepEqual(problems('x'), ['(root): expected a mapping, got "x"']);
     });
