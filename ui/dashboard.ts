@@ -313,19 +313,41 @@ interface Chart {
 }
 const charts: Chart[] = [];
 
+/** The last non-null value of series `i` (what the legend shows when the cursor is not on the chart). */
+function latest(u: uPlot, i: number): number | null {
+  const col = u.data[i] as (number | null | undefined)[] | undefined;
+  for (let k = (col?.length ?? 0) - 1; k >= 0; k--) {
+    const v = col?.[k];
+    if (v !== null && v !== undefined) return v;
+  }
+  return null;
+}
+const clock = (t: number | null): string => (t === null ? '–' : new Date(t * 1000).toLocaleTimeString([], { hour12: false }));
+// A solid line's swatch is filled, a dashed or dotted one's is hollow with that border, so p50 and p99 (one colour) differ.
+const legendDash = (u: uPlot, i: number): string => {
+  const d = u.series[i]?.dash;
+  return d === undefined || d.length === 0 ? 'solid' : (d[0] ?? 0) <= 2 ? 'dotted' : 'dashed';
+};
+const legendFill = (u: uPlot, i: number): string => {
+  const stroke = u.series[i]?.stroke;
+  return legendDash(u, i) !== 'solid' ? 'transparent' : String(typeof stroke === 'function' ? stroke(u, i) : stroke);
+};
+
 function chart(id: string, unit: string, series: uPlot.Series[], values: (s: DemoSnapshot) => (number | null)[], history: readonly DemoSnapshot[]): void {
   const box = $(id);
   const data: (number | null)[][] = [history.map((h) => h.t / 1000), ...series.map((_, i) => history.map((h) => values(h)[i] ?? null))];
   const opts: uPlot.Options = {
     width: Math.max(260, box.clientWidth),
     height: 200,
-    series: [{ label: 'time' }, ...series],
+    series: [{ label: 'time', value: (u, v, _i, idx) => (idx === null ? 'latest' : clock(v ?? latest(u, 0))) }, ...series.map((x) => ({ ...x, value: (u: uPlot, v: number | null, i: number, idx: number | null) => fmt(idx === null ? latest(u, i) : v, 1) }))],
     axes: [
-      { label: 'time (local clock)', labelSize: 20, size: 56 },
+      // One row of hh:mm:ss, far enough apart not to touch at 420 px (uPlot's default stacks a date row under them).
+      { label: 'time (local clock)', labelSize: 20, size: 40, space: 90, values: (_u, ticks) => ticks.map(clock) },
       { label: unit, labelSize: 18, size: 56 },
     ],
     scales: { y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, unit === 'error rate (%)' ? 1 : 5)] } },
-    legend: { live: true },
+    // Not hovered, the legend shows each series' latest value (uPlot's default is `--`, which reads as missing data).
+    legend: { live: true, markers: { width: 2, dash: legendDash, fill: legendFill } },
     cursor: { drag: { x: false, y: false } },
   };
   const plot = new uPlot(opts, data as uPlot.AlignedData, box);

@@ -57,6 +57,16 @@ describe('dashboard in chromium', { skip }, () => {
     await until(async () => (await rps(VICTIM)) > 0, 10_000, `${VICTIM} to take traffic`);
     assert.equal(await status(VICTIM), 'healthy');
 
+    // Not hovered, the legends show the latest values, not uPlot's `--`.
+    const legend = (chart: string): Promise<string[]> => page.locator(`#${chart} .u-legend .u-series .u-value`).allInnerTexts();
+    await until(async () => /^\d+\.\d$/.test((await legend('chart-rps'))[1] ?? ''), 10_000, 'the requests legend to show a number');
+    assert.equal((await legend('chart-rps'))[0], 'latest');
+    assert.ok((await legend('chart-lat')).slice(1).every((v) => v !== '--'), `latency legend: ${(await legend('chart-lat')).join(' ')}`);
+    // p99 (solid line) and p50 (dashed) of one region: one colour, different swatches.
+    const swatch = (n: number): Promise<string | null> => page.locator('#chart-lat .u-legend .u-series .u-marker').nth(n).getAttribute('style');
+    assert.match(String(await swatch(1)), /solid/, 'us-east p99: a filled swatch');
+    assert.match(String(await swatch(2)), /dashed.*transparent/, 'us-east p50: a hollow dashed one');
+
     // Kill it (a click): health checks take it out, its traffic goes to zero, the others take it.
     await page.getByRole('button', { name: `Kill ${VICTIM}`, exact: true }).click();
     await until(async () => (await status(VICTIM)) === 'unhealthy', 15_000, `${VICTIM} to turn unhealthy`);
