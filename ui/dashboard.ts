@@ -6,6 +6,8 @@ import uPlot from './uplot.js';
 
 // Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 const REGION_COLOURS = ['#E69F00', '#0072B2', '#009E73', '#CC79A7', '#56B4E9'];
+// A region's backends, told apart within their region's chart (Okabe-Ito without the yellow, weak on white).
+const BACKEND_COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000'];
 const DASHES: number[][] = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [1, 2]];
 const STATE_LABEL: Record<string, string> = { healthy: 'healthy', slow_start: 'slow start', draining: 'draining', ejected: 'ejected', unhealthy: 'unhealthy' };
 const HISTORY = 180;
@@ -333,12 +335,11 @@ const legendFill = (u: uPlot, i: number): string => {
   return legendDash(u, i) !== 'solid' ? 'transparent' : String(typeof stroke === 'function' ? stroke(u, i) : stroke);
 };
 
-function chart(id: string, unit: string, series: uPlot.Series[], values: (s: DemoSnapshot) => (number | null)[], history: readonly DemoSnapshot[]): void {
-  const box = $(id);
+function chart(box: HTMLElement, unit: string, series: uPlot.Series[], values: (s: DemoSnapshot) => (number | null)[], history: readonly DemoSnapshot[], height = 200): void {
   const data: (number | null)[][] = [history.map((h) => h.t / 1000), ...series.map((_, i) => history.map((h) => values(h)[i] ?? null))];
   const opts: uPlot.Options = {
     width: Math.max(260, box.clientWidth),
-    height: 200,
+    height,
     series: [{ label: 'time', value: (u, v, _i, idx) => (idx === null ? 'latest' : clock(v ?? latest(u, 0))) }, ...series.map((x) => ({ ...x, value: (u: uPlot, v: number | null, i: number, idx: number | null) => fmt(idx === null ? latest(u, i) : v, 1) }))],
     axes: [
       // One row of hh:mm:ss, far enough apart not to touch at 420 px (uPlot's default stacks a date row under them).
@@ -358,9 +359,9 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
   const colour = (name: string): string => regionColour.get(name) ?? '#000';
   const regions = s.regions.map((r) => r.name);
   const rIdx = (snap: DemoSnapshot, name: string): RegionSnapshot | undefined => snap.regions.find((r) => r.name === name);
-  chart('chart-rps', 'requests / s', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => rIdx(x, n)?.rps ?? null), history);
+  chart($('chart-rps'), 'requests / s', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => rIdx(x, n)?.rps ?? null), history);
   chart(
-    'chart-lat',
+    $('chart-lat'),
     'latency (ms)',
     regions.flatMap((n) => [
       { label: `${n} p99`, stroke: colour(n), width: 2 },
@@ -369,10 +370,10 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
     (x) => regions.flatMap((n) => [rIdx(x, n)?.p99Ms ?? null, rIdx(x, n)?.p50Ms ?? null]),
     history,
   );
-  chart('chart-err', 'error rate (%)', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => { const r = rIdx(x, n); return r ? r.errorRate * 100 : null; }), history);
+  chart($('chart-err'), 'error rate (%)', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => { const r = rIdx(x, n); return r ? r.errorRate * 100 : null; }), history);
   const sum = (x: DemoSnapshot, f: (r: RegionSnapshot) => number): number => x.regions.reduce((a, r) => a + f(r), 0);
   chart(
-    'chart-shed',
+    $('chart-shed'),
     'requests / s',
     [
       { label: 'retries', stroke: '#0072B2', width: 2 },
@@ -382,17 +383,29 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
     (x) => [sum(x, (r) => r.retries), sum(x, (r) => r.shed), sum(x, (r) => r.rateLimited)],
     history,
   );
-  const backends = s.regions.flatMap((r) => r.endpoints.filter((e) => !e.remote).map((e, k) => ({ region: r.name, id: e.id, k })));
-  const bSeries = backends.map((b) => ({ label: b.id, stroke: colour(b.region), width: 1.5, dash: DASHES[b.k % DASHES.length] as number[] }));
-  const bFind = (x: DemoSnapshot, b: { region: string; id: string }): EndpointSnapshot | undefined => rIdx(x, b.region)?.endpoints.find((e) => e.id === b.id);
-  chart('chart-brps', 'requests / s', bSeries, (x) => backends.map((b) => bFind(x, b)?.rps ?? null), history);
-  chart('chart-blat', 'latency p99 (ms)', bSeries, (x) => backends.map((b) => bFind(x, b)?.p99Ms ?? null), history);
+  // Small multiples, one figure per region: every backend of the demo in one chart was 12
+  // (up to 80) lines in a region's colour each. A region's backends are what a kill or a slow
+  // backend moves against each other, so they share a chart, in colours of their own;
+  // a top-N view would drop a killed backend out of the chart just when it matters.
+  const box = $('backend-charts');
+  for (const r of s.regions) {
+    const ids = r.endpoints.filter((e) => !e.remote).map((e) => e.id);
+    const bSeries = ids.map((id, k) => ({ label: id, stroke: BACKEND_COLOURS[k % BACKEND_COLOURS.length] as string, width: 1.5, dash: DASHES[Math.floor(k / BACKEND_COLOURS.length) % DASHES.length] as number[] }));
+    const bFind = (x: DemoSnapshot, id: string): EndpointSnapshot | undefined => rIdx(x, r.name)?.endpoints.find((e) => e.id === id);
+    const rpsBox = el('div', { className: 'chart-rps-backends' });
+    const latBox = el('div', { className: 'chart-lat-backends' });
+    const swatch = el('span', { className: 'swatch' });
+    swatch.style.background = colour(r.name);
+    box.append(el('figure', { dataset: { region: r.name } }, el('figcaption', {}, swatch, ` ${r.name}: requests per second, then upstream latency p99, by backend`), rpsBox, latBox));
+    chart(rpsBox, 'requests / s', bSeries, (x) => ids.map((id) => bFind(x, id)?.rps ?? null), history, 160);
+    chart(latBox, 'p99 (ms)', bSeries.map((b) => ({ ...b })), (x) => ids.map((id) => bFind(x, id)?.p99Ms ?? null), history, 160);
+  }
 
   let pending = 0;
   addEventListener('resize', () => {
     cancelAnimationFrame(pending);
     pending = requestAnimationFrame(() => {
-      for (const c of charts) c.plot.setSize({ width: Math.max(260, (c.plot.root.parentElement as HTMLElement).clientWidth), height: 200 });
+      for (const c of charts) c.plot.setSize({ width: Math.max(260, (c.plot.root.parentElement as HTMLElement).clientWidth), height: c.plot.height });
     });
   });
 }

@@ -62,6 +62,8 @@ describe('dashboard in chromium', { skip }, () => {
     await until(async () => /^\d+\.\d$/.test((await legend('chart-rps'))[1] ?? ''), 10_000, 'the requests legend to show a number');
     assert.equal((await legend('chart-rps'))[0], 'latest');
     assert.ok((await legend('chart-lat')).slice(1).every((v) => v !== '--'), `latency legend: ${(await legend('chart-lat')).join(' ')}`);
+    // Backends in small multiples: each region's chart holds its own four backends, not all twelve.
+    assert.deepEqual(await page.locator('#backend-charts figure[data-region="eu-west"] .chart-rps-backends .u-legend .u-label').allInnerTexts(), ['time', 'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-west-4']);
     // p99 (solid line) and p50 (dashed) of one region: one colour, different swatches.
     const swatch = (n: number): Promise<string | null> => page.locator('#chart-lat .u-legend .u-series .u-marker').nth(n).getAttribute('style');
     assert.match(String(await swatch(1)), /solid/, 'us-east p99: a filled swatch');
