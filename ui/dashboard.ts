@@ -30,10 +30,20 @@ let lastAt = 0;
 
 // ---- controls --------------------------------------------------------------------------
 
-function log(text: string, ok = true): void {
-  const li = el('li', { className: ok ? 'ok' : 'fail' }, el('time', {}, new Date().toLocaleTimeString()), ' ', text);
+function log(text: string, ok = true, source = 'this page', t = Date.now()): void {
+  const li = el('li', { className: ok ? 'ok' : 'fail' }, el('time', {}, new Date(t).toLocaleTimeString()), ' ', el('span', { className: 'source' }, source), ' ', text);
   $('log').prepend(li);
-  while ($('log').childElementCount > 50) $('log').lastElementChild?.remove();
+  while ($('log').childElementCount > 100) $('log').lastElementChild?.remove();
+}
+
+// Activity comes from the server (every snapshot carries what changed since the one before):
+// controls through the admin API from anywhere, health, DNS and policy changes. This page adds
+// only its own failed requests, which the server never recorded.
+let shownUntil = 0;
+function showEvents(s: DemoSnapshot): void {
+  if (s.t <= shownUntil) return;
+  shownUntil = s.t;
+  for (const e of s.events) log(e.text, true, e.source, e.t);
 }
 
 async function post(path: string, body: unknown = {}): Promise<boolean> {
@@ -44,8 +54,8 @@ async function post(path: string, body: unknown = {}): Promise<boolean> {
   }
   try {
     const res = await fetch(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const answer = (await res.json().catch(() => ({}))) as { message?: string; error?: string };
-    log(res.ok ? (answer.message ?? 'done') : `${res.status}: ${answer.error ?? res.statusText}`, res.ok);
+    const answer = (await res.json().catch(() => ({}))) as { error?: string };
+    if (!res.ok) log(`${path}: ${res.status}: ${answer.error ?? res.statusText}`, false);
     if (res.status === 401 || res.status === 403) $('token-note').hidden = false;
     return res.ok;
   } catch (e) {
@@ -432,6 +442,7 @@ function connect(): void {
     if (select.options.length === 0) for (const p of hello.policies) select.append(el('option', { value: p }, p));
     built = charts.length > 0;
     pendingHistory = hello.history;
+    for (const h of hello.history) showEvents(h);
   });
   es.addEventListener('snapshot', (ev) => {
     const s = JSON.parse((ev as MessageEvent<string>).data) as DemoSnapshot;
@@ -444,6 +455,7 @@ function connect(): void {
     } else {
       pushCharts(s);
     }
+    showEvents(s);
     last = s;
     lastAt = Date.now();
     update(s);

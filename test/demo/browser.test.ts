@@ -75,6 +75,14 @@ describe('dashboard in chromium', { skip }, () => {
     await until(async () => (await rps(VICTIM)) === 0, 10_000, `${VICTIM}'s traffic to reach zero`);
     await until(async () => (await Promise.all(OTHERS.map(rps))).reduce((a, b) => a + b, 0) > 0, 10_000, 'the other backends to take the traffic');
     assert.match(await cell(VICTIM, 'state'), /killed/);
+    // The Activity panel: the click as the server recorded it, and what health checks made of it.
+    const activity = page.locator('#log');
+    await until(async () => /admin API backend us-east-1 killed/.test(await activity.innerText()) && /health us-east: us-east-1 [a-z ]+ → unhealthy/.test(await activity.innerText()), 5000, 'the kill and the health change in Activity');
+    // A kill through the admin API from outside the page (the banner's curl) shows there too.
+    const outside = await fetch(`http://127.0.0.1:${demo.port}/api/demo/backends/eu-west-3/kill`, { method: 'POST', headers: { authorization: `Bearer ${demo.token}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(outside.status, 200);
+    await until(async () => /admin API backend eu-west-3 killed/.test(await activity.innerText()), 5000, 'the outside kill in Activity');
+    assert.equal((await fetch(`http://127.0.0.1:${demo.port}/api/demo/backends/eu-west-3/revive`, { method: 'POST', headers: { authorization: `Bearer ${demo.token}` } })).status, 200);
     const region = demo.snapshot()?.regions.find((r) => r.name === 'us-east');
     assert.equal(region?.errorRate ?? 1, 0, 'no client saw an error once it was out');
 
