@@ -175,13 +175,13 @@ function build(s: DemoSnapshot): void {
         );
       }
       buttons.push(drain);
-      const actions = el('td', { className: 'actions' }, ...buttons);
+      const actions = el('td', { className: 'actions' }, el('div', { className: 'buttons' }, ...buttons));
       const tr = el('tr', { dataset: { endpoint: e.id } }, td('id'), td('state'), td('weight'), td('active'), td('ewma'), td('rps'), td('p50'), td('p99'), td('err'), actions);
       (cells['id'] as HTMLElement).textContent = e.remote ? `${e.id} (failover)` : e.id;
       rows.set(`${r.name}/${e.id}`, { cells, buttons });
       tbody.append(tr);
     }
-    const table = el('table', { dataset: { region: r.name } }, el('caption', {}, `${r.name}: cluster ${r.cluster}`), el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col' }, h)))), tbody);
+    const table = el('table', { dataset: { region: r.name } }, el('caption', {}, `${r.name}: cluster ${r.cluster}`), el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col', className: h === 'actions' ? 'actions' : '' }, h)))), tbody);
     tables.append(el('div', { className: 'table-wrap' }, table));
   }
 }
@@ -248,7 +248,8 @@ function topology(s: DemoSnapshot): void {
   const maxBackends = Math.max(...s.regions.map((r) => r.endpoints.filter((e) => !e.remote).length));
   const perRow = Math.min(maxBackends, Math.max(2, Math.floor(colW / 60)));
   const backendRows = Math.ceil(maxBackends / perRow);
-  const H = 250 + backendRows * 56;
+  // The last row of backend boxes is centred at 290 + (rows - 1) * 56 and 36 high: room for it and a margin.
+  const H = 262 + backendRows * 56;
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': topologyText(s) });
   root.append(svg('title', {}, topologyText(s)));
   const node = new Map<string, { x: number; y: number }>();
@@ -307,6 +308,17 @@ function topology(s: DemoSnapshot): void {
   defs.append(marker);
   root.prepend(defs);
   $('topology').replaceChildren(root);
+  topologyHint();
+}
+
+/** Narrower than the drawing, the topology scrolls sideways: say so, and how many regions are out of sight. */
+function topologyHint(): void {
+  const box = $('topology');
+  const hint = $('topology-hint');
+  const n = last?.regions.length ?? 0;
+  const hidden = box.scrollWidth - box.clientWidth > 1;
+  hint.hidden = !hidden;
+  if (hidden) hint.textContent = `Scroll the drawing sideways → to see all ${n} regions`;
 }
 
 /** The topology in words, for screen readers. */
@@ -415,6 +427,7 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
   addEventListener('resize', () => {
     cancelAnimationFrame(pending);
     pending = requestAnimationFrame(() => {
+      topologyHint();
       for (const c of charts) c.plot.setSize({ width: Math.max(260, (c.plot.root.parentElement as HTMLElement).clientWidth), height: c.plot.height });
     });
   });

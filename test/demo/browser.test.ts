@@ -104,6 +104,15 @@ describe('dashboard in chromium', { skip }, () => {
   it('fits a narrow window without sideways scrolling', async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     await until(async () => (await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth')) <= 1, 5000, 'the page to fit 420 px');
+    // Every endpoint's buttons inside the window (the actions column stays at the right while the numbers scroll).
+    const outside = await page.evaluate<string[]>(`[...document.querySelectorAll('#tables td.actions button')].filter((b) => { const r = b.getBoundingClientRect(); return r.left < 0 || r.right > document.documentElement.clientWidth; }).map((b) => b.getAttribute('aria-label'))`);
+    assert.deepEqual(outside, [], 'buttons outside the 420 px window');
+    // The topology scrolls sideways and says so; its drawing is not cut at the bottom.
+    await until(async () => !(await page.locator('#topology-hint').isHidden()), 5000, 'the topology hint');
+    assert.match(await page.locator('#topology-hint').innerText(), /sideways.*all 3 regions/);
+    assert.ok(await page.evaluate<boolean>(`(() => { const t = document.getElementById('topology'); return t.scrollWidth > t.clientWidth && t.scrollHeight <= t.clientHeight + 1; })()`), 'the topology scrolls sideways only');
+    const boxes = await page.evaluate<number>(`(() => { const svg = document.querySelector('#topology svg'); const vb = svg.viewBox.baseVal; return Math.max(...[...svg.querySelectorAll('.backend rect')].map((r) => r.y.baseVal.value + r.height.baseVal.value)) - vb.height; })()`);
+    assert.ok(boxes < 0, `the backend boxes end inside the drawing (${boxes} below its bottom)`);
     await page.screenshot({ path: 'test-artifacts/dashboard-narrow.png', fullPage: true });
   });
 });
