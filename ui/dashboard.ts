@@ -259,10 +259,11 @@ function topology(s: DemoSnapshot): void {
   s.regions.forEach((r, i) => {
     const geos = s.geos.filter((g) => g.region === r.name);
     geos.forEach((g, k) => {
-      const x = colW * i + (colW * (k + 1)) / (geos.length + 1);
+      // Spread over the whole column (half a slot at each edge), so neighbours' names get the most room.
+      const x = colW * i + (colW * (k + 0.5)) / geos.length;
       const to = node.get(r.name) as { x: number; y: number };
-      // Many clients over one region (others are down): labels in two staggered rows.
-      const dy = geos.length * 75 > colW && k % 2 === 1 ? 36 : 0;
+      // Names wider than their slot (five regions, or many clients over one region while others are down): two staggered rows.
+      const dy = geos.length * 95 > colW && k % 2 === 1 ? 36 : 0;
       if (g.rps > 0) root.append(svg('line', { x1: x, y1: 48 + dy, x2: to.x, y2: to.y - 22, stroke: '#555', 'stroke-width': width(g.rps), 'stroke-opacity': 0.55 }));
       root.append(svg('text', { x, y: 20 + dy, 'text-anchor': 'middle', class: 'geo' }, g.name));
       root.append(svg('text', { x, y: 38 + dy, 'text-anchor': 'middle', class: 'small' }, `${fmt(g.rps, 0)} req/s`));
@@ -284,18 +285,21 @@ function topology(s: DemoSnapshot): void {
     const c = node.get(r.name) as { x: number; y: number };
     const colour = regionColour.get(r.name) ?? '#000';
     const local = r.endpoints.filter((e) => !e.remote);
+    // Lines first, boxes over them: a second row's line passes behind the first row's boxes.
+    const boxes: SVGGElement[] = [];
     local.forEach((e, k) => {
       const row = Math.floor(k / perRow);
       const inRow = Math.min(perRow, local.length - row * perRow);
-      const x = colW * i + (colW * ((k % perRow) + 1)) / (inRow + 1);
+      const x = colW * i + (colW * ((k % perRow) + 0.5)) / inRow;
       const y = 290 + row * 56;
       if (e.rps > 0) root.append(svg('line', { x1: c.x, y1: c.y + 22, x2: x, y2: y - 18, stroke: colour, 'stroke-width': width(e.rps), 'stroke-opacity': 0.8 }));
       const g = svg('g', { class: 'backend', 'data-status': e.alive === false ? 'down' : e.status });
       g.append(svg('rect', { x: x - 27, y: y - 18, width: 54, height: 36, rx: 4 }));
       g.append(svg('text', { x, y: y - 3, 'text-anchor': 'middle', class: 'small' }, e.id.slice(e.id.lastIndexOf('-') + 1) === e.id ? e.id : `#${e.id.slice(e.id.lastIndexOf('-') + 1)}`));
       g.append(svg('text', { x, y: y + 11, 'text-anchor': 'middle', class: 'tiny' }, e.alive === false ? 'down' : (STATE_LABEL[e.status] ?? e.status)));
-      root.append(g);
+      boxes.push(g);
     });
+    root.append(...boxes);
     const box = svg('g', { class: 'node' });
     box.append(svg('rect', { x: c.x - 70, y: c.y - 22, width: 140, height: 44, rx: 8, fill: '#fff', stroke: colour, 'stroke-width': 3 }));
     box.append(svg('text', { x: c.x, y: c.y - 4, 'text-anchor': 'middle', class: 'region' }, r.name));
