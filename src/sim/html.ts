@@ -73,7 +73,7 @@ function lineChart(title: string, yLabel: string, series: readonly Series[], r: 
   const lines = series
     .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${s.points.map((p) => `${x(p[0])},${y(p[1])}`).join(' ')}"/>`)
     .join('');
-  const legend = series.map((s, i) => `<g transform="translate(${M.l + 8 + (i % 4) * 200},${M.t - 30 + Math.floor(i / 4) * 13})"><rect width="14" height="4" y="-4" fill="${s.color}"/><text x="18" font-size="11">${esc(s.name)}</text></g>`).join('');
+  const legend = series.map((s, i) => `<g transform="translate(${M.l + 8 + (i % 4) * 200},${M.t - 30 + Math.floor(i / 4) * 13})"><line x1="0" x2="16" y1="-3" y2="-3" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/><text x="20" font-size="11">${esc(s.name)}</text></g>`).join('');
   const warm = r.warmup_s > 0 ? `<rect x="${M.l}" y="${M.t}" width="${x(r.warmup_s) - M.l}" height="${H - M.t - M.b}" fill="#f2f2f2"/><text x="${M.l + 4}" y="${H - M.b - 4}" font-size="10" fill="#777">warm-up</text>` : '';
   return `<figure><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">
 ${warm}${grid}${xt}
