@@ -6,6 +6,8 @@ import uPlot from './uplot.js';
 
 // Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 const REGION_COLOURS = ['#E69F00', '#0072B2', '#009E73', '#CC79A7', '#56B4E9'];
+// A region's backends, told apart within their region's chart (Okabe-Ito without the yellow, weak on white).
+const BACKEND_COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000'];
 const DASHES: number[][] = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [1, 2]];
 const STATE_LABEL: Record<string, string> = { healthy: 'healthy', slow_start: 'slow start', draining: 'draining', ejected: 'ejected', unhealthy: 'unhealthy' };
 const HISTORY = 180;
@@ -28,10 +30,20 @@ let lastAt = 0;
 
 // ---- controls --------------------------------------------------------------------------
 
-function log(text: string, ok = true): void {
-  const li = el('li', { className: ok ? 'ok' : 'fail' }, el('time', {}, new Date().toLocaleTimeString()), ' ', text);
+function log(text: string, ok = true, source = 'this page', t = Date.now()): void {
+  const li = el('li', { className: ok ? 'ok' : 'fail' }, el('time', {}, new Date(t).toLocaleTimeString()), ' ', el('span', { className: 'source' }, source), ' ', text);
   $('log').prepend(li);
-  while ($('log').childElementCount > 50) $('log').lastElementChild?.remove();
+  while ($('log').childElementCount > 100) $('log').lastElementChild?.remove();
+}
+
+// Activity comes from the server (every snapshot carries what changed since the one before):
+// controls through the admin API from anywhere, health, DNS and policy changes. This page adds
+// only its own failed requests, which the server never recorded.
+let shownUntil = 0;
+function showEvents(s: DemoSnapshot): void {
+  if (s.t <= shownUntil) return;
+  shownUntil = s.t;
+  for (const e of s.events) log(e.text, true, e.source, e.t);
 }
 
 async function post(path: string, body: unknown = {}): Promise<boolean> {
@@ -42,8 +54,8 @@ async function post(path: string, body: unknown = {}): Promise<boolean> {
   }
   try {
     const res = await fetch(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const answer = (await res.json().catch(() => ({}))) as { message?: string; error?: string };
-    log(res.ok ? (answer.message ?? 'done') : `${res.status}: ${answer.error ?? res.statusText}`, res.ok);
+    const answer = (await res.json().catch(() => ({}))) as { error?: string };
+    if (!res.ok) log(`${path}: ${res.status}: ${answer.error ?? res.statusText}`, false);
     if (res.status === 401 || res.status === 403) $('token-note').hidden = false;
     return res.ok;
   } catch (e) {
@@ -163,13 +175,13 @@ function build(s: DemoSnapshot): void {
         );
       }
       buttons.push(drain);
-      const actions = el('td', { className: 'actions' }, ...buttons);
+      const actions = el('td', { className: 'actions' }, el('div', { className: 'buttons' }, ...buttons));
       const tr = el('tr', { dataset: { endpoint: e.id } }, td('id'), td('state'), td('weight'), td('active'), td('ewma'), td('rps'), td('p50'), td('p99'), td('err'), actions);
       (cells['id'] as HTMLElement).textContent = e.remote ? `${e.id} (failover)` : e.id;
       rows.set(`${r.name}/${e.id}`, { cells, buttons });
       tbody.append(tr);
     }
-    const table = el('table', { dataset: { region: r.name } }, el('caption', {}, `${r.name}: cluster ${r.cluster}`), el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col' }, h)))), tbody);
+    const table = el('table', { dataset: { region: r.name } }, el('caption', {}, `${r.name}: cluster ${r.cluster}`), el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col', className: h === 'actions' ? 'actions' : '' }, h)))), tbody);
     tables.append(el('div', { className: 'table-wrap' }, table));
   }
 }
@@ -236,7 +248,8 @@ function topology(s: DemoSnapshot): void {
   const maxBackends = Math.max(...s.regions.map((r) => r.endpoints.filter((e) => !e.remote).length));
   const perRow = Math.min(maxBackends, Math.max(2, Math.floor(colW / 60)));
   const backendRows = Math.ceil(maxBackends / perRow);
-  const H = 250 + backendRows * 56;
+  // The last row of backend boxes is centred at 290 + (rows - 1) * 56 and 36 high: room for it and a margin.
+  const H = 262 + backendRows * 56;
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': topologyText(s) });
   root.append(svg('title', {}, topologyText(s)));
   const node = new Map<string, { x: number; y: number }>();
@@ -246,10 +259,11 @@ function topology(s: DemoSnapshot): void {
   s.regions.forEach((r, i) => {
     const geos = s.geos.filter((g) => g.region === r.name);
     geos.forEach((g, k) => {
-      const x = colW * i + (colW * (k + 1)) / (geos.length + 1);
+      // Spread over the whole column (half a slot at each edge), so neighbours' names get the most room.
+      const x = colW * i + (colW * (k + 0.5)) / geos.length;
       const to = node.get(r.name) as { x: number; y: number };
-      // Many clients over one region (others are down): labels in two staggered rows.
-      const dy = geos.length * 75 > colW && k % 2 === 1 ? 36 : 0;
+      // Names wider than their slot (five regions, or many clients over one region while others are down): two staggered rows.
+      const dy = geos.length * 95 > colW && k % 2 === 1 ? 36 : 0;
       if (g.rps > 0) root.append(svg('line', { x1: x, y1: 48 + dy, x2: to.x, y2: to.y - 22, stroke: '#555', 'stroke-width': width(g.rps), 'stroke-opacity': 0.55 }));
       root.append(svg('text', { x, y: 20 + dy, 'text-anchor': 'middle', class: 'geo' }, g.name));
       root.append(svg('text', { x, y: 38 + dy, 'text-anchor': 'middle', class: 'small' }, `${fmt(g.rps, 0)} req/s`));
@@ -271,18 +285,21 @@ function topology(s: DemoSnapshot): void {
     const c = node.get(r.name) as { x: number; y: number };
     const colour = regionColour.get(r.name) ?? '#000';
     const local = r.endpoints.filter((e) => !e.remote);
+    // Lines first, boxes over them: a second row's line passes behind the first row's boxes.
+    const boxes: SVGGElement[] = [];
     local.forEach((e, k) => {
       const row = Math.floor(k / perRow);
       const inRow = Math.min(perRow, local.length - row * perRow);
-      const x = colW * i + (colW * ((k % perRow) + 1)) / (inRow + 1);
+      const x = colW * i + (colW * ((k % perRow) + 0.5)) / inRow;
       const y = 290 + row * 56;
       if (e.rps > 0) root.append(svg('line', { x1: c.x, y1: c.y + 22, x2: x, y2: y - 18, stroke: colour, 'stroke-width': width(e.rps), 'stroke-opacity': 0.8 }));
       const g = svg('g', { class: 'backend', 'data-status': e.alive === false ? 'down' : e.status });
       g.append(svg('rect', { x: x - 27, y: y - 18, width: 54, height: 36, rx: 4 }));
       g.append(svg('text', { x, y: y - 3, 'text-anchor': 'middle', class: 'small' }, e.id.slice(e.id.lastIndexOf('-') + 1) === e.id ? e.id : `#${e.id.slice(e.id.lastIndexOf('-') + 1)}`));
       g.append(svg('text', { x, y: y + 11, 'text-anchor': 'middle', class: 'tiny' }, e.alive === false ? 'down' : (STATE_LABEL[e.status] ?? e.status)));
-      root.append(g);
+      boxes.push(g);
     });
+    root.append(...boxes);
     const box = svg('g', { class: 'node' });
     box.append(svg('rect', { x: c.x - 70, y: c.y - 22, width: 140, height: 44, rx: 8, fill: '#fff', stroke: colour, 'stroke-width': 3 }));
     box.append(svg('text', { x: c.x, y: c.y - 4, 'text-anchor': 'middle', class: 'region' }, r.name));
@@ -295,6 +312,17 @@ function topology(s: DemoSnapshot): void {
   defs.append(marker);
   root.prepend(defs);
   $('topology').replaceChildren(root);
+  topologyHint();
+}
+
+/** Narrower than the drawing, the topology scrolls sideways: say so, and how many regions are out of sight. */
+function topologyHint(): void {
+  const box = $('topology');
+  const hint = $('topology-hint');
+  const n = last?.regions.length ?? 0;
+  const hidden = box.scrollWidth - box.clientWidth > 1;
+  hint.hidden = !hidden;
+  if (hidden) hint.textContent = `Scroll the drawing sideways → to see all ${n} regions`;
 }
 
 /** The topology in words, for screen readers. */
@@ -313,19 +341,40 @@ interface Chart {
 }
 const charts: Chart[] = [];
 
-function chart(id: string, unit: string, series: uPlot.Series[], values: (s: DemoSnapshot) => (number | null)[], history: readonly DemoSnapshot[]): void {
-  const box = $(id);
+/** The last non-null value of series `i` (what the legend shows when the cursor is not on the chart). */
+function latest(u: uPlot, i: number): number | null {
+  const col = u.data[i] as (number | null | undefined)[] | undefined;
+  for (let k = (col?.length ?? 0) - 1; k >= 0; k--) {
+    const v = col?.[k];
+    if (v !== null && v !== undefined) return v;
+  }
+  return null;
+}
+const clock = (t: number | null): string => (t === null ? '–' : new Date(t * 1000).toLocaleTimeString([], { hour12: false }));
+// A solid line's swatch is filled, a dashed or dotted one's is hollow with that border, so p50 and p99 (one colour) differ.
+const legendDash = (u: uPlot, i: number): string => {
+  const d = u.series[i]?.dash;
+  return d === undefined || d.length === 0 ? 'solid' : (d[0] ?? 0) <= 2 ? 'dotted' : 'dashed';
+};
+const legendFill = (u: uPlot, i: number): string => {
+  const stroke = u.series[i]?.stroke;
+  return legendDash(u, i) !== 'solid' ? 'transparent' : String(typeof stroke === 'function' ? stroke(u, i) : stroke);
+};
+
+function chart(box: HTMLElement, unit: string, series: uPlot.Series[], values: (s: DemoSnapshot) => (number | null)[], history: readonly DemoSnapshot[], height = 200): void {
   const data: (number | null)[][] = [history.map((h) => h.t / 1000), ...series.map((_, i) => history.map((h) => values(h)[i] ?? null))];
   const opts: uPlot.Options = {
     width: Math.max(260, box.clientWidth),
-    height: 200,
-    series: [{ label: 'time' }, ...series],
+    height,
+    series: [{ label: 'time', value: (u, v, _i, idx) => (idx === null ? 'latest' : clock(v ?? latest(u, 0))) }, ...series.map((x) => ({ ...x, value: (u: uPlot, v: number | null, i: number, idx: number | null) => fmt(idx === null ? latest(u, i) : v, 1) }))],
     axes: [
-      { label: 'time (local clock)', labelSize: 20, size: 56 },
+      // One row of hh:mm:ss, far enough apart not to touch at 420 px (uPlot's default stacks a date row under them).
+      { label: 'time (local clock)', labelSize: 20, size: 40, space: 90, values: (_u, ticks) => ticks.map(clock) },
       { label: unit, labelSize: 18, size: 56 },
     ],
     scales: { y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, unit === 'error rate (%)' ? 1 : 5)] } },
-    legend: { live: true },
+    // Not hovered, the legend shows each series' latest value (uPlot's default is `--`, which reads as missing data).
+    legend: { live: true, markers: { width: 2, dash: legendDash, fill: legendFill } },
     cursor: { drag: { x: false, y: false } },
   };
   const plot = new uPlot(opts, data as uPlot.AlignedData, box);
@@ -336,9 +385,9 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
   const colour = (name: string): string => regionColour.get(name) ?? '#000';
   const regions = s.regions.map((r) => r.name);
   const rIdx = (snap: DemoSnapshot, name: string): RegionSnapshot | undefined => snap.regions.find((r) => r.name === name);
-  chart('chart-rps', 'requests / s', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => rIdx(x, n)?.rps ?? null), history);
+  chart($('chart-rps'), 'requests / s', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => rIdx(x, n)?.rps ?? null), history);
   chart(
-    'chart-lat',
+    $('chart-lat'),
     'latency (ms)',
     regions.flatMap((n) => [
       { label: `${n} p99`, stroke: colour(n), width: 2 },
@@ -347,10 +396,10 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
     (x) => regions.flatMap((n) => [rIdx(x, n)?.p99Ms ?? null, rIdx(x, n)?.p50Ms ?? null]),
     history,
   );
-  chart('chart-err', 'error rate (%)', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => { const r = rIdx(x, n); return r ? r.errorRate * 100 : null; }), history);
+  chart($('chart-err'), 'error rate (%)', regions.map((n) => ({ label: n, stroke: colour(n), width: 2 })), (x) => regions.map((n) => { const r = rIdx(x, n); return r ? r.errorRate * 100 : null; }), history);
   const sum = (x: DemoSnapshot, f: (r: RegionSnapshot) => number): number => x.regions.reduce((a, r) => a + f(r), 0);
   chart(
-    'chart-shed',
+    $('chart-shed'),
     'requests / s',
     [
       { label: 'retries', stroke: '#0072B2', width: 2 },
@@ -360,17 +409,30 @@ function setupCharts(s: DemoSnapshot, history: readonly DemoSnapshot[]): void {
     (x) => [sum(x, (r) => r.retries), sum(x, (r) => r.shed), sum(x, (r) => r.rateLimited)],
     history,
   );
-  const backends = s.regions.flatMap((r) => r.endpoints.filter((e) => !e.remote).map((e, k) => ({ region: r.name, id: e.id, k })));
-  const bSeries = backends.map((b) => ({ label: b.id, stroke: colour(b.region), width: 1.5, dash: DASHES[b.k % DASHES.length] as number[] }));
-  const bFind = (x: DemoSnapshot, b: { region: string; id: string }): EndpointSnapshot | undefined => rIdx(x, b.region)?.endpoints.find((e) => e.id === b.id);
-  chart('chart-brps', 'requests / s', bSeries, (x) => backends.map((b) => bFind(x, b)?.rps ?? null), history);
-  chart('chart-blat', 'latency p99 (ms)', bSeries, (x) => backends.map((b) => bFind(x, b)?.p99Ms ?? null), history);
+  // Small multiples, one figure per region: every backend of the demo in one chart was 12
+  // (up to 80) lines in a region's colour each. A region's backends are what a kill or a slow
+  // backend moves against each other, so they share a chart, in colours of their own;
+  // a top-N view would drop a killed backend out of the chart just when it matters.
+  const box = $('backend-charts');
+  for (const r of s.regions) {
+    const ids = r.endpoints.filter((e) => !e.remote).map((e) => e.id);
+    const bSeries = ids.map((id, k) => ({ label: id, stroke: BACKEND_COLOURS[k % BACKEND_COLOURS.length] as string, width: 1.5, dash: DASHES[Math.floor(k / BACKEND_COLOURS.length) % DASHES.length] as number[] }));
+    const bFind = (x: DemoSnapshot, id: string): EndpointSnapshot | undefined => rIdx(x, r.name)?.endpoints.find((e) => e.id === id);
+    const rpsBox = el('div', { className: 'chart-rps-backends' });
+    const latBox = el('div', { className: 'chart-lat-backends' });
+    const swatch = el('span', { className: 'swatch' });
+    swatch.style.background = colour(r.name);
+    box.append(el('figure', { dataset: { region: r.name } }, el('figcaption', {}, swatch, ` ${r.name}: requests per second, then upstream latency p99, by backend`), rpsBox, latBox));
+    chart(rpsBox, 'requests / s', bSeries, (x) => ids.map((id) => bFind(x, id)?.rps ?? null), history, 160);
+    chart(latBox, 'p99 (ms)', bSeries.map((b) => ({ ...b })), (x) => ids.map((id) => bFind(x, id)?.p99Ms ?? null), history, 160);
+  }
 
   let pending = 0;
   addEventListener('resize', () => {
     cancelAnimationFrame(pending);
     pending = requestAnimationFrame(() => {
-      for (const c of charts) c.plot.setSize({ width: Math.max(260, (c.plot.root.parentElement as HTMLElement).clientWidth), height: 200 });
+      topologyHint();
+      for (const c of charts) c.plot.setSize({ width: Math.max(260, (c.plot.root.parentElement as HTMLElement).clientWidth), height: c.plot.height });
     });
   });
 }
@@ -397,6 +459,7 @@ function connect(): void {
     if (select.options.length === 0) for (const p of hello.policies) select.append(el('option', { value: p }, p));
     built = charts.length > 0;
     pendingHistory = hello.history;
+    for (const h of hello.history) showEvents(h);
   });
   es.addEventListener('snapshot', (ev) => {
     const s = JSON.parse((ev as MessageEvent<string>).data) as DemoSnapshot;
@@ -409,6 +472,7 @@ function connect(): void {
     } else {
       pushCharts(s);
     }
+    showEvents(s);
     last = s;
     lastAt = Date.now();
     update(s);

@@ -111,6 +111,18 @@ export interface LoadSnapshot {
   readonly dropped: number;
 }
 
+/**
+ * Something that changed, for the dashboard's Activity panel: a control that succeeded through
+ * the admin API (from the page, curl or anything else), or a change the demo saw between two
+ * snapshots (health, DNS steering, policy, panic).
+ */
+export interface ActivityEvent {
+  /** Epoch ms. */
+  readonly t: number;
+  readonly source: 'admin API' | 'health' | 'DNS' | 'policy' | 'panic';
+  readonly text: string;
+}
+
 export interface DemoSnapshot {
   /** Epoch ms at the end of the interval. */
   readonly t: number;
@@ -121,6 +133,8 @@ export interface DemoSnapshot {
   readonly load: LoadSnapshot;
   /** Whether the DNS responder runs (the global layer), and where. */
   readonly dns: { readonly port: number; readonly name: string } | null;
+  /** What changed since the previous snapshot, oldest first. */
+  readonly events: readonly ActivityEvent[];
 }
 
 /** The first event of the stream: recent history, so the charts do not start empty. */

@@ -20,6 +20,8 @@ export interface DemoControl {
   snapshot(): DemoSnapshot | undefined;
   /** Recent snapshots, oldest first. */
   history(): readonly DemoSnapshot[];
+  /** A control answered through the admin API: the next snapshot's events carry it to the Activity panel. */
+  record(text: string): void;
   /** Called with every new snapshot; returns the unsubscribe function. */
   subscribe(fn: (s: DemoSnapshot) => void): () => void;
   /** Stop a backend's process (its port refuses connections). */
@@ -52,6 +54,7 @@ export function dashboardRoutes(o: DashboardOptions): AdminRoute[] {
   const { control } = o;
   const answer = (ctx: Ctx, r: ControlResult): void => {
     if (!r.ok) throw new HttpError(r.status, r.error);
+    control.record(r.message);
     sendJson(ctx.res, 200, { ok: true, message: r.message });
   };
   const id = (ctx: Ctx, key: string): string => ctx.params[key] as string;

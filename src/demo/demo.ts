@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import pino, { type Logger } from 'pino';
-import type { DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
+import type { ActivityEvent, DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
 import { POLICIES } from '../admin/dashboard-types.js';
 import { dashboardRoutes, type ControlResult, type DemoControl } from '../admin/dashboard.js';
 import { ProxyMetrics } from '../admin/metrics.js';
@@ -19,6 +19,7 @@ import { validateConfig } from '../config/index.js';
 import { GlobalLayer } from '../global/global-layer.js';
 import type { ExchangeRecord } from '../proxy/forward.js';
 import { Meridian } from '../node/meridian.js';
+import { changes } from './activity.js';
 import { LoadGenerator, type LoadClient } from './load.js';
 import { CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
 import { startWanLink, type WanLink } from './wan-link.js';
@@ -103,6 +104,8 @@ export class Demo implements DemoControl {
   readonly #metrics = new ProxyMetrics({ defaultMetrics: false });
   readonly #subscribers = new Set<(s: DemoSnapshot) => void>();
   #history: DemoSnapshot[] = [];
+  /** Controls answered since the last snapshot, for its events. */
+  #recorded: ActivityEvent[] = [];
   #load: LoadGenerator | undefined;
   #baseRate: number;
   #spikeUntil: number | null = null;
@@ -324,6 +327,10 @@ export class Demo implements DemoControl {
     return this.#history;
   }
 
+  record(text: string): void {
+    this.#recorded.push({ t: Date.now(), source: 'admin API', text });
+  }
+
   subscribe(fn: (s: DemoSnapshot) => void): () => void {
     this.#subscribers.add(fn);
     return () => this.#subscribers.delete(fn);
@@ -423,11 +430,15 @@ export class Demo implements DemoControl {
     ready: () => this.#regions.every((r) => r.meridian.ready()),
     drain: (cluster, endpoint, draining): ChangeResult => {
       const r = this.#regionOfCluster(cluster);
-      return r ? r.meridian.drain(CLUSTER, endpoint, draining) : 'no_cluster';
+      const result = r ? r.meridian.drain(CLUSTER, endpoint, draining) : 'no_cluster';
+      if (result === 'ok') this.record(`${endpoint} in ${cluster} ${draining ? 'draining' : 'undrained'}`);
+      return result;
     },
     setWeight: (cluster, endpoint, weight): ChangeResult => {
       const r = this.#regionOfCluster(cluster);
-      return r ? r.meridian.setWeight(CLUSTER, endpoint, weight) : 'no_cluster';
+      const result = r ? r.meridian.setWeight(CLUSTER, endpoint, weight) : 'no_cluster';
+      if (result === 'ok') this.record(`${endpoint} in ${cluster}: weight ${weight}`);
+      return result;
     },
     reload: (): Promise<ReloadResult> => Promise.resolve({ ok: false, errors: ['the demo has no config file: change the policy with POST /api/demo/policy'] }),
   };
@@ -530,7 +541,7 @@ export class Demo implements DemoControl {
       if (w.rps > 0) flows.push({ kind: 'client', from: name, to: region, rps: w.rps });
       return { name, region, rps: w.rps, p50Ms: w.p50Ms, p99Ms: w.p99Ms, errorRate: w.errorRate };
     });
-    const snapshot: DemoSnapshot = {
+    const state = {
       t: now,
       intervalMs,
       regions,
@@ -546,6 +557,7 @@ export class Demo implements DemoControl {
       },
       dns: this.dns === undefined ? null : { port: this.dns.port, name: HOSTNAME },
     };
+    const snapshot: DemoSnapshot = { ...state, events: [...this.#recorded.splice(0), ...changes(this.#history.at(-1), state)] };
     this.#history.push(snapshot);
     if (this.#history.length > HISTORY) this.#history = this.#history.slice(-HISTORY);
     for (const fn of this.#subscribers) fn(snapshot);

@@ -57,12 +57,32 @@ describe('dashboard in chromium', { skip }, () => {
     await until(async () => (await rps(VICTIM)) > 0, 10_000, `${VICTIM} to take traffic`);
     assert.equal(await status(VICTIM), 'healthy');
 
+    // Not hovered, the legends show the latest values, not uPlot's `--`.
+    const legend = (chart: string): Promise<string[]> => page.locator(`#${chart} .u-legend .u-series .u-value`).allInnerTexts();
+    await until(async () => /^\d+\.\d$/.test((await legend('chart-rps'))[1] ?? ''), 10_000, 'the requests legend to show a number');
+    assert.equal((await legend('chart-rps'))[0], 'latest');
+    assert.ok((await legend('chart-lat')).slice(1).every((v) => v !== '--'), `latency legend: ${(await legend('chart-lat')).join(' ')}`);
+    // Backends in small multiples: each region's chart holds its own four backends, not all twelve.
+    assert.deepEqual(await page.locator('#backend-charts figure[data-region="eu-west"] .chart-rps-backends .u-legend .u-label').allInnerTexts(), ['time', 'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-west-4']);
+    // p99 (solid line) and p50 (dashed) of one region: one colour, different swatches.
+    const swatch = (n: number): Promise<string | null> => page.locator('#chart-lat .u-legend .u-series .u-marker').nth(n).getAttribute('style');
+    assert.match(String(await swatch(1)), /solid/, 'us-east p99: a filled swatch');
+    assert.match(String(await swatch(2)), /dashed.*transparent/, 'us-east p50: a hollow dashed one');
+
     // Kill it (a click): health checks take it out, its traffic goes to zero, the others take it.
     await page.getByRole('button', { name: `Kill ${VICTIM}`, exact: true }).click();
     await until(async () => (await status(VICTIM)) === 'unhealthy', 15_000, `${VICTIM} to turn unhealthy`);
     await until(async () => (await rps(VICTIM)) === 0, 10_000, `${VICTIM}'s traffic to reach zero`);
     await until(async () => (await Promise.all(OTHERS.map(rps))).reduce((a, b) => a + b, 0) > 0, 10_000, 'the other backends to take the traffic');
     assert.match(await cell(VICTIM, 'state'), /killed/);
+    // The Activity panel: the click as the server recorded it, and what health checks made of it.
+    const activity = page.locator('#log');
+    await until(async () => /admin API backend us-east-1 killed/.test(await activity.innerText()) && /health us-east: us-east-1 [a-z ]+ → unhealthy/.test(await activity.innerText()), 5000, 'the kill and the health change in Activity');
+    // A kill through the admin API from outside the page (the banner's curl) shows there too.
+    const outside = await fetch(`http://127.0.0.1:${demo.port}/api/demo/backends/eu-west-3/kill`, { method: 'POST', headers: { authorization: `Bearer ${demo.token}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(outside.status, 200);
+    await until(async () => /admin API backend eu-west-3 killed/.test(await activity.innerText()), 5000, 'the outside kill in Activity');
+    assert.equal((await fetch(`http://127.0.0.1:${demo.port}/api/demo/backends/eu-west-3/revive`, { method: 'POST', headers: { authorization: `Bearer ${demo.token}` } })).status, 200);
     const region = demo.snapshot()?.regions.find((r) => r.name === 'us-east');
     assert.equal(region?.errorRate ?? 1, 0, 'no client saw an error once it was out');
 
@@ -84,6 +104,15 @@ describe('dashboard in chromium', { skip }, () => {
   it('fits a narrow window without sideways scrolling', async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     await until(async () => (await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth')) <= 1, 5000, 'the page to fit 420 px');
+    // Every endpoint's buttons inside the window (the actions column stays at the right while the numbers scroll).
+    const outside = await page.evaluate<string[]>(`[...document.querySelectorAll('#tables td.actions button')].filter((b) => { const r = b.getBoundingClientRect(); return r.left < 0 || r.right > document.documentElement.clientWidth; }).map((b) => b.getAttribute('aria-label'))`);
+    assert.deepEqual(outside, [], 'buttons outside the 420 px window');
+    // The topology scrolls sideways and says so; its drawing is not cut at the bottom.
+    await until(async () => !(await page.locator('#topology-hint').isHidden()), 5000, 'the topology hint');
+    assert.match(await page.locator('#topology-hint').innerText(), /sideways.*all 3 regions/);
+    assert.ok(await page.evaluate<boolean>(`(() => { const t = document.getElementById('topology'); return t.scrollWidth > t.clientWidth && t.scrollHeight <= t.clientHeight + 1; })()`), 'the topology scrolls sideways only');
+    const boxes = await page.evaluate<number>(`(() => { const svg = document.querySelector('#topology svg'); const vb = svg.viewBox.baseVal; return Math.max(...[...svg.querySelectorAll('.backend rect')].map((r) => r.y.baseVal.value + r.height.baseVal.value)) - vb.height; })()`);
+    assert.ok(boxes < 0, `the backend boxes end inside the drawing (${boxes} below its bottom)`);
     await page.screenshot({ path: 'test-artifacts/dashboard-narrow.png', fullPage: true });
   });
 });

@@ -43,6 +43,8 @@ describe('meridian demo (in process)', () => {
   let reports: string;
   const region = (name: string): RegionSnapshot => demo.snapshot()?.regions.find((r) => r.name === name) as RegionSnapshot;
   const endpoint = (r: string, id: string) => region(r).endpoints.find((e) => e.id === id);
+  /** Every event in the recent snapshots (the Activity panel's feed). */
+  const events = () => demo.history().flatMap((s) => s.events);
   const call = (path: string, body: unknown = {}) => post(demo.port, path, body, demo.token);
 
   before(async () => {
@@ -125,6 +127,8 @@ describe('meridian demo (in process)', () => {
     assert.equal((await call('/api/demo/backends/eu-west-2/kill')).status, 409, 'already down');
     await until(() => endpoint('eu-west', 'eu-west-2')?.status === 'unhealthy' && endpoint('eu-west', 'eu-west-2')?.rps === 0, 10_000, 'eu-west-2 unhealthy, no traffic');
     assert.equal(endpoint('eu-west', 'eu-west-2')?.alive, false);
+    // The Activity panel's feed: the kill as the admin API answered it, then what health checks made of it.
+    await until(() => events().some((e) => e.source === 'admin API' && /^backend eu-west-2 killed/.test(e.text)) && events().some((e) => e.source === 'health' && /^eu-west: eu-west-2 [a-z ]+ → unhealthy$/.test(e.text)), 5000, 'the kill and the health change in the snapshots\' events');
     assert.equal((await call('/api/demo/backends/eu-west-2/revive')).status, 200);
     await until(() => ['slow_start', 'healthy'].includes(endpoint('eu-west', 'eu-west-2')?.status ?? ''), 20_000, 'eu-west-2 back');
   });
@@ -135,6 +139,7 @@ describe('meridian demo (in process)', () => {
     // No override: the DNS layer's probe of ap-south's listener (answered from its own
     // backends only, by the hops header) fails while ap-south's Meridian fails over.
     await until(() => region('ap-south').dnsUp === false, 15_000, 'ap-south out of DNS');
+    await until(() => events().some((e) => e.source === 'DNS' && e.text === 'ap-south out of DNS answers'), 5000, 'the DNS change in the events');
     for (const id of ids) assert.equal((await call(`/api/demo/backends/${id}/revive`)).status, 200);
     await until(() => region('ap-south').dnsUp === true, 30_000, 'ap-south back in DNS');
   });
@@ -175,6 +180,7 @@ describe('meridian demo (in process)', () => {
     assert.deepEqual(clusters.clusters.map((c) => c.name), ['app@us-east', 'app@eu-west', 'app@ap-south']);
     assert.equal((await call('/api/clusters/app@ap-south/endpoints/ap-south-1/drain', { draining: true })).status, 200);
     await until(() => endpoint('ap-south', 'ap-south-1')?.status === 'draining', 5000, 'draining');
+    await until(() => events().some((e) => e.source === 'admin API' && e.text === 'ap-south-1 in app@ap-south draining'), 5000, 'the drain in the events');
     assert.equal((await call('/api/clusters/app@ap-south/endpoints/ap-south-1/drain', { draining: false })).status, 200);
     await until(() => endpoint('ap-south', 'ap-south-1')?.status !== 'draining', 5000, 'undrained');
     const metrics = await get(demo.port, '/metrics');

@@ -53,6 +53,9 @@ describe('meridian simulate', () => {
     assert.match(page, /virtual time \(s\)/);
     assert.match(page, /latency \(ms\)/);
     assert.match(page, /kill r\/1/, 'events marked');
+    // A dashed series (shed) has a dashed legend swatch, unlike its solid partner (failed) of the same colour.
+    assert.match(page, /<line [^>]*stroke-dasharray="[^"]+"\/><text x="\d+">\w+ shed<\/text>/);
+    assert.match(page, /<line (?![^>]*stroke-dasharray)[^>]*\/><text x="\d+">\w+ failed<\/text>/);
     assert.match(page, /kill r\/2 \+1 more/, 'simultaneous events share one label');
   });
 
