@@ -35,6 +35,7 @@ import {
   statusRange,
   upgradeProtocol,
   urlPath,
+  type Ctx,
 } from './fields.js';
 import { isHost, parseHostPort } from '../shared/address.js';
 import { describeValue, listValues } from './describe.js';
@@ -345,6 +346,13 @@ const healthCheckSchema = z
     }
   });
 
+/** Both ejection blocks: an ejection's cap may not be shorter than its first length. */
+function maxEjectionAtLeastBase(o: { readonly base_ejection_time: number; readonly max_ejection_time: number }, ctx: Ctx): void {
+  if (o.max_ejection_time < o.base_ejection_time) {
+    fail(ctx, `must be >= base_ejection_time (${formatDuration(o.base_ejection_time)}), got ${formatDuration(o.max_ejection_time)}`, ['max_ejection_time']);
+  }
+}
+
 const OD = OUTLIER_DEFAULTS;
 
 /** Outlier detection as a cluster and a simulator scenario write it; the defaults are the core's. */
@@ -365,15 +373,7 @@ export const outlierSchema = z
       })
       .optional(),
   })
-  .superRefine((o, ctx) => {
-    if (o.max_ejection_time < o.base_ejection_time) {
-      fail(
-        ctx,
-        `must be >= base_ejection_time (${formatDuration(o.base_ejection_time)}), got ${formatDuration(o.max_ejection_time)}`,
-        ['max_ejection_time'],
-      );
-    }
-  });
+  .superRefine(maxEjectionAtLeastBase);
 
 /**
  * On by default: an endpoint Meridian cannot connect to is out of the picks from its first
@@ -387,15 +387,7 @@ const connectFailureEjectionSchema = z
     base_ejection_time: duration().prefault('1s'),
     max_ejection_time: duration().prefault('30s'),
   })
-  .superRefine((o, ctx) => {
-    if (o.max_ejection_time < o.base_ejection_time) {
-      fail(
-        ctx,
-        `must be >= base_ejection_time (${formatDuration(o.base_ejection_time)}), got ${formatDuration(o.max_ejection_time)}`,
-        ['max_ejection_time'],
-      );
-    }
-  });
+  .superRefine(maxEjectionAtLeastBase);
 
 export type RetryOn = (typeof RETRY_CONDITIONS)[number] | number;
 
