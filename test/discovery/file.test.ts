@@ -36,7 +36,8 @@ describe('discovery: a watched file', () => {
     path = join(dir, 'endpoints.yaml');
     bs = await Promise.all([0, 1, 2, 3].map((i) => startSampleBackend({ name: `b${i}` })));
     await writeFile(path, yamlList(bs.slice(0, 2)));
-    m = await startMeridian(meridianConfig(path, {}, { max_removal_percent: 50 }));
+    // Read every 250 ms besides the watch: a held removal is confirmed by the answers that follow it.
+    m = await startMeridian(meridianConfig(path, {}, { file: { path, refresh: '250ms' }, max_removal_percent: 50, hold_for: '3s' }));
   });
 
   after(async () => {
@@ -81,11 +82,16 @@ describe('discovery: a watched file', () => {
       // 2 of 3 removed (67%) is over max_removal_percent 50: held, and shown.
       await writeFile(path, yamlList([b1]));
       await until(() => cluster(m).discovery?.pending !== null, 10_000, 'the removal to be held');
-      assert.equal(cluster(m).discovery?.pending, 'held: it would remove 2 of 3 endpoints, more than max_removal_percent (50%)');
+      assert.match(cluster(m).discovery?.pending ?? '', /^held: it would remove 2 of 3 endpoints, more than max_removal_percent \(50%\); applied by the first answer from \d{4}-\S+Z on that still gives it \(hold_for 3s\)$/);
       assert.deepEqual(ids(m), ['b1', 'b2', 'b3']);
       const metrics = await get(m.meridian.adminPort, '/metrics');
       assert.match(metrics.body, /meridian_discovery_changes_total\{cluster="c",result="held"\} [1-9]/);
       assert.match(metrics.body, /meridian_discovery_refreshes_total\{cluster="c",result="failure"\} [1-9]/);
+      // The file keeps saying so (read again every 250 ms): after hold_for it is applied, and the others drain.
+      await until(() => ids(m).join() === 'b1', 15_000, 'the held removal to be applied after hold_for');
+      assert.equal(cluster(m).discovery?.pending, null);
+      const marker = load.count('b1');
+      await until(() => load.count('b1') > marker + 10, 10_000, 'requests to go on to b1 after the removal');
     } finally {
       await load.stop();
     }
