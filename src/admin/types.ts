@@ -33,6 +33,11 @@ export interface DiscoveryStatus {
   readonly nextRefreshMs: number | null;
   /** A change not applied yet, and why (held by max_removal_percent, damped by min_change_interval). */
   readonly pending: string | null;
+  /**
+   * With `workers` > 1 (the primary asks the source and sends each set to the workers): the
+   * version of the set applied last (1 = the first), and how many workers have not reported it yet.
+   */
+  readonly relayed?: { readonly version: number; readonly workersBehind: number };
 }
 
 export interface ClusterState {

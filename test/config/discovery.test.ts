@@ -50,10 +50,8 @@ describe('config: discovery', () => {
     assert.deepEqual(errors(withCluster({})), ['clusters[0]: needs "endpoints" or "localities" listing at least one endpoint, or "discovery" to find them']);
   });
 
-  it('is refused with more than one worker, saying so', () => {
-    assert.deepEqual(errors(withCluster({ discovery: { file: { path: 'x.yaml' } } }, { workers: 2 })), [
-      'clusters[0].discovery: not supported with more than one worker yet (workers: 2); set workers: 1',
-    ]);
+  it('is accepted with more than one worker (the primary asks the sources for all of them)', () => {
+    assert.deepEqual(errors(withCluster({ discovery: { file: { path: 'x.yaml' } } }, { workers: 2 })), []);
   });
 });
 
