@@ -496,7 +496,9 @@ export class Demo implements DemoControl {
     const dnsStatus = new Map((this.#global?.status().regions ?? []).map((r) => [r.name, r.healthy]));
     const regions = this.#regions.map((r): RegionSnapshot => {
       const c = r.meridian.clusters()[0] as ClusterState;
-      const endpoints = c.endpoints.map((e): EndpointSnapshot => {
+      // Its own backends first, then the failover peers (discovered endpoints come after the configured ones).
+      const own = (e: { readonly id: string }): number => (e.id.startsWith('via-') ? 1 : 0);
+      const endpoints = [...c.endpoints].sort((x, y) => own(x) - own(y)).map((e): EndpointSnapshot => {
         const w = (r.endpoints.get(e.id) ?? new WindowStats()).take(intervalMs);
         const b = this.#backends.get(e.id);
         const remote = e.id.startsWith('via-');

@@ -31,23 +31,22 @@ describe('discovery with workers: 2', () => {
     const list = join(dir, 'endpoints.yaml');
     await writeFile(list, yamlList([b0]));
     const file = join(dir, 'm.json');
-    await writeFile(
-      file,
+    const meridianConfig = (path: string) =>
       JSON.stringify({
         workers: 2,
-        admin: { port: 0 },
+        admin: { port: 0, token: 'disc-token' },
         access_log: { enabled: false },
         listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
         clusters: [
           {
             name: 'c',
-            discovery: { file: { path: list }, min_change_interval: '0s' },
+            discovery: { file: { path }, min_change_interval: '0s' },
             // A minute between checks: only the probe a new endpoint gets at once finds b2 failing in time.
             health_check: { interval: '60s', timeout: '1s', jitter: '0%', unhealthy_threshold: 1 },
           },
         ],
-      }),
-    );
+      });
+    await writeFile(file, meridianConfig(list));
     const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     cleanup.push(() => child.kill('SIGKILL'));
     let out = '';
@@ -101,8 +100,27 @@ describe('discovery with workers: 2', () => {
     const [victim] = children(child.pid!);
     process.kill(victim!, 'SIGKILL');
     await until(() => children(child.pid!).length === 2 && !children(child.pid!).includes(victim!), 10_000, 'a replacement worker');
-    await until(async () => (await state()).discovery?.relayed?.workersBehind === 0, 10_000, 'the replacement to report version 2');
+    // Ready: both workers (the replacement too) listen and have reported their state.
+    await until(async () => (await get(admin, '/readyz')).status === 200, 15_000, 'the replacement to be ready');
+    assert.equal((await state()).discovery?.relayed?.workersBehind, 0, 'the replacement started with version 3');
     assert.deepEqual(await served(20), ['b1']);
+
+    // A reload that points the cluster at another file: the primary reads it first, and both workers build with it.
+    const other = join(dir, 'other.yaml');
+    await writeFile(other, yamlList([b0, b1]));
+    await writeFile(file, meridianConfig(other));
+    const reload = await get(admin, '/api/reload', { method: 'POST', headers: { authorization: 'Bearer disc-token' }, timeoutMs: 30_000 });
+    assert.equal(reload.status, 200, reload.body);
+    const reloaded = await state();
+    assert.equal(reloaded.discovery?.target, `file ${other}`);
+    await until(async () => (await state()).discovery?.relayed?.workersBehind === 0, 10_000, 'both workers to report the reload\'s set');
+    assert.deepEqual((await state()).endpoints.map((e) => e.id).sort(), ['b0', 'b1']);
+    assert.deepEqual(await served(20), ['b0', 'b1']);
+    // The old file is no longer followed.
+    await writeFile(list, yamlList([b2]));
+    await writeFile(other, yamlList([b0]));
+    await until(async () => (await state()).endpoints.map((e) => e.id).join() === 'b0', 10_000, 'the new file to be followed');
+    assert.equal((await state()).discovery?.relayed?.workersBehind, 0);
 
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
