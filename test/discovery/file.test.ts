@@ -6,8 +6,10 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
 import type { ClusterState } from '../../src/admin/types.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { config, get, startMeridian, until, type Running } from '../proxy/harness.js';
 import { LoadLoop } from './helpers.js';
 
@@ -96,6 +98,64 @@ describe('discovery: a watched file', () => {
       await load.stop();
     }
     assert.deepEqual(load.failures, [], 'no request failed');
+  });
+});
+
+describe('discovery: an empty list', () => {
+  /** A Meridian whose log lines are kept, fed by `path` (read every 100 ms as well as on changes). */
+  async function logged(path: string, onEmpty: 'keep' | 'clear') {
+    const lines: string[] = [];
+    const meridian = new Meridian(meridianConfig(path, {}, { file: { path, refresh: '100ms' }, on_empty: onEmpty }), { logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    await meridian.start();
+    const m: Running = { meridian, port: Object.values(meridian.ports())[0] as number, records: [], close: () => meridian.close() };
+    const refreshes = (result: string) => meridian.metrics.registry.getSingleMetric('meridian_discovery_refreshes_total')?.get().then((v) => v.values.find((x) => x.labels['result'] === result)?.value ?? 0);
+    const said = (msg: RegExp) => lines.filter((l) => msg.test((JSON.parse(l) as { msg: string }).msg)).length;
+    return { m, refreshes, said };
+  }
+
+  it('on_empty keep: the last set stays through many empty reads, logged once when it starts and once when it ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-empty-'));
+    const path = join(dir, 'endpoints.yaml');
+    const b0 = await startSampleBackend({ name: 'b0' });
+    await writeFile(path, yamlList([b0]));
+    const { m, refreshes, said } = await logged(path, 'keep');
+    try {
+      await writeFile(path, '[]\n');
+      await until(async () => ((await refreshes('empty')) ?? 0) >= 5, 10_000, 'five empty reads');
+      assert.deepEqual(ids(m), ['b0']);
+      assert.equal(cluster(m).discovery?.lastError, 'the source returned no endpoints');
+      assert.equal((await get(m.port)).headers['x-backend'], 'b0');
+      assert.equal(said(/^discovery: the source returned no endpoints; keeping the last 1 endpoints/), 1, 'logged once for the whole outage');
+      await writeFile(path, yamlList([b0]));
+      await until(() => cluster(m).discovery?.lastError === null, 10_000, 'the list back');
+      const okAt = (await refreshes('ok')) ?? 0;
+      await until(async () => ((await refreshes('ok')) ?? 0) >= okAt + 3, 10_000, 'three good reads');
+      assert.equal(said(/^discovery: the source answers again/), 1, 'its end logged once');
+    } finally {
+      await m.close();
+      await b0.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on_empty clear: an empty list empties the cluster, and requests get 503 no_healthy_endpoint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-clear-'));
+    const path = join(dir, 'endpoints.yaml');
+    const b0 = await startSampleBackend({ name: 'b0' });
+    await writeFile(path, yamlList([b0]));
+    const { m } = await logged(path, 'clear');
+    try {
+      assert.equal((await get(m.port)).status, 200);
+      await writeFile(path, '[]\n');
+      await until(() => ids(m).length === 0, 10_000, 'the cluster to be emptied');
+      const r = await get(m.port);
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['x-meridian-reason'], 'no_healthy_endpoint');
+    } finally {
+      await m.close();
+      await b0.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
