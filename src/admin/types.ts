@@ -54,6 +54,9 @@ export interface ClusterState {
   readonly discovery?: DiscoveryStatus;
 }
 
+/** Accepting a cluster's pending discovery change: done, no such cluster, no discovery source, or nothing waiting. */
+export type AcceptResult = 'ok' | 'no_cluster' | 'no_discovery' | 'nothing_pending';
+
 /** The outcome of a change addressed to one endpoint. */
 export type ChangeResult = 'ok' | 'no_cluster' | 'no_endpoint';
 
@@ -69,6 +72,8 @@ export interface AdminTarget {
   /** null restores the configured weight. */
   setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult;
   reload(): Promise<ReloadResult>;
+  /** Apply a cluster's change held by max_removal_percent (or damped) now; absent: not offered. */
+  acceptDiscovery?(cluster: string): AcceptResult;
   /** The DNS steering layer, when `global:` is configured. */
   global?(): GlobalAdmin | undefined;
 }

@@ -13,7 +13,7 @@
  *   long, while a real scale-in stays: so a held set is applied by the first answer that
  *   comes `holdForMs` or more after the source first gave it, if every answer since was that
  *   same set. Another set restarts the hold; a failed or empty answer (a source in trouble)
- *   restarts it too. `holdForMs: Infinity` holds until the config is reloaded.
+ *   restarts it too. `holdForMs: Infinity` holds until accept() (an operator's word).
  *
  * The caller resolves, reports every answer to `offer()`, applies what it is told to,
  * and calls `reconsider()` when a damped change's `untilMs` comes.
@@ -117,6 +117,14 @@ export class DiscoveredSet {
     const recovered = this.#inOutage;
     this.#inOutage = false;
     return this.#consider(answer.endpoints, recovered);
+  }
+
+  /** Apply the change waiting (held or damped) now, past the removal guard and damping: an operator accepted it. */
+  accept(): Decision {
+    const pending = this.#pending;
+    const current = this.#current;
+    if (pending === undefined || current === undefined) return { action: 'unchanged', recovered: false };
+    return this.#apply(pending, this.#clock.nowMs(), diffEndpoints(current, pending), false, false);
   }
 
   /** Re-decide the newest answer not yet applied (when a damped change's time has come). */

@@ -16,7 +16,7 @@ import { POLICIES } from '../admin/dashboard-types.js';
 import { dashboardRoutes, type ControlResult, type DemoControl } from '../admin/dashboard.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { createAdminServer, type AdminServer } from '../admin/server.js';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { formatLatency, parseLatency, startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
 import { validateConfig } from '../config/index.js';
 import { GlobalLayer } from '../global/global-layer.js';
@@ -453,6 +453,12 @@ export class Demo implements DemoControl {
       return result;
     },
     reload: (): Promise<ReloadResult> => Promise.resolve({ ok: false, errors: ['the demo has no config file: change the policy with POST /api/demo/policy'] }),
+    acceptDiscovery: (cluster): AcceptResult => {
+      const r = this.#regionOfCluster(cluster);
+      const result = r ? r.meridian.acceptDiscovery(CLUSTER) : 'no_cluster';
+      if (result === 'ok') this.record(`${cluster}: the pending discovery change accepted`);
+      return result;
+    },
   };
 
   #regionOfCluster(cluster: string): Region | undefined {

@@ -14,7 +14,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import type { DiscoveryStatus } from '../admin/types.js';
+import type { AcceptResult, DiscoveryStatus } from '../admin/types.js';
 import { coreEndpoints, type ClusterConfig, type Config } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { mergeEndpoints } from '../core/discovery.js';
@@ -160,6 +160,13 @@ export class Discovery implements ClusterDiscovery {
 
   status(cluster: string): DiscoveryStatus | undefined {
     return this.#runners.get(cluster)?.status();
+  }
+
+  /** Apply a cluster's held or damped change now (POST /api/clusters/{cluster}/discovery/accept). */
+  accept(cluster: string): AcceptResult {
+    const r = this.#runners.get(cluster);
+    if (r === undefined) return 'no_discovery';
+    return r.accept() ? 'ok' : 'nothing_pending';
   }
 
   discoveredIds(cluster: string): ReadonlySet<string> | undefined {

@@ -104,6 +104,16 @@ export class SourceRunner {
     }
   }
 
+  /** Apply the change held or damped now (the admin API's accept); false when none waits. */
+  accept(): boolean {
+    const d = this.#set.accept();
+    if (d.action !== 'apply') return false;
+    clearTimeout(this.#dampTimer);
+    this.#log.warn({ source: this.#description, removed: d.removed, added: d.added }, 'discovery: the pending change accepted through the admin API');
+    this.#act(d);
+    return true;
+  }
+
   /** Begin the schedule (and the file watch): after the first refresh has been built into the runtime. */
   start(): void {
     if (this.#started || this.#stopped) return;
@@ -182,7 +192,7 @@ export class SourceRunner {
         return;
       case 'held':
         this.#pending = `held: it would remove ${d.removing} of ${d.of} endpoints, more than max_removal_percent (${this.config.max_removal_percent}%); ${
-          d.untilMs === Infinity ? 'until a reload (hold_for: never)' : `applied by the first answer from ${new Date(Date.now() + d.untilMs - this.#clock.nowMs()).toISOString()} on that still gives it (hold_for ${formatDuration(this.config.hold_for)})`
+          d.untilMs === Infinity ? 'until accepted through the admin API (hold_for: never)' : `applied by the first answer from ${new Date(Date.now() + d.untilMs - this.#clock.nowMs()).toISOString()} on that still gives it (hold_for ${formatDuration(this.config.hold_for)})`
         }`;
         this.#hooks.changed(this.cluster, 'held');
         if (d.firstForSet) this.#log.warn({ ...at, removing: d.removing, of: d.of }, `discovery: change ${this.#pending}`);

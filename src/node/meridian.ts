@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
@@ -232,6 +232,12 @@ export class Meridian implements AdminTarget {
 
   ready(): boolean {
     return this.#started && !this.#draining;
+  }
+
+  acceptDiscovery(cluster: string): AcceptResult {
+    if (!this.#runtime.clusters.has(cluster)) return 'no_cluster';
+    // A worker's sets are decided by its primary, which serves the admin API.
+    return this.#discovery instanceof Discovery ? this.#discovery.accept(cluster) : 'no_discovery';
   }
 
   drain(cluster: string, endpoint: string, draining: boolean): ChangeResult {

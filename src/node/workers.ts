@@ -6,7 +6,7 @@ import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { mergeExpositions } from '../admin/merge-expositions.js';
 import { internalErrorsCounter } from '../admin/metrics.js';
 import { createAdminServer } from '../admin/server.js';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
 import { buildCluster } from '../config/index.js';
 import type { Cluster } from '../core/cluster.js';
@@ -246,6 +246,11 @@ export class WorkerPool implements AdminTarget {
       const workersBehind = states.filter((s) => (s.discoveryVersions[c.name] ?? 0) < version).length;
       return { ...c, discovery: { ...status, relayed: { version, workersBehind } } };
     });
+  }
+
+  acceptDiscovery(clusterName: string): AcceptResult {
+    if (!this.#config.clusters.some((c) => c.name === clusterName)) return 'no_cluster';
+    return this.#discovery.accept(clusterName);
   }
 
   ready(): boolean {

@@ -150,6 +150,20 @@ describe('discovery: what an answer does to the discovered set', () => {
     assert.deepEqual(d.reconsider(), { action: 'apply', endpoints: eps('1'), added: 0, removed: 3, changed: 0, first: false, recovered: false, heldForMs: 10_000 });
   });
 
+  it('accept(): the held or damped change applies at once (an operator accepted it); nothing waiting, nothing changes', () => {
+    const { d } = set({ maxRemovalPercent: 50, minChangeIntervalMs: 10_000 });
+    d.offer({ ok: true, endpoints: eps('1', '2', '3', '4') });
+    assert.deepEqual(d.accept(), { action: 'unchanged', recovered: false });
+    assert.equal(d.offer({ ok: true, endpoints: eps('1') }).action, 'held');
+    assert.deepEqual(d.accept(), { action: 'apply', endpoints: eps('1'), added: 0, removed: 3, changed: 0, first: false, recovered: false });
+    assert.deepEqual(d.current, eps('1'));
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1', '2') }), { action: 'damped', untilMs: 11_000 });
+    assert.equal(d.accept().action, 'apply');
+    assert.deepEqual(d.current, eps('1', '2'));
+    assert.deepEqual(d.accept(), { action: 'unchanged', recovered: false });
+    assert.deepEqual(d.reconsider(), { action: 'unchanged', recovered: false }, 'the damping timer finds nothing left to do');
+  });
+
   it('a weight or priority change is a change, not an addition', () => {
     const a: Endpoint[] = [{ id: 'x', address: 'x', weight: 1 }];
     assert.deepEqual(diffEndpoints(a, [{ id: 'x', address: 'x', weight: 2 }]), { added: 0, removed: 0, changed: 1 });

@@ -101,6 +101,48 @@ describe('discovery: a watched file', () => {
   });
 });
 
+describe('discovery: accepting a held change through the admin API', () => {
+  it('hold_for never: held until POST /api/clusters/{cluster}/discovery/accept, which needs the token and says when there is nothing to accept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-accept-'));
+    const path = join(dir, 'endpoints.yaml');
+    const bs = await Promise.all([0, 1, 2].map((i) => startSampleBackend({ name: `b${i}` })));
+    await writeFile(path, yamlList(bs));
+    const cfg = config({
+      admin: { port: 0 },
+      access_log: { enabled: false },
+      listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+      clusters: [
+        { name: 'c', discovery: { file: { path }, min_change_interval: '0s', max_removal_percent: 50, hold_for: 'never' } },
+        { name: 'fixed', endpoints: [{ address: `127.0.0.1:${(bs[0] as SampleBackend).port}` }] },
+      ],
+    });
+    const m = await startMeridian(cfg, { adminToken: 'accept-token' });
+    const accept = (cluster: string, token = 'accept-token') => get(m.meridian.adminPort, `/api/clusters/${cluster}/discovery/accept`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    try {
+      assert.equal((await accept('c')).status, 409, 'nothing held yet');
+      await writeFile(path, yamlList(bs.slice(0, 1)));
+      await until(() => cluster(m).discovery?.pending !== null, 10_000, 'the removal to be held');
+      assert.equal(cluster(m).discovery?.pending, 'held: it would remove 2 of 3 endpoints, more than max_removal_percent (50%); until accepted through the admin API (hold_for: never)');
+      assert.equal((await accept('c', 'wrong')).status, 401);
+      assert.deepEqual(ids(m), ['b0', 'b1', 'b2'], 'a refused call changes nothing');
+      const r = await accept('c');
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(JSON.parse(r.body), { ok: true, cluster: 'c' });
+      assert.deepEqual(ids(m), ['b0']);
+      assert.equal(cluster(m).discovery?.pending, null);
+      assert.equal((await accept('c')).status, 409);
+      const fixed = await accept('fixed');
+      assert.equal(fixed.status, 404);
+      assert.deepEqual(JSON.parse(fixed.body), { error: 'cluster "fixed" has no discovery source' });
+      assert.deepEqual(JSON.parse((await accept('nope')).body), { error: 'no cluster "nope"' });
+    } finally {
+      await m.close();
+      await Promise.all(bs.map((b) => b.close()));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('discovery: an empty list', () => {
   /** A Meridian whose log lines are kept, fed by `path` (read every 100 ms as well as on changes). */
   async function logged(path: string, onEmpty: 'keep' | 'clear') {

@@ -1,6 +1,7 @@
 // Discovery with workers: 2, through a real `meridian start`: the primary reads the file for
 // both workers, which start with its set, follow each change at the same version, and serve
-// only what the primary's shared health checks (which probe discovered endpoints too) pass.
+// only what the primary's shared health checks (which probe discovered endpoints too) pass;
+// a removal the primary holds is held for all, and accepted through its admin API for all.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -40,7 +41,7 @@ describe('discovery with workers: 2', () => {
         clusters: [
           {
             name: 'c',
-            discovery: { file: { path }, min_change_interval: '0s' },
+            discovery: { file: { path }, min_change_interval: '0s', max_removal_percent: 50, hold_for: 'never' },
             // A minute between checks: only the probe a new endpoint gets at once finds b2 failing in time.
             health_check: { interval: '60s', timeout: '1s', jitter: '0%', unhealthy_threshold: 1 },
           },
@@ -76,9 +77,14 @@ describe('discovery with workers: 2', () => {
     assert.deepEqual(first.discovery?.relayed, { version: 1, workersBehind: 0 });
     assert.deepEqual(first.endpoints.map((e) => [e.id, e.discovered]), [['b0', true]]);
 
-    // An atomic rewrite: the primary applies it once and sends it to both workers as version 2.
+    // An atomic rewrite that removes b0 (all of the set): held by the primary, for every worker,
+    // until accepted through the admin API; then sent to both workers as version 2.
     await writeFile(`${list}.tmp`, yamlList([b1, b2]));
     await rename(`${list}.tmp`, list);
+    await until(async () => /^held: it would remove 1 of 1 endpoints/.test((await state()).discovery?.pending ?? ''), 10_000, 'the removal to be held');
+    assert.deepEqual(await served(10), ['b0']);
+    const accepted = await get(admin, '/api/clusters/c/discovery/accept', { method: 'POST', headers: { authorization: 'Bearer disc-token' } });
+    assert.equal(accepted.status, 200, accepted.body);
     await until(
       async () => {
         const s = await state();
@@ -92,7 +98,9 @@ describe('discovery with workers: 2', () => {
     assert.deepEqual(await served(20), ['b1']);
 
     // The primary's discovery counters are in the pool's metrics.
-    assert.match((await get(admin, '/metrics')).body, /meridian_discovery_changes_total\{cluster="c",result="applied"\} 2/);
+    const metrics = (await get(admin, '/metrics')).body;
+    assert.match(metrics, /meridian_discovery_changes_total\{cluster="c",result="applied"\} 2/);
+    assert.match(metrics, /meridian_discovery_changes_total\{cluster="c",result="held"\} [1-9]/);
 
     // A worker that dies is replaced by one that starts with the set in force (version 3).
     await writeFile(list, yamlList([b1]));
