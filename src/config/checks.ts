@@ -140,14 +140,6 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
 
   checkBinds(root, listeners, ctx);
 
-  // Workers resolve nothing of their own and the primary's health checks know only configured endpoints.
-  const workers = root['workers'];
-  if (workers !== undefined && workers !== 1) {
-    clusters.forEach((c, i) => {
-      if (c?.['discovery'] !== undefined) fail(ctx, `not supported with more than one worker yet (workers: ${describeValue(workers)}); set workers: 1`, ['clusters', i, 'discovery']);
-    });
-  }
-
   const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
   // With no usable cluster list (wrong type, empty) every reference would be "unknown":
   // noise on top of the error that list already has.

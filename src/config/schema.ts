@@ -252,6 +252,17 @@ const refreshSchema = z.unknown().transform((v, ctx): 'ttl' | number => {
   return ms;
 });
 
+/** `hold_for`: a duration, or `never` (held until the config is reloaded), as Infinity. */
+const holdForSchema = z.unknown().transform((v, ctx): number => {
+  if (v === 'never') return Infinity;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms === 0) {
+    fail(ctx, `expected a duration like "5m", or "never", got ${describeValue(v)}`);
+    return z.NEVER;
+  }
+  return ms;
+});
+
 /** A resolver to ask instead of the system's: an IP and port (Node's resolver takes no host name here). */
 const resolverAddress = () =>
   z.string().superRefine((s, ctx) => {
@@ -306,6 +317,8 @@ const discoverySchema = z
     min_change_interval: duration({ allowZero: true }).prefault('5s'),
     /** A change removing more than this share of the discovered endpoints at once is held. 100 = no guard. */
     max_removal_percent: percentNumber().default(100),
+    /** A held change is applied once the source has given that same set, and nothing else, this long. */
+    hold_for: holdForSchema.prefault('5m'),
   })
   .superRefine(exactlyOne(['dns', 'file']));
 

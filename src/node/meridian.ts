@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
@@ -16,7 +16,8 @@ import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
 import { countOf } from '../config/describe.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
-import { Discovery } from '../discovery/discovery.js';
+import { type ClusterDiscovery, Discovery } from '../discovery/discovery.js';
+import { RelayedDiscovery } from '../discovery/relayed.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { clusterCheckTarget } from './cluster-check-target.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
@@ -48,6 +49,11 @@ export interface MeridianOptions {
    * applyCheck() (a worker, whose primary probes once for all workers).
    */
   readonly activeChecks?: 'local' | 'external';
+  /**
+   * 'relayed': ask no discovery source here; the sets arrive through `relayedDiscovery`
+   * (a worker, whose primary asks once for all workers).
+   */
+  readonly discovery?: 'local' | 'relayed';
 }
 
 interface Listening {
@@ -100,7 +106,9 @@ export class Meridian implements AdminTarget {
   /** WebSocket (and other Upgrade) tunnels: long-lived, so drain waits for them, then closes them. */
   readonly #tunnels = new UpgradeTracker();
   #checkers: ActiveHealthChecker[] = [];
-  readonly #discovery: Discovery;
+  readonly #discovery: ClusterDiscovery;
+  /** Set for a worker: where its primary's discovered sets are handed in. */
+  readonly relayedDiscovery: RelayedDiscovery | undefined;
   #subscribed = new WeakSet<Cluster>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
@@ -126,16 +134,12 @@ export class Meridian implements AdminTarget {
     this.metrics.setSource(() => this.clusters());
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
-    this.#discovery = new Discovery({
-      clock: this.#clock,
-      log: this.log,
-      metrics: this.metrics,
-      runtime: () => this.#runtime,
-      afterApply: () => {
-        this.#forgetGoneEndpoints(this.#runtime);
-        for (const c of this.#checkers) c.membershipChanged();
-      },
-    });
+    const afterApply = (): void => {
+      this.#forgetGoneEndpoints(this.#runtime);
+      for (const c of this.#checkers) c.membershipChanged();
+    };
+    this.relayedDiscovery = options.discovery === 'relayed' ? new RelayedDiscovery({ log: this.log, runtime: () => this.#runtime, afterApply }) : undefined;
+    this.#discovery = this.relayedDiscovery ?? new Discovery({ clock: this.#clock, log: this.log, metrics: this.metrics, runtime: () => this.#runtime, afterApply });
   }
 
   get config(): Config {
@@ -163,7 +167,7 @@ export class Meridian implements AdminTarget {
     const config = this.#runtime.config;
     this.#accessLog = this.#openAccessLog(config);
     const discovered = await this.#discovery.prepare(config);
-    if (discovered.runners.size > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints()).runtime;
+    if (discovered.count > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints()).runtime;
     this.#discovery.commit(discovered);
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') this.#listeners.set(l.name, await this.#listen(l));
@@ -215,7 +219,7 @@ export class Meridian implements AdminTarget {
         name: c.name,
         policy: c.core.policy,
         inPanic: c.core.inPanic,
-        localities: c.config.localities === undefined && discovery === undefined ? [] : c.core.localities(),
+        localities: c.config.localities === undefined && c.config.discovery === undefined ? [] : c.core.localities(),
         loadRps: c.load.rate(this.#clock.nowMs()),
         endpoints: c.core.view().map((v) => {
           const pool = c.pools.stats(v.address);
@@ -228,6 +232,12 @@ export class Meridian implements AdminTarget {
 
   ready(): boolean {
     return this.#started && !this.#draining;
+  }
+
+  acceptDiscovery(cluster: string): AcceptResult {
+    if (!this.#runtime.clusters.has(cluster)) return 'no_cluster';
+    // A worker's sets are decided by its primary, which serves the admin API.
+    return this.#discovery instanceof Discovery ? this.#discovery.accept(cluster) : 'no_discovery';
   }
 
   drain(cluster: string, endpoint: string, draining: boolean): ChangeResult {
