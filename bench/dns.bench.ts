@@ -25,8 +25,9 @@
  * queries answered is what RRL and the sockets are for. Two floods: from a few flows
  * (one source port per sender) and from many (each sender rotating over 64 ports, as a
  * spoofed flood's random ports do); each on one socket and, with reusePort, on
- * `udp_sockets`. The flood rate reached is printed as a multiple of Meridian's measured
- * capacity: on a small machine the senders share the CPUs with the server, which bounds it.
+ * `udp_sockets`, `--flood-runs` times round after round. The flood rate reached is
+ * printed as a multiple of Meridian's measured capacity: on a small machine the senders
+ * share the CPUs with the server, which bounds it.
  *
  * Every process started here is stopped at the end, on error and on SIGINT/SIGTERM.
  * Without dnsperf or gdnsd (apt-get install -y dnsperf gdnsd) it says so and skips.
@@ -49,8 +50,9 @@ const USAGE = `usage: node dist/bench/dns.bench.js [options]
   --outstanding Q   dnsperf queries outstanding in all (default 64)
   --flood S         seconds of the flood pass, 0 to skip it (default 8)
   --flooders N      open-loop flooding processes in the flood pass (default 2)
+  --flood-runs R    flood passes per configuration, interleaved; the median is reported (default 3)
   --node PATH       also run the Node rows on this node binary (repeatable)
-  --udp-sockets N   Meridian's udp_sockets for the reusePort rows, 1 for none (default 8)
+  --udp-sockets N   Meridian's udp_sockets for the reusePort rows, 1 for none (default 64)
   --keep            keep the temp dir (configs, logs) and print its path
   --json            print one JSON object instead of the tables
 Needs dnsperf and gdnsd (apt-get install -y dnsperf gdnsd) and a build (npx tsc -p tsconfig.json).`;
@@ -71,6 +73,7 @@ interface Options {
   readonly outstanding: number;
   readonly flood: number;
   readonly flooders: number;
+  readonly floodRuns: number;
   readonly nodes: readonly string[];
   readonly udpSockets: number;
   readonly keep: boolean;
@@ -93,8 +96,9 @@ function options(): Options | 'help' {
       outstanding: { type: 'string', default: '64' },
       flood: { type: 'string', default: '8' },
       flooders: { type: 'string', default: '2' },
+      'flood-runs': { type: 'string', default: '3' },
       node: { type: 'string', multiple: true, default: [] },
-      'udp-sockets': { type: 'string', default: '8' },
+      'udp-sockets': { type: 'string', default: '64' },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -113,6 +117,7 @@ function options(): Options | 'help' {
     outstanding: int('outstanding', values.outstanding, 1),
     flood: int('flood', values.flood, 0),
     flooders: int('flooders', values.flooders, 1),
+    floodRuns: int('flood-runs', values['flood-runs'], 1),
     nodes: values.node,
     udpSockets: int('udp-sockets', values['udp-sockets'], 1),
     keep: values.keep,
@@ -326,13 +331,22 @@ interface Target {
   readonly node?: NodeBin;
 }
 
-interface FloodResult {
-  readonly name: string;
+interface FloodPass {
   readonly floodQps: number;
-  /** The flood over the measured capacity of the same Node's one-socket Meridian. */
-  readonly overCapacity: number;
   readonly legitSent: number;
   readonly legitAnswered: number;
+}
+
+interface FloodResult {
+  readonly name: string;
+  readonly passes: FloodPass[];
+  /** Medians over the passes: the flood rate, and it over the measured capacity of the same Node's one-socket Meridian. */
+  floodQps: number;
+  overCapacity: number;
+  /** The other /24's share answered (%): median, least, most. */
+  answeredPct: number;
+  answeredMinPct: number;
+  answeredMaxPct: number;
 }
 
 async function main(): Promise<number> {
@@ -434,28 +448,46 @@ async function main(): Promise<number> {
     if (o.flood > 0) {
       const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
       writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
+      const configs: { node: NodeBin; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
       for (const n of nodes) {
         const capacity = byName.get(`meridian ${n.label}`)?.qps ?? 1;
         for (const count of n.reusePort && sockets > 1 ? [1, sockets] : [1]) {
           for (const flows of [1, MANY_FLOWS]) {
-            const [rPort] = (await freePorts(1)) as [number];
-            const yaml = path.join(dir, `meridian-rrl-${n.label}-${count}.yaml`);
-            writeFileSync(yaml, meridianYaml(rPort, true, count));
-            const rrl = group.spawn(`meridian-rrl-${n.label}-x${count}`, n.path, [meridianBin, 'start', '-c', yaml]);
-            await waitDns(rPort, rrl);
-            const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood), String(flows)]));
-            // The legitimate client starts once the flood is on and stops before it ends.
-            await sleep(500);
-            const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', String(LEGIT_PORTS), '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
-            await Promise.all(flooders.map((f) => f.exited));
-            const sent = flooders.reduce((sum, f) => sum + Number(/sent (\d+)/.exec(f.output())?.[1] ?? 0), 0);
             const name = `meridian ${n.label} x${count} socket${count > 1 ? 's' : ''}, flood of ${o.flooders * flows} flow${o.flooders * flows > 1 ? 's' : ''}`;
-            const r: FloodResult = { name, floodQps: sent / o.flood, overCapacity: sent / o.flood / capacity, legitSent: legit.sent, legitAnswered: legit.completed };
-            floods.push(r);
-            if (!o.json) process.stderr.write(`flood ${name}: ${Math.round(r.floodQps)} q/s (${r.overCapacity.toFixed(1)}x); legit ${r.legitAnswered}/${r.legitSent}\n`);
-            await Promise.all([group.stop(rrl), ...flooders.map((f) => group.stop(f))]);
+            const result: FloodResult = { name, passes: [], floodQps: 0, overCapacity: 0, answeredPct: 0, answeredMinPct: 0, answeredMaxPct: 0 };
+            configs.push({ node: n, count, flows, result, capacity });
+            floods.push(result);
           }
         }
+      }
+      // Round after round, as the throughput runs: each pass binds afresh (new ports, a new draw of the kernel's hash).
+      for (let run = 1; run <= o.floodRuns; run++) {
+        for (const c of configs) {
+          const [rPort] = (await freePorts(1)) as [number];
+          const yaml = path.join(dir, `meridian-rrl-${c.node.label}-${c.count}.yaml`);
+          writeFileSync(yaml, meridianYaml(rPort, true, c.count));
+          const rrl = group.spawn(`meridian-rrl-${c.node.label}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
+          await waitDns(rPort, rrl);
+          const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood), String(c.flows)]));
+          // The legitimate client starts once the flood is on and stops before it ends.
+          await sleep(500);
+          const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', String(LEGIT_PORTS), '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
+          await Promise.all(flooders.map((f) => f.exited));
+          const sent = flooders.reduce((sum, f) => sum + Number(/sent (\d+)/.exec(f.output())?.[1] ?? 0), 0);
+          const pass: FloodPass = { floodQps: sent / o.flood, legitSent: legit.sent, legitAnswered: legit.completed };
+          c.result.passes.push(pass);
+          if (!o.json) process.stderr.write(`flood ${run}/${o.floodRuns} ${c.result.name}: ${Math.round(pass.floodQps)} q/s (${(pass.floodQps / c.capacity).toFixed(1)}x); other /24 ${pass.legitAnswered}/${pass.legitSent}\n`);
+          await Promise.all([group.stop(rrl), ...flooders.map((f) => group.stop(f))]);
+        }
+      }
+      for (const c of configs) {
+        const r = c.result;
+        const pct = r.passes.map((p) => (100 * p.legitAnswered) / Math.max(1, p.legitSent));
+        r.floodQps = median(r.passes.map((p) => p.floodQps));
+        r.overCapacity = r.floodQps / c.capacity;
+        r.answeredPct = median(pct);
+        r.answeredMinPct = Math.min(...pct);
+        r.answeredMaxPct = Math.max(...pct);
       }
     }
 
@@ -486,9 +518,9 @@ async function main(): Promise<number> {
       ...summary.map((s) => `${s.target.padEnd(22)} ${Math.round(s.qps).toString().padStart(10)}   ${s.avgLatencyMs.toFixed(3).padStart(8)} ms   ${s.runs.join(', ')}`),
     ];
     if (floods.length > 0) {
-      lines.push('', `flood passes (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
+      lines.push('', `flood passes, medians of ${o.floodRuns} (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
       for (const f of floods) {
-        lines.push(`  ${f.name.padEnd(52)} flood ${Math.round(f.floodQps).toString().padStart(7)} q/s = ${f.overCapacity.toFixed(1).padStart(4)}x capacity; other /24: ${f.legitAnswered} of ${f.legitSent} answered (${((100 * f.legitAnswered) / Math.max(1, f.legitSent)).toFixed(1)}%)`);
+        lines.push(`  ${f.name.padEnd(52)} flood ${Math.round(f.floodQps).toString().padStart(7)} q/s = ${f.overCapacity.toFixed(1).padStart(4)}x capacity; other /24 answered ${f.answeredPct.toFixed(1)}% (${f.answeredMinPct.toFixed(1)}-${f.answeredMaxPct.toFixed(1)}%)`);
       }
     }
     lines.push('');
