@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -27,6 +27,9 @@ import { ConnectionLimits } from '../proxy/connection-limits.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
+import { decideStrongLimit } from '../proxy/global-limits.js';
+import { Fleet, type ControlChange, type LocalLimit } from '../fleet/fleet.js';
+import { fleetRoutes } from '../fleet/fleet-routes.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
@@ -115,6 +118,8 @@ export class Meridian implements AdminTarget {
   #started = false;
   /** The last reload asked for (they run in order). */
   #reloads: Promise<unknown> = Promise.resolve();
+  /** This node's part in a fleet (`sync:`), run by the process that serves admin. */
+  #fleet: Fleet | undefined;
 
   constructor(config: Config, options: MeridianOptions = {}) {
     this.#o = options;
@@ -171,6 +176,7 @@ export class Meridian implements AdminTarget {
     }
     this.#applyRuntimeSideEffects();
     await this.#syncGlobal(config);
+    this.#startFleet(config);
     if (this.#o.admin !== false) {
       this.#admin = createAdminServer({
         target: this,
@@ -180,6 +186,7 @@ export class Meridian implements AdminTarget {
         port: config.admin.port,
         allowedHosts: config.admin.allowed_hosts,
         logger: this.log,
+        ...(this.#fleet === undefined ? {} : { routes: fleetRoutes(this.#fleet, () => this.reload()) }),
       });
       this.#adminPort = (await this.#admin.listen()).port;
     }
@@ -231,15 +238,30 @@ export class Meridian implements AdminTarget {
   }
 
   drain(cluster: string, endpoint: string, draining: boolean): ChangeResult {
-    const c = this.#runtime.clusters.get(cluster);
-    if (!c) return 'no_cluster';
-    return c.core.setDraining(endpoint, draining) ? 'ok' : 'no_endpoint';
+    return this.#shared({ kind: 'drain', cluster, endpoint, draining });
   }
 
   setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult {
-    const c = this.#runtime.clusters.get(cluster);
+    return this.#shared({ kind: 'weight', cluster, endpoint, weight });
+  }
+
+  /** A change made through this node's admin API: applied here, then (in a fleet) sent to every node. */
+  #shared(change: ControlChange & { kind: 'drain' | 'weight' }): ChangeResult {
+    const result = this.#control(change);
+    if (result === 'ok' && this.#fleet !== undefined) {
+      void this.#fleet.publish(change).then((v) => {
+        if (v === undefined) this.log.warn({ fleet: 'control', change }, 'fleet: Redis did not take the change: it holds on this node only');
+      });
+    }
+    return result;
+  }
+
+  #control(change: ControlChange): ChangeResult {
+    if (change.kind === 'region') return this.#global?.setRegionOverride(change.region, change.override ?? undefined) === true ? 'ok' : 'no_endpoint';
+    const c = this.#runtime.clusters.get(change.cluster);
     if (!c) return 'no_cluster';
-    return c.core.setWeight(endpoint, weight ?? undefined) ? 'ok' : 'no_endpoint';
+    const done = change.kind === 'drain' ? c.core.setDraining(change.endpoint, change.draining) : c.core.setWeight(change.endpoint, change.weight ?? undefined);
+    return done ? 'ok' : 'no_endpoint';
   }
 
   /**
@@ -274,6 +296,7 @@ export class Meridian implements AdminTarget {
       return { ok: false, errors: [message] };
     }
     this.metrics.reload(true);
+    this.#attachFleet();
     const summary = `version ${this.#runtime.version}: ${countOf(next.listeners.length, 'listener')}, ${countOf(next.clusters.length, 'cluster')}`;
     this.log.info({ version: this.#runtime.version }, `config reloaded (${summary})`);
     return { ok: true, summary };
@@ -314,9 +337,53 @@ export class Meridian implements AdminTarget {
     await Promise.all(closed);
     await this.#admin?.close();
     await this.#global?.close();
+    await this.#fleet?.stop();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
     await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
+  }
+
+  #startFleet(config: Config): void {
+    if (config.sync === undefined || this.#o.admin === false) return;
+    const fleet = new Fleet({
+      sync: config.sync,
+      defaultRegion: config.node.region,
+      log: this.log,
+      registry: this.metrics.registry,
+      configDigest: () => configDigest(this.#runtime.config),
+      applyControl: (change) => {
+        this.#control(change);
+      },
+      reload: (origin) => {
+        this.log.info({ fleet: 'reload', origin }, 'fleet: reload announced by another node');
+        void this.reload();
+      },
+    });
+    this.#fleet = fleet;
+    this.#attachFleet();
+    fleet.start();
+  }
+
+  /**
+   * Hand the runtime in force to the fleet: its strong global limits decide through Redis,
+   * its local ones are reconciled; and the fleet's control changes, re-applied to clusters
+   * a reload may have rebuilt.
+   */
+  #attachFleet(): void {
+    const fleet = this.#fleet;
+    if (fleet === undefined) return;
+    const local: LocalLimit[] = [];
+    for (const limiter of this.#runtime.rateLimiters.values()) {
+      if (limiter.strong) limiter.globalTake = (key, rate, burst) => fleet.take(key, rate, burst);
+      else if (limiter.reconciled) local.push({ key: limiter.key, admitted: () => limiter.admitted, debit: (n) => limiter.debit(this.#clock.nowMs(), n) });
+    }
+    fleet.setLocalLimits(local);
+    for (const change of fleet.controls()) this.#control(change);
+  }
+
+  /** One request fewer in flight. */
+  #release(): void {
+    if (--this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
   #whenIdle(): Promise<void> {
@@ -503,7 +570,13 @@ export class Meridian implements AdminTarget {
     const onRequest = (req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean) => {
       this.#inFlight++;
       // The HTTP/2 compat objects stand in for node:http's (see http-server.ts for what differs).
-      forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
+      const strong = this.#fleet === undefined ? undefined : decideStrongLimit(runtime(), l.name, ctx.encrypted, req as IncomingMessage);
+      if (strong === undefined) return forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
+      void strong.then(() => {
+        // A client gone while Redis decided: nothing left to answer.
+        if (res.destroyed) return this.#release();
+        forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
+      });
     };
     const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version) : undefined;
     const ls = createHttpServer(l, {
@@ -586,7 +659,7 @@ export class Meridian implements AdminTarget {
   }
 
   #done(r: ExchangeRecord): void {
-    if (--this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
+    this.#release();
     if (r.reason !== undefined && r.reason !== 'client_abort' && r.reason !== 'upstream_abort') this.metrics.localReply(r.listener, r.reason, r.status);
     this.metrics.observeRequest(
       { listener: r.listener, cluster: r.cluster, endpoint: r.endpoint, code: r.status },
@@ -674,4 +747,9 @@ async function closeAccessLog(log: AccessLog | undefined): Promise<void> {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** A short digest of a config: nodes of a fleet showing different ones run different configs. */
+function configDigest(config: Config): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
 }

@@ -1,0 +1,174 @@
+// Three Meridian processes and one real Redis: limits, control and faults shared across
+// the fleet (docs/fleet.md). Traffic goes only to 127.0.0.1.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
+import { localOverAdmissionBound } from '../../src/core/fleet-tally.js';
+import { until } from '../proxy/harness.js';
+import { call, FleetNode, load } from './fleet-harness.js';
+import { NO_REDIS, RedisServer } from './redis-server.js';
+
+const RATE = 100;
+// Strong: half a second's worth, so a pause of the (shared, busy) test machine shorter than
+// that loses no tokens and the count can be held to 5% both ways.
+const STRONG_BURST = 50;
+const BURST = 20;
+const SYNC_MS = 100;
+const WINDOW_MS = 2000;
+
+const limit = (consistency: 'strong' | 'local', extra: Record<string, unknown> = {}) => ({
+  requests_per_second: RATE,
+  burst: consistency === 'strong' ? STRONG_BURST : BURST,
+  scope: 'global',
+  consistency,
+  ...extra,
+});
+
+function nodeConfig(name: string, redis: string, backends: readonly SampleBackend[], prefix: string) {
+  return ({ web, admin }: { web: number; admin: number }) => ({
+    admin: { address: '127.0.0.1', port: admin },
+    access_log: { enabled: false },
+    node: { name, region: 'r1' },
+    sync: {
+      redis,
+      node: name,
+      key_prefix: prefix,
+      sync_interval: `${SYNC_MS}ms`,
+      heartbeat_interval: '200ms',
+      command_timeout: '250ms',
+      reconnect: { min: '50ms', max: '200ms' },
+    },
+    listeners: [
+      {
+        name: 'web',
+        address: '127.0.0.1',
+        port: web,
+        routes: [
+          { match: { path: { prefix: '/strong' } }, cluster: 'c', rate_limit: limit('strong') },
+          { match: { path: { prefix: '/local' } }, cluster: 'c', rate_limit: limit('local') },
+          { match: { path: { prefix: '/deny' } }, cluster: 'c', rate_limit: limit('strong', { on_unavailable: 'deny' }) },
+          { cluster: 'c' },
+        ],
+      },
+    ],
+    clusters: [{ name: 'c', endpoints: backends.map((b) => ({ address: `127.0.0.1:${b.port}` })) }],
+  });
+}
+
+const count = (m: Map<number, number>, status: number): number => m.get(status) ?? 0;
+
+describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout: 120_000 }, () => {
+  let redis: RedisServer;
+  let backends: SampleBackend[];
+  let nodes: FleetNode[];
+
+  before(async () => {
+    redis = await RedisServer.start();
+    backends = await Promise.all([startSampleBackend({ name: 'b1' }), startSampleBackend({ name: 'b2' })]);
+    const prefix = `t${process.pid}`;
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => FleetNode.start({ name, config: nodeConfig(name, redis.url, backends, prefix) })));
+    // Every node sees the other two: membership works before anything else is measured.
+    for (const n of nodes) {
+      await until(async () => ((await n.adminGet('/api/fleet')) as { nodes: unknown[] }).nodes.length === 3, 10_000, `${n.name} to see three nodes`);
+    }
+  });
+
+  after(async () => {
+    await Promise.all((nodes ?? []).map((n) => n.stop()));
+    await Promise.all((backends ?? []).map((b) => b.close()));
+    await redis?.kill();
+  });
+
+  it('GET /api/fleet lists the live nodes with region, version and last-seen', async () => {
+    const view = (await nodes[1]!.adminGet('/api/fleet')) as { node: string; redis: string; nodes: { node: string; region: string; version: string; self: boolean; ageMs: number }[] };
+    assert.equal(view.node, 'n2');
+    assert.equal(view.redis, 'up');
+    assert.deepEqual(view.nodes.map((n) => n.node).sort(), ['n1', 'n2', 'n3']);
+    for (const n of view.nodes) {
+      assert.equal(n.region, 'r1');
+      assert.equal(n.version, '0.1.0');
+      assert.equal(n.self, n.node === 'n2');
+      assert.ok(n.ageMs >= 0);
+    }
+    const metrics = await call(nodes[0]!.admin, 'GET', '/metrics');
+    assert.match(metrics.body, /^meridian_fleet_redis_up 1$/m);
+    assert.match(metrics.body, /^meridian_fleet_node_last_seen_seconds\{node="n3",region="r1",version="0\.1\.0"\} /m);
+  });
+
+  it('a strong global limit of L/s admits L·t within 5% (plus the burst) over the three nodes together', async () => {
+    const start = performance.now();
+    const r = await load(nodes, '/strong', 12, () => performance.now() - start > WINDOW_MS);
+    const admitted = count(r.statuses, 200);
+    const expected = (RATE * r.elapsedMs) / 1000;
+    assert.equal(r.errors, 0);
+    assert.equal(admitted + count(r.statuses, 429), [...r.statuses.values()].reduce((a, b) => a + b, 0), JSON.stringify([...r.statuses]));
+    assert.ok(admitted <= expected * 1.05 + STRONG_BURST, `admitted ${admitted}, limit ${expected.toFixed(0)} + burst ${STRONG_BURST} over ${r.elapsedMs.toFixed(0)} ms`);
+    assert.ok(admitted >= expected * 0.95, `admitted ${admitted}, limit ${expected.toFixed(0)} over ${r.elapsedMs.toFixed(0)} ms`);
+    // The limit was shared: every node admitted some, and refused some.
+    for (const n of nodes) {
+      const m = r.byNode.get(n.name) as Map<number, number>;
+      assert.ok(count(m, 200) > 0 && count(m, 429) > 0, `${n.name}: ${JSON.stringify([...m])}`);
+    }
+  });
+
+  it('a local-consistency global limit stays within its documented over-admission bound', async () => {
+    const start = performance.now();
+    const r = await load(nodes, '/local', 12, () => performance.now() - start > WINDOW_MS);
+    const admitted = count(r.statuses, 200);
+    const bound = localOverAdmissionBound(RATE, BURST, nodes.length, SYNC_MS, r.elapsedMs);
+    const alone = nodes.length * ((RATE * r.elapsedMs) / 1000 + BURST);
+    assert.equal(r.errors, 0);
+    assert.ok(admitted <= bound, `admitted ${admitted}, bound ${bound.toFixed(0)} over ${r.elapsedMs.toFixed(0)} ms`);
+    // Well under what three unsynchronised nodes would admit, and not starved either.
+    assert.ok(admitted < alone * 0.6, `admitted ${admitted}; three nodes alone would admit ${alone.toFixed(0)}`);
+    assert.ok(admitted >= (RATE * r.elapsedMs) / 1000 * 0.9, `admitted ${admitted} over ${r.elapsedMs.toFixed(0)} ms`);
+  });
+
+  it('a drain made on one node reaches every node, and survives a restart', async () => {
+    const ep = `127.0.0.1:${backends[0]!.port}`;
+    const drained = async (n: FleetNode) => {
+      const c = ((await n.adminGet('/api/clusters')) as { clusters: { name: string; endpoints: { address: string; status: string }[] }[] }).clusters[0]!;
+      return c.endpoints.find((e) => e.address === ep)?.status === 'draining';
+    };
+    assert.equal((await nodes[0]!.adminPost(`/api/clusters/c/endpoints/${encodeURIComponent(ep)}/drain`, { draining: true })).status, 200);
+    for (const n of nodes) await until(() => drained(n), 5000, `${n.name} to drain ${ep}`);
+    await nodes[2]!.stop();
+    await nodes[2]!.restart();
+    await until(() => drained(nodes[2]!), 5000, `restarted n3 to drain ${ep}`);
+    // A newer change wins everywhere: undrain from another node.
+    assert.equal((await nodes[1]!.adminPost(`/api/clusters/c/endpoints/${encodeURIComponent(ep)}/drain`, { draining: false })).status, 200);
+    for (const n of nodes) await until(async () => !(await drained(n)), 5000, `${n.name} to undrain ${ep}`);
+  });
+
+  it('Redis killed under load: allow mode fails no request, deny mode answers 503, limits resume when Redis returns', async () => {
+    let stopAllow = false;
+    let answered = 0;
+    const allow = load(nodes, '/strong', 6, () => stopAllow, () => answered++);
+    await until(() => answered > 50, 10_000, 'load before the outage');
+    await redis.kill();
+    // Every node has noticed: the deny route answers 503 rate_limit_unavailable on each.
+    for (const n of nodes) {
+      await until(async () => (await call(n.web, 'GET', '/deny')).status === 503, 5000, `${n.name} to deny without Redis`);
+      const reply = await call(n.web, 'GET', '/deny');
+      assert.equal(reply.status, 503);
+      assert.match(reply.body, /fleet-wide rate limit could not be checked/);
+    }
+    // And the allow route keeps answering, Redis still down.
+    const during = answered;
+    await until(() => answered > during + 50, 10_000, 'load during the outage');
+    await redis.restart();
+    // Limits resume: a strong route refuses again once the bucket is spent.
+    for (const n of nodes) await until(async () => (await call(n.web, 'GET', '/deny')).status !== 503, 10_000, `${n.name} to reach Redis again`);
+    stopAllow = true;
+    const r = await allow;
+    assert.equal(r.errors, 0);
+    assert.deepEqual([...r.statuses.keys()].filter((s) => s !== 200 && s !== 429), [], JSON.stringify([...r.statuses]));
+    const after = await load(nodes, '/strong', 6, ((n = 0) => () => n++ > 300)());
+    assert.ok(count(after.statuses, 429) > 0, JSON.stringify([...after.statuses]));
+    // Each node logged the outage once, and its end once.
+    for (const n of nodes) {
+      assert.equal(n.output.match(/Redis unreachable/g)?.length, 1, `${n.name}: ${n.output}`);
+      assert.equal(n.output.match(/Redis reachable again/g)?.length, 1, `${n.name}: ${n.output}`);
+    }
+  });
+});
