@@ -64,7 +64,7 @@ export const folderDependencies = {
   proxy: ['admin', 'config', 'core', 'shared'],
   fleet: ['admin', 'config', 'core', 'shared'],
   node: ['fleet', 'proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
-  demo: ['node', 'fleet', 'proxy', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
+  demo: ['node', 'proxy', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
   cli: ['demo', 'node', 'fleet', 'sim', 'proxy', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
 };
 

@@ -228,6 +228,9 @@ function checkSync(root: Record<string, unknown>, listeners: (Record<string, unk
   if (synced && root['workers'] !== undefined && root['workers'] !== 1) {
     fail(ctx, `not supported with more than one worker (workers: ${describeValue(root['workers'])}): each worker would be its own fleet node; set workers: 1 and run more nodes`, ['sync']);
   }
+  list(root['clusters']).forEach((c, i) => {
+    if (!synced && obj(c)?.['shared_health'] !== undefined) fail(ctx, 'shared_health needs a sync: block (the Redis the fleet shares verdicts through)', ['clusters', i, 'shared_health']);
+  });
   listeners.forEach((l, i) => {
     list(l?.['routes']).forEach((r, j) => {
       const rl = obj(obj(r)?.['rate_limit']);

@@ -40,7 +40,7 @@ import {
 import { isHost, parseHostPort } from '../shared/address.js';
 import { describeValue, listValues } from './describe.js';
 import { globalSchema } from './global-schema.js';
-import { syncSchema } from './sync-schema.js';
+import { sharedHealthSchema, syncSchema } from './sync-schema.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseLatency } from './latency-spec.js';
 
@@ -498,6 +498,8 @@ const clusterSchema = z
       .prefault({}),
     health_check: healthCheckSchema.optional(),
     outlier_detection: outlierSchema.optional(),
+    /** Share this cluster's health verdicts with the fleet (`sync:`); absent = this node's own judgement only. */
+    shared_health: sharedHealthSchema.optional(),
     connect_failure_ejection: connectFailureEjectionSchema.prefault({}),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
     panic_threshold: percentNumber().default(50),

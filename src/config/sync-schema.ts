@@ -4,7 +4,7 @@
  * Durations parse to milliseconds, as in schema.ts.
  */
 import { z } from 'zod';
-import { duration, fail, hostPort } from './fields.js';
+import { duration, fail, hostPort, integer } from './fields.js';
 
 const redisUrl = () =>
   z.string().superRefine((s, ctx) => {
@@ -48,3 +48,13 @@ export const syncSchema = z
   });
 
 export type SyncConfig = z.output<typeof syncSchema>;
+
+/**
+ * A cluster's `shared_health`: its nodes' own verdicts (failed active checks, outlier and
+ * connect-failure ejections) are shared, and an endpoint that `quorum` nodes judge bad is
+ * taken out on every node (docs/fleet.md, "Shared health").
+ */
+export const sharedHealthSchema = z.strictObject({
+  /** Nodes that must judge an endpoint bad: a number, or `majority` of those reporting on the cluster. */
+  quorum: z.union([z.literal('majority'), integer(1, 1000)]).default('majority'),
+});

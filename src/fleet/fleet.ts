@@ -11,12 +11,13 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SyncConfig } from '../config/index.js';
+import { fleetEjections, type FleetHealthRule, type HealthReport } from '../core/fleet-health.js';
 import { FleetTally, type NodeCount } from '../core/fleet-tally.js';
 import type { TakeResult } from '../core/token-bucket.js';
 import { VersionedOverrides } from '../core/versioned-overrides.js';
 import { FleetMetrics, type NodeSeen } from './fleet-metrics.js';
 import { RedisLink } from './redis-link.js';
-import { CONTROL, HEARTBEAT, LEAVE, TAKE_TOKEN, TALLY } from './scripts.js';
+import { CONTROL, HEALTH, HEARTBEAT, LEAVE, TAKE_TOKEN, TALLY } from './scripts.js';
 
 /** An operator's change that every node applies. `null` restores what the config says. */
 export type ControlChange =
@@ -31,6 +32,17 @@ export interface LocalLimit {
   admitted(): number;
   /** Take `n` tokens for requests other nodes admitted. */
   debit(n: number): void;
+}
+
+/** A cluster whose health the fleet shares (`shared_health`), as the fleet reads and sets it. */
+export interface SharedHealthCluster {
+  readonly name: string;
+  readonly rule: FleetHealthRule;
+  endpoints(): string[];
+  /** Endpoints this node's own checks fail or its own outlier detection has ejected. */
+  localBad(): Set<string>;
+  /** Take out exactly these endpoints on the fleet's word (and return the others). */
+  apply(out: ReadonlySet<string>): void;
 }
 
 export interface FleetMember {
@@ -49,6 +61,8 @@ export interface FleetView {
   readonly region: string;
   readonly redis: 'up' | 'down';
   readonly nodes: readonly FleetMember[];
+  /** Shared-health votes by cluster, endpoint: how many nodes judge it bad; and what the fleet took out here. */
+  readonly health: Readonly<Record<string, { readonly votes: Readonly<Record<string, number>>; readonly ejected: readonly string[] }>>;
 }
 
 export interface FleetOptions {
@@ -89,7 +103,12 @@ export class Fleet {
   #membersAt = 0;
   #timers: NodeJS.Timeout[] = [];
   #tallying = false;
-  readonly #keys: { nodes: string; info: string; version: string; control: string; controlChannel: string; reloadChannel: string };
+  #health: readonly SharedHealthCluster[] = [];
+  /** The last reports read and the endpoints taken out, by cluster: for /api/fleet. */
+  readonly #healthSeen = new Map<string, { reports: HealthReport[]; out: ReadonlySet<string> }>();
+  /** Clusters with a health sync running, and whether another is wanted after it. */
+  readonly #healthBusy = new Map<string, { again: boolean; announce: boolean }>();
+  readonly #keys: { nodes: string; info: string; version: string; control: string; controlChannel: string; reloadChannel: string; healthChannel: string };
 
   constructor(o: FleetOptions) {
     this.#o = o;
@@ -106,22 +125,33 @@ export class Fleet {
       control: `{${p}:fleet}:control`,
       controlChannel: `${p}:control`,
       reloadChannel: `${p}:reload`,
+      healthChannel: `${p}:health`,
     };
     this.#link = new RedisLink(o.sync, o.log, {
       up: (resync) => {
         this.metrics.setUp(true);
         void this.#resync(resync);
       },
-      down: () => this.metrics.setUp(false),
+      down: () => {
+        this.metrics.setUp(false);
+        // Alone again: this node's own judgement is all it has, until Redis returns.
+        for (const c of this.#health) c.apply(new Set());
+        this.#healthSeen.clear();
+      },
     });
     this.#link.sub.on('message', (channel: string, message: string) => this.#message(channel, message));
   }
 
   start(): void {
     this.#link.connect();
-    void this.#link.sub.subscribe(this.#keys.controlChannel, this.#keys.reloadChannel).catch(() => {});
+    void this.#link.sub.subscribe(this.#keys.controlChannel, this.#keys.reloadChannel, this.#keys.healthChannel).catch(() => {});
     this.#timers.push(setInterval(() => void this.#heartbeat(), this.#sync.heartbeat_interval));
-    this.#timers.push(setInterval(() => void this.#tally(), this.#sync.sync_interval));
+    this.#timers.push(
+      setInterval(() => {
+        void this.#tally();
+        for (const c of this.#health) this.#syncHealth(c.name, false);
+      }, this.#sync.sync_interval),
+    );
     for (const t of this.#timers) t.unref();
   }
 
@@ -198,7 +228,60 @@ export class Fleet {
       region: this.region,
       redis: this.#link.up ? 'up' : 'down',
       nodes: this.#members.map((m) => ({ ...m, ageMs: Math.round(m.ageMs + since) })),
+      health: Object.fromEntries(
+        [...this.#healthSeen].map(([name, seen]) => {
+          const votes: Record<string, number> = {};
+          for (const r of seen.reports) for (const id of r.bad) votes[id] = (votes[id] ?? 0) + 1;
+          return [name, { votes, ejected: [...seen.out].sort() }];
+        }),
+      ),
     };
+  }
+
+  // ---- shared health -----------------------------------------------------------------
+
+  /** The clusters with `shared_health` in the config in force (a reload replaces the list). */
+  setHealthClusters(clusters: readonly SharedHealthCluster[]): void {
+    this.#health = clusters;
+    for (const name of [...this.#healthSeen.keys()]) if (!clusters.some((c) => c.name === name)) this.#healthSeen.delete(name);
+  }
+
+  /** This node's own judgement of `cluster` changed: tell the fleet now, not at the next tick. */
+  healthChanged(cluster: string): void {
+    this.#syncHealth(cluster, true);
+  }
+
+  /**
+   * Publish this node's bad endpoints of `name`, read every live node's, and take out
+   * what the vote says. One at a time per cluster; a request made meanwhile runs after.
+   */
+  #syncHealth(name: string, announce: boolean): void {
+    const busy = this.#healthBusy.get(name);
+    if (busy !== undefined) {
+      busy.again = true;
+      busy.announce ||= announce;
+      return;
+    }
+    const cluster = this.#health.find((c) => c.name === name);
+    if (cluster === undefined || !this.#link.up) return;
+    const state = { again: false, announce: false };
+    this.#healthBusy.set(name, state);
+    const local = cluster.localBad();
+    const stale = 5 * this.#sync.sync_interval;
+    HEALTH.run(this.#link.cmd, [`{${this.#sync.key_prefix}:health:${name}}`, this.node, JSON.stringify([...local]), Math.max(60_000, 2 * stale), stale, announce ? this.#keys.healthChannel : ''])
+      .then((flat) => {
+        const reports: HealthReport[] = [];
+        const list = flat as string[];
+        for (let i = 0; i + 1 < list.length; i += 2) reports.push({ node: list[i] as string, bad: parseList(list[i + 1] as string) });
+        const out = fleetEjections(reports, local, cluster.endpoints(), cluster.rule);
+        cluster.apply(out);
+        this.#healthSeen.set(name, { reports, out });
+      })
+      .catch(() => this.metrics.error('health'))
+      .finally(() => {
+        this.#healthBusy.delete(name);
+        if (state.again) this.#syncHealth(name, state.announce);
+      });
   }
 
   async #heartbeat(): Promise<void> {
@@ -262,6 +345,8 @@ export class Fleet {
       return;
     }
     if (channel === this.#keys.controlChannel) this.#offer(message);
+    // Another node's judgement changed: read the reports again now.
+    if (channel === this.#keys.healthChannel && message !== this.node) for (const c of this.#health) this.#syncHealth(c.name, false);
   }
 
   /** One stored or announced change, "version json": applied if newer than what its target holds. */
@@ -318,5 +403,14 @@ function parseInfo(s: string): { region: string; version: string; config: string
     return { region: String(o['region'] ?? ''), version: String(o['version'] ?? ''), config: String(o['config'] ?? '') };
   } catch {
     return { region: '', version: '', config: '' };
+  }
+}
+
+function parseList(s: string): string[] {
+  try {
+    const v = JSON.parse(s) as unknown;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
   }
 }

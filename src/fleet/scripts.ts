@@ -84,3 +84,31 @@ redis.call('HSET', KEYS[2], ARGV[1], msg)
 redis.call('PUBLISH', ARGV[3], msg)
 return v`,
 );
+
+/**
+ * Shared health: record this node's bad endpoints for a cluster and read every node's,
+ * dropping reports older than the stale age (a node gone or cut off votes no more).
+ * KEYS: the cluster's reports hash. ARGV: node, bad-list JSON, expiry ms, stale ms,
+ * channel to announce the change on ('' for a periodic refresh). Returns {node, JSON, ...}.
+ */
+export const HEALTH = new Script(
+  1,
+  `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], now .. ' ' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local sp = string.find(v, ' ', 1, true)
+  if sp ~= nil and now - tonumber(string.sub(v, 1, sp - 1)) <= tonumber(ARGV[4]) then
+    out[#out + 1] = all[i]
+    out[#out + 1] = string.sub(v, sp + 1)
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[1]) end
+return out`,
+);

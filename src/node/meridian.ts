@@ -14,6 +14,7 @@ import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
+import { OUTLIER_DEFAULTS } from '../core/outlier-detector.js';
 import { countOf } from '../config/describe.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
 import { Discovery } from '../discovery/discovery.js';
@@ -28,7 +29,7 @@ import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 import { decideStrongLimit } from '../proxy/global-limits.js';
-import { Fleet, type ControlChange, type LocalLimit } from '../fleet/fleet.js';
+import { Fleet, type ControlChange, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
 import { fleetRoutes } from '../fleet/fleet-routes.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
@@ -120,6 +121,8 @@ export class Meridian implements AdminTarget {
   #reloads: Promise<unknown> = Promise.resolve();
   /** This node's part in a fleet (`sync:`), run by the process that serves admin. */
   #fleet: Fleet | undefined;
+  /** Cores whose health events the fleet hears of. */
+  readonly #fleetWatched = new WeakSet<Cluster>();
 
   constructor(config: Config, options: MeridianOptions = {}) {
     this.#o = options;
@@ -378,6 +381,31 @@ export class Meridian implements AdminTarget {
       else if (limiter.reconciled) local.push({ key: limiter.key, admitted: () => limiter.admitted, debit: (n) => limiter.debit(this.#clock.nowMs(), n) });
     }
     fleet.setLocalLimits(local);
+    const shared: SharedHealthCluster[] = [];
+    for (const c of this.#runtime.clusters.values()) {
+      const sh = c.config.shared_health;
+      if (sh === undefined) {
+        for (const h of c.core.hosts) c.core.setFleetEjected(h.endpoint.id, false);
+        continue;
+      }
+      const core = c.core;
+      shared.push({
+        name: c.name,
+        rule: { quorum: sh.quorum, maxEjectionPercent: c.config.outlier_detection?.max_ejection_percent ?? OUTLIER_DEFAULTS.maxEjectionPercent },
+        endpoints: () => core.hosts.map((h) => h.endpoint.id),
+        localBad: () => new Set(core.hosts.filter((h) => !h.health.activeHealthy || h.health.ejected || h.health.unreachable).map((h) => h.endpoint.id)),
+        apply: (out) => {
+          for (const h of core.hosts) core.setFleetEjected(h.endpoint.id, out.has(h.endpoint.id));
+        },
+      });
+      if (!this.#fleetWatched.has(core)) {
+        this.#fleetWatched.add(core);
+        core.onEvent((e) => {
+          if (e.type !== 'panic') fleet.healthChanged(c.name);
+        });
+      }
+    }
+    fleet.setHealthClusters(shared);
     for (const change of fleet.controls()) this.#control(change);
   }
 

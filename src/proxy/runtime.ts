@@ -50,7 +50,7 @@ export interface Runtime {
 
 /** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
 function balancingShape(c: ClusterConfig): unknown {
-  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, ...rest } = c;
+  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, shared_health: _sh, ...rest } = c;
   return rest;
 }
 

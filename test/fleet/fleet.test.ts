@@ -8,11 +8,12 @@ import { until } from '../proxy/harness.js';
 import { call, FleetNode, load } from './fleet-harness.js';
 import { NO_REDIS, RedisServer } from './redis-server.js';
 
-const RATE = 100;
-// Strong: half a second's worth, so a pause of the (shared, busy) test machine shorter than
-// that loses no tokens and the count can be held to 5% both ways.
-const STRONG_BURST = 50;
-const BURST = 20;
+// Low enough that the load below offers well over it even on a busy two-core machine, so
+// the count can be held to 5% both ways.
+const RATE = 25;
+// A second's worth: a pause of the machine shorter than that loses no tokens.
+const STRONG_BURST = 25;
+const BURST = 10;
 const SYNC_MS = 100;
 const WINDOW_MS = 2000;
 
@@ -24,7 +25,10 @@ const limit = (consistency: 'strong' | 'local', extra: Record<string, unknown> =
   ...extra,
 });
 
-function nodeConfig(name: string, redis: string, backends: readonly SampleBackend[], prefix: string) {
+/** Ejects after three 5xx in a row, for long enough that no ejection ends within a test. */
+const outliers = { consecutive_5xx: 3, base_ejection_time: '60s', max_ejection_percent: 50 };
+
+function nodeConfig(name: string, redis: string, backends: readonly SampleBackend[], bad: SampleBackend, prefix: string) {
   return ({ web, admin }: { web: number; admin: number }) => ({
     admin: { address: '127.0.0.1', port: admin },
     access_log: { enabled: false },
@@ -35,7 +39,8 @@ function nodeConfig(name: string, redis: string, backends: readonly SampleBacken
       key_prefix: prefix,
       sync_interval: `${SYNC_MS}ms`,
       heartbeat_interval: '200ms',
-      command_timeout: '250ms',
+      // Generous: a busy machine must not turn slow answers into outages (those are tested by killing Redis).
+      command_timeout: '1s',
       reconnect: { min: '50ms', max: '200ms' },
     },
     listeners: [
@@ -47,11 +52,22 @@ function nodeConfig(name: string, redis: string, backends: readonly SampleBacken
           { match: { path: { prefix: '/strong' } }, cluster: 'c', rate_limit: limit('strong') },
           { match: { path: { prefix: '/local' } }, cluster: 'c', rate_limit: limit('local') },
           { match: { path: { prefix: '/deny' } }, cluster: 'c', rate_limit: limit('strong', { on_unavailable: 'deny' }) },
+          { match: { path: { prefix: '/eh/' } }, cluster: 'h' },
+          { match: { path: { prefix: '/eq/' } }, cluster: 'q' },
           { cluster: 'c' },
         ],
       },
     ],
-    clusters: [{ name: 'c', endpoints: backends.map((b) => ({ address: `127.0.0.1:${b.port}` })) }],
+    clusters: [
+      { name: 'c', endpoints: backends.map((b) => ({ address: `127.0.0.1:${b.port}` })) },
+      // One endpoint always failing: what one node ejects is what the fleet may share.
+      ...(['h', 'q'] as const).map((c) => ({
+        name: c,
+        endpoints: [bad, backends[0]!].map((b) => ({ address: `127.0.0.1:${b.port}` })),
+        outlier_detection: outliers,
+        shared_health: { quorum: c === 'h' ? 1 : 2 },
+      })),
+    ],
   });
 }
 
@@ -61,12 +77,14 @@ describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout:
   let redis: RedisServer;
   let backends: SampleBackend[];
   let nodes: FleetNode[];
+  let bad: SampleBackend;
 
   before(async () => {
     redis = await RedisServer.start();
     backends = await Promise.all([startSampleBackend({ name: 'b1' }), startSampleBackend({ name: 'b2' })]);
+    bad = await startSampleBackend({ name: 'bad', errorRate: 1 });
     const prefix = `t${process.pid}`;
-    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => FleetNode.start({ name, config: nodeConfig(name, redis.url, backends, prefix) })));
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => FleetNode.start({ name, config: nodeConfig(name, redis.url, backends, bad, prefix) })));
     // Every node sees the other two: membership works before anything else is measured.
     for (const n of nodes) {
       await until(async () => ((await n.adminGet('/api/fleet')) as { nodes: unknown[] }).nodes.length === 3, 10_000, `${n.name} to see three nodes`);
@@ -75,7 +93,7 @@ describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout:
 
   after(async () => {
     await Promise.all((nodes ?? []).map((n) => n.stop()));
-    await Promise.all((backends ?? []).map((b) => b.close()));
+    await Promise.all([...(backends ?? []), ...(bad ? [bad] : [])].map((b) => b.close()));
     await redis?.kill();
   });
 
@@ -103,7 +121,7 @@ describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout:
     assert.equal(r.errors, 0);
     assert.equal(admitted + count(r.statuses, 429), [...r.statuses.values()].reduce((a, b) => a + b, 0), JSON.stringify([...r.statuses]));
     assert.ok(admitted <= expected * 1.05 + STRONG_BURST, `admitted ${admitted}, limit ${expected.toFixed(0)} + burst ${STRONG_BURST} over ${r.elapsedMs.toFixed(0)} ms`);
-    assert.ok(admitted >= expected * 0.95, `admitted ${admitted}, limit ${expected.toFixed(0)} over ${r.elapsedMs.toFixed(0)} ms`);
+    assert.ok(admitted >= expected * 0.95, `admitted ${admitted}, limit ${expected.toFixed(0)} over ${r.elapsedMs.toFixed(0)} ms; answers ${JSON.stringify([...r.statuses])}`);
     // The limit was shared: every node admitted some, and refused some.
     for (const n of nodes) {
       const m = r.byNode.get(n.name) as Map<number, number>;
@@ -116,12 +134,49 @@ describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout:
     const r = await load(nodes, '/local', 12, () => performance.now() - start > WINDOW_MS);
     const admitted = count(r.statuses, 200);
     const bound = localOverAdmissionBound(RATE, BURST, nodes.length, SYNC_MS, r.elapsedMs);
+    // Three nodes each alone would admit up to this; the bound is well under it.
     const alone = nodes.length * ((RATE * r.elapsedMs) / 1000 + BURST);
     assert.equal(r.errors, 0);
-    assert.ok(admitted <= bound, `admitted ${admitted}, bound ${bound.toFixed(0)} over ${r.elapsedMs.toFixed(0)} ms`);
-    // Well under what three unsynchronised nodes would admit, and not starved either.
-    assert.ok(admitted < alone * 0.6, `admitted ${admitted}; three nodes alone would admit ${alone.toFixed(0)}`);
-    assert.ok(admitted >= (RATE * r.elapsedMs) / 1000 * 0.9, `admitted ${admitted} over ${r.elapsedMs.toFixed(0)} ms`);
+    assert.ok(admitted <= bound, `admitted ${admitted}, bound ${bound.toFixed(0)} (alone: ${alone.toFixed(0)}) over ${r.elapsedMs.toFixed(0)} ms`);
+    // A limit, not a wall: the fleet admits at least the rate.
+    assert.ok(admitted >= ((RATE * r.elapsedMs) / 1000) * 0.95, `admitted ${admitted} over ${r.elapsedMs.toFixed(0)} ms; answers ${JSON.stringify([...r.statuses])}`);
+  });
+
+  /** The status node `n` gives the failing endpoint in cluster `c`. */
+  async function badStatus(n: FleetNode, c: string): Promise<string | undefined> {
+    const clusters = ((await n.adminGet('/api/clusters')) as { clusters: { name: string; endpoints: { address: string; status: string }[] }[] }).clusters;
+    return clusters.find((x) => x.name === c)?.endpoints.find((e) => e.address === `127.0.0.1:${bad.port}`)?.status;
+  }
+
+  /** Requests through `n` to cluster `c` until `n` itself has ejected the failing endpoint. */
+  async function ejectThrough(n: FleetNode, c: string): Promise<void> {
+    await until(async () => {
+      await call(n.web, 'GET', `/e${c}/x`);
+      return (await badStatus(n, c)) === 'ejected';
+    }, 10_000, `${n.name} to eject the failing endpoint of ${c}`);
+  }
+
+  it('shared health, quorum 1: an ejection made by one node takes the endpoint out on the others, which sent it nothing', async () => {
+    const before = bad.requests;
+    await ejectThrough(nodes[0]!, 'h');
+    for (const n of nodes.slice(1)) await until(async () => (await badStatus(n, 'h')) === 'ejected', 5000, `${n.name} to take the endpoint out`);
+    // n2 and n3 judged nothing themselves: every request the failing backend saw came through n1.
+    const seen = bad.requests - before;
+    const m1 = await call(nodes[0]!.admin, 'GET', '/metrics');
+    const through1 = [...m1.body.matchAll(new RegExp(`^meridian_requests_total\\{listener="web",cluster="h",endpoint="127\\.0\\.0\\.1:${bad.port}",code="500"\\} (\\d+)$`, 'gm'))].reduce((a, x) => a + Number(x[1]), 0);
+    assert.equal(through1, seen);
+  });
+
+  it("shared health, quorum 2: one node's ejection alone takes nothing out elsewhere; a second node's does", async () => {
+    const ep = `127.0.0.1:${bad.port}`;
+    const votes = async (n: FleetNode) => ((await n.adminGet('/api/fleet')) as { health: Record<string, { votes: Record<string, number> }> }).health['q']?.votes[ep] ?? 0;
+    await ejectThrough(nodes[0]!, 'q');
+    // n3 has read n1's vote, and still routes to the endpoint.
+    await until(async () => (await votes(nodes[2]!)) === 1, 5000, 'n3 to read one vote');
+    assert.equal(await badStatus(nodes[2]!, 'q'), 'healthy');
+    await ejectThrough(nodes[1]!, 'q');
+    await until(async () => (await badStatus(nodes[2]!, 'q')) === 'ejected', 5000, 'n3 to take the endpoint out on two votes');
+    assert.equal(await votes(nodes[2]!), 2);
   });
 
   it('a drain made on one node reaches every node, and survives a restart', async () => {
