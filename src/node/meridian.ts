@@ -29,7 +29,7 @@ import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 import { decideStrongLimit } from '../proxy/global-limits.js';
-import { Fleet, type ControlChange, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
+import { Fleet, type ControlChange, type FleetView, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
 import { fleetRoutes } from '../fleet/fleet-routes.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
@@ -159,8 +159,26 @@ export class Meridian implements AdminTarget {
     return Object.fromEntries([...[...this.#listeners].map(([name, l]) => [name, l.port] as const), ...[...this.#tcp].map(([name, t]) => [name, t.port] as const)]);
   }
 
+  /**
+   * The DNS steering layer. In a fleet, a region override made through it (the admin API's)
+   * is applied here and then sent to every node, like a drain.
+   */
   global(): GlobalLayer | undefined {
-    return this.#global;
+    const layer = this.#global;
+    if (layer === undefined || this.#fleet === undefined) return layer;
+    return new Proxy(layer, {
+      get: (t, k) => {
+        if (k === 'setRegionOverride') return (region: string, override: 'up' | 'down' | undefined) => this.#shared({ kind: 'region', region, override: override ?? null }) === 'ok';
+        // The layer's own methods run on the layer itself (they use its private fields).
+        const v: unknown = Reflect.get(t, k, t);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+  }
+
+  /** This node's view of its fleet (`sync:`), as GET /api/fleet shows it; undefined alone. */
+  fleetView(): FleetView | undefined {
+    return this.#fleet?.view();
   }
 
   get adminPort(): number {
@@ -249,7 +267,7 @@ export class Meridian implements AdminTarget {
   }
 
   /** A change made through this node's admin API: applied here, then (in a fleet) sent to every node. */
-  #shared(change: ControlChange & { kind: 'drain' | 'weight' }): ChangeResult {
+  #shared(change: ControlChange): ChangeResult {
     const result = this.#control(change);
     if (result === 'ok' && this.#fleet !== undefined) {
       void this.#fleet.publish(change).then((v) => {

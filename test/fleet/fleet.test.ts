@@ -195,6 +195,15 @@ describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout:
     for (const n of nodes) await until(async () => !(await drained(n)), 5000, `${n.name} to undrain ${ep}`);
   });
 
+  it('a reload announced on one node reloads every node from its own file', async () => {
+    const reloads = async (n: FleetNode) => Number(/^meridian_config_reloads_total\{result="success"\} (\d+)$/m.exec((await call(n.admin, 'GET', '/metrics')).body)?.[1] ?? 0);
+    const before = await Promise.all(nodes.map(reloads));
+    const r = await nodes[0]!.adminPost('/api/fleet/reload', {});
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { announced: boolean }).announced, true);
+    for (const [i, n] of nodes.entries()) await until(async () => (await reloads(n)) === before[i]! + 1, 5000, `${n.name} to reload`);
+  });
+
   it('Redis killed under load: allow mode fails no request, deny mode answers 503, limits resume when Redis returns', async () => {
     let stopAllow = false;
     let answered = 0;
