@@ -22,7 +22,7 @@
  * ratio to `none`). Nothing
  * is asserted. Needs redis-server (apt-get install -y redis-server) and a build.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -116,9 +116,13 @@ const WRK = ['/usr/bin/wrk', '/usr/local/bin/wrk'].find((p) => existsSync(p));
 
 async function throughput(port: number, route: Route, durationMs = DURATION_MS): Promise<number> {
   if (WRK !== undefined) {
-    const r = spawnSync(WRK, ['-t1', `-c${CONNECTIONS}`, `-d${Math.max(1, Math.round(durationMs / 1000))}s`, `http://127.0.0.1:${port}/${route}`], { encoding: 'utf8' });
-    if (/Non-2xx/.test(r.stdout)) throw new Error(`/${route}: non-2xx answers under wrk: ${r.stdout}`);
-    return Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+    // Not spawnSync: the sample backend runs in this process and must keep answering.
+    const child = spawn(WRK, ['-t1', `-c${CONNECTIONS}`, `-d${Math.max(1, Math.round(durationMs / 1000))}s`, `http://127.0.0.1:${port}/${route}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => child.on('exit', r));
+    if (/Non-2xx/.test(out)) throw new Error(`/${route}: non-2xx answers under wrk: ${out}`);
+    return Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   }
   let n = 0;
   const end = performance.now() + durationMs;
