@@ -158,7 +158,7 @@ export class Fleet {
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
-    if (this.#link.up) await LEAVE.run(this.#link.cmd, [this.#keys.nodes, this.#keys.info, this.node]).catch(() => {});
+    if (this.#link.up) await this.#link.run(LEAVE, [this.#keys.nodes, this.#keys.info, this.node]).catch(() => {});
     await this.#link.close();
   }
 
@@ -174,7 +174,7 @@ export class Fleet {
    */
   async take(key: string, ratePerSecond: number, burst: number): Promise<TakeResult | 'unavailable'> {
     try {
-      const [ok, wait] = (await TAKE_TOKEN.run(this.#link.cmd, [`{${this.#sync.key_prefix}:rl:${key}}`, ratePerSecond, burst])) as [number, number];
+      const [ok, wait] = (await this.#link.run(TAKE_TOKEN, [`{${this.#sync.key_prefix}:rl:${key}}`, ratePerSecond, burst])) as [number, number];
       this.metrics.strong(ok === 1 ? 'admitted' : 'limited');
       return ok === 1 ? ADMITTED : { ok: false, retryAfterMs: wait };
     } catch {
@@ -201,7 +201,7 @@ export class Fleet {
           let tally = this.#tallies.get(limit.key);
           if (tally === undefined) this.#tallies.set(limit.key, (tally = new FleetTally(this.node)));
           try {
-            const flat = (await TALLY.run(this.#link.cmd, [`{${this.#sync.key_prefix}:tally:${limit.key}}`, this.node, `${this.#boot}:${limit.admitted()}`, expiry])) as string[];
+            const flat = (await this.#link.run(TALLY, [`{${this.#sync.key_prefix}:tally:${limit.key}}`, this.node, `${this.#boot}:${limit.admitted()}`, expiry])) as string[];
             const others = tally.observe(countsOf(flat));
             if (others > 0) {
               limit.debit(others);
@@ -268,7 +268,7 @@ export class Fleet {
     this.#healthBusy.set(name, state);
     const local = cluster.localBad();
     const stale = 5 * this.#sync.sync_interval;
-    HEALTH.run(this.#link.cmd, [`{${this.#sync.key_prefix}:health:${name}}`, this.node, JSON.stringify([...local]), Math.max(60_000, 2 * stale), stale, announce ? this.#keys.healthChannel : ''])
+    this.#link.run(HEALTH, [`{${this.#sync.key_prefix}:health:${name}}`, this.node, JSON.stringify([...local]), Math.max(60_000, 2 * stale), stale, announce ? this.#keys.healthChannel : ''])
       .then((flat) => {
         const reports: HealthReport[] = [];
         const list = flat as string[];
@@ -288,7 +288,7 @@ export class Fleet {
     if (!this.#link.up) return;
     const info = JSON.stringify({ region: this.region, version: VERSION, config: this.#o.configDigest() });
     try {
-      const out = (await HEARTBEAT.run(this.#link.cmd, [this.#keys.nodes, this.#keys.info, this.node, info, 3 * this.#sync.heartbeat_interval])) as string[];
+      const out = (await this.#link.run(HEARTBEAT, [this.#keys.nodes, this.#keys.info, this.node, info, 3 * this.#sync.heartbeat_interval])) as string[];
       const now = Number(out[0]);
       const members: FleetMember[] = [];
       for (let i = 1; i + 2 < out.length; i += 3) {
@@ -313,7 +313,7 @@ export class Fleet {
   async publish(change: ControlChange): Promise<number | undefined> {
     const field = fieldOf(change);
     try {
-      const version = Number(await CONTROL.run(this.#link.cmd, [this.#keys.version, this.#keys.control, field, JSON.stringify(change), this.#keys.controlChannel]));
+      const version = Number(await this.#link.run(CONTROL, [this.#keys.version, this.#keys.control, field, JSON.stringify(change), this.#keys.controlChannel]));
       this.#overrides.offer(field, version, change);
       this.metrics.control('sent');
       return version;

@@ -28,6 +28,9 @@ export class Script {
   }
 }
 
+/** Calls timed out in a row, with no answer between, after which Redis counts as down. */
+const STALLED_AFTER = 3;
+
 export interface LinkEvents {
   /** Connected and ready; `resync` when an outage came before (state learned since may be missing). */
   up(resync: boolean): void;
@@ -51,6 +54,7 @@ export class RedisLink {
   #everUp = false;
   #downSince: number | undefined;
   #closed = false;
+  #timeouts = 0;
 
   constructor(sync: SyncConfig, log: Logger, events: LinkEvents) {
     this.#log = log;
@@ -76,6 +80,29 @@ export class RedisLink {
 
   get up(): boolean {
     return this.#up;
+  }
+
+  /**
+   * Run a script on the command connection, watching for a Redis that accepts commands and
+   * never answers (stopped, swapping, a dead peer whose TCP connection stays up): each call
+   * still fails after `command_timeout`, but the client would keep every command sent in
+   * its queue until an answer came. After a few timeouts in a row with no answer between,
+   * the connection is dropped (which fails and empties that queue) and the outage handled
+   * as any other: commands fail at once until a reconnect is ready.
+   */
+  async run(script: Script, args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      const out = await script.run(this.cmd, args);
+      this.#timeouts = 0;
+      return out;
+    } catch (err) {
+      if (err instanceof Error && err.message === 'Command timed out' && ++this.#timeouts >= STALLED_AFTER && this.#up) {
+        this.#timeouts = 0;
+        this.#lost('stopped answering');
+        this.cmd.disconnect(true);
+      }
+      throw err;
+    }
   }
 
   connect(): void {
@@ -104,11 +131,11 @@ export class RedisLink {
     this.#events.up(resync);
   }
 
-  #lost(): void {
+  #lost(why: 'unreachable' | 'stopped answering' = 'unreachable'): void {
     if (this.#closed || this.#downSince !== undefined) return;
     this.#up = false;
     this.#downSince = performance.now();
-    this.#log.warn({ fleet: 'redis' }, 'fleet: Redis unreachable; serving on fallbacks until it returns');
+    this.#log.warn({ fleet: 'redis' }, `fleet: Redis ${why}; serving on fallbacks until it returns`);
     this.#events.down();
   }
 }

@@ -58,6 +58,15 @@ export class RedisServer {
     });
   }
 
+  /** Freeze the process (SIGSTOP): connections stay open and nothing is answered. */
+  freeze(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
   /** Stop at once (SIGKILL: an outage, not a shutdown), resolved once the process is gone. */
   async kill(): Promise<void> {
     const child = this.#child;
