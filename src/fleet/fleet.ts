@@ -103,6 +103,7 @@ export class Fleet {
   #membersAt = 0;
   #timers: NodeJS.Timeout[] = [];
   #tallying = false;
+  #onFirstSync: (() => void) | undefined;
   #health: readonly SharedHealthCluster[] = [];
   /** The last reports read and the endpoints taken out, by cluster: for /api/fleet. */
   readonly #healthSeen = new Map<string, { reports: HealthReport[]; out: ReadonlySet<string> }>();
@@ -142,7 +143,13 @@ export class Fleet {
     this.#link.sub.on('message', (channel: string, message: string) => this.#message(channel, message));
   }
 
-  start(): void {
+  /**
+   * Connect and start the timers. Resolves once the first resync is done (stored control
+   * changes applied, tallies and members read), or after `connectMs` if Redis is not there:
+   * a node serves without Redis rather than wait for it.
+   */
+  async start(connectMs: number): Promise<void> {
+    const synced = new Promise<void>((resolve) => (this.#onFirstSync = resolve));
     this.#link.connect();
     void this.#link.sub.subscribe(this.#keys.controlChannel, this.#keys.reloadChannel, this.#keys.healthChannel).catch(() => {});
     this.#timers.push(setInterval(() => void this.#heartbeat(), this.#sync.heartbeat_interval));
@@ -153,6 +160,9 @@ export class Fleet {
       }, this.#sync.sync_interval),
     );
     for (const t of this.#timers) t.unref();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([synced, new Promise<void>((resolve) => (timer = setTimeout(resolve, connectMs)))]);
+    clearTimeout(timer);
   }
 
   async stop(): Promise<void> {
@@ -378,6 +388,8 @@ export class Fleet {
     } catch {
       this.metrics.error('control');
     }
+    this.#onFirstSync?.();
+    this.#onFirstSync = undefined;
   }
 }
 

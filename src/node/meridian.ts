@@ -191,13 +191,14 @@ export class Meridian implements AdminTarget {
     const discovered = await this.#discovery.prepare(config);
     if (discovered.runners.size > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints()).runtime;
     this.#discovery.commit(discovered);
+    // Before the listeners: the first requests already find the fleet's limits and control changes.
+    await this.#startFleet(config);
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') this.#listeners.set(l.name, await this.#listen(l));
       else this.#tcp.set(l.name, await this.#listenTcp(l));
     }
     this.#applyRuntimeSideEffects();
     await this.#syncGlobal(config);
-    this.#startFleet(config);
     if (this.#o.admin !== false) {
       this.#admin = createAdminServer({
         target: this,
@@ -364,7 +365,7 @@ export class Meridian implements AdminTarget {
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
   }
 
-  #startFleet(config: Config): void {
+  async #startFleet(config: Config): Promise<void> {
     if (config.sync === undefined || this.#o.admin === false) return;
     const fleet = new Fleet({
       sync: config.sync,
@@ -382,7 +383,7 @@ export class Meridian implements AdminTarget {
     });
     this.#fleet = fleet;
     this.#attachFleet();
-    fleet.start();
+    await fleet.start(Math.max(1000, config.sync.command_timeout));
   }
 
   /**
