@@ -91,6 +91,7 @@ export type LocalReason =
   | 'no_route'
   | 'upgrade_refused'
   | 'rate_limited'
+  | 'rate_limit_unavailable'
   | 'circuit_open'
   | 'no_healthy_endpoint'
   | 'connect_failure'
