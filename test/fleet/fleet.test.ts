@@ -227,6 +227,9 @@ describe('a fleet of three Meridians over one Redis', { skip: NO_REDIS, timeout:
 
   it('Redis killed under load: allow mode fails no request, deny mode answers 503, limits resume when Redis returns', async () => {
     const outages = (n: FleetNode) => [n.output.match(/Redis unreachable/g)?.length ?? 0, n.output.match(/Redis reachable again/g)?.length ?? 0];
+    // The previous test's outage may still be ending on a node: count from after every node logged its end.
+    const ends = (n: FleetNode) => (n.output.match(/Redis (unreachable|stopped answering)/g)?.length ?? 0) === (n.output.match(/Redis reachable again/g)?.length ?? 0);
+    await until(() => nodes.every(ends), 10_000, 'every node past the previous outage');
     const before = nodes.map(outages);
     let stopAllow = false;
     let answered = 0;
