@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { errors } from 'undici';
+import { UpstreamClientError } from '../http1/upstream-client.js';
 
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
@@ -86,6 +87,7 @@ function isProtocolError(err: Error, code: string | undefined): boolean {
  */
 export function classifyUpstreamError(err: Error, connected = true): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  if (err instanceof UpstreamClientError) return new UpstreamError(err.code, err.code !== 'connect_failure', err.message, { cause: err.cause ?? err });
   const code = (err as NodeJS.ErrnoException).code;
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });
   if (isProtocolError(err, code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
