@@ -248,8 +248,7 @@ class UpstreamConnection implements BodySink {
       this.#pool.released(this);
       return;
     }
-    this.#state = Conn.Closed;
-    this.socket.destroy();
+    this.#close();
     handler.onError(err);
   }
 
@@ -365,10 +364,7 @@ class UpstreamConnection implements BodySink {
     if (reusable) {
       this.#state = Conn.Idle;
       this.socket.setTimeout(this.#idleMs);
-    } else {
-      this.#state = Conn.Closed;
-      this.socket.destroy();
-    }
+    } else this.#close();
     handler.onComplete(trailers);
     if (reusable && this.#state === Conn.Idle) this.#pool.released(this);
   }
@@ -397,10 +393,16 @@ class UpstreamConnection implements BodySink {
     const handler = this.#handler;
     this.#handler = undefined;
     this.#detachBody();
+    if (connecting) this.#pool.connectFailed(this, err);
+    this.#close();
+    if (handler !== undefined) handler.onError(err);
+  }
+
+  /** Closed for good, and out of the pool at once (not at the socket's 'close', a turn later). */
+  #close(): void {
     this.#state = Conn.Closed;
     this.socket.destroy();
-    if (handler !== undefined) handler.onError(err);
-    else if (connecting) this.#pool.connectFailed(this, err);
+    this.#pool.closed(this);
   }
 
   #detachBody(): void {
@@ -409,8 +411,7 @@ class UpstreamConnection implements BodySink {
 
   destroy(): void {
     if (this.#state === Conn.Busy) return this.#fail(new UpstreamClientError('upstream_reset', 'the connection was closed'));
-    this.#state = Conn.Closed;
-    this.socket.destroy();
+    this.#close();
   }
 
   get idle(): boolean {
