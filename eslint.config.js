@@ -63,8 +63,8 @@ export const folderDependencies = {
   discovery: ['admin', 'config', 'core', 'shared'],
   global: ['admin', 'config', 'core', 'shared'],
   proxy: ['http1', 'admin', 'config', 'core', 'shared'],
-  node: ['proxy', 'http1', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
-  demo: ['node', 'proxy', 'http1', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
+  node: ['proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
+  demo: ['node', 'proxy', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
   cli: ['demo', 'node', 'sim', 'proxy', 'http1', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
 };
 
