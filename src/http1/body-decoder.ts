@@ -20,13 +20,23 @@ export const enum Framing {
   UntilClose,
 }
 
+const EQUALS = 61;
+const DQUOTE = 34;
+const BACKSLASH = 92;
+
 /** Hex digits in a chunk size: 13 keep it an exact double (4 PiB), far past any body this proxies. */
 const MAX_SIZE_DIGITS = 13;
 
 const enum St {
   Size,
-  /** A chunk extension: `;` then extension bytes up to CR. */
-  Ext,
+  /** chunk-ext (RFC 9112 §7.1.1), no whitespace: `;` name, then `;`, `=` or CR. */
+  ExtName,
+  ExtAfterName,
+  ExtValue,
+  ExtToken,
+  ExtQuoted,
+  ExtQuotedEscape,
+  ExtAfterQuoted,
   SizeLf,
   Data,
   DataCr,
@@ -48,6 +58,8 @@ export class BodyDecoder {
   framing = Framing.None;
   /** Trailer fields of a chunked body, [name, value, ...]; empty when it had none. */
   trailers: string[] = [];
+  /** Which rule a FAILED body broke: `chunk_size_digits` (more than 13 hex digits, leading zeros included) or `chunk` (anything else). */
+  reason = '';
   #st = St.Done;
   #remaining = 0;
   #digits = 0;
@@ -62,6 +74,7 @@ export class BodyDecoder {
   start(framing: Framing, length: number): void {
     this.framing = framing;
     this.trailers = [];
+    this.reason = 'chunk';
     this.#trailerBytes = 0;
     this.#line = undefined;
     this.#remaining = framing === Framing.Length ? length : 0;
@@ -104,18 +117,49 @@ export class BodyDecoder {
           const c = buf[i++] as number;
           const v = HEX[c] as number;
           if (v !== 0) {
-            if (++this.#digits > MAX_SIZE_DIGITS) return FAILED;
+            if (++this.#digits > MAX_SIZE_DIGITS) {
+              this.reason = 'chunk_size_digits';
+              return FAILED;
+            }
             this.#remaining = this.#remaining * 16 + (v - 1);
           } else if (this.#digits === 0) return FAILED;
           else if (c === CR) this.#st = St.SizeLf;
-          else if (c === SEMICOLON) this.#st = St.Ext;
+          else if (c === SEMICOLON) this.#st = St.ExtName;
           else return FAILED;
           break;
         }
-        case St.Ext: {
+        case St.ExtName: {
+          if (TCHAR[buf[i++] as number] !== 1) return FAILED;
+          this.#st = St.ExtAfterName;
+          break;
+        }
+        case St.ExtAfterName:
+        case St.ExtToken:
+        case St.ExtAfterQuoted: {
           const c = buf[i++] as number;
           if (c === CR) this.#st = St.SizeLf;
+          else if (c === SEMICOLON) this.#st = St.ExtName;
+          else if (c === EQUALS && this.#st === St.ExtAfterName) this.#st = St.ExtValue;
+          else if (TCHAR[c] !== 1 || this.#st === St.ExtAfterQuoted) return FAILED;
+          break;
+        }
+        case St.ExtValue: {
+          const c = buf[i++] as number;
+          if (c === DQUOTE) this.#st = St.ExtQuoted;
+          else if (TCHAR[c] === 1) this.#st = St.ExtToken;
+          else return FAILED;
+          break;
+        }
+        case St.ExtQuoted: {
+          const c = buf[i++] as number;
+          if (c === DQUOTE) this.#st = St.ExtAfterQuoted;
+          else if (c === BACKSLASH) this.#st = St.ExtQuotedEscape;
           else if (FIELD_VCHAR[c] !== 1) return FAILED;
+          break;
+        }
+        case St.ExtQuotedEscape: {
+          if (FIELD_VCHAR[buf[i++] as number] !== 1) return FAILED;
+          this.#st = St.ExtQuoted;
           break;
         }
         case St.SizeLf: {

@@ -102,6 +102,8 @@ export class HeadParser {
   readonly #limits: HeadLimits;
   head = new MessageHead();
   error: HeadError | undefined;
+  /** Which rule refused the head (for logs and the differential test): `request_line_spaces`, `bare_lf`, ... */
+  reason = '';
   /** A line split across reads, waiting for its end. */
   #partial: Buffer | undefined;
   #bytes = 0;
@@ -117,10 +119,12 @@ export class HeadParser {
   reset(): void {
     this.head = new MessageHead();
     this.error = undefined;
+    this.reason = '';
     this.#partial = undefined;
     this.#bytes = 0;
     this.#started = false;
     this.#teCodings = undefined;
+    this.#keepAlive = false;
   }
 
   /** Whether any byte of a head has been read (an idle connection's end is not an error). */
@@ -141,14 +145,14 @@ export class HeadParser {
       const lf = buf.indexOf(LF, pos);
       if (lf === -1) {
         this.#bytes += n - pos;
-        if (this.#bytes > this.#limits.maxHeadBytes) return this.#fail('header_fields_too_large');
+        if (this.#bytes > this.#limits.maxHeadBytes) return this.#fail('header_fields_too_large', 'head_bytes');
         this.#partial = this.#partial === undefined ? buf.subarray(pos) : Buffer.concat([this.#partial, buf.subarray(pos)]);
         // A copy: the socket may reuse its buffer.
         if (this.#partial.buffer === buf.buffer) this.#partial = Buffer.from(this.#partial);
         return NEED_MORE;
       }
       this.#bytes += lf + 1 - pos;
-      if (this.#bytes > this.#limits.maxHeadBytes) return this.#fail('header_fields_too_large');
+      if (this.#bytes > this.#limits.maxHeadBytes) return this.#fail('header_fields_too_large', 'head_bytes');
       let line = buf;
       let start = pos;
       let end = lf;
@@ -160,17 +164,26 @@ export class HeadParser {
       }
       pos = lf + 1;
       // Every line ends in CRLF: a bare LF is refused (RFC 9112 §2.2 lets a recipient take it; Node 20 does not, nor do we).
-      if (end === start || line[end - 1] !== CR) return this.#fail('bad_request');
+      if (end === start || line[end - 1] !== CR) {
+        // A request line ending in a bare LF is refused for its own faults first (say, no version), if it has any.
+        if (this.#request && this.#atStartLine && !this.#requestLine(line, start, end)) return FAILED;
+        return this.#fail('bad_request', 'bare_lf');
+      }
       end--;
       if (end === start) return this.#endOfHead() ? pos : FAILED;
-      const ok = this.head.raw.length === 0 && this.head.method === '' && this.head.status === 0 ? this.#startLine(line, start, end) : this.#field(line, start, end);
+      const ok = this.#atStartLine ? this.#startLine(line, start, end) : this.#field(line, start, end);
       if (!ok) return FAILED;
     }
     return NEED_MORE;
   }
 
-  #fail(e: HeadError): number {
+  get #atStartLine(): boolean {
+    return this.head.method === '' && this.head.status === 0;
+  }
+
+  #fail(e: HeadError, reason: string): number {
     this.error = e;
+    this.reason = reason;
     return FAILED;
   }
 
@@ -182,14 +195,18 @@ export class HeadParser {
   #requestLine(b: Buffer, start: number, end: number): boolean {
     let i = start;
     while (i < end && TCHAR[b[i] as number] === 1) i++;
-    if (i === start || i >= end || b[i] !== SP) return this.#fail('bad_request') === 0;
+    if (i === start || i >= end || b[i] !== SP) return this.#fail('bad_request', 'method') === 0;
     const method = b.toString('latin1', start, i);
-    if (!METHODS.has(method)) return this.#fail('bad_request') === 0;
     const t = ++i;
     while (i < end && TARGET_CHAR[b[i] as number] === 1) i++;
-    if (i === t || i >= end || b[i] !== SP) return this.#fail('bad_request') === 0;
+    if (i === t && b[i] === SP) return this.#fail('bad_request', 'request_line_spaces') === 0;
+    // No version: an HTTP/0.9 simple request to nginx and Node; refused, as HAProxy does.
+    if (i === end && i > t) return this.#fail('bad_request', 'no_version') === 0;
+    if (!METHODS.has(method)) return this.#fail('bad_request', 'method') === 0;
+    if (i === t || i >= end || b[i] !== SP) return this.#fail('bad_request', 'target') === 0;
     const target = b.toString('latin1', t, i);
     i++;
+    if (b[i] === SP) return this.#fail('bad_request', 'request_line_spaces') === 0;
     if (!this.#version(b, i, end, true)) return false;
     this.head.method = method;
     this.head.target = target;
@@ -198,18 +215,18 @@ export class HeadParser {
 
   /** HTTP-version SP status-code [SP reason-phrase] (a missing reason tolerated, as every client does). */
   #statusLine(b: Buffer, start: number, end: number): boolean {
-    if (end - start < 12 || !this.#version(b, start, start + 8, false) || b[start + 8] !== SP) return this.#fail('bad_request') === 0;
+    if (end - start < 12 || !this.#version(b, start, start + 8, false) || b[start + 8] !== SP) return this.#fail('bad_request', 'status_line') === 0;
     let status = 0;
     for (let i = start + 9; i < start + 12; i++) {
       const d = (b[i] as number) - 48;
-      if (d < 0 || d > 9) return this.#fail('bad_request') === 0;
+      if (d < 0 || d > 9) return this.#fail('bad_request', 'status_line') === 0;
       status = status * 10 + d;
     }
-    if (status < 100 || status > 599) return this.#fail('bad_request') === 0;
+    if (status < 100 || status > 599) return this.#fail('bad_request', 'status_line') === 0;
     let reason = '';
     if (end > start + 12) {
-      if (b[start + 12] !== SP) return this.#fail('bad_request') === 0;
-      for (let i = start + 13; i < end; i++) if (FIELD_VCHAR[b[i] as number] !== 1) return this.#fail('bad_request') === 0;
+      if (b[start + 12] !== SP) return this.#fail('bad_request', 'status_line') === 0;
+      for (let i = start + 13; i < end; i++) if (FIELD_VCHAR[b[i] as number] !== 1) return this.#fail('bad_request', 'status_line') === 0;
       reason = b.toString('latin1', start + 13, end);
     }
     this.head.status = status;
@@ -222,11 +239,11 @@ export class HeadParser {
    * 2.0 so that the caller answers them as it chooses (400 and 505); responses: 1.0, 1.1.
    */
   #version(b: Buffer, i: number, end: number, request: boolean): boolean {
-    if (end - i !== 8 || b[i] !== 72 || b[i + 1] !== 84 || b[i + 2] !== 84 || b[i + 3] !== 80 || b[i + 4] !== 47 || b[i + 6] !== 46) return this.#fail('bad_request') === 0;
+    if (end - i !== 8 || b[i] !== 72 || b[i + 1] !== 84 || b[i + 2] !== 84 || b[i + 3] !== 80 || b[i + 4] !== 47 || b[i + 6] !== 46) return this.#fail('bad_request', 'version') === 0;
     const major = (b[i + 5] as number) - 48;
     const minor = (b[i + 7] as number) - 48;
     const ok = (major === 1 && (minor === 0 || minor === 1)) || (request && ((major === 0 && minor === 9) || (major === 2 && minor === 0)));
-    if (!ok) return this.#fail('bad_request') === 0;
+    if (!ok) return this.#fail('bad_request', 'version') === 0;
     this.head.versionMajor = major;
     this.head.versionMinor = minor;
     return true;
@@ -235,15 +252,15 @@ export class HeadParser {
   /** field-name ":" OWS field-value OWS; no space before the colon, no obs-fold (RFC 9112 §5). */
   #field(b: Buffer, start: number, end: number): boolean {
     const head = this.head;
-    if (head.raw.length >= this.#limits.maxFields * 2) return this.#fail('header_fields_too_large') === 0;
+    if (head.raw.length >= this.#limits.maxFields * 2) return this.#fail('header_fields_too_large', 'fields') === 0;
     let i = start;
     while (i < end && TCHAR[b[i] as number] === 1) i++;
-    if (i === start || i >= end || b[i] !== COLON) return this.#fail('bad_request') === 0;
+    if (i === start || i >= end || b[i] !== COLON) return this.#fail('bad_request', 'field_name') === 0;
     const nameEnd = i++;
     while (i < end && (b[i] === SP || b[i] === HTAB)) i++;
     let vEnd = end;
     while (vEnd > i && (b[vEnd - 1] === SP || b[vEnd - 1] === HTAB)) vEnd--;
-    for (let j = i; j < vEnd; j++) if (FIELD_VCHAR[b[j] as number] !== 1) return this.#fail('bad_request') === 0;
+    for (let j = i; j < vEnd; j++) if (FIELD_VCHAR[b[j] as number] !== 1) return this.#fail('bad_request', 'field_value') === 0;
     const name = b.toString('latin1', start, nameEnd);
     const value = b.toString('latin1', i, vEnd);
     head.raw.push(name, value);
@@ -292,11 +309,12 @@ export class HeadParser {
 
   /** 1*DIGIT, one field only: a duplicate (even of the same value) or a list is refused, as Node does. */
   #contentLength(value: string): boolean {
-    if (this.head.contentLength !== -1 || value.length === 0 || value.length > MAX_LENGTH_DIGITS) return this.#fail('bad_request') === 0;
+    if (this.head.contentLength !== -1) return this.#fail('bad_request', 'content_length_twice') === 0;
+    if (value.length === 0 || value.length > MAX_LENGTH_DIGITS) return this.#fail('bad_request', 'content_length') === 0;
     let n = 0;
     for (let i = 0; i < value.length; i++) {
       const d = value.charCodeAt(i) - 48;
-      if (d < 0 || d > 9) return this.#fail('bad_request') === 0;
+      if (d < 0 || d > 9) return this.#fail('bad_request', 'content_length') === 0;
       n = n * 10 + d;
     }
     this.head.contentLength = n;
@@ -323,26 +341,26 @@ export class HeadParser {
   #endOfHead(): boolean {
     const head = this.head;
     if (this.#teCodings !== undefined) {
-      if (head.contentLength !== -1) return this.#fail('bad_request') === 0;
+      if (head.contentLength !== -1) return this.#fail('bad_request', 'transfer_encoding') === 0;
       let chunkedAt = -1;
       let count = 0;
       const parts = this.#teCodings.split(',');
       // A list ending in an empty element ("chunked,") is refused, as Node refuses it.
-      if ((parts[parts.length - 1] as string).trim() === '') return this.#fail('bad_request') === 0;
+      if ((parts[parts.length - 1] as string).trim() === '') return this.#fail('bad_request', 'transfer_encoding') === 0;
       for (const part of parts) {
         const c = part.trim();
         if (c === '') continue; // RFC 9110 §5.6.1: empty list elements are ignored.
-        for (let i = 0; i < c.length; i++) if (TCHAR[c.charCodeAt(i)] !== 1) return this.#fail('bad_request') === 0;
+        for (let i = 0; i < c.length; i++) if (TCHAR[c.charCodeAt(i)] !== 1) return this.#fail('bad_request', 'transfer_encoding') === 0;
         if (c.toLowerCase() === 'chunked') {
-          if (chunkedAt !== -1) return this.#fail('bad_request') === 0;
+          if (chunkedAt !== -1) return this.#fail('bad_request', 'transfer_encoding') === 0;
           chunkedAt = count;
         }
         count++;
       }
-      if (chunkedAt !== -1 && chunkedAt !== count - 1) return this.#fail('bad_request') === 0;
+      if (chunkedAt !== -1 && chunkedAt !== count - 1) return this.#fail('bad_request', 'transfer_encoding') === 0;
       head.chunked = chunkedAt !== -1;
       head.otherCoding = count > (head.chunked ? 1 : 0);
-      if (count === 0) return this.#fail('bad_request') === 0;
+      if (count === 0) return this.#fail('bad_request', 'transfer_encoding') === 0;
     }
     if (head.versionMajor === 1 && head.versionMinor === 0 && !this.#keepAlive) head.close = true;
     return true;
