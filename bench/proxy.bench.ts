@@ -191,7 +191,8 @@ function promotedBytes(line: string): number | undefined {
   const m = / promoted=(\d+)/.exec(line);
   return m === null ? undefined : Number(m[1]);
 }
-const GC_LINE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: /;
+/** A --trace-gc-nvp line, or a piece of one: with workers, several processes' traces interleave on one pipe. */
+const GC_LINE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: |(?:^|\s)pause=[\d.]+ mutator=/;
 
 interface LogFindings {
   /** Lines at pino level warn (40) or above, and lines that are not log records (stack traces). */
