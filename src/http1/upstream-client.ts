@@ -15,7 +15,10 @@ import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
 
 /** One request's answer, as the caller sees it: an object's methods, not closures per request. */
 export interface ResponseHandler {
-  /** The request got a connection and is being written: `t.abort()` may be called from here on. */
+  /**
+   * The request got a connection and is being written: `t.abort()` may be called from here
+   * on (before, `EndpointPool.cancel`).
+   */
   onConnect(t: UpstreamTry): void;
   /**
    * The final response head (1xx interim responses are skipped). Return false to abort.
@@ -95,7 +98,7 @@ export class UpstreamTry {
     this.#conn = conn;
     this.#gen = gen;
   }
-  /** Stop the try: the connection is closed (or, if nothing was written yet, kept) and `onError(err)` follows. */
+  /** Stop the try: the connection is closed and `onError(err)` follows. */
   abort(err: Error): void {
     this.#conn.abort(this.#gen, err);
   }
@@ -125,8 +128,6 @@ class UpstreamConnection implements BodySink {
   #paused = false;
   /** What was read but not yet decoded when the handler asked for a pause. */
   #held: Buffer | undefined;
-  /** The request's first bytes went out: an abort must close the connection. */
-  #written = false;
 
   constructor(pool: EndpointPool, fresh: boolean) {
     this.#pool = pool;
@@ -163,7 +164,6 @@ class UpstreamConnection implements BodySink {
     this.#state = Conn.Busy;
     this.socket.setTimeout(0);
     this.#gen++;
-    this.#written = false;
     this.#held = undefined;
     this.#handler = handler;
     this.#inBody = false;
@@ -172,7 +172,6 @@ class UpstreamConnection implements BodySink {
     this.#parser.reset();
     handler.onConnect(new UpstreamTry(this, this.#gen));
     if (this.#handler !== handler || this.#state !== Conn.Busy) return; // aborted from onConnect
-    this.#written = true;
     this.#write(req);
   }
 
@@ -241,13 +240,6 @@ class UpstreamConnection implements BodySink {
     const handler = this.#handler as ResponseHandler;
     this.#handler = undefined;
     this.#detachBody();
-    if (!this.#written) {
-      // Aborted as it got the connection (its client left while it waited): nothing went out, keep the connection.
-      this.#state = Conn.Idle;
-      handler.onError(err);
-      this.#pool.released(this);
-      return;
-    }
     this.#close();
     handler.onError(err);
   }
@@ -470,6 +462,25 @@ export class EndpointPool {
     this.#opening.delete(conn);
     if (w !== undefined) conn.send(w.req, w.handler);
     else this.released(conn);
+  }
+
+  /**
+   * Withdraw a request that has no connection yet (it waits at the cap, or for its
+   * connection to open): `onError(err)` at once, so a per-try timeout or a client that left
+   * ends it now rather than when a connection frees. A connection opened for it goes to the
+   * next request. False if the request already has its connection (abort that instead).
+   */
+  cancel(handler: ResponseHandler, err: Error): boolean {
+    const i = this.#queue.findIndex((w) => w.handler === handler);
+    if (i !== -1) this.#queue.splice(i, 1);
+    else {
+      let opening: UpstreamConnection | undefined;
+      for (const [conn, w] of this.#opening) if (w.handler === handler) opening = conn;
+      if (opening === undefined) return false;
+      this.#opening.delete(opening);
+    }
+    handler.onError(err);
+    return true;
   }
 
   connectFailed(conn: UpstreamConnection, err: Error): void {

@@ -12,6 +12,7 @@ import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstre
 import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import type { UpstreamPools } from './upstream-pool.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import type { ResponseHandler, UpstreamTry } from '../http1/upstream-client.js';
@@ -283,7 +284,7 @@ class Exchange implements TurnEndWaiter {
     const lc = this.#lc as RequestLifecycle;
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
     delete headers['expect'];
-    const attempt = new UpstreamAttempt(this, this.#ctx.clock.nowMs(), fresh);
+    const attempt = new UpstreamAttempt(this, cluster.pools, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
     if (this.#upstreamStartMs === 0) this.#upstreamStartMs = attempt.startMs;
     this.#attempt = attempt;
     // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
@@ -561,6 +562,8 @@ class Exchange implements TurnEndWaiter {
  */
 class UpstreamAttempt implements ResponseHandler {
   readonly #exchange: Exchange;
+  readonly #pools: UpstreamPools;
+  readonly #address: string;
   readonly startMs: number;
   readonly fresh: boolean;
   /** Its outcome went to the lifecycle. */
@@ -569,14 +572,14 @@ class UpstreamAttempt implements ResponseHandler {
   discard = false;
   #waiting = true;
   #try: UpstreamTry | undefined;
-  /** An abort asked for while the request still waits in the pool, carried out when it starts. */
-  #abortedEarly: Error | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Bound once per try: the downstream drained, read the upstream on. */
   readonly resumeOnDrain = (): void => this.#try?.resume();
 
-  constructor(exchange: Exchange, startMs: number, fresh: boolean) {
+  constructor(exchange: Exchange, pools: UpstreamPools, address: string, startMs: number, fresh: boolean) {
     this.#exchange = exchange;
+    this.#pools = pools;
+    this.#address = address;
     this.startMs = startMs;
     this.fresh = fresh;
   }
@@ -589,9 +592,10 @@ class UpstreamAttempt implements ResponseHandler {
     clearTimeout(this.#timer);
   }
 
+  /** End the try: on its connection, or (still waiting for one) in the pool's queue. */
   abort(err: Error): void {
     if (this.#try !== undefined) this.#try.abort(err);
-    else this.#abortedEarly = err;
+    else this.#pools.cancel(this.#address, this, err);
   }
 
   #taken(): void {
@@ -603,7 +607,6 @@ class UpstreamAttempt implements ResponseHandler {
   onConnect(t: UpstreamTry): void {
     this.#taken();
     this.#try = t;
-    if (this.#abortedEarly !== undefined) t.abort(this.#abortedEarly);
   }
 
   onHeaders(status: number, raw: readonly string[], reason: string): boolean {

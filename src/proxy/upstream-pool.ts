@@ -47,6 +47,11 @@ export class UpstreamPools {
     this.#pool(address).dispatch(req, handler, fresh);
   }
 
+  /** Withdraw a request still waiting for a connection (see EndpointPool.cancel). */
+  cancel(address: string, handler: ResponseHandler, err: Error): boolean {
+    return this.#pools.get(address)?.cancel(handler, err) ?? false;
+  }
+
   #pool(address: string): EndpointPool {
     let pool = this.#pools.get(address);
     if (pool === undefined) {
