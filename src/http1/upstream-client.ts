@@ -1,5 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
@@ -50,6 +51,21 @@ export interface Connector {
 export const plainConnector: Connector = {
   connect: (host, port) => ({ socket: netConnect({ host, port, noDelay: true }), ready: 'connect' }),
 };
+
+/**
+ * Connections over TLS with `options` (CA, SNI name, client certificate...: what upstream
+ * TLS settles per endpoint). Ready once the handshake is done; a failed handshake before
+ * it is a connect failure, like a refused connect (nothing reached the upstream).
+ */
+export function tlsConnector(options: ConnectionOptions): Connector {
+  return {
+    connect: (host, port) => {
+      const socket = tlsConnect({ host, port, ...options });
+      socket.setNoDelay(true);
+      return { socket, ready: 'secureConnect' };
+    },
+  };
+}
 
 /** Why a try failed, in the terms of src/proxy/errors.ts's UpstreamError codes. */
 export class UpstreamClientError extends Error {

@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { EndpointPool, plainConnector, UpstreamClientError, type ResponseHandler, type UpstreamTry } from '../../src/http1/upstream-client.js';
+import { readFileSync } from 'node:fs';
+import { createServer as createTlsServer } from 'node:tls';
+import { EndpointPool, plainConnector, tlsConnector, UpstreamClientError, type ResponseHandler, type UpstreamTry } from '../../src/http1/upstream-client.js';
+import { certDir } from '../proxy/certs.js';
 
 interface Backend {
   readonly server: Server;
@@ -188,5 +191,29 @@ describe('the upstream client', () => {
     const refused = new Collect();
     pool(port).dispatch(GET, refused);
     assert.equal(((await refused.done).error as UpstreamClientError).code, 'connect_failure');
+  });
+
+  it('speaks to a TLS backend through tlsConnector, and a handshake the client refuses is a connect failure', async () => {
+    const certs = certDir();
+    const c = certs.make('backend.test');
+    const tlsServer = createTlsServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, (s) => {
+      s.on('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntls'));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+    const port = (tlsServer.address() as AddressInfo).port;
+    const make = (ca: Buffer | undefined) =>
+      new EndpointPool({ host: '127.0.0.1', port, maxConnections: 1, idleTimeoutMs: 10_000, connectTimeoutMs: 1000, connector: tlsConnector({ servername: 'backend.test', ...(ca ? { ca } : {}) }) });
+    const trusted = make(readFileSync(c.cert));
+    const untrusted = make(undefined);
+    closing.push(() => (trusted.destroy(), untrusted.destroy(), tlsServer.close(), certs.remove()));
+    const ok = new Collect();
+    trusted.dispatch(GET, ok);
+    assert.deepEqual(await ok.done, { status: 200, body: 'tls', error: undefined });
+    const refused = new Collect();
+    untrusted.dispatch(GET, refused);
+    const err = (await refused.done).error as UpstreamClientError;
+    assert.equal(err.code, 'connect_failure');
+    assert.match(err.message, /self.signed/i);
   });
 });
