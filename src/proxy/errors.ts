@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { errors } from 'undici';
+import { UpstreamClientError } from '../http1/upstream-client.js';
 
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
@@ -61,34 +61,28 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
 
 // Errors that only a connection attempt can produce (not ETIMEDOUT: an established
 // connection can time out too, after the request went out).
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
 /**
- * Parser errors (llhttp's) mean the upstream's bytes broke HTTP/1.1: a bad chunk size, a
- * bad status line. undici's HTTPParserError leaves `code` unset (7.x looks the number up
- * in a name-to-number table), so its class and llhttp's reason tell; node:http's client
- * sets `HPE_*` codes. The exception is llhttp's "Invalid EOF state": the connection ended
- * inside a message, a reset like any other. undici's own checks raise "bad response" (an
- * unsolicited 100, a response with no request) and "bad upgrade" as plain socket errors:
- * only their message tells them apart.
+ * Parser errors of node:http's client (the upgrade path's) carry llhttp's `HPE_*` codes: the
+ * upstream's bytes broke HTTP/1.1. The exception is "Invalid EOF state": the connection
+ * ended inside a message, a reset like any other.
  */
-function isProtocolError(err: Error, code: string | undefined): boolean {
-  if (err instanceof errors.HTTPParserError || code?.startsWith('HPE_') === true) {
-    return code !== 'HPE_INVALID_EOF_STATE' && !err.message.endsWith('(Invalid EOF state)');
-  }
-  return code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade');
+function isProtocolError(code: string | undefined): boolean {
+  return code?.startsWith('HPE_') === true && code !== 'HPE_INVALID_EOF_STATE';
 }
 
 /**
- * Node's or undici's error on an upstream connection, named for what it means to a
- * proxy: before the connection was up, nothing reached the upstream (any request may be
- * retried); after, it may have. `connected` is what the caller knows of the connection;
- * undici does not say, so there the error's code alone decides.
+ * An error on an upstream connection (the engine's client, or node:http's on the upgrade
+ * path), named for what it means to a proxy: before the connection was up, nothing
+ * reached the upstream (any request may be retried); after, it may have. `connected` is
+ * what the caller knows of the connection; without it the error's code alone decides.
  */
 export function classifyUpstreamError(err: Error, connected = true): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  if (err instanceof UpstreamClientError) return new UpstreamError(err.code, err.code !== 'connect_failure', err.message, { cause: err.cause ?? err });
   const code = (err as NodeJS.ErrnoException).code;
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });
-  if (isProtocolError(err, code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
+  if (isProtocolError(code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
   return new UpstreamError('upstream_reset', true, err.message, { cause: err });
 }

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
@@ -13,8 +12,10 @@ import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstre
 import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import type { UpstreamPools } from './upstream-pool.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
+import type { ResponseHandler, UpstreamTry } from '../http1/upstream-client.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -122,7 +123,8 @@ class Exchange implements TurnEndWaiter {
   readonly #hasBody: boolean;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
-  #abortUpstream: ((err: Error) => void) | undefined;
+  /** The try in flight (or the last one). */
+  #attempt: UpstreamAttempt | undefined;
   #bodyStream: Transform | undefined;
   /** The whole body, read before the first try: every try sends it. */
   #bodyBuffer: Buffer | undefined;
@@ -273,132 +275,113 @@ class Exchange implements TurnEndWaiter {
   }
 
   /**
-   * One try at `host`, through the endpoint's undici pool: its dispatch API is the
-   * leanest HTTP/1.1 client Node has (about 1.8x http.request in a bare proxy here), and
-   * its handler callbacks map one to one onto what the forwarder needs to see.
+   * One try at `host`, through the endpoint's pool (Meridian's own HTTP/1.1 client,
+   * src/http1/upstream-client.ts). The try is an object of its own (UpstreamAttempt), so
+   * that a request can later run a second one beside it (hedging) with the same code.
    */
   #dispatch(host: HostState, fresh = false): void {
     const cluster = this.#cluster as ClusterRuntime;
     const lc = this.#lc as RequestLifecycle;
-    const tryStartMs = this.#ctx.clock.nowMs();
-    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
     delete headers['expect'];
-    let settled = false;
-    let perTryTimer: NodeJS.Timeout | undefined;
-    const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
-    const settle = (status: number | undefined, error?: Outcome['error']) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(perTryTimer);
-      const latencyMs = latency();
-      lc.endTry(error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
-    };
-    let abort: ((err: Error) => void) | undefined;
-    let abortedEarly: Error | undefined;
-    // An abort asked for while the request still waits in the pool is carried out when it starts.
-    this.#abortUpstream = (err) => (abort ? abort(err) : (abortedEarly = err));
+    const attempt = new UpstreamAttempt(this, cluster.pools, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
+    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = attempt.startMs;
+    this.#attempt = attempt;
     // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
     const tryDeadlineMs = lc.tryDeadlineMs();
-    if (tryDeadlineMs < lc.deadlineMs) {
-      const perTry = tryDeadlineMs - tryStartMs;
-      perTryTimer = setTimeout(() => abort?.(new UpstreamError('timeout', true, `no response within the per-try timeout of ${perTry} ms`)), perTry);
+    if (tryDeadlineMs < lc.deadlineMs) attempt.armPerTryTimeout(tryDeadlineMs - attempt.startMs);
+    cluster.pools.waiting++;
+    const body = this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null);
+    cluster.pools.dispatch(host.endpoint.address, { method: this.#method, path: this.#url, headers, body }, attempt, fresh);
+  }
+
+  /** The attempt's request left the pool's queue (it got a connection, or failed without one). */
+  attemptTaken(): void {
+    (this.#cluster as ClusterRuntime).pools.waiting--;
+  }
+
+  /** The lifecycle's end of a try: its outcome reported to the cluster (once per try). */
+  attemptSettle(a: UpstreamAttempt, status: number | undefined, error?: Outcome['error']): void {
+    if (a.settled) return;
+    a.settled = true;
+    a.clearTimer();
+    const latencyMs = this.#ctx.clock.nowMs() - a.startMs;
+    (this.#lc as RequestLifecycle).endTry(error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
+  }
+
+  attemptHeaders(a: UpstreamAttempt, status: number, raw: readonly string[], statusText: string): boolean {
+    a.clearTimer();
+    const cluster = this.#cluster as ClusterRuntime;
+    const lc = this.#lc as RequestLifecycle;
+    if (this.#finished) {
+      this.attemptSettle(a, status);
+      return false;
     }
-    const res = this.#res;
-    let resume: (() => void) | undefined;
-    let discard = false;
-    // The keep-alive race resend goes on a connection of its own: another pooled one may be just as stale.
-    const dispatcher = fresh ? cluster.pools.fresh(host.endpoint.address) : cluster.pools.pool(host.endpoint.address);
-    const done = () => {
-      if (fresh) void dispatcher.close().catch(() => {});
-    };
-    const pools = cluster.pools;
-    let waiting = true;
-    pools.waiting++;
-    const taken = () => {
-      if (!waiting) return;
-      waiting = false;
-      pools.waiting--;
-    };
-    dispatcher.dispatch(
-      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null) },
-      {
-        onConnect: (a: (err?: Error) => void) => {
-          taken();
-          abort = a;
-          if (abortedEarly) a(abortedEarly);
-        },
-        onHeaders: (status: number, raw: Buffer[], resumeFn: () => void, statusText: string) => {
-          clearTimeout(perTryTimer);
-          if (status < 200) return true;
-          if (this.#finished) {
-            settle(status);
-            return false;
-          }
-          if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, latency(), this.#bodyReplayable) === 'retry') {
-            discard = true;
-            settled = true;
-            this.#retry();
-            return true;
-          }
-          resume = resumeFn;
-          this.#status = status;
-          this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
-          const out = downstreamResponseList(raw, this.#requestId);
-          if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
-          // Held, not written: undici reports a malformed body (a bad chunk size) found in
-          // the same read as the head only after this returns, and until the head is sent
-          // the client can still get a 502 instead of a cut connection.
-          this.#head = out;
-          this.#headStatusText = statusText;
-          this.#turnWaits++;
-          afterTurn(this);
-          return true;
-        },
-        onData: (chunk: Buffer) => {
-          if (discard || this.#finished) return true;
-          // node:http sends a head written just before the first chunk in the same packet.
-          if (this.#head !== undefined) this.#sendHead();
-          this.#bytesOut += chunk.length;
-          const ok = res.write(chunk);
-          if (!ok) res.once('drain', () => resume?.());
-          return ok;
-        },
-        onComplete: (trailers: Buffer[] | null) => {
-          done();
-          if (discard) return;
-          settle(this.#status);
-          if (this.#finished) return;
-          if (this.#head !== undefined) this.#sendHead();
-          if (trailers && trailers.length > 0) res.addTrailers(pairs(trailers.map(String)));
-          res.end();
-          this.#finish();
-        },
-        onError: (err: Error) => {
-          taken();
-          done();
-          if (discard) return;
-          // Our own abort (the client left): not the upstream's fault.
-          if (this.#finished && !(err instanceof UpstreamError)) return settle(undefined);
-          const e = classifyUpstreamError(err);
-          if (this.#finished || this.#responded) {
-            settle(undefined, FAILURE_OUTCOME[tryFailureOf(e)]);
-            if (this.#finished) return;
-            // The answer was already streaming: nothing to do but cut the client off too.
-            // The record keeps the status and the bytes the client got.
-            this.#reason = 'upstream_abort';
-            res.destroy();
-            this.#finish();
-            return;
-          }
-          // A head still held never reached the client: this try failed like one that got no answer.
-          this.#head = undefined;
-          settled = true;
-          clearTimeout(perTryTimer);
-          this.#onTryFailed(e, tryFailed(lc, this.#ctx.hooks, cluster.name, e, latency(), this.#bodyReplayable));
-        },
-      } as unknown as Dispatcher.DispatchHandler,
-    );
+    if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable) === 'retry') {
+      // Its body is read and dropped, so the connection can carry another request.
+      a.discard = true;
+      a.settled = true;
+      this.#retry();
+      return true;
+    }
+    this.#status = status;
+    this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
+    const out = downstreamResponseList(raw, this.#requestId);
+    if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
+    // Held, not written: a malformed body (a bad chunk size) found in the same read as the
+    // head is reported right after this returns, and until the head is sent the client
+    // can still get a 502 instead of a cut connection.
+    this.#head = out;
+    this.#headStatusText = statusText;
+    this.#turnWaits++;
+    afterTurn(this);
+    return true;
+  }
+
+  attemptData(a: UpstreamAttempt, chunk: Buffer): boolean {
+    if (a.discard || this.#finished) return true;
+    // One write for the head and the first chunk.
+    if (this.#head !== undefined) this.#sendHead();
+    this.#bytesOut += chunk.length;
+    const ok = this.#res.write(chunk);
+    if (!ok) this.#res.once('drain', a.resumeOnDrain);
+    return ok;
+  }
+
+  attemptComplete(a: UpstreamAttempt, trailers: readonly string[]): void {
+    if (a.discard) return;
+    this.attemptSettle(a, this.#status);
+    if (this.#finished) return;
+    if (this.#head !== undefined) this.#sendHead();
+    if (trailers.length > 0) this.#res.addTrailers(pairs(trailers));
+    this.#res.end();
+    this.#finish();
+  }
+
+  attemptError(a: UpstreamAttempt, err: Error): void {
+    if (a.discard) return;
+    // Our own abort (the client left): not the upstream's fault.
+    if (this.#finished && !(err instanceof UpstreamError)) return this.attemptSettle(a, undefined);
+    const e = classifyUpstreamError(err);
+    if (this.#finished || this.#responded) {
+      this.attemptSettle(a, undefined, FAILURE_OUTCOME[tryFailureOf(e)]);
+      if (this.#finished) return;
+      // The answer was already streaming: nothing to do but cut the client off too, once
+      // what was written of it (the chunks parsed before the error, in the same read) has
+      // left: the response's writes are corked until the end of this tick.
+      // The record keeps the status and the bytes the client got.
+      this.#reason = 'upstream_abort';
+      const res = this.#res;
+      setImmediate(() => res.destroy());
+      this.#finish();
+      return;
+    }
+    // A head still held never reached the client: this try failed like one that got no answer.
+    this.#head = undefined;
+    a.settled = true;
+    a.clearTimer();
+    const cluster = this.#cluster as ClusterRuntime;
+    this.#onTryFailed(e, tryFailed(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, e, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable));
   }
 
   /**
@@ -504,7 +487,7 @@ class Exchange implements TurnEndWaiter {
     } else {
       this.#localReply(code);
     }
-    this.#abortUpstream?.(new Error(`request aborted: ${code}`));
+    this.#attempt?.abort(new Error(`request aborted: ${code}`));
   }
 
   #onRequestTimeout(): void {
@@ -521,7 +504,7 @@ class Exchange implements TurnEndWaiter {
     } else {
       this.#localReply('timeout');
     }
-    this.#abortUpstream?.(new UpstreamError('timeout', true, 'request timeout'));
+    this.#attempt?.abort(new UpstreamError('timeout', true, 'request timeout'));
   }
 
   #onDownstreamClose(): void {
@@ -531,7 +514,7 @@ class Exchange implements TurnEndWaiter {
     // Finish first: undici reports the abort at once, and a finished exchange takes it
     // as ours, neither the endpoint's failure nor a reason to retry.
     this.#finish();
-    this.#abortUpstream?.(new Error('the client went away'));
+    this.#attempt?.abort(new Error('the client went away'));
   }
 
   #localReply(code: LocalReplyCode, headers: Record<string, string> = {}): void {
@@ -569,6 +552,78 @@ class Exchange implements TurnEndWaiter {
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
     });
+  }
+}
+
+/**
+ * One try of an exchange at one endpoint: the pool's response handler. It holds what is
+ * the try's own (its start, its per-try timer, whether its outcome was reported, whether
+ * its answer is being thrown away for a retry) and hands every event to its exchange.
+ */
+class UpstreamAttempt implements ResponseHandler {
+  readonly #exchange: Exchange;
+  readonly #pools: UpstreamPools;
+  readonly #address: string;
+  readonly startMs: number;
+  readonly fresh: boolean;
+  /** Its outcome went to the lifecycle. */
+  settled = false;
+  /** Its answer is being retried: what still comes of it is dropped. */
+  discard = false;
+  #waiting = true;
+  #try: UpstreamTry | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Bound once per try: the downstream drained, read the upstream on. */
+  readonly resumeOnDrain = (): void => this.#try?.resume();
+
+  constructor(exchange: Exchange, pools: UpstreamPools, address: string, startMs: number, fresh: boolean) {
+    this.#exchange = exchange;
+    this.#pools = pools;
+    this.#address = address;
+    this.startMs = startMs;
+    this.fresh = fresh;
+  }
+
+  armPerTryTimeout(ms: number): void {
+    this.#timer = setTimeout(() => this.abort(new UpstreamError('timeout', true, `no response within the per-try timeout of ${ms} ms`)), ms);
+  }
+
+  clearTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  /** End the try: on its connection, or (still waiting for one) in the pool's queue. */
+  abort(err: Error): void {
+    if (this.#try !== undefined) this.#try.abort(err);
+    else this.#pools.cancel(this.#address, this, err);
+  }
+
+  #taken(): void {
+    if (!this.#waiting) return;
+    this.#waiting = false;
+    this.#exchange.attemptTaken();
+  }
+
+  onConnect(t: UpstreamTry): void {
+    this.#taken();
+    this.#try = t;
+  }
+
+  onHeaders(status: number, raw: readonly string[], reason: string): boolean {
+    return this.#exchange.attemptHeaders(this, status, raw, reason);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#exchange.attemptData(this, chunk);
+  }
+
+  onComplete(trailers: readonly string[]): void {
+    this.#exchange.attemptComplete(this, trailers);
+  }
+
+  onError(err: Error): void {
+    this.#taken();
+    this.#exchange.attemptError(this, err);
   }
 }
 
