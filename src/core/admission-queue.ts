@@ -61,9 +61,13 @@ export class AdmissionQueue<T> {
     return this.#overloaded;
   }
 
-  /** How long a waiter queued now may wait. */
-  timeoutMs(): number {
-    return this.#overloaded ? this.targetMs : this.intervalMs;
+  /**
+   * How long a waiter of class `rank` queued now may wait: the interval, or while
+   * overloaded the target; critical waiters keep the interval, so that a limit cut (which
+   * frees no slot until enough requests end) refuses the others and not them.
+   */
+  timeoutMs(rank = 1): number {
+    return this.#overloaded && rank > 0 ? this.targetMs : this.intervalMs;
   }
 
   /**
@@ -93,7 +97,7 @@ export class AdmissionQueue<T> {
       if (out === undefined) return undefined;
       evicted.push(out);
     }
-    const entry: QueueEntry<T> = { item, rank, enqueuedMs: nowMs, deadlineMs: nowMs + this.timeoutMs() };
+    const entry: QueueEntry<T> = { item, rank, enqueuedMs: nowMs, deadlineMs: nowMs + this.timeoutMs(rank) };
     (this.#lanes[rank] as QueueEntry<T>[]).push(entry);
     this.#length++;
     return entry;

@@ -48,12 +48,14 @@ export class OverloadGate {
    */
   enter(waiter: GateWaiter, nowMs: number): GateVerdict {
     const q = this.queue;
+    // Overloaded, sheddable work is shed whole, even into a slot free this instant: the
+    // next critical request may need it.
+    if (waiter.priority === 'sheddable' && q.overloaded) return this.#refuse(waiter);
     if (q.length === 0 && this.limiter.hasRoom(nowMs)) {
       this.limiter.acquire();
       q.observeStanding(0, nowMs);
       return 'admitted';
     }
-    if (waiter.priority === 'sheddable' && q.overloaded) return this.#refuse(waiter);
     const out = this.#out;
     const entry = q.push(waiter, waiter.priority, nowMs, out);
     this.#refuseAll();

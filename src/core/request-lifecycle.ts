@@ -122,6 +122,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   #host: HostState | undefined = undefined;
   #hedgeHost: HostState | undefined = undefined;
   #hedged = false;
+  #adopted = false;
   #tryAtMs = 0;
   #hedgeAtMs = 0;
   #entry: QueueEntry<GateWaiter> | undefined = undefined;
@@ -252,8 +253,16 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
 
   #ended(host: HostState, outcome: Outcome): void {
     this.#sampled = outcome.status !== undefined || outcome.error === 'timeout';
-    if (outcome.status !== undefined) this.hedging?.observe(outcome.latencyMs);
+    if (outcome.status !== undefined && this.#firstTry()) this.hedging?.observe(outcome.latencyMs);
     this.#cluster.core.onEnd(host, outcome);
+  }
+
+  /**
+   * The current try is the request's first, not a hedge adopted in its place: only first
+   * tries make the latency a hedge delay is a quantile of (hedges are tries already past it).
+   */
+  #firstTry(): boolean {
+    return this.attempt === 1 && !this.#adopted;
   }
 
   /**
@@ -320,7 +329,15 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   adoptHedge(): void {
     const host = this.#hedgeHost;
     if (host === undefined) return;
-    if (this.#inTry) this.#cluster.core.onCancel(this.#host as HostState, this.#clock.nowMs() - this.#tryAtMs);
+    if (this.#inTry) {
+      const elapsed = this.#clock.nowMs() - this.#tryAtMs;
+      // Right-censored: the first try took at least this long. Left out, the slowest first
+      // tries (the ones hedged and beaten) would vanish from the samples and pull the
+      // quantile, and with it the delay, down: more hedges than the quantile promises.
+      this.hedging?.observe(elapsed);
+      this.#cluster.core.onCancel(this.#host as HostState, elapsed);
+    }
+    this.#adopted = true;
     (this.exclude ??= new Set()).add(this.#host as HostState);
     this.#hedgeHost = undefined;
     this.#host = host;
