@@ -137,8 +137,8 @@ const routeSchema = z.strictObject({
   request_body_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
   /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
   upgrades: z.array(upgradeProtocol()).default(['websocket']),
-  /** The class of this route's requests under overload (a cluster's adaptive_concurrency.priority_header may say otherwise). */
-  priority: prioritySchema.default('default'),
+  /** The class of this route's requests under overload; absent = `default` (a cluster's adaptive_concurrency.priority_header may say otherwise). */
+  priority: prioritySchema.optional(),
   /** Absent: off. A second try of an idempotent request to another endpoint after `after` (docs/overload.md). */
   hedge: hedgeSchema.optional(),
 });
