@@ -47,6 +47,21 @@ export interface ClusterState {
   readonly loadRps?: number;
   /** Present when the cluster has a `discovery` source. */
   readonly discovery?: DiscoveryStatus;
+  /** Present when the cluster has `adaptive_concurrency`. */
+  readonly overload?: OverloadView;
+}
+
+/** A cluster's adaptive concurrency now (docs/overload.md). */
+export interface OverloadView {
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  /** How long the oldest queued request has waited, ms. */
+  readonly queueDelayMs: number;
+  /** The latency baseline, ms (0 until measured). */
+  readonly minRttMs: number;
+  /** Refused since the cluster's limit was built, by class. */
+  readonly refused: { readonly critical: number; readonly default: number; readonly sheddable: number };
 }
 
 /** The outcome of a change addressed to one endpoint. */
@@ -82,6 +97,7 @@ export type LocalReason =
   | 'upgrade_refused'
   | 'rate_limited'
   | 'circuit_open'
+  | 'overloaded'
   | 'no_healthy_endpoint'
   | 'connect_failure'
   | 'timeout'

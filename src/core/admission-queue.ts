@@ -42,7 +42,7 @@ export class AdmissionQueue<T> {
   #length = 0;
   #overloaded = false;
   #intervalEndMs = -Infinity;
-  #minDelayMs = Infinity;
+  #minDelayMs = 0;
 
   constructor(options: AdmissionQueueOptions = {}) {
     this.maxLength = options.maxLength ?? 100;

@@ -68,6 +68,13 @@ describe('AdmissionQueue', () => {
     assert.deepEqual(out, ['d1', 's1']);
   });
 
+  it('a fresh queue is not overloaded: its first interval starts with nothing standing', () => {
+    const q = new AdmissionQueue<string>();
+    q.observeStanding(0, 0);
+    assert.equal(q.overloaded, false);
+    assert.equal(q.timeoutMs(2), 100);
+  });
+
   it('a full queue pushes out the newest waiter of a lower class, and refuses an arrival with none below it', () => {
     const q = new AdmissionQueue<string>({ maxLength: 2 });
     const out: string[] = [];
