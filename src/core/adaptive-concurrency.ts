@@ -36,7 +36,9 @@ const WINDOW_SAMPLES = 1024;
  * The minimum RTT is measured again every `minRttIntervalMs` (plus jitter from the
  * injected Rng), and at once when the limit has sat at its floor for five windows (the
  * baseline itself may have grown: a deploy, a slower dependency); meanwhile the limit is
- * held at `minLimit`, and afterwards restored to what it was, as Envoy does.
+ * held at `minLimit`, and afterwards restored to what it was, as Envoy does. Only requests
+ * let in after the measurement began count: those let in before ran at the old limit, in
+ * the queues it built, and would set the baseline too high (then the limit too).
  */
 export class GradientLimiter {
   readonly #windowMs: number;
@@ -54,6 +56,8 @@ export class GradientLimiter {
   /** The limit to restore after a minimum-RTT measurement; NaN when not measuring. */
   #deferred = NaN;
   #measuring = true;
+  /** When the current minimum-RTT measurement began. */
+  #measureFromMs = -Infinity;
   #nextMeasureMs = Infinity;
   #windowEndMs = -Infinity;
   #pinned = 0;
@@ -97,7 +101,7 @@ export class GradientLimiter {
 
   /** A slot is free below the limit. */
   hasRoom(nowMs: number): boolean {
-    if (!this.#measuring && nowMs >= this.#nextMeasureMs) this.#startMeasuring();
+    if (!this.#measuring && nowMs >= this.#nextMeasureMs) this.#startMeasuring(nowMs);
     return this.#inFlight < this.#limit;
   }
 
@@ -110,6 +114,9 @@ export class GradientLimiter {
   release(rttMs: number | undefined, nowMs: number): void {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
     if (rttMs === undefined) return;
+    // A request let in before the measurement began ran at the old limit, in the queues
+    // that limit built: its latency is not the uncongested service's.
+    if (this.#measuring && nowMs - rttMs < this.#measureFromMs) return;
     // Reservoir-free: past the buffer a window keeps its latest samples, overwriting in turn.
     this.#samples[this.#seen++ % WINDOW_SAMPLES] = rttMs;
     this.#n = Math.min(this.#n + 1, WINDOW_SAMPLES);
@@ -120,8 +127,9 @@ export class GradientLimiter {
     if (nowMs >= this.#windowEndMs) this.#update(nowMs);
   }
 
-  #startMeasuring(): void {
+  #startMeasuring(nowMs: number): void {
     this.#measuring = true;
+    this.#measureFromMs = nowMs;
     this.#deferred = this.#limit;
     this.#limit = this.minLimit;
     this.#clear();
@@ -152,7 +160,7 @@ export class GradientLimiter {
     this.#peak = this.#inFlight;
     this.#limit = Math.min(this.maxLimit, Math.max(this.minLimit, next));
     this.#pinned = this.#limit === this.minLimit ? this.#pinned + 1 : 0;
-    if (this.#pinned >= PINNED_WINDOWS) this.#startMeasuring();
+    if (this.#pinned >= PINNED_WINDOWS) this.#startMeasuring(nowMs);
   }
 
   #quantile(): number {

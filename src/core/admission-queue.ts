@@ -21,10 +21,13 @@ export interface QueueEntry<T> {
 
 /**
  * The short queue in front of a concurrency limit, run as Facebook runs theirs: CoDel's
- * overload test and timeouts, and adaptive LIFO. Overloaded means the queue stood through
- * a whole interval: at no admission in it was the queue left empty (CoDel's "the
- * smallest sojourn in an interval stayed above the target", with the target at zero: the
- * queue timeout under overload is the target itself, so the sojourn can never exceed it).
+ * overload test and timeouts, and adaptive LIFO. Overloaded means that in the last interval
+ * the queue stood throughout (at no admission was it left empty: Facebook's "the queue has
+ * not been empty for the last interval"; CoDel's smallest sojourn above a target of zero,
+ * since under overload the timeout is the target and no sojourn can exceed it), or it had
+ * to refuse a waiter (timed out, or full). The second keeps the verdict steady at low
+ * rates, where a queue held to the short timeout empties now and then between arrivals
+ * although most of them are refused.
  * While overloaded a waiter may wait `targetMs` instead of `intervalMs`, so a standing
  * queue drains into fast refusals rather than latency, and the newest waiter is served
  * first (its client is still there; the oldest are about to time out anyway). One queue
@@ -43,6 +46,8 @@ export class AdmissionQueue<T> {
   #overloaded = false;
   #intervalEndMs = -Infinity;
   #minDelayMs = 0;
+  /** A waiter timed out or was pushed out in the current interval. */
+  #dropped = false;
 
   constructor(options: AdmissionQueueOptions = {}) {
     this.maxLength = options.maxLength ?? 100;
@@ -77,9 +82,10 @@ export class AdmissionQueue<T> {
    */
   observeStanding(delayMs: number, nowMs: number): void {
     if (nowMs >= this.#intervalEndMs) {
-      this.#overloaded = this.#minDelayMs > 0;
+      this.#overloaded = this.#minDelayMs > 0 || this.#dropped;
       this.#intervalEndMs = nowMs + this.intervalMs;
       this.#minDelayMs = delayMs;
+      this.#dropped = false;
     } else if (delayMs < this.#minDelayMs) {
       this.#minDelayMs = delayMs;
     }
@@ -93,6 +99,7 @@ export class AdmissionQueue<T> {
   push(item: T, priority: Priority, nowMs: number, evicted: T[]): QueueEntry<T> | undefined {
     const rank = PRIORITY_RANK[priority];
     if (this.#length >= this.maxLength) {
+      this.#dropped = true;
       const out = this.#evictBelow(rank);
       if (out === undefined) return undefined;
       evicted.push(out);
@@ -123,6 +130,7 @@ export class AdmissionQueue<T> {
         if (e.item === undefined) continue;
         this.#length--;
         if (nowMs > e.deadlineMs) {
+          this.#dropped = true;
           expired.push(e.item);
           e.item = undefined;
           continue;
@@ -143,6 +151,7 @@ export class AdmissionQueue<T> {
         this.#popFront(rank);
         if (e.item === undefined) continue;
         this.#length--;
+        this.#dropped = true;
         expired.push(e.item);
         e.item = undefined;
       }

@@ -37,6 +37,19 @@ describe('GradientLimiter', () => {
     assert.equal(l.limit, Math.floor(grown * 0.5 + Math.sqrt(grown * 0.5)));
   });
 
+  it('measures the minimum RTT again from requests let in after the measurement began only', () => {
+    const l = new GradientLimiter({ minRttRequests: 5, minRttIntervalMs: 1000, minRttJitterPercent: 0 }, new SeededRng(1));
+    feed(l, 5, 10, 0);
+    assert.equal(l.minRttMs, 10);
+    assert.equal(l.hasRoom(1000), true);
+    assert.equal(l.measuring, true);
+    // Three let in at 600, under the old limit, ending now after 500 ms in its queues: not the baseline.
+    feed(l, 3, 500, 1100);
+    feed(l, 5, 12, 1100);
+    assert.equal(l.measuring, false);
+    assert.equal(l.minRttMs, 12);
+  });
+
   it('does not raise a limit that demand never reached half of', () => {
     const l = new GradientLimiter({ minRttRequests: 5, minLimit: 10 }, new SeededRng(1));
     feed(l, 5, 10, 0);

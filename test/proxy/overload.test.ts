@@ -1,7 +1,7 @@
 // Adaptive concurrency in the proxy, over real sockets: refusals (503 overloaded with
 // Retry-After) and priority classes at the queue (docs/overload.md).
 import assert from 'node:assert/strict';
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closeAll, config, get, startMeridian, until } from './harness.js';
@@ -76,5 +76,32 @@ describe('adaptive concurrency in the proxy', () => {
     assert.equal(crit.status, 200);
     // The critical request reached the backend after the first one ended; the refused ones never did.
     assert.deepEqual(b.seen, ['/hold', '/critical']);
+  });
+
+  it('a queued request whose client leaves gives up its place and never reaches the backend', async () => {
+    const b = await holdingBackend();
+    const m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${b.port}`, id: 'b0' }], adaptive_concurrency: { min_limit: 1, max_limit: 1, queue: { interval: '10s' } } }],
+      }),
+    );
+    cleanup.push(m, b);
+    const queued = async () => Number((await m.meridian.metrics.metricsText()).split('\n').find((l) => l.startsWith('meridian_adaptive_concurrency_queued{cluster="c"}'))?.split(' ').pop());
+    const held = get(m.port, '/hold', { agent: false });
+    await until(() => b.seen.length === 1, 5000, 'the first request at the backend');
+    const gone = request({ host: '127.0.0.1', port: m.port, path: '/gone', agent: false });
+    gone.on('error', () => {});
+    gone.end();
+    await until(async () => (await queued()) === 1, 5000, 'the second request queued');
+    gone.destroy();
+    await until(async () => (await queued()) === 0, 5000, 'the queue to give up the request whose client left');
+    (b.held[0] as ServerResponse).end('done');
+    assert.equal((await held).status, 200);
+    // A later request goes through: the slot was given back, and the request that left never reached the backend.
+    assert.equal((await get(m.port, '/marker', { agent: false })).status, 200);
+    assert.deepEqual(b.seen, ['/hold', '/marker']);
   });
 });
