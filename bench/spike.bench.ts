@@ -18,6 +18,11 @@
  *   npm run bench:spike
  *   node dist/bench/spike.bench.js --spike 30s --runs 3 --json
  *
+ * The load generator is the demo's (src/demo/load.ts: open loop, 128 connections per
+ * origin): a proxy that holds requests until they time out also holds the generator's
+ * connections, and its requests then wait in the generator's own queue, as a real client's
+ * would. What is reported is what that client sees.
+ *
  * Every process started here is stopped at the end, on error and on SIGINT/SIGTERM.
  * Latencies are the load generator's (the same machine): on a shared machine, compare the
  * modes within one run, not figures across runs.
@@ -112,18 +117,23 @@ function parseOptions(argv: string[]): Options | 'help' {
   };
 }
 
-/** Closed loop straight at the backends, far more clients than workers: what the pool completes per second. */
+/**
+ * Closed loop straight at the backends, far more clients than workers: what the pool
+ * completes per second, counted after a second's warm-up (connections opened, JIT warm).
+ */
 async function measureCapacity(ports: readonly number[], clients: number, ms: number): Promise<number> {
   const pools = ports.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: clients }));
   let done = 0;
-  const end = performance.now() + ms;
+  const from = performance.now() + 1000;
+  const end = from + ms;
   let i = 0;
   const loop = async (): Promise<void> => {
     while (performance.now() < end) {
       const pool = pools[i++ % pools.length] as Pool;
       const res = await pool.request({ path: '/', method: 'GET' });
       await res.body.dump();
-      if (res.statusCode === 200 && performance.now() < end) done++;
+      const now = performance.now();
+      if (res.statusCode === 200 && now >= from && now < end) done++;
     }
   };
   await Promise.all(Array.from({ length: clients * ports.length }, loop));
@@ -158,6 +168,7 @@ interface PhaseStats {
 
 interface PhaseResult {
   readonly goodput_per_s: number;
+  readonly refusal_p50_ms: number;
   readonly goodput_share: number;
   readonly admitted_p99_ms: number;
   readonly refused_per_s: number;
@@ -165,18 +176,28 @@ interface PhaseResult {
   readonly other_failures: number;
 }
 
+/** One second of a run: requests answered 200 in time, refused, and the p99 of the 200s. */
+interface Second {
+  readonly t: number;
+  readonly ok: number;
+  readonly refused: number;
+  readonly p99_ms: number;
+}
+
 interface RunResult {
   readonly mode: Mode;
+  readonly seconds: readonly Second[];
   readonly phases: Record<Phase, PhaseResult>;
   readonly peak_rss_mb: number;
   readonly dropped_by_client_cap: number;
 }
 
-const p99 = (xs: number[]): number => {
+const quantile = (xs: number[], q: number): number => {
   if (xs.length === 0) return 0;
   const s = xs.sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] as number;
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] as number;
 };
+const p99 = (xs: number[]): number => quantile(xs, 0.99);
 
 function rssMb(pid: number): number {
   try {
@@ -195,19 +216,30 @@ async function runMode(mode: Mode, o: Options, capacity: number, proc: Proc, por
   };
   let phase: Phase = 'before';
   const base = capacity * o.base;
+  const seconds: Second[] = [];
+  let second = { ok: [] as number[], refused: 0 };
+  const t0 = performance.now();
   const gen = new LoadGenerator({
     clients: [{ geo: 'bench', weight: 1, host: '127.0.0.1', port }],
     rate: base,
     maxInFlight: 20_000,
     onResult: (r) => {
       const s = stats[phase];
-      if (r.status === 200 && r.ms <= TIMEOUT_MS) s.ok.push(r.ms);
-      else if (r.status === 503) s.refused.push(r.ms);
-      else s.other++;
+      if (r.status === 200 && r.ms <= TIMEOUT_MS) {
+        s.ok.push(r.ms);
+        second.ok.push(r.ms);
+      } else if (r.status === 503) {
+        s.refused.push(r.ms);
+        second.refused++;
+      } else s.other++;
     },
   });
   let peak = rssMb(proc.pid);
-  const sampler = setInterval(() => (peak = Math.max(peak, rssMb(proc.pid))), 1000);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMb(proc.pid));
+    seconds.push({ t: Math.round((performance.now() - t0) / 1000), ok: second.ok.length, refused: second.refused, p99_ms: Math.round(p99(second.ok)) });
+    second = { ok: [], refused: 0 };
+  }, 1000);
   let dropped: number;
   try {
     gen.start();
@@ -232,11 +264,12 @@ async function runMode(mode: Mode, o: Options, capacity: number, proc: Proc, por
       goodput_share: Math.round((goodput / capacity) * 1000) / 1000,
       admitted_p99_ms: Math.round(p99(s.ok) * 10) / 10,
       refused_per_s: Math.round(s.refused.length / s.seconds),
+      refusal_p50_ms: Math.round(quantile(s.refused, 0.5) * 10) / 10,
       refusal_p99_ms: Math.round(p99(s.refused) * 10) / 10,
       other_failures: s.other,
     };
   }
-  return { mode, phases, peak_rss_mb: Math.round(peak), dropped_by_client_cap: dropped };
+  return { mode, seconds, phases, peak_rss_mb: Math.round(peak), dropped_by_client_cap: dropped };
 }
 
 async function main(): Promise<number> {
@@ -270,7 +303,7 @@ async function main(): Promise<number> {
       group.spawn(`b${i}`, process.execPath, [bin, 'backend', '--port', String(p), '--name', `b${i}`, '--latency', opts.latency, '--concurrency', String(opts.concurrency)]),
     );
     await Promise.all(backends.map((b, i) => waitReady(backendPorts[i] as number, b)));
-    const capacity = await measureCapacity(backendPorts, 4 * opts.concurrency, 3000);
+    const capacity = await measureCapacity(backendPorts, 4 * opts.concurrency, 5000);
     log(`pool of ${opts.backends} x ${opts.concurrency} workers (${opts.latency}): measured capacity ${Math.round(capacity)} req/s; base ${Math.round(capacity * opts.base)}, spike ${Math.round(capacity * opts.base * opts.multiply)} req/s`);
     const results: RunResult[] = [];
     for (let run = 0; run < opts.runs; run++) {
@@ -295,25 +328,35 @@ async function main(): Promise<number> {
           goodput_share: med((r) => r.phases[ph].goodput_share),
           admitted_p99_ms: med((r) => r.phases[ph].admitted_p99_ms),
           refused_per_s: med((r) => r.phases[ph].refused_per_s),
+          refusal_p50_ms: med((r) => r.phases[ph].refusal_p50_ms),
           refusal_p99_ms: med((r) => r.phases[ph].refusal_p99_ms),
           other_failures: med((r) => r.phases[ph].other_failures),
         };
       }
-      return { mode, phases, peak_rss_mb: med((r) => r.peak_rss_mb), dropped_by_client_cap: med((r) => r.dropped_by_client_cap) };
+      // The last run's seconds: a series is not something to take a median of.
+      const last = mine[mine.length - 1] as RunResult;
+      return { mode, phases, peak_rss_mb: med((r) => r.peak_rss_mb), dropped_by_client_cap: med((r) => r.dropped_by_client_cap), seconds: last.seconds };
     });
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ capacity_per_s: Math.round(capacity), options: opts, results: summary }, null, 2)}\n`);
     } else {
-      const rows = [['mode', 'phase', 'goodput/s', 'of capacity', 'admitted p99 ms', 'refused/s', 'refusal p99 ms', 'other failures', 'peak RSS MB']];
+      const rows = [['mode', 'phase', 'goodput/s', 'of capacity', 'admitted p99 ms', 'refused/s', 'refusal p50 / p99 ms', 'other failures', 'peak RSS MB']];
       for (const r of summary) {
         for (const ph of PHASES) {
           const p = r.phases[ph];
-          rows.push([r.mode, ph, String(p.goodput_per_s), `${Math.round(p.goodput_share * 100)}%`, String(p.admitted_p99_ms), String(p.refused_per_s), String(p.refusal_p99_ms), String(p.other_failures), ph === 'before' ? String(r.peak_rss_mb) : '']);
+          rows.push([r.mode, ph, String(p.goodput_per_s), `${Math.round(p.goodput_share * 100)}%`, String(p.admitted_p99_ms), String(p.refused_per_s), `${p.refusal_p50_ms} / ${p.refusal_p99_ms}`, String(p.other_failures), ph === 'before' ? String(r.peak_rss_mb) : '']);
         }
       }
       const widths = (rows[0] as string[]).map((_, c) => Math.max(...rows.map((row) => (row[c] as string).length)));
       for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padStart(widths[c] as number)).join('  ')}\n`);
       process.stdout.write(`capacity ${Math.round(capacity)} req/s (measured); medians of ${opts.runs} run(s) per mode\n`);
+      // Goodput per second over the run, one bar per mode and second: the chart of the spike.
+      const scale = 40 / Math.max(1, capacity * 1.2);
+      process.stdout.write(`\ngoodput per second (# = ${Math.round(1 / scale)} req/s; the spike from ${opts.beforeMs / 1000} s to ${(opts.beforeMs + opts.spikeMs) / 1000} s)\n`);
+      for (const r of summary) {
+        process.stdout.write(`${r.mode}\n`);
+        for (const sec of r.seconds) process.stdout.write(`${String(sec.t).padStart(4)} s ${'#'.repeat(Math.round(sec.ok * scale)).padEnd(42)} ${String(sec.ok).padStart(5)} ok, p99 ${String(sec.p99_ms).padStart(4)} ms, ${sec.refused} refused\n`);
+      }
     }
     return 0;
   } finally {
