@@ -62,9 +62,10 @@ export const folderDependencies = {
   discovery: ['admin', 'config', 'core', 'shared'],
   global: ['admin', 'config', 'core', 'shared'],
   proxy: ['admin', 'config', 'core', 'shared'],
-  node: ['proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
+  fleet: ['admin', 'config', 'core', 'shared'],
+  node: ['fleet', 'proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
   demo: ['node', 'proxy', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
-  cli: ['demo', 'node', 'sim', 'proxy', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
+  cli: ['demo', 'node', 'fleet', 'sim', 'proxy', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
 };
 
 /** no-restricted-imports for each folder but core (whose purity rule already allows only siblings). */

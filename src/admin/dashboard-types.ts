@@ -34,6 +34,8 @@ export interface EndpointSnapshot {
   readonly latency?: string;
   /** Local backends only: slowed by the "slow" control. */
   readonly slowed?: boolean;
+  /** Found by the cluster's discovery source (DNS or a watched file); absent: listed in the config. */
+  readonly source?: 'dns' | 'file';
 }
 
 export interface LocalitySnapshot {

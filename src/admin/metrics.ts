@@ -145,18 +145,7 @@ export class ProxyMetrics implements MetricsText {
     registers: [this.registry],
   });
 
-  readonly #discoveryRefreshes = new Counter({
-    name: 'meridian_discovery_refreshes_total',
-    help: "Answers from clusters' discovery sources (DNS, file), by cluster and result: ok, empty (no endpoints) or failure.",
-    labelNames: ['cluster', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly #discoveryChanges = new Counter({
-    name: 'meridian_discovery_changes_total',
-    help: 'Endpoint-set changes found by discovery, by cluster and result: applied, damped (waiting for min_change_interval) or held (over max_removal_percent).',
-    labelNames: ['cluster', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly #discovery = discoveryCounters(this.registry);
 
   // ---- state, computed at scrape time from the source ---------------------------------
   readonly #endpointStatus: Gauge<'cluster' | 'endpoint' | 'status'>;
@@ -405,12 +394,12 @@ export class ProxyMetrics implements MetricsText {
 
   /** An answer from a cluster's discovery source. */
   discoveryRefresh(cluster: string, result: 'ok' | 'empty' | 'failure'): void {
-    this.#discoveryRefreshes.inc({ cluster, result });
+    this.#discovery.discoveryRefresh(cluster, result);
   }
 
   /** A change of a cluster's discovered endpoints: applied, or not yet and why. */
   discoveryChange(cluster: string, result: 'applied' | 'damped' | 'held'): void {
-    this.#discoveryChanges.inc({ cluster, result });
+    this.#discovery.discoveryChange(cluster, result);
   }
 
   /** A configuration reload, from SIGHUP or the admin API: count it where the reload is done, once. */
@@ -529,4 +518,30 @@ export function internalErrorsCounter(registry: Registry): Counter<'component' |
     labelNames: ['component', 'cause'] as const,
     registers: [registry],
   });
+}
+
+/**
+ * Discovery's counters on `registry`: a process's own, or a worker pool's primary's (it runs
+ * the sources for all workers; its exposition is merged with theirs).
+ */
+export function discoveryCounters(registry: Registry): {
+  discoveryRefresh(cluster: string, result: 'ok' | 'empty' | 'failure'): void;
+  discoveryChange(cluster: string, result: 'applied' | 'damped' | 'held'): void;
+} {
+  const refreshes = new Counter({
+    name: 'meridian_discovery_refreshes_total',
+    help: "Answers from clusters' discovery sources (DNS, file), by cluster and result: ok, empty (no endpoints) or failure.",
+    labelNames: ['cluster', 'result'] as const,
+    registers: [registry],
+  });
+  const changes = new Counter({
+    name: 'meridian_discovery_changes_total',
+    help: 'Endpoint-set changes found by discovery, by cluster and result: applied, damped (waiting for min_change_interval) or held (over max_removal_percent).',
+    labelNames: ['cluster', 'result'] as const,
+    registers: [registry],
+  });
+  return {
+    discoveryRefresh: (cluster, result) => void refreshes.inc({ cluster, result }),
+    discoveryChange: (cluster, result) => void changes.inc({ cluster, result }),
+  };
 }

@@ -22,6 +22,8 @@ export {
   type ListenerConfig,
   type LocalityConfig,
   type OutlierDetectionConfig,
+  type RateLimitConfig,
+  type SyncConfig,
   type PathMatch,
   POLICIES,
   DEFAULT_RETRY_ON,

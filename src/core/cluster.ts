@@ -361,6 +361,18 @@ export class Cluster {
     return true;
   }
 
+  /** The fleet's verdict on a host (shared health): out while a quorum of nodes judges it bad. */
+  setFleetEjected(id: string, ejected: boolean): boolean {
+    const host = this.#byId.get(id);
+    if (!host) return false;
+    if (host.health.fleetEjected !== ejected) {
+      host.health.fleetEjected = ejected;
+      this.#dirty = true;
+      this.#refreshIfDue();
+    }
+    return true;
+  }
+
   setWeight(id: string, weight: number | undefined): boolean {
     const host = this.#byId.get(id);
     if (!host) return false;
@@ -479,7 +491,7 @@ export class Cluster {
   #status(h: HostState): HealthStatus {
     if (h.health.draining) return 'draining';
     if (!h.health.activeHealthy) return 'unhealthy';
-    if (h.health.ejected || h.health.unreachable) return 'ejected';
+    if (h.health.ejected || h.health.unreachable || h.health.fleetEjected) return 'ejected';
     if (h.slowStartSinceMs !== undefined) return 'slow_start';
     return 'healthy';
   }

@@ -6,6 +6,9 @@
  * that serves the dashboard, the live stream and the controls. stop() closes all of it.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import pino, { type Logger } from 'pino';
 import type { ActivityEvent, DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
@@ -13,7 +16,7 @@ import { POLICIES } from '../admin/dashboard-types.js';
 import { dashboardRoutes, type ControlResult, type DemoControl } from '../admin/dashboard.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { createAdminServer, type AdminServer } from '../admin/server.js';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { formatLatency, parseLatency, startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
 import { validateConfig } from '../config/index.js';
 import { GlobalLayer } from '../global/global-layer.js';
@@ -21,7 +24,7 @@ import type { ExchangeRecord } from '../proxy/forward.js';
 import { Meridian } from '../node/meridian.js';
 import { changes } from './activity.js';
 import { LoadGenerator, type LoadClient } from './load.js';
-import { CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
+import { backendsFileText, CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
 import { startWanLink, type WanLink } from './wan-link.js';
 import { WindowStats } from './window-stats.js';
 
@@ -73,6 +76,7 @@ interface Backend {
 
 interface Region {
   readonly spec: RegionSpec;
+  readonly backendsFile: string;
   readonly meridian: Meridian;
   configInput: Record<string, unknown>;
   readonly backends: Backend[];
@@ -118,6 +122,8 @@ export class Demo implements DemoControl {
   #resolver: NodeJS.Timeout | undefined;
   #port = 0;
   #stopped = false;
+  /** The regions' backends files (a temporary directory, removed by stop()). */
+  #filesDir: string | undefined;
 
   constructor(o: DemoOptions = {}) {
     this.#o = o;
@@ -136,8 +142,9 @@ export class Demo implements DemoControl {
     return `http://127.0.0.1:${this.#port}/dashboard#token=${this.token}`;
   }
 
-  regions(): readonly { name: string; address: string; webPort: number; adminPort: number; backends: readonly string[] }[] {
-    return this.#regions.map((r) => ({ name: r.spec.name, address: r.address, webPort: r.webPort, adminPort: r.meridian.adminPort, backends: r.backends.map((b) => b.id) }));
+  /** `backendsFile`: the watched file its cluster finds its own backends in (edit it, and the region follows). */
+  regions(): readonly { name: string; address: string; webPort: number; adminPort: number; backends: readonly string[]; backendsFile: string }[] {
+    return this.#regions.map((r) => ({ name: r.spec.name, address: r.address, webPort: r.webPort, adminPort: r.meridian.adminPort, backends: r.backends.map((b) => b.id), backendsFile: r.backendsFile }));
   }
 
   /** The DNS responder: its port, and a `dig` that asks it as a London client would. */
@@ -195,18 +202,22 @@ export class Demo implements DemoControl {
       const peers = nearest(spec, specs)
         .filter((p) => p !== spec)
         .map((p) => ({ region: p.name, port: (links.get(`${spec.name}>${p.name}`) as WanLink).port }));
+      this.#filesDir ??= await mkdtemp(join(tmpdir(), 'meridian-demo-'));
+      const backendsFile = join(this.#filesDir, `${spec.name}.yaml`);
+      await writeFile(backendsFile, backendsFileText(spec.name, backends));
       const configInput = regionConfigInput({
         region: spec,
         address: addresses[i] as string,
         ports: { web: webPorts[i] as number, peer: 0 },
         policy,
-        backends: backends.map((b) => ({ id: b.id, port: b.port })),
+        backendsFile,
         peers,
         rateLimitPerSecond: Math.max(50, 2 * this.#baseRate),
       });
       const region: Region = {
         spec,
         configInput,
+        backendsFile,
         backends,
         meridian: undefined as unknown as Meridian,
         address: addresses[i] as string,
@@ -314,6 +325,7 @@ export class Demo implements DemoControl {
     await Promise.all(this.#regions.map((r) => r.meridian.drainAndStop(0)));
     await Promise.all(this.#links.map((l) => l.close()));
     await Promise.all([...this.#backends.values()].map((b) => b.server?.close()));
+    if (this.#filesDir !== undefined) await rm(this.#filesDir, { recursive: true, force: true });
     this.#subscribers.clear();
   }
 
@@ -441,6 +453,12 @@ export class Demo implements DemoControl {
       return result;
     },
     reload: (): Promise<ReloadResult> => Promise.resolve({ ok: false, errors: ['the demo has no config file: change the policy with POST /api/demo/policy'] }),
+    acceptDiscovery: (cluster): AcceptResult => {
+      const r = this.#regionOfCluster(cluster);
+      const result = r ? r.meridian.acceptDiscovery(CLUSTER) : 'no_cluster';
+      if (result === 'ok') this.record(`${cluster}: the pending discovery change accepted`);
+      return result;
+    },
   };
 
   #regionOfCluster(cluster: string): Region | undefined {
@@ -484,7 +502,9 @@ export class Demo implements DemoControl {
     const dnsStatus = new Map((this.#global?.status().regions ?? []).map((r) => [r.name, r.healthy]));
     const regions = this.#regions.map((r): RegionSnapshot => {
       const c = r.meridian.clusters()[0] as ClusterState;
-      const endpoints = c.endpoints.map((e): EndpointSnapshot => {
+      // Its own backends first, then the failover peers (discovered endpoints come after the configured ones).
+      const own = (e: { readonly id: string }): number => (e.id.startsWith('via-') ? 1 : 0);
+      const endpoints = [...c.endpoints].sort((x, y) => own(x) - own(y)).map((e): EndpointSnapshot => {
         const w = (r.endpoints.get(e.id) ?? new WindowStats()).take(intervalMs);
         const b = this.#backends.get(e.id);
         const remote = e.id.startsWith('via-');
@@ -503,6 +523,7 @@ export class Demo implements DemoControl {
           p99Ms: w.p99Ms,
           errorRate: w.errorRate,
           ...(b ? { alive: b.server !== undefined, latency: b.slowLatency ?? b.latency, slowed: b.slowLatency !== undefined } : {}),
+          ...(e.discovered === true && c.discovery !== undefined ? { source: c.discovery.source } : {}),
         };
       });
       for (const [to, n] of r.failoverOut) if (n > 0) flows.push({ kind: 'failover', from: r.spec.name, to, rps: round(n * per) });

@@ -61,7 +61,8 @@ export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, 
   if (route === undefined) return { ok: false, code: 'no_route' };
   const limiter = rt.rateLimiters.get(`${ctx.listener}/${route.index}`);
   if (limiter) {
-    const taken = limiter.take(clientIp, ctx.clock.nowMs());
+    const taken = limiter.take(clientIp, ctx.clock.nowMs(), req);
+    if ('unavailable' in taken) return { ok: false, code: 'rate_limit_unavailable' };
     if (!taken.ok) return { ok: false, code: 'rate_limited', headers: { 'retry-after': String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))) } };
   }
   const cluster = rt.clusters.get(route.config.cluster);

@@ -16,6 +16,7 @@ export const LOCAL_REPLIES = {
   connect_failure: { status: 502, message: 'could not connect to an upstream' },
   upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
   upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
+  rate_limit_unavailable: { status: 503, message: 'the fleet-wide rate limit could not be checked' },
   circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
   overloaded: { status: 503, message: 'the cluster is at its adaptive concurrency limit; try again later' },
   no_healthy_endpoint: { status: 503, message: 'no healthy upstream' },

@@ -47,12 +47,14 @@ export interface Runtime {
   readonly routers: ReadonlyMap<string, Router>;
   /** Keyed by `${listener}/${route index}`. */
   readonly rateLimiters: ReadonlyMap<string, RouteRateLimiter>;
+  /** Listeners with a `consistency: strong` global limit on some route: their requests wait for Redis first. */
+  readonly strongLimits: ReadonlySet<string>;
   readonly trusted: TrustedProxies;
 }
 
 /** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
 function balancingShape(c: ClusterConfig): unknown {
-  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, ...rest } = c;
+  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, shared_health: _sh, ...rest } = c;
   return rest;
 }
 
@@ -157,14 +159,30 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
         `${l.name}/${i}`,
         kept ??
           new RouteRateLimiter(
-            { requestsPerSecond: r.rate_limit.requests_per_second, per: r.rate_limit.per, ...(r.rate_limit.burst === undefined ? {} : { burst: r.rate_limit.burst }) },
+            {
+              requestsPerSecond: r.rate_limit.requests_per_second,
+              per: r.rate_limit.per,
+              ...(r.rate_limit.burst === undefined ? {} : { burst: r.rate_limit.burst }),
+              scope: r.rate_limit.scope,
+              consistency: r.rate_limit.consistency,
+              onUnavailable: r.rate_limit.on_unavailable,
+            },
             clock.nowMs(),
+            `${l.name}/${i}`,
           ),
       );
     });
   }
   return {
-    runtime: { version: (previous?.version ?? 0) + 1, config, clusters, routers, rateLimiters, trusted: new TrustedProxies(config.trusted_proxies) },
+    runtime: {
+      version: (previous?.version ?? 0) + 1,
+      config,
+      clusters,
+      routers,
+      rateLimiters,
+      strongLimits: new Set([...rateLimiters.values()].filter((r) => r.strong).map((r) => r.key.slice(0, r.key.lastIndexOf('/')))),
+      trusted: new TrustedProxies(config.trusted_proxies),
+    },
     commit: () => {
       for (const effect of effects) effect();
     },

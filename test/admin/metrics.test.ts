@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState } from '../../src/admin/types.js';
 import { endpoint } from './fixtures.js';
 import { DnsMetrics } from '../../src/global/dns-metrics.js';
+import { FleetMetrics } from '../../src/fleet/fleet-metrics.js';
 import { GlobalLayer } from '../../src/global/global-layer.js';
 import { globalConfig, quiet } from '../global/helpers.js';
 
@@ -416,6 +417,15 @@ describe('docs/metrics.md', () => {
     dns.query('udp', 'NOERROR');
     dns.decision('www.meridian.test', 'eu-west', 'failover');
     dns.rateLimited('drop');
+    // The fleet's, on the same registry as Meridian registers them with sync: configured.
+    const fleet = new FleetMetrics(m.registry);
+    fleet.setUp(true);
+    fleet.setUp(false);
+    fleet.error('limit');
+    fleet.setLiveSource(() => [{ node: 'n1', region: 'eu-west', version: '0.1.0', ageMs: 100 }]);
+    fleet.strong('admitted');
+    fleet.debited(3);
+    fleet.control('sent');
     const { text, families } = await scrape(m);
     const lines = sampleLines(text);
     for (const f of families) {
