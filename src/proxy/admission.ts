@@ -79,7 +79,8 @@ export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, 
   }
   if (verdict === 'overloaded') return { ok: false, code: 'overloaded', headers: OVERLOADED_HEADERS };
   if (verdict === 'circuit_open') return { ok: false, code: 'circuit_open' };
-  cluster.load.add(ctx.clock.nowMs());
+  // A queued request counts in the cluster's load once it is let in (awaitSlot).
+  if (verdict === 'admitted') cluster.load.add(ctx.clock.nowMs());
   lc.hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: target.path }) : undefined;
   return verdict === 'queued' ? { ok: true, route, cluster, lifecycle: lc, queued: true } : { ok: true, route, cluster, lifecycle: lc };
 }
@@ -90,12 +91,14 @@ export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, 
  * waiters whose time is up. A request that ends while queued (its client gone) leaves the
  * queue in `lifecycle.end()` and is never called back.
  */
-export function awaitSlot(lc: RequestLifecycle, gate: NonNullable<ClusterRuntime['overload']>, clock: Clock, then: (v: Exclude<EntryVerdict, 'queued'>) => void): void {
+export function awaitSlot(lc: RequestLifecycle, cluster: ClusterRuntime, clock: Clock, then: (v: Exclude<EntryVerdict, 'queued'>) => void): void {
+  const gate = cluster.overload as NonNullable<ClusterRuntime['overload']>;
   const timer = setTimeout(() => gate.expire(clock.nowMs()), Math.max(0, Math.ceil(lc.queueDeadlineMs - clock.nowMs())));
   // A waiter that left keeps no process alive for its timer (at most the queue's interval).
   timer.unref();
   lc.onGate = (v) => {
     clearTimeout(timer);
+    if (v === 'admitted') cluster.load.add(clock.nowMs());
     then(v);
   };
 }

@@ -186,8 +186,8 @@ class Exchange implements TurnEndWaiter {
     const { route, cluster, lifecycle } = admission;
     this.#lc = lifecycle;
     this.#cluster = cluster;
-    if (admission.queued === true && cluster.overload !== undefined) {
-      return awaitSlot(lifecycle, cluster.overload, this.#ctx.clock, (v) => (v === 'admitted' ? this.#admitted(route, cluster) : this.#localReply(v, v === 'overloaded' ? OVERLOADED_HEADERS : {})));
+    if (admission.queued === true) {
+      return awaitSlot(lifecycle, cluster, this.#ctx.clock, (v) => (v === 'admitted' ? this.#admitted(route, cluster) : this.#localReply(v, v === 'overloaded' ? OVERLOADED_HEADERS : {})));
     }
     this.#admitted(route, cluster);
   }
