@@ -139,7 +139,7 @@ function build(s: DemoSnapshot): void {
       { className: 'card', dataset: { region: r.name } },
       el('h3', {}, swatch, ` ${r.name} `, fields['status']),
       el('p', { className: 'meta' }, `${r.node} · listener ${r.address}:${r.listenerPort} · admin :${r.adminPort}`),
-      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', '')),
+      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', ''), ...dd('limit', 'concurrency limit / queued', '')),
       button,
     );
     cards.set(r.name, { fields, button });
@@ -222,6 +222,7 @@ function update(s: DemoSnapshot): void {
       (f['limited'] as HTMLElement).textContent = fmt(r.rateLimited);
       (f['failover'] as HTMLElement).textContent = `${fmt(r.failoverOutRps)} / ${fmt(r.peerInRps)}`;
       (f['policy'] as HTMLElement).textContent = r.policy;
+      (f['limit'] as HTMLElement).textContent = r.concurrency === undefined ? 'off' : `${r.concurrency.limit} / ${r.concurrency.queued}`;
       (f['dns'] as HTMLElement).textContent = s.dns === null ? 'no DNS' : r.dnsUp ? 'yes' : 'no (held out)';
       refresh(c.button);
     }

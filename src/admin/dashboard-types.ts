@@ -78,6 +78,8 @@ export interface RegionSnapshot {
   readonly peerInRps: number;
   readonly failoverOutRps: number;
   readonly inPanic: boolean;
+  /** The cluster's adaptive concurrency limit and the requests queued over it; absent when it has none. */
+  readonly concurrency?: { readonly limit: number; readonly queued: number };
   readonly endpoints: readonly EndpointSnapshot[];
   readonly localities: readonly LocalitySnapshot[];
 }

@@ -157,6 +157,12 @@ export class ProxyMetrics implements MetricsText {
   readonly #clusterInFlight: Gauge<'cluster'>;
   readonly #localityShare: Gauge<'cluster' | 'region' | 'zone' | 'priority'>;
   readonly #localitySpilled: Gauge<'cluster' | 'region' | 'zone' | 'priority' | 'direction'>;
+  readonly #acLimit: Gauge<'cluster'>;
+  readonly #acInFlight: Gauge<'cluster'>;
+  readonly #acQueued: Gauge<'cluster'>;
+  readonly #acQueueDelay: Gauge<'cluster'>;
+  readonly #acMinRtt: Gauge<'cluster'>;
+  readonly #acRefused: Gauge<'cluster' | 'class'>;
 
   #source: (() => readonly ClusterState[]) | undefined;
   /** Set while one scrape's gauges are filled in: the source is read once per scrape, not once per gauge. */
@@ -219,6 +225,18 @@ export class ProxyMetrics implements MetricsText {
       'meridian_locality_spilled_requests',
       'Requests that found the locality at capacity and went on to the next (direction out), or that it took for a full one (in), since the cluster was built.',
       ['cluster', 'region', 'zone', 'priority', 'direction'],
+    );
+
+    // Adaptive concurrency (docs/overload.md): each worker has its own limit, so they add up.
+    this.#acLimit = gauge('meridian_adaptive_concurrency_limit', "The cluster's adaptive concurrency limit on requests in flight.", ['cluster']);
+    this.#acInFlight = gauge('meridian_adaptive_concurrency_in_flight', 'Requests holding a slot of the adaptive concurrency limit.', ['cluster']);
+    this.#acQueued = gauge('meridian_adaptive_concurrency_queued', 'Requests waiting in the queue over the limit.', ['cluster']);
+    this.#acQueueDelay = gauge('meridian_adaptive_concurrency_queue_delay_seconds', 'How long the oldest queued request has waited.', ['cluster'], 'max');
+    this.#acMinRtt = gauge('meridian_adaptive_concurrency_min_rtt_seconds', 'The latency baseline the limit is computed against (0 until measured).', ['cluster'], 'average');
+    this.#acRefused = gauge(
+      'meridian_adaptive_concurrency_refused_requests',
+      'Requests refused as overloaded (503 overloaded), by class (critical, default, sheddable), since the limit was built.',
+      ['cluster', 'class'],
     );
 
     // Both results exist from the start, so that rate() and alerts see a 0 before the first reload.
@@ -446,6 +464,12 @@ export class ProxyMetrics implements MetricsText {
       this.#clusterInFlight,
       this.#localityShare,
       this.#localitySpilled,
+      this.#acLimit,
+      this.#acInFlight,
+      this.#acQueued,
+      this.#acQueueDelay,
+      this.#acMinRtt,
+      this.#acRefused,
     ] as const;
     for (const g of gauges) g.reset();
     const clusters = this.#source?.() ?? [];
@@ -463,6 +487,15 @@ export class ProxyMetrics implements MetricsText {
         inFlight += e.active;
       }
       this.#clusterPanic.set({ cluster }, c.inPanic ? 1 : 0);
+      const o = c.overload;
+      if (o !== undefined) {
+        this.#acLimit.set({ cluster }, o.limit);
+        this.#acInFlight.set({ cluster }, o.inFlight);
+        this.#acQueued.set({ cluster }, o.queued);
+        this.#acQueueDelay.set({ cluster }, o.queueDelayMs / 1000);
+        this.#acMinRtt.set({ cluster }, o.minRttMs / 1000);
+        for (const k of ['critical', 'default', 'sheddable'] as const) this.#acRefused.set({ cluster, class: k }, o.refused[k]);
+      }
       this.#clusterInFlight.set({ cluster }, inFlight);
       for (const l of c.localities ?? []) {
         const labels = { cluster, region: l.region ?? '', zone: l.zone ?? '', priority: String(l.priority) };

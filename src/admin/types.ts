@@ -52,6 +52,21 @@ export interface ClusterState {
   readonly loadRps?: number;
   /** Present when the cluster has a `discovery` source. */
   readonly discovery?: DiscoveryStatus;
+  /** Present when the cluster has `adaptive_concurrency`. */
+  readonly overload?: OverloadView;
+}
+
+/** A cluster's adaptive concurrency now (docs/overload.md). */
+export interface OverloadView {
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  /** How long the oldest queued request has waited, ms. */
+  readonly queueDelayMs: number;
+  /** The latency baseline, ms (0 until measured). */
+  readonly minRttMs: number;
+  /** Refused since the cluster's limit was built, by class. */
+  readonly refused: { readonly critical: number; readonly default: number; readonly sheddable: number };
 }
 
 /** Accepting a cluster's pending discovery change: done, no such cluster, no discovery source, or nothing waiting. */
@@ -93,6 +108,7 @@ export type LocalReason =
   | 'rate_limited'
   | 'rate_limit_unavailable'
   | 'circuit_open'
+  | 'overloaded'
   | 'no_healthy_endpoint'
   | 'connect_failure'
   | 'timeout'

@@ -44,6 +44,11 @@ export interface SampleBackendOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Seed of the latency and error draws; default: a hash of the name. */
   readonly seed?: number;
+  /**
+   * Default-route requests served at once; the rest wait their turn in arrival order. A
+   * known capacity (concurrency / mean latency) for overload tests. Default: no limit.
+   */
+  readonly concurrency?: number;
 }
 
 export interface SampleBackend {
@@ -53,6 +58,8 @@ export interface SampleBackend {
   readonly url: string;
   /** Requests received, health checks excluded (so balancing tests can count shares). */
   readonly requests: number;
+  /** Default-route requests waiting for one of `concurrency` workers. */
+  readonly queued: number;
   /** TCP connections accepted, in total. */
   readonly connections: number;
   readonly server: http.Server;
@@ -76,6 +83,7 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
   let errorRate = checkRate(opts.errorRate ?? 0);
   let healthy = true;
   let requests = 0;
+  const workers = new Workers(opts.concurrency ?? Infinity);
   let connections = 0;
 
   const text = (res: http.ServerResponse, status: number, body: string): void => {
@@ -138,7 +146,12 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
       // Draw in a fixed order (latency, then error) so a seed gives one sequence.
       const delay = sampleLatencyMs(latency, rng);
       const fail = errorRate > 0 && rng.next() < errorRate;
-      await wait(delay, signal);
+      await workers.take(signal);
+      try {
+        await wait(delay, signal);
+      } finally {
+        workers.give();
+      }
       if (fail) text(res, 500, `${name} error\n`);
       else text(res, 200, `${name}\n`);
     }
@@ -179,6 +192,9 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
     get connections() {
       return connections;
     },
+    get queued() {
+      return workers.queued;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -208,6 +224,49 @@ function checkRate(p: number): number {
 }
 
 /** Resolves after `ms` (at once for 0); rejects when `signal` aborts first. */
+/** A fixed number of workers; the requests beyond them wait in arrival order (a request whose client left gives up its place). */
+class Workers {
+  readonly #max: number;
+  #busy = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(max: number) {
+    if (!(max >= 1)) throw new Error(`bad concurrency ${max}: expected at least 1`);
+    this.#max = max;
+  }
+
+  get queued(): number {
+    return this.#waiting.length;
+  }
+
+  take(signal: AbortSignal): Promise<void> {
+    if (this.#busy < this.#max) {
+      this.#busy++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', gone);
+        resolve();
+      };
+      const gone = (): void => {
+        const i = this.#waiting.indexOf(go);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', gone, { once: true });
+      this.#waiting.push(go);
+    });
+  }
+
+  /** A worker is free: the longest-waiting request gets it. */
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next();
+    else this.#busy--;
+  }
+}
+
 async function wait(ms: number, signal: AbortSignal): Promise<void> {
   if (ms > 0) await sleep(ms, undefined, { signal });
 }

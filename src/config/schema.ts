@@ -43,6 +43,7 @@ import { globalSchema } from './global-schema.js';
 import { sharedHealthSchema, syncSchema } from './sync-schema.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseLatency } from './latency-spec.js';
+import { adaptiveConcurrencySchema, hedgeSchema, prioritySchema } from './overload.js';
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
 // core so that a config can be validated without loading the data plane.
@@ -143,6 +144,10 @@ const routeSchema = z.strictObject({
   request_body_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
   /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
   upgrades: z.array(upgradeProtocol()).default(['websocket']),
+  /** The class of this route's requests under overload; absent = `default` (a cluster's adaptive_concurrency.priority_header may say otherwise). */
+  priority: prioritySchema.optional(),
+  /** Absent: off. A second try of an idempotent request to another endpoint after `after` (docs/overload.md). */
+  hedge: hedgeSchema.optional(),
 });
 
 // ---- listeners ---------------------------------------------------------------------
@@ -531,6 +536,8 @@ const clusterSchema = z
       })
       .prefault({}),
     circuit_breaker: circuitBreakerSchema.prefault({}),
+    /** Absent: off. `{}`: a limit on requests in flight found from measured latency (docs/overload.md). */
+    adaptive_concurrency: adaptiveConcurrencySchema.optional(),
   })
   .superRefine(checkCluster, ALWAYS);
 

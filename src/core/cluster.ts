@@ -309,6 +309,21 @@ export class Cluster {
     if (e) this.#ejected(e, host);
   }
 
+  /**
+   * A try given up by its request (a hedge race lost): the host is no longer busy with it,
+   * and it took at least `latencyMs`; it neither failed nor succeeded, so outlier
+   * detection and connect-failure ejection are not told.
+   */
+  onCancel(host: HostState, latencyMs: number): void {
+    host.active = Math.max(0, host.active - 1);
+    host.latency.observe(latencyMs, this.#o.clock.nowMs());
+    const g = host.group;
+    if (g !== undefined) {
+      g.active = Math.max(0, g.active - 1);
+      g.balancer.onEnd?.(host, { latencyMs });
+    }
+  }
+
   /** An active health check's result for a host. */
   recordCheck(host: HostState, passed: boolean): void {
     // A late result for a host a reload removed changes nothing.

@@ -552,6 +552,7 @@ export class Demo implements DemoControl {
         peerInRps: round(peerIn * per),
         failoverOutRps: round(failoverOut * per),
         inPanic: c.inPanic,
+        ...(c.overload === undefined ? {} : { concurrency: { limit: c.overload.limit, queued: c.overload.queued } }),
         endpoints,
         localities: (c.localities ?? []).map((l) => ({ region: l.region ?? '', priority: l.priority, remote: l.remote, hosts: l.hosts, healthy: l.healthy, share: round(l.share) })),
       };

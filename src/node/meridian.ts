@@ -7,7 +7,8 @@ import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, OverloadView, ReloadResult } from '../admin/types.js';
+import type { OverloadGate } from '../core/overload-gate.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
@@ -255,6 +256,7 @@ export class Meridian implements AdminTarget {
           return { ...v, poolOpen: pool.open, poolIdle: pool.idle, ...(found?.has(v.id) === true ? { discovered: true as const } : {}) };
         }),
         ...(discovery === undefined ? {} : { discovery }),
+        ...(c.overload === undefined ? {} : { overload: overloadView(c.overload, this.#clock.nowMs()) }),
       };
     });
   }
@@ -809,4 +811,16 @@ function round(ms: number): number {
 /** A short digest of a config: nodes of a fleet showing different ones run different configs. */
 function configDigest(config: Config): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+}
+
+/** What the admin API and the metrics show of a cluster's adaptive concurrency. */
+function overloadView(g: OverloadGate, nowMs: number): OverloadView {
+  return {
+    limit: g.limiter.limit,
+    inFlight: g.limiter.inFlight,
+    queued: g.queue.length,
+    queueDelayMs: g.queue.oldestWaitMs(nowMs),
+    minRttMs: g.limiter.minRttMs,
+    refused: { ...g.refused },
+  };
 }

@@ -18,6 +18,7 @@ export const LOCAL_REPLIES = {
   upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
   rate_limit_unavailable: { status: 503, message: 'the fleet-wide rate limit could not be checked' },
   circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
+  overloaded: { status: 503, message: 'the cluster is at its adaptive concurrency limit; try again later' },
   no_healthy_endpoint: { status: 503, message: 'no healthy upstream' },
   timeout: { status: 504, message: 'the upstream did not answer in time' },
   http_version_not_supported: { status: 505, message: 'this listener speaks HTTP/1.0 and HTTP/1.1 on this connection' },

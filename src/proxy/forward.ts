@@ -9,10 +9,11 @@ import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { admit, viaFor } from './admission.js';
+import { admit, awaitSlot, OVERLOADED_HEADERS, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import type { UpstreamPools } from './upstream-pool.js';
+import type { CompiledRoute } from './router.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import type { ResponseHandler, UpstreamTry } from '../http1/upstream-client.js';
@@ -178,7 +179,7 @@ class Exchange implements TurnEndWaiter {
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const maxBody = this.#ctx.limits.max_body_bytes;
     if (maxBody > 0 && Number(req.headers['content-length'] ?? 0) > maxBody) return this.#localReply('payload_too_large');
-    const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
+    const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp, true);
     if (!admission.ok) {
       // A client over a limit is not one to keep talking to: those replies close the connection.
       if (admission.close) this.#mustClose = true;
@@ -187,10 +188,18 @@ class Exchange implements TurnEndWaiter {
     const { route, cluster, lifecycle } = admission;
     this.#lc = lifecycle;
     this.#cluster = cluster;
+    if (admission.queued === true) {
+      return awaitSlot(lifecycle, cluster, this.#ctx.clock, (v) => (v === 'admitted' ? this.#admitted(route, cluster) : this.#localReply(v, v === 'overloaded' ? OVERLOADED_HEADERS : {})));
+    }
+    this.#admitted(route, cluster);
+  }
+
+  /** Past admission (at once, or after waiting for a slot): the request's deadline, then its body and first try. */
+  #admitted(route: CompiledRoute, cluster: ClusterRuntime): void {
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
-    lifecycle.deadlineIn(timeoutMs);
+    (this.#lc as RequestLifecycle).deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();

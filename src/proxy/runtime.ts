@@ -8,6 +8,8 @@ import type { RetryRules } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import { mergeEndpoints } from '../core/discovery.js';
 import type { Rng } from '../core/rng.js';
+import { OverloadGate } from '../core/overload-gate.js';
+import { coreOverloadOptions } from '../config/index.js';
 import type { Endpoint } from '../core/types.js';
 import { coreClusterOptions, coreEndpoints, coreHashKey, coreRetryRules, type ClusterConfig, type Config, type NodeConfig } from '../config/index.js';
 import { TrustedProxies } from './client-ip.js';
@@ -29,6 +31,8 @@ export interface ClusterRuntime {
   readonly node: NodeConfig;
   /** Requests admitted per second, over the last 10 s: the load this region reports. */
   readonly load: RateWindow;
+  /** Adaptive concurrency (`adaptive_concurrency`), when configured. */
+  readonly overload: OverloadGate | undefined;
 }
 
 /**
@@ -129,6 +133,13 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       pools,
       hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
       retry: coreRetryRules(c.retries),
+      // A reload that leaves it as it was keeps the limit learnt and the requests queued.
+      overload:
+        c.adaptive_concurrency === undefined
+          ? undefined
+          : old?.overload !== undefined && isDeepStrictEqual(old.config.adaptive_concurrency, c.adaptive_concurrency)
+            ? old.overload
+            : new OverloadGate(coreOverloadOptions(c.adaptive_concurrency), rng),
     });
   }
   for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) effects.push(() => old.pools.closeWhenIdle());

@@ -28,6 +28,8 @@ import { isHashPolicy } from '../core/balancers.js';
 import { fmix32 } from '../core/hash.js';
 import type { LifecycleCluster, RequestLifecycle } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
+import { HedgePolicy } from '../core/hedging.js';
+import { OverloadGate } from '../core/overload-gate.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
 import type { Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
@@ -38,6 +40,7 @@ import { RegionChoice } from './region-choice.js';
 import type { ClientSpec, Scenario, ServerSpec, SimEvent } from './scenario.js';
 import { newHistogram, percentileMs, recordMs, round, type Bucket } from './stats.js';
 import { simLifecycle, simTryEnded } from './try-outcome.js';
+import { OverloadStats, type OverloadResult } from './overload.js';
 
 /** Time-weighted queue-length distribution: states 0..MAX_OCCUPANCY-1, the last bin is ">= MAX_OCCUPANCY - 1". */
 const MAX_OCCUPANCY = 64;
@@ -76,7 +79,7 @@ export interface PolicyResult {
   readonly retries: number;
   /** Tries a region's load balancer sent to another region's servers (lb.cross_region). */
   readonly cross_region_tries: number;
-  readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow', number>>;
+  readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow' | 'overloaded', number>>;
   readonly latency_ms: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
   readonly max_utilization: number;
   /** Highest server utilization over the mean utilization (1 = perfectly even). */
@@ -87,6 +90,11 @@ export interface PolicyResult {
   readonly queue_length_at_least: readonly number[];
   readonly membership_changes: readonly MembershipChange[];
   readonly timeseries: readonly Bucket[];
+  /** Hedges sent, and those whose answer was the one taken (lb.hedge). */
+  readonly hedges: number;
+  readonly hedges_won: number;
+  /** With lb.adaptive_concurrency: classes, refusals, the limit over time. */
+  readonly overload?: OverloadResult;
 }
 
 export interface RunOptions {
@@ -104,6 +112,9 @@ interface Request {
   readonly measured: boolean;
   /** Set once the region's load balancer admitted it. */
   lc: RequestLifecycle | undefined;
+  /** The try in flight, and its hedge while both are. */
+  primary: Attempt | undefined;
+  hedge: Attempt | undefined;
 }
 
 interface Attempt {
@@ -207,6 +218,7 @@ interface RegionLb {
   readonly jitter: SeededRng;
   readonly rateLimit: TokenBucket | undefined;
   readonly servers: Server[];
+  readonly hedging: HedgePolicy | undefined;
   down: boolean;
 }
 
@@ -222,11 +234,15 @@ const EV_BUCKET = 8;
 const EV_WARMUP = 9;
 const EV_RESTORE = 10;
 const EV_RETRY = 11;
+const EV_GATE = 12;
+const EV_HEDGE = 13;
 
 type Ev =
   | { readonly k: typeof EV_ARRIVAL; readonly group: number }
   | { readonly k: typeof EV_COMPLETE | typeof EV_TIMEOUT | typeof EV_REFUSED; readonly a: Attempt }
   | { readonly k: typeof EV_UNREACHABLE | typeof EV_RETRY; readonly req: Request }
+  | { readonly k: typeof EV_GATE; readonly gate: OverloadGate }
+  | { readonly k: typeof EV_HEDGE; readonly a: Attempt }
   | { readonly k: typeof EV_PROBE; readonly server: Server }
   | { readonly k: typeof EV_STEER | typeof EV_BUCKET | typeof EV_WARMUP }
   | { readonly k: typeof EV_SCENARIO; readonly e: SimEvent }
@@ -322,8 +338,8 @@ class Run {
   #crossRegionTries = 0;
   #latencySumMs = 0;
   #latencyMaxMs = 0;
-  readonly #failures: Record<Failure | 'rate_limited' | 'overflow', number> = {
-    timeout: 0, connect: 0, reset: 0, protocol: 0, unreachable: 0, no_host: 0, http_5xx: 0, rate_limited: 0, overflow: 0,
+  readonly #failures: Record<Failure | 'rate_limited' | 'overflow' | 'overloaded', number> = {
+    timeout: 0, connect: 0, reset: 0, protocol: 0, unreachable: 0, no_host: 0, http_5xx: 0, rate_limited: 0, overflow: 0, overloaded: 0,
   };
   readonly #hist = newHistogram();
   readonly #regionRequests: number[];
@@ -334,6 +350,9 @@ class Run {
   #bucket: Bucket;
   #bucketLatencySum = 0;
   #measuring: boolean;
+  readonly #overload: OverloadStats | undefined;
+  #hedges = 0;
+  #hedgesWon = 0;
 
   constructor(s: Scenario, policy: PolicyName) {
     this.#s = s;
@@ -364,10 +383,12 @@ class Run {
           breaker: new CircuitBreaker(lb.circuitBreaker ?? {}),
           budget: new RetryBudget(lb.retryBudget ?? {}, 0),
           retry: coreRetryRules({ attempts: lb.retries, retry_on: lb.retryOn, per_try_timeout: lb.perTryTimeoutMs === Infinity ? undefined : lb.perTryTimeoutMs }),
+          overload: lb.overload && new OverloadGate(lb.overload, new SeededRng(streamSeed(s.seed, 6000 + r))),
         },
         jitter: new SeededRng(streamSeed(s.seed, 5000 + r)),
         rateLimit: lb.rateLimit ? new TokenBucket(lb.rateLimit, 0) : undefined,
         servers: [],
+        hedging: lb.hedge && new HedgePolicy(lb.hedge),
         down: false,
       });
       this.#addServers(r, reg.servers, false);
@@ -386,6 +407,7 @@ class Run {
     );
     this.#regionRequests = s.regions.map(() => 0);
     this.#bucket = this.#newBucket(0);
+    this.#overload = lb.overload && new OverloadStats();
   }
 
   #addServers(region: number, specs: readonly ServerSpec[], ramp: boolean, coldFactor = 1, warmMs = 0): void {
@@ -559,6 +581,10 @@ class Run {
         return this.#finish(ev.req, 'unreachable');
       case EV_RETRY:
         return this.#dispatch(ev.req);
+      case EV_GATE:
+        return ev.gate.expire(this.#clock.nowMs());
+      case EV_HEDGE:
+        return this.#hedge(ev.a);
       case EV_PROBE:
         return this.#probe(ev.server);
       case EV_STEER:
@@ -588,6 +614,8 @@ class Run {
       rttMs: region < 0 ? 0 : (this.#rttMs[group]?.[region] ?? 0),
       measured: this.#measuring,
       lc: undefined,
+      primary: undefined,
+      hedge: undefined,
     };
     if (req.measured) {
       this.#requests++;
@@ -603,11 +631,41 @@ class Run {
     }
     if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
     const lc = simLifecycle(lb.life, this.#clock, lb.jitter);
-    if (!lc.admit()) return this.#shedReq(req, 'overflow');
     lc.hash = hash;
+    lc.priority = client.priority;
+    lc.hedging = lb.hedging;
     lc.deadlineIn(s.lb.timeoutMs);
     req.lc = lc;
-    this.#dispatch(req);
+    this.#overload?.arrived(lc.priority, req.measured);
+    const v = lc.enter();
+    if (v === 'queued') {
+      lc.onGate = (answer) => this.#gateAnswer(req, answer);
+      this.#q.push(lc.queueDeadlineMs, { k: EV_GATE, gate: lb.life.overload as OverloadGate });
+      return;
+    }
+    this.#gateAnswer(req, v);
+  }
+
+  /** The load balancer's admission, at once or after the request waited in its queue. */
+  #gateAnswer(req: Request, v: 'admitted' | 'overloaded' | 'circuit_open'): void {
+    const lc = req.lc as RequestLifecycle;
+    if (v === 'admitted') {
+      this.#overload?.admitted(lc.priority);
+      return this.#dispatch(req);
+    }
+    if (v === 'circuit_open') return this.#shedReq(req, 'overflow');
+    this.#overload?.refused(lc.priority, this.#clock.nowMs() - req.t0, req.measured);
+    this.#shedReq(req, 'overloaded');
+  }
+
+  /** The first try has run for the hedge delay: send the hedge if it is still running and the lifecycle allows. */
+  #hedge(a: Attempt): void {
+    const req = a.req;
+    if (a.done || req.primary !== a) return;
+    const host = (req.lc as RequestLifecycle).startHedge();
+    if (host === undefined) return;
+    if (req.measured) this.#hedges++;
+    this.#send(req, host, true);
   }
 
   /** The request's next try, on the host its lifecycle picks; after a backoff that outlived the deadline, its timeout. */
@@ -625,13 +683,19 @@ class Run {
     this.#send(req, host);
   }
 
-  #send(req: Request, host: HostState): void {
+  #send(req: Request, host: HostState, hedge = false): void {
     const now = this.#clock.nowMs();
     const lc = req.lc as RequestLifecycle;
     const server = this.#byHost.get(host) as Server;
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
     const a: Attempt = { req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
+    if (hedge) req.hedge = a;
+    else {
+      req.primary = a;
+      const delay = lc.hedgeDelayMs();
+      if (delay < Infinity) this.#q.push(now + delay, { k: EV_HEDGE, a });
+    }
     const serverLb = this.#lbs[server.region] as RegionLb;
     if (serverLb.down && server.region !== req.region) {
       // Another region's server in a region that is down: black-holed until the connect timeout.
@@ -700,10 +764,13 @@ class Run {
     const now = this.#clock.nowMs();
     if (outcome.error === 'timeout' && now >= lc.deadlineMs) {
       // The request's own deadline, not the try's: it ends here, as the proxy's request timer ends it.
-      lc.endTry(outcome);
+      this.#abandon(req.primary);
+      this.#abandon(req.hedge);
+      lc.endTry({ error: 'timeout', latencyMs: now - (req.primary ?? a).startMs });
       lc.end();
       return this.#finish(req, 'timeout');
     }
+    if (req.hedge !== undefined && this.#hedgeRace(req, a, outcome)) return;
     const d = simTryEnded(lc, outcome);
     if (d === 'retry' || d === 'resend') {
       if (req.measured) this.#retries++;
@@ -719,7 +786,44 @@ class Run {
     this.#finish(req, failed ? (outcome.error ?? 'http_5xx') : undefined);
   }
 
-  #shedReq(req: Request, why: 'rate_limited' | 'overflow'): void {
+  /**
+   * One of two tries in flight ended (a hedge race): the first answer wins and the other
+   * is cancelled; a failure leaves the other to carry the request. True: nothing more to
+   * do for this outcome; false: the outcome is the request's, to decide as any try's.
+   */
+  #hedgeRace(req: Request, a: Attempt, outcome: Outcome): boolean {
+    const lc = req.lc as RequestLifecycle;
+    const failed = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
+    const hedge = req.hedge as Attempt;
+    req.hedge = undefined;
+    if (a === hedge) {
+      if (failed) {
+        lc.endHedge(outcome);
+        return true;
+      }
+      this.#abandon(req.primary);
+      lc.adoptHedge();
+      req.primary = hedge;
+      if (req.measured) this.#hedgesWon++;
+      return false;
+    }
+    if (failed) {
+      lc.endTry(outcome);
+      lc.adoptHedge();
+      req.primary = hedge;
+      return true;
+    }
+    this.#abandon(hedge);
+    lc.cancelHedge();
+    return false;
+  }
+
+  /** A try the load balancer gave up: the server skips it if still queued, or serves it for nobody. */
+  #abandon(a: Attempt | undefined): void {
+    if (a !== undefined) a.done = true;
+  }
+
+  #shedReq(req: Request, why: 'rate_limited' | 'overflow' | 'overloaded'): void {
     this.#bucket.shed++;
     if (!req.measured) return;
     this.#shed++;
@@ -738,6 +842,7 @@ class Run {
     }
     const ms = this.#clock.nowMs() - req.t0 + req.rttMs;
     b.completed++;
+    if (req.lc !== undefined) this.#overload?.completed(req.lc.priority, req.measured);
     this.#bucketLatencySum += ms;
     recordMs(this.#bucketHist, ms);
     if (!req.measured) return;
@@ -876,6 +981,7 @@ class Run {
       return n;
     });
     this.#buckets.push(b);
+    this.#overload?.closeBucket(b.t_s, this.#lbs.map((lb) => lb.life.overload as OverloadGate));
     h.reset();
     this.#bucketLatencySum = 0;
     this.#bucket = this.#newBucket(now);
@@ -930,6 +1036,9 @@ class Run {
       queue_length_at_least: atLeast,
       membership_changes: this.#changes,
       timeseries: this.#buckets,
+      hedges: this.#hedges,
+      hedges_won: this.#hedgesWon,
+      ...(this.#overload ? { overload: this.#overload.result() } : {}),
     };
   }
 }

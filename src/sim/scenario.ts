@@ -10,7 +10,12 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
   ALWAYS,
+  adaptiveConcurrencySchema,
   circuitBreakerSchema,
+  coreHedgeOptions,
+  coreOverloadOptions,
+  hedgeSchema,
+  prioritySchema,
   configErrorMap,
   coreOutlierOptions,
   coreSlowStart,
@@ -32,6 +37,9 @@ import {
   slowStartSchema,
 } from '../config/index.js';
 import type { CircuitBreakerLimits } from '../core/circuit-breaker.js';
+import type { HedgeOptions } from '../core/hedging.js';
+import type { OverloadOptions } from '../core/overload-gate.js';
+import type { Priority } from '../core/priority.js';
 import type { OutlierOptions } from '../core/outlier-detector.js';
 import type { RetryBudgetOptions } from '../core/retry-budget.js';
 import type { SlowStartOptions } from '../core/slow-start.js';
@@ -80,6 +88,8 @@ export interface ClientSpec {
   readonly diurnal?: { readonly periodMs: number; readonly amplitude: number; readonly peakAtMs: number };
   /** Fraction of requests carrying a hash key (for ring_hash / maglev); keys drawn from `keys` distinct values. */
   readonly keys: number;
+  /** The class of the group's requests under overload. */
+  readonly priority: Priority;
 }
 
 export interface HealthCheckSpec {
@@ -116,6 +126,10 @@ export interface LbSpec {
   readonly crossRegion: boolean;
   /** Envoy's overprovisioning factor for those priority levels. Default 1.4. */
   readonly overprovisioningFactor?: number;
+  /** Adaptive concurrency at each region's load balancer (the proxy's `adaptive_concurrency`). */
+  readonly overload?: OverloadOptions;
+  /** Hedged requests (the proxy's route `hedge`). */
+  readonly hedge?: HedgeOptions;
 }
 
 export interface GlobalSpec {
@@ -236,6 +250,7 @@ const clientSchema = z.strictObject({
   curve: z.array(z.strictObject({ at: dur(), factor: decimal(0) })).default([]),
   diurnal: z.strictObject({ period: span().prefault('24h'), amplitude: decimal(0, 1), peak_at: dur().prefault('0s') }).optional(),
   keys: integer(1, 1e9).optional(),
+  priority: prioritySchema.default('default'),
 });
 
 /** The proxy's health check as far as the simulator models it: interval and thresholds. */
@@ -259,6 +274,8 @@ const lbSchema = z.strictObject({
   connect_timeout: dur().prefault('1s'),
   cross_region: z.boolean().default(false),
   overprovisioning_factor: decimal(1, 100).optional(),
+  adaptive_concurrency: adaptiveConcurrencySchema.optional(),
+  hedge: hedgeSchema.optional(),
 });
 
 const EVENT_KINDS = ['kill', 'revive', 'slow', 'errors', 'region_down', 'region_up', 'add', 'remove', 'partition', 'heal'] as const;
@@ -517,6 +534,7 @@ function toScenario(doc: ScenarioDoc): Scenario {
       curve: c.curve.map((p) => ({ atMs: p.at, factor: p.factor })),
       ...(d ? { diurnal: { periodMs: d.period, amplitude: d.amplitude, peakAtMs: d.peak_at } } : {}),
       keys: c.keys ?? 0,
+      priority: c.priority,
     };
   });
   const regionIndex = (name: string): number => regionNames.indexOf(name);
@@ -616,5 +634,7 @@ function toLb(l: ScenarioDoc['lb']): LbSpec {
     ...(l.choice_count === undefined ? {} : { choiceCount: l.choice_count }),
     ...(l.latency_decay === undefined ? {} : { latencyTauMs: l.latency_decay }),
     ...(l.bounded_load === undefined ? {} : { boundedLoad: l.bounded_load }),
+    ...(l.adaptive_concurrency ? { overload: coreOverloadOptions(l.adaptive_concurrency) } : {}),
+    ...(l.hedge ? { hedge: coreHedgeOptions(l.hedge) } : {}),
   };
 }

@@ -108,9 +108,30 @@ function exerciseAll(m: ProxyMetrics): void {
       inPanic: false,
       endpoints: [endpoint('10.0.0.1:80')],
       localities: [{ region: 'r', zone: 'z', priority: 0, remote: false, hosts: 1, healthy: 1, share: 1, panic: false, active: 0, maxRequestsPerSecond: undefined, maxInFlight: undefined, spilledOut: 0, spilledIn: 0 }],
+      overload: OVERLOAD,
     },
   ]);
 }
+
+const OVERLOAD = { limit: 40, inFlight: 12, queued: 3, queueDelayMs: 4, minRttMs: 15, refused: { critical: 0, default: 5, sheddable: 9 } };
+
+describe('ProxyMetrics: adaptive concurrency', () => {
+  it("exports a cluster's limit, in flight, queue, queue delay, min RTT and refusals by class; nothing for a cluster without it", async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    exerciseAll(m);
+    const { families } = await scrape(m);
+    const v = (name: string, labels: Record<string, string>): number => value(families, name, labels);
+    assert.equal(v('meridian_adaptive_concurrency_limit', { cluster: 'api' }), 40);
+    assert.equal(v('meridian_adaptive_concurrency_in_flight', { cluster: 'api' }), 12);
+    assert.equal(v('meridian_adaptive_concurrency_queued', { cluster: 'api' }), 3);
+    assert.equal(v('meridian_adaptive_concurrency_queue_delay_seconds', { cluster: 'api' }), 0.004);
+    assert.equal(v('meridian_adaptive_concurrency_min_rtt_seconds', { cluster: 'api' }), 0.015);
+    assert.equal(v('meridian_adaptive_concurrency_refused_requests', { cluster: 'api', class: 'sheddable' }), 9);
+    assert.equal(v('meridian_adaptive_concurrency_refused_requests', { cluster: 'api', class: 'critical' }), 0);
+    m.setSource(() => [{ name: 'api', policy: 'round_robin', inPanic: false, endpoints: [] }]);
+    assert.equal(family((await scrape(m)).families, 'meridian_adaptive_concurrency_limit').metrics.length, 0);
+  });
+});
 
 describe('ProxyMetrics: endpoints that a reload removed', () => {
   it("drops their series, keeps the others' and the local replies'", async () => {
