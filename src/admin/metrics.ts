@@ -15,6 +15,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
+import type { BalancerStats } from '../core/types.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
 export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
@@ -482,6 +483,59 @@ export class ProxyMetrics implements MetricsText {
         this.#localitySpilled.set({ ...labels, direction: 'in' }, l.spilledIn);
       }
     }
+  }
+
+  // ---- adaptive policies (prequal, predictive): probe events counted as they happen,
+  //      the balancers' state read at scrape time from setBalancerSource() ---------------
+  #balancerSource: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined;
+  readonly #probes = new Counter({
+    name: 'meridian_prequal_probes_total',
+    help: "Prequal probe replies, by cluster, source (backend: the endpoint's probe answer; local: Meridian's own in-flight count and peak-EWMA latency, for endpoints without a probe endpoint) and result (ok, error).",
+    labelNames: ['cluster', 'source', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly #modelSwitches = new Counter({
+    name: 'meridian_predictive_switches_total',
+    help: 'predictive: switches of a locality between the learned model and its peak-EWMA fallback, by cluster, locality, to (fallback, model) and reason (drift, worse_than_baseline, recovered).',
+    labelNames: ['cluster', 'locality', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #poolSize = this.#balancerGauge('meridian_prequal_pool_size', 'prequal: probe replies in the pool now, by cluster and locality.', (s) => s.poolSize);
+  readonly #fallbackState = this.#balancerGauge('meridian_predictive_fallback', 'predictive: 1 while picks follow the peak-EWMA fallback, 0 while the model is in force, by cluster and locality.', (s) => (s.fallback === undefined ? undefined : s.fallback ? 1 : 0));
+  readonly #modelMae = this.#balancerGauge('meridian_predictive_mae_seconds', "predictive: the model's mean absolute prediction error over the responses seen, by cluster and locality.", (s) => (s.maeMs === undefined ? undefined : s.maeMs / 1000));
+  readonly #baselineMae = this.#balancerGauge('meridian_predictive_baseline_mae_seconds', "predictive: peak EWMA's mean absolute error as a latency prediction (ewma x (in flight + 1)) on the same responses, by cluster and locality.", (s) => (s.baselineMaeMs === undefined ? undefined : s.baselineMaeMs / 1000));
+  readonly #modelP90 = this.#balancerGauge('meridian_predictive_p90_abs_error_seconds', "predictive: the 90th percentile of the model's absolute prediction error, by cluster and locality.", (s) => (s.p90AbsErrorMs === undefined ? undefined : s.p90AbsErrorMs / 1000));
+
+  #balancerGauge(name: string, help: string, read: (s: BalancerStats) => number | undefined): Gauge<'cluster' | 'locality'> {
+    const g: Gauge<'cluster' | 'locality'> = new Gauge({
+      name,
+      help,
+      labelNames: ['cluster', 'locality'] as const,
+      registers: [this.registry],
+      collect: () => {
+        g.reset();
+        for (const { cluster, locality, stats } of this.#balancerSource?.() ?? []) {
+          const v = read(stats);
+          if (v !== undefined) g.set({ cluster, locality }, v);
+        }
+      },
+    });
+    return g;
+  }
+
+  /** Where the adaptive balancers' state is read at scrape time. */
+  setBalancerSource(source: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined): void {
+    this.#balancerSource = source;
+  }
+
+  /** A prequal probe's reply (or its failure), from the endpoint or Meridian's local stand-in. */
+  probe(cluster: string, source: 'backend' | 'local', ok: boolean): void {
+    this.#probes.inc({ cluster, source, result: ok ? 'ok' : 'error' });
+  }
+
+  /** predictive switched a locality to its fallback (peak EWMA) or back to the model. */
+  modelSwitch(cluster: string, locality: string, fallback: boolean, reason: string): void {
+    this.#modelSwitches.inc({ cluster, locality, to: fallback ? 'fallback' : 'model', reason });
   }
 }
 

@@ -467,6 +467,10 @@ export class Meridian implements AdminTarget {
           } else if (e.type === 'returned') {
             this.metrics.healthTransition(name, e.host.endpoint.id, true, 'outlier');
             this.log.info({ cluster: name, endpoint: e.host.endpoint.id }, 'endpoint returned from ejection');
+          } else if (e.type === 'model_fallback') {
+            this.metrics.modelSwitch(name, e.locality, e.fallback, e.reason);
+            if (e.fallback) this.log.warn({ cluster: name, locality: e.locality, reason: e.reason }, 'predictive: model out of force, picks follow peak EWMA');
+            else this.log.info({ cluster: name, locality: e.locality }, 'predictive: model back in force');
           } else {
             if (e.active) this.log.warn({ cluster: name, panic: true }, 'cluster in panic: balancing over all endpoints');
             else this.log.info({ cluster: name, panic: false }, 'cluster out of panic');
