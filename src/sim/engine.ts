@@ -155,7 +155,11 @@ class Server {
   readonly rifLatency = new RifLatency();
   /** Probe work not yet paid: added to the next request it starts (probes count as load). */
   probeDebtMs = 0;
-  /** 1, or the antagonists' slowdown while they run (speed_changes). */
+  /**
+   * 1, or the antagonists' slowdown while they run (speed_changes). The server knows it, as
+   * a real one measures wall time per CPU time of its requests (CPU contention), and
+   * its probe answers use it; a slower machine (speed) is not contention and is not in it.
+   */
   antagonistFactor = 1;
   alive = true;
   /** Out of its region's endpoint set (scale-in): it finishes what it holds and gets nothing new. */
@@ -701,7 +705,7 @@ class Run {
     const server = this.#byHost.get(host) as Server;
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
-    if (req.measured && lc.attempt === 0 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
+    if (req.measured && lc.attempt === 1 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
     const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
     const serverLb = this.#lbs[server.region] as RegionLb;
     this.#sendProbes(this.#lbs[req.region] as RegionLb, host, now);
@@ -747,7 +751,7 @@ class Run {
         // A dead server, or one in a region that is down, answers nothing.
         if (!server.alive || (this.#lbs[server.region] as RegionLb).down) return;
         const rif = server.busy + server.queued;
-        const reply = { rif, latencyMs: server.rifLatency.estimate(rif) };
+        const reply = { rif, latencyMs: server.rifLatency.estimate(rif, this.#clock.nowMs(), server.antagonistFactor) };
         server.probeDebtMs += cost;
         this.#later(this.#clock.nowMs() + (rtt + extra) / 2, () => lb.cluster.recordProbe(target, reply));
       });
@@ -784,7 +788,7 @@ class Run {
     server.busy--;
     server.inService.delete(a);
     if (now >= server.measuredFromMs) server.completed++;
-    server.rifLatency.observe(a.rif, now - a.startMs);
+    server.rifLatency.observe(a.rif, now - a.startMs, now, server.antagonistFactor);
     let next = server.shift();
     while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
     if (next !== undefined) this.#start(server, next, now);
