@@ -8,15 +8,15 @@ import { WeightedSampler } from './weighted-sampler.js';
 export interface PredictiveOptions {
   /** Hosts drawn by weight per pick whose latency is predicted; the pick takes the lowest. Default 3. */
   readonly candidates?: number;
-  /** RLS forgetting factor per response (memory about 1 / (1 - lambda) responses). Default 0.95. */
+  /** RLS forgetting factor per response (memory about 1 / (1 - lambda) responses). Default 0.98. */
   readonly forgetting?: number;
   /** Added to the latency of a failed response when it trains the model (the sinkhole guard). Default 1000 ms. */
   readonly errorPenaltyMs?: number;
   /** An idle host's prediction relaxes toward the pool's prior with this time constant, so it is tried again. Default 1 s. */
   readonly idleTauMs?: number;
-  /** Page-Hinkley on the model's error relative to the latency level: drift per sample tolerated. Default 0.1. */
+  /** Page-Hinkley on the model's error relative to the latency level: drift per sample tolerated. Default 0.2. */
   readonly driftDelta?: number;
-  /** Page-Hinkley alarm level (in latency levels). Default 40. */
+  /** Page-Hinkley alarm level (in latency levels). Default 120. */
   readonly driftLambda?: number;
   /** Least time in fallback before the model may come back. Default 2 s. */
   readonly minFallbackMs?: number;
@@ -162,7 +162,7 @@ export class PredictiveBalancer implements Balancer {
     this.#rng = rng;
     this.#clock = clock;
     this.#k = options.candidates ?? 3;
-    this.#lambda = options.forgetting ?? 0.95;
+    this.#lambda = options.forgetting ?? 0.98;
     this.#penaltyMs = options.errorPenaltyMs ?? 1000;
     this.#idleTauMs = options.idleTauMs ?? 1000;
     this.#minFallbackMs = options.minFallbackMs ?? 2000;
@@ -170,7 +170,7 @@ export class PredictiveBalancer implements Balancer {
     if (!(this.#k >= 2)) throw new RangeError(`candidates must be >= 2, got ${this.#k}`);
     if (!(this.#lambda > 0 && this.#lambda <= 1)) throw new RangeError(`forgetting must be in (0, 1], got ${this.#lambda}`);
     this.#fallbackBalancer = new PeakEwmaBalancer(rng, clock, options.peakEwma);
-    this.#drift = new PageHinkley({ delta: options.driftDelta ?? 0.1, lambda: options.driftLambda ?? 40 });
+    this.#drift = new PageHinkley({ delta: options.driftDelta ?? 0.2, lambda: options.driftLambda ?? 120, minSamples: 200 });
   }
 
   get fallback(): boolean {
