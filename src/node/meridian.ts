@@ -124,6 +124,7 @@ export class Meridian implements AdminTarget {
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng).runtime;
     this.metrics.setSource(() => this.clusters());
+    this.metrics.setBalancerSource(() => [...this.#runtime.clusters.values()].flatMap((c) => c.core.balancerStats().map((b) => ({ cluster: c.name, ...b }))));
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
     this.#discovery = new Discovery({
