@@ -12,7 +12,7 @@ export interface PredictiveOptions {
   readonly forgetting?: number;
   /** Added to the latency of a failed response when it trains the model (the sinkhole guard). Default 1000 ms. */
   readonly errorPenaltyMs?: number;
-  /** An idle host's prediction relaxes toward the pool's prior with this time constant, so it is tried again. Default 1 s. */
+  /** An idle host's prediction decays toward zero with this time constant, so it is tried again. Default 1 s. */
   readonly idleTauMs?: number;
   /** Page-Hinkley on the model's error relative to the latency level: drift per sample tolerated. Default 0.2. */
   readonly driftDelta?: number;
@@ -117,8 +117,8 @@ class HostModel {
  *   host's share), predicted in O(1) each: the cost is O(candidates) per request whatever
  *   the cluster's size.
  * - Prediction: intercept + slope x active, plus the host's recent error rate x
- *   `errorPenaltyMs` (a host failing fast must not look fast), relaxed toward the pool's
- *   prior while the host has no request in flight and no recent response.
+ *   `errorPenaltyMs` (a host failing fast must not look fast), decayed toward zero while
+ *   the host has no request in flight and no recent response.
  * - Training: every response, paired with the features and predictions at its dispatch.
  * - Drift: Page-Hinkley on |error| / latency level; an alarm, or the model's recent error
  *   exceeding peak EWMA's (as a latency prediction, ewma x (active + 1)) by 20%, switches
@@ -261,7 +261,9 @@ export class PredictiveBalancer implements Balancer {
     m.predicted[j] = m.predicted[last] as number;
     m.baseline[j] = m.baseline[last] as number;
 
-    const failed = isServerFailure(outcome);
+    // A timeout is a latency (at least this long) and trains as one; a failure that came
+    // back, fast or not, is what a sinkhole does and carries the penalty.
+    const failed = isServerFailure(outcome) && outcome.error !== 'timeout';
     m.errorRate += 0.05 * ((failed ? 1 : 0) - m.errorRate);
     m.lastResponseMs = now;
     const y = outcome.latencyMs + (failed ? this.#penaltyMs : 0);
@@ -310,12 +312,10 @@ export class PredictiveBalancer implements Balancer {
     let y = m.predict(active);
     if (active === 0) {
       const idle = now - m.lastResponseMs;
-      // A host nobody has heard from lately drifts back to the pool's prior: a host that
-      // looked slow once is tried again rather than shunned forever.
-      if (idle > this.#idleTauMs * 0.1) {
-        const prior = this.#level;
-        y = prior + (y - prior) * Math.exp(-idle / this.#idleTauMs);
-      }
+      // A host nobody has heard from lately decays toward zero, as peak EWMA's estimate
+      // does: one that looked slow once (say, through an overload every host shared) is
+      // tried again and relearned, rather than shunned forever.
+      if (idle > this.#idleTauMs * 0.1) y *= Math.exp(-idle / this.#idleTauMs);
     }
     return y + m.errorRate * this.#penaltyMs;
   }
