@@ -490,7 +490,7 @@ export class ProxyMetrics implements MetricsText {
   #balancerSource: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined;
   readonly #probes = new Counter({
     name: 'meridian_prequal_probes_total',
-    help: "Prequal probe replies, by cluster, source (backend: the endpoint's probe answer; local: Meridian's own in-flight count and peak-EWMA latency, for endpoints without a probe endpoint) and result (ok, error).",
+    help: "Prequal probe replies, by cluster, source (backend: the endpoint's probe answer; local: Meridian's own in-flight count and peak-EWMA latency, for endpoints without a probe endpoint) and result (ok; error: refused, reset or timed out; skipped: too many probes in flight).",
     labelNames: ['cluster', 'source', 'result'] as const,
     registers: [this.registry],
   });
@@ -528,9 +528,9 @@ export class ProxyMetrics implements MetricsText {
     this.#balancerSource = source;
   }
 
-  /** A prequal probe's reply (or its failure), from the endpoint or Meridian's local stand-in. */
-  probe(cluster: string, source: 'backend' | 'local', ok: boolean): void {
-    this.#probes.inc({ cluster, source, result: ok ? 'ok' : 'error' });
+  /** A prequal probe's reply, its failure, or a probe skipped (too many in flight); from the endpoint or Meridian's local stand-in. */
+  probe(cluster: string, source: 'backend' | 'local', result: 'ok' | 'error' | 'skipped'): void {
+    this.#probes.inc({ cluster, source, result });
   }
 
   /** predictive switched a locality to its fallback (peak EWMA) or back to the model. */

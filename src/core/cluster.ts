@@ -200,7 +200,6 @@ export type ClusterEvent =
   /** predictive: picks switched to peak EWMA (fallback) or back to the model, in one locality. */
   | { readonly type: 'model_fallback'; readonly fallback: boolean; readonly reason: 'drift' | 'worse_than_baseline' | 'recovered'; readonly locality: string };
 
-const NO_HOSTS: readonly HostState[] = [];
 
 const RETRY_PICK_TRIES = 4;
 /** Slow-start weights are recomputed this many times per window: a rebuild per step, not per pick. */
@@ -239,6 +238,7 @@ export class Cluster {
   #nextIntervalMs: number;
   #nextStepMs = Infinity;
   #listeners: ((e: ClusterEvent) => void)[] = [];
+  #prober: ((targets: readonly HostState[]) => void) | undefined;
 
   constructor(name: string, endpoints: readonly Endpoint[], options: ClusterOptions) {
     this.name = name;
@@ -290,6 +290,11 @@ export class Cluster {
     if (g === undefined) return;
     g.active++;
     g.balancer.onStart?.(host);
+    const prober = this.#prober;
+    if (prober !== undefined) {
+      const targets = g.balancer.probeTargets?.() as readonly HostState[] | undefined;
+      if (targets !== undefined && targets.length > 0) prober(targets);
+    }
   }
 
   onEnd(host: HostState, outcome: Outcome): void {
@@ -314,11 +319,12 @@ export class Cluster {
   }
 
   /**
-   * The hosts a probing policy (prequal) wants probed alongside a request just sent to
-   * `host`: empty for other policies. The array is reused by the next call.
+   * Probing policies (prequal): `prober` is handed the hosts to probe each time a request
+   * is sent to a host (`onStart`), and the mechanism sends the probes; their replies come
+   * back through `recordProbe`. The array is reused by the next call. Other policies never call it.
    */
-  probeTargets(host: HostState): readonly HostState[] {
-    return (host.group?.balancer.probeTargets?.() as readonly HostState[] | undefined) ?? NO_HOSTS;
+  setProber(prober: ((targets: readonly HostState[]) => void) | undefined): void {
+    this.#prober = prober;
   }
 
   /** A probe's reply reached the load balancer. */

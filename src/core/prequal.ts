@@ -21,6 +21,9 @@ export interface PrequalOptions {
   readonly errorPenaltyMs?: number;
 }
 
+/** The path a backend answers Prequal probes on, with JSON `{ rif, latency_ms }` (`meridian backend` does). */
+export const PREQUAL_PROBE_PATH = '/prequal';
+
 /** Recent replies' RIFs the hot/cold threshold is the quantile of; recomputed every few replies. */
 const RIF_WINDOW = 64;
 const RIF_RECOMPUTE_EVERY = 8;

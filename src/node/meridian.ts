@@ -24,6 +24,7 @@ import { forward, type ExchangeRecord, type ListenerContext } from '../proxy/for
 import { buildRuntime, type Runtime } from '../proxy/runtime.js';
 import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from '../proxy/http-server.js';
 import { ConnectionLimits } from '../proxy/connection-limits.js';
+import { PrequalProber } from '../proxy/prequal-probes.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
@@ -102,6 +103,8 @@ export class Meridian implements AdminTarget {
   #checkers: ActiveHealthChecker[] = [];
   readonly #discovery: Discovery;
   #subscribed = new WeakSet<Cluster>();
+  /** Prequal's probe clients, one per `prequal` cluster core in force. */
+  readonly #probers = new Map<Cluster, PrequalProber>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
   #global: GlobalLayer | undefined;
@@ -316,6 +319,8 @@ export class Meridian implements AdminTarget {
     await this.#admin?.close();
     await this.#global?.close();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
+    for (const p of this.#probers.values()) p.close();
+    this.#probers.clear();
     await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
   }
@@ -451,6 +456,7 @@ export class Meridian implements AdminTarget {
   #applyRuntimeSideEffects(): void {
     for (const c of this.#checkers) c.stop();
     this.#checkers = [];
+    this.#syncProbers();
     for (const c of this.#runtime.clusters.values()) {
       if (!this.#subscribed.has(c.core)) {
         this.#subscribed.add(c.core);
@@ -490,7 +496,22 @@ export class Meridian implements AdminTarget {
     }
   }
 
-  /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
+  /** A Prequal probe client for each `prequal` cluster's core in force; those of cores gone are closed. */
+  #syncProbers(): void {
+    const live = new Set<Cluster>();
+    for (const c of this.#runtime.clusters.values()) {
+      if (c.core.policy !== 'prequal') continue;
+      live.add(c.core);
+      if (!this.#probers.has(c.core)) this.#probers.set(c.core, new PrequalProber(c.name, c.core, this.#clock, this.metrics));
+    }
+    for (const [core, prober] of this.#probers) {
+      if (live.has(core)) continue;
+      prober.close();
+      this.#probers.delete(core);
+    }
+  }
+
+    /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
   async #listen(l: HttpListenerConfig, runtime: () => Runtime = () => this.#runtime): Promise<Listening> {
     const ctx: ListenerContext = {
       listener: l.name,

@@ -412,6 +412,7 @@ class Run {
         // The proxy's default: a host that refuses a connection is out of the picks at once.
         connectFailureEjection: {},
       });
+      cluster.setProber((targets) => this.#sendProbes(this.#lbs[r] as RegionLb, targets));
       cluster.onEvent((e) => {
         if (e.type === 'model_fallback') this.#switches.push({ t_s: round(this.#clock.nowMs() / 1000, 3), region: reg.name, to: e.fallback ? 'fallback' : 'model', reason: e.reason });
       });
@@ -708,7 +709,6 @@ class Run {
     if (req.measured && lc.attempt === 1 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
     const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
     const serverLb = this.#lbs[server.region] as RegionLb;
-    this.#sendProbes(this.#lbs[req.region] as RegionLb, host, now);
     if (serverLb.down && server.region !== req.region) {
       // Another region's server in a region that is down: black-holed until the connect timeout.
       this.#q.push(now + Math.min(this.#s.lb.connectTimeoutMs, this.#s.lb.timeoutMs), { k: EV_REFUSED, a });
@@ -738,9 +738,8 @@ class Run {
   }
 
   /** Prequal's probes, sent with the request: each reads the server on arrival and its reply returns after the round trip. */
-  #sendProbes(lb: RegionLb, host: HostState, now: number): void {
-    const targets = lb.cluster.probeTargets(host);
-    if (targets.length === 0) return;
+  #sendProbes(lb: RegionLb, targets: readonly HostState[]): void {
+    const now = this.#clock.nowMs();
     const p = this.#s.lb.prequal;
     const rtt = p?.probeRttMs ?? 1;
     const cost = p?.probeCostMs ?? 0;

@@ -93,13 +93,16 @@ describe('prequal: the pool', () => {
 });
 
 describe('prequal: probes and the cluster', () => {
-  it('asks for 3 distinct hosts to probe with each request; other policies ask for none', () => {
+  it('hands the prober 3 distinct hosts with each request sent; other policies never call it', () => {
     const h = harness('prequal', equalEndpoints(10));
-    const host = h.cluster.pick()!;
-    const targets = h.cluster.probeTargets(host);
-    assert.equal(new Set(targets).size, 3);
+    const sent: string[][] = [];
+    h.cluster.setProber((targets) => sent.push(targets.map((t) => t.endpoint.id)));
+    h.cluster.onStart(h.cluster.pick()!);
+    assert.equal(sent.length, 1);
+    assert.equal(new Set(sent[0]).size, 3);
     const l = harness('least_request', equalEndpoints(10));
-    assert.equal(l.cluster.probeTargets(l.cluster.pick()!).length, 0);
+    l.cluster.setProber(() => assert.fail('least_request asked for probes'));
+    l.cluster.onStart(l.cluster.pick()!);
   });
 
   it('the local stand-in for a backend without a probe endpoint: its in-flight count and peak-EWMA latency', () => {
