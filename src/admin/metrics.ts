@@ -500,27 +500,28 @@ export class ProxyMetrics implements MetricsText {
     labelNames: ['cluster', 'locality', 'to', 'reason'] as const,
     registers: [this.registry],
   });
-  readonly #poolSize = this.#balancerGauge('meridian_prequal_pool_size', 'prequal: probe replies in the pool now, by cluster and locality.', (s) => s.poolSize);
-  readonly #fallbackState = this.#balancerGauge('meridian_predictive_fallback', 'predictive: 1 while picks follow the peak-EWMA fallback, 0 while the model is in force, by cluster and locality.', (s) => (s.fallback === undefined ? undefined : s.fallback ? 1 : 0));
-  readonly #modelMae = this.#balancerGauge('meridian_predictive_mae_seconds', "predictive: the model's mean absolute prediction error over the responses seen, by cluster and locality.", (s) => (s.maeMs === undefined ? undefined : s.maeMs / 1000));
-  readonly #baselineMae = this.#balancerGauge('meridian_predictive_baseline_mae_seconds', "predictive: peak EWMA's mean absolute error as a latency prediction (ewma x (in flight + 1)) on the same responses, by cluster and locality.", (s) => (s.baselineMaeMs === undefined ? undefined : s.baselineMaeMs / 1000));
-  readonly #modelP90 = this.#balancerGauge('meridian_predictive_p90_abs_error_seconds', "predictive: the 90th percentile of the model's absolute prediction error, by cluster and locality.", (s) => (s.p90AbsErrorMs === undefined ? undefined : s.p90AbsErrorMs / 1000));
+  readonly #poolSize = this.#balancerGauge('meridian_prequal_pool_size', 'prequal: probe replies in the pool now, by cluster and locality.');
+  readonly #fallbackState = this.#balancerGauge('meridian_predictive_fallback', 'predictive: 1 while picks follow the peak-EWMA fallback, 0 while the model is in force, by cluster and locality.');
+  readonly #modelMae = this.#balancerGauge('meridian_predictive_mae_seconds', "predictive: the model's mean absolute prediction error over the responses seen, by cluster and locality.");
+  readonly #baselineMae = this.#balancerGauge('meridian_predictive_baseline_mae_seconds', "predictive: peak EWMA's mean absolute error as a latency prediction (ewma x (in flight + 1)) on the same responses, by cluster and locality.");
+  readonly #modelP90 = this.#balancerGauge('meridian_predictive_p90_abs_error_seconds', "predictive: the 90th percentile of the model's absolute prediction error, by cluster and locality.");
 
-  #balancerGauge(name: string, help: string, read: (s: BalancerStats) => number | undefined): Gauge<'cluster' | 'locality'> {
-    const g: Gauge<'cluster' | 'locality'> = new Gauge({
-      name,
-      help,
-      labelNames: ['cluster', 'locality'] as const,
-      registers: [this.registry],
-      collect: () => {
-        g.reset();
-        for (const { cluster, locality, stats } of this.#balancerSource?.() ?? []) {
-          const v = read(stats);
-          if (v !== undefined) g.set({ cluster, locality }, v);
-        }
-      },
-    });
-    return g;
+  #balancerGauge(name: string, help: string): Gauge<'cluster' | 'locality'> {
+    return new Gauge({ name, help, labelNames: ['cluster', 'locality'] as const, registers: [this.registry], collect: () => this.#fillBalancers() });
+  }
+
+  /** Every adaptive-balancer gauge from one read of the source (each gauge's collect calls it: a scrape reads them all). */
+  #fillBalancers(): void {
+    const gauges = [this.#poolSize, this.#fallbackState, this.#modelMae, this.#baselineMae, this.#modelP90];
+    for (const g of gauges) g.reset();
+    for (const { cluster, locality, stats: s } of this.#balancerSource?.() ?? []) {
+      const labels = { cluster, locality };
+      if (s.poolSize !== undefined) this.#poolSize.set(labels, s.poolSize);
+      if (s.fallback !== undefined) this.#fallbackState.set(labels, s.fallback ? 1 : 0);
+      if (s.maeMs !== undefined) this.#modelMae.set(labels, s.maeMs / 1000);
+      if (s.baselineMaeMs !== undefined) this.#baselineMae.set(labels, s.baselineMaeMs / 1000);
+      if (s.p90AbsErrorMs !== undefined) this.#modelP90.set(labels, s.p90AbsErrorMs / 1000);
+    }
   }
 
   /** Where the adaptive balancers' state is read at scrape time. */

@@ -13,6 +13,7 @@ import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
+import type { BalancerStats } from '../core/types.js';
 import { SeededRng } from '../core/rng.js';
 import { countOf } from '../config/describe.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
@@ -127,7 +128,7 @@ export class Meridian implements AdminTarget {
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng).runtime;
     this.metrics.setSource(() => this.clusters());
-    this.metrics.setBalancerSource(() => [...this.#runtime.clusters.values()].flatMap((c) => c.core.balancerStats().map((b) => ({ cluster: c.name, ...b }))));
+    this.metrics.setBalancerSource(() => this.balancerStats());
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
     this.#discovery = new Discovery({
@@ -496,7 +497,12 @@ export class Meridian implements AdminTarget {
     }
   }
 
-  /** A Prequal probe client for each `prequal` cluster's core in force; those of cores gone are closed. */
+  /** The adaptive balancers' state (prequal's pool, predictive's model), per cluster and locality. */
+  balancerStats(): { readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }[] {
+    return [...this.#runtime.clusters.values()].flatMap((c) => c.core.balancerStats().map((b) => ({ cluster: c.name, ...b })));
+  }
+
+    /** A Prequal probe client for each `prequal` cluster's core in force; those of cores gone are closed. */
   #syncProbers(): void {
     const live = new Set<Cluster>();
     for (const c of this.#runtime.clusters.values()) {
