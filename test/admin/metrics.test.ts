@@ -109,6 +109,12 @@ function exerciseAll(m: ProxyMetrics): void {
       localities: [{ region: 'r', zone: 'z', priority: 0, remote: false, hosts: 1, healthy: 1, share: 1, panic: false, active: 0, maxRequestsPerSecond: undefined, maxInFlight: undefined, spilledOut: 0, spilledIn: 0 }],
     },
   ]);
+  m.probe('api', 'backend', 'ok');
+  m.modelSwitch('api', '0||', true, 'drift');
+  m.setBalancerSource(() => [
+    { cluster: 'api', locality: '0||', stats: { poolSize: 5, probeReplies: 10 } },
+    { cluster: 'web', locality: '0||', stats: { fallback: true, maeMs: 3, baselineMaeMs: 9, p90AbsErrorMs: 7, samples: 100 } },
+  ]);
 }
 
 describe('ProxyMetrics: endpoints that a reload removed', () => {
