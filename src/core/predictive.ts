@@ -42,6 +42,9 @@ const P0_INTERCEPT = 10;
 const P0_SLOPE = 1;
 /** Weight of one response in the short error averages that decide fallback and recovery. */
 const ERR_ALPHA = 0.02;
+/** Weight of one response in the model's normal error, and how far above it recovery waits for. */
+const STEADY_ALPHA = 0.002;
+const RECOVERY_FACTOR = 1.5;
 /** Responses before the model's error is compared with the baseline's. */
 const WARMUP = 200;
 /** Absolute-error histogram for the p90: geometric bins from 0.01 ms, 10% wide. */
@@ -153,6 +156,8 @@ export class PredictiveBalancer implements Balancer {
   #absErrSum = 0;
   #baseErrSum = 0;
   #recentErr = 0;
+  /** The model's error in normal times: a slow average, frozen while in fallback. */
+  #steadyErr = 0;
   #recentBaseErr = 0;
   #level = 0;
   readonly #errBins = new Float64Array(BINS);
@@ -350,11 +355,21 @@ export class PredictiveBalancer implements Balancer {
     }
     const drifted = this.#drift.add(absErr / Math.max(this.#level, 1e-3));
     if (this.#fallback) {
-      if (now - this.#fallbackSinceMs >= this.#minFallbackMs && this.#recentErr < this.#recentBaseErr) this.#switch(false, 'recovered', now);
+      // Back once the model beats peak EWMA again and its error is back near its normal:
+      // an overload inflates every error (peak EWMA's most), and the model waits it out.
+      if (now - this.#fallbackSinceMs >= this.#minFallbackMs && this.#recentErr < this.#recentBaseErr && this.#recentErr <= RECOVERY_FACTOR * this.#steadyErr) {
+        this.#switch(false, 'recovered', now);
+      }
       return;
     }
+    // An untrained model is not a drifted one: no switch in its first responses.
+    if (this.#samples <= WARMUP) {
+      this.#steadyErr = this.#recentErr;
+      return;
+    }
+    this.#steadyErr += STEADY_ALPHA * (absErr - this.#steadyErr);
     if (drifted) this.#switch(true, 'drift', now);
-    else if (this.#samples > WARMUP && this.#recentErr > 1.2 * this.#recentBaseErr) this.#switch(true, 'worse_than_baseline', now);
+    else if (this.#recentErr > 1.2 * this.#recentBaseErr) this.#switch(true, 'worse_than_baseline', now);
   }
 
   #switch(fallback: boolean, reason: 'drift' | 'worse_than_baseline' | 'recovered', now: number): void {

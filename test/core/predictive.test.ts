@@ -101,6 +101,22 @@ describe('predictive: drift and fallback', () => {
     assert.deepEqual(switches, ['fallback:drift', 'model:recovered']);
   });
 
+  it('stays in fallback while its error is well above its normal, even when it beats peak EWMA', () => {
+    const switches: string[] = [];
+    const { b, clock, hosts } = setup(2, { driftLambda: 5, onSwitch: (f, reason) => switches.push(`${f ? 'fallback' : 'model'}:${reason}`) });
+    for (let i = 0; i < 300; i++) {
+      serve(b, clock, hosts[0]!, 10);
+      serve(b, clock, hosts[1]!, 10);
+    }
+    // An overload-like regime: 100-300 ms, unpredictable. The model (about 50 ms off) beats
+    // peak EWMA (holding near the peaks, about 90 ms off) but is far from its normal (~0).
+    const rng = new SeededRng(9);
+    for (let i = 0; i < 500; i++) serve(b, clock, hosts[i % 2]!, 100 + 200 * rng.next());
+    assert.ok(clock.nowMs() > 60_000); // far past the least time in fallback (2 s)
+    assert.equal(b.fallback, true);
+    assert.deepEqual(switches, ['fallback:drift']);
+  });
+
   it('falls back when the model predicts worse than peak EWMA does', () => {
     const switches: string[] = [];
     const { b, clock, hosts } = setup(2, { onSwitch: (f, reason) => switches.push(`${f ? 'fallback' : 'model'}:${reason}`) });
