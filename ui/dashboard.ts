@@ -139,7 +139,7 @@ function build(s: DemoSnapshot): void {
       { className: 'card', dataset: { region: r.name } },
       el('h3', {}, swatch, ` ${r.name} `, fields['status']),
       el('p', { className: 'meta' }, `${r.node} · listener ${r.address}:${r.listenerPort} · admin :${r.adminPort}`),
-      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', ''), ...dd('limit', 'concurrency limit / queued', '')),
+      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', ''), ...dd('limit', 'concurrency limit / queued', ''), ...dd('adaptive', 'adaptive policy', '')),
       button,
     );
     cards.set(r.name, { fields, button });
@@ -206,6 +206,15 @@ function endpointName(cell: HTMLElement, e: EndpointSnapshot): void {
   cell.replaceChildren(name, ' ', el('span', { className: 'badge', title, dataset: { source: e.source } }, e.source));
 }
 
+/** prequal's probes and pool, or predictive's model against its fallback; a dash for the other policies. */
+function adaptiveText(r: DemoSnapshot['regions'][number]): string {
+  const a = r.adaptive;
+  if (a === undefined) return '–';
+  if (a.poolSize !== undefined) return `probes ${fmt(a.probeRepliesPerS ?? 0)}/s · pool ${a.poolSize}`;
+  const mode = a.fallback ? 'fallback: peak EWMA' : 'model';
+  return `${mode} · error ${fmt(a.maeMs ?? 0)} ms (peak EWMA ${fmt(a.baselineMaeMs ?? 0)}) · drift ${a.driftEvents ?? 0}`;
+}
+
 function update(s: DemoSnapshot): void {
   for (const r of s.regions) {
     const c = cards.get(r.name);
@@ -223,6 +232,7 @@ function update(s: DemoSnapshot): void {
       (f['failover'] as HTMLElement).textContent = `${fmt(r.failoverOutRps)} / ${fmt(r.peerInRps)}`;
       (f['policy'] as HTMLElement).textContent = r.policy;
       (f['limit'] as HTMLElement).textContent = r.concurrency === undefined ? 'off' : `${r.concurrency.limit} / ${r.concurrency.queued}`;
+      (f['adaptive'] as HTMLElement).textContent = adaptiveText(r);
       (f['dns'] as HTMLElement).textContent = s.dns === null ? 'no DNS' : r.dnsUp ? 'yes' : 'no (held out)';
       refresh(c.button);
     }

@@ -15,6 +15,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
+import type { BalancerStats } from '../core/types.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
 export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
@@ -504,6 +505,60 @@ export class ProxyMetrics implements MetricsText {
         this.#localitySpilled.set({ ...labels, direction: 'in' }, l.spilledIn);
       }
     }
+  }
+
+  // ---- adaptive policies (prequal, predictive): probe events counted as they happen,
+  //      the balancers' state read at scrape time from setBalancerSource() ---------------
+  #balancerSource: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined;
+  readonly #probes = new Counter({
+    name: 'meridian_prequal_probes_total',
+    help: "Prequal probe replies, by cluster, source (backend: the endpoint's probe answer; local: Meridian's own in-flight count and peak-EWMA latency, for endpoints without a probe endpoint) and result (ok; error: refused, reset or timed out; skipped: too many probes in flight).",
+    labelNames: ['cluster', 'source', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly #modelSwitches = new Counter({
+    name: 'meridian_predictive_switches_total',
+    help: 'predictive: switches of a locality between the learned model and its peak-EWMA fallback, by cluster, locality, to (fallback, model) and reason (drift, worse_than_baseline, recovered).',
+    labelNames: ['cluster', 'locality', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #poolSize = this.#balancerGauge('meridian_prequal_pool_size', 'prequal: probe replies in the pool now, by cluster and locality.');
+  readonly #fallbackState = this.#balancerGauge('meridian_predictive_fallback', 'predictive: 1 while picks follow the peak-EWMA fallback, 0 while the model is in force, by cluster and locality.');
+  readonly #modelMae = this.#balancerGauge('meridian_predictive_mae_seconds', "predictive: the model's mean absolute prediction error over the responses seen, by cluster and locality.");
+  readonly #baselineMae = this.#balancerGauge('meridian_predictive_baseline_mae_seconds', "predictive: peak EWMA's mean absolute error as a latency prediction (ewma x (in flight + 1)) on the same responses, by cluster and locality.");
+  readonly #modelP90 = this.#balancerGauge('meridian_predictive_p90_abs_error_seconds', "predictive: the 90th percentile of the model's absolute prediction error, by cluster and locality.");
+
+  #balancerGauge(name: string, help: string): Gauge<'cluster' | 'locality'> {
+    return new Gauge({ name, help, labelNames: ['cluster', 'locality'] as const, registers: [this.registry], collect: () => this.#fillBalancers() });
+  }
+
+  /** Every adaptive-balancer gauge from one read of the source (each gauge's collect calls it: a scrape reads them all). */
+  #fillBalancers(): void {
+    const gauges = [this.#poolSize, this.#fallbackState, this.#modelMae, this.#baselineMae, this.#modelP90];
+    for (const g of gauges) g.reset();
+    for (const { cluster, locality, stats: s } of this.#balancerSource?.() ?? []) {
+      const labels = { cluster, locality };
+      if (s.poolSize !== undefined) this.#poolSize.set(labels, s.poolSize);
+      if (s.fallback !== undefined) this.#fallbackState.set(labels, s.fallback ? 1 : 0);
+      if (s.maeMs !== undefined) this.#modelMae.set(labels, s.maeMs / 1000);
+      if (s.baselineMaeMs !== undefined) this.#baselineMae.set(labels, s.baselineMaeMs / 1000);
+      if (s.p90AbsErrorMs !== undefined) this.#modelP90.set(labels, s.p90AbsErrorMs / 1000);
+    }
+  }
+
+  /** Where the adaptive balancers' state is read at scrape time. */
+  setBalancerSource(source: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined): void {
+    this.#balancerSource = source;
+  }
+
+  /** A prequal probe's reply, its failure, or a probe skipped (too many in flight); from the endpoint or Meridian's local stand-in. */
+  probe(cluster: string, source: 'backend' | 'local', result: 'ok' | 'error' | 'skipped'): void {
+    this.#probes.inc({ cluster, source, result });
+  }
+
+  /** predictive switched a locality to its fallback (peak EWMA) or back to the model. */
+  modelSwitch(cluster: string, locality: string, fallback: boolean, reason: string): void {
+    this.#modelSwitches.inc({ cluster, locality, to: fallback ? 'fallback' : 'model', reason });
   }
 }
 

@@ -47,7 +47,7 @@ import { adaptiveConcurrencySchema, hedgeSchema, prioritySchema } from './overlo
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
 // core so that a config can be validated without loading the data plane.
-export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
+export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'] as const;
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
 /**

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import pino, { type Logger } from 'pino';
-import type { ActivityEvent, DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
+import type { ActivityEvent, AdaptiveSnapshot, DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
 import { POLICIES } from '../admin/dashboard-types.js';
 import { dashboardRoutes, type ControlResult, type DemoControl } from '../admin/dashboard.js';
 import { ProxyMetrics } from '../admin/metrics.js';
@@ -27,6 +27,7 @@ import { LoadGenerator, type LoadClient } from './load.js';
 import { backendsFileText, CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
 import { startWanLink, type WanLink } from './wan-link.js';
 import { WindowStats } from './window-stats.js';
+import type { BalancerStats } from '../core/types.js';
 
 export interface DemoOptions {
   /** 1-5. Default 3. */
@@ -492,6 +493,31 @@ export class Demo implements DemoControl {
     }
   }
 
+  /** Probe replies counted at the last tick, per Meridian: the panel shows a rate. */
+  readonly #probeReplies = new WeakMap<object, number>();
+
+  /** The adaptive policies' state for a region's card: nothing for the other policies. */
+  #adaptive(m: { balancerStats(): { readonly stats: BalancerStats }[] }, per: number, round: (x: number) => number): { adaptive?: AdaptiveSnapshot } {
+    const all = m.balancerStats().map((b) => b.stats);
+    if (all.length === 0) return {};
+    const sum = (f: (s: BalancerStats) => number | undefined): number => all.reduce((a, st) => a + (f(st) ?? 0), 0);
+    if (all.some((st) => st.poolSize !== undefined)) {
+      const replies = sum((st) => st.probeReplies);
+      const before = this.#probeReplies.get(m) ?? replies;
+      this.#probeReplies.set(m, replies);
+      return { adaptive: { probeRepliesPerS: round((replies - before) * per), poolSize: sum((st) => st.poolSize) } };
+    }
+    const n = Math.max(1, sum((st) => st.samples));
+    return {
+      adaptive: {
+        fallback: all.some((st) => st.fallback === true),
+        driftEvents: sum((st) => st.driftEvents),
+        maeMs: round(sum((st) => (st.maeMs ?? 0) * (st.samples ?? 0)) / n),
+        baselineMaeMs: round(sum((st) => (st.baselineMaeMs ?? 0) * (st.samples ?? 0)) / n),
+      },
+    };
+  }
+
   #tick(): void {
     const now = Date.now();
     const intervalMs = Math.max(1, now - this.#lastTick);
@@ -555,6 +581,7 @@ export class Demo implements DemoControl {
         ...(c.overload === undefined ? {} : { concurrency: { limit: c.overload.limit, queued: c.overload.queued } }),
         endpoints,
         localities: (c.localities ?? []).map((l) => ({ region: l.region ?? '', priority: l.priority, remote: l.remote, hosts: l.hosts, healthy: l.healthy, share: round(l.share) })),
+        ...this.#adaptive(r.meridian, per, round),
       };
     });
     const geos = [...this.#geoStats].map(([name, s]): GeoSnapshot => {

@@ -14,6 +14,7 @@ import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
+import type { BalancerStats } from '../core/types.js';
 import { SeededRng } from '../core/rng.js';
 import { OUTLIER_DEFAULTS } from '../core/outlier-detector.js';
 import { countOf } from '../config/describe.js';
@@ -27,6 +28,7 @@ import { forward, type ExchangeRecord, type ListenerContext } from '../proxy/for
 import { buildRuntime, type Runtime } from '../proxy/runtime.js';
 import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from '../proxy/http-server.js';
 import { ConnectionLimits } from '../proxy/connection-limits.js';
+import { PrequalProber } from '../proxy/prequal-probes.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
@@ -115,6 +117,8 @@ export class Meridian implements AdminTarget {
   /** Set for a worker: where its primary's discovered sets are handed in. */
   readonly relayedDiscovery: RelayedDiscovery | undefined;
   #subscribed = new WeakSet<Cluster>();
+  /** Prequal's probe clients, one per `prequal` cluster core in force. */
+  readonly #probers = new Map<Cluster, PrequalProber>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
   #global: GlobalLayer | undefined;
@@ -141,6 +145,7 @@ export class Meridian implements AdminTarget {
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng).runtime;
     this.metrics.setSource(() => this.clusters());
+    this.metrics.setBalancerSource(() => this.balancerStats());
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
     const afterApply = (): void => {
@@ -373,6 +378,8 @@ export class Meridian implements AdminTarget {
     await this.#global?.close();
     await this.#fleet?.stop();
     for (const c of this.#runtime.clusters.values()) c.pools.close();
+    for (const p of this.#probers.values()) p.close();
+    this.#probers.clear();
     await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
   }
@@ -576,6 +583,7 @@ export class Meridian implements AdminTarget {
   #applyRuntimeSideEffects(): void {
     for (const c of this.#checkers) c.stop();
     this.#checkers = [];
+    this.#syncProbers();
     for (const c of this.#runtime.clusters.values()) {
       if (!this.#subscribed.has(c.core)) {
         this.#subscribed.add(c.core);
@@ -593,6 +601,10 @@ export class Meridian implements AdminTarget {
           } else if (e.type === 'returned') {
             this.metrics.healthTransition(name, e.host.endpoint.id, true, 'outlier');
             this.log.info({ cluster: name, endpoint: e.host.endpoint.id }, 'endpoint returned from ejection');
+          } else if (e.type === 'model_fallback') {
+            this.metrics.modelSwitch(name, e.locality, e.fallback, e.reason);
+            if (e.fallback) this.log.warn({ cluster: name, locality: e.locality, reason: e.reason }, 'predictive: model out of force, picks follow peak EWMA');
+            else this.log.info({ cluster: name, locality: e.locality }, 'predictive: model back in force');
           } else {
             if (e.active) this.log.warn({ cluster: name, panic: true }, 'cluster in panic: balancing over all endpoints');
             else this.log.info({ cluster: name, panic: false }, 'cluster out of panic');
@@ -611,7 +623,27 @@ export class Meridian implements AdminTarget {
     }
   }
 
-  /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
+  /** The adaptive balancers' state (prequal's pool, predictive's model), per cluster and locality. */
+  balancerStats(): { readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }[] {
+    return [...this.#runtime.clusters.values()].flatMap((c) => c.core.balancerStats().map((b) => ({ cluster: c.name, ...b })));
+  }
+
+    /** A Prequal probe client for each `prequal` cluster's core in force; those of cores gone are closed. */
+  #syncProbers(): void {
+    const live = new Set<Cluster>();
+    for (const c of this.#runtime.clusters.values()) {
+      if (c.core.policy !== 'prequal') continue;
+      live.add(c.core);
+      if (!this.#probers.has(c.core)) this.#probers.set(c.core, new PrequalProber(c.name, c.core, this.#clock, this.metrics));
+    }
+    for (const [core, prober] of this.#probers) {
+      if (live.has(core)) continue;
+      prober.close();
+      this.#probers.delete(core);
+    }
+  }
+
+    /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
   async #listen(l: HttpListenerConfig, runtime: () => Runtime = () => this.#runtime): Promise<Listening> {
     const ctx: ListenerContext = {
       listener: l.name,

@@ -26,14 +26,15 @@ import { ManualClock } from '../core/clock.js';
 import { Cluster, type HostState } from '../core/cluster.js';
 import { isHashPolicy } from '../core/balancers.js';
 import { fmix32 } from '../core/hash.js';
+import { RifLatency } from '../core/rif-latency.js';
 import type { LifecycleCluster, RequestLifecycle } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import { HedgePolicy } from '../core/hedging.js';
 import { OverloadGate } from '../core/overload-gate.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
-import type { Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
-import { exponentialGapMs, sampler, type Sampler } from './distributions.js';
+import type { BalancerStats, Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
+import { exponentialGapMs, meanOf, sampler, type Sampler } from './distributions.js';
 import { EventQueue } from './event-queue.js';
 import { keyMoves } from './key-moves.js';
 import { RegionChoice } from './region-choice.js';
@@ -95,6 +96,26 @@ export interface PolicyResult {
   readonly hedges_won: number;
   /** With lb.adaptive_concurrency: classes, refusals, the limit over time. */
   readonly overload?: OverloadResult;
+  /**
+   * The decision metric, for every policy: over a sample of first tries (one in 8), the
+   * expected latency of the server picked minus the best server's, from the servers' true
+   * queues and speeds at that instant (what an oracle would have known), ms.
+   */
+  readonly regret_ms: { readonly mean: number; readonly optimal_share: number };
+  /** The adaptive policies' own counters (prequal's probes, predictive's model), summed over regions. */
+  readonly adaptive?: AdaptiveResult;
+}
+
+export interface AdaptiveResult {
+  readonly probes_sent?: number;
+  readonly probe_replies?: number;
+  readonly pool_picks?: number;
+  readonly random_picks?: number;
+  readonly model_mae_ms?: number;
+  readonly model_p90_abs_error_ms?: number;
+  readonly baseline_mae_ms?: number;
+  /** Every switch of the predictive policy between its model and the peak-EWMA fallback. */
+  readonly switches?: readonly { readonly t_s: number; readonly region: string; readonly to: 'fallback' | 'model'; readonly reason: string }[];
 }
 
 export interface RunOptions {
@@ -118,6 +139,8 @@ interface Request {
 }
 
 interface Attempt {
+  /** Requests in flight at the server when it arrived (what its latency is filed under for probes). */
+  rif: number;
   readonly req: Request;
   readonly server: Server;
   readonly host: HostState;
@@ -138,6 +161,17 @@ class Server {
   readonly sample: Sampler;
   readonly rng: SeededRng;
   readonly host: HostState;
+  readonly meanServiceMs: number;
+  /** What it answers a Prequal probe with: latency by requests in flight. */
+  readonly rifLatency = new RifLatency();
+  /** Probe work not yet paid: added to the next request it starts (probes count as load). */
+  probeDebtMs = 0;
+  /**
+   * 1, or the antagonists' slowdown while they run (speed_changes). The server knows it, as
+   * a real one measures wall time per CPU time of its requests (CPU contention), and
+   * its probe answers use it; a slower machine (speed) is not contention and is not in it.
+   */
+  antagonistFactor = 1;
   alive = true;
   /** Out of its region's endpoint set (scale-in): it finishes what it holds and gets nothing new. */
   removed = false;
@@ -169,6 +203,7 @@ class Server {
     this.maxQueue = spec.maxQueue;
     this.dropAbandoned = spec.dropAbandoned;
     this.sample = sampler(spec.serviceTime);
+    this.meanServiceMs = meanOf(spec.serviceTime);
     this.rng = new SeededRng(seed);
     this.host = host;
   }
@@ -188,13 +223,26 @@ class Server {
     this.lastChangeMs = now;
   }
 
-  serviceMs(now: number): number {
-    let f = this.slowFactor / this.speed;
+  /** How much longer than nominal a request started now takes. */
+  slowness(now: number): number {
+    let f = (this.slowFactor * this.antagonistFactor) / this.speed;
     if (this.coldFactor > 1) {
       const warmed = this.warmMs > 0 ? Math.min(1, (now - this.coldFromMs) / this.warmMs) : 1;
       f *= this.coldFactor - (this.coldFactor - 1) * warmed;
     }
-    return this.sample(this.rng) * f;
+    return f;
+  }
+
+  serviceMs(now: number): number {
+    const debt = this.probeDebtMs;
+    this.probeDebtMs = 0;
+    return this.sample(this.rng) * this.slowness(now) + debt;
+  }
+
+  /** Expected time to answer a request arriving now: the work ahead of it over its workers, then its own. */
+  expectedLatencyMs(now: number): number {
+    const ahead = Math.max(0, this.busy + this.queued + 1 - this.concurrency);
+    return (ahead / this.concurrency + 1) * this.meanServiceMs * this.slowness(now);
   }
 
   shift(): Attempt | undefined {
@@ -353,6 +401,12 @@ class Run {
   readonly #overload: OverloadStats | undefined;
   #hedges = 0;
   #hedgesWon = 0;
+  // The decision metric over sampled first tries, and the predictive policy's switches.
+  #regretTries = 0;
+  #regretSamples = 0;
+  #regretSumMs = 0;
+  #regretOptimal = 0;
+  readonly #switches: { t_s: number; region: string; to: 'fallback' | 'model'; reason: string }[] = [];
 
   constructor(s: Scenario, policy: PolicyName) {
     this.#s = s;
@@ -367,6 +421,8 @@ class Run {
         ...(lb.latencyTauMs === undefined ? {} : { latencyTauMs: lb.latencyTauMs }),
         ...(lb.choiceCount === undefined ? {} : { leastRequest: { choiceCount: lb.choiceCount } }),
         ...(lb.boundedLoad === undefined ? {} : { boundedLoad: lb.boundedLoad }),
+        ...(lb.prequal ? { prequal: lb.prequal } : {}),
+        ...(lb.predictive ? { predictive: lb.predictive } : {}),
         ...(lb.healthCheck ? { activeChecks: { healthyThreshold: lb.healthCheck.healthyThreshold, unhealthyThreshold: lb.healthCheck.unhealthyThreshold } } : {}),
         ...(lb.outlierDetection ? { outlierDetection: lb.outlierDetection } : {}),
         ...(lb.panicThresholdPercent === undefined ? {} : { panicThresholdPercent: lb.panicThresholdPercent }),
@@ -374,6 +430,10 @@ class Run {
         ...(lb.overprovisioningFactor === undefined ? {} : { overprovisioningFactor: lb.overprovisioningFactor }),
         // The proxy's default: a host that refuses a connection is out of the picks at once.
         connectFailureEjection: {},
+      });
+      cluster.setProber((targets) => this.#sendProbes(this.#lbs[r] as RegionLb, targets));
+      cluster.onEvent((e) => {
+        if (e.type === 'model_fallback') this.#switches.push({ t_s: round(this.#clock.nowMs() / 1000, 3), region: reg.name, to: e.fallback ? 'fallback' : 'model', reason: e.reason });
       });
       this.#lbs.push({
         name: reg.name,
@@ -436,6 +496,7 @@ class Run {
       }
       lb.servers.push(server);
       this.#servers.push(server);
+      if (spec.speedChanges) this.#antagonists(server, spec.speedChanges, streamSeed(this.#s.seed, 200_000 + this.#servers.length));
       this.#byHost.set(host, server);
       if (this.#s.lb.healthCheck) {
         const interval = this.#s.lb.healthCheck.intervalMs;
@@ -444,6 +505,20 @@ class Run {
       }
     });
     if (cross) this.#syncRemote();
+  }
+
+  /**
+   * The server's antagonists, on a random stream of their own so every policy meets the
+   * same schedule: full speed and 1 / factor of it in turn, each held for an exponential time.
+   */
+  #antagonists(server: Server, changes: { readonly factor: number; readonly holdMs: number }, seed: number): void {
+    const rng = new SeededRng(seed);
+    const flip = (): void => {
+      server.antagonistFactor = server.antagonistFactor === 1 ? changes.factor : 1;
+      this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
+    };
+    if (rng.next() < 0.5) server.antagonistFactor = changes.factor;
+    this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
   }
 
   /** Scale-in, as discovery applies it: the servers leave the set and drain, keeping what they hold. */
@@ -689,7 +764,8 @@ class Run {
     const server = this.#byHost.get(host) as Server;
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
-    const a: Attempt = { req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
+    if (req.measured && lc.attempt === 1 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
+    const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
     if (hedge) req.hedge = a;
     else {
       req.primary = a;
@@ -725,6 +801,41 @@ class Run {
     if (deadline < Infinity) this.#q.push(deadline, { k: EV_TIMEOUT, a });
   }
 
+  /** Prequal's probes, sent with the request: each reads the server on arrival and its reply returns after the round trip. */
+  #sendProbes(lb: RegionLb, targets: readonly HostState[]): void {
+    const now = this.#clock.nowMs();
+    const p = this.#s.lb.prequal;
+    const rtt = p?.probeRttMs ?? 1;
+    const cost = p?.probeCostMs ?? 0;
+    for (const target of targets) {
+      const server = this.#byHost.get(target) as Server;
+      const extra = this.#remoteRtt.get(target) ?? 0;
+      this.#later(now + (rtt + extra) / 2, () => {
+        // A dead server, or one in a region that is down, answers nothing.
+        if (!server.alive || (this.#lbs[server.region] as RegionLb).down) return;
+        const rif = server.busy + server.queued;
+        const reply = { rif, latencyMs: server.rifLatency.estimate(rif, this.#clock.nowMs(), server.antagonistFactor) };
+        server.probeDebtMs += cost;
+        this.#later(this.#clock.nowMs() + (rtt + extra) / 2, () => lb.cluster.recordProbe(target, reply));
+      });
+    }
+  }
+
+  /** The decision metric for one first try: how much longer the server picked should take than the best one in the region. */
+  #regret(lb: RegionLb, picked: Server, now: number): void {
+    let best = Infinity;
+    for (const sv of lb.servers) {
+      if (!sv.alive || sv.removed) continue;
+      const e = sv.expectedLatencyMs(now);
+      if (e < best) best = e;
+    }
+    if (best === Infinity || !picked.alive) return;
+    const regret = Math.max(0, picked.expectedLatencyMs(now) - best);
+    this.#regretSamples++;
+    this.#regretSumMs += regret;
+    if (regret === 0) this.#regretOptimal++;
+  }
+
   #start(server: Server, a: Attempt, now: number): void {
     server.account(now);
     server.busy++;
@@ -740,6 +851,7 @@ class Run {
     server.busy--;
     server.inService.delete(a);
     if (now >= server.measuredFromMs) server.completed++;
+    server.rifLatency.observe(a.rif, now - a.startMs, now, server.antagonistFactor);
     let next = server.shift();
     while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
     if (next !== undefined) this.#start(server, next, now);
@@ -1039,6 +1151,28 @@ class Run {
       hedges: this.#hedges,
       hedges_won: this.#hedgesWon,
       ...(this.#overload ? { overload: this.#overload.result() } : {}),
+      regret_ms: {
+        mean: round(this.#regretSamples === 0 ? 0 : this.#regretSumMs / this.#regretSamples),
+        optimal_share: round(this.#regretSamples === 0 ? 0 : this.#regretOptimal / this.#regretSamples, 4),
+      },
+      ...(this.#policy === 'prequal' || this.#policy === 'predictive' ? { adaptive: this.#adaptive() } : {}),
+    };
+  }
+
+  #adaptive(): AdaptiveResult {
+    const all: BalancerStats[] = this.#lbs.flatMap((lb) => lb.cluster.balancerStats().map((b) => b.stats));
+    const sum = (f: (s: BalancerStats) => number | undefined): number => all.reduce((a, st) => a + (f(st) ?? 0), 0);
+    if (this.#policy === 'prequal') {
+      return { probes_sent: sum((st) => st.probesRequested), probe_replies: sum((st) => st.probeReplies), pool_picks: sum((st) => st.poolPicks), random_picks: sum((st) => st.randomPicks) };
+    }
+    // Error figures weighted by each locality's responses.
+    const n = Math.max(1, sum((st) => st.samples));
+    const weighted = (f: (s: BalancerStats) => number | undefined): number => round(all.reduce((a, st) => a + (f(st) ?? 0) * (st.samples ?? 0), 0) / n);
+    return {
+      model_mae_ms: weighted((st) => st.maeMs),
+      model_p90_abs_error_ms: weighted((st) => st.p90AbsErrorMs),
+      baseline_mae_ms: weighted((st) => st.baselineMaeMs),
+      switches: this.#switches,
     };
   }
 }

@@ -55,6 +55,11 @@ export interface ServerSpec {
   readonly maxQueue: number;
   /** Skip a queued request whose LB has given up on it (timeout) instead of serving it for nobody. */
   readonly dropAbandoned: boolean;
+  /**
+   * Antagonists (Prequal's time-varying load from other tenants): the server flips between
+   * full speed and 1 / factor of it, holding each state for an exponential time of mean holdMs.
+   */
+  readonly speedChanges?: { readonly factor: number; readonly holdMs: number };
 }
 
 export interface RegionSpec {
@@ -116,6 +121,10 @@ export interface LbSpec {
   readonly choiceCount?: number;
   readonly latencyTauMs?: number;
   readonly boundedLoad?: number;
+  /** prequal: probes per request, pool, reply age, RIF quantile; the probe's round trip and its cost to the server. */
+  readonly prequal?: { readonly probesPerRequest?: number; readonly maxPool?: number; readonly maxAgeMs?: number; readonly rifQuantile?: number; readonly probeRttMs: number; readonly probeCostMs: number };
+  /** predictive: candidates per pick and the model's forgetting factor. */
+  readonly predictive?: { readonly candidates?: number; readonly forgetting?: number };
   /** How long a connection attempt to a black-holed server (partition, region down) waits. Default 1 s. */
   readonly connectTimeoutMs: number;
   /**
@@ -240,6 +249,7 @@ const regionSchema = z.strictObject({
   abandoned: z.enum(['drop', 'serve']).default('drop'),
   rtt: z.record(z.string(), dur()).default({}),
   capacity: z.strictObject({ rate: rate().optional(), in_flight: integer(1, 1e9).optional() }).optional(),
+  speed_changes: z.strictObject({ factor: decimal(1, 1000), hold: span() }).optional(),
 });
 
 const clientSchema = z.strictObject({
@@ -271,6 +281,18 @@ const lbSchema = z.strictObject({
   choice_count: integer(2, 100).optional(),
   latency_decay: span().optional(),
   bounded_load: decimal(1, Infinity, { exclusiveMin: true }).optional(),
+  prequal: z
+    .strictObject({
+      probes: integer(0, 16).optional(),
+      pool: integer(2, 1024).optional(),
+      max_age: span().optional(),
+      rif_quantile: decimal(0, 1, { exclusiveMin: true }).optional(),
+      probe_rtt: dur().prefault('1ms'),
+      /** Server work one probe costs, ms (fractions allowed): probes count as load. */
+      probe_cost_ms: decimal(0).default(0.05),
+    })
+    .optional(),
+  predictive: z.strictObject({ candidates: integer(2, 100).optional(), forgetting: decimal(0, 1, { exclusiveMin: true }).optional() }).optional(),
   connect_timeout: dur().prefault('1s'),
   cross_region: z.boolean().default(false),
   overprovisioning_factor: decimal(1, 100).optional(),
@@ -519,6 +541,7 @@ function toScenario(doc: ScenarioDoc): Scenario {
       serviceTime,
       maxQueue,
       dropAbandoned,
+      ...(reg.speed_changes ? { speedChanges: { factor: reg.speed_changes.factor, holdMs: reg.speed_changes.hold } } : {}),
     }));
     const c = reg.capacity;
     const capacity = c && { ...(c.rate === undefined ? {} : { maxRequestsPerSecond: c.rate }), ...(c.in_flight === undefined ? {} : { maxInFlight: c.in_flight }) };
@@ -636,5 +659,14 @@ function toLb(l: ScenarioDoc['lb']): LbSpec {
     ...(l.bounded_load === undefined ? {} : { boundedLoad: l.bounded_load }),
     ...(l.adaptive_concurrency ? { overload: coreOverloadOptions(l.adaptive_concurrency) } : {}),
     ...(l.hedge ? { hedge: coreHedgeOptions(l.hedge) } : {}),
+    prequal: {
+      probeRttMs: l.prequal?.probe_rtt ?? 1,
+      probeCostMs: l.prequal?.probe_cost_ms ?? 0.05,
+      ...(l.prequal?.probes === undefined ? {} : { probesPerRequest: l.prequal.probes }),
+      ...(l.prequal?.pool === undefined ? {} : { maxPool: l.prequal.pool }),
+      ...(l.prequal?.max_age === undefined ? {} : { maxAgeMs: l.prequal.max_age }),
+      ...(l.prequal?.rif_quantile === undefined ? {} : { rifQuantile: l.prequal.rif_quantile }),
+    },
+    ...(l.predictive ? { predictive: { ...(l.predictive.candidates === undefined ? {} : { candidates: l.predictive.candidates }), ...(l.predictive.forgetting === undefined ? {} : { forgetting: l.predictive.forgetting }) } } : {}),
   };
 }

@@ -111,6 +111,12 @@ function exerciseAll(m: ProxyMetrics): void {
       overload: OVERLOAD,
     },
   ]);
+  m.probe('api', 'backend', 'ok');
+  m.modelSwitch('api', '0||', true, 'drift');
+  m.setBalancerSource(() => [
+    { cluster: 'api', locality: '0||', stats: { poolSize: 5, probeReplies: 10 } },
+    { cluster: 'web', locality: '0||', stats: { fallback: true, maeMs: 3, baselineMaeMs: 9, p90AbsErrorMs: 7, samples: 100 } },
+  ]);
 }
 
 const OVERLOAD = { limit: 40, inFlight: 12, queued: 3, queueDelayMs: 4, minRttMs: 15, refused: { critical: 0, default: 5, sheddable: 9 } };
