@@ -156,6 +156,9 @@ export class WorkerPool implements AdminTarget {
   readonly #errors: ErrorReporter;
   #draining = false;
   #nextReloadId = 1;
+  /** Reloads applied so far, and how many had been when each worker was forked. */
+  #configGeneration = 0;
+  readonly #forkedAt = new Map<number, number>();
   /**
    * Discovery runs once, here, for all workers (as Envoy's main thread resolves for its
    * workers): each set applied goes to every worker, numbered per cluster, and to the
@@ -196,8 +199,10 @@ export class WorkerPool implements AdminTarget {
   /** Fork the workers and wait until every one listens; then start the admin server. */
   async start(): Promise<void> {
     cluster.on('message', (worker, m: FromWorker) => this.#onMessage(worker, m));
+    cluster.on('fork', (worker) => this.#forkedAt.set(worker.id, this.#configGeneration));
     cluster.on('exit', (worker, code, signal) => {
       this.#states.delete(worker.id);
+      this.#forkedAt.delete(worker.id);
       // A reload waiting for this worker would wait forever: its part fails now, with the reason.
       for (const p of this.#pending) p.lost(worker.id, `worker ${worker.id} exited (${signal ?? `code ${code}`}) before it answered the reload; the worker that replaces it reads the config file as it is then`);
       if (this.#draining) return;
@@ -288,7 +293,10 @@ export class WorkerPool implements AdminTarget {
     // New sources answer first (as in one process); the workers build their clusters with these sets.
     const prepared = await this.#discovery.prepare(r.config);
     const discovered = [...prepared.endpoints()].map(([name, endpoints]): RelayedSet => ({ cluster: name, endpoints, version: this.#versions.get(name) ?? 0 }));
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    // Only workers that have reported: one still starting may not listen for messages yet (the
+    // reload would be lost and wait out its deadline); it reads the file itself, and is caught
+    // up when it first reports if it read it before this reload (#onMessage).
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected() && this.#states.has(w.id));
     const pending = new PendingReload(this.#nextReloadId++, workers.map((w) => w.id), RELOAD_DEADLINE_MS);
     this.#pending.add(pending);
     for (const w of workers) w.send({ type: 'meridian:reload', id: pending.id, discovered } satisfies ToWorker);
@@ -296,6 +304,7 @@ export class WorkerPool implements AdminTarget {
     this.#pending.delete(pending);
     if (pending.applied) {
       // Some worker runs the new config: the primary's checks, config and sources follow it.
+      this.#configGeneration++;
       this.#config = r.config;
       this.#checks?.stop();
       this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors, prepared.endpoints());
@@ -348,15 +357,29 @@ export class WorkerPool implements AdminTarget {
     if (m.type === 'meridian:state') {
       // A worker's first report: it starts with every endpoint healthy; bring it up to date
       // with the verdicts the shared checks have reached so far (a worker restarted after a crash).
-      if (!this.#states.has(worker.id) && this.#checks !== undefined) worker.send({ type: 'meridian:health', verdicts: this.#checks.verdicts() } satisfies ToWorker);
+      const first = !this.#states.has(worker.id);
+      if (first && this.#checks !== undefined) worker.send({ type: 'meridian:health', verdicts: this.#checks.verdicts() } satisfies ToWorker);
+      // Forked before a reload it was not sent: it may run the file as it was before; read it again.
+      if (first && (this.#forkedAt.get(worker.id) ?? this.#configGeneration) < this.#configGeneration) this.#catchUp(worker);
       this.#states.set(worker.id, m);
       if (this.ready()) for (const w of this.#readyWaiters.splice(0)) w();
     } else if (m.type === 'meridian:hello') {
-      const sets = [...this.#discovery.current()].map(([name, endpoints]): RelayedSet => ({ cluster: name, endpoints, version: this.#versions.get(name) ?? 0 }));
-      worker.send({ type: 'meridian:discovered-all', sets } satisfies ToWorker);
+      worker.send({ type: 'meridian:discovered-all', sets: this.#currentSets() } satisfies ToWorker);
     } else if (m.type === 'meridian:reloaded') {
+      if (m.id === 0) this.log[m.result.ok ? 'info' : 'error']({ worker: worker.id, result: m.result }, 'a worker started before the last reload has reloaded too');
       for (const p of this.#pending) if (p.id === m.id) p.answered(worker.id, m.result);
     }
+  }
+
+  /** The sets in force, each at the version the workers were last sent. */
+  #currentSets(): RelayedSet[] {
+    return [...this.#discovery.current()].map(([name, endpoints]): RelayedSet => ({ cluster: name, endpoints, version: this.#versions.get(name) ?? 0 }));
+  }
+
+  /** A reload for one worker, outside any admin request: its answer is only logged. */
+  #catchUp(worker: Worker): void {
+    this.#forkedAt.set(worker.id, this.#configGeneration);
+    worker.send({ type: 'meridian:reload', id: 0, discovered: this.#currentSets() } satisfies ToWorker);
   }
 
   #whenReady(): Promise<void> {

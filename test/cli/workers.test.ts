@@ -160,4 +160,63 @@ describe('workers', () => {
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
   });
+
+  it('a reload made while a worker is starting is not waited on, and that worker starts with the new config', { timeout: 90_000 }, async () => {
+    const [a, b] = await Promise.all([startSampleBackend({ name: 'before' }), startSampleBackend({ name: 'after' })]);
+    cleanup.push(() => Promise.all([a.close(), b.close()]));
+    const file = join(mkdtempSync(join(tmpdir(), 'meridian-workers-starting-')), 'm.json');
+    const write = (backend: SampleBackend) =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          workers: 2,
+          admin: { port: 0, token: 'reload-token' },
+          access_log: { enabled: false },
+          listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+          clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${backend.port}` }] }],
+        }),
+      );
+    write(a);
+    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanup.push(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
+    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const web = Number(/listener web:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+
+    // Kill a worker and hold its replacement still the moment it is forked, before it can listen for messages.
+    const before = children(child.pid!);
+    process.kill(before[0]!, 'SIGKILL');
+    let starting: number | undefined;
+    for (const deadline = Date.now() + 10_000; starting === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 1))) {
+      starting = children(child.pid!).find((p) => !before.includes(p));
+    }
+    assert.ok(starting !== undefined, 'a replacement worker');
+    process.kill(starting, 'SIGSTOP');
+    // Should the test fail while it is stopped, the primary's SIGKILL would orphan it, stopped.
+    const held = starting;
+    cleanup.push(() => {
+      try {
+        process.kill(held, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    write(b);
+    const r = await get(admin, '/api/reload', { method: 'POST', headers: { authorization: 'Bearer reload-token' }, timeoutMs: 60_000 });
+    // Answered by the worker that listens; the one still starting was not sent it, so nothing waits out the deadline.
+    assert.equal(r.status, 200, r.body);
+    process.kill(starting, 'SIGCONT');
+    await until(async () => (await get(admin, '/readyz')).status === 200, 15_000, 'the replacement to listen');
+    // Both workers run the new config: every fresh connection, whichever worker takes it, reaches the new backend.
+    await until(async () => {
+      const answers = await Promise.all(Array.from({ length: 20 }, () => get(web, '/', { agent: false })));
+      return answers.every((x) => x.headers['x-backend'] === 'after');
+    }, 15_000, 'every worker on the new config');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
 });
