@@ -15,6 +15,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
+import type { HedgeEvent } from '../proxy/hedge.js';
 import type { BalancerStats } from '../core/types.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
@@ -104,6 +105,12 @@ export class ProxyMetrics implements MetricsText {
     name: 'meridian_retries_refused_total',
     help: 'Failed tries that retry_on covers but that were not retried, by cluster and why: not_replayable, attempts_exhausted, max_retries (the circuit breaker), budget.',
     labelNames: ['cluster', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #hedges = new Counter({
+    name: 'meridian_hedges_total',
+    help: 'Hedged tries by cluster and event: started (a second try sent beside the first), won (it answered first and its answer was taken), cancelled (given up: the first try answered first, or the request ended).',
+    labelNames: ['cluster', 'event'] as const,
     registers: [this.registry],
   });
   readonly #transitions = new Counter({
@@ -336,6 +343,11 @@ export class ProxyMetrics implements MetricsText {
       byReason.set(reason, c);
     }
     c.inc();
+  }
+
+  /** A hedge started, won or was cancelled (src/proxy/forward.ts's hedge section); rare enough for a label lookup. */
+  hedge(cluster: string, event: HedgeEvent): void {
+    this.#hedges.labels(cluster, event).inc();
   }
 
   /** A connection through a tcp listener ended: counted once, with its bytes. */
