@@ -15,7 +15,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
-import type { HedgeEvent } from '../proxy/hedge.js';
 import type { BalancerStats } from '../core/types.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
@@ -346,7 +345,7 @@ export class ProxyMetrics implements MetricsText {
   }
 
   /** A hedge started, won or was cancelled (src/proxy/forward.ts's hedge section); rare enough for a label lookup. */
-  hedge(cluster: string, event: HedgeEvent): void {
+  hedge(cluster: string, event: 'started' | 'won' | 'cancelled'): void {
     this.#hedges.labels(cluster, event).inc();
   }
 
