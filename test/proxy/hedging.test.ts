@@ -11,6 +11,7 @@ interface Arrival {
   readonly url: string;
   readonly res: ServerResponse;
   readonly socket: Socket;
+  body: string;
   closed: boolean;
 }
 
@@ -30,18 +31,10 @@ async function pair(): Promise<{ ports: Record<string, number>; arrivals: Arriva
   const servers: Server[] = [];
   const ports: Record<string, number> = {};
   for (const name of ['a', 'b']) {
-    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const url = req.url ?? '';
-      if (url.startsWith('/marker')) return void res.end(name);
-      const a: Arrival = { server: name, url, res, socket: req.socket, closed: false };
-      arrivals.push(a);
-      req.socket.once('close', () => (a.closed = true));
-      const id = String(req.headers['x-request-id']);
-      const n = (byId.get(id) ?? 0) + 1;
-      byId.set(id, n);
-      req.resume();
+    const act = (a: Arrival, n: number): void => {
+      const { url, res, socket } = a;
       if (url.startsWith('/hold')) return;
-      if (url.startsWith('/fail')) return void (n > 1 && req.socket.destroy());
+      if (url.startsWith('/fail')) return void (n > 1 && socket.destroy());
       if (url.startsWith('/slow') && n === 1) {
         const t = setTimeout(() => {
           timers.delete(t);
@@ -51,6 +44,20 @@ async function pair(): Promise<{ ports: Record<string, number>; arrivals: Arriva
         return;
       }
       if (n > 1 || !url.startsWith('/race')) res.end(name);
+    };
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const url = req.url ?? '';
+      if (url.startsWith('/marker')) return void res.end(name);
+      const a: Arrival = { server: name, url, res, socket: req.socket, body: '', closed: false };
+      arrivals.push(a);
+      req.socket.once('close', () => (a.closed = true));
+      const id = String(req.headers['x-request-id']);
+      const n = (byId.get(id) ?? 0) + 1;
+      byId.set(id, n);
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (a.body += c));
+      // Decided once the request (its body too) is in.
+      req.once('end', () => act(a, n));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     ports[name] = (server.address() as AddressInfo).port;
@@ -169,6 +176,58 @@ describe('hedged requests in the proxy', () => {
     assert.equal((await post).body, 'posted');
     assert.equal(await hedges(m, 'started'), 1);
     assert.equal(m.records.find((x) => x.path === '/race-post')?.hedged, false);
+  });
+
+  it('the first try failing while the hedge runs: the hedge is adopted as the request try, with no resend or retry', async () => {
+    const bs = await pair();
+    const m = await startMeridian(hedgeConfig(bs.ports, { hedge: { after: '20ms', max_percent: 100 } }));
+    cleanup.push(m, bs);
+    const reply = get(m.port, '/hold-adopt', { agent: false });
+    await until(() => bs.arrivals.length === 2, 5000, 'the first try and its hedge at the backends');
+    const [first, second] = bs.arrivals as [Arrival, Arrival];
+    first.socket.destroy();
+    await until(() => pool(m, first.server).open === 0, 5000, 'the failed first try dropped');
+    second.res.end('hedge');
+    const r = await reply;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'hedge');
+    assert.equal(bs.arrivals.length, 2);
+    assert.equal(await hedges(m, 'started'), 1);
+    assert.equal(await hedges(m, 'won'), 0);
+    assert.equal(await hedges(m, 'cancelled'), 0);
+    const rec = m.records.find((x) => x.path === '/hold-adopt');
+    assert.equal(rec?.hedged, true);
+    assert.equal(rec?.endpoint, second.server);
+    assert.equal(rec?.attempts, 1);
+  });
+
+  it('a PUT with a buffered body is hedged with the same body', async () => {
+    const bs = await pair();
+    const m = await startMeridian(hedgeConfig(bs.ports, { hedge: { after: '20ms', max_percent: 100 } }));
+    cleanup.push(m, bs);
+    const r = await get(m.port, '/race-put', { agent: false, method: 'PUT', body: 'payload' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      bs.arrivals.map((a) => [a.url, a.body]),
+      [
+        ['/race-put', 'payload'],
+        ['/race-put', 'payload'],
+      ],
+    );
+    assert.equal(r.body, (bs.arrivals[1] as Arrival).server);
+    assert.equal(await hedges(m, 'won'), 1);
+  });
+
+  it('the request timing out mid-hedge: one 504, both tries given up, no upstream connection left busy', async () => {
+    const bs = await pair();
+    const m = await startMeridian(hedgeConfig(bs.ports, { hedge: { after: '20ms', max_percent: 100 }, timeout: '300ms' }));
+    cleanup.push(m, bs);
+    const r = await get(m.port, '/hold-timeout', { agent: false });
+    assert.equal(r.status, 504);
+    assert.equal(r.headers['x-meridian-reason'], 'timeout');
+    assert.equal(await hedges(m, 'started'), 1);
+    assert.equal(await hedges(m, 'cancelled'), 1);
+    await until(() => bs.arrivals.every((a) => a.closed) && pool(m, 'a').busy + pool(m, 'b').busy === 0, 5000, 'both tries closed');
   });
 
   it('the budget bounds hedges: max_percent 25 over 20 requests each slower than the delay sends exactly 5', async () => {
