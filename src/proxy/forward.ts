@@ -300,7 +300,7 @@ class Exchange implements TurnEndWaiter {
   /**
    * One try at `host`, through the endpoint's pool (Meridian's own HTTP/1.1 client,
    * src/http1/upstream-client.ts). The try is an object of its own (UpstreamAttempt), so
-   * that a request can later run a second one beside it (hedging) with the same code.
+   * that a hedge runs beside it with the same code (`#send`).
    */
   #dispatch(host: HostState, fresh = false): void {
     const attempt = this.#send(host, fresh);
