@@ -287,6 +287,8 @@ class Exchange implements TurnEndWaiter {
     if (this.#finished) return;
     const host = (this.#lc as RequestLifecycle).startTry();
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
+    // A retry after an adopted hedge: the answer will be the new try's.
+    this.#hedged = false;
     this.#dispatch(host);
   }
 

@@ -201,6 +201,29 @@ describe('hedged requests in the proxy', () => {
     assert.equal(rec?.attempts, 1);
   });
 
+  it('an adopted hedge answering a retry_on status is retried as the request try, and the retry answer is not marked hedged', async () => {
+    const bs = await pair();
+    const m = await startMeridian(hedgeConfig(bs.ports, { hedge: { after: '20ms', max_percent: 100 } }, { retries: { attempts: 1, retry_on: [503] } }));
+    cleanup.push(m, bs);
+    const reply = get(m.port, '/hold-retry', { agent: false });
+    await until(() => bs.arrivals.length === 2, 5000, 'the first try and its hedge at the backends');
+    const [first, second] = bs.arrivals as [Arrival, Arrival];
+    first.socket.destroy();
+    await until(() => pool(m, first.server).open === 0, 5000, 'the failed first try dropped');
+    second.res.statusCode = 503;
+    second.res.end('busy');
+    await until(() => bs.arrivals.length === 3, 5000, 'the retry at a backend');
+    const third = bs.arrivals[2] as Arrival;
+    third.res.end('third');
+    const r = await reply;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'third');
+    const rec = m.records.find((x) => x.path === '/hold-retry');
+    assert.equal(rec?.hedged, false);
+    assert.equal(rec?.attempts, 2);
+    assert.equal(rec?.endpoint, third.server);
+  });
+
   it('a PUT with a buffered body is hedged with the same body', async () => {
     const bs = await pair();
     const m = await startMeridian(hedgeConfig(bs.ports, { hedge: { after: '20ms', max_percent: 100 } }));
