@@ -106,6 +106,12 @@ export class ProxyMetrics implements MetricsText {
     labelNames: ['cluster', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly #hedges = new Counter({
+    name: 'meridian_hedges_total',
+    help: 'Hedged tries by cluster and event: started (a second try sent beside the first), won (it answered first and its answer was taken), cancelled (given up: the first try answered first, or the request ended).',
+    labelNames: ['cluster', 'event'] as const,
+    registers: [this.registry],
+  });
   readonly #transitions = new Counter({
     name: 'meridian_health_transitions_total',
     help: 'Endpoint health changes, by the state entered (healthy or unhealthy) and the detector (active or outlier).',
@@ -336,6 +342,11 @@ export class ProxyMetrics implements MetricsText {
       byReason.set(reason, c);
     }
     c.inc();
+  }
+
+  /** A hedge started, won or was cancelled (src/proxy/forward.ts's hedge section); rare enough for a label lookup. */
+  hedge(cluster: string, event: 'started' | 'won' | 'cancelled'): void {
+    this.#hedges.labels(cluster, event).inc();
   }
 
   /** A connection through a tcp listener ended: counted once, with its bytes. */

@@ -656,6 +656,7 @@ export class Meridian implements AdminTarget {
         done: (r) => this.#done(r),
         retry: (e) => this.metrics.retry(e.cluster, e.reason),
         retryRefused: (cluster, reason) => this.metrics.retryRefused(cluster, reason),
+        hedge: (cluster, event) => this.metrics.hedge(cluster, event),
       },
     };
     const onRequest = (req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean) => {
@@ -774,6 +775,7 @@ export class Meridian implements AdminTarget {
       bytes_in: r.bytesIn,
       bytes_out: r.bytesOut,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.hedged ? { hedged: true } : {}),
     });
   }
 

@@ -17,6 +17,7 @@ import type { CompiledRoute } from './router.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import type { ResponseHandler, UpstreamTry } from '../http1/upstream-client.js';
+import { hedgingFor, raceFailed, type HedgeEvent } from './hedge.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -35,6 +36,8 @@ export interface ExchangeRecord {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly reason: LocalReplyCode | 'client_abort' | 'upstream_abort' | undefined;
+  /** The answer came from a hedge (it answered first, or the first try failed while it ran). */
+  readonly hedged: boolean;
 }
 
 /** What a request or an upgrade tallied by its end: `report()` turns it into the record. */
@@ -53,6 +56,7 @@ export interface ExchangeTally {
   readonly startMs: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  readonly hedged?: boolean;
 }
 
 /** Report an exchange once, at its end: a client that left is a 499 (nginx's convention). */
@@ -73,6 +77,7 @@ export function report(ctx: ListenerContext, t: ExchangeTally): void {
     bytesIn: t.bytesIn,
     bytesOut: t.bytesOut,
     reason: t.reason,
+    hedged: t.hedged === true,
   });
 }
 
@@ -86,6 +91,8 @@ export interface ForwardHooks {
   retry(event: RetryEvent): void;
   /** A failed try that `retry_on` covers was not tried again, and why. */
   retryRefused(cluster: string, reason: RetryRefusal): void;
+  /** A hedge sent, answered first (its answer taken), or cancelled (the first try answered first, or the request ended). */
+  hedge?(cluster: string, event: HedgeEvent): void;
 }
 
 export interface ListenerContext {
@@ -151,6 +158,11 @@ class Exchange implements TurnEndWaiter {
   /** The rest of the request body will not be read: the connection cannot carry another request. */
   #mustClose = false;
   #lc: RequestLifecycle | undefined;
+  /** The hedge in flight beside `#attempt`, until one of them answers or fails. */
+  #hedge: UpstreamAttempt | undefined;
+  #hedgeTimer: NodeJS.Timeout | undefined;
+  /** The answer is the hedge's. */
+  #hedged = false;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -199,7 +211,9 @@ class Exchange implements TurnEndWaiter {
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
-    (this.#lc as RequestLifecycle).deadlineIn(timeoutMs);
+    const lc = this.#lc as RequestLifecycle;
+    lc.hedging = hedgingFor(route.config);
+    lc.deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
@@ -273,6 +287,8 @@ class Exchange implements TurnEndWaiter {
     if (this.#finished) return;
     const host = (this.#lc as RequestLifecycle).startTry();
     if (host === undefined) return this.#localReply('no_healthy_endpoint');
+    // A retry after an adopted hedge: the answer will be the new try's.
+    this.#hedged = false;
     this.#dispatch(host);
   }
 
@@ -286,22 +302,99 @@ class Exchange implements TurnEndWaiter {
   /**
    * One try at `host`, through the endpoint's pool (Meridian's own HTTP/1.1 client,
    * src/http1/upstream-client.ts). The try is an object of its own (UpstreamAttempt), so
-   * that a request can later run a second one beside it (hedging) with the same code.
+   * that a hedge runs beside it with the same code (`#send`).
    */
   #dispatch(host: HostState, fresh = false): void {
+    const attempt = this.#send(host, fresh);
+    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = attempt.startMs;
+    this.#attempt = attempt;
+    this.#armHedge();
+  }
+
+  #send(host: HostState, fresh: boolean): UpstreamAttempt {
     const cluster = this.#cluster as ClusterRuntime;
     const lc = this.#lc as RequestLifecycle;
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
     delete headers['expect'];
     const attempt = new UpstreamAttempt(this, cluster.pools, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
-    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = attempt.startMs;
-    this.#attempt = attempt;
     // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
     const tryDeadlineMs = lc.tryDeadlineMs();
     if (tryDeadlineMs < lc.deadlineMs) attempt.armPerTryTimeout(tryDeadlineMs - attempt.startMs);
     cluster.pools.waiting++;
     const body = this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null);
     cluster.pools.dispatch(host.endpoint.address, { method: this.#method, path: this.#url, headers, body }, attempt, fresh);
+    return attempt;
+  }
+
+  // --- Hedging: a second try beside the first, as the lifecycle decides (docs/overload.md).
+
+  /**
+   * The first try started (or was resent, as the simulator also re-arms it): its hedge goes
+   * after the lifecycle's delay unless a head comes first. Only a body known whole can be
+   * sent twice at once: none, or buffered.
+   */
+  #armHedge(): void {
+    clearTimeout(this.#hedgeTimer);
+    const delayMs = (this.#lc as RequestLifecycle).hedgeDelayMs();
+    if (delayMs === Infinity || (this.#hasBody && this.#bodyBuffer === undefined)) return;
+    this.#hedgeTimer = setTimeout(() => this.#startHedge(), delayMs);
+  }
+
+  #startHedge(): void {
+    this.#hedgeTimer = undefined;
+    if (this.#finished) return;
+    const host = (this.#lc as RequestLifecycle).startHedge();
+    if (host === undefined) return;
+    this.#ctx.hooks.hedge?.((this.#cluster as ClusterRuntime).name, 'started');
+    this.#hedge = this.#send(host, false);
+  }
+
+  /** The other try of the race is given up: its connection closed (its answer is unread), its outcome the lifecycle's cancel. */
+  #cancelHedge(): void {
+    const hedge = this.#hedge as UpstreamAttempt;
+    this.#hedge = undefined;
+    hedge.cancel(new Error('hedge race lost'));
+    (this.#lc as RequestLifecycle).cancelHedge();
+    this.#ctx.hooks.hedge?.((this.#cluster as ClusterRuntime).name, 'cancelled');
+  }
+
+  /**
+   * While a hedge runs, a try's head or failure first settles the race. False: `a`'s event
+   * is its own to handle as any try's (it won, or the hedge was adopted and it is the
+   * request's try); true: nothing more to do with it (a failed hedge, the first try failed
+   * and the hedge adopted in its place).
+   */
+  #race(a: UpstreamAttempt, failure: Outcome | undefined): boolean {
+    const lc = this.#lc as RequestLifecycle;
+    const hedge = this.#hedge as UpstreamAttempt;
+    if (a === hedge) {
+      this.#hedge = undefined;
+      if (failure !== undefined) {
+        hedge.settled = true;
+        hedge.clearTimer();
+        lc.endHedge(failure);
+        return true;
+      }
+      const first = this.#attempt as UpstreamAttempt;
+      first.cancel(new Error('hedge race lost'));
+      lc.adoptHedge();
+      this.#attempt = hedge;
+      this.#hedged = true;
+      this.#ctx.hooks.hedge?.((this.#cluster as ClusterRuntime).name, 'won');
+      return false;
+    }
+    if (failure !== undefined) {
+      a.settled = true;
+      a.clearTimer();
+      lc.endTry(failure);
+      this.#hedge = undefined;
+      lc.adoptHedge();
+      this.#attempt = hedge;
+      this.#hedged = true;
+      return true;
+    }
+    this.#cancelHedge();
+    return false;
   }
 
   /** The attempt's request left the pool's queue (it got a connection, or failed without one). */
@@ -325,6 +418,15 @@ class Exchange implements TurnEndWaiter {
     if (this.#finished) {
       this.attemptSettle(a, status);
       return false;
+    }
+    clearTimeout(this.#hedgeTimer);
+    if (this.#hedge !== undefined) {
+      const latencyMs = this.#ctx.clock.nowMs() - a.startMs;
+      if (this.#race(a, raceFailed(status) ? { status, latencyMs } : undefined)) {
+        // A failed answer's body is read and dropped, so the connection can carry another request.
+        a.discard = true;
+        return true;
+      }
     }
     if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable) === 'retry') {
       // Its body is read and dropped, so the connection can carry another request.
@@ -387,6 +489,8 @@ class Exchange implements TurnEndWaiter {
     }
     // A head still held never reached the client: this try failed like one that got no answer.
     this.#head = undefined;
+    clearTimeout(this.#hedgeTimer);
+    if (this.#hedge !== undefined && this.#race(a, { error: FAILURE_OUTCOME[tryFailureOf(e)], latencyMs: this.#ctx.clock.nowMs() - a.startMs })) return;
     a.settled = true;
     a.clearTimer();
     const cluster = this.#cluster as ClusterRuntime;
@@ -544,6 +648,8 @@ class Exchange implements TurnEndWaiter {
     clearTimeout(this.#requestTimer);
     clearInterval(this.#rateTimer);
     clearTimeout(this.#backoffTimer);
+    clearTimeout(this.#hedgeTimer);
+    if (this.#hedge !== undefined) this.#cancelHedge();
     this.#lc?.end();
     report(this.#ctx, {
       requestId: this.#requestId,
@@ -560,6 +666,7 @@ class Exchange implements TurnEndWaiter {
       startMs: this.#startMs,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
+      hedged: this.#hedged,
     });
   }
 }
@@ -599,6 +706,14 @@ class UpstreamAttempt implements ResponseHandler {
 
   clearTimer(): void {
     clearTimeout(this.#timer);
+  }
+
+  /** Given up for the other try of a hedge race: nothing of it is reported or passed on. */
+  cancel(err: Error): void {
+    this.settled = true;
+    this.discard = true;
+    this.clearTimer();
+    this.abort(err);
   }
 
   /** End the try: on its connection, or (still waiting for one) in the pool's queue. */

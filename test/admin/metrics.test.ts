@@ -91,6 +91,7 @@ function exerciseAll(m: ProxyMetrics): void {
   m.localReply('web', 'no_route', 404);
   m.retry('api', 'connect_failure');
   m.retryRefused('api', 'budget');
+  m.hedge('api', 'won');
   m.healthTransition('api', '10.0.0.1:80', false, 'active');
   m.ejection('api', '10.0.0.1:80', 'consecutive_5xx');
   m.healthCheck('api', '10.0.0.1:80', true);
