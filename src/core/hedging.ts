@@ -34,7 +34,7 @@ export class HedgePolicy {
   #sinceRecompute = 0;
   #delayMs = Infinity;
   #tokens = 0;
-  /** Hedges sent and hedges whose answer was the one taken, since the start. */
+  /** Hedges sent, and those that answered before the first try (its answer taken), since the start. */
   sent = 0;
   won = 0;
 

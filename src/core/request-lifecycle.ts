@@ -66,6 +66,9 @@ export const FAILURE_OUTCOME = {
  */
 export type RetryDecision = 'retry' | 'resend' | 'not_covered' | RetryRefusal;
 
+/** How a hedge race settled: what the mechanism does next (`settleHedgeRace`). */
+export type HedgeRace = 'hedge_failed' | 'hedge_won' | 'first_failed' | 'first_won';
+
 /** How the mechanism carries tries: `pooled` reuses connections, so a reset may be the keep-alive race. */
 export interface LifecycleOptions {
   /** The breaker slot the request holds for its whole life: `requests` (HTTP) or `connections` (TCP). */
@@ -343,7 +346,36 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
     this.#host = host;
     this.#inTry = true;
     this.#tryAtMs = this.#hedgeAtMs;
-    if (this.hedging !== undefined) this.hedging.won++;
+  }
+
+  /**
+   * While a hedge runs, the first event of either try settles the race, one rule for the
+   * proxy and the simulator: a try that failed or answered 5xx loses it, the other carries
+   * the request. `fromHedge`: the event is the hedge's. Does the lifecycle's part
+   * (endHedge / adoptHedge / endTry / cancelHedge) and says what the mechanism does:
+   * - `hedge_failed`: the hedge is over; the first try runs on.
+   * - `hedge_won`: cancel the first try; the hedge is the request's try, its answer taken.
+   * - `first_failed`: the first try is ended, the hedge is the request's try now.
+   * - `first_won`: cancel the hedge; the first try's answer is taken.
+   */
+  settleHedgeRace(fromHedge: boolean, outcome: Outcome): HedgeRace {
+    const lost = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
+    if (fromHedge) {
+      if (lost) {
+        this.endHedge(outcome);
+        return 'hedge_failed';
+      }
+      this.adoptHedge();
+      if (this.hedging !== undefined) this.hedging.won++;
+      return 'hedge_won';
+    }
+    if (lost) {
+      this.endTry(outcome);
+      this.adoptHedge();
+      return 'first_failed';
+    }
+    this.cancelHedge();
+    return 'first_won';
   }
 
   /**

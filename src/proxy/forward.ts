@@ -17,7 +17,7 @@ import type { CompiledRoute } from './router.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import type { ResponseHandler, UpstreamTry } from '../http1/upstream-client.js';
-import { hedgingFor, raceFailed, type HedgeEvent } from './hedge.js';
+import { hedgingFor, type HedgeEvent } from './hedge.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -364,37 +364,32 @@ class Exchange implements TurnEndWaiter {
    * request's try); true: nothing more to do with it (a failed hedge, the first try failed
    * and the hedge adopted in its place).
    */
-  #race(a: UpstreamAttempt, failure: Outcome | undefined): boolean {
-    const lc = this.#lc as RequestLifecycle;
+  #race(a: UpstreamAttempt, outcome: Outcome): boolean {
     const hedge = this.#hedge as UpstreamAttempt;
-    if (a === hedge) {
-      this.#hedge = undefined;
-      if (failure !== undefined) {
+    const first = this.#attempt as UpstreamAttempt;
+    this.#hedge = undefined;
+    switch ((this.#lc as RequestLifecycle).settleHedgeRace(a === hedge, outcome)) {
+      case 'hedge_failed':
         hedge.settled = true;
         hedge.clearTimer();
-        lc.endHedge(failure);
         return true;
-      }
-      const first = this.#attempt as UpstreamAttempt;
-      first.cancel(new Error('hedge race lost'));
-      lc.adoptHedge();
-      this.#attempt = hedge;
-      this.#hedged = true;
-      this.#ctx.hooks.hedge?.((this.#cluster as ClusterRuntime).name, 'won');
-      return false;
+      case 'hedge_won':
+        first.cancel(new Error('hedge race lost'));
+        this.#attempt = hedge;
+        this.#hedged = true;
+        this.#ctx.hooks.hedge?.((this.#cluster as ClusterRuntime).name, 'won');
+        return false;
+      case 'first_failed':
+        a.settled = true;
+        a.clearTimer();
+        this.#attempt = hedge;
+        this.#hedged = true;
+        return true;
+      case 'first_won':
+        hedge.cancel(new Error('hedge race lost'));
+        this.#ctx.hooks.hedge?.((this.#cluster as ClusterRuntime).name, 'cancelled');
+        return false;
     }
-    if (failure !== undefined) {
-      a.settled = true;
-      a.clearTimer();
-      lc.endTry(failure);
-      this.#hedge = undefined;
-      lc.adoptHedge();
-      this.#attempt = hedge;
-      this.#hedged = true;
-      return true;
-    }
-    this.#cancelHedge();
-    return false;
   }
 
   /** The attempt's request left the pool's queue (it got a connection, or failed without one). */
@@ -422,7 +417,7 @@ class Exchange implements TurnEndWaiter {
     clearTimeout(this.#hedgeTimer);
     if (this.#hedge !== undefined) {
       const latencyMs = this.#ctx.clock.nowMs() - a.startMs;
-      if (this.#race(a, raceFailed(status) ? { status, latencyMs } : undefined)) {
+      if (this.#race(a, { status, latencyMs })) {
         // A failed answer's body is read and dropped, so the connection can carry another request.
         a.discard = true;
         return true;

@@ -21,8 +21,3 @@ export function hedgingFor(route: RouteConfig): HedgePolicy | undefined {
   }
   return p;
 }
-
-/** A try that answers 5xx, or no answer, lost its race: the other try carries the request (as the simulator's hedge race has it). */
-export function raceFailed(status: number): boolean {
-  return status >= 500;
-}

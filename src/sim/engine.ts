@@ -904,30 +904,23 @@ class Run {
    * do for this outcome; false: the outcome is the request's, to decide as any try's.
    */
   #hedgeRace(req: Request, a: Attempt, outcome: Outcome): boolean {
-    const lc = req.lc as RequestLifecycle;
-    const failed = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
     const hedge = req.hedge as Attempt;
     req.hedge = undefined;
-    if (a === hedge) {
-      if (failed) {
-        lc.endHedge(outcome);
+    switch ((req.lc as RequestLifecycle).settleHedgeRace(a === hedge, outcome)) {
+      case 'hedge_failed':
         return true;
-      }
-      this.#abandon(req.primary);
-      lc.adoptHedge();
-      req.primary = hedge;
-      if (req.measured) this.#hedgesWon++;
-      return false;
+      case 'hedge_won':
+        this.#abandon(req.primary);
+        req.primary = hedge;
+        if (req.measured) this.#hedgesWon++;
+        return false;
+      case 'first_failed':
+        req.primary = hedge;
+        return true;
+      case 'first_won':
+        this.#abandon(hedge);
+        return false;
     }
-    if (failed) {
-      lc.endTry(outcome);
-      lc.adoptHedge();
-      req.primary = hedge;
-      return true;
-    }
-    this.#abandon(hedge);
-    lc.cancelHedge();
-    return false;
   }
 
   /** A try the load balancer gave up: the server skips it if still queued, or serves it for nobody. */
