@@ -84,6 +84,7 @@ export type LocalReason =
   | 'circuit_open'
   | 'no_healthy_endpoint'
   | 'connect_failure'
+  | 'upstream_tls'
   | 'timeout'
   | 'upstream_reset'
   | 'upstream_protocol_error'

@@ -148,11 +148,40 @@ const certificateSchema = z.strictObject({
   server_names: hostPatterns().optional(),
 });
 
-const tlsSchema = z.strictObject({
-  /** The first is the default, for clients that send no (or an unknown) server name. */
-  certificates: z.array(certificateSchema).min(1),
-  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-});
+const tlsSchema = z
+  .strictObject({
+    /** The first is the default, for clients that send no (or an unknown) server name. */
+    certificates: z.array(certificateSchema).min(1),
+    min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** PEM bundle of the CAs whose client certificates this listener requires (mTLS); absent: no client certificate asked for. */
+    client_ca: z.string().min(1).optional(),
+    /** With client_ca: the client certificate's names (DNS subjectAltNames, else its CN) allowed in; absent: any the CA signed. */
+    client_names: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.client_names !== undefined && t.client_ca === undefined) fail(ctx, 'needs client_ca: names are checked on verified client certificates only', ['client_names']);
+  });
+
+/**
+ * TLS from Meridian to a cluster's (or a locality's) endpoints: verified against `ca` (the
+ * system's CAs when absent), with SNI, and a client certificate for mTLS when `cert` is given.
+ */
+export const upstreamTlsSchema = z
+  .strictObject({
+    /** PEM bundle of the CAs the endpoints' certificates must chain to; absent: the system's. */
+    ca: z.string().min(1).optional(),
+    /** SNI and the name checked in the certificate; absent: the endpoint's host (no SNI for an IP). */
+    server_name: z.string().min(1).optional(),
+    /** Client certificate and key (PEM files) for endpoints that require mTLS. */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** false skips verification (never silently: a test setting, said so in the log at load). */
+    verify: z.boolean().default(true),
+    min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.cert === undefined) !== (t.key === undefined)) fail(ctx, 'cert and key go together (a client certificate needs its key)', [t.cert === undefined ? 'cert' : 'key']);
+  });
 
 const http2Schema = z.strictObject({
   /** Offer h2 by ALPN on https listeners; accept h2c (prior knowledge) on http listeners. */
@@ -238,6 +267,8 @@ const localitySchema = z.strictObject({
   max_in_flight: integer(1).optional(),
   /** The endpoints are other regions' Meridians: requests sent there carry the hop header, and a request that already crossed regions is never sent on. */
   remote: z.boolean().default(false),
+  /** TLS to this locality's endpoints, in place of the cluster's `tls` (e.g. mTLS to another region's Meridian). */
+  tls: upstreamTlsSchema.optional(),
   endpoints: z.array(endpointSchema).min(1),
 });
 
@@ -329,7 +360,10 @@ const hashKeySchema = z
 
 const healthCheckSchema = z
   .strictObject({
-    type: z.enum(['http', 'tcp']).default('http'),
+    /** grpc: grpc.health.v1.Health/Check over HTTP/2 (h2c, or TLS with the cluster's `tls`). */
+    type: z.enum(['http', 'tcp', 'grpc']).default('http'),
+    /** grpc only: the service name asked about; empty = the server as a whole. */
+    service: z.string().optional(),
     /** http only. */
     path: urlPath().default('/healthz'),
     /** http only. */
@@ -490,6 +524,10 @@ const clusterSchema = z
       })
       .prefault({}),
     health_check: healthCheckSchema.optional(),
+    /** TLS to the endpoints (absent: plaintext); a locality's own `tls` takes its place for its endpoints. */
+    tls: upstreamTlsSchema.optional(),
+    /** http1; h2 (over TLS with `tls`, else h2c with prior knowledge); auto: h2 when the endpoint offers it by ALPN, else HTTP/1.1 (plaintext: HTTP/1.1). */
+    upstream_protocol: z.enum(['http1', 'h2', 'auto']).default('http1'),
     outlier_detection: outlierSchema.optional(),
     connect_failure_ejection: connectFailureEjectionSchema.prefault({}),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
@@ -592,6 +630,7 @@ export type ClusterConfig = Config['clusters'][number];
 export type EndpointConfig = NonNullable<ClusterConfig['endpoints']>[number];
 export type LocalityConfig = NonNullable<ClusterConfig['localities']>[number];
 export type HealthCheckConfig = NonNullable<ClusterConfig['health_check']>;
+export type UpstreamTlsConfig = NonNullable<ClusterConfig['tls']>;
 export type DiscoveryConfig = NonNullable<ClusterConfig['discovery']>;
 export type OutlierDetectionConfig = NonNullable<ClusterConfig['outlier_detection']>;
 export type SlowStartConfig = NonNullable<ClusterConfig['slow_start']>;

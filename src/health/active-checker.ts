@@ -19,7 +19,9 @@
  * the same health_check config by src/config/to-core.ts); this class only reports pass or fail.
  */
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { nextCheckDelayMs } from '../core/health.js';
@@ -27,8 +29,9 @@ import { SeededRng, type Rng } from '../core/rng.js';
 import type { Endpoint } from '../core/types.js';
 import { parseHostPort } from '../shared/address.js';
 import { HOPS_HEADER } from '../shared/hops.js';
+import { isTlsError } from '../shared/tls-errors.js';
 
-export type CheckFailure = 'timeout' | 'refused' | 'reset' | 'bad_status' | 'error';
+export type CheckFailure = 'timeout' | 'refused' | 'reset' | 'bad_status' | 'tls' | 'error';
 
 export interface CheckResult {
   readonly endpoint: Endpoint;
@@ -60,6 +63,8 @@ export interface ActiveHealthCheckerOptions {
    * error is dropped).
    */
   readonly onError?: (err: unknown) => void;
+  /** TLS options for an endpoint's address (the cluster's `tls`, see upstream-tls.ts); absent or undefined: plaintext. */
+  readonly tls?: (address: string) => ConnectionOptions | undefined;
 }
 
 /** Whether `status` is in one of the configured ranges (inclusive). */
@@ -68,6 +73,7 @@ export function isExpectedStatus(status: number, ranges: HealthCheckConfig['expe
 }
 
 function failureOf(err: NodeJS.ErrnoException): CheckFailure {
+  if (isTlsError(err.code)) return 'tls';
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
@@ -94,6 +100,7 @@ export class ActiveHealthChecker {
   readonly #check: HealthCheckConfig;
   readonly #rng: Rng;
   readonly #onError: (err: unknown) => void;
+  readonly #tls: (address: string) => ConnectionOptions | undefined;
   #running = false;
   /** Endpoints being checked, by id. A removed one's entry goes; one that comes back gets a new entry. */
   readonly #checked = new Map<string, Checked>();
@@ -106,6 +113,7 @@ export class ActiveHealthChecker {
     this.#check = check;
     this.#rng = options.rng ?? new SeededRng(Date.now());
     this.#onError = options.onError ?? (() => {});
+    this.#tls = options.tls ?? (() => undefined);
   }
 
   /** Probes in flight now (scheduled or one-shot). */
@@ -184,7 +192,9 @@ export class ActiveHealthChecker {
 
   /** Starts an HTTP probe; returns what destroys it. The verdict comes at the end of the body. */
   #http(address: string, remote: boolean, target: { host: string; port: number }, finish: (v: Verdict) => void): () => void {
-    const req = http.request({
+    const tls = this.#tls(address);
+    const req = (tls ? https : http).request({
+      ...tls,
       host: target.host,
       port: target.port,
       method: 'GET',

@@ -26,6 +26,7 @@ import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type L
 import { ConnectionLimits } from '../proxy/connection-limits.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
+import { upstreamTlsOptions } from '../proxy/upstream-tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
@@ -478,6 +479,7 @@ export class Meridian implements AdminTarget {
         const checker = new ActiveHealthChecker(clusterCheckTarget(c.core, (r) => this.metrics.healthCheck(c.name, r.endpoint.id, r.ok, r.reason)), check, {
           rng: this.#rng,
           onError: (err) => this.#errors.report('health_check', causeOf(err), err, { cluster: c.name }),
+          tls: (address) => upstreamTlsOptions(c.tls, address),
         });
         checker.start();
         this.#checkers.push(checker);

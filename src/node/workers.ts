@@ -12,6 +12,7 @@ import { buildCluster } from '../config/index.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
 import { ActiveHealthChecker, type CheckResult } from '../health/active-checker.js';
+import { ClusterTls, upstreamTlsOptions } from '../proxy/upstream-tls.js';
 import { clusterCheckTarget } from './cluster-check-target.js';
 import { adminToken, Meridian, wallClock } from './meridian.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
@@ -397,9 +398,11 @@ class SharedHealthChecks {
       const core = buildCluster(c, wallClock, rng, config.node);
       this.#cores.push(core);
       const relay = (r: CheckResult): void => send({ type: 'meridian:check', cluster: c.name, endpoint: r.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) });
+      const tls = ClusterTls.load(c, undefined);
       const checker = new ActiveHealthChecker(clusterCheckTarget(core, relay), check, {
         rng,
         onError: (err) => errors.report('health_check', causeOf(err), err, { cluster: c.name }),
+        tls: (address) => upstreamTlsOptions(tls, address),
       });
       checker.start();
       this.#checkers.push(checker);

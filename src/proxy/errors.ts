@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { errors } from 'undici';
+import { isTlsError } from '../shared/tls-errors.js';
 
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
@@ -14,6 +15,7 @@ export const LOCAL_REPLIES = {
   rate_limited: { status: 429, message: 'rate limit exceeded' },
   transfer_coding_not_implemented: { status: 501, message: 'the request body is sent with a transfer coding other than chunked alone' },
   connect_failure: { status: 502, message: 'could not connect to an upstream' },
+  upstream_tls: { status: 502, message: "the TLS handshake with the upstream failed (its certificate did not verify, or it refused Meridian's)" },
   upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
   upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
   circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
@@ -30,7 +32,7 @@ export type LocalReplyCode = keyof typeof LOCAL_REPLIES;
  * have, so only idempotent requests whose body was not consumed may be.
  */
 export class UpstreamError extends Error {
-  readonly code: 'connect_failure' | 'upstream_reset' | 'upstream_protocol_error' | 'timeout';
+  readonly code: 'connect_failure' | 'upstream_tls' | 'upstream_reset' | 'upstream_protocol_error' | 'timeout';
   readonly reachedUpstream: boolean;
 
   constructor(code: UpstreamError['code'], reachedUpstream: boolean, message: string, options?: { cause?: unknown }) {
@@ -87,6 +89,7 @@ function isProtocolError(err: Error, code: string | undefined): boolean {
 export function classifyUpstreamError(err: Error, connected = true): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const code = (err as NodeJS.ErrnoException).code;
+  if (isTlsError(code)) return new UpstreamError('upstream_tls', false, err.message, { cause: err });
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });
   if (isProtocolError(err, code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
   return new UpstreamError('upstream_reset', true, err.message, { cause: err });

@@ -14,6 +14,7 @@ import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
 import { UpstreamPools } from './upstream-pool.js';
+import { ClusterTls } from './upstream-tls.js';
 
 /** One cluster's machinery: the core's balancing and health, plus the I/O around it. */
 export interface ClusterRuntime {
@@ -23,6 +24,8 @@ export interface ClusterRuntime {
   readonly breaker: CircuitBreaker;
   readonly budget: RetryBudget;
   readonly pools: UpstreamPools;
+  /** TLS to the endpoints, files read at this config version (absent: plaintext). */
+  readonly tls: ClusterTls | undefined;
   readonly hashKey: HashKeySpec | undefined;
   readonly retry: RetryRules;
   /** The node settings the core was built with (zone-aware routing depends on them). */
@@ -91,10 +94,13 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     } else {
       core = new Cluster(c.name, endpoints, coreClusterOptions(c, clock, rng, config.node));
     }
+    // Re-read at every reload (renewed certificates); unchanged blocks keep their sessions and pools.
+    const tls = ClusterTls.load(c, old?.tls);
     const poolOptions = {
       idleTimeoutMs: c.timeouts.idle,
       maxConnections: c.circuit_breaker.max_connections,
       connectTimeoutMs: c.timeouts.connect,
+      tls,
     };
     let pools = old?.pools;
     if (pools === undefined || !pools.sameOptions(poolOptions)) {
@@ -125,6 +131,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
           ? old.budget
           : new RetryBudget({ percent: c.retries.budget.percent, minPerSecond: c.retries.budget.min_per_second }, clock.nowMs()),
       pools,
+      tls,
       hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
       retry: coreRetryRules(c.retries),
     });

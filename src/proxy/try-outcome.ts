@@ -21,6 +21,9 @@ export function tryFailureOf(e: UpstreamError): TryFailure {
       const cause = (e.cause as NodeJS.ErrnoException | undefined)?.code;
       return (cause !== undefined && CONNECT_TIMEOUT_CODES.has(cause)) || /connect timeout/i.test(e.message) ? 'connect_timeout' : 'connect_refused';
     }
+    // Verification failed or our certificate was refused: nothing reached the upstream, as with a refused connect.
+    case 'upstream_tls':
+      return 'connect_refused';
     case 'upstream_reset':
       return 'reset';
     case 'upstream_protocol_error':

@@ -1,4 +1,5 @@
-import { Client, Pool } from 'undici';
+import { buildConnector, Client, Pool } from 'undici';
+import { surfaceTlsErrors, upstreamTlsOptions, type ClusterTls } from './upstream-tls.js';
 
 export interface PoolOptions {
   /** An idle pooled connection is closed after this long (and sooner if the backend hints so). */
@@ -7,6 +8,8 @@ export interface PoolOptions {
   readonly maxConnections: number;
   /** TCP connect timeout. */
   readonly connectTimeoutMs: number;
+  /** TLS to the endpoints (absent: plaintext); see upstream-tls.ts. */
+  readonly tls?: ClusterTls | undefined;
 }
 
 export interface PoolStats {
@@ -34,18 +37,20 @@ export class UpstreamPools {
 
   sameOptions(options: PoolOptions): boolean {
     const o = this.options;
-    return o.idleTimeoutMs === options.idleTimeoutMs && o.maxConnections === options.maxConnections && o.connectTimeoutMs === options.connectTimeoutMs;
+    const sameTls = o.tls === undefined ? options.tls === undefined : o.tls.same(options.tls);
+    return o.idleTimeoutMs === options.idleTimeoutMs && o.maxConnections === options.maxConnections && o.connectTimeoutMs === options.connectTimeoutMs && sameTls;
   }
 
   pool(address: string): Pool {
     let pool = this.#pools.get(address);
     if (pool === undefined) {
-      pool = new Pool(`http://${address}`, {
+      const tls = upstreamTlsOptions(this.options.tls, address);
+      pool = new Pool(`${tls ? 'https' : 'http'}://${address}`, {
         connections: this.options.maxConnections,
         pipelining: 1,
         keepAliveTimeout: this.options.idleTimeoutMs,
         keepAliveMaxTimeout: this.options.idleTimeoutMs,
-        connect: { timeout: this.options.connectTimeoutMs },
+        connect: this.#connector(tls),
         // Timeouts are the forwarder's (per try, per request): none of undici's own.
         headersTimeout: 0,
         bodyTimeout: 0,
@@ -57,7 +62,21 @@ export class UpstreamPools {
 
   /** A one-request connection outside the pool (closed by the caller when done). */
   fresh(address: string): Client {
-    return new Client(`http://${address}`, { pipelining: 1, connect: { timeout: this.options.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0 });
+    const tls = upstreamTlsOptions(this.options.tls, address);
+    return new Client(`${tls ? 'https' : 'http'}://${address}`, { pipelining: 1, connect: this.#connector(tls), headersTimeout: 0, bodyTimeout: 0 });
+  }
+
+  /** undici's connector with the endpoint's TLS options; it keeps each pool's TLS sessions itself (resumption). */
+  #connector(tls: ReturnType<typeof upstreamTlsOptions>): buildConnector.BuildOptions | buildConnector.connector {
+    if (tls === undefined) return { timeout: this.options.connectTimeoutMs };
+    // undici would take a `session` for every connection, in place of its own newest one.
+    const { session: _session, ...options } = tls;
+    const connect = buildConnector({ timeout: this.options.connectTimeoutMs, ...options } as buildConnector.BuildOptions);
+    return (opts, cb) =>
+      connect(opts, (err, socket) => {
+        if (socket) surfaceTlsErrors(socket);
+        (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
+      });
   }
 
   stats(address: string): PoolStats {
