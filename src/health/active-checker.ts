@@ -19,6 +19,7 @@
  * the same health_check config by src/config/to-core.ts); this class only reports pass or fail.
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
@@ -173,7 +174,9 @@ export class ActiveHealthChecker {
       const target = parseHostPort(endpoint.address);
       if (typeof target === 'string') return finish({ ok: false, reason: 'error' });
       try {
-        cleanup = this.#check.type === 'tcp' ? this.#tcp(target, finish) : this.#http(endpoint.address, endpoint.locality?.remote === true, target, finish);
+        const remote = endpoint.locality?.remote === true;
+        const type = this.#check.type;
+        cleanup = type === 'tcp' ? this.#tcp(target, finish) : type === 'grpc' ? this.#grpc(endpoint.address, remote, finish) : this.#http(endpoint.address, remote, target, finish);
       } catch {
         // http.request throws at once on a path it cannot send (e.g. with a space in it).
         finish({ ok: false, reason: 'error' });
@@ -215,6 +218,42 @@ export class ActiveHealthChecker {
     });
     req.end();
     return () => req.destroy();
+  }
+
+  /**
+   * Starts a gRPC probe (grpc.health.v1.Health/Check for the configured service, over h2c
+   * or TLS as the cluster's `tls` says); returns what destroys it. Only grpc-status 0 with
+   * status SERVING passes: NOT_SERVING, an unknown service (NOT_FOUND) or no Health
+   * service (UNIMPLEMENTED) fail as bad_status.
+   */
+  #grpc(address: string, remote: boolean, finish: (v: Verdict) => void): () => void {
+    const tls = this.#tls(address);
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${address}`, tls ? { ...tls, ALPNProtocols: ['h2'] } : {});
+    session.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/grpc.health.v1.Health/Check',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'user-agent': 'meridian-health-check',
+      ...(remote ? { [HOPS_HEADER]: 'health-check' } : {}),
+    });
+    let httpStatus = 0;
+    let grpcStatus: string | undefined;
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => {
+      httpStatus = Number(h[':status']);
+      grpcStatus = h['grpc-status'] as string | undefined; // trailers-only answers carry it here
+    });
+    req.on('trailers', (t) => (grpcStatus = t['grpc-status'] as string | undefined));
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    req.on('end', () => {
+      const serving = httpStatus === 200 && grpcStatus === '0' && healthStatusOf(Buffer.concat(chunks)) === SERVING;
+      finish(serving ? { ok: true, status: httpStatus } : { ok: false, reason: 'bad_status', status: httpStatus });
+    });
+    req.end(healthCheckRequest(this.#check.service ?? ''));
+    return () => session.destroy();
   }
 
   #syncMembership(): void {
@@ -259,4 +298,39 @@ export class ActiveHealthChecker {
       this.#onError(err);
     }
   }
+}
+
+/** grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING */
+const SERVING = 1;
+
+/** A gRPC frame (uncompressed) holding HealthCheckRequest { string service = 1; }. */
+function healthCheckRequest(service: string): Buffer {
+  const name = Buffer.from(service, 'utf8');
+  const len: number[] = [];
+  for (let n = name.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      len.push(n);
+      break;
+    }
+    len.push((n & 0x7f) | 0x80);
+  }
+  const message = name.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ...len]), name]);
+  const frame = Buffer.alloc(5);
+  frame.writeUInt32BE(message.length, 1);
+  return Buffer.concat([frame, message]);
+}
+
+/** The `status` (field 1, varint) of the HealthCheckResponse in a gRPC frame; 0 (UNKNOWN) when absent or malformed. */
+function healthStatusOf(frame: Buffer): number {
+  if (frame.length < 5 || frame[0] !== 0) return 0;
+  const message = frame.subarray(5, 5 + frame.readUInt32BE(1));
+  for (let i = 0; i < message.length; ) {
+    const tag = message[i++] as number;
+    if (tag === 0x08) return (message[i] as number) & 0x7f;
+    // Any other field: skip it by its wire type (varint or length-delimited).
+    if ((tag & 7) === 0) while (i < message.length && ((message[i++] as number) & 0x80) !== 0);
+    else if ((tag & 7) === 2) i += 1 + (message[i] as number);
+    else return 0;
+  }
+  return 0;
 }

@@ -315,7 +315,10 @@ export class Meridian implements AdminTarget {
     await Promise.all(closed);
     await this.#admin?.close();
     await this.#global?.close();
-    for (const c of this.#runtime.clusters.values()) c.pools.close();
+    for (const c of this.#runtime.clusters.values()) {
+      c.pools.close();
+      c.h2?.close();
+    }
     await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
   }

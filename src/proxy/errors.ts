@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { grpcMessage, grpcStatusOf, isGrpc } from './grpc.js';
 import { errors } from 'undici';
 import { isTlsError } from '../shared/tls-errors.js';
 
@@ -47,6 +48,19 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
   const { status, message } = LOCAL_REPLIES[code];
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  const req = (res as { req?: IncomingMessage }).req;
+  // A gRPC client reads only grpc-status: answer as a gRPC server would, HTTP 200 with the status in trailers.
+  if (req !== undefined && req.httpVersionMajor === 2 && isGrpc(req.headers)) {
+    res.writeHead(200, {
+      'content-type': 'application/grpc',
+      'x-meridian-reason': code,
+      ...(requestId === undefined ? {} : { 'x-request-id': requestId }),
+      ...extraHeaders,
+    });
+    res.addTrailers({ 'grpc-status': String(grpcStatusOf(code, status)), 'grpc-message': grpcMessage(`meridian: ${message} (${code})`) });
+    res.end();
     return;
   }
   const body = `meridian: ${message} (${code})\n`;

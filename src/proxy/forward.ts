@@ -15,6 +15,7 @@ import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
+import { GRPC, grpcMessage, grpcTimeoutMs, isGrpc } from './grpc.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -148,6 +149,8 @@ class Exchange implements TurnEndWaiter {
   /** The rest of the request body will not be read: the connection cannot carry another request. */
   #mustClose = false;
   #lc: RequestLifecycle | undefined;
+  /** A gRPC call (h2, application/grpc): streamed at once both ways, answered in gRPC's terms. */
+  readonly #grpc: boolean;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -164,6 +167,7 @@ class Exchange implements TurnEndWaiter {
     // end with its headers carries a body.
     const h2 = (req as unknown as Partial<Http2ServerRequest>).stream;
     this.#hasBody = h2 !== undefined ? !h2.endAfterHeaders : req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+    this.#grpc = h2 !== undefined && isGrpc(req.headers);
   }
 
   start(): void {
@@ -187,12 +191,16 @@ class Exchange implements TurnEndWaiter {
     this.#cluster = cluster;
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
-    const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
+    const routeTimeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
+    // A gRPC deadline shorter than the route's is the request's timeout (Envoy's grpc_timeout_header_max).
+    const deadlineMs = this.#grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
+    const timeoutMs = deadlineMs !== undefined && deadlineMs < routeTimeoutMs ? deadlineMs : routeTimeoutMs;
     lifecycle.deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
-    this.#sendWhenReady(route.config.request_body_buffer_bytes);
+    // A gRPC stream's messages go on as they come: buffering would hold a bidirectional call's first message.
+    this.#sendWhenReady(this.#grpc ? 0 : route.config.request_body_buffer_bytes);
   }
 
   /**
@@ -203,7 +211,8 @@ class Exchange implements TurnEndWaiter {
   #sendWhenReady(bufferBytes: number): void {
     if (!this.#hasBody) return this.#tryNext();
     const req = this.#req;
-    this.#watchBodyRate();
+    // A streaming call's client sends when it has something to say: no minimum rate.
+    if (!this.#grpc) this.#watchBodyRate();
     const cl = req.headers['content-length'];
     if (bufferBytes > 0 && (cl === undefined || Number(cl) <= bufferBytes)) return this.#bufferBody(bufferBytes);
     if (req.headers['transfer-encoding'] === undefined) return this.#tryNext();
@@ -307,10 +316,12 @@ class Exchange implements TurnEndWaiter {
     const res = this.#res;
     let resume: (() => void) | undefined;
     let discard = false;
+    // HTTP/2 upstreams (upstream_protocol h2, or auto by ALPN) take the same handler: see upstream-h2.ts.
+    const h2 = cluster.h2?.pool(host.endpoint.address);
     // The keep-alive race resend goes on a connection of its own: another pooled one may be just as stale.
-    const dispatcher = fresh ? cluster.pools.fresh(host.endpoint.address) : cluster.pools.pool(host.endpoint.address);
+    const dispatcher = h2 ?? (fresh ? cluster.pools.fresh(host.endpoint.address) : cluster.pools.pool(host.endpoint.address));
     const done = () => {
-      if (fresh) void dispatcher.close().catch(() => {});
+      if (fresh && h2 === undefined) void dispatcher.close().catch(() => {});
     };
     const pools = cluster.pools;
     let waiting = true;
@@ -370,7 +381,11 @@ class Exchange implements TurnEndWaiter {
           settle(this.#status);
           if (this.#finished) return;
           if (this.#head !== undefined) this.#sendHead();
-          if (trailers && trailers.length > 0) res.addTrailers(pairs(trailers.map(String)));
+          if (trailers && trailers.length > 0) {
+            const list = trailers.map(String);
+            // HTTP/2's compat API takes trailers as an object, node:http as [name, value] pairs.
+            res.addTrailers(this.#req.httpVersionMajor === 1 ? pairs(list) : headerObject(list));
+          }
           res.end();
           this.#finish();
         },
@@ -387,8 +402,7 @@ class Exchange implements TurnEndWaiter {
             // The answer was already streaming: nothing to do but cut the client off too.
             // The record keeps the status and the bytes the client got.
             this.#reason = 'upstream_abort';
-            res.destroy();
-            this.#finish();
+            this.#cutOff(GRPC.UNAVAILABLE, 'the upstream connection was lost mid-call');
             return;
           }
           // A head still held never reached the client: this try failed like one that got no answer.
@@ -516,12 +530,26 @@ class Exchange implements TurnEndWaiter {
     // counts as a timeout against the endpoint.
     if (this.#responded) {
       this.#reason = 'timeout';
-      this.#res.destroy();
-      this.#finish();
+      this.#cutOff(GRPC.DEADLINE_EXCEEDED, 'the deadline passed mid-call');
     } else {
       this.#localReply('timeout');
     }
     this.#abortUpstream?.(new UpstreamError('timeout', true, 'request timeout'));
+  }
+
+  /**
+   * End an answer already streaming: a gRPC call gets the status in trailers (what a gRPC
+   * client reads; a reset would be INTERNAL to it), anything else is cut off.
+   */
+  #cutOff(grpcStatus: number, message: string): void {
+    if (this.#grpc && !this.#res.writableEnded) {
+      if (this.#head !== undefined) this.#sendHead();
+      this.#res.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': grpcMessage(`meridian: ${message}`) });
+      this.#res.end();
+    } else {
+      this.#res.destroy();
+    }
+    this.#finish();
   }
 
   #onDownstreamClose(): void {
@@ -537,7 +565,8 @@ class Exchange implements TurnEndWaiter {
   #localReply(code: LocalReplyCode, headers: Record<string, string> = {}): void {
     if (this.#finished) return;
     this.#reason = code;
-    this.#status = LOCAL_REPLIES[code].status;
+    // gRPC's local replies are HTTP 200, their status in grpc-status (errors.ts).
+    this.#status = this.#grpc ? 200 : LOCAL_REPLIES[code].status;
     // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
     // body was never read, since its bytes would be mistaken for the next request.
     const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted;

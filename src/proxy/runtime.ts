@@ -15,6 +15,7 @@ import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
 import { UpstreamPools } from './upstream-pool.js';
 import { ClusterTls } from './upstream-tls.js';
+import { UpstreamH2Pools } from './upstream-h2.js';
 
 /** One cluster's machinery: the core's balancing and health, plus the I/O around it. */
 export interface ClusterRuntime {
@@ -26,6 +27,8 @@ export interface ClusterRuntime {
   readonly pools: UpstreamPools;
   /** TLS to the endpoints, files read at this config version (absent: plaintext). */
   readonly tls: ClusterTls | undefined;
+  /** HTTP/2 to the endpoints (upstream_protocol h2 or auto); absent: HTTP/1.1 through `pools`. */
+  readonly h2: UpstreamH2Pools | undefined;
   readonly hashKey: HashKeySpec | undefined;
   readonly retry: RetryRules;
   /** The node settings the core was built with (zone-aware routing depends on them). */
@@ -110,6 +113,21 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     }
     const kept = pools;
     effects.push(() => kept.retain(new Set(endpoints.map((e) => e.address))));
+    let h2 = old?.h2;
+    if (c.upstream_protocol === 'http1') {
+      if (h2 !== undefined) effects.push(() => old?.h2?.closeWhenIdle());
+      h2 = undefined;
+    } else {
+      const h2Options = { ...poolOptions, protocol: c.upstream_protocol };
+      // A new HTTP/1.1 pool set means new sessions too: `auto` endpoints fall back to the pools in force.
+      if (h2 === undefined || !h2.sameOptions(h2Options) || pools !== old?.pools) {
+        const replaced = h2;
+        if (replaced !== undefined) effects.push(() => replaced.closeWhenIdle());
+        h2 = new UpstreamH2Pools(h2Options, (address) => kept.pool(address));
+      }
+      const keptH2 = h2;
+      effects.push(() => keptH2.retain(new Set(endpoints.map((e) => e.address))));
+    }
     const sameLimits = old !== undefined && isDeepStrictEqual(old.config.circuit_breaker, c.circuit_breaker);
     clusters.set(c.name, {
       name: c.name,
@@ -132,11 +150,14 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
           : new RetryBudget({ percent: c.retries.budget.percent, minPerSecond: c.retries.budget.min_per_second }, clock.nowMs()),
       pools,
       tls,
+      h2,
       hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
       retry: coreRetryRules(c.retries),
     });
   }
-  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) effects.push(() => old.pools.closeWhenIdle());
+  for (const [name, old] of previous?.clusters ?? []) {
+    if (!clusters.has(name)) effects.push(() => (old.pools.closeWhenIdle(), old.h2?.closeWhenIdle()));
+  }
 
   const routers = new Map<string, Router>();
   const rateLimiters = new Map<string, RouteRateLimiter>();
