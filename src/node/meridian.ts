@@ -510,7 +510,7 @@ export class Meridian implements AdminTarget {
       // The HTTP/2 compat objects stand in for node:http's (see http-server.ts for what differs).
       forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
     };
-    const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version) : undefined;
+    const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version, l.tls.client_ca) : undefined;
     const ls = createHttpServer(l, {
       request: onRequest,
       upgrade: (req, socket, head) => {
@@ -520,6 +520,7 @@ export class Meridian implements AdminTarget {
       clientError: (err, socket) => this.#clientError(l.name, err, socket),
       rapidReset: (remoteAddress) => this.log.warn({ listener: l.name, client: remoteAddress }, 'http2 rapid reset: session closed'),
       error: (component, err) => this.#errors.report(component, causeOf(err), err, { listener: l.name }),
+      clientRefused: (client) => this.log.warn({ listener: l.name, client }, 'client certificate names none of tls.client_names: connection closed'),
     }, certs, this.#connections.listener(l.name, l.max_connections).admit);
     const server = ls.server;
     const port = await new Promise<number>((resolve, reject) => {
@@ -550,7 +551,7 @@ export class Meridian implements AdminTarget {
     useNewCerts?.();
     l.ls.setHttp1Timeouts(next.timeouts.request_headers, next.timeouts.idle);
     this.#connections.listener(next.name, next.max_connections);
-    const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version];
+    const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version, c.tls?.client_ca, c.tls?.client_names];
     if (!isDeepStrictEqual(restartOnly(l.config), restartOnly(next))) {
       this.log.warn({ listener: next.name }, 'listener limits, http2 and certificate lists take effect at the next restart');
     }
