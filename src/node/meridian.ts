@@ -600,6 +600,8 @@ export class Meridian implements AdminTarget {
       r.upstreamMs === undefined ? undefined : r.upstreamMs / 1000,
       r.attempts,
     );
+    if (r.upstreamProtocol !== undefined) this.metrics.upstreamAnswer(r.cluster, r.upstreamProtocol, r.upstreamTls);
+    if (r.grpcStatus !== undefined) this.metrics.grpcCall(r.listener, r.cluster, r.grpcStatus);
     this.#o.onAccess?.(r);
     this.#accessLog?.logger.info({
       request_id: r.requestId,
@@ -616,6 +618,9 @@ export class Meridian implements AdminTarget {
       bytes_in: r.bytesIn,
       bytes_out: r.bytesOut,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.upstreamProtocol === undefined ? {} : { upstream_protocol: r.upstreamProtocol }),
+      ...(r.upstreamTls === undefined ? {} : { upstream_tls: r.upstreamTls }),
+      ...(r.grpcStatus === undefined ? {} : { grpc_status: r.grpcStatus }),
     });
   }
 

@@ -15,7 +15,7 @@ import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
-import { GRPC, grpcMessage, grpcTimeoutMs, isGrpc } from './grpc.js';
+import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -34,6 +34,12 @@ export interface ExchangeRecord {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly reason: LocalReplyCode | 'client_abort' | 'upstream_abort' | undefined;
+  /** The answering try's protocol to its endpoint; absent when no try got an answer. */
+  readonly upstreamProtocol?: 'http1' | 'h2' | undefined;
+  /** The TLS version negotiated with that endpoint (its latest connection); absent: plaintext. */
+  readonly upstreamTls?: string | undefined;
+  /** gRPC calls: the grpc-status the client got (the backend's, or Meridian's own). */
+  readonly grpcStatus?: string | undefined;
 }
 
 /** What a request or an upgrade tallied by its end: `report()` turns it into the record. */
@@ -52,6 +58,9 @@ export interface ExchangeTally {
   readonly startMs: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  readonly upstreamProtocol?: ExchangeRecord['upstreamProtocol'];
+  readonly upstreamTls?: string | undefined;
+  readonly grpcStatus?: string | undefined;
 }
 
 /** Report an exchange once, at its end: a client that left is a 499 (nginx's convention). */
@@ -72,6 +81,9 @@ export function report(ctx: ListenerContext, t: ExchangeTally): void {
     bytesIn: t.bytesIn,
     bytesOut: t.bytesOut,
     reason: t.reason,
+    upstreamProtocol: t.upstreamProtocol,
+    upstreamTls: t.upstreamTls,
+    grpcStatus: t.grpcStatus,
   });
 }
 
@@ -151,6 +163,9 @@ class Exchange implements TurnEndWaiter {
   #lc: RequestLifecycle | undefined;
   /** A gRPC call (h2, application/grpc): streamed at once both ways, answered in gRPC's terms. */
   readonly #grpc: boolean;
+  #upstreamProtocol: ExchangeRecord['upstreamProtocol'];
+  #upstreamTls: string | undefined;
+  #grpcStatus: string | undefined;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -354,6 +369,8 @@ class Exchange implements TurnEndWaiter {
           }
           resume = resumeFn;
           this.#status = status;
+          this.#upstreamProtocol = h2?.protocol ?? 'http1';
+          this.#upstreamTls = h2 !== undefined ? h2.tlsVersion : pools.tlsVersion(host.endpoint.address);
           this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
           const out = downstreamResponseList(raw, this.#requestId);
           if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
@@ -383,6 +400,7 @@ class Exchange implements TurnEndWaiter {
           if (this.#head !== undefined) this.#sendHead();
           if (trailers && trailers.length > 0) {
             const list = trailers.map(String);
+            if (this.#grpc) this.#grpcStatus = grpcStatusIn(list);
             // HTTP/2's compat API takes trailers as an object, node:http as [name, value] pairs.
             res.addTrailers(this.#req.httpVersionMajor === 1 ? pairs(list) : headerObject(list));
           }
@@ -544,6 +562,7 @@ class Exchange implements TurnEndWaiter {
   #cutOff(grpcStatus: number, message: string): void {
     if (this.#grpc && !this.#res.writableEnded) {
       if (this.#head !== undefined) this.#sendHead();
+      this.#grpcStatus = String(grpcStatus);
       this.#res.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': grpcMessage(`meridian: ${message}`) });
       this.#res.end();
     } else {
@@ -567,6 +586,7 @@ class Exchange implements TurnEndWaiter {
     this.#reason = code;
     // gRPC's local replies are HTTP 200, their status in grpc-status (errors.ts).
     this.#status = this.#grpc ? 200 : LOCAL_REPLIES[code].status;
+    if (this.#grpc) this.#grpcStatus = String(grpcStatusOf(code, LOCAL_REPLIES[code].status));
     // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
     // body was never read, since its bytes would be mistaken for the next request.
     const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted;
@@ -597,8 +617,17 @@ class Exchange implements TurnEndWaiter {
       startMs: this.#startMs,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
+      upstreamProtocol: this.#upstreamProtocol,
+      upstreamTls: this.#upstreamTls,
+      grpcStatus: this.#grpcStatus,
     });
   }
+}
+
+/** grpc-status in a flat [name, value, ...] list (trailers), if there. */
+function grpcStatusIn(list: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < list.length; i += 2) if ((list[i] as string).toLowerCase() === 'grpc-status') return list[i + 1];
+  return undefined;
 }
 
 function pairs(raw: readonly string[]): [string, string][] {

@@ -128,6 +128,8 @@ export class EndpointH2 {
   #http1Only = false;
   #connecting = false;
   #closed = false;
+  /** The TLS version the latest session negotiated; undefined for h2c. */
+  tlsVersion: string | undefined;
 
   constructor(address: string, options: H2PoolOptions, http1: () => Http1Dispatcher) {
     this.#address = address;
@@ -203,6 +205,7 @@ export class EndpointH2 {
     secure.once('error', failed);
     secure.once('secureConnect', () => {
       secure.off('error', failed);
+      this.tlsVersion = secure.getProtocol() ?? undefined;
       if (secure.alpnProtocol === 'h2') return this.#session(secure, timer);
       clearTimeout(timer);
       this.#connecting = false;

@@ -30,6 +30,8 @@ export interface PoolStats {
 export class UpstreamPools {
   readonly options: PoolOptions;
   readonly #pools = new Map<string, Pool>();
+  /** The TLS version each endpoint's latest connection negotiated (TLS clusters only). */
+  readonly #tlsVersions = new Map<string, string>();
 
   constructor(options: PoolOptions) {
     this.options = options;
@@ -50,7 +52,7 @@ export class UpstreamPools {
         pipelining: 1,
         keepAliveTimeout: this.options.idleTimeoutMs,
         keepAliveMaxTimeout: this.options.idleTimeoutMs,
-        connect: this.#connector(tls),
+        connect: this.#connector(tls, address),
         // Timeouts are the forwarder's (per try, per request): none of undici's own.
         headersTimeout: 0,
         bodyTimeout: 0,
@@ -63,18 +65,27 @@ export class UpstreamPools {
   /** A one-request connection outside the pool (closed by the caller when done). */
   fresh(address: string): Client {
     const tls = upstreamTlsOptions(this.options.tls, address);
-    return new Client(`${tls ? 'https' : 'http'}://${address}`, { pipelining: 1, connect: this.#connector(tls), headersTimeout: 0, bodyTimeout: 0 });
+    return new Client(`${tls ? 'https' : 'http'}://${address}`, { pipelining: 1, connect: this.#connector(tls, address), headersTimeout: 0, bodyTimeout: 0 });
+  }
+
+  /** The TLS version negotiated with `address` (its latest connection); undefined: plaintext, or none yet. */
+  tlsVersion(address: string): string | undefined {
+    return this.#tlsVersions.get(address);
   }
 
   /** undici's connector with the endpoint's TLS options; it keeps each pool's TLS sessions itself (resumption). */
-  #connector(tls: ReturnType<typeof upstreamTlsOptions>): buildConnector.BuildOptions | buildConnector.connector {
+  #connector(tls: ReturnType<typeof upstreamTlsOptions>, address: string): buildConnector.BuildOptions | buildConnector.connector {
     if (tls === undefined) return { timeout: this.options.connectTimeoutMs };
     // undici would take a `session` for every connection, in place of its own newest one.
     const { session: _session, ...options } = tls;
     const connect = buildConnector({ timeout: this.options.connectTimeoutMs, ...options } as buildConnector.BuildOptions);
     return (opts, cb) =>
       connect(opts, (err, socket) => {
-        if (socket) surfaceTlsErrors(socket);
+        if (socket) {
+          surfaceTlsErrors(socket);
+          const version = (socket as { getProtocol?: () => string | null }).getProtocol?.();
+          if (version) this.#tlsVersions.set(address, version);
+        }
         (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
       });
   }
@@ -97,6 +108,7 @@ export class UpstreamPools {
     for (const [address, pool] of this.#pools) {
       if (!addresses.has(address)) {
         this.#pools.delete(address);
+        this.#tlsVersions.delete(address);
         void pool.close().catch(() => {});
       }
     }

@@ -99,6 +99,8 @@ describe('gRPC through Meridian', () => {
     assert.equal(r.error, undefined);
     assert.equal(r.value?.toString(), 'g1:hi');
     assert.deepEqual(r.trailers?.get('x-trailer'), ['unary']);
+    const rec = m.records.at(-1);
+    assert.deepEqual([rec?.upstreamProtocol, rec?.upstreamTls, rec?.grpcStatus], ['h2', undefined, '0']);
   });
 
   it('server streaming: every message, then OK', async () => {
@@ -170,6 +172,7 @@ describe('gRPC through Meridian', () => {
     assert.equal((await unary(client, 'first', md)).error, undefined);
     const r = await unary(client, 'second', md);
     assert.equal(r.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.deepEqual([m.records.at(-1)?.status, m.records.at(-1)?.grpcStatus], [200, '8']);
   });
 
   it('a backend killed mid-stream: the messages sent so far, then UNAVAILABLE, as a direct client gets', async () => {

@@ -239,6 +239,7 @@ describe('HTTP/2 to backends', () => {
   it('auto over TLS: h2 where the backend offers it by ALPN, HTTP/1.1 where it does not', async () => {
     const h2 = await get(m.port, '/auto-h2/x');
     assert.equal(h2.body, 'h2 over tls');
+    assert.deepEqual([m.records.at(-1)?.upstreamProtocol, m.records.at(-1)?.upstreamTls], ['h2', 'TLSv1.3']);
     assert.equal(bs[7]?.streams, 1);
     const h1 = await get(m.port, '/auto-h1/x');
     const again = await get(m.port, '/auto-h1/y');

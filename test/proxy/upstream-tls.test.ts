@@ -106,6 +106,8 @@ describe('TLS to backends', () => {
     const r = await get(m.port, '/right/x');
     assert.equal(r.status, 200);
     assert.equal(r.body, 'tls ok');
+    const rec = m.records.at(-1);
+    assert.deepEqual([rec?.upstreamProtocol, rec?.upstreamTls], ['http1', 'TLSv1.3']);
   });
 
   for (const [name, what] of [
