@@ -66,6 +66,8 @@ export interface ActiveHealthCheckerOptions {
   readonly onError?: (err: unknown) => void;
   /** TLS options for an endpoint's address (the cluster's `tls`, see upstream-tls.ts); absent or undefined: plaintext. */
   readonly tls?: (address: string) => ConnectionOptions | undefined;
+  /** The protocol `http` checks speak: the cluster's (h2 for `upstream_protocol: h2`); default http1. */
+  readonly protocol?: 'http1' | 'h2';
 }
 
 /** Whether `status` is in one of the configured ranges (inclusive). */
@@ -102,6 +104,7 @@ export class ActiveHealthChecker {
   readonly #rng: Rng;
   readonly #onError: (err: unknown) => void;
   readonly #tls: (address: string) => ConnectionOptions | undefined;
+  readonly #h2: boolean;
   #running = false;
   /** Endpoints being checked, by id. A removed one's entry goes; one that comes back gets a new entry. */
   readonly #checked = new Map<string, Checked>();
@@ -115,6 +118,7 @@ export class ActiveHealthChecker {
     this.#rng = options.rng ?? new SeededRng(Date.now());
     this.#onError = options.onError ?? (() => {});
     this.#tls = options.tls ?? (() => undefined);
+    this.#h2 = options.protocol === 'h2';
   }
 
   /** Probes in flight now (scheduled or one-shot). */
@@ -176,7 +180,9 @@ export class ActiveHealthChecker {
       try {
         const remote = endpoint.locality?.remote === true;
         const type = this.#check.type;
-        cleanup = type === 'tcp' ? this.#tcp(target, finish) : type === 'grpc' ? this.#grpc(endpoint.address, remote, finish) : this.#http(endpoint.address, remote, target, finish);
+        if (type === 'tcp') cleanup = this.#tcp(target, finish);
+        else if (type === 'grpc') cleanup = this.#grpc(endpoint.address, remote, finish);
+        else cleanup = this.#h2 ? this.#httpOverH2(endpoint.address, remote, finish) : this.#http(endpoint.address, remote, target, finish);
       } catch {
         // http.request throws at once on a path it cannot send (e.g. with a space in it).
         finish({ ok: false, reason: 'error' });
@@ -227,9 +233,7 @@ export class ActiveHealthChecker {
    * service (UNIMPLEMENTED) fail as bad_status.
    */
   #grpc(address: string, remote: boolean, finish: (v: Verdict) => void): () => void {
-    const tls = this.#tls(address);
-    const session = http2.connect(`${tls ? 'https' : 'http'}://${address}`, tls ? { ...tls, ALPNProtocols: ['h2'] } : {});
-    session.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    const session = this.#session(address, finish);
     const req = session.request({
       ':method': 'POST',
       ':path': '/grpc.health.v1.Health/Check',
@@ -254,6 +258,27 @@ export class ActiveHealthChecker {
     });
     req.end(healthCheckRequest(this.#check.service ?? ''));
     return () => session.destroy();
+  }
+
+  /** An HTTP probe in HTTP/2 (h2c, or TLS with ALPN h2), as the cluster's requests go: judged by :status at the end of the body. */
+  #httpOverH2(address: string, remote: boolean, finish: (v: Verdict) => void): () => void {
+    const session = this.#session(address, finish);
+    const req = session.request({ ':method': 'GET', ':path': this.#check.path, 'user-agent': 'meridian-health-check', ...(remote ? { [HOPS_HEADER]: 'health-check' } : {}) });
+    let status = 0;
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    req.on('end', () => finish(isExpectedStatus(status, this.#check.expected_statuses) ? { ok: true, status } : { ok: false, reason: 'bad_status', status }));
+    req.resume();
+    req.end();
+    return () => session.destroy();
+  }
+
+  /** A one-probe HTTP/2 session to `address` (TLS with the cluster's settings, else h2c); its failure is the probe's. */
+  #session(address: string, finish: (v: Verdict) => void): http2.ClientHttp2Session {
+    const tls = this.#tls(address);
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${address}`, tls ? { ...tls, ALPNProtocols: ['h2'] } : {});
+    session.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    return session;
   }
 
   #syncMembership(): void {

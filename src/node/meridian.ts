@@ -483,6 +483,7 @@ export class Meridian implements AdminTarget {
           rng: this.#rng,
           onError: (err) => this.#errors.report('health_check', causeOf(err), err, { cluster: c.name }),
           tls: (address) => upstreamTlsOptions(c.tls, address),
+          protocol: c.config.upstream_protocol === 'h2' ? 'h2' : 'http1',
         });
         checker.start();
         this.#checkers.push(checker);

@@ -403,6 +403,7 @@ class SharedHealthChecks {
         rng,
         onError: (err) => errors.report('health_check', causeOf(err), err, { cluster: c.name }),
         tls: (address) => upstreamTlsOptions(tls, address),
+        protocol: c.upstream_protocol === 'h2' ? 'h2' : 'http1',
       });
       checker.start();
       this.#checkers.push(checker);

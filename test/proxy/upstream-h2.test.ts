@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { constants, connect as h2connect, createSecureServer, createServer, type Http2Server, type Http2SecureServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, it } from 'node:test';
+import { ActiveHealthChecker } from '../../src/health/active-checker.js';
 import { closeAll, config, get, startMeridian, type Running } from './harness.js';
 import { pki, type Pki } from './pki.js';
 
@@ -234,6 +235,15 @@ describe('HTTP/2 to backends', () => {
     session.close();
     assert.equal(body, 'body before trailers');
     assert.equal(trailers['x-checksum'], 'abc123');
+  });
+
+  it('HTTP health checks of an h2 cluster speak HTTP/2, as its requests do', async () => {
+    const before = bs[1]?.sessions ?? 0;
+    const check = config({ listeners: [{ name: 'l', port: 0, routes: [{ cluster: 'c' }] }], clusters: [{ name: 'c', endpoints: [{ address: '127.0.0.1:1' }], health_check: { path: '/healthz' } }] }).clusters[0]!.health_check!;
+    const checker = new ActiveHealthChecker({ endpoints: () => [], record: () => {} }, check, { protocol: 'h2' });
+    const r = await checker.probe({ id: 'b', address: `127.0.0.1:${port(1)}`, weight: 1 } as never);
+    assert.deepEqual([r.ok, r.status], [true, 200]);
+    assert.equal(bs[1]?.sessions, before + 1);
   });
 
   it('auto over TLS: h2 where the backend offers it by ALPN, HTTP/1.1 where it does not', async () => {
