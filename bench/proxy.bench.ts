@@ -1,6 +1,8 @@
 /**
- * Meridian against nginx, node-http-proxy and a bare undici proxy as reverse proxies, side by
- * side in the same run.
+ * Meridian against nginx, HAProxy, node-http-proxy and a bare undici proxy as reverse
+ * proxies, side by side in the same run, with each row's CPU time per request (from
+ * /proc) and, for Meridian, the bytes V8 promotes to its old generation per request
+ * (Meridian runs with --trace-gc-nvp; the scavenges' `promoted=` are summed per run).
  *
  *   node dist/bench/proxy.bench.js                      3 runs x 10 s per target
  *   node dist/bench/proxy.bench.js --runs 5 --duration 20s --connections 100
@@ -20,13 +22,13 @@
  * Every process started here (backends, proxies, wrk) is stopped at the end, on error and
  * on SIGINT/SIGTERM, and the ports used are checked to be free again.
  */
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { meridianYaml, nginxBackendsConf, nginxProxyConf } from './proxy/configs.js';
+import { haproxyConf, meridianYaml, nginxBackendsConf, nginxProxyConf } from './proxy/configs.js';
 import { freePorts, httpGet, isListening, ProcessGroup, sleep, waitReady, type Proc } from './proxy/procs.js';
 import { parseWrk, socketErrorCount, type WrkResult } from './proxy/wrk.js';
 import { median } from './stats.js';
@@ -43,10 +45,11 @@ const USAGE = `usage: node dist/bench/proxy.bench.js [options]
   --backends N         upstream backends (default 2)
   --backend KIND       nginx (default: a fixed "ok\\n" from nginx) or meridian (meridian backend)
   --nginx-auto         also measure nginx with worker_processes auto
-  --meridian-workers W also measure Meridian with workers: W (W > 1)
+  --meridian-workers W also measure Meridian with workers: W (W > 1; default 2, 1 for none)
   --keep               keep the temp dir (configs, logs) and print its path
   --json               print one JSON object instead of the table
-Needs nginx and wrk (apt-get install -y nginx wrk) and a build (npx tsc -p tsconfig.json).`;
+Needs nginx and wrk (apt-get install -y nginx wrk) and a build (npx tsc -p tsconfig.json);
+HAProxy's row is skipped, with a message, when haproxy is not installed.`;
 
 const INSTALL_HINT = 'install them with: apt-get install -y nginx wrk';
 const DURATION = /^\d+(\.\d+)?[smh]?$/;
@@ -82,7 +85,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       backends: { type: 'string', default: '2' },
       backend: { type: 'string', default: 'nginx' },
       'nginx-auto': { type: 'boolean', default: false },
-      'meridian-workers': { type: 'string', default: '1' },
+      'meridian-workers': { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -141,7 +144,7 @@ function versionLine(file: string, args: string[], pattern: RegExp): string {
 
 // ---- targets ---------------------------------------------------------------------------
 
-type Kind = 'direct' | 'nginx' | 'node-http-proxy' | 'undici-proxy' | 'meridian';
+type Kind = 'direct' | 'nginx' | 'haproxy' | 'node-http-proxy' | 'undici-proxy' | 'meridian';
 
 interface Target {
   readonly id: string;
@@ -150,9 +153,46 @@ interface Target {
   readonly port: number;
   readonly proc: Proc | undefined;
   readonly runs: WrkResult[];
+  /** CPU µs per request of each throughput run: the target's process group (the backends' for direct). */
+  readonly cpuUsPerRequest: number[];
+  /** Meridian: bytes promoted to V8's old generation per request, per throughput run. */
+  readonly promotedPerRequest: number[];
+  /** Meridian: bytes promoted so far, summed from its --trace-gc-nvp lines (all its processes). */
+  promoted?: { bytes: number };
   /** Set when the target could not be measured (it died, wrk failed): the reason. */
   failed?: string;
 }
+
+/** Clock ticks per second of /proc's CPU times. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** User + system CPU time, in µs, of every live process in process group `pgid` (each target runs in a group of its own). */
+function groupCpuUs(pgid: number): number {
+  let ticks = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command name (which may hold spaces): state ppid pgrp ... utime(14) stime(15).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) !== pgid) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks / CLK_TCK) * 1e6;
+}
+
+/** A line of V8's --trace-gc-nvp: a scavenge's bytes promoted, or undefined for any other line. */
+function promotedBytes(line: string): number | undefined {
+  if (!line.includes(' gc=s ')) return undefined;
+  const m = / promoted=(\d+)/.exec(line);
+  return m === null ? undefined : Number(m[1]);
+}
+/** A --trace-gc-nvp line, or a piece of one: with workers, several processes' traces interleave on one pipe. */
+const GC_LINE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: |(?:^|\s)pause=[\d.]+ mutator=/;
 
 interface LogFindings {
   /** Lines at pino level warn (40) or above, and lines that are not log records (stack traces). */
@@ -160,9 +200,13 @@ interface LogFindings {
   readonly first: string[];
 }
 
-function meridianLogWatcher(findings: LogFindings): (line: string) => void {
+function meridianLogWatcher(findings: LogFindings, promoted: { bytes: number }): (line: string) => void {
   return (line: string) => {
     if (line.trim() === '') return;
+    if (GC_LINE.test(line)) {
+      promoted.bytes += promotedBytes(line) ?? 0;
+      return;
+    }
     let serious: boolean;
     try {
       const rec = JSON.parse(line) as { level?: number };
@@ -219,6 +263,10 @@ interface Row {
   readonly per_run: readonly { requests_per_sec: number; p50_ms: number; p99_ms: number; non_2xx: number; socket_errors: number }[];
   readonly failed: string | null;
   readonly log_findings: LogFindings | null;
+  /** Median over runs of the target's CPU µs per request (the backends' for direct). */
+  readonly cpu_us_per_request: number | null;
+  /** Meridian: median over runs of the bytes promoted to the old generation per request. */
+  readonly promoted_bytes_per_request: number | null;
 }
 
 interface Results {
@@ -297,6 +345,8 @@ function row(t: Target, direct: number | undefined, nginx: number | undefined, f
     per_run: t.runs.map((r) => ({ requests_per_sec: r.requestsPerSec, p50_ms: r.p50Ms, p99_ms: r.p99Ms, non_2xx: r.non2xx, socket_errors: socketErrorCount(r) })),
     failed: t.failed ?? null,
     log_findings: findings,
+    cpu_us_per_request: t.cpuUsPerRequest.length > 0 ? median(t.cpuUsPerRequest) : null,
+    promoted_bytes_per_request: t.promotedPerRequest.length > 0 ? median(t.promotedPerRequest) : null,
   };
 }
 
@@ -328,6 +378,23 @@ function summaryLine(r: Results, o: Options): string {
   return `meridian/nginx throughput: ${fmtRatio(r.ratios.throughput)} (median of ${o.runs} runs, ${r.load.replace(' --latency', '')})`;
 }
 
+/** The issue's targets, last: meridian (workers: 1) against nginx and against the best Node peer of the run. */
+function ratiosLast(r: Results): string[] {
+  const by = (id: string) => r.rows.find((x) => x.id === id);
+  const mer = by('meridian');
+  const ngx = by('nginx');
+  const peers = r.rows.filter((x) => x.kind === 'node-http-proxy' || x.kind === 'undici-proxy');
+  const best = peers.reduce<Row | undefined>((b, x) => ((x.requests_per_sec?.median ?? 0) > (b?.requests_per_sec?.median ?? 0) ? x : b), undefined);
+  const q = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null || b === 0 ? null : a / b);
+  const line = (peer: Row | undefined, name: string): string =>
+    `meridian (workers: 1) vs ${name}: throughput ${fmtRatio(q(mer?.requests_per_sec?.median, peer?.requests_per_sec?.median))}, CPU per request ${fmtRatio(q(mer?.cpu_us_per_request, peer?.cpu_us_per_request))}, p99 ${fmtRatio(q(mer?.p99_ms, peer?.p99_ms))}`;
+  const out = ['Ratios (same run):', line(ngx, 'nginx (worker_processes 1)'), line(best, `the best Node peer (${best?.label ?? 'none'})`)];
+  const w = r.rows.find((x) => x.kind === 'meridian' && x.id !== 'meridian');
+  if (w !== undefined) out.push(`${w.label} vs meridian (workers: 1): throughput ${fmtRatio(q(w.requests_per_sec?.median, mer?.requests_per_sec?.median))}, CPU per request ${fmtRatio(q(w.cpu_us_per_request, mer?.cpu_us_per_request))}, p99 ${fmtRatio(q(w.p99_ms, mer?.p99_ms))}`);
+  if (mer?.promoted_bytes_per_request != null) out.push(`meridian (workers: 1) promoted to the old generation: ${mer.promoted_bytes_per_request.toFixed(0)} bytes per request (target: at most 200)`);
+  return out;
+}
+
 function format(r: Results, o: Options): string {
   const lines = [
     `Meridian vs nginx and node-http-proxy as reverse proxies: node ${r.node}, nginx ${r.nginx}, http-proxy ${r.http_proxy}, wrk ${r.wrk}; ${r.platform}, ${r.cpus} x ${r.cpu_model}; load average at start ${r.loadavg_at_start.map((x) => x.toFixed(2)).join(' ')}`,
@@ -335,12 +402,23 @@ function format(r: Results, o: Options): string {
     `load: ${r.load} per run, ${r.runs} runs per target interleaved, ${r.warmup === '0' ? 'no' : r.warmup} warm-up per target; ${r.pinning}`,
     '',
   ];
-  const rows: string[][] = [['target', 'req/s median (min-max)', 'p50 ms', 'p99 ms', 'vs direct', 'vs nginx', 'errors (all runs)']];
+  const rows: string[][] = [['target', 'req/s median (min-max)', 'p50 ms', 'p99 ms', 'CPU µs/req', 'promoted B/req', 'vs direct', 'vs nginx', 'errors (all runs)']];
   for (const x of r.rows) {
     const rps = x.requests_per_sec === null ? (x.failed !== null ? 'FAILED' : '-') : `${x.requests_per_sec.median.toFixed(0)} (${x.requests_per_sec.min.toFixed(0)}-${x.requests_per_sec.max.toFixed(0)})`;
-    rows.push([x.label, rps, fmtNum(x.p50_ms, 2), fmtNum(x.p99_ms, 2), x.kind === 'direct' ? '-' : fmtRatio(x.vs_direct), x.kind === 'direct' ? '-' : fmtRatio(x.vs_nginx), errorsCell(x)]);
+    rows.push([
+      x.label,
+      rps,
+      fmtNum(x.p50_ms, 2),
+      fmtNum(x.p99_ms, 2),
+      fmtNum(x.cpu_us_per_request, 1),
+      fmtNum(x.promoted_bytes_per_request, 0),
+      x.kind === 'direct' ? '-' : fmtRatio(x.vs_direct),
+      x.kind === 'direct' ? '-' : fmtRatio(x.vs_nginx),
+      errorsCell(x),
+    ]);
   }
-  lines.push(...table(rows, [false, true, true, true, true, true, true]));
+  lines.push(...table(rows, [false, true, true, true, true, true, true, true, true]));
+  lines.push('(CPU µs/req: the target\'s processes only, the backends\' for direct; promoted: bytes V8 moved to the old generation, Meridian only)');
   lines.push('', summaryLine(r, o));
   lines.push(`meridian/nginx p99 latency: ${fmtRatio(r.ratios.p99)}, p50 latency: ${fmtRatio(r.ratios.p50)} (${r.ratios.meridian} vs ${r.ratios.nginx}; medians of per-run percentiles)`);
   const v = r.ratios_vs_node_http_proxy;
@@ -372,6 +450,7 @@ function format(r: Results, o: Options): string {
   }
   if (r.backend_log_findings.count > 0) problems.push(`backends: ${r.backend_log_findings.count} warning/error lines in their log; the first:`, ...r.backend_log_findings.first.map((l) => `    ${l}`));
   if (problems.length > 0) lines.push('', 'Problems seen:', ...problems);
+  lines.push('', ...ratiosLast(r));
   return lines.join('\n');
 }
 
@@ -402,6 +481,8 @@ async function main(): Promise<number> {
     process.stderr.write(`proxy.bench: ${meridianBin} not found; build first: npx tsc -p tsconfig.json\n`);
     return 2;
   }
+  const haproxy = findExecutable('haproxy');
+  if (haproxy === undefined) process.stderr.write('proxy.bench: haproxy not found (looked in PATH and /usr/sbin): skipping its row; apt-get install -y haproxy\n');
   const nodeHttpProxyJs = fileURLToPath(new URL('./proxy/node-http-proxy.js', import.meta.url));
   const undiciProxyJs = fileURLToPath(new URL('./proxy/undici-proxy.js', import.meta.url));
   if (!existsSync(nodeHttpProxyJs)) {
@@ -444,7 +525,7 @@ async function main(): Promise<number> {
 
     // Ports: backends, then per proxy target its listener (and Meridian its admin port).
     // nginx, node-http-proxy, undici-proxy and meridian, plus the optional rows.
-    const proxyCount = 4 + (o.nginxAuto ? 1 : 0) + (o.meridianWorkers > 1 ? 1 : 0);
+    const proxyCount = 4 + (haproxy !== undefined ? 1 : 0) + (o.nginxAuto ? 1 : 0) + (o.meridianWorkers > 1 ? 1 : 0);
     const ports = await freePorts(o.backends + proxyCount * 2);
     usedPorts.push(...ports);
     const backendPorts = ports.slice(0, o.backends);
@@ -453,6 +534,8 @@ async function main(): Promise<number> {
 
     // Backends.
     let backendLabel: string;
+    /** The backends' process groups: the direct row's CPU. */
+    const backendGroups: number[] = [];
     const backendDir = path.join(dir, 'backends');
     if (o.backend === 'nginx') {
       mkdirSync(path.join(backendDir, 'tmp'), { recursive: true });
@@ -460,18 +543,20 @@ async function main(): Promise<number> {
       writeFileSync(conf, nginxBackendsConf(backendDir, backendPorts));
       const p = group.spawn('nginx backends', nginx, ['-p', backendDir, '-e', path.join(backendDir, 'error.log'), '-c', conf, '-g', 'daemon off;']);
       for (const port of backendPorts) await waitReady(port, p);
+      backendGroups.push(p.pid);
       backendLabel = `${o.backends} x nginx (ports of one nginx process, worker_processes 1, \`return 200 "ok\\n"\`)`;
     } else {
       for (const [i, port] of backendPorts.entries()) {
         const p = group.spawn(`backend b${i + 1}`, process.execPath, [meridianBin, 'backend', '--port', String(port), '--name', `b${i + 1}`]);
         await waitReady(port, p);
+        backendGroups.push(p.pid);
       }
       backendLabel = `${o.backends} x meridian backend (one Node process each, no injected latency)`;
     }
     log(`backends up on ${backendPorts.join(', ')}`);
 
     const targets: Target[] = [
-      { id: 'direct', kind: 'direct', label: 'direct (wrk -> one backend)', port: backendPorts[0] as number, proc: undefined, runs: [] },
+      { id: 'direct', kind: 'direct', label: 'direct (wrk -> one backend)', port: backendPorts[0] as number, proc: undefined, runs: [], cpuUsPerRequest: [], promotedPerRequest: [] },
     ];
     const findings = new Map<string, LogFindings>();
 
@@ -484,7 +569,7 @@ async function main(): Promise<number> {
       writeFileSync(conf, nginxProxyConf(d, port, backendPorts, workers));
       const p = group.spawn(id, nginx, ['-p', d, '-e', path.join(d, 'error.log'), '-c', conf, '-g', 'daemon off;']);
       await waitReady(port, p);
-      targets.push({ id, kind: 'nginx', label, port, proc: p, runs: [] });
+      targets.push({ id, kind: 'nginx', label, port, proc: p, runs: [], cpuUsPerRequest: [], promotedPerRequest: [] });
     };
     const startMeridian = async (id: string, workers: number, label: string): Promise<void> => {
       const port = take();
@@ -493,14 +578,16 @@ async function main(): Promise<number> {
       writeFileSync(conf, meridianYaml(port, admin, backendPorts, workers));
       const f: LogFindings = { count: 0, first: [] };
       findings.set(id, f);
-      const p = group.spawn(id, process.execPath, [meridianBin, 'start', '-c', conf], { onLine: meridianLogWatcher(f) });
+      const promoted = { bytes: 0 };
+      // Workers are forked with the primary's execArgv, so every process of it traces its scavenges.
+      const p = group.spawn(id, process.execPath, ['--trace-gc-nvp', meridianBin, 'start', '-c', conf], { onLine: meridianLogWatcher(f, promoted) });
       await waitReady(port, p);
       if (workers > 1) {
         const ps = spawnSync('ps', ['-o', 'pid=', '-g', String(p.pid)], { encoding: 'utf8' });
         const count = (ps.stdout ?? '').split('\n').filter((l) => l.trim() !== '').length;
         if (count < 2) log(`warning: ${id} runs as ${count} process(es) despite workers: ${workers}`);
       }
-      targets.push({ id, kind: 'meridian', label, port, proc: p, runs: [] });
+      targets.push({ id, kind: 'meridian', label, port, proc: p, runs: [], cpuUsPerRequest: [], promotedPerRequest: [], promoted });
     };
 
     await startNginx('nginx', 1, 'nginx (worker_processes 1)');
@@ -518,8 +605,17 @@ async function main(): Promise<number> {
       };
       const p = group.spawn(id, process.execPath, [js, '--port', String(port), '--backends', backendPorts.join(',')], { onLine });
       await waitReady(port, p);
-      targets.push({ id, kind: id, label, port, proc: p, runs: [] });
+      targets.push({ id, kind: id, label, port, proc: p, runs: [], cpuUsPerRequest: [], promotedPerRequest: [] });
     };
+    if (haproxy !== undefined) {
+      const port = take();
+      take(); // unused second port, as for nginx
+      const conf = path.join(dir, 'haproxy.cfg');
+      writeFileSync(conf, haproxyConf(port, backendPorts));
+      const p = group.spawn('haproxy', haproxy, ['-db', '-f', conf]);
+      await waitReady(port, p);
+      targets.push({ id: 'haproxy', kind: 'haproxy', label: 'haproxy (nbthread 1)', port, proc: p, runs: [], cpuUsPerRequest: [], promotedPerRequest: [] });
+    }
 
     await startNodePeer('node-http-proxy', nodeHttpProxyJs, 'node-http-proxy (1 process)');
     await startNodePeer('undici-proxy', undiciProxyJs, 'undici-proxy (bare, 1 process)');
@@ -558,7 +654,14 @@ async function main(): Promise<number> {
     for (let run = 1; run <= o.runs; run++) {
       for (const t of targets) {
         if (!alive(t)) continue;
+        const cpuOf = (): number => (t.proc !== undefined ? groupCpuUs(t.proc.pid) : backendGroups.reduce((n, g) => n + groupCpuUs(g), 0));
+        const cpuBefore = cpuOf();
+        const promotedBefore = t.promoted?.bytes ?? 0;
         const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.duration);
+        if (w.result !== undefined && w.result.requests > 0) {
+          t.cpuUsPerRequest.push((cpuOf() - cpuBefore) / w.result.requests);
+          if (t.promoted !== undefined) t.promotedPerRequest.push((t.promoted.bytes - promotedBefore) / w.result.requests);
+        }
         if (w.result !== undefined) {
           t.runs.push(w.result);
           const errs = w.result.non2xx + socketErrorCount(w.result);
@@ -572,7 +675,7 @@ async function main(): Promise<number> {
     }
 
     // Low concurrency: direct, nginx (worker_processes 1) and meridian (workers: 1), interleaved.
-    const latencyTargets = targets.filter((t) => t.id === 'direct' || t.id === 'nginx' || t.id === 'undici-proxy' || t.id === 'meridian');
+    const latencyTargets = targets.filter((t) => t.id === 'direct' || t.id === 'nginx' || t.id === 'haproxy' || t.id === 'undici-proxy' || t.id === 'meridian');
     const latencyRuns = new Map<string, WrkResult[]>(latencyTargets.map((t) => [t.id, []]));
     if (o.latencyConnections > 0) {
       for (let run = 1; run <= o.runs; run++) {

@@ -106,6 +106,7 @@ const refresh = (b: HTMLButtonElement): void => (b as HTMLButtonElement & { refr
 interface Row {
   readonly cells: Record<string, HTMLElement>;
   readonly buttons: HTMLButtonElement[];
+  readonly tr: HTMLTableRowElement;
 }
 const rows = new Map<string, Row>();
 const cards = new Map<string, { fields: Record<string, HTMLElement>; button: HTMLButtonElement }>();
@@ -138,7 +139,7 @@ function build(s: DemoSnapshot): void {
       { className: 'card', dataset: { region: r.name } },
       el('h3', {}, swatch, ` ${r.name} `, fields['status']),
       el('p', { className: 'meta' }, `${r.node} · listener ${r.address}:${r.listenerPort} · admin :${r.adminPort}`),
-      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', '')),
+      el('dl', {}, ...dd('rps', 'requests', 'req/s'), ...dd('p50', 'p50', 'ms'), ...dd('p99', 'p99', 'ms'), ...dd('err', 'errors', '%'), ...dd('retries', 'retries', '/s'), ...dd('shed', 'shed 503', '/s'), ...dd('limited', 'limited 429', '/s'), ...dd('failover', 'failover out / in', 'req/s'), ...dd('dns', 'in DNS answers', ''), ...dd('policy', 'policy', ''), ...dd('limit', 'concurrency limit / queued', ''), ...dd('adaptive', 'adaptive policy', '')),
       button,
     );
     cards.set(r.name, { fields, button });
@@ -149,41 +150,69 @@ function build(s: DemoSnapshot): void {
   for (const r of s.regions) {
     const head = ['endpoint', 'state', 'weight', 'in flight', 'EWMA (ms)', 'req/s', 'p50 (ms)', 'p99 (ms)', 'errors (%)', 'actions'];
     const tbody = el('tbody');
-    for (const e of r.endpoints) {
-      const cells: Record<string, HTMLElement> = {};
-      const td = (key: string): HTMLElement => (cells[key] = el('td', { className: key === 'id' || key === 'state' ? '' : 'num' }));
-      const buttons: HTMLButtonElement[] = [];
-      const drain = toggle(() => {
-        const now = find(r.name, e.id);
-        const draining = now?.status === 'draining';
-        return { label: draining ? 'Undrain' : 'Drain', aria: `${draining ? 'Undrain' : 'Drain'} ${e.id}`, name: draining ? 'undrain' : 'drain', path: `/api/clusters/${encodeURIComponent(r.cluster)}/endpoints/${encodeURIComponent(e.id)}/drain`, body: { draining: !draining } };
-      });
-      if (!e.remote) {
-        buttons.push(
-          toggle(() => {
-            const alive = find(r.name, e.id)?.alive ?? true;
-            return alive
-              ? { label: 'Kill', aria: `Kill ${e.id}`, name: 'kill', path: `/api/demo/backends/${e.id}/kill` }
-              : { label: 'Revive', aria: `Revive ${e.id}`, name: 'revive', path: `/api/demo/backends/${e.id}/revive` };
-          }),
-          toggle(() => {
-            const slowed = find(r.name, e.id)?.slowed ?? false;
-            return slowed
-              ? { label: 'Unslow', aria: `Restore the latency of ${e.id}`, name: 'unslow', path: `/api/demo/backends/${e.id}/slow`, body: { latency: null } }
-              : { label: 'Slow', aria: `Slow ${e.id} (250 ms)`, name: 'slow', path: `/api/demo/backends/${e.id}/slow`, body: { latency: 'exp:250ms' } };
-          }),
-        );
-      }
-      buttons.push(drain);
-      const actions = el('td', { className: 'actions' }, el('div', { className: 'buttons' }, ...buttons));
-      const tr = el('tr', { dataset: { endpoint: e.id } }, td('id'), td('state'), td('weight'), td('active'), td('ewma'), td('rps'), td('p50'), td('p99'), td('err'), actions);
-      (cells['id'] as HTMLElement).textContent = e.remote ? `${e.id} (failover)` : e.id;
-      rows.set(`${r.name}/${e.id}`, { cells, buttons });
-      tbody.append(tr);
-    }
+    tbodies.set(r.name, tbody);
+    for (const e of r.endpoints) tbody.append(endpointRow(r, e));
     const table = el('table', { dataset: { region: r.name } }, el('caption', {}, `${r.name}: cluster ${r.cluster}`), el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col', className: h === 'actions' ? 'actions' : '' }, h)))), tbody);
     tables.append(el('div', { className: 'table-wrap' }, table));
   }
+}
+
+/** A region's table body, by region: rows are added when discovery brings an endpoint. */
+const tbodies = new Map<string, HTMLElement>();
+
+/** One endpoint's row, with its controls; its numbers are filled by update(). */
+function endpointRow(r: RegionSnapshot, e: EndpointSnapshot): HTMLTableRowElement {
+  const cells: Record<string, HTMLElement> = {};
+  const td = (key: string): HTMLElement => (cells[key] = el('td', { className: key === 'id' || key === 'state' ? '' : 'num' }));
+  const buttons: HTMLButtonElement[] = [];
+  const drain = toggle(() => {
+    const now = find(r.name, e.id);
+    const draining = now?.status === 'draining';
+    return { label: draining ? 'Undrain' : 'Drain', aria: `${draining ? 'Undrain' : 'Drain'} ${e.id}`, name: draining ? 'undrain' : 'drain', path: `/api/clusters/${encodeURIComponent(r.cluster)}/endpoints/${encodeURIComponent(e.id)}/drain`, body: { draining: !draining } };
+  });
+  // Kill and slow act on the demo's own backend processes; an endpoint found elsewhere has none.
+  if (!e.remote && e.alive !== undefined) {
+    buttons.push(
+      toggle(() => {
+        const alive = find(r.name, e.id)?.alive ?? true;
+        return alive
+          ? { label: 'Kill', aria: `Kill ${e.id}`, name: 'kill', path: `/api/demo/backends/${e.id}/kill` }
+          : { label: 'Revive', aria: `Revive ${e.id}`, name: 'revive', path: `/api/demo/backends/${e.id}/revive` };
+      }),
+      toggle(() => {
+        const slowed = find(r.name, e.id)?.slowed ?? false;
+        return slowed
+          ? { label: 'Unslow', aria: `Restore the latency of ${e.id}`, name: 'unslow', path: `/api/demo/backends/${e.id}/slow`, body: { latency: null } }
+          : { label: 'Slow', aria: `Slow ${e.id} (250 ms)`, name: 'slow', path: `/api/demo/backends/${e.id}/slow`, body: { latency: 'exp:250ms' } };
+      }),
+    );
+  }
+  buttons.push(drain);
+  const actions = el('td', { className: 'actions' }, el('div', { className: 'buttons' }, ...buttons));
+  const tr = el('tr', { dataset: { endpoint: e.id } }, td('id'), td('state'), td('weight'), td('active'), td('ewma'), td('rps'), td('p50'), td('p99'), td('err'), actions);
+  rows.set(`${r.name}/${e.id}`, { cells, buttons, tr });
+  return tr;
+}
+
+/** The endpoint's name, and where it came from when a discovery source found it (a `dns` or `file` badge). */
+function endpointName(cell: HTMLElement, e: EndpointSnapshot): void {
+  const name = e.remote ? `${e.id} (failover)` : e.id;
+  if (e.source === undefined) {
+    if (cell.textContent !== name) cell.replaceChildren(name);
+    return;
+  }
+  if (cell.firstElementChild?.getAttribute('data-source') === e.source) return;
+  const title = e.source === 'dns' ? 'found by the cluster\'s DNS discovery' : 'listed in the cluster\'s watched endpoint file';
+  cell.replaceChildren(name, ' ', el('span', { className: 'badge', title, dataset: { source: e.source } }, e.source));
+}
+
+/** prequal's probes and pool, or predictive's model against its fallback; a dash for the other policies. */
+function adaptiveText(r: DemoSnapshot['regions'][number]): string {
+  const a = r.adaptive;
+  if (a === undefined) return '–';
+  if (a.poolSize !== undefined) return `probes ${fmt(a.probeRepliesPerS ?? 0)}/s · pool ${a.poolSize}`;
+  const mode = a.fallback ? 'fallback: peak EWMA' : 'model';
+  return `${mode} · error ${fmt(a.maeMs ?? 0)} ms (peak EWMA ${fmt(a.baselineMaeMs ?? 0)}) · drift ${a.driftEvents ?? 0}`;
 }
 
 function update(s: DemoSnapshot): void {
@@ -202,13 +231,20 @@ function update(s: DemoSnapshot): void {
       (f['limited'] as HTMLElement).textContent = fmt(r.rateLimited);
       (f['failover'] as HTMLElement).textContent = `${fmt(r.failoverOutRps)} / ${fmt(r.peerInRps)}`;
       (f['policy'] as HTMLElement).textContent = r.policy;
+      (f['limit'] as HTMLElement).textContent = r.concurrency === undefined ? 'off' : `${r.concurrency.limit} / ${r.concurrency.queued}`;
+      (f['adaptive'] as HTMLElement).textContent = adaptiveText(r);
       (f['dns'] as HTMLElement).textContent = s.dns === null ? 'no DNS' : r.dnsUp ? 'yes' : 'no (held out)';
       refresh(c.button);
     }
+    // Discovery adds and removes endpoints while the page is open: a row per endpoint now, the others hidden.
+    const now = new Set(r.endpoints.map((e) => `${r.name}/${e.id}`));
+    for (const [key, row] of rows) if (key.startsWith(`${r.name}/`)) row.tr.hidden = !now.has(key);
     for (const e of r.endpoints) {
+      if (!rows.has(`${r.name}/${e.id}`)) tbodies.get(r.name)?.append(endpointRow(r, e));
       const row = rows.get(`${r.name}/${e.id}`);
       if (!row) continue;
       const { cells } = row;
+      endpointName(cells['id'] as HTMLElement, e);
       const state = cells['state'] as HTMLElement;
       state.replaceChildren(el('span', { className: 'state', dataset: { status: e.status } }, STATE_LABEL[e.status] ?? e.status), e.alive === false ? ' (killed)' : '', e.slowed ? ' (slowed)' : '');
       state.dataset['status'] = e.status;

@@ -34,6 +34,8 @@ export interface EndpointSnapshot {
   readonly latency?: string;
   /** Local backends only: slowed by the "slow" control. */
   readonly slowed?: boolean;
+  /** Found by the cluster's discovery source (DNS or a watched file); absent: listed in the config. */
+  readonly source?: 'dns' | 'file';
 }
 
 export interface LocalitySnapshot {
@@ -76,8 +78,23 @@ export interface RegionSnapshot {
   readonly peerInRps: number;
   readonly failoverOutRps: number;
   readonly inPanic: boolean;
+  /** The cluster's adaptive concurrency limit and the requests queued over it; absent when it has none. */
+  readonly concurrency?: { readonly limit: number; readonly queued: number };
   readonly endpoints: readonly EndpointSnapshot[];
   readonly localities: readonly LocalitySnapshot[];
+  /** prequal / predictive: the balancer's own state, summed over the cluster's localities. */
+  readonly adaptive?: AdaptiveSnapshot;
+}
+
+export interface AdaptiveSnapshot {
+  /** prequal: probe replies per second over the interval, and replies in the pool now. */
+  readonly probeRepliesPerS?: number;
+  readonly poolSize?: number;
+  /** predictive: whether picks follow the peak-EWMA fallback now, switches so far, and the model's and peak EWMA's mean absolute error, ms. */
+  readonly fallback?: boolean;
+  readonly driftEvents?: number;
+  readonly maeMs?: number;
+  readonly baselineMaeMs?: number;
 }
 
 /** A flow of traffic now: clients of a geography to a region, or a region failing over to another. */
@@ -144,4 +161,4 @@ export interface DemoHello {
 }
 
 /** The balancing policies a cluster can be switched to. */
-export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
+export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'] as const;

@@ -15,6 +15,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
+import type { BalancerStats } from '../core/types.js';
 
 /** 0.5 ms to 30 s, roughly 1-2.5-5 per decade: a proxy's own overhead sits at the bottom, timeouts at the top. */
 export const DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
@@ -145,18 +146,7 @@ export class ProxyMetrics implements MetricsText {
     registers: [this.registry],
   });
 
-  readonly #discoveryRefreshes = new Counter({
-    name: 'meridian_discovery_refreshes_total',
-    help: "Answers from clusters' discovery sources (DNS, file), by cluster and result: ok, empty (no endpoints) or failure.",
-    labelNames: ['cluster', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly #discoveryChanges = new Counter({
-    name: 'meridian_discovery_changes_total',
-    help: 'Endpoint-set changes found by discovery, by cluster and result: applied, damped (waiting for min_change_interval) or held (over max_removal_percent).',
-    labelNames: ['cluster', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly #discovery = discoveryCounters(this.registry);
 
   // ---- state, computed at scrape time from the source ---------------------------------
   readonly #endpointStatus: Gauge<'cluster' | 'endpoint' | 'status'>;
@@ -168,6 +158,12 @@ export class ProxyMetrics implements MetricsText {
   readonly #clusterInFlight: Gauge<'cluster'>;
   readonly #localityShare: Gauge<'cluster' | 'region' | 'zone' | 'priority'>;
   readonly #localitySpilled: Gauge<'cluster' | 'region' | 'zone' | 'priority' | 'direction'>;
+  readonly #acLimit: Gauge<'cluster'>;
+  readonly #acInFlight: Gauge<'cluster'>;
+  readonly #acQueued: Gauge<'cluster'>;
+  readonly #acQueueDelay: Gauge<'cluster'>;
+  readonly #acMinRtt: Gauge<'cluster'>;
+  readonly #acRefused: Gauge<'cluster' | 'class'>;
 
   #source: (() => readonly ClusterState[]) | undefined;
   /** Set while one scrape's gauges are filled in: the source is read once per scrape, not once per gauge. */
@@ -230,6 +226,18 @@ export class ProxyMetrics implements MetricsText {
       'meridian_locality_spilled_requests',
       'Requests that found the locality at capacity and went on to the next (direction out), or that it took for a full one (in), since the cluster was built.',
       ['cluster', 'region', 'zone', 'priority', 'direction'],
+    );
+
+    // Adaptive concurrency (docs/overload.md): each worker has its own limit, so they add up.
+    this.#acLimit = gauge('meridian_adaptive_concurrency_limit', "The cluster's adaptive concurrency limit on requests in flight.", ['cluster']);
+    this.#acInFlight = gauge('meridian_adaptive_concurrency_in_flight', 'Requests holding a slot of the adaptive concurrency limit.', ['cluster']);
+    this.#acQueued = gauge('meridian_adaptive_concurrency_queued', 'Requests waiting in the queue over the limit.', ['cluster']);
+    this.#acQueueDelay = gauge('meridian_adaptive_concurrency_queue_delay_seconds', 'How long the oldest queued request has waited.', ['cluster'], 'max');
+    this.#acMinRtt = gauge('meridian_adaptive_concurrency_min_rtt_seconds', 'The latency baseline the limit is computed against (0 until measured).', ['cluster'], 'average');
+    this.#acRefused = gauge(
+      'meridian_adaptive_concurrency_refused_requests',
+      'Requests refused as overloaded (503 overloaded), by class (critical, default, sheddable), since the limit was built.',
+      ['cluster', 'class'],
     );
 
     // Both results exist from the start, so that rate() and alerts see a 0 before the first reload.
@@ -387,12 +395,12 @@ export class ProxyMetrics implements MetricsText {
 
   /** An answer from a cluster's discovery source. */
   discoveryRefresh(cluster: string, result: 'ok' | 'empty' | 'failure'): void {
-    this.#discoveryRefreshes.inc({ cluster, result });
+    this.#discovery.discoveryRefresh(cluster, result);
   }
 
   /** A change of a cluster's discovered endpoints: applied, or not yet and why. */
   discoveryChange(cluster: string, result: 'applied' | 'damped' | 'held'): void {
-    this.#discoveryChanges.inc({ cluster, result });
+    this.#discovery.discoveryChange(cluster, result);
   }
 
   /** A configuration reload, from SIGHUP or the admin API: count it where the reload is done, once. */
@@ -495,6 +503,12 @@ export class ProxyMetrics implements MetricsText {
       this.#clusterInFlight,
       this.#localityShare,
       this.#localitySpilled,
+      this.#acLimit,
+      this.#acInFlight,
+      this.#acQueued,
+      this.#acQueueDelay,
+      this.#acMinRtt,
+      this.#acRefused,
     ] as const;
     for (const g of gauges) g.reset();
     const clusters = this.#source?.() ?? [];
@@ -512,6 +526,15 @@ export class ProxyMetrics implements MetricsText {
         inFlight += e.active;
       }
       this.#clusterPanic.set({ cluster }, c.inPanic ? 1 : 0);
+      const o = c.overload;
+      if (o !== undefined) {
+        this.#acLimit.set({ cluster }, o.limit);
+        this.#acInFlight.set({ cluster }, o.inFlight);
+        this.#acQueued.set({ cluster }, o.queued);
+        this.#acQueueDelay.set({ cluster }, o.queueDelayMs / 1000);
+        this.#acMinRtt.set({ cluster }, o.minRttMs / 1000);
+        for (const k of ['critical', 'default', 'sheddable'] as const) this.#acRefused.set({ cluster, class: k }, o.refused[k]);
+      }
       this.#clusterInFlight.set({ cluster }, inFlight);
       for (const l of c.localities ?? []) {
         const labels = { cluster, region: l.region ?? '', zone: l.zone ?? '', priority: String(l.priority) };
@@ -520,6 +543,60 @@ export class ProxyMetrics implements MetricsText {
         this.#localitySpilled.set({ ...labels, direction: 'in' }, l.spilledIn);
       }
     }
+  }
+
+  // ---- adaptive policies (prequal, predictive): probe events counted as they happen,
+  //      the balancers' state read at scrape time from setBalancerSource() ---------------
+  #balancerSource: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined;
+  readonly #probes = new Counter({
+    name: 'meridian_prequal_probes_total',
+    help: "Prequal probe replies, by cluster, source (backend: the endpoint's probe answer; local: Meridian's own in-flight count and peak-EWMA latency, for endpoints without a probe endpoint) and result (ok; error: refused, reset or timed out; skipped: too many probes in flight).",
+    labelNames: ['cluster', 'source', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly #modelSwitches = new Counter({
+    name: 'meridian_predictive_switches_total',
+    help: 'predictive: switches of a locality between the learned model and its peak-EWMA fallback, by cluster, locality, to (fallback, model) and reason (drift, worse_than_baseline, recovered).',
+    labelNames: ['cluster', 'locality', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #poolSize = this.#balancerGauge('meridian_prequal_pool_size', 'prequal: probe replies in the pool now, by cluster and locality.');
+  readonly #fallbackState = this.#balancerGauge('meridian_predictive_fallback', 'predictive: 1 while picks follow the peak-EWMA fallback, 0 while the model is in force, by cluster and locality.');
+  readonly #modelMae = this.#balancerGauge('meridian_predictive_mae_seconds', "predictive: the model's mean absolute prediction error over the responses seen, by cluster and locality.");
+  readonly #baselineMae = this.#balancerGauge('meridian_predictive_baseline_mae_seconds', "predictive: peak EWMA's mean absolute error as a latency prediction (ewma x (in flight + 1)) on the same responses, by cluster and locality.");
+  readonly #modelP90 = this.#balancerGauge('meridian_predictive_p90_abs_error_seconds', "predictive: the 90th percentile of the model's absolute prediction error, by cluster and locality.");
+
+  #balancerGauge(name: string, help: string): Gauge<'cluster' | 'locality'> {
+    return new Gauge({ name, help, labelNames: ['cluster', 'locality'] as const, registers: [this.registry], collect: () => this.#fillBalancers() });
+  }
+
+  /** Every adaptive-balancer gauge from one read of the source (each gauge's collect calls it: a scrape reads them all). */
+  #fillBalancers(): void {
+    const gauges = [this.#poolSize, this.#fallbackState, this.#modelMae, this.#baselineMae, this.#modelP90];
+    for (const g of gauges) g.reset();
+    for (const { cluster, locality, stats: s } of this.#balancerSource?.() ?? []) {
+      const labels = { cluster, locality };
+      if (s.poolSize !== undefined) this.#poolSize.set(labels, s.poolSize);
+      if (s.fallback !== undefined) this.#fallbackState.set(labels, s.fallback ? 1 : 0);
+      if (s.maeMs !== undefined) this.#modelMae.set(labels, s.maeMs / 1000);
+      if (s.baselineMaeMs !== undefined) this.#baselineMae.set(labels, s.baselineMaeMs / 1000);
+      if (s.p90AbsErrorMs !== undefined) this.#modelP90.set(labels, s.p90AbsErrorMs / 1000);
+    }
+  }
+
+  /** Where the adaptive balancers' state is read at scrape time. */
+  setBalancerSource(source: (() => Iterable<{ readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }>) | undefined): void {
+    this.#balancerSource = source;
+  }
+
+  /** A prequal probe's reply, its failure, or a probe skipped (too many in flight); from the endpoint or Meridian's local stand-in. */
+  probe(cluster: string, source: 'backend' | 'local', result: 'ok' | 'error' | 'skipped'): void {
+    this.#probes.inc({ cluster, source, result });
+  }
+
+  /** predictive switched a locality to its fallback (peak EWMA) or back to the model. */
+  modelSwitch(cluster: string, locality: string, fallback: boolean, reason: string): void {
+    this.#modelSwitches.inc({ cluster, locality, to: fallback ? 'fallback' : 'model', reason });
   }
 }
 
@@ -534,4 +611,30 @@ export function internalErrorsCounter(registry: Registry): Counter<'component' |
     labelNames: ['component', 'cause'] as const,
     registers: [registry],
   });
+}
+
+/**
+ * Discovery's counters on `registry`: a process's own, or a worker pool's primary's (it runs
+ * the sources for all workers; its exposition is merged with theirs).
+ */
+export function discoveryCounters(registry: Registry): {
+  discoveryRefresh(cluster: string, result: 'ok' | 'empty' | 'failure'): void;
+  discoveryChange(cluster: string, result: 'applied' | 'damped' | 'held'): void;
+} {
+  const refreshes = new Counter({
+    name: 'meridian_discovery_refreshes_total',
+    help: "Answers from clusters' discovery sources (DNS, file), by cluster and result: ok, empty (no endpoints) or failure.",
+    labelNames: ['cluster', 'result'] as const,
+    registers: [registry],
+  });
+  const changes = new Counter({
+    name: 'meridian_discovery_changes_total',
+    help: 'Endpoint-set changes found by discovery, by cluster and result: applied, damped (waiting for min_change_interval) or held (over max_removal_percent).',
+    labelNames: ['cluster', 'result'] as const,
+    registers: [registry],
+  });
+  return {
+    discoveryRefresh: (cluster, result) => void refreshes.inc({ cluster, result }),
+    discoveryChange: (cluster, result) => void changes.inc({ cluster, result }),
+  };
 }

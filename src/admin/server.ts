@@ -139,6 +139,19 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
       },
     },
     {
+      path: ['api', 'clusters', ':cluster', 'discovery', 'accept'],
+      post: async (ctx) => {
+        await readJsonObject(ctx.req, []);
+        const { cluster } = ctx.params as { cluster: string };
+        const result = target.acceptDiscovery?.(cluster) ?? 'no_discovery';
+        if (result === 'no_cluster') throw new HttpError(404, `no cluster "${cluster}"`);
+        if (result === 'no_discovery') throw new HttpError(404, `cluster "${cluster}" has no discovery source`);
+        if (result === 'nothing_pending') throw new HttpError(409, `cluster "${cluster}" has no discovery change waiting`);
+        log.info({ admin: 'discovery_accept', ...ctx.who, cluster }, 'admin: pending discovery change accepted');
+        sendJson(ctx.res, 200, { ok: true, cluster });
+      },
+    },
+    {
       path: ['api', 'clusters', ':cluster', 'endpoints', ':endpoint', 'weight'],
       post: async (ctx) => {
         const body = await readJsonObject(ctx.req, ['weight']);

@@ -33,6 +33,11 @@ export interface DiscoveryStatus {
   readonly nextRefreshMs: number | null;
   /** A change not applied yet, and why (held by max_removal_percent, damped by min_change_interval). */
   readonly pending: string | null;
+  /**
+   * With `workers` > 1 (the primary asks the source and sends each set to the workers): the
+   * version of the set applied last (1 = the first), and how many workers have not reported it yet.
+   */
+  readonly relayed?: { readonly version: number; readonly workersBehind: number };
 }
 
 export interface ClusterState {
@@ -47,7 +52,25 @@ export interface ClusterState {
   readonly loadRps?: number;
   /** Present when the cluster has a `discovery` source. */
   readonly discovery?: DiscoveryStatus;
+  /** Present when the cluster has `adaptive_concurrency`. */
+  readonly overload?: OverloadView;
 }
+
+/** A cluster's adaptive concurrency now (docs/overload.md). */
+export interface OverloadView {
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  /** How long the oldest queued request has waited, ms. */
+  readonly queueDelayMs: number;
+  /** The latency baseline, ms (0 until measured). */
+  readonly minRttMs: number;
+  /** Refused since the cluster's limit was built, by class. */
+  readonly refused: { readonly critical: number; readonly default: number; readonly sheddable: number };
+}
+
+/** Accepting a cluster's pending discovery change: done, no such cluster, no discovery source, or nothing waiting. */
+export type AcceptResult = 'ok' | 'no_cluster' | 'no_discovery' | 'nothing_pending';
 
 /** The outcome of a change addressed to one endpoint. */
 export type ChangeResult = 'ok' | 'no_cluster' | 'no_endpoint';
@@ -64,6 +87,8 @@ export interface AdminTarget {
   /** null restores the configured weight. */
   setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult;
   reload(): Promise<ReloadResult>;
+  /** Apply a cluster's change held by max_removal_percent (or damped) now; absent: not offered. */
+  acceptDiscovery?(cluster: string): AcceptResult;
   /** The DNS steering layer, when `global:` is configured. */
   global?(): GlobalAdmin | undefined;
 }
@@ -81,7 +106,9 @@ export type LocalReason =
   | 'no_route'
   | 'upgrade_refused'
   | 'rate_limited'
+  | 'rate_limit_unavailable'
   | 'circuit_open'
+  | 'overloaded'
   | 'no_healthy_endpoint'
   | 'connect_failure'
   | 'upstream_tls'

@@ -13,6 +13,8 @@
  *   /reset-mid      headers and part of the body, then the socket is destroyed
  *   /reset          the socket is destroyed without an answer
  *   /hang           no answer, until the client goes away
+ *   /prequal        JSON { rif, latency_ms }: a Prequal probe's answer, the requests in flight now and
+ *                   the recent latency at that many (src/core/rif-latency.ts); not counted in `requests`
  *   anything else   200 `<name>\n` after the injected latency, or 500 `<name> error\n` with probability errorRate
  *
  * Every request body is read to its end (bytes counted, never buffered) before answering.
@@ -20,7 +22,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import { murmur3 } from '../core/hash.js';
+import { PREQUAL_PROBE_PATH } from '../core/prequal.js';
+import { RifLatency } from '../core/rif-latency.js';
 import { SeededRng } from '../core/rng.js';
 import { parseLatency, type LatencySpec } from '../config/latency-spec.js';
 import { sampleLatencyMs } from './latency.js';
@@ -44,6 +49,11 @@ export interface SampleBackendOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Seed of the latency and error draws; default: a hash of the name. */
   readonly seed?: number;
+  /**
+   * Default-route requests served at once; the rest wait their turn in arrival order. A
+   * known capacity (concurrency / mean latency) for overload tests. Default: no limit.
+   */
+  readonly concurrency?: number;
 }
 
 export interface SampleBackend {
@@ -51,8 +61,12 @@ export interface SampleBackend {
   readonly port: number;
   /** `http://host:port`, IPv6 hosts in brackets. */
   readonly url: string;
-  /** Requests received, health checks excluded (so balancing tests can count shares). */
+  /** Requests received, health checks and probes excluded (so balancing tests can count shares). */
   readonly requests: number;
+  /** Default-route requests waiting for one of `concurrency` workers. */
+  readonly queued: number;
+  /** Prequal probes answered. */
+  readonly probes: number;
   /** TCP connections accepted, in total. */
   readonly connections: number;
   readonly server: http.Server;
@@ -64,6 +78,7 @@ export interface SampleBackend {
 }
 
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
+
 const MAX_BYTES = 2 ** 40;
 
 export async function startSampleBackend(opts: SampleBackendOptions): Promise<SampleBackend> {
@@ -76,7 +91,12 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
   let errorRate = checkRate(opts.errorRate ?? 0);
   let healthy = true;
   let requests = 0;
+  const workers = new Workers(opts.concurrency ?? Infinity);
   let connections = 0;
+  let probes = 0;
+  // Prequal's server side: requests in flight now, and latency by the in-flight count each found.
+  let inFlight = 0;
+  const rifLatency = new RifLatency();
 
   const text = (res: http.ServerResponse, status: number, body: string): void => {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
@@ -92,7 +112,21 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
     res.setHeader('x-backend', name);
     const url = new URL(req.url ?? '/', 'http://backend.invalid');
     const path = url.pathname;
-    if (path !== healthPath) requests++;
+    if (path === PREQUAL_PROBE_PATH) {
+      probes++;
+      const now = performance.now();
+      return json(res, { rif: inFlight, latency_ms: rifLatency.estimate(inFlight, now) });
+    }
+    if (path !== healthPath) {
+      requests++;
+      const rif = inFlight++;
+      const t0 = performance.now();
+      res.once('close', () => {
+        inFlight--;
+        const now = performance.now();
+        rifLatency.observe(rif, now - t0, now);
+      });
+    }
     if (path === '/reset') {
       req.socket.destroy();
       return;
@@ -138,7 +172,12 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
       // Draw in a fixed order (latency, then error) so a seed gives one sequence.
       const delay = sampleLatencyMs(latency, rng);
       const fail = errorRate > 0 && rng.next() < errorRate;
-      await wait(delay, signal);
+      await workers.take(signal);
+      try {
+        await wait(delay, signal);
+      } finally {
+        workers.give();
+      }
       if (fail) text(res, 500, `${name} error\n`);
       else text(res, 200, `${name}\n`);
     }
@@ -179,6 +218,12 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
     get connections() {
       return connections;
     },
+    get queued() {
+      return workers.queued;
+    },
+    get probes() {
+      return probes;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -208,6 +253,49 @@ function checkRate(p: number): number {
 }
 
 /** Resolves after `ms` (at once for 0); rejects when `signal` aborts first. */
+/** A fixed number of workers; the requests beyond them wait in arrival order (a request whose client left gives up its place). */
+class Workers {
+  readonly #max: number;
+  #busy = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(max: number) {
+    if (!(max >= 1)) throw new Error(`bad concurrency ${max}: expected at least 1`);
+    this.#max = max;
+  }
+
+  get queued(): number {
+    return this.#waiting.length;
+  }
+
+  take(signal: AbortSignal): Promise<void> {
+    if (this.#busy < this.#max) {
+      this.#busy++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal.removeEventListener('abort', gone);
+        resolve();
+      };
+      const gone = (): void => {
+        const i = this.#waiting.indexOf(go);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', gone, { once: true });
+      this.#waiting.push(go);
+    });
+  }
+
+  /** A worker is free: the longest-waiting request gets it. */
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next();
+    else this.#busy--;
+  }
+}
+
 async function wait(ms: number, signal: AbortSignal): Promise<void> {
   if (ms > 0) await sleep(ms, undefined, { signal });
 }

@@ -11,7 +11,7 @@ import { integerOption, parseCommand, parseOptions, UsageError } from './args.js
 import type { Io } from './io.js';
 
 export const BACKEND_USAGE_LINE =
-  'usage: meridian backend --port P [--host H] [--name NAME] [--latency 10ms|exp:10ms|lognormal:10ms,1.0] [--error-rate 0.01] [--health-path /healthz] [--seed S]';
+  'usage: meridian backend --port P [--host H] [--name NAME] [--latency 10ms|exp:10ms|lognormal:10ms,1.0] [--error-rate 0.01] [--health-path /healthz] [--seed S] [--concurrency N]';
 
 export const BACKEND_USAGE = `${BACKEND_USAGE_LINE}
 
@@ -23,6 +23,7 @@ Runs a sample HTTP/1.1 backend that answers with its name, until SIGINT or SIGTE
   --error-rate R      fraction 0..1 of requests answered 500 (default 0)
   --health-path PATH  health check path (default /healthz)
   --seed S            seed of the latency and error draws, 0..4294967295 (default: from the name)
+  --concurrency N     serve at most N requests at once, the rest wait in order (default: no limit)
   -h, --help          show this help
 Routes: docs/backend.md.
 
@@ -36,6 +37,7 @@ export interface BackendSettings {
   readonly errorRate: number;
   readonly healthPath: string;
   readonly seed: number | undefined;
+  readonly concurrency: number | undefined;
 }
 
 /** `argv` is what follows `backend`; throws a UsageError (message naming the option), or returns 'help'. */
@@ -48,6 +50,7 @@ export function parseBackendArgs(argv: readonly string[]): BackendSettings | 'he
         'error-rate': { type: 'string' },
         'health-path': { type: 'string' },
         seed: { type: 'string' },
+        concurrency: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       });
   if (values.help === true) return 'help';
@@ -74,7 +77,8 @@ export function parseBackendArgs(argv: readonly string[]): BackendSettings | 'he
   const healthPath = values['health-path'] ?? '/healthz';
   if (!/^\/[\x21-\x7e]*$/.test(healthPath)) throw new UsageError(`--health-path must start with / (no spaces), got '${healthPath}'`);
   const seed = values.seed === undefined ? undefined : integerOption('seed', values.seed, undefined, 0, 0xffffffff);
-  return { port, host, name, latency, errorRate, healthPath, seed };
+  const concurrency = values.concurrency === undefined ? undefined : integerOption('concurrency', values.concurrency, undefined, 1, 1_000_000);
+  return { port, host, name, latency, errorRate, healthPath, seed, concurrency };
 }
 
 /**
@@ -94,6 +98,7 @@ export async function runBackend(argv: string[], io: Io, stop?: AbortSignal): Pr
       errorRate: s.errorRate,
       healthPath: s.healthPath,
       ...(s.seed === undefined ? {} : { seed: s.seed }),
+      ...(s.concurrency === undefined ? {} : { concurrency: s.concurrency }),
     });
   } catch (e) {
     io.stderr(`meridian backend: ${listenError(e as NodeJS.ErrnoException, s)}`);

@@ -86,6 +86,7 @@ export async function runDemo(argv: string[], io: Io, signals: NodeJS.EventEmitt
     `  curl:       curl -i http://${first?.address}:${first?.webPort}/        (${first?.name}; ${regions.slice(1).map((r) => `${r.name} ${r.address}:${r.webPort}`).join(', ')})`,
     ...(demo.dns ? [`  dns:        ${demo.dns.dig}        (as a London client: the nearest region's address)`] : []),
     `  admin API:  curl -H 'Authorization: Bearer ${demo.token}' -X POST http://127.0.0.1:${demo.port}/api/demo/backends/${first?.backends[0]}/kill`,
+    `  discovery:  ${first?.name}'s backends are listed in ${first?.backendsFile} (a watched file: add or remove a line, the dashboard follows)`,
     `  stop:       Ctrl-C`,
   ];
   io.stdout(lines.join('\n'));

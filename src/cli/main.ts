@@ -6,6 +6,7 @@ import { HASH_USAGE_LINE, runHash } from './hash.js';
 import { PLAN_USAGE_LINE, runPlan } from './plan.js';
 import { QUICKSTART_USAGE_LINE, runQuickstart } from './quickstart.js';
 import { runSimulate, SIMULATE_USAGE_LINE } from './simulate.js';
+import { runSimulateFleet, SIMULATE_FLEET_USAGE_LINE } from './simulate-fleet.js';
 import { runStart, START_USAGE_LINE } from './start.js';
 import { runValidate, VALIDATE_USAGE_LINE } from './validate.js';
 
@@ -22,6 +23,7 @@ const COMMANDS: readonly (readonly [string, string])[] = [
   [VALIDATE_USAGE_LINE, 'check a config; print every error with its path'],
   [HASH_USAGE_LINE, 'build a hash table for N endpoints; report its balance and the keys moved when one leaves or joins'],
   [SIMULATE_USAGE_LINE, 'run a scenario in virtual time through the balancing core'],
+  [SIMULATE_FLEET_USAGE_LINE, 'several LB nodes per region with their own views: herding, global limits (docs/fleet.md)'],
   [PLAN_USAGE_LINE, 'capacity plan: QPS, bandwidth, load balancer nodes per region'],
 ];
 
@@ -84,6 +86,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return runHash(rest, io);
     case 'simulate':
       return runSimulate(rest, io);
+    case 'simulate-fleet':
+      return runSimulateFleet(rest, io);
     case 'plan':
       return runPlan(rest, io);
     default:

@@ -140,13 +140,7 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
 
   checkBinds(root, listeners, ctx);
 
-  // Workers resolve nothing of their own and the primary's health checks know only configured endpoints.
-  const workers = root['workers'];
-  if (workers !== undefined && workers !== 1) {
-    clusters.forEach((c, i) => {
-      if (c?.['discovery'] !== undefined) fail(ctx, `not supported with more than one worker yet (workers: ${describeValue(workers)}); set workers: 1`, ['clusters', i, 'discovery']);
-    });
-  }
+  checkSync(root, listeners, ctx);
 
   const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
   // With no usable cluster list (wrong type, empty) every reference would be "unknown":
@@ -218,4 +212,25 @@ export function checkUniqueIds(list: readonly { readonly address: string; readon
     list.map((e, i) => ({ key: e.id ?? e.address, path: [i, e.id === undefined ? 'address' : 'id'] })),
     'endpoint id',
   );
+}
+
+/** Global limits need a fleet to share them; a fleet node is one process. */
+function checkSync(root: Record<string, unknown>, listeners: (Record<string, unknown> | undefined)[], ctx: Ctx): void {
+  const synced = root['sync'] !== undefined;
+  if (synced && root['workers'] !== undefined && root['workers'] !== 1) {
+    fail(ctx, `not supported with more than one worker (workers: ${describeValue(root['workers'])}): each worker would be its own fleet node; set workers: 1 and run more nodes`, ['sync']);
+  }
+  list(root['clusters']).forEach((c, i) => {
+    if (!synced && obj(c)?.['shared_health'] !== undefined) fail(ctx, 'shared_health needs a sync: block (the Redis the fleet shares verdicts through)', ['clusters', i, 'shared_health']);
+  });
+  listeners.forEach((l, i) => {
+    list(l?.['routes']).forEach((r, j) => {
+      const rl = obj(obj(r)?.['rate_limit']);
+      if (rl?.['scope'] !== 'global') return;
+      const path = ['listeners', i, 'routes', j, 'rate_limit'];
+      if (!synced) fail(ctx, 'scope: global needs a sync: block (the Redis the fleet shares the limit through)', [...path, 'scope']);
+      // Reconciling one bucket per client would mean one Redis entry per client per sync.
+      if (rl['consistency'] === 'local' && rl['per'] === 'client_ip') fail(ctx, 'consistency: local is for per: route limits; use consistency: strong for per: client_ip', [...path, 'consistency']);
+    });
+  });
 }

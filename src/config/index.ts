@@ -22,6 +22,8 @@ export {
   type ListenerConfig,
   type LocalityConfig,
   type OutlierDetectionConfig,
+  type RateLimitConfig,
+  type SyncConfig,
   type PathMatch,
   POLICIES,
   DEFAULT_RETRY_ON,
@@ -39,3 +41,12 @@ export {
 export { dnsName, type DnsConfig, type GlobalConfig, globalSchema, type HostnameConfig, type RegionConfig, type RegionHealthCheckConfig } from './global-schema.js';
 export { type ValidateOptions, type ValidationResult, validateConfig } from './validate.js';
 export { buildCluster, coreClusterOptions, coreEndpoints, coreHashKey, coreOutlierOptions, coreRetryRules, coreSlowStart } from './to-core.js';
+export {
+  adaptiveConcurrencySchema,
+  type AdaptiveConcurrencyConfig,
+  coreHedgeOptions,
+  coreOverloadOptions,
+  hedgeSchema,
+  type HedgeConfig,
+  prioritySchema,
+} from './overload.js';

@@ -40,12 +40,14 @@ import {
 import { isHost, parseHostPort } from '../shared/address.js';
 import { describeValue, listValues } from './describe.js';
 import { globalSchema } from './global-schema.js';
+import { sharedHealthSchema, syncSchema } from './sync-schema.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseLatency } from './latency-spec.js';
+import { adaptiveConcurrencySchema, hedgeSchema, prioritySchema } from './overload.js';
 
 // The names match src/core's POLICY_NAMES (a test checks it); config does not import
 // core so that a config can be validated without loading the data plane.
-export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
+export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'] as const;
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
 /**
@@ -119,6 +121,12 @@ const rateLimitSchema = z.strictObject({
   /** Requests allowed at once after a quiet spell; default one second's worth. */
   burst: integer(1).optional(),
   per: z.enum(['route', 'client_ip']).default('route'),
+  /** `local`: this node's own bucket. `global`: one limit for the whole fleet, through `sync:` (docs/fleet.md). */
+  scope: z.enum(['local', 'global']).default('local'),
+  /** For `scope: global`. `strong`: every decision is one atomic Redis call. `local`: this node's bucket, reconciled every `sync.sync_interval`. */
+  consistency: z.enum(['strong', 'local']).default('strong'),
+  /** For `consistency: strong`, when Redis cannot answer in `sync.command_timeout`: admit (`allow`) or refuse with 503 (`deny`). */
+  on_unavailable: z.enum(['allow', 'deny']).default('allow'),
 });
 
 const routeSchema = z.strictObject({
@@ -136,6 +144,10 @@ const routeSchema = z.strictObject({
   request_body_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
   /** Upgrade protocols this route tunnels; any other Upgrade request is refused (403), as Envoy's upgrade_configs. */
   upgrades: z.array(upgradeProtocol()).default(['websocket']),
+  /** The class of this route's requests under overload; absent = `default` (a cluster's adaptive_concurrency.priority_header may say otherwise). */
+  priority: prioritySchema.optional(),
+  /** Absent: off. A second try of an idempotent request to another endpoint after `after` (docs/overload.md). */
+  hedge: hedgeSchema.optional(),
 });
 
 // ---- listeners ---------------------------------------------------------------------
@@ -283,6 +295,17 @@ const refreshSchema = z.unknown().transform((v, ctx): 'ttl' | number => {
   return ms;
 });
 
+/** `hold_for`: a duration, or `never` (held until the config is reloaded), as Infinity. */
+const holdForSchema = z.unknown().transform((v, ctx): number => {
+  if (v === 'never') return Infinity;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms === 0) {
+    fail(ctx, `expected a duration like "5m", or "never", got ${describeValue(v)}`);
+    return z.NEVER;
+  }
+  return ms;
+});
+
 /** A resolver to ask instead of the system's: an IP and port (Node's resolver takes no host name here). */
 const resolverAddress = () =>
   z.string().superRefine((s, ctx) => {
@@ -337,6 +360,8 @@ const discoverySchema = z
     min_change_interval: duration({ allowZero: true }).prefault('5s'),
     /** A change removing more than this share of the discovered endpoints at once is held. 100 = no guard. */
     max_removal_percent: percentNumber().default(100),
+    /** A held change is applied once the source has given that same set, and nothing else, this long. */
+    hold_for: holdForSchema.prefault('5m'),
   })
   .superRefine(exactlyOne(['dns', 'file']));
 
@@ -529,6 +554,8 @@ const clusterSchema = z
     /** http1; h2 (over TLS with `tls`, else h2c with prior knowledge); auto: h2 when the endpoint offers it by ALPN, else HTTP/1.1 (plaintext: HTTP/1.1). */
     upstream_protocol: z.enum(['http1', 'h2', 'auto']).default('http1'),
     outlier_detection: outlierSchema.optional(),
+    /** Share this cluster's health verdicts with the fleet (`sync:`); absent = this node's own judgement only. */
+    shared_health: sharedHealthSchema.optional(),
     connect_failure_ejection: connectFailureEjectionSchema.prefault({}),
     /** Below this % of healthy endpoints, balance over all of them (Envoy's panic mode). */
     panic_threshold: percentNumber().default(50),
@@ -547,6 +574,8 @@ const clusterSchema = z
       })
       .prefault({}),
     circuit_breaker: circuitBreakerSchema.prefault({}),
+    /** Absent: off. `{}`: a limit on requests in flight found from measured latency (docs/overload.md). */
+    adaptive_concurrency: adaptiveConcurrencySchema.optional(),
   })
   .superRefine(checkCluster, ALWAYS);
 
@@ -611,6 +640,8 @@ export const ConfigSchema = z
     listeners: z.array(listenerSchema).default([]),
     clusters: z.array(clusterSchema).default([]),
     global: globalSchema.optional(),
+    /** Many Meridians acting as one through Redis (docs/fleet.md); absent = this node alone. */
+    sync: syncSchema.optional(),
   })
   .superRefine(checkConfig, ALWAYS);
 
@@ -634,6 +665,8 @@ export type UpstreamTlsConfig = NonNullable<ClusterConfig['tls']>;
 export type DiscoveryConfig = NonNullable<ClusterConfig['discovery']>;
 export type OutlierDetectionConfig = NonNullable<ClusterConfig['outlier_detection']>;
 export type SlowStartConfig = NonNullable<ClusterConfig['slow_start']>;
+export type { SyncConfig } from './sync-schema.js';
+export type RateLimitConfig = NonNullable<RouteConfig['rate_limit']>;
 
 /** Every endpoint of a cluster, whether listed directly or under localities. */
 export function clusterEndpoints(c: ClusterConfig): EndpointConfig[] {

@@ -9,7 +9,7 @@ import { OutlierDetector, type Ejection, type OutlierOptions } from './outlier-d
 import type { Rng } from './rng.js';
 import { slowStartFactor, type SlowStartOptions } from './slow-start.js';
 import { TokenBucket } from './token-bucket.js';
-import type { Balancer, Endpoint, Host, Locality, Outcome, PickContext, PolicyName } from './types.js';
+import type { Balancer, BalancerStats, Endpoint, Host, Locality, Outcome, PickContext, PolicyName, ProbeReply } from './types.js';
 
 export interface ClusterOptions extends PolicyOptions {
   readonly policy: PolicyName;
@@ -196,7 +196,10 @@ export type ClusterEvent =
   | { readonly type: 'ejected'; readonly host: HostState; readonly reason: Ejection['reason']; readonly untilMs: number }
   | { readonly type: 'returned'; readonly host: HostState }
   | { readonly type: 'health_changed'; readonly host: HostState; readonly healthy: boolean }
-  | { readonly type: 'panic'; readonly active: boolean };
+  | { readonly type: 'panic'; readonly active: boolean }
+  /** predictive: picks switched to peak EWMA (fallback) or back to the model, in one locality. */
+  | { readonly type: 'model_fallback'; readonly fallback: boolean; readonly reason: 'drift' | 'worse_than_baseline' | 'recovered'; readonly locality: string };
+
 
 const RETRY_PICK_TRIES = 4;
 /** Slow-start weights are recomputed this many times per window: a rebuild per step, not per pick. */
@@ -235,6 +238,7 @@ export class Cluster {
   #nextIntervalMs: number;
   #nextStepMs = Infinity;
   #listeners: ((e: ClusterEvent) => void)[] = [];
+  #prober: ((targets: readonly HostState[]) => void) | undefined;
 
   constructor(name: string, endpoints: readonly Endpoint[], options: ClusterOptions) {
     this.name = name;
@@ -286,6 +290,11 @@ export class Cluster {
     if (g === undefined) return;
     g.active++;
     g.balancer.onStart?.(host);
+    const prober = this.#prober;
+    if (prober !== undefined) {
+      const targets = g.balancer.probeTargets?.() as readonly HostState[] | undefined;
+      if (targets !== undefined && targets.length > 0) prober(targets);
+    }
   }
 
   onEnd(host: HostState, outcome: Outcome): void {
@@ -307,6 +316,46 @@ export class Cluster {
     }
     const e = this.#outliers?.record(host.health, outcome, now);
     if (e) this.#ejected(e, host);
+  }
+
+  /**
+   * A try given up by its request (a hedge race lost): the host is no longer busy with it,
+   * and it took at least `latencyMs`; it neither failed nor succeeded, so outlier
+   * detection and connect-failure ejection are not told.
+   */
+  onCancel(host: HostState, latencyMs: number): void {
+    host.active = Math.max(0, host.active - 1);
+    host.latency.observe(latencyMs, this.#o.clock.nowMs());
+    const g = host.group;
+    if (g !== undefined) {
+      g.active = Math.max(0, g.active - 1);
+      g.balancer.onEnd?.(host, { latencyMs });
+    }
+  }
+
+  /**
+   * Probing policies (prequal): `prober` is handed the hosts to probe each time a request
+   * is sent to a host (`onStart`), and the mechanism sends the probes; their replies come
+   * back through `recordProbe`. The array is reused by the next call. Other policies never call it.
+   */
+  setProber(prober: ((targets: readonly HostState[]) => void) | undefined): void {
+    this.#prober = prober;
+  }
+
+  /** A probe's reply reached the load balancer. */
+  recordProbe(host: HostState, reply: ProbeReply): void {
+    if (host.removed) return;
+    host.group?.balancer.onProbe?.(host, reply);
+  }
+
+  /** The adaptive balancers' counters, one entry per locality whose balancer keeps any. */
+  balancerStats(): { readonly locality: string; readonly stats: BalancerStats }[] {
+    const out: { locality: string; stats: BalancerStats }[] = [];
+    for (const g of this.#groups.values()) {
+      const stats = g.balancer.stats?.();
+      if (stats !== undefined) out.push({ locality: g.key, stats });
+    }
+    return out;
   }
 
   /** An active health check's result for a host. */
@@ -343,6 +392,18 @@ export class Cluster {
     if (!host) return false;
     host.health.draining = draining;
     this.#dirty = true;
+    return true;
+  }
+
+  /** The fleet's verdict on a host (shared health): out while a quorum of nodes judges it bad. */
+  setFleetEjected(id: string, ejected: boolean): boolean {
+    const host = this.#byId.get(id);
+    if (!host) return false;
+    if (host.health.fleetEjected !== ejected) {
+      host.health.fleetEjected = ejected;
+      this.#dirty = true;
+      this.#refreshIfDue();
+    }
     return true;
   }
 
@@ -464,7 +525,7 @@ export class Cluster {
   #status(h: HostState): HealthStatus {
     if (h.health.draining) return 'draining';
     if (!h.health.activeHealthy) return 'unhealthy';
-    if (h.health.ejected || h.health.unreachable) return 'ejected';
+    if (h.health.ejected || h.health.unreachable || h.health.fleetEjected) return 'ejected';
     if (h.slowStartSinceMs !== undefined) return 'slow_start';
     return 'healthy';
   }
@@ -530,7 +591,12 @@ export class Cluster {
     const key = `${l.priority ?? 0}|${l.region ?? ''}|${l.zone ?? ''}`;
     let g = this.#groups.get(key);
     if (g === undefined) {
-      g = new LocalityGroup(key, l, createBalancer(this.#o.policy, this.#o.rng, this.#o.clock, this.#o), now);
+      const o = this.#o;
+      const options =
+        o.policy === 'predictive'
+          ? { ...o, predictive: { ...o.predictive, onSwitch: (fallback: boolean, reason: 'drift' | 'worse_than_baseline' | 'recovered') => this.#emit({ type: 'model_fallback', fallback, reason, locality: key }) } }
+          : o;
+      g = new LocalityGroup(key, l, createBalancer(o.policy, o.rng, o.clock, options), now);
       this.#groups.set(key, g);
     } else if (g.locality !== l) {
       g.configure(l, now);

@@ -8,8 +8,12 @@
  * - A change within `minChangeIntervalMs` of the last applied one waits for the interval
  *   to end (damping a flapping source); the newest answer is the one applied then.
  * - A change that removes more than `maxRemovalPercent` of the current endpoints is held
- *   (a source that suddenly lost most of its records is more likely broken than right);
- *   it stays held while the source keeps saying so, and is logged once per distinct set.
+ *   (a source that suddenly lost most of its records is more likely broken than right),
+ *   and logged once per distinct set. A broken source rarely says the same wrong thing for
+ *   long, while a real scale-in stays: so a held set is applied by the first answer that
+ *   comes `holdForMs` or more after the source first gave it, if every answer since was that
+ *   same set. Another set restarts the hold; a failed or empty answer (a source in trouble)
+ *   restarts it too. `holdForMs: Infinity` holds until accept() (an operator's word).
  *
  * The caller resolves, reports every answer to `offer()`, applies what it is told to,
  * and calls `reconsider()` when a damped change's `untilMs` comes.
@@ -25,22 +29,27 @@ export interface DiscoveryOptions {
   readonly minChangeIntervalMs: number;
   /** 100 = no guard. */
   readonly maxRemovalPercent: number;
+  /** How long the source must keep giving a held set before it is applied; Infinity = never. */
+  readonly holdForMs: number;
 }
 
 /** One answer of a source: endpoints (maybe none), or why there is no answer. */
 export type Answer = { readonly ok: true; readonly endpoints: readonly Endpoint[] } | { readonly ok: false; readonly error: string };
 
 export type Decision =
-  /** Apply `endpoints` now. `first`: the first set of this source (nothing applied before). */
-  | { readonly action: 'apply'; readonly endpoints: readonly Endpoint[]; readonly added: number; readonly removed: number; readonly changed: number; readonly first: boolean; readonly recovered: boolean }
+  /**
+   * Apply `endpoints` now. `first`: the first set of this source (nothing applied before).
+   * `heldForMs`: a held removal applied because the source kept giving it this long.
+   */
+  | { readonly action: 'apply'; readonly endpoints: readonly Endpoint[]; readonly added: number; readonly removed: number; readonly changed: number; readonly first: boolean; readonly recovered: boolean; readonly heldForMs?: number }
   /** The answer matches what is applied. */
   | { readonly action: 'unchanged'; readonly recovered: boolean }
   /** Failed or (with onEmpty 'keep') empty: the last good set stays. `firstOfOutage`: log it. */
   | { readonly action: 'keep'; readonly reason: 'failed' | 'empty'; readonly error: string; readonly firstOfOutage: boolean }
   /** A change waiting for the minimum interval; call reconsider() at `untilMs`. */
   | { readonly action: 'damped'; readonly untilMs: number }
-  /** A change removing too many endpoints; `firstForSet`: log it. */
-  | { readonly action: 'held'; readonly removing: number; readonly of: number; readonly firstForSet: boolean };
+  /** A change removing too many endpoints; `firstForSet`: log it. An answer from `untilMs` on giving the same set applies it (Infinity: none will). */
+  | { readonly action: 'held'; readonly removing: number; readonly of: number; readonly firstForSet: boolean; readonly untilMs: number };
 
 /** What changes between two endpoint lists, by id. */
 export function diffEndpoints(before: readonly Endpoint[], after: readonly Endpoint[]): { added: number; removed: number; changed: number } {
@@ -81,9 +90,12 @@ export class DiscoveredSet {
   #pending: readonly Endpoint[] | undefined;
   #inOutage = false;
   #heldKey: string | undefined;
+  /** When the source first gave the held set, with nothing else in between; undefined after a failed or empty answer. */
+  #heldSinceMs: number | undefined;
 
   constructor(options: DiscoveryOptions, clock: Clock) {
     if (!(options.maxRemovalPercent >= 0 && options.maxRemovalPercent <= 100)) throw new RangeError(`maxRemovalPercent must be 0..100, got ${options.maxRemovalPercent}`);
+    if (!(options.holdForMs >= 0)) throw new RangeError(`holdForMs must be >= 0, got ${options.holdForMs}`);
     this.#o = options;
     this.#clock = clock;
   }
@@ -97,6 +109,7 @@ export class DiscoveredSet {
     if (!answer.ok || (answer.endpoints.length === 0 && this.#o.onEmpty === 'keep')) {
       const firstOfOutage = !this.#inOutage;
       this.#inOutage = true;
+      this.#heldSinceMs = undefined;
       return answer.ok
         ? { action: 'keep', reason: 'empty', error: 'the source returned no endpoints', firstOfOutage }
         : { action: 'keep', reason: 'failed', error: answer.error, firstOfOutage };
@@ -104,6 +117,14 @@ export class DiscoveredSet {
     const recovered = this.#inOutage;
     this.#inOutage = false;
     return this.#consider(answer.endpoints, recovered);
+  }
+
+  /** Apply the change waiting (held or damped) now, past the removal guard and damping: an operator accepted it. */
+  accept(): Decision {
+    const pending = this.#pending;
+    const current = this.#current;
+    if (pending === undefined || current === undefined) return { action: 'unchanged', recovered: false };
+    return this.#apply(pending, this.#clock.nowMs(), diffEndpoints(current, pending), false, false);
   }
 
   /** Re-decide the newest answer not yet applied (when a damped change's time has come). */
@@ -121,28 +142,39 @@ export class DiscoveredSet {
     if (diff.added === 0 && diff.removed === 0 && diff.changed === 0) {
       this.#pending = undefined;
       this.#heldKey = undefined;
+      this.#heldSinceMs = undefined;
       return { action: 'unchanged', recovered };
     }
     this.#pending = next;
     // Clearing on an empty answer is what `onEmpty: clear` asks for: no guard against it.
     const clearing = next.length === 0;
+    let heldForMs: number | undefined;
     if (!clearing && current.length > 0 && (100 * diff.removed) / current.length > this.#o.maxRemovalPercent) {
-      const key = next.map((e) => e.id).sort().join('\n');
+      // Weights and localities are part of the set (re-weighted is another answer); the order is not.
+      const key = JSON.stringify([...next].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
       const firstForSet = this.#heldKey !== key;
       this.#heldKey = key;
-      return { action: 'held', removing: diff.removed, of: current.length, firstForSet };
+      if (firstForSet || this.#heldSinceMs === undefined) this.#heldSinceMs = now;
+      const untilMs = this.#heldSinceMs + this.#o.holdForMs;
+      if (now < untilMs || firstForSet) return { action: 'held', removing: diff.removed, of: current.length, firstForSet, untilMs };
+      heldForMs = now - this.#heldSinceMs;
+    } else {
+      this.#heldKey = undefined;
+      this.#heldSinceMs = undefined;
     }
-    this.#heldKey = undefined;
+    // A hold that has run out may still wait for damping: it stays run out until applied.
     const untilMs = (this.#lastAppliedMs ?? -Infinity) + this.#o.minChangeIntervalMs;
     if (now < untilMs) return { action: 'damped', untilMs };
-    return this.#apply(next, now, diff, false, recovered);
+    return this.#apply(next, now, diff, false, recovered, heldForMs);
   }
 
-  #apply(next: readonly Endpoint[], now: number, diff: { added: number; removed: number; changed: number }, first: boolean, recovered: boolean): Decision {
+  #apply(next: readonly Endpoint[], now: number, diff: { added: number; removed: number; changed: number }, first: boolean, recovered: boolean, heldForMs?: number): Decision {
     this.#current = next;
     this.#pending = undefined;
+    this.#heldKey = undefined;
+    this.#heldSinceMs = undefined;
     this.#lastAppliedMs = now;
-    return { action: 'apply', endpoints: next, ...diff, first, recovered };
+    return { action: 'apply', endpoints: next, ...diff, first, recovered, ...(heldForMs === undefined ? {} : { heldForMs }) };
   }
 }
 

@@ -51,6 +51,8 @@ export class HostHealth {
   /** Unreachable spells in a row, with no connection made in between: each doubles the next. */
   unreachableLevel = 0;
   consecutiveConnectFailures = 0;
+  /** Out by the fleet's vote (src/core/fleet-health.ts): other nodes judged it bad; this node's own judgement is the fields above. */
+  fleetEjected = false;
   /** Requests and successes in the current outlier-detection interval. */
   windowRequests = 0;
   windowSuccesses = 0;
@@ -62,7 +64,7 @@ export class HostHealth {
   }
 
   get routable(): boolean {
-    return this.activeHealthy && !this.ejected && !this.unreachable && !this.draining;
+    return this.activeHealthy && !this.ejected && !this.unreachable && !this.draining && !this.fleetEjected;
   }
 
   /** Active checks passed in a row, up to now. */

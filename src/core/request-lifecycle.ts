@@ -2,6 +2,10 @@ import type { BreakerResource, CircuitBreaker } from './circuit-breaker.js';
 import type { Clock } from './clock.js';
 import type { Cluster, ClusterPickContext, HostState } from './cluster.js';
 import { decideRetry, type RetryBudget, type RetryRefusal } from './retry-budget.js';
+import type { HedgePolicy } from './hedging.js';
+import type { GateWaiter, OverloadGate } from './overload-gate.js';
+import type { QueueEntry } from './admission-queue.js';
+import type { Priority } from './priority.js';
 import type { Rng } from './rng.js';
 import type { Outcome } from './types.js';
 
@@ -31,7 +35,12 @@ export interface LifecycleCluster {
   readonly breaker: CircuitBreaker;
   readonly budget: RetryBudget;
   readonly retry: RetryRules;
+  /** Adaptive concurrency (with its queue and priority classes), when the cluster has it. */
+  readonly overload?: OverloadGate | undefined;
 }
+
+/** How `enter` went: admitted now, queued (the answer comes through `onGate`), or refused with a local reply. */
+export type EntryVerdict = 'admitted' | 'queued' | 'overloaded' | 'circuit_open';
 
 /**
  * How a try failed before any of its answer was passed on, as the mechanism saw it.
@@ -84,7 +93,7 @@ export interface LifecycleOptions {
  * It is also the pick context (`hash`, `attempt`, `exclude`, `localOnly`), so a request
  * allocates this one object and, only once it retries, the set of hosts tried.
  */
-export class RequestLifecycle implements ClusterPickContext {
+export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   readonly #cluster: LifecycleCluster;
   readonly #clock: Clock;
   readonly #rng: Rng;
@@ -104,7 +113,23 @@ export class RequestLifecycle implements ClusterPickContext {
   deadlineMs = Infinity;
   /** The delay before the retry last granted. */
   retryDelayMs = 0;
+  /** Its class under overload. */
+  priority: Priority = 'default';
+  /** The route's (or cluster's) hedging, when it has one. */
+  hedging: HedgePolicy | undefined = undefined;
+  /** A queued request's answer from the gate: `admitted`, or the local reply it gets. */
+  onGate: ((verdict: Exclude<EntryVerdict, 'queued'>) => void) | undefined = undefined;
   #host: HostState | undefined = undefined;
+  #hedgeHost: HostState | undefined = undefined;
+  #hedged = false;
+  #adopted = false;
+  #tryAtMs = 0;
+  #hedgeAtMs = 0;
+  #entry: QueueEntry<GateWaiter> | undefined = undefined;
+  #gateHeld = false;
+  #gateAtMs = 0;
+  /** The last try ended with an answer or ran out of time: its request's latency says something of the service's. */
+  #sampled = false;
   #inTry = false;
   #admitted = false;
   #countedRetries = 0;
@@ -138,6 +163,58 @@ export class RequestLifecycle implements ClusterPickContext {
     return true;
   }
 
+  /**
+   * Admission with adaptive concurrency: the cluster's gate (limit, queue, classes), then
+   * the breaker and budget (`admit`). `queued`: the answer comes later through `onGate`
+   * (set it first), and `queueDeadlineMs` says when the mechanism's timer should call the
+   * gate's `expire`. Without a gate this is `admit`.
+   */
+  enter(): EntryVerdict {
+    const gate = this.#cluster.overload;
+    if (gate !== undefined) {
+      const now = this.#clock.nowMs();
+      const v = gate.enter(this, now);
+      if (v === 'refused') return 'overloaded';
+      if (v === 'queued') {
+        this.#entry = gate.lastEntry;
+        return 'queued';
+      }
+      this.#gateHeld = true;
+      this.#gateAtMs = now;
+    }
+    if (this.admit()) return 'admitted';
+    this.#releaseGate();
+    return 'circuit_open';
+  }
+
+  /** When a queued request's wait ends, unless admitted first; Infinity when not queued. */
+  get queueDeadlineMs(): number {
+    return this.#entry?.deadlineMs ?? Infinity;
+  }
+
+  /** The gate's slot came (GateWaiter): then the breaker and budget, and the mechanism is told. */
+  gateOpened(nowMs: number): void {
+    this.#entry = undefined;
+    this.#gateHeld = true;
+    this.#gateAtMs = nowMs;
+    if (this.admit()) return this.onGate?.('admitted');
+    this.#releaseGate();
+    this.onGate?.('circuit_open');
+  }
+
+  /** The gate refused it from the queue (GateWaiter). */
+  gateRefused(): void {
+    this.#entry = undefined;
+    this.onGate?.('overloaded');
+  }
+
+  #releaseGate(): void {
+    if (!this.#gateHeld) return;
+    this.#gateHeld = false;
+    const now = this.#clock.nowMs();
+    (this.#cluster.overload as OverloadGate).release(this.#sampled ? now - this.#gateAtMs : undefined, now);
+  }
+
   /** The request times out `timeoutMs` from now, whatever its tries. */
   deadlineIn(timeoutMs: number): void {
     this.deadlineMs = this.#clock.nowMs() + timeoutMs;
@@ -148,11 +225,13 @@ export class RequestLifecycle implements ClusterPickContext {
     const core = this.#cluster.core;
     const previous = this.#host;
     if (previous !== undefined) (this.exclude ??= new Set()).add(previous);
+    if (this.attempt === 0) this.hedging?.requestStarted();
     const host = core.pick(this);
     if (host === undefined) return undefined;
     this.#host = host;
     this.attempt++;
     this.#inTry = true;
+    this.#tryAtMs = this.#clock.nowMs();
     core.onStart(host);
     return host;
   }
@@ -169,7 +248,102 @@ export class RequestLifecycle implements ClusterPickContext {
   endTry(outcome: Outcome): void {
     if (!this.#inTry) return;
     this.#inTry = false;
-    this.#cluster.core.onEnd(this.#host as HostState, outcome);
+    this.#ended(this.#host as HostState, outcome);
+  }
+
+  #ended(host: HostState, outcome: Outcome): void {
+    this.#sampled = outcome.status !== undefined || outcome.error === 'timeout';
+    if (outcome.status !== undefined && this.#firstTry()) this.hedging?.observe(outcome.latencyMs);
+    this.#cluster.core.onEnd(host, outcome);
+  }
+
+  /**
+   * The current try is the request's first, not a hedge adopted in its place: only first
+   * tries make the latency a hedge delay is a quantile of (hedges are tries already past it).
+   */
+  #firstTry(): boolean {
+    return this.attempt === 1 && !this.#adopted;
+  }
+
+  /**
+   * How long after the first try started a hedge should go; Infinity for none: no hedging,
+   * not idempotent, already hedged or retried.
+   */
+  hedgeDelayMs(): number {
+    if (this.hedging === undefined || !this.idempotent || this.#hedged || this.attempt !== 1) return Infinity;
+    return this.hedging.delayMs;
+  }
+
+  /**
+   * Send the hedge now? Not while the cluster is overloaded; within the hedging budget,
+   * then, as a retry, within max_retries and the retry budget (retries and hedges share
+   * one, so a spike cannot double itself); on a host other than the first try's.
+   * Undefined: no hedge (the first try carries on alone).
+   */
+  startHedge(): HostState | undefined {
+    const c = this.#cluster;
+    const policy = this.hedging;
+    if (policy === undefined || this.#hedged || !this.#inTry || c.overload?.overloaded === true) return undefined;
+    this.#hedged = true;
+    if (!policy.tryTake()) return undefined;
+    if (!c.breaker.tryAcquire('retries')) return undefined;
+    if (!c.budget.tryRetry(this.#clock.nowMs())) {
+      c.breaker.release('retries');
+      return undefined;
+    }
+    this.#countedRetries++;
+    (this.exclude ??= new Set()).add(this.#host as HostState);
+    const host = c.core.pick(this);
+    if (host === undefined) return undefined;
+    this.#hedgeHost = host;
+    this.#hedgeAtMs = this.#clock.nowMs();
+    c.core.onStart(host);
+    return host;
+  }
+
+  /** The hedge in flight, if any. */
+  get hedgeHost(): HostState | undefined {
+    return this.#hedgeHost;
+  }
+
+  /** The hedge ended (its answer not taken: it failed while the first try runs on). */
+  endHedge(outcome: Outcome): void {
+    const host = this.#hedgeHost;
+    if (host === undefined) return;
+    this.#hedgeHost = undefined;
+    this.#ended(host, outcome);
+  }
+
+  /** The first try answered first (or the request is over): the hedge is cancelled. */
+  cancelHedge(): void {
+    const host = this.#hedgeHost;
+    if (host === undefined) return;
+    this.#hedgeHost = undefined;
+    this.#cluster.core.onCancel(host, this.#clock.nowMs() - this.#hedgeAtMs);
+  }
+
+  /**
+   * The hedge becomes the request's try, its answer the one taken: it answered first (the
+   * first try, still running, is cancelled) or the first try failed and was ended.
+   */
+  adoptHedge(): void {
+    const host = this.#hedgeHost;
+    if (host === undefined) return;
+    if (this.#inTry) {
+      const elapsed = this.#clock.nowMs() - this.#tryAtMs;
+      // Right-censored: the first try took at least this long. Left out, the slowest first
+      // tries (the ones hedged and beaten) would vanish from the samples and pull the
+      // quantile, and with it the delay, down: more hedges than the quantile promises.
+      this.hedging?.observe(elapsed);
+      this.#cluster.core.onCancel(this.#host as HostState, elapsed);
+    }
+    this.#adopted = true;
+    (this.exclude ??= new Set()).add(this.#host as HostState);
+    this.#hedgeHost = undefined;
+    this.#host = host;
+    this.#inTry = true;
+    this.#tryAtMs = this.#hedgeAtMs;
+    if (this.hedging !== undefined) this.hedging.won++;
   }
 
   /**
@@ -237,6 +411,12 @@ export class RequestLifecycle implements ClusterPickContext {
 
   /** The request is over: give back its breaker slot, its place in the budget and its counted retries. */
   end(): void {
+    if (this.#entry !== undefined) {
+      this.#cluster.overload?.leave(this.#entry);
+      this.#entry = undefined;
+    }
+    this.cancelHedge();
+    this.#releaseGate();
     if (!this.#admitted) return;
     this.#admitted = false;
     const c = this.#cluster;

@@ -41,6 +41,16 @@ export class TokenBucket {
     return { ok: false, retryAfterMs: Math.ceil(((n - this.#tokens) / this.ratePerSecond) * 1000) };
   }
 
+  /**
+   * Take `n` tokens spent elsewhere (by other nodes of a fleet, learned late): the balance
+   * may go below zero, and the debt is paid back by the refill before anything is admitted
+   * here, so what the fleet admitted is never forgotten.
+   */
+  debit(nowMs: number, n: number): void {
+    this.#refill(nowMs);
+    this.#tokens -= n;
+  }
+
   #refill(nowMs: number): void {
     const elapsed = nowMs - this.#stampMs;
     if (elapsed > 0) {

@@ -1,7 +1,7 @@
 import type { LatencyEwma } from './latency-ewma.js';
 
 /** The balancing policies `src/core` implements; the names are the config's `policy` values. */
-export const POLICY_NAMES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'] as const;
+export const POLICY_NAMES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 /** Where an endpoint runs, for locality-aware routing (see locality.ts and cluster.ts). */
@@ -91,4 +91,36 @@ export interface Balancer {
   onStart?(host: Host): void;
   /** Called after the host's `active` count was decremented and its latency recorded. */
   onEnd?(host: Host, outcome: Outcome): void;
+  /** Probing policies (prequal): the hosts to probe alongside the request just picked. */
+  probeTargets?(): readonly Host[];
+  /** Probing policies: a probe's reply reached the load balancer. */
+  onProbe?(host: Host, reply: ProbeReply): void;
+  /** Counters and state of the adaptive policies, for metrics and the simulator's report. */
+  stats?(): BalancerStats;
+}
+
+/** A server's answer to a Prequal probe. */
+export interface ProbeReply {
+  /** Requests in flight at the server when it answered. */
+  readonly rif: number;
+  /** Latency the server expects for a request arriving at that RIF, ms. */
+  readonly latencyMs: number;
+}
+
+/** What an adaptive balancer reports (each field only where the policy has it). */
+export interface BalancerStats {
+  readonly probesRequested?: number;
+  readonly probeReplies?: number;
+  readonly poolSize?: number;
+  readonly poolPicks?: number;
+  readonly randomPicks?: number;
+  /** predictive: the model is out of force and picks follow peak EWMA. */
+  readonly fallback?: boolean;
+  readonly driftEvents?: number;
+  readonly recoveries?: number;
+  /** predictive: prediction error over the responses seen so far (the model's and peak EWMA's, on the same requests). */
+  readonly maeMs?: number;
+  readonly p90AbsErrorMs?: number;
+  readonly baselineMaeMs?: number;
+  readonly samples?: number;
 }

@@ -6,14 +6,17 @@
  * that serves the dashboard, the live stream and the controls. stop() closes all of it.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import pino, { type Logger } from 'pino';
-import type { ActivityEvent, DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
+import type { ActivityEvent, AdaptiveSnapshot, DemoSnapshot, EndpointSnapshot, FlowSnapshot, GeoSnapshot, RegionSnapshot } from '../admin/dashboard-types.js';
 import { POLICIES } from '../admin/dashboard-types.js';
 import { dashboardRoutes, type ControlResult, type DemoControl } from '../admin/dashboard.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { createAdminServer, type AdminServer } from '../admin/server.js';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { formatLatency, parseLatency, startSampleBackend, type SampleBackend } from '../backend/sample-backend.js';
 import { validateConfig } from '../config/index.js';
 import { GlobalLayer } from '../global/global-layer.js';
@@ -21,9 +24,10 @@ import type { ExchangeRecord } from '../proxy/forward.js';
 import { Meridian } from '../node/meridian.js';
 import { changes } from './activity.js';
 import { LoadGenerator, type LoadClient } from './load.js';
-import { CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
+import { backendsFileText, CLUSTER, DNS_TTL_S, GEOS, geoSubnet, globalConfigInput, HOSTNAME, nearest, regionConfigInput, REGIONS, rttMs, toConfig, withPolicy, type RegionSpec } from './topology.js';
 import { startWanLink, type WanLink } from './wan-link.js';
 import { WindowStats } from './window-stats.js';
+import type { BalancerStats } from '../core/types.js';
 
 export interface DemoOptions {
   /** 1-5. Default 3. */
@@ -73,6 +77,7 @@ interface Backend {
 
 interface Region {
   readonly spec: RegionSpec;
+  readonly backendsFile: string;
   readonly meridian: Meridian;
   configInput: Record<string, unknown>;
   readonly backends: Backend[];
@@ -118,6 +123,8 @@ export class Demo implements DemoControl {
   #resolver: NodeJS.Timeout | undefined;
   #port = 0;
   #stopped = false;
+  /** The regions' backends files (a temporary directory, removed by stop()). */
+  #filesDir: string | undefined;
 
   constructor(o: DemoOptions = {}) {
     this.#o = o;
@@ -136,8 +143,9 @@ export class Demo implements DemoControl {
     return `http://127.0.0.1:${this.#port}/dashboard#token=${this.token}`;
   }
 
-  regions(): readonly { name: string; address: string; webPort: number; adminPort: number; backends: readonly string[] }[] {
-    return this.#regions.map((r) => ({ name: r.spec.name, address: r.address, webPort: r.webPort, adminPort: r.meridian.adminPort, backends: r.backends.map((b) => b.id) }));
+  /** `backendsFile`: the watched file its cluster finds its own backends in (edit it, and the region follows). */
+  regions(): readonly { name: string; address: string; webPort: number; adminPort: number; backends: readonly string[]; backendsFile: string }[] {
+    return this.#regions.map((r) => ({ name: r.spec.name, address: r.address, webPort: r.webPort, adminPort: r.meridian.adminPort, backends: r.backends.map((b) => b.id), backendsFile: r.backendsFile }));
   }
 
   /** The DNS responder: its port, and a `dig` that asks it as a London client would. */
@@ -195,18 +203,22 @@ export class Demo implements DemoControl {
       const peers = nearest(spec, specs)
         .filter((p) => p !== spec)
         .map((p) => ({ region: p.name, port: (links.get(`${spec.name}>${p.name}`) as WanLink).port }));
+      this.#filesDir ??= await mkdtemp(join(tmpdir(), 'meridian-demo-'));
+      const backendsFile = join(this.#filesDir, `${spec.name}.yaml`);
+      await writeFile(backendsFile, backendsFileText(spec.name, backends));
       const configInput = regionConfigInput({
         region: spec,
         address: addresses[i] as string,
         ports: { web: webPorts[i] as number, peer: 0 },
         policy,
-        backends: backends.map((b) => ({ id: b.id, port: b.port })),
+        backendsFile,
         peers,
         rateLimitPerSecond: Math.max(50, 2 * this.#baseRate),
       });
       const region: Region = {
         spec,
         configInput,
+        backendsFile,
         backends,
         meridian: undefined as unknown as Meridian,
         address: addresses[i] as string,
@@ -314,6 +326,7 @@ export class Demo implements DemoControl {
     await Promise.all(this.#regions.map((r) => r.meridian.drainAndStop(0)));
     await Promise.all(this.#links.map((l) => l.close()));
     await Promise.all([...this.#backends.values()].map((b) => b.server?.close()));
+    if (this.#filesDir !== undefined) await rm(this.#filesDir, { recursive: true, force: true });
     this.#subscribers.clear();
   }
 
@@ -441,6 +454,12 @@ export class Demo implements DemoControl {
       return result;
     },
     reload: (): Promise<ReloadResult> => Promise.resolve({ ok: false, errors: ['the demo has no config file: change the policy with POST /api/demo/policy'] }),
+    acceptDiscovery: (cluster): AcceptResult => {
+      const r = this.#regionOfCluster(cluster);
+      const result = r ? r.meridian.acceptDiscovery(CLUSTER) : 'no_cluster';
+      if (result === 'ok') this.record(`${cluster}: the pending discovery change accepted`);
+      return result;
+    },
   };
 
   #regionOfCluster(cluster: string): Region | undefined {
@@ -474,6 +493,31 @@ export class Demo implements DemoControl {
     }
   }
 
+  /** Probe replies counted at the last tick, per Meridian: the panel shows a rate. */
+  readonly #probeReplies = new WeakMap<object, number>();
+
+  /** The adaptive policies' state for a region's card: nothing for the other policies. */
+  #adaptive(m: { balancerStats(): { readonly stats: BalancerStats }[] }, per: number, round: (x: number) => number): { adaptive?: AdaptiveSnapshot } {
+    const all = m.balancerStats().map((b) => b.stats);
+    if (all.length === 0) return {};
+    const sum = (f: (s: BalancerStats) => number | undefined): number => all.reduce((a, st) => a + (f(st) ?? 0), 0);
+    if (all.some((st) => st.poolSize !== undefined)) {
+      const replies = sum((st) => st.probeReplies);
+      const before = this.#probeReplies.get(m) ?? replies;
+      this.#probeReplies.set(m, replies);
+      return { adaptive: { probeRepliesPerS: round((replies - before) * per), poolSize: sum((st) => st.poolSize) } };
+    }
+    const n = Math.max(1, sum((st) => st.samples));
+    return {
+      adaptive: {
+        fallback: all.some((st) => st.fallback === true),
+        driftEvents: sum((st) => st.driftEvents),
+        maeMs: round(sum((st) => (st.maeMs ?? 0) * (st.samples ?? 0)) / n),
+        baselineMaeMs: round(sum((st) => (st.baselineMaeMs ?? 0) * (st.samples ?? 0)) / n),
+      },
+    };
+  }
+
   #tick(): void {
     const now = Date.now();
     const intervalMs = Math.max(1, now - this.#lastTick);
@@ -484,7 +528,9 @@ export class Demo implements DemoControl {
     const dnsStatus = new Map((this.#global?.status().regions ?? []).map((r) => [r.name, r.healthy]));
     const regions = this.#regions.map((r): RegionSnapshot => {
       const c = r.meridian.clusters()[0] as ClusterState;
-      const endpoints = c.endpoints.map((e): EndpointSnapshot => {
+      // Its own backends first, then the failover peers (discovered endpoints come after the configured ones).
+      const own = (e: { readonly id: string }): number => (e.id.startsWith('via-') ? 1 : 0);
+      const endpoints = [...c.endpoints].sort((x, y) => own(x) - own(y)).map((e): EndpointSnapshot => {
         const w = (r.endpoints.get(e.id) ?? new WindowStats()).take(intervalMs);
         const b = this.#backends.get(e.id);
         const remote = e.id.startsWith('via-');
@@ -503,6 +549,7 @@ export class Demo implements DemoControl {
           p99Ms: w.p99Ms,
           errorRate: w.errorRate,
           ...(b ? { alive: b.server !== undefined, latency: b.slowLatency ?? b.latency, slowed: b.slowLatency !== undefined } : {}),
+          ...(e.discovered === true && c.discovery !== undefined ? { source: c.discovery.source } : {}),
         };
       });
       for (const [to, n] of r.failoverOut) if (n > 0) flows.push({ kind: 'failover', from: r.spec.name, to, rps: round(n * per) });
@@ -531,8 +578,10 @@ export class Demo implements DemoControl {
         peerInRps: round(peerIn * per),
         failoverOutRps: round(failoverOut * per),
         inPanic: c.inPanic,
+        ...(c.overload === undefined ? {} : { concurrency: { limit: c.overload.limit, queued: c.overload.queued } }),
         endpoints,
         localities: (c.localities ?? []).map((l) => ({ region: l.region ?? '', priority: l.priority, remote: l.remote, hosts: l.hosts, healthy: l.healthy, share: round(l.share) })),
+        ...this.#adaptive(r.meridian, per, round),
       };
     });
     const geos = [...this.#geoStats].map(([name, s]): GeoSnapshot => {

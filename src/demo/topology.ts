@@ -115,12 +115,17 @@ export interface RegionConfigInput {
   readonly address: string;
   readonly ports: RegionPorts;
   readonly policy: string;
-  /** Its own backends. */
-  readonly backends: readonly { readonly id: string; readonly port: number }[];
+  /** Where its own backends are listed (backendsFileText): the cluster finds them there by discovery, as from a file a deploy tool writes. */
+  readonly backendsFile: string;
   /** The other regions, nearest first, each reached through a WAN link on `port`. */
   readonly peers: readonly { readonly region: string; readonly port: number }[];
   /** Client requests per second each region may take before answering 429. */
   readonly rateLimitPerSecond: number;
+}
+
+/** A region's backends file (discovery.file): each backend at the region's priority-0 locality. */
+export function backendsFileText(region: string, backends: readonly { readonly id: string; readonly port: number }[]): string {
+  return backends.map((b) => `- { id: ${b.id}, address: "127.0.0.1:${b.port}", locality: { region: ${region}, priority: 0 } }\n`).join('');
 }
 
 /** The cluster every region serves. */
@@ -139,10 +144,10 @@ export function regionConfigInput(c: RegionConfigInput): Record<string, unknown>
     retries: { attempts: 2, retry_on: ['connect_failure', 'reset', 'gateway_error'], budget: { percent: 20, min_per_second: 10 } },
     timeouts: { connect: '500ms', request: '5s' },
     circuit_breaker: { max_requests: 400, max_pending_requests: 200 },
-    localities: [
-      { region: c.region.name, priority: 0, endpoints: c.backends.map((b) => ({ id: b.id, address: `127.0.0.1:${b.port}` })) },
-      ...c.peers.map((p, i) => ({ region: p.region, priority: i + 1, remote: true, endpoints: [{ id: `via-${p.region}`, address: `127.0.0.1:${p.port}` }] })),
-    ],
+    // One region alone has no failover peers (and a config's localities list none empty).
+    ...(c.peers.length === 0 ? {} : { localities: c.peers.map((p, i) => ({ region: p.region, priority: i + 1, remote: true, endpoints: [{ id: `via-${p.region}`, address: `127.0.0.1:${p.port}` }] })) }),
+    // Its own backends, at priority 0, from a watched file: edit it and the dashboard follows.
+    discovery: { file: { path: c.backendsFile }, min_change_interval: '1s' },
   };
   const route = { cluster: CLUSTER, rate_limit: { requests_per_second: c.rateLimitPerSecond } };
   return {

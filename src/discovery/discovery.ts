@@ -14,7 +14,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import type { DiscoveryStatus } from '../admin/types.js';
+import type { AcceptResult, DiscoveryStatus } from '../admin/types.js';
 import { coreEndpoints, type ClusterConfig, type Config } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { mergeEndpoints } from '../core/discovery.js';
@@ -45,14 +45,52 @@ export interface DiscoveryOptions {
   readonly runtime: () => { readonly clusters: ReadonlyMap<string, DiscoveredCluster> };
   /** After a set was applied outside a reload (health checkers pick up new hosts, metrics forget old ones). */
   readonly afterApply: () => void;
+  /** Every set applied, as found (without the configured endpoints): a worker pool's primary sends it to its workers. */
+  readonly relay?: (cluster: string, discovered: readonly Endpoint[]) => void;
+}
+
+/** Each cluster's discovered endpoints for a config, ready for buildRuntime and then commit(). */
+export interface PreparedSets {
+  /** How many clusters of the config have a discovery source. */
+  readonly count: number;
+  endpoints(): Map<string, readonly Endpoint[]>;
+}
+
+/** What a Meridian process needs of discovery: its own sources (Discovery) or its primary's sets (RelayedDiscovery). */
+export interface ClusterDiscovery {
+  prepare(config: Config): Promise<PreparedSets>;
+  commit(prepared: PreparedSets): void;
+  stop(): void;
+  status(cluster: string): DiscoveryStatus | undefined;
+  /** Ids of the endpoints a cluster's source found (shown as discovered). */
+  discoveredIds(cluster: string): ReadonlySet<string> | undefined;
+}
+
+/**
+ * Make `discovered` a cluster's discovered endpoints, after its configured ones: the path a
+ * reload takes. `shadowWarned` remembers, by cluster, the ids already warned about.
+ */
+export function applyDiscovered(c: DiscoveredCluster, discovered: readonly Endpoint[], log: Logger, shadowWarned: Map<string, string>): void {
+  const { endpoints, shadowed } = mergeEndpoints(coreEndpoints(c.config), discovered);
+  const key = shadowed.join(',');
+  if (shadowed.length > 0 && shadowWarned.get(c.config.name) !== key) {
+    log.warn({ cluster: c.config.name, endpoints: shadowed }, 'discovery: endpoints found that the config already lists; the configured ones are kept');
+  }
+  shadowWarned.set(c.config.name, key);
+  c.core.setEndpoints(endpoints);
+  c.pools.retain(new Set(endpoints.map((e) => e.address)));
 }
 
 /** Sources for a config, asked once, not yet running. */
-export class PreparedDiscovery {
+export class PreparedDiscovery implements PreparedSets {
   readonly runners: ReadonlyMap<string, SourceRunner>;
 
   constructor(runners: ReadonlyMap<string, SourceRunner>) {
     this.runners = runners;
+  }
+
+  get count(): number {
+    return this.runners.size;
   }
 
   /** Each cluster's discovered endpoints now, for buildRuntime. */
@@ -63,7 +101,7 @@ export class PreparedDiscovery {
   }
 }
 
-export class Discovery {
+export class Discovery implements ClusterDiscovery {
   readonly #o: DiscoveryOptions;
   #runners = new Map<string, SourceRunner>();
   /** Discovered ids a configured endpoint shadows, by cluster: warned about once per set. */
@@ -71,6 +109,13 @@ export class Discovery {
 
   constructor(options: DiscoveryOptions) {
     this.#o = options;
+  }
+
+  /** The sets applied last, by cluster (what a worker that starts now is given). */
+  current(): Map<string, readonly Endpoint[]> {
+    const out = new Map<string, readonly Endpoint[]>();
+    for (const [name, r] of this.#runners) if (r.endpoints !== undefined) out.set(name, r.endpoints);
+    return out;
   }
 
   async prepare(config: Config): Promise<PreparedDiscovery> {
@@ -117,23 +162,23 @@ export class Discovery {
     return this.#runners.get(cluster)?.status();
   }
 
-  /** Ids of the endpoints a cluster's source found (shown as discovered). */
+  /** Apply a cluster's held or damped change now (POST /api/clusters/{cluster}/discovery/accept). */
+  accept(cluster: string): AcceptResult {
+    const r = this.#runners.get(cluster);
+    if (r === undefined) return 'no_discovery';
+    return r.accept() ? 'ok' : 'nothing_pending';
+  }
+
   discoveredIds(cluster: string): ReadonlySet<string> | undefined {
     const eps = this.#runners.get(cluster)?.endpoints;
     return eps === undefined ? undefined : new Set(eps.map((e) => e.id));
   }
 
   #apply(cluster: string, discovered: readonly Endpoint[]): void {
+    this.#o.relay?.(cluster, discovered);
     const c = this.#o.runtime().clusters.get(cluster);
     if (c === undefined) return;
-    const { endpoints, shadowed } = mergeEndpoints(coreEndpoints(c.config), discovered);
-    const key = shadowed.join(',');
-    if (shadowed.length > 0 && this.#shadowWarned.get(cluster) !== key) {
-      this.#o.log.warn({ cluster, endpoints: shadowed }, 'discovery: endpoints found that the config already lists; the configured ones are kept');
-    }
-    this.#shadowWarned.set(cluster, key);
-    c.core.setEndpoints(endpoints);
-    c.pools.retain(new Set(endpoints.map((e) => e.address)));
+    applyDiscovered(c, discovered, this.#o.log, this.#shadowWarned);
     this.#o.afterApply();
   }
 }

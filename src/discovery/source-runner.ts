@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { DiscoveryStatus } from '../admin/types.js';
-import type { DiscoveryConfig } from '../config/index.js';
+import { formatDuration, type DiscoveryConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { DiscoveredSet, nextRefreshMs, type Answer, type Decision, type RefreshOptions } from '../core/discovery.js';
 import type { Endpoint } from '../core/types.js';
@@ -52,7 +52,7 @@ export class SourceRunner {
     this.#log = log.child({ cluster });
     this.#hooks = hooks;
     this.#set = new DiscoveredSet(
-      { onEmpty: config.on_empty, minChangeIntervalMs: config.min_change_interval, maxRemovalPercent: config.max_removal_percent },
+      { onEmpty: config.on_empty, minChangeIntervalMs: config.min_change_interval, maxRemovalPercent: config.max_removal_percent, holdForMs: config.hold_for },
       clock,
     );
     if (config.dns !== undefined) {
@@ -102,6 +102,16 @@ export class SourceRunner {
     } finally {
       this.#busy = false;
     }
+  }
+
+  /** Apply the change held or damped now (the admin API's accept); false when none waits. */
+  accept(): boolean {
+    const d = this.#set.accept();
+    if (d.action !== 'apply') return false;
+    clearTimeout(this.#dampTimer);
+    this.#log.warn({ source: this.#description, removed: d.removed, added: d.added }, 'discovery: the pending change accepted through the admin API');
+    this.#act(d);
+    return true;
   }
 
   /** Begin the schedule (and the file watch): after the first refresh has been built into the runtime. */
@@ -158,6 +168,7 @@ export class SourceRunner {
         if (this.#started) this.#hooks.apply(this.cluster, d.endpoints);
         this.#hooks.changed(this.cluster, 'applied');
         if (d.recovered) this.#log.info(at, 'discovery: the source answers again');
+        if (d.heldForMs !== undefined) this.#log.warn({ ...at, removed: d.removed, heldForMs: d.heldForMs }, `discovery: applying the held change: the source gave that same set for ${formatDuration(Math.round(d.heldForMs))} (hold_for ${formatDuration(this.config.hold_for)})`);
         this.#log.info({ ...at, endpoints: d.endpoints.length, added: d.added, removed: d.removed, changed: d.changed }, 'discovery: endpoints updated');
         return;
       case 'unchanged':
@@ -180,7 +191,9 @@ export class SourceRunner {
         this.#dampTimer.unref();
         return;
       case 'held':
-        this.#pending = `held: it would remove ${d.removing} of ${d.of} endpoints, more than max_removal_percent (${this.config.max_removal_percent}%)`;
+        this.#pending = `held: it would remove ${d.removing} of ${d.of} endpoints, more than max_removal_percent (${this.config.max_removal_percent}%); ${
+          d.untilMs === Infinity ? 'until accepted through the admin API (hold_for: never)' : `applied by the first answer from ${new Date(Date.now() + d.untilMs - this.#clock.nowMs()).toISOString()} on that still gives it (hold_for ${formatDuration(this.config.hold_for)})`
+        }`;
         this.#hooks.changed(this.cluster, 'held');
         if (d.firstForSet) this.#log.warn({ ...at, removing: d.removing, of: d.of }, `discovery: change ${this.#pending}`);
         return;

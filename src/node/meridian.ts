@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket, type Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -7,16 +7,20 @@ import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, OverloadView, ReloadResult } from '../admin/types.js';
+import type { OverloadGate } from '../core/overload-gate.js';
 import { ProxyMetrics } from '../admin/metrics.js';
 import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { createAdminServer } from '../admin/server.js';
 import type { Clock } from '../core/clock.js';
 import type { Cluster } from '../core/cluster.js';
+import type { BalancerStats } from '../core/types.js';
 import { SeededRng } from '../core/rng.js';
+import { OUTLIER_DEFAULTS } from '../core/outlier-detector.js';
 import { countOf } from '../config/describe.js';
 import { loadConfigFile, type Config, type HttpListenerConfig, type TcpListenerConfig } from '../config/index.js';
-import { Discovery } from '../discovery/discovery.js';
+import { type ClusterDiscovery, Discovery } from '../discovery/discovery.js';
+import { RelayedDiscovery } from '../discovery/relayed.js';
 import { ActiveHealthChecker } from '../health/active-checker.js';
 import { clusterCheckTarget } from './cluster-check-target.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
@@ -24,10 +28,14 @@ import { forward, type ExchangeRecord, type ListenerContext } from '../proxy/for
 import { buildRuntime, type Runtime } from '../proxy/runtime.js';
 import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from '../proxy/http-server.js';
 import { ConnectionLimits } from '../proxy/connection-limits.js';
+import { PrequalProber } from '../proxy/prequal-probes.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
 import { upstreamTlsOptions } from '../proxy/upstream-tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
+import { decideStrongLimit } from '../proxy/global-limits.js';
+import { Fleet, type ControlChange, type FleetView, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
+import { fleetRoutes } from '../fleet/fleet-routes.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
@@ -49,6 +57,11 @@ export interface MeridianOptions {
    * applyCheck() (a worker, whose primary probes once for all workers).
    */
   readonly activeChecks?: 'local' | 'external';
+  /**
+   * 'relayed': ask no discovery source here; the sets arrive through `relayedDiscovery`
+   * (a worker, whose primary asks once for all workers).
+   */
+  readonly discovery?: 'local' | 'relayed';
 }
 
 interface Listening {
@@ -101,8 +114,12 @@ export class Meridian implements AdminTarget {
   /** WebSocket (and other Upgrade) tunnels: long-lived, so drain waits for them, then closes them. */
   readonly #tunnels = new UpgradeTracker();
   #checkers: ActiveHealthChecker[] = [];
-  readonly #discovery: Discovery;
+  readonly #discovery: ClusterDiscovery;
+  /** Set for a worker: where its primary's discovered sets are handed in. */
+  readonly relayedDiscovery: RelayedDiscovery | undefined;
   #subscribed = new WeakSet<Cluster>();
+  /** Prequal's probe clients, one per `prequal` cluster core in force. */
+  readonly #probers = new Map<Cluster, PrequalProber>();
   #admin: ReturnType<typeof createAdminServer> | undefined;
   /** The DNS steering layer (config.global); run by the process that serves admin, not by workers. */
   #global: GlobalLayer | undefined;
@@ -116,6 +133,10 @@ export class Meridian implements AdminTarget {
   #started = false;
   /** The last reload asked for (they run in order). */
   #reloads: Promise<unknown> = Promise.resolve();
+  /** This node's part in a fleet (`sync:`), run by the process that serves admin. */
+  #fleet: Fleet | undefined;
+  /** Cores whose health events the fleet hears of. */
+  readonly #fleetWatched = new WeakSet<Cluster>();
 
   constructor(config: Config, options: MeridianOptions = {}) {
     this.#o = options;
@@ -125,18 +146,15 @@ export class Meridian implements AdminTarget {
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => this.metrics.internalError(component, cause) });
     this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng).runtime;
     this.metrics.setSource(() => this.clusters());
+    this.metrics.setBalancerSource(() => this.balancerStats());
     this.#connections = new ConnectionLimits(config.max_connections, (listener, reason) => this.metrics.connectionRefused(listener, reason));
     this.metrics.setConnectionSource(() => this.#connections.openByListener(this.#runtime.config.listeners.map((l) => l.name)));
-    this.#discovery = new Discovery({
-      clock: this.#clock,
-      log: this.log,
-      metrics: this.metrics,
-      runtime: () => this.#runtime,
-      afterApply: () => {
-        this.#forgetGoneEndpoints(this.#runtime);
-        for (const c of this.#checkers) c.membershipChanged();
-      },
-    });
+    const afterApply = (): void => {
+      this.#forgetGoneEndpoints(this.#runtime);
+      for (const c of this.#checkers) c.membershipChanged();
+    };
+    this.relayedDiscovery = options.discovery === 'relayed' ? new RelayedDiscovery({ log: this.log, runtime: () => this.#runtime, afterApply }) : undefined;
+    this.#discovery = this.relayedDiscovery ?? new Discovery({ clock: this.#clock, log: this.log, metrics: this.metrics, runtime: () => this.#runtime, afterApply });
   }
 
   get config(): Config {
@@ -152,8 +170,26 @@ export class Meridian implements AdminTarget {
     return Object.fromEntries([...[...this.#listeners].map(([name, l]) => [name, l.port] as const), ...[...this.#tcp].map(([name, t]) => [name, t.port] as const)]);
   }
 
+  /**
+   * The DNS steering layer. In a fleet, a region override made through it (the admin API's)
+   * is applied here and then sent to every node, like a drain.
+   */
   global(): GlobalLayer | undefined {
-    return this.#global;
+    const layer = this.#global;
+    if (layer === undefined || this.#fleet === undefined) return layer;
+    return new Proxy(layer, {
+      get: (t, k) => {
+        if (k === 'setRegionOverride') return (region: string, override: 'up' | 'down' | undefined) => this.#shared({ kind: 'region', region, override: override ?? null }) === 'ok';
+        // The layer's own methods run on the layer itself (they use its private fields).
+        const v: unknown = Reflect.get(t, k, t);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+  }
+
+  /** This node's view of its fleet (`sync:`), as GET /api/fleet shows it; undefined alone. */
+  fleetView(): FleetView | undefined {
+    return this.#fleet?.view();
   }
 
   get adminPort(): number {
@@ -164,8 +200,10 @@ export class Meridian implements AdminTarget {
     const config = this.#runtime.config;
     this.#accessLog = this.#openAccessLog(config);
     const discovered = await this.#discovery.prepare(config);
-    if (discovered.runners.size > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints()).runtime;
+    if (discovered.count > 0) this.#runtime = buildRuntime(config, undefined, this.#clock, this.#rng, discovered.endpoints()).runtime;
     this.#discovery.commit(discovered);
+    // Before the listeners: the first requests already find the fleet's limits and control changes.
+    await this.#startFleet(config);
     for (const l of config.listeners) {
       if (l.protocol !== 'tcp') this.#listeners.set(l.name, await this.#listen(l));
       else this.#tcp.set(l.name, await this.#listenTcp(l));
@@ -181,6 +219,7 @@ export class Meridian implements AdminTarget {
         port: config.admin.port,
         allowedHosts: config.admin.allowed_hosts,
         logger: this.log,
+        ...(this.#fleet === undefined ? {} : { routes: fleetRoutes(this.#fleet, () => this.reload()) }),
       });
       this.#adminPort = (await this.#admin.listen()).port;
     }
@@ -216,13 +255,14 @@ export class Meridian implements AdminTarget {
         name: c.name,
         policy: c.core.policy,
         inPanic: c.core.inPanic,
-        localities: c.config.localities === undefined && discovery === undefined ? [] : c.core.localities(),
+        localities: c.config.localities === undefined && c.config.discovery === undefined ? [] : c.core.localities(),
         loadRps: c.load.rate(this.#clock.nowMs()),
         endpoints: c.core.view().map((v) => {
           const pool = c.pools.stats(v.address);
           return { ...v, poolOpen: pool.open, poolIdle: pool.idle, ...(found?.has(v.id) === true ? { discovered: true as const } : {}) };
         }),
         ...(discovery === undefined ? {} : { discovery }),
+        ...(c.overload === undefined ? {} : { overload: overloadView(c.overload, this.#clock.nowMs()) }),
       };
     });
   }
@@ -231,16 +271,37 @@ export class Meridian implements AdminTarget {
     return this.#started && !this.#draining;
   }
 
+  acceptDiscovery(cluster: string): AcceptResult {
+    if (!this.#runtime.clusters.has(cluster)) return 'no_cluster';
+    // A worker's sets are decided by its primary, which serves the admin API.
+    return this.#discovery instanceof Discovery ? this.#discovery.accept(cluster) : 'no_discovery';
+  }
+
   drain(cluster: string, endpoint: string, draining: boolean): ChangeResult {
-    const c = this.#runtime.clusters.get(cluster);
-    if (!c) return 'no_cluster';
-    return c.core.setDraining(endpoint, draining) ? 'ok' : 'no_endpoint';
+    return this.#shared({ kind: 'drain', cluster, endpoint, draining });
   }
 
   setWeight(cluster: string, endpoint: string, weight: number | null): ChangeResult {
-    const c = this.#runtime.clusters.get(cluster);
+    return this.#shared({ kind: 'weight', cluster, endpoint, weight });
+  }
+
+  /** A change made through this node's admin API: applied here, then (in a fleet) sent to every node. */
+  #shared(change: ControlChange): ChangeResult {
+    const result = this.#control(change);
+    if (result === 'ok' && this.#fleet !== undefined) {
+      void this.#fleet.publish(change).then((v) => {
+        if (v === undefined) this.log.warn({ fleet: 'control', change }, 'fleet: Redis did not take the change: it holds on this node only');
+      });
+    }
+    return result;
+  }
+
+  #control(change: ControlChange): ChangeResult {
+    if (change.kind === 'region') return this.#global?.setRegionOverride(change.region, change.override ?? undefined) === true ? 'ok' : 'no_endpoint';
+    const c = this.#runtime.clusters.get(change.cluster);
     if (!c) return 'no_cluster';
-    return c.core.setWeight(endpoint, weight ?? undefined) ? 'ok' : 'no_endpoint';
+    const done = change.kind === 'drain' ? c.core.setDraining(change.endpoint, change.draining) : c.core.setWeight(change.endpoint, change.weight ?? undefined);
+    return done ? 'ok' : 'no_endpoint';
   }
 
   /**
@@ -275,6 +336,7 @@ export class Meridian implements AdminTarget {
       return { ok: false, errors: [message] };
     }
     this.metrics.reload(true);
+    this.#attachFleet();
     const summary = `version ${this.#runtime.version}: ${countOf(next.listeners.length, 'listener')}, ${countOf(next.clusters.length, 'cluster')}`;
     this.log.info({ version: this.#runtime.version }, `config reloaded (${summary})`);
     return { ok: true, summary };
@@ -315,12 +377,83 @@ export class Meridian implements AdminTarget {
     await Promise.all(closed);
     await this.#admin?.close();
     await this.#global?.close();
+    await this.#fleet?.stop();
     for (const c of this.#runtime.clusters.values()) {
       c.pools.close();
       c.h2?.close();
     }
+    for (const p of this.#probers.values()) p.close();
+    this.#probers.clear();
     await closeAccessLog(this.#accessLog);
     this.log.info({ inFlight: this.#inFlight }, 'stopped');
+  }
+
+  async #startFleet(config: Config): Promise<void> {
+    if (config.sync === undefined || this.#o.admin === false) return;
+    const fleet = new Fleet({
+      sync: config.sync,
+      defaultRegion: config.node.region,
+      log: this.log,
+      registry: this.metrics.registry,
+      configDigest: () => configDigest(this.#runtime.config),
+      applyControl: (change) => {
+        this.#control(change);
+      },
+      reload: (origin) => {
+        this.log.info({ fleet: 'reload', origin }, 'fleet: reload announced by another node');
+        void this.reload();
+      },
+    });
+    this.#fleet = fleet;
+    this.#attachFleet();
+    await fleet.start(Math.max(1000, config.sync.command_timeout));
+  }
+
+  /**
+   * Hand the runtime in force to the fleet: its strong global limits decide through Redis,
+   * its local ones are reconciled; and the fleet's control changes, re-applied to clusters
+   * a reload may have rebuilt.
+   */
+  #attachFleet(): void {
+    const fleet = this.#fleet;
+    if (fleet === undefined) return;
+    const local: LocalLimit[] = [];
+    for (const limiter of this.#runtime.rateLimiters.values()) {
+      if (limiter.strong) limiter.globalTake = (key, rate, burst) => fleet.take(key, rate, burst);
+      else if (limiter.reconciled) local.push({ key: limiter.key, admitted: () => limiter.admitted, debit: (n) => limiter.debit(this.#clock.nowMs(), n) });
+    }
+    fleet.setLocalLimits(local);
+    const shared: SharedHealthCluster[] = [];
+    for (const c of this.#runtime.clusters.values()) {
+      const sh = c.config.shared_health;
+      if (sh === undefined) {
+        for (const h of c.core.hosts) c.core.setFleetEjected(h.endpoint.id, false);
+        continue;
+      }
+      const core = c.core;
+      shared.push({
+        name: c.name,
+        rule: { quorum: sh.quorum, maxEjectionPercent: c.config.outlier_detection?.max_ejection_percent ?? OUTLIER_DEFAULTS.maxEjectionPercent },
+        endpoints: () => core.hosts.map((h) => h.endpoint.id),
+        localBad: () => new Set(core.hosts.filter((h) => !h.health.activeHealthy || h.health.ejected || h.health.unreachable).map((h) => h.endpoint.id)),
+        apply: (out) => {
+          for (const h of core.hosts) core.setFleetEjected(h.endpoint.id, out.has(h.endpoint.id));
+        },
+      });
+      if (!this.#fleetWatched.has(core)) {
+        this.#fleetWatched.add(core);
+        core.onEvent((e) => {
+          if (e.type !== 'panic') fleet.healthChanged(c.name);
+        });
+      }
+    }
+    fleet.setHealthClusters(shared);
+    for (const change of fleet.controls()) this.#control(change);
+  }
+
+  /** One request fewer in flight. */
+  #release(): void {
+    if (--this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
   #whenIdle(): Promise<void> {
@@ -454,6 +587,7 @@ export class Meridian implements AdminTarget {
   #applyRuntimeSideEffects(): void {
     for (const c of this.#checkers) c.stop();
     this.#checkers = [];
+    this.#syncProbers();
     for (const c of this.#runtime.clusters.values()) {
       if (!this.#subscribed.has(c.core)) {
         this.#subscribed.add(c.core);
@@ -471,6 +605,10 @@ export class Meridian implements AdminTarget {
           } else if (e.type === 'returned') {
             this.metrics.healthTransition(name, e.host.endpoint.id, true, 'outlier');
             this.log.info({ cluster: name, endpoint: e.host.endpoint.id }, 'endpoint returned from ejection');
+          } else if (e.type === 'model_fallback') {
+            this.metrics.modelSwitch(name, e.locality, e.fallback, e.reason);
+            if (e.fallback) this.log.warn({ cluster: name, locality: e.locality, reason: e.reason }, 'predictive: model out of force, picks follow peak EWMA');
+            else this.log.info({ cluster: name, locality: e.locality }, 'predictive: model back in force');
           } else {
             if (e.active) this.log.warn({ cluster: name, panic: true }, 'cluster in panic: balancing over all endpoints');
             else this.log.info({ cluster: name, panic: false }, 'cluster out of panic');
@@ -491,7 +629,27 @@ export class Meridian implements AdminTarget {
     }
   }
 
-  /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
+  /** The adaptive balancers' state (prequal's pool, predictive's model), per cluster and locality. */
+  balancerStats(): { readonly cluster: string; readonly locality: string; readonly stats: BalancerStats }[] {
+    return [...this.#runtime.clusters.values()].flatMap((c) => c.core.balancerStats().map((b) => ({ cluster: c.name, ...b })));
+  }
+
+    /** A Prequal probe client for each `prequal` cluster's core in force; those of cores gone are closed. */
+  #syncProbers(): void {
+    const live = new Set<Cluster>();
+    for (const c of this.#runtime.clusters.values()) {
+      if (c.core.policy !== 'prequal') continue;
+      live.add(c.core);
+      if (!this.#probers.has(c.core)) this.#probers.set(c.core, new PrequalProber(c.name, c.core, this.#clock, this.metrics));
+    }
+    for (const [core, prober] of this.#probers) {
+      if (live.has(core)) continue;
+      prober.close();
+      this.#probers.delete(core);
+    }
+  }
+
+    /** Bind an HTTP listener serving `runtime` (by default the one in force); the caller registers it. */
   async #listen(l: HttpListenerConfig, runtime: () => Runtime = () => this.#runtime): Promise<Listening> {
     const ctx: ListenerContext = {
       listener: l.name,
@@ -509,7 +667,13 @@ export class Meridian implements AdminTarget {
     const onRequest = (req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean) => {
       this.#inFlight++;
       // The HTTP/2 compat objects stand in for node:http's (see http-server.ts for what differs).
-      forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
+      const strong = this.#fleet === undefined ? undefined : decideStrongLimit(runtime(), l.name, ctx.encrypted, req as IncomingMessage);
+      if (strong === undefined) return forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
+      void strong.then(() => {
+        // A client gone while Redis decided: nothing left to answer.
+        if (res.destroyed) return this.#release();
+        forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
+      });
     };
     const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version, l.tls.client_ca) : undefined;
     const ls = createHttpServer(l, {
@@ -593,7 +757,7 @@ export class Meridian implements AdminTarget {
   }
 
   #done(r: ExchangeRecord): void {
-    if (--this.#inFlight === 0 && this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
+    this.#release();
     if (r.reason !== undefined && r.reason !== 'client_abort' && r.reason !== 'upstream_abort') this.metrics.localReply(r.listener, r.reason, r.status);
     this.metrics.observeRequest(
       { listener: r.listener, cluster: r.cluster, endpoint: r.endpoint, code: r.status },
@@ -686,4 +850,21 @@ async function closeAccessLog(log: AccessLog | undefined): Promise<void> {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** A short digest of a config: nodes of a fleet showing different ones run different configs. */
+function configDigest(config: Config): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+}
+
+/** What the admin API and the metrics show of a cluster's adaptive concurrency. */
+function overloadView(g: OverloadGate, nowMs: number): OverloadView {
+  return {
+    limit: g.limiter.limit,
+    inFlight: g.limiter.inFlight,
+    queued: g.queue.length,
+    queueDelayMs: g.queue.oldestWaitMs(nowMs),
+    minRttMs: g.limiter.minRttMs,
+    refused: { ...g.refused },
+  };
 }

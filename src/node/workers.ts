@@ -6,7 +6,7 @@ import { causeOf, ErrorReporter } from '../admin/error-reporter.js';
 import { mergeExpositions } from '../admin/merge-expositions.js';
 import { internalErrorsCounter } from '../admin/metrics.js';
 import { createAdminServer } from '../admin/server.js';
-import type { AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
+import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, ReloadResult } from '../admin/types.js';
 import { loadConfigFile, type Config } from '../config/index.js';
 import { buildCluster } from '../config/index.js';
 import type { Cluster } from '../core/cluster.js';
@@ -16,6 +16,12 @@ import { ClusterTls, upstreamTlsOptions } from '../proxy/upstream-tls.js';
 import { clusterCheckTarget } from './cluster-check-target.js';
 import { adminToken, Meridian, wallClock } from './meridian.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
+import { discoveryCounters } from '../admin/metrics.js';
+import { coreEndpoints } from '../config/index.js';
+import { mergeEndpoints } from '../core/discovery.js';
+import type { Endpoint } from '../core/types.js';
+import { type DiscoveredCluster, Discovery } from '../discovery/discovery.js';
+import type { RelayedDiscovery, RelayedSet } from '../discovery/relayed.js';
 
 /**
  * `workers: N`: one primary process and N workers (node:cluster), so one node uses every
@@ -33,11 +39,14 @@ export function workerCount(setting: Config['workers']): number {
 
 type ToWorker =
   | { readonly type: 'meridian:drain' }
-  | { readonly type: 'meridian:reload'; readonly id: number }
+  | { readonly type: 'meridian:reload'; readonly id: number; readonly discovered: readonly RelayedSet[] }
   | { readonly type: 'meridian:drain-endpoint'; readonly cluster: string; readonly endpoint: string; readonly draining: boolean }
   | { readonly type: 'meridian:weight'; readonly cluster: string; readonly endpoint: string; readonly weight: number | null }
   | { readonly type: 'meridian:check'; readonly cluster: string; readonly endpoint: string; readonly ok: boolean; readonly reason?: string }
-  | { readonly type: 'meridian:health'; readonly verdicts: readonly HealthVerdict[] };
+  | { readonly type: 'meridian:health'; readonly verdicts: readonly HealthVerdict[] }
+  /** A set the primary's discovery applied; or, answering `meridian:hello`, every set now (`sets`). */
+  | { readonly type: 'meridian:discovered'; readonly set: RelayedSet }
+  | { readonly type: 'meridian:discovered-all'; readonly sets: readonly RelayedSet[] };
 
 interface HealthVerdict {
   readonly cluster: string;
@@ -46,7 +55,9 @@ interface HealthVerdict {
 }
 
 type FromWorker =
-  | { readonly type: 'meridian:state'; readonly ready: boolean; readonly ports: Record<string, number>; readonly clusters: ClusterState[] }
+  | { readonly type: 'meridian:state'; readonly ready: boolean; readonly ports: Record<string, number>; readonly clusters: ClusterState[]; readonly discoveryVersions: Record<string, number> }
+  /** A worker whose config discovers endpoints asks for the sets before it builds its clusters. */
+  | { readonly type: 'meridian:hello' }
   | { readonly type: 'meridian:reloaded'; readonly id: number; readonly result: ReloadResult };
 
 const STATE_INTERVAL_MS = 500;
@@ -61,7 +72,9 @@ const START_DEADLINE_MS = 15_000;
 
 /** A worker: serve until the primary says drain (or goes away). */
 export async function runWorker(configPath: string, config: Config): Promise<void> {
-  const meridian = new Meridian(config, { configPath, admin: false, activeChecks: 'external' });
+  const meridian = new Meridian(config, { configPath, admin: false, activeChecks: 'external', discovery: 'relayed' });
+  const relayed = meridian.relayedDiscovery as RelayedDiscovery;
+  let gotSets: (() => void) | undefined;
   AggregatorRegistry.setRegistries([meridian.metrics.registry]);
   // prom-client answers the primary's metric requests only once an AggregatorRegistry
   // has been constructed in the worker too (that is where it adds its listener).
@@ -72,7 +85,7 @@ export async function runWorker(configPath: string, config: Config): Promise<voi
   const send = (m: FromWorker) => {
     if (process.connected) process.send?.(m);
   };
-  const report = () => send({ type: 'meridian:state', ready: meridian.ready(), ports: meridian.ports(), clusters: meridian.clusters() });
+  const report = () => send({ type: 'meridian:state', ready: meridian.ready(), ports: meridian.ports(), clusters: meridian.clusters(), discoveryVersions: relayed.versions() });
   const stop = async () => {
     clearInterval(timer);
     await meridian.drainAndStop();
@@ -83,6 +96,7 @@ export async function runWorker(configPath: string, config: Config): Promise<voi
       case 'meridian:drain':
         return void stop();
       case 'meridian:reload':
+        relayed.stage(m.discovered);
         return void meridian.reload().then((result) => {
           send({ type: 'meridian:reloaded', id: m.id, result });
           report();
@@ -99,10 +113,23 @@ export async function runWorker(configPath: string, config: Config): Promise<voi
       case 'meridian:health':
         meridian.assumeHealth(m.verdicts);
         return report();
+      case 'meridian:discovered':
+        relayed.receive(m.set);
+        return report();
+      case 'meridian:discovered-all':
+        relayed.stage(m.sets);
+        return gotSets?.();
     }
   });
   process.on('disconnect', () => void stop());
   const timer = setInterval(report, STATE_INTERVAL_MS);
+  if (config.clusters.some((c) => c.discovery !== undefined)) {
+    // The first sets before the clusters are built, so the listeners start with them (as a single process's do).
+    await new Promise<void>((resolve) => {
+      gotSets = resolve;
+      send({ type: 'meridian:hello' });
+    });
+  }
   await meridian.start();
   report();
 }
@@ -130,6 +157,13 @@ export class WorkerPool implements AdminTarget {
   readonly #errors: ErrorReporter;
   #draining = false;
   #nextReloadId = 1;
+  /**
+   * Discovery runs once, here, for all workers (as Envoy's main thread resolves for its
+   * workers): each set applied goes to every worker, numbered per cluster, and to the
+   * shared health checks, so they probe discovered endpoints too.
+   */
+  readonly #discovery: Discovery;
+  readonly #versions = new Map<string, number>();
 
   constructor(configPath: string, config: Config, logger?: Logger) {
     this.#configPath = configPath;
@@ -138,6 +172,18 @@ export class WorkerPool implements AdminTarget {
     this.log = logger ?? pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
     const counter = internalErrorsCounter(this.#globalRegistry);
     this.#errors = new ErrorReporter({ log: this.log, count: (component, cause) => counter.inc({ component, cause }) });
+    this.#discovery = new Discovery({
+      clock: wallClock,
+      log: this.log,
+      metrics: discoveryCounters(this.#globalRegistry),
+      runtime: () => ({ clusters: new Map(this.#config.clusters.map((c): [string, DiscoveredCluster] => [c.name, { config: c, core: { setEndpoints: (eps) => this.#checks?.setEndpoints(c.name, eps) }, pools: { retain: () => {} } }])) }),
+      afterApply: () => {},
+      relay: (cluster, endpoints) => {
+        const version = (this.#versions.get(cluster) ?? 0) + 1;
+        this.#versions.set(cluster, version);
+        this.#broadcast({ type: 'meridian:discovered', set: { cluster, endpoints, version } });
+      },
+    });
   }
 
   get adminPort(): number {
@@ -161,10 +207,12 @@ export class WorkerPool implements AdminTarget {
         if (!this.#draining) cluster.fork();
       }, 500).unref();
     });
+    // The sources answer once before any worker starts: each worker's first clusters hold their sets.
+    this.#discovery.commit(await this.#discovery.prepare(this.#config));
     for (let i = 0; i < this.#count; i++) cluster.fork();
     await this.#whenReady();
     this.#global = await syncGlobalLayer(undefined, this.#config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report });
-    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m), this.#errors);
+    this.#checks = new SharedHealthChecks(this.#config, (m) => this.#broadcast(m), this.#errors, this.#discovery.current());
     const admin = createAdminServer({
       target: this,
       metrics: {
@@ -191,7 +239,19 @@ export class WorkerPool implements AdminTarget {
   }
 
   clusters(): ClusterState[] {
-    return mergeStates([...this.#states.values()].map((s) => s.clusters));
+    const states = [...this.#states.values()];
+    return mergeStates(states.map((s) => s.clusters)).map((c) => {
+      const status = this.#discovery.status(c.name);
+      if (status === undefined) return c;
+      const version = this.#versions.get(c.name) ?? 0;
+      const workersBehind = states.filter((s) => (s.discoveryVersions[c.name] ?? 0) < version).length;
+      return { ...c, discovery: { ...status, relayed: { version, workersBehind } } };
+    });
+  }
+
+  acceptDiscovery(clusterName: string): AcceptResult {
+    if (!this.#config.clusters.some((c) => c.name === clusterName)) return 'no_cluster';
+    return this.#discovery.accept(clusterName);
   }
 
   ready(): boolean {
@@ -226,17 +286,22 @@ export class WorkerPool implements AdminTarget {
       this.log.error({ errors }, 'reload refused: the running config stays in force');
       return { ok: false, errors };
     }
+    // New sources answer first (as in one process); the workers build their clusters with these sets.
+    const prepared = await this.#discovery.prepare(r.config);
+    const discovered = [...prepared.endpoints()].map(([name, endpoints]): RelayedSet => ({ cluster: name, endpoints, version: this.#versions.get(name) ?? 0 }));
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
     const pending = new PendingReload(this.#nextReloadId++, workers.map((w) => w.id), RELOAD_DEADLINE_MS);
     this.#pending.add(pending);
-    for (const w of workers) w.send({ type: 'meridian:reload', id: pending.id } satisfies ToWorker);
+    for (const w of workers) w.send({ type: 'meridian:reload', id: pending.id, discovered } satisfies ToWorker);
     const result = await pending.result;
     this.#pending.delete(pending);
     if (pending.applied) {
-      // Some worker runs the new config: the primary's checks and config follow it.
+      // Some worker runs the new config: the primary's checks, config and sources follow it.
       this.#config = r.config;
       this.#checks?.stop();
-      this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors);
+      this.#checks = new SharedHealthChecks(r.config, (m) => this.#broadcast(m), this.#errors, prepared.endpoints());
+      // Sends every set again, numbered after the ones the workers have.
+      this.#discovery.commit(prepared);
     } else {
       // Every worker refused it and changed nothing: neither does the primary (its global layer goes back).
       this.#global = await syncGlobalLayer(this.#global, this.#config.global, { log: this.log, registry: this.#globalRegistry, reportError: this.#errors.report }).catch((e: Error) => {
@@ -252,6 +317,7 @@ export class WorkerPool implements AdminTarget {
   async drainAndStop(): Promise<void> {
     this.#draining = true;
     this.#checks?.stop();
+    this.#discovery.stop();
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     const exited = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
     for (const w of workers) {
@@ -286,6 +352,9 @@ export class WorkerPool implements AdminTarget {
       if (!this.#states.has(worker.id) && this.#checks !== undefined) worker.send({ type: 'meridian:health', verdicts: this.#checks.verdicts() } satisfies ToWorker);
       this.#states.set(worker.id, m);
       if (this.ready()) for (const w of this.#readyWaiters.splice(0)) w();
+    } else if (m.type === 'meridian:hello') {
+      const sets = [...this.#discovery.current()].map(([name, endpoints]): RelayedSet => ({ cluster: name, endpoints, version: this.#versions.get(name) ?? 0 }));
+      worker.send({ type: 'meridian:discovered-all', sets } satisfies ToWorker);
     } else if (m.type === 'meridian:reloaded') {
       for (const p of this.#pending) if (p.id === m.id) p.answered(worker.id, m.result);
     }
@@ -389,8 +458,10 @@ class PendingReload {
 class SharedHealthChecks {
   readonly #checkers: ActiveHealthChecker[] = [];
   readonly #cores: Cluster[] = [];
+  readonly #byName = new Map<string, { readonly config: Config['clusters'][number]; readonly core: Cluster; readonly checker: ActiveHealthChecker }>();
 
-  constructor(config: Config, send: (m: ToWorker) => void, errors: ErrorReporter) {
+  /** `discovered`: each cluster's discovered endpoints now, probed beside the configured ones. */
+  constructor(config: Config, send: (m: ToWorker) => void, errors: ErrorReporter, discovered: ReadonlyMap<string, readonly Endpoint[]>) {
     const rng = new SeededRng(Date.now() >>> 0);
     for (const c of config.clusters) {
       const check = c.health_check;
@@ -405,9 +476,20 @@ class SharedHealthChecks {
         tls: (address) => upstreamTlsOptions(tls, address),
         protocol: c.upstream_protocol === 'h2' ? 'h2' : 'http1',
       });
-      checker.start();
       this.#checkers.push(checker);
+      this.#byName.set(c.name, { config: c, core, checker });
+      const found = discovered.get(c.name);
+      if (found !== undefined) core.setEndpoints(mergeEndpoints(coreEndpoints(c), found).endpoints);
+      checker.start();
     }
+  }
+
+  /** A cluster's endpoints, configured and discovered, now: new ones are probed at once. */
+  setEndpoints(cluster: string, endpoints: readonly Endpoint[]): void {
+    const c = this.#byName.get(cluster);
+    if (c === undefined) return;
+    c.core.setEndpoints(endpoints);
+    c.checker.membershipChanged();
   }
 
   /** The active verdict of every checked endpoint now. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { grpcMessage, grpcStatusOf, isGrpc } from './grpc.js';
-import { errors } from 'undici';
+import { UpstreamClientError } from '../http1/upstream-client.js';
 import { isTlsError } from '../shared/tls-errors.js';
+import { grpcMessage, grpcStatusOf, isGrpc } from './grpc.js';
 
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
@@ -19,7 +19,9 @@ export const LOCAL_REPLIES = {
   upstream_tls: { status: 502, message: "the TLS handshake with the upstream failed (its certificate did not verify, or it refused Meridian's)" },
   upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
   upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
+  rate_limit_unavailable: { status: 503, message: 'the fleet-wide rate limit could not be checked' },
   circuit_open: { status: 503, message: 'too many requests in flight for this cluster' },
+  overloaded: { status: 503, message: 'the cluster is at its adaptive concurrency limit; try again later' },
   no_healthy_endpoint: { status: 503, message: 'no healthy upstream' },
   timeout: { status: 504, message: 'the upstream did not answer in time' },
   http_version_not_supported: { status: 505, message: 'this listener speaks HTTP/1.0 and HTTP/1.1 on this connection' },
@@ -76,35 +78,31 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
 
 // Errors that only a connection attempt can produce (not ETIMEDOUT: an established
 // connection can time out too, after the request went out).
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
 /**
- * Parser errors (llhttp's) mean the upstream's bytes broke HTTP/1.1: a bad chunk size, a
- * bad status line. undici's HTTPParserError leaves `code` unset (7.x looks the number up
- * in a name-to-number table), so its class and llhttp's reason tell; node:http's client
- * sets `HPE_*` codes. The exception is llhttp's "Invalid EOF state": the connection ended
- * inside a message, a reset like any other. undici's own checks raise "bad response" (an
- * unsolicited 100, a response with no request) and "bad upgrade" as plain socket errors:
- * only their message tells them apart.
+ * Parser errors of node:http's client (the upgrade path's) carry llhttp's `HPE_*` codes: the
+ * upstream's bytes broke HTTP/1.1. The exception is "Invalid EOF state": the connection
+ * ended inside a message, a reset like any other.
  */
-function isProtocolError(err: Error, code: string | undefined): boolean {
-  if (err instanceof errors.HTTPParserError || code?.startsWith('HPE_') === true) {
-    return code !== 'HPE_INVALID_EOF_STATE' && !err.message.endsWith('(Invalid EOF state)');
-  }
-  return code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade');
+function isProtocolError(code: string | undefined): boolean {
+  return code?.startsWith('HPE_') === true && code !== 'HPE_INVALID_EOF_STATE';
 }
 
 /**
- * Node's or undici's error on an upstream connection, named for what it means to a
- * proxy: before the connection was up, nothing reached the upstream (any request may be
- * retried); after, it may have. `connected` is what the caller knows of the connection;
- * undici does not say, so there the error's code alone decides.
+ * An error on an upstream connection (the engine's client, or node:http's on the upgrade
+ * path), named for what it means to a proxy: before the connection was up, nothing
+ * reached the upstream (any request may be retried); after, it may have. `connected` is
+ * what the caller knows of the connection; without it the error's code alone decides.
  */
 export function classifyUpstreamError(err: Error, connected = true): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  // A failed handshake, whether the engine met it connecting or (a TLS 1.3 client-certificate alert) just after.
+  const cause = err instanceof UpstreamClientError ? err.cause : err;
+  if (isTlsError((cause as NodeJS.ErrnoException | undefined)?.code)) return new UpstreamError('upstream_tls', false, err.message, { cause });
+  if (err instanceof UpstreamClientError) return new UpstreamError(err.code, err.code !== 'connect_failure', err.message, { cause: err.cause ?? err });
   const code = (err as NodeJS.ErrnoException).code;
-  if (isTlsError(code)) return new UpstreamError('upstream_tls', false, err.message, { cause: err });
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });
-  if (isProtocolError(err, code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
+  if (isProtocolError(code)) return new UpstreamError('upstream_protocol_error', true, err.message, { cause: err });
   return new UpstreamError('upstream_reset', true, err.message, { cause: err });
 }

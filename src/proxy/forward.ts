@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
 import type { HostState } from '../core/cluster.js';
@@ -10,12 +9,16 @@ import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
 import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
-import { admit, viaFor } from './admission.js';
+import { admit, awaitSlot, OVERLOADED_HEADERS, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
+import type { UpstreamPools } from './upstream-pool.js';
+import type { EndpointH2 } from './upstream-h2.js';
+import type { CompiledRoute } from './router.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.js';
+import type { ResponseHandler, TryControl } from '../http1/upstream-client.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -135,7 +138,8 @@ class Exchange implements TurnEndWaiter {
   readonly #hasBody: boolean;
   #fwd: ForwardedInfo | undefined;
   #cluster: ClusterRuntime | undefined;
-  #abortUpstream: ((err: Error) => void) | undefined;
+  /** The try in flight (or the last one). */
+  #attempt: UpstreamAttempt | undefined;
   #bodyStream: Transform | undefined;
   /** The whole body, read before the first try: every try sends it. */
   #bodyBuffer: Buffer | undefined;
@@ -195,7 +199,7 @@ class Exchange implements TurnEndWaiter {
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const maxBody = this.#ctx.limits.max_body_bytes;
     if (maxBody > 0 && Number(req.headers['content-length'] ?? 0) > maxBody) return this.#localReply('payload_too_large');
-    const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp);
+    const admission = admit(this.#ctx, this.#rt, req, this.#url, this.#fwd.clientIp, true);
     if (!admission.ok) {
       // A client over a limit is not one to keep talking to: those replies close the connection.
       if (admission.close) this.#mustClose = true;
@@ -204,13 +208,21 @@ class Exchange implements TurnEndWaiter {
     const { route, cluster, lifecycle } = admission;
     this.#lc = lifecycle;
     this.#cluster = cluster;
+    if (admission.queued === true) {
+      return awaitSlot(lifecycle, cluster, this.#ctx.clock, (v) => (v === 'admitted' ? this.#admitted(route, cluster) : this.#localReply(v, v === 'overloaded' ? OVERLOADED_HEADERS : {})));
+    }
+    this.#admitted(route, cluster);
+  }
+
+  /** Past admission (at once, or after waiting for a slot): the request's deadline, then its body and first try. */
+  #admitted(route: CompiledRoute, cluster: ClusterRuntime): void {
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
     const routeTimeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
     // A gRPC deadline shorter than the route's is the request's timeout (Envoy's grpc_timeout_header_max).
-    const deadlineMs = this.#grpc ? grpcTimeoutMs(req.headers['grpc-timeout']) : undefined;
+    const deadlineMs = this.#grpc ? grpcTimeoutMs(this.#req.headers['grpc-timeout']) : undefined;
     const timeoutMs = deadlineMs !== undefined && deadlineMs < routeTimeoutMs ? deadlineMs : routeTimeoutMs;
-    lifecycle.deadlineIn(timeoutMs);
+    (this.#lc as RequestLifecycle).deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
@@ -297,140 +309,124 @@ class Exchange implements TurnEndWaiter {
   }
 
   /**
-   * One try at `host`, through the endpoint's undici pool: its dispatch API is the
-   * leanest HTTP/1.1 client Node has (about 1.8x http.request in a bare proxy here), and
-   * its handler callbacks map one to one onto what the forwarder needs to see.
+   * One try at `host`, through the endpoint's pool (Meridian's own HTTP/1.1 client,
+   * src/http1/upstream-client.ts). The try is an object of its own (UpstreamAttempt), so
+   * that a request can later run a second one beside it (hedging) with the same code.
    */
   #dispatch(host: HostState, fresh = false): void {
     const cluster = this.#cluster as ClusterRuntime;
     const lc = this.#lc as RequestLifecycle;
-    const tryStartMs = this.#ctx.clock.nowMs();
-    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = tryStartMs;
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
     delete headers['expect'];
-    let settled = false;
-    let perTryTimer: NodeJS.Timeout | undefined;
-    const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
-    const settle = (status: number | undefined, error?: Outcome['error']) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(perTryTimer);
-      const latencyMs = latency();
-      lc.endTry(error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
-    };
-    let abort: ((err: Error) => void) | undefined;
-    let abortedEarly: Error | undefined;
-    // An abort asked for while the request still waits in the pool is carried out when it starts.
-    this.#abortUpstream = (err) => (abort ? abort(err) : (abortedEarly = err));
+    // HTTP/2 upstreams (upstream_protocol h2, or auto by ALPN) take the same attempt: see upstream-h2.ts.
+    const h2 = cluster.h2?.pool(host.endpoint.address);
+    const attempt = new UpstreamAttempt(this, cluster.pools, h2, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
+    if (this.#upstreamStartMs === 0) this.#upstreamStartMs = attempt.startMs;
+    this.#attempt = attempt;
     // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
     const tryDeadlineMs = lc.tryDeadlineMs();
-    if (tryDeadlineMs < lc.deadlineMs) {
-      const perTry = tryDeadlineMs - tryStartMs;
-      perTryTimer = setTimeout(() => abort?.(new UpstreamError('timeout', true, `no response within the per-try timeout of ${perTry} ms`)), perTry);
+    if (tryDeadlineMs < lc.deadlineMs) attempt.armPerTryTimeout(tryDeadlineMs - attempt.startMs);
+    cluster.pools.waiting++;
+    const body = this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null);
+    const req = { method: this.#method, path: this.#url, headers, body };
+    if (h2 !== undefined) h2.dispatch(req, attempt);
+    else cluster.pools.dispatch(host.endpoint.address, req, attempt, fresh);
+  }
+
+  /** The attempt's request left the pool's queue (it got a connection, or failed without one). */
+  attemptTaken(): void {
+    (this.#cluster as ClusterRuntime).pools.waiting--;
+  }
+
+  /** The lifecycle's end of a try: its outcome reported to the cluster (once per try). */
+  attemptSettle(a: UpstreamAttempt, status: number | undefined, error?: Outcome['error']): void {
+    if (a.settled) return;
+    a.settled = true;
+    a.clearTimer();
+    const latencyMs = this.#ctx.clock.nowMs() - a.startMs;
+    (this.#lc as RequestLifecycle).endTry(error !== undefined ? { error, latencyMs } : status !== undefined ? { status, latencyMs } : { latencyMs });
+  }
+
+  attemptHeaders(a: UpstreamAttempt, status: number, raw: readonly string[], statusText: string): boolean {
+    a.clearTimer();
+    const cluster = this.#cluster as ClusterRuntime;
+    const lc = this.#lc as RequestLifecycle;
+    if (this.#finished) {
+      this.attemptSettle(a, status);
+      return false;
     }
-    const res = this.#res;
-    let resume: (() => void) | undefined;
-    let discard = false;
-    // HTTP/2 upstreams (upstream_protocol h2, or auto by ALPN) take the same handler: see upstream-h2.ts.
-    const h2 = cluster.h2?.pool(host.endpoint.address);
-    // The keep-alive race resend goes on a connection of its own: another pooled one may be just as stale.
-    const dispatcher = h2 ?? (fresh ? cluster.pools.fresh(host.endpoint.address) : cluster.pools.pool(host.endpoint.address));
-    const done = () => {
-      if (fresh && h2 === undefined) void dispatcher.close().catch(() => {});
-    };
-    const pools = cluster.pools;
-    let waiting = true;
-    pools.waiting++;
-    const taken = () => {
-      if (!waiting) return;
-      waiting = false;
-      pools.waiting--;
-    };
-    dispatcher.dispatch(
-      { path: this.#url, method: this.#method as Dispatcher.HttpMethod, headers: headers as Record<string, string | string[]>, body: this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null) },
-      {
-        onConnect: (a: (err?: Error) => void) => {
-          taken();
-          abort = a;
-          if (abortedEarly) a(abortedEarly);
-        },
-        onHeaders: (status: number, raw: Buffer[], resumeFn: () => void, statusText: string) => {
-          clearTimeout(perTryTimer);
-          if (status < 200) return true;
-          if (this.#finished) {
-            settle(status);
-            return false;
-          }
-          if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, latency(), this.#bodyReplayable) === 'retry') {
-            discard = true;
-            settled = true;
-            this.#retry();
-            return true;
-          }
-          resume = resumeFn;
-          this.#status = status;
-          this.#upstreamProtocol = h2?.protocol ?? 'http1';
-          this.#upstreamTls = h2 !== undefined ? h2.tlsVersion : pools.tlsVersion(host.endpoint.address);
-          this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
-          const out = downstreamResponseList(raw, this.#requestId);
-          if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
-          // Held, not written: undici reports a malformed body (a bad chunk size) found in
-          // the same read as the head only after this returns, and until the head is sent
-          // the client can still get a 502 instead of a cut connection.
-          this.#head = out;
-          this.#headStatusText = statusText;
-          this.#turnWaits++;
-          afterTurn(this);
-          return true;
-        },
-        onData: (chunk: Buffer) => {
-          if (discard || this.#finished) return true;
-          // node:http sends a head written just before the first chunk in the same packet.
-          if (this.#head !== undefined) this.#sendHead();
-          this.#bytesOut += chunk.length;
-          const ok = res.write(chunk);
-          if (!ok) res.once('drain', () => resume?.());
-          return ok;
-        },
-        onComplete: (trailers: Buffer[] | null) => {
-          done();
-          if (discard) return;
-          settle(this.#status);
-          if (this.#finished) return;
-          if (this.#head !== undefined) this.#sendHead();
-          if (trailers && trailers.length > 0) {
-            const list = trailers.map(String);
-            if (this.#grpc) this.#grpcStatus = grpcStatusIn(list);
-            // HTTP/2's compat API takes trailers as an object, node:http as [name, value] pairs.
-            res.addTrailers(this.#req.httpVersionMajor === 1 ? pairs(list) : headerObject(list));
-          }
-          res.end();
-          this.#finish();
-        },
-        onError: (err: Error) => {
-          taken();
-          done();
-          if (discard) return;
-          // Our own abort (the client left): not the upstream's fault.
-          if (this.#finished && !(err instanceof UpstreamError)) return settle(undefined);
-          const e = classifyUpstreamError(err);
-          if (this.#finished || this.#responded) {
-            settle(undefined, FAILURE_OUTCOME[tryFailureOf(e)]);
-            if (this.#finished) return;
-            // The answer was already streaming: nothing to do but cut the client off too.
-            // The record keeps the status and the bytes the client got.
-            this.#reason = 'upstream_abort';
-            this.#cutOff(GRPC.UNAVAILABLE, 'the upstream connection was lost mid-call');
-            return;
-          }
-          // A head still held never reached the client: this try failed like one that got no answer.
-          this.#head = undefined;
-          settled = true;
-          clearTimeout(perTryTimer);
-          this.#onTryFailed(e, tryFailed(lc, this.#ctx.hooks, cluster.name, e, latency(), this.#bodyReplayable));
-        },
-      } as unknown as Dispatcher.DispatchHandler,
-    );
+    if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable) === 'retry') {
+      // Its body is read and dropped, so the connection can carry another request.
+      a.discard = true;
+      a.settled = true;
+      this.#retry();
+      return true;
+    }
+    this.#status = status;
+    this.#upstreamProtocol = a.protocol;
+    this.#upstreamTls = a.tlsVersion;
+    this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
+    const out = downstreamResponseList(raw, this.#requestId);
+    if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
+    // Held, not written: a malformed body (a bad chunk size) found in the same read as the
+    // head is reported right after this returns, and until the head is sent the client
+    // can still get a 502 instead of a cut connection.
+    this.#head = out;
+    this.#headStatusText = statusText;
+    this.#turnWaits++;
+    afterTurn(this);
+    return true;
+  }
+
+  attemptData(a: UpstreamAttempt, chunk: Buffer): boolean {
+    if (a.discard || this.#finished) return true;
+    // One write for the head and the first chunk.
+    if (this.#head !== undefined) this.#sendHead();
+    this.#bytesOut += chunk.length;
+    const ok = this.#res.write(chunk);
+    if (!ok) this.#res.once('drain', a.resumeOnDrain);
+    return ok;
+  }
+
+  attemptComplete(a: UpstreamAttempt, trailers: readonly string[]): void {
+    if (a.discard) return;
+    this.attemptSettle(a, this.#status);
+    if (this.#finished) return;
+    if (this.#head !== undefined) this.#sendHead();
+    if (trailers.length > 0) {
+      if (this.#grpc) this.#grpcStatus = grpcStatusIn(trailers);
+      // HTTP/2's compat API takes trailers as an object, node:http as [name, value] pairs.
+      this.#res.addTrailers(this.#req.httpVersionMajor === 1 ? pairs(trailers) : headerObject(trailers));
+    }
+    this.#res.end();
+    this.#finish();
+  }
+
+  attemptError(a: UpstreamAttempt, err: Error): void {
+    if (a.discard) return;
+    // Our own abort (the client left): not the upstream's fault.
+    if (this.#finished && !(err instanceof UpstreamError)) return this.attemptSettle(a, undefined);
+    const e = classifyUpstreamError(err);
+    if (this.#finished || this.#responded) {
+      this.attemptSettle(a, undefined, FAILURE_OUTCOME[tryFailureOf(e)]);
+      if (this.#finished) return;
+      // The answer was already streaming: nothing to do but cut the client off too, once
+      // what was written of it (the chunks parsed before the error, in the same read) has
+      // left: the response's writes are corked until the end of this tick.
+      // The record keeps the status and the bytes the client got.
+      this.#reason = 'upstream_abort';
+      if (this.#grpc) return this.#cutOff(GRPC.UNAVAILABLE, 'the upstream connection was lost mid-call');
+      const res = this.#res;
+      setImmediate(() => res.destroy());
+      this.#finish();
+      return;
+    }
+    // A head still held never reached the client: this try failed like one that got no answer.
+    this.#head = undefined;
+    a.settled = true;
+    a.clearTimer();
+    const cluster = this.#cluster as ClusterRuntime;
+    this.#onTryFailed(e, tryFailed(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, e, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable));
   }
 
   /**
@@ -536,7 +532,7 @@ class Exchange implements TurnEndWaiter {
     } else {
       this.#localReply(code);
     }
-    this.#abortUpstream?.(new Error(`request aborted: ${code}`));
+    this.#attempt?.abort(new Error(`request aborted: ${code}`));
   }
 
   #onRequestTimeout(): void {
@@ -552,7 +548,7 @@ class Exchange implements TurnEndWaiter {
     } else {
       this.#localReply('timeout');
     }
-    this.#abortUpstream?.(new UpstreamError('timeout', true, 'request timeout'));
+    this.#attempt?.abort(new UpstreamError('timeout', true, 'request timeout'));
   }
 
   /**
@@ -578,7 +574,7 @@ class Exchange implements TurnEndWaiter {
     // Finish first: undici reports the abort at once, and a finished exchange takes it
     // as ours, neither the endpoint's failure nor a reason to retry.
     this.#finish();
-    this.#abortUpstream?.(new Error('the client went away'));
+    this.#attempt?.abort(new Error('the client went away'));
   }
 
   #localReply(code: LocalReplyCode, headers: Record<string, string> = {}): void {
@@ -628,6 +624,92 @@ class Exchange implements TurnEndWaiter {
 function grpcStatusIn(list: readonly string[]): string | undefined {
   for (let i = 0; i + 1 < list.length; i += 2) if ((list[i] as string).toLowerCase() === 'grpc-status') return list[i + 1];
   return undefined;
+}
+
+/**
+ * One try of an exchange at one endpoint: the pool's response handler. It holds what is
+ * the try's own (its start, its per-try timer, whether its outcome was reported, whether
+ * its answer is being thrown away for a retry) and hands every event to its exchange.
+ */
+class UpstreamAttempt implements ResponseHandler {
+  readonly #exchange: Exchange;
+  readonly #pools: UpstreamPools;
+  /** The endpoint's HTTP/2 sessions, when the cluster speaks h2 or auto: the try goes there, not to the pool. */
+  readonly #h2: EndpointH2 | undefined;
+  readonly #address: string;
+  readonly startMs: number;
+  readonly fresh: boolean;
+  /** Its outcome went to the lifecycle. */
+  settled = false;
+  /** Its answer is being retried: what still comes of it is dropped. */
+  discard = false;
+  #waiting = true;
+  #try: TryControl | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Bound once per try: the downstream drained, read the upstream on. */
+  readonly resumeOnDrain = (): void => this.#try?.resume();
+
+  constructor(exchange: Exchange, pools: UpstreamPools, h2: EndpointH2 | undefined, address: string, startMs: number, fresh: boolean) {
+    this.#exchange = exchange;
+    this.#pools = pools;
+    this.#h2 = h2;
+    this.#address = address;
+    this.startMs = startMs;
+    this.fresh = fresh;
+  }
+
+  armPerTryTimeout(ms: number): void {
+    this.#timer = setTimeout(() => this.abort(new UpstreamError('timeout', true, `no response within the per-try timeout of ${ms} ms`)), ms);
+  }
+
+  clearTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  /** End the try: on its connection, or (still waiting for one) in the pool's queue. */
+  abort(err: Error): void {
+    if (this.#try !== undefined) this.#try.abort(err);
+    else if (this.#h2 !== undefined) this.#h2.cancel(this, err);
+    else this.#pools.cancel(this.#address, this, err);
+  }
+
+  /** The protocol the try went out in (an `auto` endpoint may have chosen HTTP/1.1). */
+  get protocol(): 'http1' | 'h2' {
+    return this.#h2?.protocol ?? 'http1';
+  }
+
+  /** The TLS version negotiated with the endpoint (its latest connection); undefined: plaintext. */
+  get tlsVersion(): string | undefined {
+    return this.#h2 !== undefined && this.#h2.protocol === 'h2' ? this.#h2.tlsVersion : this.#pools.tlsVersion(this.#address);
+  }
+
+  #taken(): void {
+    if (!this.#waiting) return;
+    this.#waiting = false;
+    this.#exchange.attemptTaken();
+  }
+
+  onConnect(t: TryControl): void {
+    this.#taken();
+    this.#try = t;
+  }
+
+  onHeaders(status: number, raw: readonly string[], reason: string): boolean {
+    return this.#exchange.attemptHeaders(this, status, raw, reason);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#exchange.attemptData(this, chunk);
+  }
+
+  onComplete(trailers: readonly string[]): void {
+    this.#exchange.attemptComplete(this, trailers);
+  }
+
+  onError(err: Error): void {
+    this.#taken();
+    this.#exchange.attemptError(this, err);
+  }
 }
 
 function pairs(raw: readonly string[]): [string, string][] {

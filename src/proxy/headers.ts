@@ -71,18 +71,18 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders, requestI
 }
 
 /**
- * The upstream's raw response headers (undici's [name, value, ...] buffers) as the flat
+ * The upstream's raw response headers ([name, value, ...], as the engine's parser gives them) as the flat
  * list sent downstream: hop-by-hop dropped, `trailer` kept, x-request-id added if absent.
  * A flat list goes to writeHead as it is: no header object is built on the hot path, and
  * repeated fields (set-cookie) stay separate lines.
  */
-export function downstreamResponseList(raw: readonly Buffer[], requestId: string | undefined): string[] {
+export function downstreamResponseList(raw: readonly (Buffer | string)[], requestId: string | undefined): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   let hasRequestId = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1');
-    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const name = latin1(raw[i] as Buffer | string);
+    const value = latin1(raw[i + 1] as Buffer | string);
     const lower = name.toLowerCase();
     if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
     else if (HOP_BY_HOP.has(lower) && lower !== 'trailer') continue;
@@ -106,6 +106,10 @@ export function downstreamResponseList(raw: readonly Buffer[], requestId: string
   }
   if (requestId !== undefined && !hasRequestId) out.push('x-request-id', requestId);
   return out;
+}
+
+function latin1(x: Buffer | string): string {
+  return typeof x === 'string' ? x : x.toString('latin1');
 }
 
 /** A flat [name, value, ...] list as node's header object: repeated fields joined, set-cookie kept as a list. */

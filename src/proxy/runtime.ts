@@ -8,13 +8,15 @@ import type { RetryRules } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
 import { mergeEndpoints } from '../core/discovery.js';
 import type { Rng } from '../core/rng.js';
+import { OverloadGate } from '../core/overload-gate.js';
+import { coreOverloadOptions } from '../config/index.js';
 import type { Endpoint } from '../core/types.js';
 import { coreClusterOptions, coreEndpoints, coreHashKey, coreRetryRules, type ClusterConfig, type Config, type NodeConfig } from '../config/index.js';
 import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
 import { UpstreamPools } from './upstream-pool.js';
-import { ClusterTls } from './upstream-tls.js';
+import { ClusterTls, upstreamConnector } from './upstream-tls.js';
 import { UpstreamH2Pools } from './upstream-h2.js';
 
 /** One cluster's machinery: the core's balancing and health, plus the I/O around it. */
@@ -35,6 +37,8 @@ export interface ClusterRuntime {
   readonly node: NodeConfig;
   /** Requests admitted per second, over the last 10 s: the load this region reports. */
   readonly load: RateWindow;
+  /** Adaptive concurrency (`adaptive_concurrency`), when configured. */
+  readonly overload: OverloadGate | undefined;
 }
 
 /**
@@ -49,12 +53,14 @@ export interface Runtime {
   readonly routers: ReadonlyMap<string, Router>;
   /** Keyed by `${listener}/${route index}`. */
   readonly rateLimiters: ReadonlyMap<string, RouteRateLimiter>;
+  /** Listeners with a `consistency: strong` global limit on some route: their requests wait for Redis first. */
+  readonly strongLimits: ReadonlySet<string>;
   readonly trusted: TrustedProxies;
 }
 
 /** What, besides endpoints, decides how a cluster balances: a change rebuilds the core cluster. */
 function balancingShape(c: ClusterConfig): unknown {
-  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, ...rest } = c;
+  const { endpoints: _e, localities: _l, discovery: _d, retries: _r, timeouts: _t, circuit_breaker: _cb, shared_health: _sh, ...rest } = c;
   return rest;
 }
 
@@ -109,7 +115,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     if (pools === undefined || !pools.sameOptions(poolOptions)) {
       const replaced = pools;
       if (replaced !== undefined) effects.push(() => replaced.closeWhenIdle());
-      pools = new UpstreamPools(poolOptions);
+      pools = new UpstreamPools(poolOptions, (address) => upstreamConnector(tls, address));
     }
     const kept = pools;
     effects.push(() => kept.retain(new Set(endpoints.map((e) => e.address))));
@@ -123,7 +129,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       if (h2 === undefined || !h2.sameOptions(h2Options) || pools !== old?.pools) {
         const replaced = h2;
         if (replaced !== undefined) effects.push(() => replaced.closeWhenIdle());
-        h2 = new UpstreamH2Pools(h2Options, (address) => kept.pool(address));
+        h2 = new UpstreamH2Pools(h2Options, kept);
       }
       const keptH2 = h2;
       effects.push(() => keptH2.retain(new Set(endpoints.map((e) => e.address))));
@@ -153,6 +159,13 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       h2,
       hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
       retry: coreRetryRules(c.retries),
+      // A reload that leaves it as it was keeps the limit learnt and the requests queued.
+      overload:
+        c.adaptive_concurrency === undefined
+          ? undefined
+          : old?.overload !== undefined && isDeepStrictEqual(old.config.adaptive_concurrency, c.adaptive_concurrency)
+            ? old.overload
+            : new OverloadGate(coreOverloadOptions(c.adaptive_concurrency), rng),
     });
   }
   for (const [name, old] of previous?.clusters ?? []) {
@@ -174,14 +187,30 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
         `${l.name}/${i}`,
         kept ??
           new RouteRateLimiter(
-            { requestsPerSecond: r.rate_limit.requests_per_second, per: r.rate_limit.per, ...(r.rate_limit.burst === undefined ? {} : { burst: r.rate_limit.burst }) },
+            {
+              requestsPerSecond: r.rate_limit.requests_per_second,
+              per: r.rate_limit.per,
+              ...(r.rate_limit.burst === undefined ? {} : { burst: r.rate_limit.burst }),
+              scope: r.rate_limit.scope,
+              consistency: r.rate_limit.consistency,
+              onUnavailable: r.rate_limit.on_unavailable,
+            },
             clock.nowMs(),
+            `${l.name}/${i}`,
           ),
       );
     });
   }
   return {
-    runtime: { version: (previous?.version ?? 0) + 1, config, clusters, routers, rateLimiters, trusted: new TrustedProxies(config.trusted_proxies) },
+    runtime: {
+      version: (previous?.version ?? 0) + 1,
+      config,
+      clusters,
+      routers,
+      rateLimiters,
+      strongLimits: new Set([...rateLimiters.values()].filter((r) => r.strong).map((r) => r.key.slice(0, r.key.lastIndexOf('/')))),
+      trusted: new TrustedProxies(config.trusted_proxies),
+    },
     commit: () => {
       for (const effect of effects) effect();
     },

@@ -8,7 +8,7 @@ export interface RetryHooks {
   retryRefused(cluster: string, reason: RetryRefusal): void;
 }
 
-const CONNECT_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+const CONNECT_TIMEOUT_CODES = new Set(['ETIMEDOUT']);
 
 /**
  * The lifecycle's name for a failed try, from the proxy's classified error. The proxy's

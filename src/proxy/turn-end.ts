@@ -10,11 +10,11 @@ let armed = false;
 
 /**
  * Call `w.turnEnded()` once the current event-loop turn has ended, its close callbacks
- * included: in the check phase of the next turn. That is the first moment at which undici
- * has told a request that its connection broke in this turn: a parse error found while
- * reading an upstream's bytes destroys the socket, and undici fails the request from the
- * socket's 'close', which libuv runs after this turn's check phase. One immediate serves
- * every waiter of a turn, so a busy proxy pays no timer per request.
+ * included: in the check phase of the next turn. By then the upstream client has said
+ * whether the read that brought a response head also broke the response (the engine's
+ * client says so within that read; a client that learns it from the socket's 'close', as
+ * undici did, says so before this turn's end too). One immediate serves every waiter of a
+ * turn, so a busy proxy pays no timer per request.
  */
 export function afterTurn(w: TurnEndWaiter): void {
   arrived.push(w);

@@ -2,9 +2,10 @@ import { connect as h2connect, constants as h2, type ClientHttp2Session, type Cl
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
+import type { ResponseHandler, TryControl, UpstreamRequest } from '../http1/upstream-client.js';
 import { parseHostPort } from '../shared/address.js';
 import { classifyUpstreamError, UpstreamError } from './errors.js';
+import type { UpstreamPools } from './upstream-pool.js';
 import { rememberSessions, surfaceTlsErrors, upstreamTlsOptions, type ClusterTls } from './upstream-tls.js';
 
 export interface H2PoolOptions {
@@ -18,23 +19,10 @@ export interface H2PoolOptions {
   readonly protocol: 'h2' | 'auto';
 }
 
-/** The callbacks forward.ts gives a try: undici's dispatch handler, so one forwarder drives both clients. */
-interface Handler {
-  onConnect(abort: (err: Error) => void): void;
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: Buffer[] | null): void;
-  onError(err: Error): void;
-}
-
-/** What an endpoint that turned out to speak HTTP/1.1 (auto) is handed to. */
-export interface Http1Dispatcher {
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
-}
-
+/** A request waiting for a stream; its handler is the engine's (forward.ts's UpstreamAttempt drives both clients). */
 interface Queued {
-  readonly opts: Dispatcher.DispatchOptions;
-  readonly handler: Handler;
+  readonly req: UpstreamRequest;
+  readonly handler: ResponseHandler;
 }
 
 /** One HTTP/2 session to an endpoint, and what its peer allows. */
@@ -53,6 +41,7 @@ interface Conn {
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = h2;
 const NO_GOAWAY = 2 ** 31;
+const NONE: readonly string[] = [];
 /** Response headers gRPC puts in trailers: moved there when a backend answers trailers-only. */
 const GRPC_STATUS_HEADERS = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
 
@@ -62,10 +51,11 @@ const GRPC_STATUS_HEADERS = new Set(['grpc-status', 'grpc-message', 'grpc-status
  */
 export class UpstreamH2Pools {
   readonly options: H2PoolOptions;
-  readonly #http1: (address: string) => Http1Dispatcher;
+  /** The cluster's HTTP/1.1 pools, for `auto` endpoints that chose HTTP/1.1. */
+  readonly #http1: UpstreamPools;
   readonly #pools = new Map<string, EndpointH2>();
 
-  constructor(options: H2PoolOptions, http1: (address: string) => Http1Dispatcher) {
+  constructor(options: H2PoolOptions, http1: UpstreamPools) {
     this.options = options;
     this.#http1 = http1;
   }
@@ -79,7 +69,7 @@ export class UpstreamH2Pools {
   pool(address: string): EndpointH2 {
     let pool = this.#pools.get(address);
     if (pool === undefined) {
-      pool = new EndpointH2(address, this.options, () => this.#http1(address));
+      pool = new EndpointH2(address, this.options, this.#http1);
       this.#pools.set(address, pool);
     }
     return pool;
@@ -120,7 +110,7 @@ export class EndpointH2 {
   readonly #address: string;
   readonly #authority: string;
   readonly #options: H2PoolOptions;
-  readonly #http1: () => Http1Dispatcher;
+  readonly #http1: UpstreamPools;
   readonly #scheme: 'http' | 'https';
   readonly #conns: Conn[] = [];
   #queue: Queued[] = [];
@@ -131,7 +121,7 @@ export class EndpointH2 {
   /** The TLS version the latest session negotiated; undefined for h2c. */
   tlsVersion: string | undefined;
 
-  constructor(address: string, options: H2PoolOptions, http1: () => Http1Dispatcher) {
+  constructor(address: string, options: H2PoolOptions, http1: UpstreamPools) {
     this.#address = address;
     this.#authority = address;
     this.#options = options;
@@ -146,10 +136,18 @@ export class EndpointH2 {
     return this.#http1Only ? 'http1' : 'h2';
   }
 
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (this.#http1Only) return this.#http1().dispatch(opts, handler);
-    this.#queue.push({ opts, handler: handler as unknown as Handler });
+  dispatch(req: UpstreamRequest, handler: ResponseHandler): void {
+    if (this.#http1Only) return this.#http1.dispatch(this.#address, req, handler);
+    this.#queue.push({ req, handler });
     this.#drain();
+  }
+
+  /** Withdraw a request still waiting for a stream (as EndpointPool.cancel does for a connection). */
+  cancel(handler: ResponseHandler, err: Error): boolean {
+    const i = this.#queue.findIndex((q) => q.handler === handler);
+    if (i === -1) return this.#http1.cancel(this.#address, handler, err);
+    this.#queue.splice(i, 1);
+    handler.onError(err);
     return true;
   }
 
@@ -214,7 +212,7 @@ export class EndpointH2 {
         this.#http1Only = true;
         const queued = this.#queue;
         this.#queue = [];
-        for (const q of queued) this.#http1().dispatch(q.opts, q.handler as unknown as Dispatcher.DispatchHandler);
+        for (const q of queued) this.#http1.dispatch(this.#address, q.req, q.handler);
         return;
       }
       this.#failQueue(new UpstreamError('connect_failure', false, `the upstream did not agree to HTTP/2 by ALPN (it chose ${String(secure.alpnProtocol || 'nothing')})`));
@@ -275,18 +273,18 @@ export class EndpointH2 {
   }
 
   #start(conn: Conn, q: Queued): void {
-    const { opts, handler } = q;
-    const body = opts.body as Buffer | Readable | null | undefined;
-    const headers = opts.headers as OutgoingHttpHeaders;
+    const { req, handler } = q;
+    const body: Buffer | Readable | null = req.body;
+    const headers = req.headers as OutgoingHttpHeaders;
     // Reused as the request's HTTP/2 header block: it was built for this try alone.
-    headers[':method'] = opts.method;
-    headers[':path'] = opts.path;
+    headers[':method'] = req.method;
+    headers[':path'] = req.path;
     headers[':scheme'] = this.#scheme;
     headers[':authority'] = (headers['host'] as string | undefined) ?? this.#authority;
     delete headers['host'];
     let stream: ClientHttp2Stream;
     try {
-      stream = conn.session.request(headers, { endStream: body === null || body === undefined });
+      stream = conn.session.request(headers, { endStream: body === null });
     } catch (e) {
       // The session closed (GOAWAY) between the pick and now: wait for another.
       if ((e as NodeJS.ErrnoException).code === 'ERR_HTTP2_GOAWAY_SESSION' || (e as NodeJS.ErrnoException).code === 'ERR_HTTP2_INVALID_SESSION') {
@@ -300,18 +298,22 @@ export class EndpointH2 {
     clearTimeout(conn.idle);
     let done = false;
     let responded = false;
-    let trailers: Buffer[] | null = null;
+    let trailers: readonly string[] = NONE;
     let streamError: Error | undefined;
     const finish = (): boolean => {
       if (done) return false;
       done = true;
       return true;
     };
-    handler.onConnect((err) => {
-      if (!finish()) return;
-      handler.onError(err);
-      if (!stream.closed) stream.close(NGHTTP2_CANCEL);
-    });
+    const control: TryControl = {
+      abort: (err) => {
+        if (!finish()) return;
+        handler.onError(err);
+        if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+      },
+      resume: () => stream.resume(),
+    };
+    handler.onConnect(control);
     if (done) return;
     stream.on('response', (h: IncomingHttpHeaders, flags: number) => {
       if (done) return;
@@ -319,10 +321,10 @@ export class EndpointH2 {
       const status = Number(h[':status']);
       // A trailers-only answer (gRPC errors): its status goes on as trailers, the form every client reads.
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      const moved: Buffer[] = [];
+      const moved: string[] = [];
       const raw = rawHeaders(h, endStream ? moved : undefined);
-      if (handler.onHeaders(status, raw, () => stream.resume(), '') === false) stream.pause();
-      if (endStream && finish()) handler.onComplete(moved.length > 0 ? moved : null);
+      if (!handler.onHeaders(status, raw, '')) return control.abort(new Error('response refused by the handler'));
+      if (endStream && finish()) handler.onComplete(moved);
     });
     stream.on('data', (chunk: Buffer) => {
       if (!done && handler.onData(chunk) === false) stream.pause();
@@ -348,7 +350,7 @@ export class EndpointH2 {
       if (streamError !== undefined && (streamError as NodeJS.ErrnoException).code !== 'ERR_HTTP2_STREAM_ERROR') return handler.onError(classifyUpstreamError(streamError));
       handler.onError(new UpstreamError('upstream_reset', true, `http2: the upstream reset the stream (code ${code})`));
     });
-    if (body === null || body === undefined) return;
+    if (body === null) return;
     if (Buffer.isBuffer(body)) {
       stream.end(body);
       return;
@@ -358,16 +360,16 @@ export class EndpointH2 {
   }
 }
 
-/** Node's header object as undici's raw [name, value, ...] list, pseudo-headers dropped; `moveGrpc` takes grpc-status and its kin. */
-function rawHeaders(h: IncomingHttpHeaders, moveGrpc: Buffer[] | undefined): Buffer[] {
-  const out: Buffer[] = [];
+/** Node's header object as the engine's raw [name, value, ...] list, pseudo-headers dropped; `moveGrpc` takes grpc-status and its kin. */
+function rawHeaders(h: IncomingHttpHeaders, moveGrpc: string[] | undefined): string[] {
+  const out: string[] = [];
   for (const name in h) {
     if (name.charCodeAt(0) === 58) continue;
     const value = h[name];
     if (value === undefined) continue;
     const target = moveGrpc !== undefined && GRPC_STATUS_HEADERS.has(name) ? moveGrpc : out;
-    if (Array.isArray(value)) for (const v of value) target.push(Buffer.from(name), Buffer.from(v, 'latin1'));
-    else target.push(Buffer.from(name), Buffer.from(String(value), 'latin1'));
+    if (Array.isArray(value)) for (const v of value) target.push(name, v);
+    else target.push(name, String(value));
   }
   return out;
 }

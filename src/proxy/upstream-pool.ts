@@ -1,5 +1,6 @@
-import { buildConnector, Client, Pool } from 'undici';
-import { surfaceTlsErrors, upstreamTlsOptions, type ClusterTls } from './upstream-tls.js';
+import { EndpointPool, plainConnector, type Connector, type ResponseHandler, type UpstreamRequest } from '../http1/upstream-client.js';
+import { parseHostPort } from '../shared/address.js';
+import { UpstreamTlsConnector, type ClusterTls } from './upstream-tls.js';
 
 export interface PoolOptions {
   /** An idle pooled connection is closed after this long (and sooner if the backend hints so). */
@@ -20,21 +21,23 @@ export interface PoolStats {
 }
 
 /**
- * A cluster's keep-alive connection pools: one undici Pool per endpoint.
+ * A cluster's keep-alive connection pools: one of Meridian's own HTTP/1.1 endpoint pools
+ * (src/http1/upstream-client.ts) per endpoint.
  *
  * Idle connections are retired after `idleTimeoutMs` (default 4 s, below the usual 5 s
- * backend keep-alive), and undici shortens that further when a backend sends
- * `Keep-Alive: timeout=N`. That closes the keep-alive race from our side; the forwarder
- * resends the rare request that still loses it.
+ * backend keep-alive), and sooner when a backend sends `Keep-Alive: timeout=N`. That
+ * closes the keep-alive race from our side; the forwarder resends the rare request that
+ * still loses it, on a connection of its own (`fresh`).
  */
 export class UpstreamPools {
   readonly options: PoolOptions;
-  readonly #pools = new Map<string, Pool>();
-  /** The TLS version each endpoint's latest connection negotiated (TLS clusters only). */
-  readonly #tlsVersions = new Map<string, string>();
+  readonly #pools = new Map<string, EndpointPool>();
+  /** How connections are opened: plain TCP unless the cluster's endpoints speak TLS (issue 19). */
+  readonly #connectorFor: (address: string) => Connector;
 
-  constructor(options: PoolOptions) {
+  constructor(options: PoolOptions, connectorFor: (address: string) => Connector = () => plainConnector) {
     this.options = options;
+    this.#connectorFor = connectorFor;
   }
 
   sameOptions(options: PoolOptions): boolean {
@@ -43,63 +46,48 @@ export class UpstreamPools {
     return o.idleTimeoutMs === options.idleTimeoutMs && o.maxConnections === options.maxConnections && o.connectTimeoutMs === options.connectTimeoutMs && sameTls;
   }
 
-  pool(address: string): Pool {
+  /** Send `req` to the endpoint at `address`; `fresh`: on a new connection of its own, closed after the response. */
+  dispatch(address: string, req: UpstreamRequest, handler: ResponseHandler, fresh = false): void {
+    this.#pool(address).dispatch(req, handler, fresh);
+  }
+
+  /** Withdraw a request still waiting for a connection (see EndpointPool.cancel). */
+  cancel(address: string, handler: ResponseHandler, err: Error): boolean {
+    return this.#pools.get(address)?.cancel(handler, err) ?? false;
+  }
+
+  #pool(address: string): EndpointPool {
     let pool = this.#pools.get(address);
     if (pool === undefined) {
-      const tls = upstreamTlsOptions(this.options.tls, address);
-      pool = new Pool(`${tls ? 'https' : 'http'}://${address}`, {
-        connections: this.options.maxConnections,
-        pipelining: 1,
-        keepAliveTimeout: this.options.idleTimeoutMs,
-        keepAliveMaxTimeout: this.options.idleTimeoutMs,
-        connect: this.#connector(tls, address),
-        // Timeouts are the forwarder's (per try, per request): none of undici's own.
-        headersTimeout: 0,
-        bodyTimeout: 0,
+      const hp = parseHostPort(address);
+      if (typeof hp === 'string') throw new Error(`endpoint address ${address}: ${hp}`);
+      pool = new EndpointPool({
+        host: hp.host,
+        port: hp.port,
+        maxConnections: this.options.maxConnections,
+        idleTimeoutMs: this.options.idleTimeoutMs,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        connector: this.#connectorFor(address),
       });
       this.#pools.set(address, pool);
     }
     return pool;
   }
 
-  /** A one-request connection outside the pool (closed by the caller when done). */
-  fresh(address: string): Client {
-    const tls = upstreamTlsOptions(this.options.tls, address);
-    return new Client(`${tls ? 'https' : 'http'}://${address}`, { pipelining: 1, connect: this.#connector(tls, address), headersTimeout: 0, bodyTimeout: 0 });
-  }
-
-  /** The TLS version negotiated with `address` (its latest connection); undefined: plaintext, or none yet. */
+  /** The TLS version `address`'s latest connection negotiated; undefined: plaintext, or none yet. */
   tlsVersion(address: string): string | undefined {
-    return this.#tlsVersions.get(address);
-  }
-
-  /** undici's connector with the endpoint's TLS options; it keeps each pool's TLS sessions itself (resumption). */
-  #connector(tls: ReturnType<typeof upstreamTlsOptions>, address: string): buildConnector.BuildOptions | buildConnector.connector {
-    if (tls === undefined) return { timeout: this.options.connectTimeoutMs };
-    // undici would take a `session` for every connection, in place of its own newest one.
-    const { session: _session, ...options } = tls;
-    const connect = buildConnector({ timeout: this.options.connectTimeoutMs, ...options } as buildConnector.BuildOptions);
-    return (opts, cb) =>
-      connect(opts, (err, socket) => {
-        if (socket) {
-          surfaceTlsErrors(socket);
-          const version = (socket as { getProtocol?: () => string | null }).getProtocol?.();
-          if (version) this.#tlsVersions.set(address, version);
-        }
-        (cb as (e: Error | null, s: typeof socket) => void)(err, socket);
-      });
+    const connector = this.#pools.get(address)?.options.connector;
+    return connector instanceof UpstreamTlsConnector ? connector.tlsVersion : undefined;
   }
 
   stats(address: string): PoolStats {
-    const s = this.#pools.get(address)?.stats;
-    if (s === undefined) return { open: 0, idle: 0, pending: 0 };
-    return { open: s.connected, idle: s.free, pending: s.queued };
+    return this.#pools.get(address)?.stats ?? { open: 0, idle: 0, pending: 0 };
   }
 
   /**
    * Requests handed to a pool that no connection has taken yet, across the cluster: the
-   * forwarder counts them (from dispatch to undici's onConnect or onError), since summing
-   * every pool's stats on each request would cost O(endpoints).
+   * forwarder counts them (from dispatch to onConnect or onError), since summing every
+   * pool's stats on each request would cost O(endpoints).
    */
   waiting = 0;
 
@@ -108,8 +96,7 @@ export class UpstreamPools {
     for (const [address, pool] of this.#pools) {
       if (!addresses.has(address)) {
         this.#pools.delete(address);
-        this.#tlsVersions.delete(address);
-        void pool.close().catch(() => {});
+        pool.closeWhenIdle();
       }
     }
   }
@@ -120,7 +107,7 @@ export class UpstreamPools {
   }
 
   close(): void {
-    for (const pool of this.#pools.values()) void pool.destroy().catch(() => {});
+    for (const pool of this.#pools.values()) pool.destroy();
     this.#pools.clear();
   }
 }

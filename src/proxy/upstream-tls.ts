@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import { plainConnector, tlsConnector, type Connector } from '../http1/upstream-client.js';
 import type { ClusterConfig, UpstreamTlsConfig } from '../config/index.js';
 import { parseHostPort } from '../shared/address.js';
 import { isTlsError } from '../shared/tls-errors.js';
@@ -137,6 +138,37 @@ export function upstreamTlsOptions(tls: ClusterTls | undefined, address: string)
 export function rememberSessions(tls: ClusterTls | undefined, address: string, socket: NodeJS.EventEmitter): void {
   const t = tls?.for(address);
   if (t !== undefined) socket.on('session', (s: Buffer) => t.remember(address, s));
+}
+
+/**
+ * How the engine's pool (src/http1/upstream-client.ts) opens connections to one TLS
+ * endpoint: `tlsConnector` with the endpoint's options taken afresh for each connection,
+ * so each resumes the endpoint's newest session; the version it negotiated is kept for
+ * the metrics and the access log.
+ */
+export class UpstreamTlsConnector implements Connector {
+  readonly #tls: ClusterTls;
+  readonly #address: string;
+  tlsVersion: string | undefined;
+
+  constructor(tls: ClusterTls, address: string) {
+    this.#tls = tls;
+    this.#address = address;
+  }
+
+  connect(host: string, port: number): ReturnType<Connector['connect']> {
+    const opened = tlsConnector(upstreamTlsOptions(this.#tls, this.#address) as ConnectionOptions).connect(host, port);
+    const socket = opened.socket as TLSSocket;
+    rememberSessions(this.#tls, this.#address, socket);
+    surfaceTlsErrors(socket);
+    socket.once('secureConnect', () => (this.tlsVersion = socket.getProtocol() ?? undefined));
+    return opened;
+  }
+}
+
+/** The connector for a cluster's endpoint at `address`: TLS when its `tls` (or its locality's) says so. */
+export function upstreamConnector(tls: ClusterTls | undefined, address: string): Connector {
+  return tls?.for(address) === undefined ? plainConnector : new UpstreamTlsConnector(tls as ClusterTls, address);
 }
 
 /**

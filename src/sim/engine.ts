@@ -26,18 +26,22 @@ import { ManualClock } from '../core/clock.js';
 import { Cluster, type HostState } from '../core/cluster.js';
 import { isHashPolicy } from '../core/balancers.js';
 import { fmix32 } from '../core/hash.js';
+import { RifLatency } from '../core/rif-latency.js';
 import type { LifecycleCluster, RequestLifecycle } from '../core/request-lifecycle.js';
 import { RetryBudget } from '../core/retry-budget.js';
+import { HedgePolicy } from '../core/hedging.js';
+import { OverloadGate } from '../core/overload-gate.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
-import type { Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
-import { exponentialGapMs, sampler, type Sampler } from './distributions.js';
+import type { BalancerStats, Endpoint, Locality, Outcome, PolicyName } from '../core/types.js';
+import { exponentialGapMs, meanOf, sampler, type Sampler } from './distributions.js';
 import { EventQueue } from './event-queue.js';
 import { keyMoves } from './key-moves.js';
 import { RegionChoice } from './region-choice.js';
 import type { ClientSpec, Scenario, ServerSpec, SimEvent } from './scenario.js';
 import { newHistogram, percentileMs, recordMs, round, type Bucket } from './stats.js';
 import { simLifecycle, simTryEnded } from './try-outcome.js';
+import { OverloadStats, type OverloadResult } from './overload.js';
 
 /** Time-weighted queue-length distribution: states 0..MAX_OCCUPANCY-1, the last bin is ">= MAX_OCCUPANCY - 1". */
 const MAX_OCCUPANCY = 64;
@@ -76,7 +80,7 @@ export interface PolicyResult {
   readonly retries: number;
   /** Tries a region's load balancer sent to another region's servers (lb.cross_region). */
   readonly cross_region_tries: number;
-  readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow', number>>;
+  readonly failures: Readonly<Record<Failure | 'rate_limited' | 'overflow' | 'overloaded', number>>;
   readonly latency_ms: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
   readonly max_utilization: number;
   /** Highest server utilization over the mean utilization (1 = perfectly even). */
@@ -87,6 +91,31 @@ export interface PolicyResult {
   readonly queue_length_at_least: readonly number[];
   readonly membership_changes: readonly MembershipChange[];
   readonly timeseries: readonly Bucket[];
+  /** Hedges sent, and those whose answer was the one taken (lb.hedge). */
+  readonly hedges: number;
+  readonly hedges_won: number;
+  /** With lb.adaptive_concurrency: classes, refusals, the limit over time. */
+  readonly overload?: OverloadResult;
+  /**
+   * The decision metric, for every policy: over a sample of first tries (one in 8), the
+   * expected latency of the server picked minus the best server's, from the servers' true
+   * queues and speeds at that instant (what an oracle would have known), ms.
+   */
+  readonly regret_ms: { readonly mean: number; readonly optimal_share: number };
+  /** The adaptive policies' own counters (prequal's probes, predictive's model), summed over regions. */
+  readonly adaptive?: AdaptiveResult;
+}
+
+export interface AdaptiveResult {
+  readonly probes_sent?: number;
+  readonly probe_replies?: number;
+  readonly pool_picks?: number;
+  readonly random_picks?: number;
+  readonly model_mae_ms?: number;
+  readonly model_p90_abs_error_ms?: number;
+  readonly baseline_mae_ms?: number;
+  /** Every switch of the predictive policy between its model and the peak-EWMA fallback. */
+  readonly switches?: readonly { readonly t_s: number; readonly region: string; readonly to: 'fallback' | 'model'; readonly reason: string }[];
 }
 
 export interface RunOptions {
@@ -104,9 +133,14 @@ interface Request {
   readonly measured: boolean;
   /** Set once the region's load balancer admitted it. */
   lc: RequestLifecycle | undefined;
+  /** The try in flight, and its hedge while both are. */
+  primary: Attempt | undefined;
+  hedge: Attempt | undefined;
 }
 
 interface Attempt {
+  /** Requests in flight at the server when it arrived (what its latency is filed under for probes). */
+  rif: number;
   readonly req: Request;
   readonly server: Server;
   readonly host: HostState;
@@ -127,6 +161,17 @@ class Server {
   readonly sample: Sampler;
   readonly rng: SeededRng;
   readonly host: HostState;
+  readonly meanServiceMs: number;
+  /** What it answers a Prequal probe with: latency by requests in flight. */
+  readonly rifLatency = new RifLatency();
+  /** Probe work not yet paid: added to the next request it starts (probes count as load). */
+  probeDebtMs = 0;
+  /**
+   * 1, or the antagonists' slowdown while they run (speed_changes). The server knows it, as
+   * a real one measures wall time per CPU time of its requests (CPU contention), and
+   * its probe answers use it; a slower machine (speed) is not contention and is not in it.
+   */
+  antagonistFactor = 1;
   alive = true;
   /** Out of its region's endpoint set (scale-in): it finishes what it holds and gets nothing new. */
   removed = false;
@@ -158,6 +203,7 @@ class Server {
     this.maxQueue = spec.maxQueue;
     this.dropAbandoned = spec.dropAbandoned;
     this.sample = sampler(spec.serviceTime);
+    this.meanServiceMs = meanOf(spec.serviceTime);
     this.rng = new SeededRng(seed);
     this.host = host;
   }
@@ -177,13 +223,26 @@ class Server {
     this.lastChangeMs = now;
   }
 
-  serviceMs(now: number): number {
-    let f = this.slowFactor / this.speed;
+  /** How much longer than nominal a request started now takes. */
+  slowness(now: number): number {
+    let f = (this.slowFactor * this.antagonistFactor) / this.speed;
     if (this.coldFactor > 1) {
       const warmed = this.warmMs > 0 ? Math.min(1, (now - this.coldFromMs) / this.warmMs) : 1;
       f *= this.coldFactor - (this.coldFactor - 1) * warmed;
     }
-    return this.sample(this.rng) * f;
+    return f;
+  }
+
+  serviceMs(now: number): number {
+    const debt = this.probeDebtMs;
+    this.probeDebtMs = 0;
+    return this.sample(this.rng) * this.slowness(now) + debt;
+  }
+
+  /** Expected time to answer a request arriving now: the work ahead of it over its workers, then its own. */
+  expectedLatencyMs(now: number): number {
+    const ahead = Math.max(0, this.busy + this.queued + 1 - this.concurrency);
+    return (ahead / this.concurrency + 1) * this.meanServiceMs * this.slowness(now);
   }
 
   shift(): Attempt | undefined {
@@ -207,6 +266,7 @@ interface RegionLb {
   readonly jitter: SeededRng;
   readonly rateLimit: TokenBucket | undefined;
   readonly servers: Server[];
+  readonly hedging: HedgePolicy | undefined;
   down: boolean;
 }
 
@@ -222,11 +282,15 @@ const EV_BUCKET = 8;
 const EV_WARMUP = 9;
 const EV_RESTORE = 10;
 const EV_RETRY = 11;
+const EV_GATE = 12;
+const EV_HEDGE = 13;
 
 type Ev =
   | { readonly k: typeof EV_ARRIVAL; readonly group: number }
   | { readonly k: typeof EV_COMPLETE | typeof EV_TIMEOUT | typeof EV_REFUSED; readonly a: Attempt }
   | { readonly k: typeof EV_UNREACHABLE | typeof EV_RETRY; readonly req: Request }
+  | { readonly k: typeof EV_GATE; readonly gate: OverloadGate }
+  | { readonly k: typeof EV_HEDGE; readonly a: Attempt }
   | { readonly k: typeof EV_PROBE; readonly server: Server }
   | { readonly k: typeof EV_STEER | typeof EV_BUCKET | typeof EV_WARMUP }
   | { readonly k: typeof EV_SCENARIO; readonly e: SimEvent }
@@ -322,8 +386,8 @@ class Run {
   #crossRegionTries = 0;
   #latencySumMs = 0;
   #latencyMaxMs = 0;
-  readonly #failures: Record<Failure | 'rate_limited' | 'overflow', number> = {
-    timeout: 0, connect: 0, reset: 0, protocol: 0, unreachable: 0, no_host: 0, http_5xx: 0, rate_limited: 0, overflow: 0,
+  readonly #failures: Record<Failure | 'rate_limited' | 'overflow' | 'overloaded', number> = {
+    timeout: 0, connect: 0, reset: 0, protocol: 0, unreachable: 0, no_host: 0, http_5xx: 0, rate_limited: 0, overflow: 0, overloaded: 0,
   };
   readonly #hist = newHistogram();
   readonly #regionRequests: number[];
@@ -334,6 +398,15 @@ class Run {
   #bucket: Bucket;
   #bucketLatencySum = 0;
   #measuring: boolean;
+  readonly #overload: OverloadStats | undefined;
+  #hedges = 0;
+  #hedgesWon = 0;
+  // The decision metric over sampled first tries, and the predictive policy's switches.
+  #regretTries = 0;
+  #regretSamples = 0;
+  #regretSumMs = 0;
+  #regretOptimal = 0;
+  readonly #switches: { t_s: number; region: string; to: 'fallback' | 'model'; reason: string }[] = [];
 
   constructor(s: Scenario, policy: PolicyName) {
     this.#s = s;
@@ -348,6 +421,8 @@ class Run {
         ...(lb.latencyTauMs === undefined ? {} : { latencyTauMs: lb.latencyTauMs }),
         ...(lb.choiceCount === undefined ? {} : { leastRequest: { choiceCount: lb.choiceCount } }),
         ...(lb.boundedLoad === undefined ? {} : { boundedLoad: lb.boundedLoad }),
+        ...(lb.prequal ? { prequal: lb.prequal } : {}),
+        ...(lb.predictive ? { predictive: lb.predictive } : {}),
         ...(lb.healthCheck ? { activeChecks: { healthyThreshold: lb.healthCheck.healthyThreshold, unhealthyThreshold: lb.healthCheck.unhealthyThreshold } } : {}),
         ...(lb.outlierDetection ? { outlierDetection: lb.outlierDetection } : {}),
         ...(lb.panicThresholdPercent === undefined ? {} : { panicThresholdPercent: lb.panicThresholdPercent }),
@@ -355,6 +430,10 @@ class Run {
         ...(lb.overprovisioningFactor === undefined ? {} : { overprovisioningFactor: lb.overprovisioningFactor }),
         // The proxy's default: a host that refuses a connection is out of the picks at once.
         connectFailureEjection: {},
+      });
+      cluster.setProber((targets) => this.#sendProbes(this.#lbs[r] as RegionLb, targets));
+      cluster.onEvent((e) => {
+        if (e.type === 'model_fallback') this.#switches.push({ t_s: round(this.#clock.nowMs() / 1000, 3), region: reg.name, to: e.fallback ? 'fallback' : 'model', reason: e.reason });
       });
       this.#lbs.push({
         name: reg.name,
@@ -364,10 +443,12 @@ class Run {
           breaker: new CircuitBreaker(lb.circuitBreaker ?? {}),
           budget: new RetryBudget(lb.retryBudget ?? {}, 0),
           retry: coreRetryRules({ attempts: lb.retries, retry_on: lb.retryOn, per_try_timeout: lb.perTryTimeoutMs === Infinity ? undefined : lb.perTryTimeoutMs }),
+          overload: lb.overload && new OverloadGate(lb.overload, new SeededRng(streamSeed(s.seed, 6000 + r))),
         },
         jitter: new SeededRng(streamSeed(s.seed, 5000 + r)),
         rateLimit: lb.rateLimit ? new TokenBucket(lb.rateLimit, 0) : undefined,
         servers: [],
+        hedging: lb.hedge && new HedgePolicy(lb.hedge),
         down: false,
       });
       this.#addServers(r, reg.servers, false);
@@ -386,6 +467,7 @@ class Run {
     );
     this.#regionRequests = s.regions.map(() => 0);
     this.#bucket = this.#newBucket(0);
+    this.#overload = lb.overload && new OverloadStats();
   }
 
   #addServers(region: number, specs: readonly ServerSpec[], ramp: boolean, coldFactor = 1, warmMs = 0): void {
@@ -414,6 +496,7 @@ class Run {
       }
       lb.servers.push(server);
       this.#servers.push(server);
+      if (spec.speedChanges) this.#antagonists(server, spec.speedChanges, streamSeed(this.#s.seed, 200_000 + this.#servers.length));
       this.#byHost.set(host, server);
       if (this.#s.lb.healthCheck) {
         const interval = this.#s.lb.healthCheck.intervalMs;
@@ -422,6 +505,20 @@ class Run {
       }
     });
     if (cross) this.#syncRemote();
+  }
+
+  /**
+   * The server's antagonists, on a random stream of their own so every policy meets the
+   * same schedule: full speed and 1 / factor of it in turn, each held for an exponential time.
+   */
+  #antagonists(server: Server, changes: { readonly factor: number; readonly holdMs: number }, seed: number): void {
+    const rng = new SeededRng(seed);
+    const flip = (): void => {
+      server.antagonistFactor = server.antagonistFactor === 1 ? changes.factor : 1;
+      this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
+    };
+    if (rng.next() < 0.5) server.antagonistFactor = changes.factor;
+    this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
   }
 
   /** Scale-in, as discovery applies it: the servers leave the set and drain, keeping what they hold. */
@@ -559,6 +656,10 @@ class Run {
         return this.#finish(ev.req, 'unreachable');
       case EV_RETRY:
         return this.#dispatch(ev.req);
+      case EV_GATE:
+        return ev.gate.expire(this.#clock.nowMs());
+      case EV_HEDGE:
+        return this.#hedge(ev.a);
       case EV_PROBE:
         return this.#probe(ev.server);
       case EV_STEER:
@@ -588,6 +689,8 @@ class Run {
       rttMs: region < 0 ? 0 : (this.#rttMs[group]?.[region] ?? 0),
       measured: this.#measuring,
       lc: undefined,
+      primary: undefined,
+      hedge: undefined,
     };
     if (req.measured) {
       this.#requests++;
@@ -603,11 +706,41 @@ class Run {
     }
     if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
     const lc = simLifecycle(lb.life, this.#clock, lb.jitter);
-    if (!lc.admit()) return this.#shedReq(req, 'overflow');
     lc.hash = hash;
+    lc.priority = client.priority;
+    lc.hedging = lb.hedging;
     lc.deadlineIn(s.lb.timeoutMs);
     req.lc = lc;
-    this.#dispatch(req);
+    this.#overload?.arrived(lc.priority, req.measured);
+    const v = lc.enter();
+    if (v === 'queued') {
+      lc.onGate = (answer) => this.#gateAnswer(req, answer);
+      this.#q.push(lc.queueDeadlineMs, { k: EV_GATE, gate: lb.life.overload as OverloadGate });
+      return;
+    }
+    this.#gateAnswer(req, v);
+  }
+
+  /** The load balancer's admission, at once or after the request waited in its queue. */
+  #gateAnswer(req: Request, v: 'admitted' | 'overloaded' | 'circuit_open'): void {
+    const lc = req.lc as RequestLifecycle;
+    if (v === 'admitted') {
+      this.#overload?.admitted(lc.priority);
+      return this.#dispatch(req);
+    }
+    if (v === 'circuit_open') return this.#shedReq(req, 'overflow');
+    this.#overload?.refused(lc.priority, this.#clock.nowMs() - req.t0, req.measured);
+    this.#shedReq(req, 'overloaded');
+  }
+
+  /** The first try has run for the hedge delay: send the hedge if it is still running and the lifecycle allows. */
+  #hedge(a: Attempt): void {
+    const req = a.req;
+    if (a.done || req.primary !== a) return;
+    const host = (req.lc as RequestLifecycle).startHedge();
+    if (host === undefined) return;
+    if (req.measured) this.#hedges++;
+    this.#send(req, host, true);
   }
 
   /** The request's next try, on the host its lifecycle picks; after a backoff that outlived the deadline, its timeout. */
@@ -625,13 +758,20 @@ class Run {
     this.#send(req, host);
   }
 
-  #send(req: Request, host: HostState): void {
+  #send(req: Request, host: HostState, hedge = false): void {
     const now = this.#clock.nowMs();
     const lc = req.lc as RequestLifecycle;
     const server = this.#byHost.get(host) as Server;
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
-    const a: Attempt = { req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
+    if (req.measured && lc.attempt === 1 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
+    const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
+    if (hedge) req.hedge = a;
+    else {
+      req.primary = a;
+      const delay = lc.hedgeDelayMs();
+      if (delay < Infinity) this.#q.push(now + delay, { k: EV_HEDGE, a });
+    }
     const serverLb = this.#lbs[server.region] as RegionLb;
     if (serverLb.down && server.region !== req.region) {
       // Another region's server in a region that is down: black-holed until the connect timeout.
@@ -661,6 +801,41 @@ class Run {
     if (deadline < Infinity) this.#q.push(deadline, { k: EV_TIMEOUT, a });
   }
 
+  /** Prequal's probes, sent with the request: each reads the server on arrival and its reply returns after the round trip. */
+  #sendProbes(lb: RegionLb, targets: readonly HostState[]): void {
+    const now = this.#clock.nowMs();
+    const p = this.#s.lb.prequal;
+    const rtt = p?.probeRttMs ?? 1;
+    const cost = p?.probeCostMs ?? 0;
+    for (const target of targets) {
+      const server = this.#byHost.get(target) as Server;
+      const extra = this.#remoteRtt.get(target) ?? 0;
+      this.#later(now + (rtt + extra) / 2, () => {
+        // A dead server, or one in a region that is down, answers nothing.
+        if (!server.alive || (this.#lbs[server.region] as RegionLb).down) return;
+        const rif = server.busy + server.queued;
+        const reply = { rif, latencyMs: server.rifLatency.estimate(rif, this.#clock.nowMs(), server.antagonistFactor) };
+        server.probeDebtMs += cost;
+        this.#later(this.#clock.nowMs() + (rtt + extra) / 2, () => lb.cluster.recordProbe(target, reply));
+      });
+    }
+  }
+
+  /** The decision metric for one first try: how much longer the server picked should take than the best one in the region. */
+  #regret(lb: RegionLb, picked: Server, now: number): void {
+    let best = Infinity;
+    for (const sv of lb.servers) {
+      if (!sv.alive || sv.removed) continue;
+      const e = sv.expectedLatencyMs(now);
+      if (e < best) best = e;
+    }
+    if (best === Infinity || !picked.alive) return;
+    const regret = Math.max(0, picked.expectedLatencyMs(now) - best);
+    this.#regretSamples++;
+    this.#regretSumMs += regret;
+    if (regret === 0) this.#regretOptimal++;
+  }
+
   #start(server: Server, a: Attempt, now: number): void {
     server.account(now);
     server.busy++;
@@ -676,6 +851,7 @@ class Run {
     server.busy--;
     server.inService.delete(a);
     if (now >= server.measuredFromMs) server.completed++;
+    server.rifLatency.observe(a.rif, now - a.startMs, now, server.antagonistFactor);
     let next = server.shift();
     while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
     if (next !== undefined) this.#start(server, next, now);
@@ -700,10 +876,13 @@ class Run {
     const now = this.#clock.nowMs();
     if (outcome.error === 'timeout' && now >= lc.deadlineMs) {
       // The request's own deadline, not the try's: it ends here, as the proxy's request timer ends it.
-      lc.endTry(outcome);
+      this.#abandon(req.primary);
+      this.#abandon(req.hedge);
+      lc.endTry({ error: 'timeout', latencyMs: now - (req.primary ?? a).startMs });
       lc.end();
       return this.#finish(req, 'timeout');
     }
+    if (req.hedge !== undefined && this.#hedgeRace(req, a, outcome)) return;
     const d = simTryEnded(lc, outcome);
     if (d === 'retry' || d === 'resend') {
       if (req.measured) this.#retries++;
@@ -719,7 +898,44 @@ class Run {
     this.#finish(req, failed ? (outcome.error ?? 'http_5xx') : undefined);
   }
 
-  #shedReq(req: Request, why: 'rate_limited' | 'overflow'): void {
+  /**
+   * One of two tries in flight ended (a hedge race): the first answer wins and the other
+   * is cancelled; a failure leaves the other to carry the request. True: nothing more to
+   * do for this outcome; false: the outcome is the request's, to decide as any try's.
+   */
+  #hedgeRace(req: Request, a: Attempt, outcome: Outcome): boolean {
+    const lc = req.lc as RequestLifecycle;
+    const failed = outcome.error !== undefined || (outcome.status !== undefined && outcome.status >= 500);
+    const hedge = req.hedge as Attempt;
+    req.hedge = undefined;
+    if (a === hedge) {
+      if (failed) {
+        lc.endHedge(outcome);
+        return true;
+      }
+      this.#abandon(req.primary);
+      lc.adoptHedge();
+      req.primary = hedge;
+      if (req.measured) this.#hedgesWon++;
+      return false;
+    }
+    if (failed) {
+      lc.endTry(outcome);
+      lc.adoptHedge();
+      req.primary = hedge;
+      return true;
+    }
+    this.#abandon(hedge);
+    lc.cancelHedge();
+    return false;
+  }
+
+  /** A try the load balancer gave up: the server skips it if still queued, or serves it for nobody. */
+  #abandon(a: Attempt | undefined): void {
+    if (a !== undefined) a.done = true;
+  }
+
+  #shedReq(req: Request, why: 'rate_limited' | 'overflow' | 'overloaded'): void {
     this.#bucket.shed++;
     if (!req.measured) return;
     this.#shed++;
@@ -738,6 +954,7 @@ class Run {
     }
     const ms = this.#clock.nowMs() - req.t0 + req.rttMs;
     b.completed++;
+    if (req.lc !== undefined) this.#overload?.completed(req.lc.priority, req.measured);
     this.#bucketLatencySum += ms;
     recordMs(this.#bucketHist, ms);
     if (!req.measured) return;
@@ -876,6 +1093,7 @@ class Run {
       return n;
     });
     this.#buckets.push(b);
+    this.#overload?.closeBucket(b.t_s, this.#lbs.map((lb) => lb.life.overload as OverloadGate));
     h.reset();
     this.#bucketLatencySum = 0;
     this.#bucket = this.#newBucket(now);
@@ -930,6 +1148,31 @@ class Run {
       queue_length_at_least: atLeast,
       membership_changes: this.#changes,
       timeseries: this.#buckets,
+      hedges: this.#hedges,
+      hedges_won: this.#hedgesWon,
+      ...(this.#overload ? { overload: this.#overload.result() } : {}),
+      regret_ms: {
+        mean: round(this.#regretSamples === 0 ? 0 : this.#regretSumMs / this.#regretSamples),
+        optimal_share: round(this.#regretSamples === 0 ? 0 : this.#regretOptimal / this.#regretSamples, 4),
+      },
+      ...(this.#policy === 'prequal' || this.#policy === 'predictive' ? { adaptive: this.#adaptive() } : {}),
+    };
+  }
+
+  #adaptive(): AdaptiveResult {
+    const all: BalancerStats[] = this.#lbs.flatMap((lb) => lb.cluster.balancerStats().map((b) => b.stats));
+    const sum = (f: (s: BalancerStats) => number | undefined): number => all.reduce((a, st) => a + (f(st) ?? 0), 0);
+    if (this.#policy === 'prequal') {
+      return { probes_sent: sum((st) => st.probesRequested), probe_replies: sum((st) => st.probeReplies), pool_picks: sum((st) => st.poolPicks), random_picks: sum((st) => st.randomPicks) };
+    }
+    // Error figures weighted by each locality's responses.
+    const n = Math.max(1, sum((st) => st.samples));
+    const weighted = (f: (s: BalancerStats) => number | undefined): number => round(all.reduce((a, st) => a + (f(st) ?? 0) * (st.samples ?? 0), 0) / n);
+    return {
+      model_mae_ms: weighted((st) => st.maeMs),
+      model_p90_abs_error_ms: weighted((st) => st.p90AbsErrorMs),
+      baseline_mae_ms: weighted((st) => st.baselineMaeMs),
+      switches: this.#switches,
     };
   }
 }

@@ -10,7 +10,12 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
   ALWAYS,
+  adaptiveConcurrencySchema,
   circuitBreakerSchema,
+  coreHedgeOptions,
+  coreOverloadOptions,
+  hedgeSchema,
+  prioritySchema,
   configErrorMap,
   coreOutlierOptions,
   coreSlowStart,
@@ -32,6 +37,9 @@ import {
   slowStartSchema,
 } from '../config/index.js';
 import type { CircuitBreakerLimits } from '../core/circuit-breaker.js';
+import type { HedgeOptions } from '../core/hedging.js';
+import type { OverloadOptions } from '../core/overload-gate.js';
+import type { Priority } from '../core/priority.js';
 import type { OutlierOptions } from '../core/outlier-detector.js';
 import type { RetryBudgetOptions } from '../core/retry-budget.js';
 import type { SlowStartOptions } from '../core/slow-start.js';
@@ -47,6 +55,11 @@ export interface ServerSpec {
   readonly maxQueue: number;
   /** Skip a queued request whose LB has given up on it (timeout) instead of serving it for nobody. */
   readonly dropAbandoned: boolean;
+  /**
+   * Antagonists (Prequal's time-varying load from other tenants): the server flips between
+   * full speed and 1 / factor of it, holding each state for an exponential time of mean holdMs.
+   */
+  readonly speedChanges?: { readonly factor: number; readonly holdMs: number };
 }
 
 export interface RegionSpec {
@@ -80,6 +93,8 @@ export interface ClientSpec {
   readonly diurnal?: { readonly periodMs: number; readonly amplitude: number; readonly peakAtMs: number };
   /** Fraction of requests carrying a hash key (for ring_hash / maglev); keys drawn from `keys` distinct values. */
   readonly keys: number;
+  /** The class of the group's requests under overload. */
+  readonly priority: Priority;
 }
 
 export interface HealthCheckSpec {
@@ -106,6 +121,10 @@ export interface LbSpec {
   readonly choiceCount?: number;
   readonly latencyTauMs?: number;
   readonly boundedLoad?: number;
+  /** prequal: probes per request, pool, reply age, RIF quantile; the probe's round trip and its cost to the server. */
+  readonly prequal?: { readonly probesPerRequest?: number; readonly maxPool?: number; readonly maxAgeMs?: number; readonly rifQuantile?: number; readonly probeRttMs: number; readonly probeCostMs: number };
+  /** predictive: candidates per pick and the model's forgetting factor. */
+  readonly predictive?: { readonly candidates?: number; readonly forgetting?: number };
   /** How long a connection attempt to a black-holed server (partition, region down) waits. Default 1 s. */
   readonly connectTimeoutMs: number;
   /**
@@ -116,6 +135,10 @@ export interface LbSpec {
   readonly crossRegion: boolean;
   /** Envoy's overprovisioning factor for those priority levels. Default 1.4. */
   readonly overprovisioningFactor?: number;
+  /** Adaptive concurrency at each region's load balancer (the proxy's `adaptive_concurrency`). */
+  readonly overload?: OverloadOptions;
+  /** Hedged requests (the proxy's route `hedge`). */
+  readonly hedge?: HedgeOptions;
 }
 
 export interface GlobalSpec {
@@ -226,6 +249,7 @@ const regionSchema = z.strictObject({
   abandoned: z.enum(['drop', 'serve']).default('drop'),
   rtt: z.record(z.string(), dur()).default({}),
   capacity: z.strictObject({ rate: rate().optional(), in_flight: integer(1, 1e9).optional() }).optional(),
+  speed_changes: z.strictObject({ factor: decimal(1, 1000), hold: span() }).optional(),
 });
 
 const clientSchema = z.strictObject({
@@ -236,6 +260,7 @@ const clientSchema = z.strictObject({
   curve: z.array(z.strictObject({ at: dur(), factor: decimal(0) })).default([]),
   diurnal: z.strictObject({ period: span().prefault('24h'), amplitude: decimal(0, 1), peak_at: dur().prefault('0s') }).optional(),
   keys: integer(1, 1e9).optional(),
+  priority: prioritySchema.default('default'),
 });
 
 /** The proxy's health check as far as the simulator models it: interval and thresholds. */
@@ -256,9 +281,23 @@ const lbSchema = z.strictObject({
   choice_count: integer(2, 100).optional(),
   latency_decay: span().optional(),
   bounded_load: decimal(1, Infinity, { exclusiveMin: true }).optional(),
+  prequal: z
+    .strictObject({
+      probes: integer(0, 16).optional(),
+      pool: integer(2, 1024).optional(),
+      max_age: span().optional(),
+      rif_quantile: decimal(0, 1, { exclusiveMin: true }).optional(),
+      probe_rtt: dur().prefault('1ms'),
+      /** Server work one probe costs, ms (fractions allowed): probes count as load. */
+      probe_cost_ms: decimal(0).default(0.05),
+    })
+    .optional(),
+  predictive: z.strictObject({ candidates: integer(2, 100).optional(), forgetting: decimal(0, 1, { exclusiveMin: true }).optional() }).optional(),
   connect_timeout: dur().prefault('1s'),
   cross_region: z.boolean().default(false),
   overprovisioning_factor: decimal(1, 100).optional(),
+  adaptive_concurrency: adaptiveConcurrencySchema.optional(),
+  hedge: hedgeSchema.optional(),
 });
 
 const EVENT_KINDS = ['kill', 'revive', 'slow', 'errors', 'region_down', 'region_up', 'add', 'remove', 'partition', 'heal'] as const;
@@ -502,6 +541,7 @@ function toScenario(doc: ScenarioDoc): Scenario {
       serviceTime,
       maxQueue,
       dropAbandoned,
+      ...(reg.speed_changes ? { speedChanges: { factor: reg.speed_changes.factor, holdMs: reg.speed_changes.hold } } : {}),
     }));
     const c = reg.capacity;
     const capacity = c && { ...(c.rate === undefined ? {} : { maxRequestsPerSecond: c.rate }), ...(c.in_flight === undefined ? {} : { maxInFlight: c.in_flight }) };
@@ -517,6 +557,7 @@ function toScenario(doc: ScenarioDoc): Scenario {
       curve: c.curve.map((p) => ({ atMs: p.at, factor: p.factor })),
       ...(d ? { diurnal: { periodMs: d.period, amplitude: d.amplitude, peakAtMs: d.peak_at } } : {}),
       keys: c.keys ?? 0,
+      priority: c.priority,
     };
   });
   const regionIndex = (name: string): number => regionNames.indexOf(name);
@@ -616,5 +657,16 @@ function toLb(l: ScenarioDoc['lb']): LbSpec {
     ...(l.choice_count === undefined ? {} : { choiceCount: l.choice_count }),
     ...(l.latency_decay === undefined ? {} : { latencyTauMs: l.latency_decay }),
     ...(l.bounded_load === undefined ? {} : { boundedLoad: l.bounded_load }),
+    ...(l.adaptive_concurrency ? { overload: coreOverloadOptions(l.adaptive_concurrency) } : {}),
+    ...(l.hedge ? { hedge: coreHedgeOptions(l.hedge) } : {}),
+    prequal: {
+      probeRttMs: l.prequal?.probe_rtt ?? 1,
+      probeCostMs: l.prequal?.probe_cost_ms ?? 0.05,
+      ...(l.prequal?.probes === undefined ? {} : { probesPerRequest: l.prequal.probes }),
+      ...(l.prequal?.pool === undefined ? {} : { maxPool: l.prequal.pool }),
+      ...(l.prequal?.max_age === undefined ? {} : { maxAgeMs: l.prequal.max_age }),
+      ...(l.prequal?.rif_quantile === undefined ? {} : { rifQuantile: l.prequal.rif_quantile }),
+    },
+    ...(l.predictive ? { predictive: { ...(l.predictive.candidates === undefined ? {} : { candidates: l.predictive.candidates }), ...(l.predictive.forgetting === undefined ? {} : { forgetting: l.predictive.forgetting }) } } : {}),
   };
 }

@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { HEALTH_STATUSES, type ClusterState } from '../../src/admin/types.js';
 import { endpoint } from './fixtures.js';
 import { DnsMetrics } from '../../src/global/dns-metrics.js';
+import { FleetMetrics } from '../../src/fleet/fleet-metrics.js';
 import { GlobalLayer } from '../../src/global/global-layer.js';
 import { globalConfig, quiet } from '../global/helpers.js';
 
@@ -109,9 +110,36 @@ function exerciseAll(m: ProxyMetrics): void {
       inPanic: false,
       endpoints: [endpoint('10.0.0.1:80')],
       localities: [{ region: 'r', zone: 'z', priority: 0, remote: false, hosts: 1, healthy: 1, share: 1, panic: false, active: 0, maxRequestsPerSecond: undefined, maxInFlight: undefined, spilledOut: 0, spilledIn: 0 }],
+      overload: OVERLOAD,
     },
   ]);
+  m.probe('api', 'backend', 'ok');
+  m.modelSwitch('api', '0||', true, 'drift');
+  m.setBalancerSource(() => [
+    { cluster: 'api', locality: '0||', stats: { poolSize: 5, probeReplies: 10 } },
+    { cluster: 'web', locality: '0||', stats: { fallback: true, maeMs: 3, baselineMaeMs: 9, p90AbsErrorMs: 7, samples: 100 } },
+  ]);
 }
+
+const OVERLOAD = { limit: 40, inFlight: 12, queued: 3, queueDelayMs: 4, minRttMs: 15, refused: { critical: 0, default: 5, sheddable: 9 } };
+
+describe('ProxyMetrics: adaptive concurrency', () => {
+  it("exports a cluster's limit, in flight, queue, queue delay, min RTT and refusals by class; nothing for a cluster without it", async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    exerciseAll(m);
+    const { families } = await scrape(m);
+    const v = (name: string, labels: Record<string, string>): number => value(families, name, labels);
+    assert.equal(v('meridian_adaptive_concurrency_limit', { cluster: 'api' }), 40);
+    assert.equal(v('meridian_adaptive_concurrency_in_flight', { cluster: 'api' }), 12);
+    assert.equal(v('meridian_adaptive_concurrency_queued', { cluster: 'api' }), 3);
+    assert.equal(v('meridian_adaptive_concurrency_queue_delay_seconds', { cluster: 'api' }), 0.004);
+    assert.equal(v('meridian_adaptive_concurrency_min_rtt_seconds', { cluster: 'api' }), 0.015);
+    assert.equal(v('meridian_adaptive_concurrency_refused_requests', { cluster: 'api', class: 'sheddable' }), 9);
+    assert.equal(v('meridian_adaptive_concurrency_refused_requests', { cluster: 'api', class: 'critical' }), 0);
+    m.setSource(() => [{ name: 'api', policy: 'round_robin', inPanic: false, endpoints: [] }]);
+    assert.equal(family((await scrape(m)).families, 'meridian_adaptive_concurrency_limit').metrics.length, 0);
+  });
+});
 
 describe('ProxyMetrics: endpoints that a reload removed', () => {
   it("drops their series, keeps the others' and the local replies'", async () => {
@@ -397,6 +425,15 @@ describe('docs/metrics.md', () => {
     dns.query('udp', 'NOERROR');
     dns.decision('www.meridian.test', 'eu-west', 'failover');
     dns.rateLimited('drop');
+    // The fleet's, on the same registry as Meridian registers them with sync: configured.
+    const fleet = new FleetMetrics(m.registry);
+    fleet.setUp(true);
+    fleet.setUp(false);
+    fleet.error('limit');
+    fleet.setLiveSource(() => [{ node: 'n1', region: 'eu-west', version: '0.1.0', ageMs: 100 }]);
+    fleet.strong('admitted');
+    fleet.debited(3);
+    fleet.control('sent');
     const { text, families } = await scrape(m);
     const lines = sampleLines(text);
     for (const f of families) {

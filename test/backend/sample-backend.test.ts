@@ -347,8 +347,8 @@ describe('meridian backend (runBackend)', () => {
 
   it('parses every option', () => {
     assert.deepEqual(
-      parseBackendArgs(['--port', '8081', '--host', '::1', '--name', 'eu-1', '--latency', 'exp:10ms', '--error-rate', '0.01', '--health-path', '/ready', '--seed', '9']),
-      { port: 8081, host: '::1', name: 'eu-1', latency: { kind: 'exp', meanMs: 10 }, errorRate: 0.01, healthPath: '/ready', seed: 9 },
+      parseBackendArgs(['--port', '8081', '--host', '::1', '--name', 'eu-1', '--latency', 'exp:10ms', '--error-rate', '0.01', '--health-path', '/ready', '--seed', '9', '--concurrency', '4']),
+      { port: 8081, host: '::1', name: 'eu-1', latency: { kind: 'exp', meanMs: 10 }, errorRate: 0.01, healthPath: '/ready', seed: 9, concurrency: 4 },
     );
     assert.deepEqual(parseBackendArgs(['--port', '0']), {
       port: 0,
@@ -358,8 +358,33 @@ describe('meridian backend (runBackend)', () => {
       errorRate: 0,
       healthPath: '/healthz',
       seed: undefined,
+      concurrency: undefined,
     });
     assert.equal(parseBackendArgs(['--help']), 'help');
+  });
+
+  it('concurrency: requests beyond the workers wait their turn, and one whose client left gives up its place', async () => {
+    const b = await startSampleBackend({ name: 'busy', latency: '60s', concurrency: 1 });
+    after(() => b.close());
+    const sockets: net.Socket[] = [];
+    const hold = () =>
+      new Promise<void>((resolve) => {
+        const req = http.request(b.url, { agent: false });
+        req.on('socket', (s) => {
+          sockets.push(s);
+          resolve();
+        });
+        req.on('error', () => {});
+        req.end();
+      });
+    await hold();
+    await hold();
+    await hold();
+    await waitFor(() => b.requests === 3 && b.queued === 2, 'two requests queued behind the one worker');
+    (sockets[2] as net.Socket).destroy();
+    await waitFor(() => b.queued === 1, 'the request whose client left to give up its place');
+    // Health checks are not default-route requests: answered at once, whatever the queue.
+    assert.equal((await request(`${b.url}/healthz`)).status, 200);
   });
 
   it('--help prints the usage and exits 0', async () => {

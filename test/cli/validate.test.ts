@@ -54,7 +54,7 @@ describe('meridian validate', () => {
     assert.deepEqual(r.err, [
       `${path}: 3 errors`,
       '  listeners[0].port: must be between 0 and 65535, got 80800',
-      '  clusters[0].policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev; got "fastest"',
+      '  clusters[0].policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev, prequal, predictive; got "fastest"',
       '  listeners[0].routes[0].cluster: unknown cluster "apx" (did you mean "api"?)',
     ]);
   });

@@ -17,7 +17,19 @@ describe('config: discovery', () => {
       on_empty: 'keep',
       min_change_interval: 5_000,
       max_removal_percent: 100,
+      hold_for: 300_000,
     });
+  });
+
+  it('hold_for: a duration, or never (held until a reload)', () => {
+    const hold = (v: unknown) => {
+      const r = withCluster({ discovery: { file: { path: 'x.yaml' }, hold_for: v } });
+      return r.ok ? r.config.clusters[0]?.discovery?.hold_for : r.errors;
+    };
+    assert.equal(hold('90s'), 90_000);
+    assert.equal(hold('never'), Infinity);
+    assert.deepEqual(hold('0s'), ['clusters[0].discovery.hold_for: expected a duration like "5m", or "never", got "0s"']);
+    assert.deepEqual(hold('forever'), ['clusters[0].discovery.hold_for: expected a duration like "5m", or "never", got "forever"']);
   });
 
   it('says clearly what is wrong, by path', () => {
@@ -38,10 +50,8 @@ describe('config: discovery', () => {
     assert.deepEqual(errors(withCluster({})), ['clusters[0]: needs "endpoints" or "localities" listing at least one endpoint, or "discovery" to find them']);
   });
 
-  it('is refused with more than one worker, saying so', () => {
-    assert.deepEqual(errors(withCluster({ discovery: { file: { path: 'x.yaml' } } }, { workers: 2 })), [
-      'clusters[0].discovery: not supported with more than one worker yet (workers: 2); set workers: 1',
-    ]);
+  it('is accepted with more than one worker (the primary asks the sources for all of them)', () => {
+    assert.deepEqual(errors(withCluster({ discovery: { file: { path: 'x.yaml' } } }, { workers: 2 })), []);
   });
 });
 

@@ -109,7 +109,7 @@ describe('error messages', () => {
     const c = base();
     cluster0(c)['policy'] = 'fastest';
     assert.deepEqual(errors(c), [
-      'clusters[0].policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev; got "fastest"',
+      'clusters[0].policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev, prequal, predictive; got "fastest"',
     ]);
   });
 

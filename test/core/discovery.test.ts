@@ -16,7 +16,7 @@ import {
 const eps = (...ips: string[]): Endpoint[] => addressEndpoints(ips.map((i) => `10.0.0.${i}`), 80);
 const set = (o: Partial<DiscoveryOptions> = {}) => {
   const clock = new ManualClock(1_000);
-  return { clock, d: new DiscoveredSet({ onEmpty: 'keep', minChangeIntervalMs: 0, maxRemovalPercent: 100, ...o }, clock) };
+  return { clock, d: new DiscoveredSet({ onEmpty: 'keep', minChangeIntervalMs: 0, maxRemovalPercent: 100, holdForMs: Infinity, ...o }, clock) };
 };
 
 describe('discovery: what an answer does to the discovered set', () => {
@@ -79,12 +79,89 @@ describe('discovery: what an answer does to the discovered set', () => {
     const { d } = set({ maxRemovalPercent: 50 });
     d.offer({ ok: true, endpoints: eps('1', '2', '3', '4') });
     // 3 of 4 removed = 75% > 50%.
-    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: true });
-    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: false });
-    assert.deepEqual(d.offer({ ok: true, endpoints: eps('2') }), { action: 'held', removing: 3, of: 4, firstForSet: true });
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: true, untilMs: Infinity });
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: false, untilMs: Infinity });
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('2') }), { action: 'held', removing: 3, of: 4, firstForSet: true, untilMs: Infinity });
     assert.deepEqual(d.current, eps('1', '2', '3', '4'));
     // 2 of 4 = 50%: not more than the limit.
     assert.equal(d.offer({ ok: true, endpoints: eps('1', '2', '5', '6') }).action, 'apply');
+  });
+
+  it('hold_for: a held removal the source keeps giving is applied by the first answer hold_for after it first came', () => {
+    const { clock, d } = set({ maxRemovalPercent: 50, holdForMs: 60_000 });
+    d.offer({ ok: true, endpoints: eps('1', '2', '3', '4') });
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: true, untilMs: 61_000 });
+    clock.advance(59_999);
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: false, untilMs: 61_000 });
+    assert.deepEqual(d.current, eps('1', '2', '3', '4'));
+    clock.advance(1);
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'apply', endpoints: eps('1'), added: 0, removed: 3, changed: 0, first: false, recovered: false, heldForMs: 60_000 });
+    assert.deepEqual(d.current, eps('1'));
+  });
+
+  it('hold_for: another set, a re-weighted one, or a failed or empty answer in between starts the hold again', () => {
+    const { clock, d } = set({ maxRemovalPercent: 50, holdForMs: 60_000 });
+    d.offer({ ok: true, endpoints: eps('1', '2', '3', '4') });
+    d.offer({ ok: true, endpoints: eps('1') });
+    clock.advance(30_000);
+    // Another small set: its own hold, from now.
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('2') }), { action: 'held', removing: 3, of: 4, firstForSet: true, untilMs: 91_000 });
+    clock.advance(30_000);
+    // The same ids with another weight is another answer.
+    const heavier = eps('2').map((e) => ({ ...e, weight: 5 }));
+    assert.deepEqual(d.offer({ ok: true, endpoints: heavier }), { action: 'held', removing: 3, of: 4, firstForSet: true, untilMs: 121_000 });
+    clock.advance(30_000);
+    // A failure (the source in trouble) restarts the hold; the set is not logged again.
+    assert.equal(d.offer({ ok: false, error: 'SERVFAIL' }).action, 'keep');
+    assert.deepEqual(d.offer({ ok: true, endpoints: heavier }), { action: 'held', removing: 3, of: 4, firstForSet: false, untilMs: 151_000 });
+    clock.advance(30_000);
+    assert.equal(d.offer({ ok: true, endpoints: [] }).action, 'keep');
+    assert.deepEqual(d.offer({ ok: true, endpoints: heavier }), { action: 'held', removing: 3, of: 4, firstForSet: false, untilMs: 181_000 });
+    clock.advance(60_000);
+    assert.equal(d.offer({ ok: true, endpoints: heavier }).action, 'apply');
+    assert.deepEqual(d.current, heavier);
+  });
+
+  it('hold_for: a flap back to the applied set ends a hold; the order of an answer does not restart one', () => {
+    const { clock, d } = set({ maxRemovalPercent: 40, holdForMs: 60_000 });
+    const four = eps('1', '2', '3', '4');
+    d.offer({ ok: true, endpoints: four });
+    d.offer({ ok: true, endpoints: eps('1') });
+    clock.advance(10_000);
+    assert.equal(d.offer({ ok: true, endpoints: four }).action, 'unchanged');
+    clock.advance(60_000);
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'held', removing: 3, of: 4, firstForSet: true, untilMs: 131_000 });
+    // 2 left of 4, given in two orders (a DNS server rotating its records): one hold.
+    assert.equal(d.offer({ ok: true, endpoints: eps('3', '4') }).action, 'held');
+    clock.advance(60_000);
+    assert.equal(d.offer({ ok: true, endpoints: eps('3', '4').reverse() }).action, 'apply');
+    assert.deepEqual(d.current, eps('3', '4').reverse());
+  });
+
+  it('hold_for: a hold run out still waits for min_change_interval, and is applied when it ends', () => {
+    const { clock, d } = set({ maxRemovalPercent: 50, holdForMs: 1_000, minChangeIntervalMs: 10_000 });
+    d.offer({ ok: true, endpoints: eps('1', '2', '3', '4') });
+    clock.advance(10_000);
+    assert.equal(d.offer({ ok: true, endpoints: eps('1', '2', '3', '5') }).action, 'apply');
+    assert.equal(d.offer({ ok: true, endpoints: eps('1') }).action, 'held');
+    clock.advance(1_000);
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1') }), { action: 'damped', untilMs: 21_000 });
+    clock.advance(9_000);
+    assert.deepEqual(d.reconsider(), { action: 'apply', endpoints: eps('1'), added: 0, removed: 3, changed: 0, first: false, recovered: false, heldForMs: 10_000 });
+  });
+
+  it('accept(): the held or damped change applies at once (an operator accepted it); nothing waiting, nothing changes', () => {
+    const { d } = set({ maxRemovalPercent: 50, minChangeIntervalMs: 10_000 });
+    d.offer({ ok: true, endpoints: eps('1', '2', '3', '4') });
+    assert.deepEqual(d.accept(), { action: 'unchanged', recovered: false });
+    assert.equal(d.offer({ ok: true, endpoints: eps('1') }).action, 'held');
+    assert.deepEqual(d.accept(), { action: 'apply', endpoints: eps('1'), added: 0, removed: 3, changed: 0, first: false, recovered: false });
+    assert.deepEqual(d.current, eps('1'));
+    assert.deepEqual(d.offer({ ok: true, endpoints: eps('1', '2') }), { action: 'damped', untilMs: 11_000 });
+    assert.equal(d.accept().action, 'apply');
+    assert.deepEqual(d.current, eps('1', '2'));
+    assert.deepEqual(d.accept(), { action: 'unchanged', recovered: false });
+    assert.deepEqual(d.reconsider(), { action: 'unchanged', recovered: false }, 'the damping timer finds nothing left to do');
   });
 
   it('a weight or priority change is a change, not an addition', () => {

@@ -39,7 +39,7 @@ export function fail(h: Harness, host: HostState, status = 503): void {
   h.cluster.onEnd(host, { status, latencyMs: 1 });
 }
 
-export const ALL_POLICIES: readonly PolicyName[] = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev'];
+export const ALL_POLICIES: readonly PolicyName[] = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'];
 
 /** A uint32 stream for hash keys, independent of the balancer's RNG. */
 export function hashStream(seed: number): (i: number) => number {

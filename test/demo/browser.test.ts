@@ -4,11 +4,13 @@
 // back through slow start. Saves test-artifacts/dashboard.png (and a narrow-window shot).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { startSampleBackend } from '../../src/backend/sample-backend.js';
 import { Demo } from '../../src/demo/demo.js';
 import { until } from '../proxy/harness.js';
 
@@ -98,6 +100,34 @@ describe('dashboard in chromium', { skip }, () => {
 
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
+    assert.deepEqual(errors, [], 'no script errors on the page');
+  });
+
+  it('marks endpoints found by discovery, and follows the watched file: a backend added gets a row, one removed loses it', async () => {
+    // The demo's regions list their own backends in a watched file; the failover peers are configured.
+    const badge = (id: string) => page.locator(`tr[data-endpoint="${id}"] td:first-child .badge`);
+    assert.equal(await badge(VICTIM).innerText(), 'file');
+    assert.equal(await badge(VICTIM).getAttribute('title'), "listed in the cluster's watched endpoint file");
+    assert.equal(await badge('via-eu-west').count(), 0, 'a configured endpoint has no badge');
+
+    const extra = await startSampleBackend({ name: 'us-east-9' });
+    try {
+      const file = demo.regions().find((r) => r.name === 'us-east')?.backendsFile as string;
+      const before = await readFile(file, 'utf8');
+      await writeFile(file, `${before}- { id: us-east-9, address: "127.0.0.1:${extra.port}", locality: { region: us-east, priority: 0 } }\n`);
+      const row = page.locator('tr[data-endpoint="us-east-9"]');
+      await row.waitFor({ state: 'visible', timeout: 15_000 });
+      assert.equal(await badge('us-east-9').innerText(), 'file');
+      await until(async () => (await rps('us-east-9')) > 0, 15_000, 'the discovered backend to take traffic');
+      // Drain works on any endpoint; kill and slow only on the demo's own backend processes.
+      assert.deepEqual(await row.locator('button').allInnerTexts(), ['Drain']);
+
+      await writeFile(file, before);
+      await row.waitFor({ state: 'hidden', timeout: 15_000 });
+      assert.equal(await page.locator('tr[data-endpoint="us-east-1"]').isVisible(), true);
+    } finally {
+      await extra.close();
+    }
     assert.deepEqual(errors, [], 'no script errors on the page');
   });
 

@@ -61,6 +61,8 @@ describe('meridian demo (in process)', () => {
     assert.deepEqual(s.regions.map((r) => r.name), ['us-east', 'eu-west', 'ap-south']);
     for (const r of s.regions) {
       assert.equal(r.endpoints.filter((e) => !e.remote).length, 4);
+      // A region's own backends come from its watched file (discovery), the failover peers from its config.
+      assert.deepEqual(r.endpoints.map((e) => [e.remote, e.source]), r.endpoints.map((e) => (e.remote ? [true, undefined] : [false, 'file'])));
       assert.deepEqual(r.localities.map((l) => [l.priority, l.remote]), [[0, false], [1, true], [2, true]]);
       assert.equal(r.localities[0]?.share, 1, 'a healthy region keeps its own traffic');
     }

@@ -93,6 +93,10 @@ describe('discovery: DNS A records', { skip }, () => {
       // Scale in: 127.0.0.2 leaves.
       await dns.setHosts('127.0.0.3 web.test\n127.0.0.4 web.test\n');
       await until(() => !ids(m).includes(a(2)), 10_000, '127.0.0.2 to be removed');
+      // A request picked for 127.0.0.2 just before the removal may still reach it: count from
+      // once every client has moved on (each sends one at a time), then check nothing more came.
+      const removedAt = load.sent;
+      await until(() => load.sent > removedAt + 200, 10_000, '200 requests after the removal');
       const b2Seen = (bs[0] as SampleBackend).requests;
       const sentAt = load.sent;
       await until(() => load.sent > sentAt + 200, 10_000, '200 more requests');

@@ -6,8 +6,10 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
 import type { ClusterState } from '../../src/admin/types.js';
+import { Meridian } from '../../src/node/meridian.js';
 import { config, get, startMeridian, until, type Running } from '../proxy/harness.js';
 import { LoadLoop } from './helpers.js';
 
@@ -36,7 +38,8 @@ describe('discovery: a watched file', () => {
     path = join(dir, 'endpoints.yaml');
     bs = await Promise.all([0, 1, 2, 3].map((i) => startSampleBackend({ name: `b${i}` })));
     await writeFile(path, yamlList(bs.slice(0, 2)));
-    m = await startMeridian(meridianConfig(path, {}, { max_removal_percent: 50 }));
+    // Read every 250 ms besides the watch: a held removal is confirmed by the answers that follow it.
+    m = await startMeridian(meridianConfig(path, {}, { file: { path, refresh: '250ms' }, max_removal_percent: 50, hold_for: '3s' }));
   });
 
   after(async () => {
@@ -81,15 +84,120 @@ describe('discovery: a watched file', () => {
       // 2 of 3 removed (67%) is over max_removal_percent 50: held, and shown.
       await writeFile(path, yamlList([b1]));
       await until(() => cluster(m).discovery?.pending !== null, 10_000, 'the removal to be held');
-      assert.equal(cluster(m).discovery?.pending, 'held: it would remove 2 of 3 endpoints, more than max_removal_percent (50%)');
+      assert.match(cluster(m).discovery?.pending ?? '', /^held: it would remove 2 of 3 endpoints, more than max_removal_percent \(50%\); applied by the first answer from \d{4}-\S+Z on that still gives it \(hold_for 3s\)$/);
       assert.deepEqual(ids(m), ['b1', 'b2', 'b3']);
       const metrics = await get(m.meridian.adminPort, '/metrics');
       assert.match(metrics.body, /meridian_discovery_changes_total\{cluster="c",result="held"\} [1-9]/);
       assert.match(metrics.body, /meridian_discovery_refreshes_total\{cluster="c",result="failure"\} [1-9]/);
+      // The file keeps saying so (read again every 250 ms): after hold_for it is applied, and the others drain.
+      await until(() => ids(m).join() === 'b1', 15_000, 'the held removal to be applied after hold_for');
+      assert.equal(cluster(m).discovery?.pending, null);
+      const marker = load.count('b1');
+      await until(() => load.count('b1') > marker + 10, 10_000, 'requests to go on to b1 after the removal');
     } finally {
       await load.stop();
     }
     assert.deepEqual(load.failures, [], 'no request failed');
+  });
+});
+
+describe('discovery: accepting a held change through the admin API', () => {
+  it('hold_for never: held until POST /api/clusters/{cluster}/discovery/accept, which needs the token and says when there is nothing to accept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-accept-'));
+    const path = join(dir, 'endpoints.yaml');
+    const bs = await Promise.all([0, 1, 2].map((i) => startSampleBackend({ name: `b${i}` })));
+    await writeFile(path, yamlList(bs));
+    const cfg = config({
+      admin: { port: 0 },
+      access_log: { enabled: false },
+      listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+      clusters: [
+        { name: 'c', discovery: { file: { path }, min_change_interval: '0s', max_removal_percent: 50, hold_for: 'never' } },
+        { name: 'fixed', endpoints: [{ address: `127.0.0.1:${(bs[0] as SampleBackend).port}` }] },
+      ],
+    });
+    const m = await startMeridian(cfg, { adminToken: 'accept-token' });
+    const accept = (cluster: string, token = 'accept-token') => get(m.meridian.adminPort, `/api/clusters/${cluster}/discovery/accept`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    try {
+      assert.equal((await accept('c')).status, 409, 'nothing held yet');
+      await writeFile(path, yamlList(bs.slice(0, 1)));
+      await until(() => cluster(m).discovery?.pending !== null, 10_000, 'the removal to be held');
+      assert.equal(cluster(m).discovery?.pending, 'held: it would remove 2 of 3 endpoints, more than max_removal_percent (50%); until accepted through the admin API (hold_for: never)');
+      assert.equal((await accept('c', 'wrong')).status, 401);
+      assert.deepEqual(ids(m), ['b0', 'b1', 'b2'], 'a refused call changes nothing');
+      const r = await accept('c');
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(JSON.parse(r.body), { ok: true, cluster: 'c' });
+      assert.deepEqual(ids(m), ['b0']);
+      assert.equal(cluster(m).discovery?.pending, null);
+      assert.equal((await accept('c')).status, 409);
+      const fixed = await accept('fixed');
+      assert.equal(fixed.status, 404);
+      assert.deepEqual(JSON.parse(fixed.body), { error: 'cluster "fixed" has no discovery source' });
+      assert.deepEqual(JSON.parse((await accept('nope')).body), { error: 'no cluster "nope"' });
+    } finally {
+      await m.close();
+      await Promise.all(bs.map((b) => b.close()));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('discovery: an empty list', () => {
+  /** A Meridian whose log lines are kept, fed by `path` (read every 100 ms as well as on changes). */
+  async function logged(path: string, onEmpty: 'keep' | 'clear') {
+    const lines: string[] = [];
+    const meridian = new Meridian(meridianConfig(path, {}, { file: { path, refresh: '100ms' }, on_empty: onEmpty }), { logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    await meridian.start();
+    const m: Running = { meridian, port: Object.values(meridian.ports())[0] as number, records: [], close: () => meridian.close() };
+    const refreshes = (result: string) => meridian.metrics.registry.getSingleMetric('meridian_discovery_refreshes_total')?.get().then((v) => v.values.find((x) => x.labels['result'] === result)?.value ?? 0);
+    const said = (msg: RegExp) => lines.filter((l) => msg.test((JSON.parse(l) as { msg: string }).msg)).length;
+    return { m, refreshes, said };
+  }
+
+  it('on_empty keep: the last set stays through many empty reads, logged once when it starts and once when it ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-empty-'));
+    const path = join(dir, 'endpoints.yaml');
+    const b0 = await startSampleBackend({ name: 'b0' });
+    await writeFile(path, yamlList([b0]));
+    const { m, refreshes, said } = await logged(path, 'keep');
+    try {
+      await writeFile(path, '[]\n');
+      await until(async () => ((await refreshes('empty')) ?? 0) >= 5, 10_000, 'five empty reads');
+      assert.deepEqual(ids(m), ['b0']);
+      assert.equal(cluster(m).discovery?.lastError, 'the source returned no endpoints');
+      assert.equal((await get(m.port)).headers['x-backend'], 'b0');
+      assert.equal(said(/^discovery: the source returned no endpoints; keeping the last 1 endpoints/), 1, 'logged once for the whole outage');
+      await writeFile(path, yamlList([b0]));
+      await until(() => cluster(m).discovery?.lastError === null, 10_000, 'the list back');
+      const okAt = (await refreshes('ok')) ?? 0;
+      await until(async () => ((await refreshes('ok')) ?? 0) >= okAt + 3, 10_000, 'three good reads');
+      assert.equal(said(/^discovery: the source answers again/), 1, 'its end logged once');
+    } finally {
+      await m.close();
+      await b0.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on_empty clear: an empty list empties the cluster, and requests get 503 no_healthy_endpoint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meridian-clear-'));
+    const path = join(dir, 'endpoints.yaml');
+    const b0 = await startSampleBackend({ name: 'b0' });
+    await writeFile(path, yamlList([b0]));
+    const { m } = await logged(path, 'clear');
+    try {
+      assert.equal((await get(m.port)).status, 200);
+      await writeFile(path, '[]\n');
+      await until(() => ids(m).length === 0, 10_000, 'the cluster to be emptied');
+      const r = await get(m.port);
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['x-meridian-reason'], 'no_healthy_endpoint');
+    } finally {
+      await m.close();
+      await b0.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,6 +2,7 @@
 // file (re-read on SIGHUP) and SRV records (given on its command line: a change restarts it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Resolver } from 'node:dns/promises';
@@ -14,12 +15,24 @@ export function dnsmasqMissing(): string | false {
   return existsSync(DNSMASQ) ? false : `dnsmasq not installed (${DNSMASQ}; Debian package dnsmasq-base)`;
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(r));
-  return port;
+/**
+ * A port free for both UDP and TCP: dnsmasq binds both, and a port free for UDP alone may
+ * be another test's TCP listener ("Address already in use").
+ */
+async function freeDnsPort(): Promise<number> {
+  for (;;) {
+    const tcp = createServer();
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const port = (tcp.address() as AddressInfo).port;
+    const udp = createSocket('udp4');
+    const ok = await new Promise<boolean>((r) => {
+      udp.once('error', () => r(false));
+      udp.bind(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) await new Promise<void>((r) => udp.close(r));
+    await new Promise<void>((r) => tcp.close(() => r()));
+    if (ok) return port;
+  }
 }
 
 export class Dnsmasq {
@@ -37,9 +50,16 @@ export class Dnsmasq {
   /** `srv`: dnsmasq --srv-host values; `records`: --host-record values (name,ip). */
   static async start(hostsFile: string, hosts: string, opts: { srv?: string[]; records?: string[] } = {}): Promise<Dnsmasq> {
     await writeFile(hostsFile, hosts);
-    const d = new Dnsmasq(await freeUdpPort(), hostsFile, Dnsmasq.#extra(opts));
-    await d.run();
-    return d;
+    // The port can still be taken between the check and dnsmasq's bind: try another.
+    for (let i = 0; ; i++) {
+      const d = new Dnsmasq(await freeDnsPort(), hostsFile, Dnsmasq.#extra(opts));
+      try {
+        await d.run();
+        return d;
+      } catch (e) {
+        if (i >= 4 || !/dnsmasq exited|Address already in use/.test((e as Error).message)) throw e;
+      }
+    }
   }
 
   static #extra(opts: { srv?: string[]; records?: string[] }): string[] {

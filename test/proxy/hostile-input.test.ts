@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, constants as h2constants, createServer as createH2Server } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import type { SampleBackend } from '../../src/backend/sample-backend.js';
 import { certDir, type CertDir } from './certs.js';
@@ -547,6 +547,32 @@ describe('hostile input: request line, Host and transfer codings, on the request
   });
 });
 
+/**
+ * Whether this Node's own HTTP/2 server resets a stream whose :authority carries userinfo
+ * before any handler sees it (nghttp2 1.70, in Node 24, does; 1.61, in Node 20, does not,
+ * and Meridian answers 400 invalid_host itself). Asked of a bare node:http2 server.
+ */
+async function nodeH2RefusesUserinfo(): Promise<boolean> {
+  const server = createH2Server((_req, res) => res.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const session = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  session.on('error', () => {});
+  try {
+    const stream = session.request({ ':path': '/', ':authority': 'user@one.example' });
+    stream.on('error', () => {});
+    stream.resume();
+    stream.end();
+    let status = 0;
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    await new Promise<void>((r) => stream.on('close', r));
+    return status === 0 && stream.rstCode === h2constants.NGHTTP2_PROTOCOL_ERROR;
+  } finally {
+    session.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+const NODE_H2_REFUSES_USERINFO = await nodeH2RefusesUserinfo();
+
 describe('hostile input: Host and :authority on HTTP/2', () => {
   let bs: SampleBackend[];
   let m: Running;
@@ -591,7 +617,7 @@ describe('hostile input: Host and :authority on HTTP/2', () => {
 
   for (const [what, headers] of [
     ['a host header that differs from :authority (RFC 9113 §8.3.1)', { ':authority': 'one.example', host: 'two.example' }],
-    [':authority with userinfo', { ':authority': 'user@one.example' }],
+    ...(NODE_H2_REFUSES_USERINFO ? [] : [[':authority with userinfo', { ':authority': 'user@one.example' }] as const]),
   ] as const) {
     it(`${what} → 400 invalid_host, nothing upstream`, async (t) => {
       const sight = new BackendSight(bs);
@@ -602,6 +628,21 @@ describe('hostile input: Host and :authority on HTTP/2', () => {
         t.diagnostic(`got ${r.status} ${String(r.reason)}; backends saw ${JSON.stringify(besides)}`);
         assert.equal(r.status, 400);
         assert.equal(r.reason, 'invalid_host');
+        assert.deepEqual(besides.requests, []);
+        assert.equal(besides.connections, 0);
+      } finally {
+        sight.close();
+      }
+    });
+  }
+
+  if (NODE_H2_REFUSES_USERINFO) {
+    it(`:authority with userinfo → the stream reset (PROTOCOL_ERROR) by Node's HTTP/2 layer (nghttp2 ${process.versions.nghttp2}), nothing upstream`, async () => {
+      const sight = new BackendSight(bs);
+      try {
+        sight.start();
+        await assert.rejects(h2({ ':authority': 'user@one.example' }), { code: 'ERR_HTTP2_STREAM_ERROR', message: /NGHTTP2_PROTOCOL_ERROR/ });
+        const besides = await sight.settle(m.port);
         assert.deepEqual(besides.requests, []);
         assert.equal(besides.connections, 0);
       } finally {

@@ -15,8 +15,9 @@ describe('every policy over real backends', () => {
   });
   after(() => closeAll(bs));
 
-  // peak_ewma follows measured latency, which on loopback is noise: it has its own test below.
-  for (const policy of POLICY_NAMES.filter((p) => p !== 'peak_ewma')) {
+  // peak_ewma, prequal and predictive follow measured latency, which on loopback is noise:
+  // they have their own tests (below, and prequal-probes.test.ts).
+  for (const policy of POLICY_NAMES.filter((p) => p !== 'peak_ewma' && p !== 'prequal' && p !== 'predictive')) {
     it(`${policy}: spreads traffic over all backends${policy === 'ring_hash' || policy === 'maglev' ? ', and keeps a key on one' : ''}`, async () => {
       const hashed = policy === 'ring_hash' || policy === 'maglev';
       const m = await startMeridian(simpleConfig(bs, { policy, ...(hashed ? { hash: { key: { header: 'x-user' } } } : {}) }));
@@ -42,11 +43,11 @@ describe('every policy over real backends', () => {
   }
 });
 
-describe('peak_ewma over real backends', () => {
+for (const policy of ['peak_ewma', 'predictive'] as const) describe(`${policy} over real backends`, () => {
   it('sends almost nothing to a backend 30 ms slower than the rest', async () => {
     const bs = await backends(4);
     bs[3]!.setLatency('30ms');
-    const m = await startMeridian(simpleConfig(bs, { policy: 'peak_ewma' }));
+    const m = await startMeridian(simpleConfig(bs, { policy }));
     try {
       const counts = new Map<string, number>();
       for (let i = 0; i < 200; i++) {

@@ -159,7 +159,7 @@ describe('scenario file', () => {
         [
           'regions[0].service_time.dist: expected one of constant, exponential, normal, lognormal, bimodal, pareto; got "weibull"',
           'regions[1].service_time.p99: no lognormal has mean 10 ms and p99 5 ms',
-          'policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev; got "fastest"',
+          'policy: expected one of round_robin, random, least_request, peak_ewma, ring_hash, maglev, prequal, predictive; got "fastest"',
           'regions[0].speed: expected 2 factors (one per server), got 1',
         ],
       );
