@@ -49,7 +49,13 @@ import { adaptiveConcurrencySchema, hedgeSchema, prioritySchema } from './overlo
 // core so that a config can be validated without loading the data plane.
 export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'] as const;
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
-export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
+/**
+ * gRPC statuses a cluster may retry (Envoy's `retry_on` gRPC names, with underscores), by
+ * their code: retried only when the answer carried no message and nothing of it went to
+ * the client, and the request's body was held whole (`grpc_buffer_bytes`).
+ */
+export const GRPC_RETRY_STATUSES = { cancelled: 1, deadline_exceeded: 4, resource_exhausted: 8, internal: 13, unavailable: 14 } as const;
+export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error', 'cancelled', 'deadline_exceeded', 'resource_exhausted', 'internal', 'unavailable'] as const;
 /**
  * Only connect failures by default: nothing reached the upstream, so any request (even a
  * non-idempotent POST) is safe to send again. The simulator's default too.
@@ -486,6 +492,11 @@ const retriesSchema = z.strictObject({
   /** Absent: each try may use what is left of the request timeout. */
   per_try_timeout: duration().optional(),
   budget: retryBudgetSchema.prefault({}),
+  /**
+   * gRPC calls whose `retry_on` lists a gRPC status: the request body is copied up to this
+   * many bytes as it streams (Envoy's per_request_buffer_limit_bytes); a longer one is not retried.
+   */
+  grpc_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
 });
 
 const clusterSchema = z

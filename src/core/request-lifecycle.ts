@@ -24,6 +24,8 @@ export interface RetryRules {
   readonly onTimeout: boolean;
   /** Answers retried (replayable requests only). */
   readonly statuses: ReadonlySet<number>;
+  /** gRPC statuses retried (codes), from an answer that carried no message. */
+  readonly grpcStatuses?: ReadonlySet<number>;
   readonly perTryTimeoutMs: number | undefined;
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
@@ -384,6 +386,17 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   shouldRetryStatus(status: number, bodyReplayable: boolean): RetryDecision {
     if (!this.#cluster.retry.statuses.has(status)) return 'not_covered';
     return this.#decide(false, bodyReplayable && this.idempotent);
+  }
+
+  /**
+   * A gRPC answer with no message ended with `grpcStatus`: retried when `retry_on` lists
+   * it and the request body can be sent again, whatever the method (gRPC calls are POSTs):
+   * listing a status is the route owner's word that the call may run again, as in Envoy's
+   * gRPC `retry_on` and gRPC's own retry policy (retryableStatusCodes).
+   */
+  shouldRetryGrpcStatus(grpcStatus: number, bodyReplayable: boolean): RetryDecision {
+    if (this.#cluster.retry.grpcStatuses?.has(grpcStatus) !== true) return 'not_covered';
+    return this.#decide(false, bodyReplayable);
   }
 
   /**

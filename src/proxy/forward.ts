@@ -15,7 +15,7 @@ import type { ClusterRuntime, Runtime } from './runtime.js';
 import type { UpstreamPools } from './upstream-pool.js';
 import type { EndpointH2 } from './upstream-h2.js';
 import type { CompiledRoute } from './router.js';
-import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
+import { tryAnswered, tryFailed, tryFailureOf, tryGrpcAnswered } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.js';
 import type { ResponseHandler, TryControl } from '../http1/upstream-client.js';
@@ -170,6 +170,9 @@ class Exchange implements TurnEndWaiter {
   #upstreamProtocol: ExchangeRecord['upstreamProtocol'];
   #upstreamTls: string | undefined;
   #grpcStatus: string | undefined;
+  /** A gRPC call that `retry_on` may retry on its grpc-status: its body as it streamed, while within grpc_buffer_bytes. */
+  #grpcCopy: Buffer[] | undefined;
+  #grpcCopyLimit = 0;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -224,6 +227,10 @@ class Exchange implements TurnEndWaiter {
     const timeoutMs = deadlineMs !== undefined && deadlineMs < routeTimeoutMs ? deadlineMs : routeTimeoutMs;
     (this.#lc as RequestLifecycle).deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
+    if (this.#grpc && (cluster.retry.grpcStatuses?.size ?? 0) > 0) {
+      this.#grpcCopy = [];
+      this.#grpcCopyLimit = cluster.config.retries.grpc_buffer_bytes;
+    }
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
     // A gRPC stream's messages go on as they come: buffering would hold a bidirectional call's first message.
@@ -390,6 +397,8 @@ class Exchange implements TurnEndWaiter {
 
   attemptComplete(a: UpstreamAttempt, trailers: readonly string[]): void {
     if (a.discard) return;
+    // A gRPC answer with no message, none of it sent on: its grpc-status may be retried.
+    if (this.#grpc && this.#head !== undefined && this.#bytesOut === 0 && !this.#finished && this.#retriedGrpc(a, trailers)) return;
     this.attemptSettle(a, this.#status);
     if (this.#finished) return;
     if (this.#head !== undefined) this.#sendHead();
@@ -429,6 +438,30 @@ class Exchange implements TurnEndWaiter {
     this.#onTryFailed(e, tryFailed(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, e, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable));
   }
 
+  /** The lifecycle retries the answer's grpc-status (retry_on): the next try, with the body held whole. */
+  #retriedGrpc(a: UpstreamAttempt, trailers: readonly string[]): boolean {
+    const grpcStatus = Number(grpcStatusIn(trailers) ?? 0);
+    if (grpcStatus === 0) return false;
+    const replay = this.#grpcReplay();
+    const cluster = this.#cluster as ClusterRuntime;
+    const d = tryGrpcAnswered(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, this.#status, grpcStatus, this.#ctx.clock.nowMs() - a.startMs, replay !== undefined);
+    if (d !== 'retry') return false;
+    a.settled = true;
+    this.#head = undefined;
+    if (replay !== null && replay !== undefined) this.#bodyBuffer = replay;
+    this.#retry();
+    return true;
+  }
+
+  /** The body to send a gRPC call again with: null for none, undefined when it cannot be (not complete, or past the bound). */
+  #grpcReplay(): Buffer | null | undefined {
+    if (!this.#hasBody) return null;
+    if (this.#bodyBuffer !== undefined) return this.#bodyBuffer;
+    const copy = this.#grpcCopy;
+    if (copy === undefined || !this.#req.readableEnded) return undefined;
+    return Buffer.concat(copy);
+  }
+
   /**
    * The turn the response head arrived in is over and no body came with it: send the head
    * alone, now (node:http would hold it until the first body write), so a stream whose
@@ -464,6 +497,12 @@ class Exchange implements TurnEndWaiter {
         if (maxBody > 0 && this.#bytesIn > maxBody) {
           this.#abortRequest('payload_too_large');
           return done();
+        }
+        const copy = this.#grpcCopy;
+        if (copy !== undefined) {
+          // Past the bound the copy is dropped: this call is not retried.
+          if (this.#bytesIn <= this.#grpcCopyLimit) copy.push(chunk);
+          else this.#grpcCopy = undefined;
         }
         done(null, chunk);
       },

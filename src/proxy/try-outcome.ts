@@ -57,6 +57,17 @@ export function tryAnswered(lc: RequestLifecycle, hooks: RetryHooks | undefined,
   return d;
 }
 
+/**
+ * A gRPC answer with no message ended, none of it sent on yet: retry it if `retry_on`
+ * lists its grpc-status. `bodyReplayable`: the request body was held whole.
+ */
+export function tryGrpcAnswered(lc: RequestLifecycle, hooks: RetryHooks | undefined, cluster: string, status: number, grpcStatus: number, latencyMs: number, bodyReplayable: boolean): RetryDecision {
+  const d = lc.shouldRetryGrpcStatus(grpcStatus, bodyReplayable);
+  if (d === 'retry') lc.endTry({ status, latencyMs });
+  counted(d, hooks, cluster, `grpc_status_${grpcStatus}`);
+  return d;
+}
+
 function counted(d: RetryDecision, hooks: RetryHooks | undefined, cluster: string, reason: string): void {
   if (hooks === undefined || d === 'not_covered') return;
   if (d === 'retry') hooks.retry({ cluster, reason });
