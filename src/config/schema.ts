@@ -154,6 +154,8 @@ const routeSchema = z.strictObject({
   priority: prioritySchema.optional(),
   /** Absent: off. A second try of an idempotent request to another endpoint after `after` (docs/overload.md). */
   hedge: hedgeSchema.optional(),
+  /** Absent: the cluster's `retries`. Present: in their place for this route's requests (the budget stays the cluster's). */
+  retries: z.lazy(() => retriesSchema.omit({ budget: true })).optional(),
 });
 
 // ---- listeners ---------------------------------------------------------------------

@@ -227,9 +227,9 @@ class Exchange implements TurnEndWaiter {
     const timeoutMs = deadlineMs !== undefined && deadlineMs < routeTimeoutMs ? deadlineMs : routeTimeoutMs;
     (this.#lc as RequestLifecycle).deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
-    if (this.#grpc && (cluster.retry.grpcStatuses?.size ?? 0) > 0) {
+    if (this.#grpc && ((route.retry ?? cluster.retry).grpcStatuses?.size ?? 0) > 0) {
       this.#grpcCopy = [];
-      this.#grpcCopyLimit = cluster.config.retries.grpc_buffer_bytes;
+      this.#grpcCopyLimit = (route.config.retries ?? cluster.config.retries).grpc_buffer_bytes;
     }
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();

@@ -43,10 +43,12 @@ async function startFlaky(calls: string[]): Promise<{ ports: number[]; close(): 
   return { ports, close: async () => void (await Promise.all(servers.map((s) => new Promise<void>((r) => s.tryShutdown(() => r()))))) };
 }
 
-function unary(client: Client, body: Buffer): Promise<{ value?: string; code: number }> {
+function unary(client: Client, body: Buffer, route?: string): Promise<{ value?: string; code: number }> {
+  const md = new grpc.Metadata();
+  if (route !== undefined) md.set('x-route', route);
   return new Promise((resolve) => {
     let value: string | undefined;
-    const call = client.makeUnaryRequest('/test.Echo/Unary', (b: Buffer) => b, (b: Buffer) => b, body, new grpc.Metadata(), (_e, v) => (value = v?.toString()));
+    const call = client.makeUnaryRequest('/test.Echo/Unary', (b: Buffer) => b, (b: Buffer) => b, body, md, (_e, v) => (value = v?.toString()));
     call.on('status', (s: grpc.StatusObject) => resolve({ ...(value === undefined ? {} : { value }), code: s.code }));
   });
 }
@@ -63,7 +65,19 @@ describe('gRPC retries on grpc-status', () => {
       config({
         admin: { port: 0 },
         access_log: { enabled: false },
-        listeners: [{ name: 'grpc', address: '127.0.0.1', port: 0, http2: { enabled: true }, routes: [{ cluster: 'g' }] }],
+        listeners: [
+          {
+            name: 'grpc',
+            address: '127.0.0.1',
+            port: 0,
+            http2: { enabled: true },
+            routes: [
+              { match: { headers: [{ name: 'x-route', exact: 'own' }] }, cluster: 'plain', retries: { attempts: 2, retry_on: ['unavailable'] } },
+              { match: { headers: [{ name: 'x-route', exact: 'plain' }] }, cluster: 'plain' },
+              { cluster: 'g' },
+            ],
+          },
+        ],
         clusters: [
           {
             name: 'g',
@@ -71,6 +85,7 @@ describe('gRPC retries on grpc-status', () => {
             endpoints: backends.ports.map((p) => ({ address: `127.0.0.1:${p}` })),
             retries: { attempts: 2, retry_on: ['unavailable'], grpc_buffer_bytes: 1024, budget: { percent: 100, min_per_second: 100 } },
           },
+          { name: 'plain', upstream_protocol: 'h2', endpoints: backends.ports.map((p) => ({ address: `127.0.0.1:${p}` })), retries: { budget: { percent: 100, min_per_second: 100 } } },
         ],
       }),
     );
@@ -95,6 +110,13 @@ describe('gRPC retries on grpc-status', () => {
     // The answer reached the client only once Meridian had decided not to retry.
     assert.deepEqual(calls.filter((c) => c === 'flaky:b'), ['flaky:b']);
     assert.deepEqual([m.records.at(-1)?.attempts, m.records.at(-1)?.grpcStatus], [1, '14']);
+  });
+
+  it("a route's own retries apply in place of its cluster's; without them, the cluster's (none here)", async () => {
+    assert.deepEqual(await unary(client, Buffer.from('flaky:c'), 'plain'), { code: grpc.status.UNAVAILABLE });
+    assert.deepEqual(calls.filter((c) => c === 'flaky:c'), ['flaky:c']);
+    assert.deepEqual(await unary(client, Buffer.from('flaky:d'), 'own'), { value: 'ok:flaky:d:7', code: grpc.status.OK });
+    assert.deepEqual(calls.filter((c) => c === 'flaky:d'), ['flaky:d', 'flaky:d']);
   });
 
   it('a streaming call that already sent a response message is never retried', async () => {
