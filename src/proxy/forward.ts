@@ -610,7 +610,7 @@ class Exchange implements TurnEndWaiter {
     if (this.#finished) return;
     // The client went away before its answer was complete: free everything upstream.
     this.#reason = 'client_abort';
-    // Finish first: undici reports the abort at once, and a finished exchange takes it
+    // Finish first: the client reports the abort at once, and a finished exchange takes it
     // as ours, neither the endpoint's failure nor a reason to retry.
     this.#finish();
     this.#attempt?.abort(new Error('the client went away'));

@@ -159,8 +159,8 @@ export class UpstreamTlsConnector implements Connector {
   connect(host: string, port: number): ReturnType<Connector['connect']> {
     const opened = tlsConnector(upstreamTlsOptions(this.#tls, this.#address) as ConnectionOptions).connect(host, port);
     const socket = opened.socket as TLSSocket;
+    // The engine fails a try with the socket's error as cause, TLS 1.3's late client-certificate alert included: classifyUpstreamError names it upstream_tls.
     rememberSessions(this.#tls, this.#address, socket);
-    surfaceTlsErrors(socket);
     socket.once('secureConnect', () => (this.tlsVersion = socket.getProtocol() ?? undefined));
     return opened;
   }
@@ -174,8 +174,8 @@ export function upstreamConnector(tls: ClusterTls | undefined, address: string):
 /**
  * Make a failed handshake the error a connection ends with. TLS 1.3 tells a client that
  * its certificate was refused only by an alert read after its side of the handshake; the
- * peer's close follows, and a client that takes the close for the cause (undici reports
- * "other side closed") would report a reset. Destroying the socket with the alert's error
+ * peer's close follows, and a client that takes the close for the cause (an HTTP/2 session
+ * over the socket) would report a reset. Destroying the socket with the alert's error
  * first keeps the reason: upstream_tls.
  */
 export function surfaceTlsErrors(socket: NodeJS.EventEmitter & { destroyed: boolean; destroy(err?: Error): unknown }): void {
