@@ -419,6 +419,44 @@ export class ProxyMetrics implements MetricsText {
     this.#reloads.inc({ result: ok ? 'success' : 'failure' });
   }
 
+  // ---- upstream protocols and gRPC ------------------------------------------------------
+  readonly #upstreamAnswers = new Counter({
+    name: 'meridian_upstream_answers_total',
+    help: 'Requests an upstream answered, by cluster, the protocol spoken to it (http1, h2) and the TLS version negotiated (none: plaintext).',
+    labelNames: ['cluster', 'protocol', 'tls'] as const,
+    registers: [this.registry],
+  });
+  readonly #upstreamAnswerChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
+  readonly #grpcCalls = new Counter({
+    name: 'meridian_grpc_calls_total',
+    help: "gRPC calls, by listener, cluster and the grpc-status the client got (the backend's, or Meridian's own for local replies and calls cut mid-stream).",
+    labelNames: ['listener', 'cluster', 'grpc_status'] as const,
+    registers: [this.registry],
+  });
+  readonly #grpcChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
+
+  /** An upstream's answer: `tls` is the negotiated version, or undefined for plaintext. */
+  upstreamAnswer(cluster: string, protocol: 'http1' | 'h2', tls: string | undefined): void {
+    const byTls = sub(sub(this.#upstreamAnswerChildren, cluster), protocol);
+    const t = tls ?? 'none';
+    let c = byTls.get(t);
+    if (c === undefined) {
+      c = this.#upstreamAnswers.labels(cluster, protocol, t);
+      byTls.set(t, c);
+    }
+    c.inc();
+  }
+
+  grpcCall(listener: string, cluster: string, grpcStatus: string): void {
+    const byStatus = sub(sub(this.#grpcChildren, listener), cluster);
+    let c = byStatus.get(grpcStatus);
+    if (c === undefined) {
+      c = this.#grpcCalls.labels(listener, cluster, grpcStatus);
+      byStatus.set(grpcStatus, c);
+    }
+    c.inc();
+  }
+
   // ---- client connections and absorbed errors ----------------------------------------
   #connectionSource: (() => Iterable<readonly [string, number]>) | undefined;
   readonly #connectionsActive = new Gauge({

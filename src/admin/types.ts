@@ -111,6 +111,7 @@ export type LocalReason =
   | 'overloaded'
   | 'no_healthy_endpoint'
   | 'connect_failure'
+  | 'upstream_tls'
   | 'timeout'
   | 'upstream_reset'
   | 'upstream_protocol_error'

@@ -36,6 +36,7 @@ export {
   type RetryOn,
   type RouteConfig,
   type TcpListenerConfig,
+  type UpstreamTlsConfig,
 } from './schema.js';
 export { dnsName, type DnsConfig, type GlobalConfig, globalSchema, type HostnameConfig, type RegionConfig, type RegionHealthCheckConfig } from './global-schema.js';
 export { type ValidateOptions, type ValidationResult, validateConfig } from './validate.js';

@@ -49,7 +49,13 @@ import { adaptiveConcurrencySchema, hedgeSchema, prioritySchema } from './overlo
 // core so that a config can be validated without loading the data plane.
 export const POLICIES = ['round_robin', 'random', 'least_request', 'peak_ewma', 'ring_hash', 'maglev', 'prequal', 'predictive'] as const;
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
-export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error'] as const;
+/**
+ * gRPC statuses a cluster may retry (Envoy's `retry_on` gRPC names, with underscores), by
+ * their code: retried only when the answer carried no message and nothing of it went to
+ * the client, and the request's body was held whole (`grpc_buffer_bytes`).
+ */
+export const GRPC_RETRY_STATUSES = { cancelled: 1, deadline_exceeded: 4, resource_exhausted: 8, internal: 13, unavailable: 14 } as const;
+export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error', 'cancelled', 'deadline_exceeded', 'resource_exhausted', 'internal', 'unavailable'] as const;
 /**
  * Only connect failures by default: nothing reached the upstream, so any request (even a
  * non-idempotent POST) is safe to send again. The simulator's default too.
@@ -148,6 +154,8 @@ const routeSchema = z.strictObject({
   priority: prioritySchema.optional(),
   /** Absent: off. A second try of an idempotent request to another endpoint after `after` (docs/overload.md). */
   hedge: hedgeSchema.optional(),
+  /** Absent: the cluster's `retries`. Present: in their place for this route's requests (the budget stays the cluster's). */
+  retries: z.lazy(() => retriesSchema.omit({ budget: true })).optional(),
 });
 
 // ---- listeners ---------------------------------------------------------------------
@@ -160,11 +168,40 @@ const certificateSchema = z.strictObject({
   server_names: hostPatterns().optional(),
 });
 
-const tlsSchema = z.strictObject({
-  /** The first is the default, for clients that send no (or an unknown) server name. */
-  certificates: z.array(certificateSchema).min(1),
-  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-});
+const tlsSchema = z
+  .strictObject({
+    /** The first is the default, for clients that send no (or an unknown) server name. */
+    certificates: z.array(certificateSchema).min(1),
+    min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** PEM bundle of the CAs whose client certificates this listener requires (mTLS); absent: no client certificate asked for. */
+    client_ca: z.string().min(1).optional(),
+    /** With client_ca: the client certificate's names (DNS subjectAltNames, else its CN) allowed in; absent: any the CA signed. */
+    client_names: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.client_names !== undefined && t.client_ca === undefined) fail(ctx, 'needs client_ca: names are checked on verified client certificates only', ['client_names']);
+  });
+
+/**
+ * TLS from Meridian to a cluster's (or a locality's) endpoints: verified against `ca` (the
+ * system's CAs when absent), with SNI, and a client certificate for mTLS when `cert` is given.
+ */
+export const upstreamTlsSchema = z
+  .strictObject({
+    /** PEM bundle of the CAs the endpoints' certificates must chain to; absent: the system's. */
+    ca: z.string().min(1).optional(),
+    /** SNI and the name checked in the certificate; absent: the endpoint's host (no SNI for an IP). */
+    server_name: z.string().min(1).optional(),
+    /** Client certificate and key (PEM files) for endpoints that require mTLS. */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** false skips verification (never silently: a test setting, said so in the log at load). */
+    verify: z.boolean().default(true),
+    min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.cert === undefined) !== (t.key === undefined)) fail(ctx, 'cert and key go together (a client certificate needs its key)', [t.cert === undefined ? 'cert' : 'key']);
+  });
 
 const http2Schema = z.strictObject({
   /** Offer h2 by ALPN on https listeners; accept h2c (prior knowledge) on http listeners. */
@@ -250,6 +287,8 @@ const localitySchema = z.strictObject({
   max_in_flight: integer(1).optional(),
   /** The endpoints are other regions' Meridians: requests sent there carry the hop header, and a request that already crossed regions is never sent on. */
   remote: z.boolean().default(false),
+  /** TLS to this locality's endpoints, in place of the cluster's `tls` (e.g. mTLS to another region's Meridian). */
+  tls: upstreamTlsSchema.optional(),
   endpoints: z.array(endpointSchema).min(1),
 });
 
@@ -354,7 +393,10 @@ const hashKeySchema = z
 
 const healthCheckSchema = z
   .strictObject({
-    type: z.enum(['http', 'tcp']).default('http'),
+    /** grpc: grpc.health.v1.Health/Check over HTTP/2 (h2c, or TLS with the cluster's `tls`). */
+    type: z.enum(['http', 'tcp', 'grpc']).default('http'),
+    /** grpc only: the service name asked about; empty = the server as a whole. */
+    service: z.string().optional(),
     /** http only. */
     path: urlPath().default('/healthz'),
     /** http only. */
@@ -452,6 +494,11 @@ const retriesSchema = z.strictObject({
   /** Absent: each try may use what is left of the request timeout. */
   per_try_timeout: duration().optional(),
   budget: retryBudgetSchema.prefault({}),
+  /**
+   * gRPC calls whose `retry_on` lists a gRPC status: the request body is copied up to this
+   * many bytes as it streams (Envoy's per_request_buffer_limit_bytes); a longer one is not retried.
+   */
+  grpc_buffer_bytes: integer(0, MAX_REQUEST_BODY_BUFFER_BYTES).default(65_536),
 });
 
 const clusterSchema = z
@@ -515,6 +562,10 @@ const clusterSchema = z
       })
       .prefault({}),
     health_check: healthCheckSchema.optional(),
+    /** TLS to the endpoints (absent: plaintext); a locality's own `tls` takes its place for its endpoints. */
+    tls: upstreamTlsSchema.optional(),
+    /** http1; h2 (over TLS with `tls`, else h2c with prior knowledge); auto: h2 when the endpoint offers it by ALPN, else HTTP/1.1 (plaintext: HTTP/1.1). */
+    upstream_protocol: z.enum(['http1', 'h2', 'auto']).default('http1'),
     outlier_detection: outlierSchema.optional(),
     /** Share this cluster's health verdicts with the fleet (`sync:`); absent = this node's own judgement only. */
     shared_health: sharedHealthSchema.optional(),
@@ -623,6 +674,7 @@ export type ClusterConfig = Config['clusters'][number];
 export type EndpointConfig = NonNullable<ClusterConfig['endpoints']>[number];
 export type LocalityConfig = NonNullable<ClusterConfig['localities']>[number];
 export type HealthCheckConfig = NonNullable<ClusterConfig['health_check']>;
+export type UpstreamTlsConfig = NonNullable<ClusterConfig['tls']>;
 export type DiscoveryConfig = NonNullable<ClusterConfig['discovery']>;
 export type OutlierDetectionConfig = NonNullable<ClusterConfig['outlier_detection']>;
 export type SlowStartConfig = NonNullable<ClusterConfig['slow_start']>;

@@ -8,7 +8,7 @@ import type { Rng } from '../core/rng.js';
 import type { Endpoint } from '../core/types.js';
 import type { OutlierOptions } from '../core/outlier-detector.js';
 import type { SlowStartOptions } from '../core/slow-start.js';
-import type { ClusterConfig, HashKey, NodeConfig, OutlierDetectionConfig, RetryOn, SlowStartConfig } from './schema.js';
+import { GRPC_RETRY_STATUSES, type ClusterConfig, type HashKey, type NodeConfig, type OutlierDetectionConfig, type RetryOn, type SlowStartConfig } from './schema.js';
 
 export function coreEndpoints(c: ClusterConfig): Endpoint[] {
   if (c.endpoints) return c.endpoints.map((e) => ({ id: e.id, address: e.address, weight: e.weight }));
@@ -115,6 +115,7 @@ export function coreRetryRules(r: { readonly attempts: number; readonly retry_on
     onReset: on.has('reset') || on.has('gateway_error') || on.has('5xx'),
     onTimeout: on.has('timeout') || on.has('gateway_error'),
     statuses,
+    grpcStatuses: new Set(Object.entries(GRPC_RETRY_STATUSES).flatMap(([name, code]) => (on.has(name as RetryOn) ? [code] : []))),
     perTryTimeoutMs: r.per_try_timeout,
   };
 }

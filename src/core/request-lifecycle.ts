@@ -24,6 +24,8 @@ export interface RetryRules {
   readonly onTimeout: boolean;
   /** Answers retried (replayable requests only). */
   readonly statuses: ReadonlySet<number>;
+  /** gRPC statuses retried (codes), from an answer that carried no message. */
+  readonly grpcStatuses?: ReadonlySet<number>;
   readonly perTryTimeoutMs: number | undefined;
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
@@ -118,6 +120,8 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   retryDelayMs = 0;
   /** Its class under overload. */
   priority: Priority = 'default';
+  /** The route's own retry rules, in place of the cluster's (its `retries`). */
+  retryRules: RetryRules | undefined = undefined;
   /** The route's (or cluster's) hedging, when it has one. */
   hedging: HedgePolicy | undefined = undefined;
   /** A queued request's answer from the gate: `admitted`, or the local reply it gets. */
@@ -383,7 +387,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    * comes first (then the request times out, and no retry follows). Call at the try's start.
    */
   tryDeadlineMs(): number {
-    const perTry = this.#cluster.retry.perTryTimeoutMs;
+    const perTry = this.#rules.perTryTimeoutMs;
     if (perTry === undefined) return this.deadlineMs;
     const at = this.#clock.nowMs() + perTry;
     return at < this.deadlineMs ? at : this.deadlineMs;
@@ -398,8 +402,12 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    * was): one resend to the same host on a fresh connection, outside the budget, if the
    * request is replayable.
    */
+  get #rules(): RetryRules {
+    return this.retryRules ?? this.#cluster.retry;
+  }
+
   shouldRetryFailure(failure: TryFailure, bodyReplayable: boolean): RetryDecision {
-    const rules = this.#cluster.retry;
+    const rules = this.#rules;
     if (failure === 'reset' && this.#pooled && !this.#resent && this.idempotent && bodyReplayable) {
       this.#resent = true;
       this.retryDelayMs = 0;
@@ -414,8 +422,19 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
 
   /** An answer arrived (Envoy's `shouldRetryHeaders`): retry it if `retry_on` lists its status. */
   shouldRetryStatus(status: number, bodyReplayable: boolean): RetryDecision {
-    if (!this.#cluster.retry.statuses.has(status)) return 'not_covered';
+    if (!this.#rules.statuses.has(status)) return 'not_covered';
     return this.#decide(false, bodyReplayable && this.idempotent);
+  }
+
+  /**
+   * A gRPC answer with no message ended with `grpcStatus`: retried when `retry_on` lists
+   * it and the request body can be sent again, whatever the method (gRPC calls are POSTs):
+   * listing a status is the route owner's word that the call may run again, as in Envoy's
+   * gRPC `retry_on` and gRPC's own retry policy (retryableStatusCodes).
+   */
+  shouldRetryGrpcStatus(grpcStatus: number, bodyReplayable: boolean): RetryDecision {
+    if (this.#rules.grpcStatuses?.has(grpcStatus) !== true) return 'not_covered';
+    return this.#decide(false, bodyReplayable);
   }
 
   /**
@@ -427,14 +446,15 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    */
   #decide(nothingSent: boolean, replayable: boolean): RetryDecision {
     const c = this.#cluster;
-    const verdict = decideRetry({ tries: this.attempt, attempts: c.retry.attempts, nothingSent, replayable }, c.breaker, c.budget, this.#clock.nowMs());
+    const rules = this.#rules;
+    const verdict = decideRetry({ tries: this.attempt, attempts: rules.attempts, nothingSent, replayable }, c.breaker, c.budget, this.#clock.nowMs());
     if (!verdict.retry) return verdict.reason;
     if (verdict.counted) this.#countedRetries++;
     if (nothingSent) {
       this.retryDelayMs = 0;
     } else {
-      const base = c.retry.backoffBaseMs ?? BACKOFF_BASE_MS;
-      const max = c.retry.backoffMaxMs ?? BACKOFF_MAX_MS;
+      const base = rules.backoffBaseMs ?? BACKOFF_BASE_MS;
+      const max = rules.backoffMaxMs ?? BACKOFF_MAX_MS;
       const ceiling = (2 ** ++this.#backoffs - 1) * base;
       this.retryDelayMs = Math.min(Math.floor(this.#rng.next() * ceiling), max);
     }

@@ -19,7 +19,10 @@
  * the same health_check config by src/config/to-core.ts); this class only reports pass or fail.
  */
 import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
 import net from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { nextCheckDelayMs } from '../core/health.js';
@@ -27,8 +30,9 @@ import { SeededRng, type Rng } from '../core/rng.js';
 import type { Endpoint } from '../core/types.js';
 import { parseHostPort } from '../shared/address.js';
 import { HOPS_HEADER } from '../shared/hops.js';
+import { isTlsError } from '../shared/tls-errors.js';
 
-export type CheckFailure = 'timeout' | 'refused' | 'reset' | 'bad_status' | 'error';
+export type CheckFailure = 'timeout' | 'refused' | 'reset' | 'bad_status' | 'tls' | 'error';
 
 export interface CheckResult {
   readonly endpoint: Endpoint;
@@ -60,6 +64,10 @@ export interface ActiveHealthCheckerOptions {
    * error is dropped).
    */
   readonly onError?: (err: unknown) => void;
+  /** TLS options for an endpoint's address (the cluster's `tls`, see upstream-tls.ts); absent or undefined: plaintext. */
+  readonly tls?: (address: string) => ConnectionOptions | undefined;
+  /** The protocol `http` checks speak: the cluster's (h2 for `upstream_protocol: h2`); default http1. */
+  readonly protocol?: 'http1' | 'h2';
 }
 
 /** Whether `status` is in one of the configured ranges (inclusive). */
@@ -68,6 +76,7 @@ export function isExpectedStatus(status: number, ranges: HealthCheckConfig['expe
 }
 
 function failureOf(err: NodeJS.ErrnoException): CheckFailure {
+  if (isTlsError(err.code)) return 'tls';
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
@@ -94,6 +103,8 @@ export class ActiveHealthChecker {
   readonly #check: HealthCheckConfig;
   readonly #rng: Rng;
   readonly #onError: (err: unknown) => void;
+  readonly #tls: (address: string) => ConnectionOptions | undefined;
+  readonly #h2: boolean;
   #running = false;
   /** Endpoints being checked, by id. A removed one's entry goes; one that comes back gets a new entry. */
   readonly #checked = new Map<string, Checked>();
@@ -106,6 +117,8 @@ export class ActiveHealthChecker {
     this.#check = check;
     this.#rng = options.rng ?? new SeededRng(Date.now());
     this.#onError = options.onError ?? (() => {});
+    this.#tls = options.tls ?? (() => undefined);
+    this.#h2 = options.protocol === 'h2';
   }
 
   /** Probes in flight now (scheduled or one-shot). */
@@ -165,7 +178,11 @@ export class ActiveHealthChecker {
       const target = parseHostPort(endpoint.address);
       if (typeof target === 'string') return finish({ ok: false, reason: 'error' });
       try {
-        cleanup = this.#check.type === 'tcp' ? this.#tcp(target, finish) : this.#http(endpoint.address, endpoint.locality?.remote === true, target, finish);
+        const remote = endpoint.locality?.remote === true;
+        const type = this.#check.type;
+        if (type === 'tcp') cleanup = this.#tcp(target, finish);
+        else if (type === 'grpc') cleanup = this.#grpc(endpoint.address, remote, finish);
+        else cleanup = this.#h2 ? this.#httpOverH2(endpoint.address, remote, finish) : this.#http(endpoint.address, remote, target, finish);
       } catch {
         // http.request throws at once on a path it cannot send (e.g. with a space in it).
         finish({ ok: false, reason: 'error' });
@@ -184,7 +201,9 @@ export class ActiveHealthChecker {
 
   /** Starts an HTTP probe; returns what destroys it. The verdict comes at the end of the body. */
   #http(address: string, remote: boolean, target: { host: string; port: number }, finish: (v: Verdict) => void): () => void {
-    const req = http.request({
+    const tls = this.#tls(address);
+    const req = (tls ? https : http).request({
+      ...tls,
       host: target.host,
       port: target.port,
       method: 'GET',
@@ -205,6 +224,61 @@ export class ActiveHealthChecker {
     });
     req.end();
     return () => req.destroy();
+  }
+
+  /**
+   * Starts a gRPC probe (grpc.health.v1.Health/Check for the configured service, over h2c
+   * or TLS as the cluster's `tls` says); returns what destroys it. Only grpc-status 0 with
+   * status SERVING passes: NOT_SERVING, an unknown service (NOT_FOUND) or no Health
+   * service (UNIMPLEMENTED) fail as bad_status.
+   */
+  #grpc(address: string, remote: boolean, finish: (v: Verdict) => void): () => void {
+    const session = this.#session(address, finish);
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/grpc.health.v1.Health/Check',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'user-agent': 'meridian-health-check',
+      ...(remote ? { [HOPS_HEADER]: 'health-check' } : {}),
+    });
+    let httpStatus = 0;
+    let grpcStatus: string | undefined;
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => {
+      httpStatus = Number(h[':status']);
+      grpcStatus = h['grpc-status'] as string | undefined; // trailers-only answers carry it here
+    });
+    req.on('trailers', (t) => (grpcStatus = t['grpc-status'] as string | undefined));
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    req.on('end', () => {
+      const serving = httpStatus === 200 && grpcStatus === '0' && healthStatusOf(Buffer.concat(chunks)) === SERVING;
+      finish(serving ? { ok: true, status: httpStatus } : { ok: false, reason: 'bad_status', status: httpStatus });
+    });
+    req.end(healthCheckRequest(this.#check.service ?? ''));
+    return () => session.destroy();
+  }
+
+  /** An HTTP probe in HTTP/2 (h2c, or TLS with ALPN h2), as the cluster's requests go: judged by :status at the end of the body. */
+  #httpOverH2(address: string, remote: boolean, finish: (v: Verdict) => void): () => void {
+    const session = this.#session(address, finish);
+    const req = session.request({ ':method': 'GET', ':path': this.#check.path, 'user-agent': 'meridian-health-check', ...(remote ? { [HOPS_HEADER]: 'health-check' } : {}) });
+    let status = 0;
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    req.on('end', () => finish(isExpectedStatus(status, this.#check.expected_statuses) ? { ok: true, status } : { ok: false, reason: 'bad_status', status }));
+    req.resume();
+    req.end();
+    return () => session.destroy();
+  }
+
+  /** A one-probe HTTP/2 session to `address` (TLS with the cluster's settings, else h2c); its failure is the probe's. */
+  #session(address: string, finish: (v: Verdict) => void): http2.ClientHttp2Session {
+    const tls = this.#tls(address);
+    const session = http2.connect(`${tls ? 'https' : 'http'}://${address}`, tls ? { ...tls, ALPNProtocols: ['h2'] } : {});
+    session.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, reason: failureOf(e) }));
+    return session;
   }
 
   #syncMembership(): void {
@@ -249,4 +323,39 @@ export class ActiveHealthChecker {
       this.#onError(err);
     }
   }
+}
+
+/** grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING */
+const SERVING = 1;
+
+/** A gRPC frame (uncompressed) holding HealthCheckRequest { string service = 1; }. */
+function healthCheckRequest(service: string): Buffer {
+  const name = Buffer.from(service, 'utf8');
+  const len: number[] = [];
+  for (let n = name.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      len.push(n);
+      break;
+    }
+    len.push((n & 0x7f) | 0x80);
+  }
+  const message = name.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, ...len]), name]);
+  const frame = Buffer.alloc(5);
+  frame.writeUInt32BE(message.length, 1);
+  return Buffer.concat([frame, message]);
+}
+
+/** The `status` (field 1, varint) of the HealthCheckResponse in a gRPC frame; 0 (UNKNOWN) when absent or malformed. */
+function healthStatusOf(frame: Buffer): number {
+  if (frame.length < 5 || frame[0] !== 0) return 0;
+  const message = frame.subarray(5, 5 + frame.readUInt32BE(1));
+  for (let i = 0; i < message.length; ) {
+    const tag = message[i++] as number;
+    if (tag === 0x08) return (message[i] as number) & 0x7f;
+    // Any other field: skip it by its wire type (varint or length-delimited).
+    if ((tag & 7) === 0) while (i < message.length && ((message[i++] as number) & 0x80) !== 0);
+    else if ((tag & 7) === 2) i += 1 + (message[i] as number);
+    else return 0;
+  }
+  return 0;
 }

@@ -20,7 +20,7 @@ export interface ResponseHandler {
    * The request got a connection and is being written: `t.abort()` may be called from here
    * on (before, `EndpointPool.cancel`).
    */
-  onConnect(t: UpstreamTry): void;
+  onConnect(t: TryControl): void;
   /**
    * The final response head (1xx interim responses are skipped). Return false to abort.
    * `raw` is [name, value, ...] as the upstream sent them.
@@ -32,6 +32,12 @@ export interface ResponseHandler {
   onComplete(trailers: readonly string[]): void;
   /** The try failed (or was aborted: the abort's own error). Nothing follows it. */
   onError(err: Error): void;
+}
+
+/** A try's handle once it is under way: this client's UpstreamTry, or an HTTP/2 stream's (src/proxy/upstream-h2.ts). */
+export interface TryControl {
+  abort(err: Error): void;
+  resume(): void;
 }
 
 export interface UpstreamRequest {
@@ -107,7 +113,7 @@ const enum Conn {
  * connection reuses its one UpstreamTry object for each request it carries (a stale
  * handle from an earlier request is told apart by its generation).
  */
-export class UpstreamTry {
+export class UpstreamTry implements TryControl {
   readonly #conn: UpstreamConnection;
   readonly #gen: number;
   constructor(conn: UpstreamConnection, gen: number) {

@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { MmdbLocator } from '../global/mmdb.js';
 import { SniCertificates } from '../proxy/tls.js';
+import { ClusterTls } from '../proxy/upstream-tls.js';
 
 /** Every problem as `path: message`, in config order; empty when all files are usable. */
 export async function checkConfigFiles(config: Config): Promise<string[]> {
@@ -18,9 +19,16 @@ export async function checkConfigFiles(config: Config): Promise<string[]> {
   for (const [i, l] of config.listeners.entries()) {
     if (l.protocol !== 'https') continue;
     try {
-      await SniCertificates.load(l.tls.certificates, l.tls.min_version);
+      await SniCertificates.load(l.tls.certificates, l.tls.min_version, l.tls.client_ca);
     } catch (e) {
       problems.push(`listeners[${i}].tls.certificates: ${(e as Error).message.replace(/^tls: /, '')}`);
+    }
+  }
+  for (const [i, c] of config.clusters.entries()) {
+    try {
+      ClusterTls.load(c, undefined);
+    } catch (e) {
+      problems.push(`clusters[${i}].tls: ${(e as Error).message}`);
     }
   }
   const mmdb = config.global?.geo.mmdb;

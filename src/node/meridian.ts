@@ -31,6 +31,7 @@ import { ConnectionLimits } from '../proxy/connection-limits.js';
 import { PrequalProber } from '../proxy/prequal-probes.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
+import { upstreamTlsOptions } from '../proxy/upstream-tls.js';
 import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 import { decideStrongLimit } from '../proxy/global-limits.js';
 import { Fleet, type ControlChange, type FleetView, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
@@ -377,7 +378,10 @@ export class Meridian implements AdminTarget {
     await this.#admin?.close();
     await this.#global?.close();
     await this.#fleet?.stop();
-    for (const c of this.#runtime.clusters.values()) c.pools.close();
+    for (const c of this.#runtime.clusters.values()) {
+      c.pools.close();
+      c.h2?.close();
+    }
     for (const p of this.#probers.values()) p.close();
     this.#probers.clear();
     await closeAccessLog(this.#accessLog);
@@ -616,6 +620,8 @@ export class Meridian implements AdminTarget {
         const checker = new ActiveHealthChecker(clusterCheckTarget(c.core, (r) => this.metrics.healthCheck(c.name, r.endpoint.id, r.ok, r.reason)), check, {
           rng: this.#rng,
           onError: (err) => this.#errors.report('health_check', causeOf(err), err, { cluster: c.name }),
+          tls: (address) => upstreamTlsOptions(c.tls, address),
+          protocol: c.config.upstream_protocol === 'h2' ? 'h2' : 'http1',
         });
         checker.start();
         this.#checkers.push(checker);
@@ -670,7 +676,7 @@ export class Meridian implements AdminTarget {
         forward(ctx, req as IncomingMessage, res as ServerResponse, expectContinue);
       });
     };
-    const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version) : undefined;
+    const certs = l.protocol === 'https' ? await SniCertificates.load(l.tls.certificates, l.tls.min_version, l.tls.client_ca) : undefined;
     const ls = createHttpServer(l, {
       request: onRequest,
       upgrade: (req, socket, head) => {
@@ -680,6 +686,7 @@ export class Meridian implements AdminTarget {
       clientError: (err, socket) => this.#clientError(l.name, err, socket),
       rapidReset: (remoteAddress) => this.log.warn({ listener: l.name, client: remoteAddress }, 'http2 rapid reset: session closed'),
       error: (component, err) => this.#errors.report(component, causeOf(err), err, { listener: l.name }),
+      clientRefused: (client) => this.log.warn({ listener: l.name, client }, 'client certificate names none of tls.client_names: connection closed'),
     }, certs, this.#connections.listener(l.name, l.max_connections).admit);
     const server = ls.server;
     const port = await new Promise<number>((resolve, reject) => {
@@ -710,7 +717,7 @@ export class Meridian implements AdminTarget {
     useNewCerts?.();
     l.ls.setHttp1Timeouts(next.timeouts.request_headers, next.timeouts.idle);
     this.#connections.listener(next.name, next.max_connections);
-    const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version];
+    const restartOnly = (c: HttpListenerConfig) => [c.protocol, c.limits, c.http2, c.tls?.certificates, c.tls?.min_version, c.tls?.client_ca, c.tls?.client_names];
     if (!isDeepStrictEqual(restartOnly(l.config), restartOnly(next))) {
       this.log.warn({ listener: next.name }, 'listener limits, http2 and certificate lists take effect at the next restart');
     }
@@ -759,6 +766,8 @@ export class Meridian implements AdminTarget {
       r.upstreamMs === undefined ? undefined : r.upstreamMs / 1000,
       r.attempts,
     );
+    if (r.upstreamProtocol !== undefined) this.metrics.upstreamAnswer(r.cluster, r.upstreamProtocol, r.upstreamTls);
+    if (r.grpcStatus !== undefined) this.metrics.grpcCall(r.listener, r.cluster, r.grpcStatus);
     this.#o.onAccess?.(r);
     this.#accessLog?.logger.info({
       request_id: r.requestId,
@@ -776,6 +785,9 @@ export class Meridian implements AdminTarget {
       bytes_out: r.bytesOut,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
       ...(r.hedged ? { hedged: true } : {}),
+      ...(r.upstreamProtocol === undefined ? {} : { upstream_protocol: r.upstreamProtocol }),
+      ...(r.upstreamTls === undefined ? {} : { upstream_tls: r.upstreamTls }),
+      ...(r.grpcStatus === undefined ? {} : { grpc_status: r.grpcStatus }),
     });
   }
 

@@ -12,6 +12,7 @@ import { buildCluster } from '../config/index.js';
 import type { Cluster } from '../core/cluster.js';
 import { SeededRng } from '../core/rng.js';
 import { ActiveHealthChecker, type CheckResult } from '../health/active-checker.js';
+import { ClusterTls, upstreamTlsOptions } from '../proxy/upstream-tls.js';
 import { clusterCheckTarget } from './cluster-check-target.js';
 import { adminToken, Meridian, wallClock } from './meridian.js';
 import { type GlobalLayer, syncGlobalLayer } from '../global/global-layer.js';
@@ -491,9 +492,12 @@ class SharedHealthChecks {
       const core = buildCluster(c, wallClock, rng, config.node);
       this.#cores.push(core);
       const relay = (r: CheckResult): void => send({ type: 'meridian:check', cluster: c.name, endpoint: r.endpoint.id, ok: r.ok, ...(r.reason === undefined ? {} : { reason: r.reason }) });
+      const tls = ClusterTls.load(c, undefined);
       const checker = new ActiveHealthChecker(clusterCheckTarget(core, relay), check, {
         rng,
         onError: (err) => errors.report('health_check', causeOf(err), err, { cluster: c.name }),
+        tls: (address) => upstreamTlsOptions(tls, address),
+        protocol: c.upstream_protocol === 'h2' ? 'h2' : 'http1',
       });
       this.#checkers.push(checker);
       this.#byName.set(c.name, { config: c, core, checker });

@@ -68,6 +68,7 @@ export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, 
   const cluster = rt.clusters.get(route.config.cluster);
   if (cluster === undefined) return { ok: false, code: 'no_healthy_endpoint' };
   const lc = httpLifecycle(cluster, ctx.clock, jitter, req);
+  lc.retryRules = route.retry;
   let verdict: EntryVerdict;
   if (gated && cluster.overload !== undefined) {
     const header = cluster.config.adaptive_concurrency?.priority_header;

@@ -1,5 +1,7 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UpstreamClientError } from '../http1/upstream-client.js';
+import { isTlsError } from '../shared/tls-errors.js';
+import { grpcMessage, grpcStatusOf, isGrpc } from './grpc.js';
 
 /** Replies Meridian makes itself, with a stable reason code (see docs/errors.md). */
 export const LOCAL_REPLIES = {
@@ -14,6 +16,7 @@ export const LOCAL_REPLIES = {
   rate_limited: { status: 429, message: 'rate limit exceeded' },
   transfer_coding_not_implemented: { status: 501, message: 'the request body is sent with a transfer coding other than chunked alone' },
   connect_failure: { status: 502, message: 'could not connect to an upstream' },
+  upstream_tls: { status: 502, message: "the TLS handshake with the upstream failed (its certificate did not verify, or it refused Meridian's)" },
   upstream_reset: { status: 502, message: 'the upstream closed the connection before answering' },
   upstream_protocol_error: { status: 502, message: 'the upstream answered with a malformed HTTP/1.1 response' },
   rate_limit_unavailable: { status: 503, message: 'the fleet-wide rate limit could not be checked' },
@@ -32,7 +35,7 @@ export type LocalReplyCode = keyof typeof LOCAL_REPLIES;
  * have, so only idempotent requests whose body was not consumed may be.
  */
 export class UpstreamError extends Error {
-  readonly code: 'connect_failure' | 'upstream_reset' | 'upstream_protocol_error' | 'timeout';
+  readonly code: 'connect_failure' | 'upstream_tls' | 'upstream_reset' | 'upstream_protocol_error' | 'timeout';
   readonly reachedUpstream: boolean;
 
   constructor(code: UpstreamError['code'], reachedUpstream: boolean, message: string, options?: { cause?: unknown }) {
@@ -47,6 +50,19 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
   const { status, message } = LOCAL_REPLIES[code];
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  const req = (res as { req?: IncomingMessage }).req;
+  // A gRPC client reads only grpc-status: answer as a gRPC server would, HTTP 200 with the status in trailers.
+  if (req !== undefined && req.httpVersionMajor === 2 && isGrpc(req.headers)) {
+    res.writeHead(200, {
+      'content-type': 'application/grpc',
+      'x-meridian-reason': code,
+      ...(requestId === undefined ? {} : { 'x-request-id': requestId }),
+      ...extraHeaders,
+    });
+    res.addTrailers({ 'grpc-status': String(grpcStatusOf(code, status)), 'grpc-message': grpcMessage(`meridian: ${message} (${code})`) });
+    res.end();
     return;
   }
   const body = `meridian: ${message} (${code})\n`;
@@ -81,6 +97,9 @@ function isProtocolError(code: string | undefined): boolean {
  */
 export function classifyUpstreamError(err: Error, connected = true): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  // A failed handshake, whether the engine met it connecting or (a TLS 1.3 client-certificate alert) just after.
+  const cause = err instanceof UpstreamClientError ? err.cause : err;
+  if (isTlsError((cause as NodeJS.ErrnoException | undefined)?.code)) return new UpstreamError('upstream_tls', false, err.message, { cause });
   if (err instanceof UpstreamClientError) return new UpstreamError(err.code, err.code !== 'connect_failure', err.message, { cause: err.cause ?? err });
   const code = (err as NodeJS.ErrnoException).code;
   if (!connected || (code !== undefined && CONNECT_ERRORS.has(code))) return new UpstreamError('connect_failure', false, err.message, { cause: err });

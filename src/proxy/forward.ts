@@ -13,10 +13,12 @@ import { admit, awaitSlot, OVERLOADED_HEADERS, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
 import type { UpstreamPools } from './upstream-pool.js';
+import type { EndpointH2 } from './upstream-h2.js';
 import type { CompiledRoute } from './router.js';
-import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
+import { tryAnswered, tryFailed, tryFailureOf, tryGrpcAnswered } from './try-outcome.js';
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
-import type { ResponseHandler, UpstreamTry } from '../http1/upstream-client.js';
+import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.js';
+import type { ResponseHandler, TryControl } from '../http1/upstream-client.js';
 import { hedgingFor, type HedgeEvent } from './hedge.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
@@ -38,6 +40,12 @@ export interface ExchangeRecord {
   readonly reason: LocalReplyCode | 'client_abort' | 'upstream_abort' | undefined;
   /** The answer came from a hedge (it answered first, or the first try failed while it ran). */
   readonly hedged: boolean;
+  /** The answering try's protocol to its endpoint; absent when no try got an answer. */
+  readonly upstreamProtocol?: 'http1' | 'h2' | undefined;
+  /** The TLS version negotiated with that endpoint (its latest connection); absent: plaintext. */
+  readonly upstreamTls?: string | undefined;
+  /** gRPC calls: the grpc-status the client got (the backend's, or Meridian's own). */
+  readonly grpcStatus?: string | undefined;
 }
 
 /** What a request or an upgrade tallied by its end: `report()` turns it into the record. */
@@ -57,6 +65,9 @@ export interface ExchangeTally {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly hedged?: boolean;
+  readonly upstreamProtocol?: ExchangeRecord['upstreamProtocol'];
+  readonly upstreamTls?: string | undefined;
+  readonly grpcStatus?: string | undefined;
 }
 
 /** Report an exchange once, at its end: a client that left is a 499 (nginx's convention). */
@@ -78,6 +89,9 @@ export function report(ctx: ListenerContext, t: ExchangeTally): void {
     bytesOut: t.bytesOut,
     reason: t.reason,
     hedged: t.hedged === true,
+    upstreamProtocol: t.upstreamProtocol,
+    upstreamTls: t.upstreamTls,
+    grpcStatus: t.grpcStatus,
   });
 }
 
@@ -163,6 +177,14 @@ class Exchange implements TurnEndWaiter {
   #hedgeTimer: NodeJS.Timeout | undefined;
   /** The answer is the hedge's. */
   #hedged = false;
+  /** A gRPC call (h2, application/grpc): streamed at once both ways, answered in gRPC's terms. */
+  readonly #grpc: boolean;
+  #upstreamProtocol: ExchangeRecord['upstreamProtocol'];
+  #upstreamTls: string | undefined;
+  #grpcStatus: string | undefined;
+  /** A gRPC call that `retry_on` may retry on its grpc-status: its body as it streamed, while within grpc_buffer_bytes. */
+  #grpcCopy: Buffer[] | undefined;
+  #grpcCopyLimit = 0;
 
   constructor(ctx: ListenerContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     this.#ctx = ctx;
@@ -179,6 +201,7 @@ class Exchange implements TurnEndWaiter {
     // end with its headers carries a body.
     const h2 = (req as unknown as Partial<Http2ServerRequest>).stream;
     this.#hasBody = h2 !== undefined ? !h2.endAfterHeaders : req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+    this.#grpc = h2 !== undefined && isGrpc(req.headers);
   }
 
   start(): void {
@@ -210,14 +233,22 @@ class Exchange implements TurnEndWaiter {
   #admitted(route: CompiledRoute, cluster: ClusterRuntime): void {
     // At max_connections, requests queue in the pool for a connection; only so many may.
     if (cluster.pools.waiting >= cluster.config.circuit_breaker.max_pending_requests) return this.#localReply('circuit_open');
-    const timeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
+    const routeTimeoutMs = route.config.timeout ?? cluster.config.timeouts.request;
+    // A gRPC deadline shorter than the route's is the request's timeout (Envoy's grpc_timeout_header_max).
+    const deadlineMs = this.#grpc ? grpcTimeoutMs(this.#req.headers['grpc-timeout']) : undefined;
+    const timeoutMs = deadlineMs !== undefined && deadlineMs < routeTimeoutMs ? deadlineMs : routeTimeoutMs;
     const lc = this.#lc as RequestLifecycle;
     lc.hedging = hedgingFor(route.config);
     lc.deadlineIn(timeoutMs);
     this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
+    if (this.#grpc && ((route.retry ?? cluster.retry).grpcStatuses?.size ?? 0) > 0) {
+      this.#grpcCopy = [];
+      this.#grpcCopyLimit = (route.config.retries ?? cluster.config.retries).grpc_buffer_bytes;
+    }
     // Expect: 100-continue is answered here: the body comes to Meridian, which sends it on.
     if (this.#expectContinue) this.#res.writeContinue();
-    this.#sendWhenReady(route.config.request_body_buffer_bytes);
+    // A gRPC stream's messages go on as they come: buffering would hold a bidirectional call's first message.
+    this.#sendWhenReady(this.#grpc ? 0 : route.config.request_body_buffer_bytes);
   }
 
   /**
@@ -228,7 +259,8 @@ class Exchange implements TurnEndWaiter {
   #sendWhenReady(bufferBytes: number): void {
     if (!this.#hasBody) return this.#tryNext();
     const req = this.#req;
-    this.#watchBodyRate();
+    // A streaming call's client sends when it has something to say: no minimum rate.
+    if (!this.#grpc) this.#watchBodyRate();
     const cl = req.headers['content-length'];
     if (bufferBytes > 0 && (cl === undefined || Number(cl) <= bufferBytes)) return this.#bufferBody(bufferBytes);
     if (req.headers['transfer-encoding'] === undefined) return this.#tryNext();
@@ -316,13 +348,17 @@ class Exchange implements TurnEndWaiter {
     const lc = this.#lc as RequestLifecycle;
     const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
     delete headers['expect'];
-    const attempt = new UpstreamAttempt(this, cluster.pools, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
+    // HTTP/2 upstreams (upstream_protocol h2, or auto by ALPN) take the same attempt: see upstream-h2.ts.
+    const h2 = cluster.h2?.pool(host.endpoint.address);
+    const attempt = new UpstreamAttempt(this, cluster.pools, h2, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
     // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
     const tryDeadlineMs = lc.tryDeadlineMs();
     if (tryDeadlineMs < lc.deadlineMs) attempt.armPerTryTimeout(tryDeadlineMs - attempt.startMs);
     cluster.pools.waiting++;
     const body = this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null);
-    cluster.pools.dispatch(host.endpoint.address, { method: this.#method, path: this.#url, headers, body }, attempt, fresh);
+    const req = { method: this.#method, path: this.#url, headers, body };
+    if (h2 !== undefined) h2.dispatch(req, attempt);
+    else cluster.pools.dispatch(host.endpoint.address, req, attempt, fresh);
     return attempt;
   }
 
@@ -431,6 +467,8 @@ class Exchange implements TurnEndWaiter {
       return true;
     }
     this.#status = status;
+    this.#upstreamProtocol = a.protocol;
+    this.#upstreamTls = a.tlsVersion;
     this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
     const out = downstreamResponseList(raw, this.#requestId);
     if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
@@ -456,10 +494,16 @@ class Exchange implements TurnEndWaiter {
 
   attemptComplete(a: UpstreamAttempt, trailers: readonly string[]): void {
     if (a.discard) return;
+    // A gRPC answer with no message, none of it sent on: its grpc-status may be retried.
+    if (this.#grpc && this.#head !== undefined && this.#bytesOut === 0 && !this.#finished && this.#retriedGrpc(a, trailers)) return;
     this.attemptSettle(a, this.#status);
     if (this.#finished) return;
     if (this.#head !== undefined) this.#sendHead();
-    if (trailers.length > 0) this.#res.addTrailers(pairs(trailers));
+    if (trailers.length > 0) {
+      if (this.#grpc) this.#grpcStatus = grpcStatusIn(trailers);
+      // HTTP/2's compat API takes trailers as an object, node:http as [name, value] pairs.
+      this.#res.addTrailers(this.#req.httpVersionMajor === 1 ? pairs(trailers) : headerObject(trailers));
+    }
     this.#res.end();
     this.#finish();
   }
@@ -477,6 +521,7 @@ class Exchange implements TurnEndWaiter {
       // left: the response's writes are corked until the end of this tick.
       // The record keeps the status and the bytes the client got.
       this.#reason = 'upstream_abort';
+      if (this.#grpc) return this.#cutOff(GRPC.UNAVAILABLE, 'the upstream connection was lost mid-call');
       const res = this.#res;
       setImmediate(() => res.destroy());
       this.#finish();
@@ -490,6 +535,30 @@ class Exchange implements TurnEndWaiter {
     a.clearTimer();
     const cluster = this.#cluster as ClusterRuntime;
     this.#onTryFailed(e, tryFailed(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, e, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable));
+  }
+
+  /** The lifecycle retries the answer's grpc-status (retry_on): the next try, with the body held whole. */
+  #retriedGrpc(a: UpstreamAttempt, trailers: readonly string[]): boolean {
+    const grpcStatus = Number(grpcStatusIn(trailers) ?? 0);
+    if (grpcStatus === 0) return false;
+    const replay = this.#grpcReplay();
+    const cluster = this.#cluster as ClusterRuntime;
+    const d = tryGrpcAnswered(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, this.#status, grpcStatus, this.#ctx.clock.nowMs() - a.startMs, replay !== undefined);
+    if (d !== 'retry') return false;
+    a.settled = true;
+    this.#head = undefined;
+    if (replay !== null && replay !== undefined) this.#bodyBuffer = replay;
+    this.#retry();
+    return true;
+  }
+
+  /** The body to send a gRPC call again with: null for none, undefined when it cannot be (not complete, or past the bound). */
+  #grpcReplay(): Buffer | null | undefined {
+    if (!this.#hasBody) return null;
+    if (this.#bodyBuffer !== undefined) return this.#bodyBuffer;
+    const copy = this.#grpcCopy;
+    if (copy === undefined || !this.#req.readableEnded) return undefined;
+    return Buffer.concat(copy);
   }
 
   /**
@@ -527,6 +596,12 @@ class Exchange implements TurnEndWaiter {
         if (maxBody > 0 && this.#bytesIn > maxBody) {
           this.#abortRequest('payload_too_large');
           return done();
+        }
+        const copy = this.#grpcCopy;
+        if (copy !== undefined) {
+          // Past the bound the copy is dropped: this call is not retried.
+          if (this.#bytesIn <= this.#grpcCopyLimit) copy.push(chunk);
+          else this.#grpcCopy = undefined;
         }
         done(null, chunk);
       },
@@ -607,19 +682,34 @@ class Exchange implements TurnEndWaiter {
     // counts as a timeout against the endpoint.
     if (this.#responded) {
       this.#reason = 'timeout';
-      this.#res.destroy();
-      this.#finish();
+      this.#cutOff(GRPC.DEADLINE_EXCEEDED, 'the deadline passed mid-call');
     } else {
       this.#localReply('timeout');
     }
     this.#attempt?.abort(new UpstreamError('timeout', true, 'request timeout'));
   }
 
+  /**
+   * End an answer already streaming: a gRPC call gets the status in trailers (what a gRPC
+   * client reads; a reset would be INTERNAL to it), anything else is cut off.
+   */
+  #cutOff(grpcStatus: number, message: string): void {
+    if (this.#grpc && !this.#res.writableEnded) {
+      if (this.#head !== undefined) this.#sendHead();
+      this.#grpcStatus = String(grpcStatus);
+      this.#res.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': grpcMessage(`meridian: ${message}`) });
+      this.#res.end();
+    } else {
+      this.#res.destroy();
+    }
+    this.#finish();
+  }
+
   #onDownstreamClose(): void {
     if (this.#finished) return;
     // The client went away before its answer was complete: free everything upstream.
     this.#reason = 'client_abort';
-    // Finish first: undici reports the abort at once, and a finished exchange takes it
+    // Finish first: the client reports the abort at once, and a finished exchange takes it
     // as ours, neither the endpoint's failure nor a reason to retry.
     this.#finish();
     this.#attempt?.abort(new Error('the client went away'));
@@ -628,7 +718,9 @@ class Exchange implements TurnEndWaiter {
   #localReply(code: LocalReplyCode, headers: Record<string, string> = {}): void {
     if (this.#finished) return;
     this.#reason = code;
-    this.#status = LOCAL_REPLIES[code].status;
+    // gRPC's local replies are HTTP 200, their status in grpc-status (errors.ts).
+    this.#status = this.#grpc ? 200 : LOCAL_REPLIES[code].status;
+    if (this.#grpc) this.#grpcStatus = String(grpcStatusOf(code, LOCAL_REPLIES[code].status));
     // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
     // body was never read, since its bytes would be mistaken for the next request.
     const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted;
@@ -662,8 +754,17 @@ class Exchange implements TurnEndWaiter {
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
       hedged: this.#hedged,
+      upstreamProtocol: this.#upstreamProtocol,
+      upstreamTls: this.#upstreamTls,
+      grpcStatus: this.#grpcStatus,
     });
   }
+}
+
+/** grpc-status in a flat [name, value, ...] list (trailers), if there. */
+function grpcStatusIn(list: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < list.length; i += 2) if ((list[i] as string).toLowerCase() === 'grpc-status') return list[i + 1];
+  return undefined;
 }
 
 /**
@@ -674,6 +775,8 @@ class Exchange implements TurnEndWaiter {
 class UpstreamAttempt implements ResponseHandler {
   readonly #exchange: Exchange;
   readonly #pools: UpstreamPools;
+  /** The endpoint's HTTP/2 sessions, when the cluster speaks h2 or auto: the try goes there, not to the pool. */
+  readonly #h2: EndpointH2 | undefined;
   readonly #address: string;
   readonly startMs: number;
   readonly fresh: boolean;
@@ -682,14 +785,15 @@ class UpstreamAttempt implements ResponseHandler {
   /** Its answer is being retried: what still comes of it is dropped. */
   discard = false;
   #waiting = true;
-  #try: UpstreamTry | undefined;
+  #try: TryControl | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Bound once per try: the downstream drained, read the upstream on. */
   readonly resumeOnDrain = (): void => this.#try?.resume();
 
-  constructor(exchange: Exchange, pools: UpstreamPools, address: string, startMs: number, fresh: boolean) {
+  constructor(exchange: Exchange, pools: UpstreamPools, h2: EndpointH2 | undefined, address: string, startMs: number, fresh: boolean) {
     this.#exchange = exchange;
     this.#pools = pools;
+    this.#h2 = h2;
     this.#address = address;
     this.startMs = startMs;
     this.fresh = fresh;
@@ -714,7 +818,18 @@ class UpstreamAttempt implements ResponseHandler {
   /** End the try: on its connection, or (still waiting for one) in the pool's queue. */
   abort(err: Error): void {
     if (this.#try !== undefined) this.#try.abort(err);
+    else if (this.#h2 !== undefined) this.#h2.cancel(this, err);
     else this.#pools.cancel(this.#address, this, err);
+  }
+
+  /** The protocol the try went out in (an `auto` endpoint may have chosen HTTP/1.1). */
+  get protocol(): 'http1' | 'h2' {
+    return this.#h2?.protocol ?? 'http1';
+  }
+
+  /** The TLS version negotiated with the endpoint (its latest connection); undefined: plaintext. */
+  get tlsVersion(): string | undefined {
+    return this.#h2 !== undefined && this.#h2.protocol === 'h2' ? this.#h2.tlsVersion : this.#pools.tlsVersion(this.#address);
   }
 
   #taken(): void {
@@ -723,7 +838,7 @@ class UpstreamAttempt implements ResponseHandler {
     this.#exchange.attemptTaken();
   }
 
-  onConnect(t: UpstreamTry): void {
+  onConnect(t: TryControl): void {
     this.#taken();
     this.#try = t;
   }

@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { HttpListenerConfig } from '../config/index.js';
 import { requestLineValid, unwatchRequestLines, watchRequestLines } from './request-lines.js';
-import type { SniCertificates } from './tls.js';
+import { clientAllowed, type SniCertificates } from './tls.js';
 
 export type AnyServerRequest = IncomingMessage | Http2ServerRequest;
 export type AnyServerResponse = ServerResponse | Http2ServerResponse;
@@ -36,6 +36,8 @@ export interface ServerHandlers {
    * socket error). Node has already torn it down; this is for the log and the metrics.
    */
   error?(component: 'http2_session' | 'http2_stream', err: Error): void;
+  /** A client whose verified certificate names none of `tls.client_names`: its connection was closed. */
+  clientRefused?(remoteAddress: string | undefined): void;
 }
 
 export interface ListenerServer {
@@ -85,7 +87,10 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
       l.protocol === 'https' && certs
         ? createHttpsServer({ ...tlsOptions(l, certs), ALPNProtocols: ['http/1.1'], maxHeaderSize: l.limits.max_header_bytes })
         : createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
-    if (l.protocol === 'https' && certs) watchCertificates(server as HttpsServer, certs);
+    if (l.protocol === 'https' && certs) {
+      watchCertificates(server as HttpsServer, certs);
+      guardClientNames(server as HttpsServer, l, handlers);
+    }
     configureHttp1(server, l, handlers);
     const front = frontFor([server], server, admit, (socket) => server.emit('connection', socket));
     return {
@@ -112,6 +117,7 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
   if (l.protocol === 'https' && certs) {
     const secure = createSecureServer({ ...tlsOptions(l, certs), ...sessionOptions, allowHTTP1: true });
     watchCertificates(secure, certs);
+    guardClientNames(secure, l, handlers);
     // HTTP/1.1 clients on this server go through node:http's connection code, which reads these.
     configureHttp1(secure as unknown as Http1Server, l, handlers);
     Object.assign(secure, { maxHeaderSize: l.limits.max_header_bytes });
@@ -254,6 +260,7 @@ function setHttp1Timeouts(server: Http1Server, headersMs: number, idleMs: number
 function tlsOptions(l: HttpListenerConfig, certs: SniCertificates) {
   return {
     ...certs.defaultPem,
+    ...clientCaOptions(certs),
     minVersion: certs.minVersion,
     SNICallback: certs.SNICallback,
     // The TLS handshake counts against the header timeout: a client that never finishes it is cut.
@@ -263,8 +270,28 @@ function tlsOptions(l: HttpListenerConfig, certs: SniCertificates) {
 
 /** Clients without SNI get the server's own context: keep it the first certificate across reloads. */
 function watchCertificates(server: HttpsServer | Http2SecureServer, certs: SniCertificates): void {
-  const off = certs.onChange(() => server.setSecureContext({ ...certs.defaultPem, minVersion: certs.minVersion }));
+  const off = certs.onChange(() => server.setSecureContext({ ...certs.defaultPem, ...clientCaOptions(certs), minVersion: certs.minVersion }));
   server.once('close', off);
+}
+
+/** Listener mTLS: a client certificate the CAs signed is required, or the handshake fails. */
+function clientCaOptions(certs: SniCertificates): { ca: string; requestCert: true; rejectUnauthorized: true } | Record<string, never> {
+  const ca = certs.clientCaPem;
+  return ca === undefined ? {} : { ca, requestCert: true, rejectUnauthorized: true };
+}
+
+/**
+ * `tls.client_names`: a client whose verified certificate names none of them is cut once
+ * its handshake completes, before the protocol server reads a byte of a request.
+ */
+function guardClientNames(server: HttpsServer | Http2SecureServer, l: HttpListenerConfig, handlers: ServerHandlers): void {
+  const allowed = l.tls?.client_names;
+  if (allowed === undefined) return;
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    if (clientAllowed(socket.getPeerX509Certificate(), allowed)) return;
+    handlers.clientRefused?.(socket.remoteAddress);
+    socket.destroy();
+  });
 }
 
 function configureHttp1(server: Http1Server, l: HttpListenerConfig, handlers: ServerHandlers): void {

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { HeaderMatch, PathMatch, RouteConfig } from '../config/index.js';
+import { coreRetryRules, type HeaderMatch, type PathMatch, type RouteConfig } from '../config/index.js';
+import type { RetryRules } from '../core/request-lifecycle.js';
 import { hostHeaderOf } from './headers.js';
 
 /** The parts of a request routing looks at. */
@@ -15,6 +16,8 @@ export interface RoutableRequest {
 export interface CompiledRoute {
   readonly index: number;
   readonly config: RouteConfig;
+  /** The route's own `retries`, compiled; undefined: the cluster's apply. */
+  readonly retry: RetryRules | undefined;
   matches(req: RoutableRequest): boolean;
 }
 
@@ -26,7 +29,7 @@ export class Router {
   readonly routes: readonly CompiledRoute[];
 
   constructor(routes: readonly RouteConfig[]) {
-    this.routes = routes.map((config, index) => ({ index, config, matches: compileMatch(config) }));
+    this.routes = routes.map((config, index) => ({ index, config, retry: config.retries === undefined ? undefined : coreRetryRules(config.retries), matches: compileMatch(config) }));
   }
 
   match(req: RoutableRequest): CompiledRoute | undefined {

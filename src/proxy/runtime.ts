@@ -16,6 +16,8 @@ import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
 import { Router } from './router.js';
 import { UpstreamPools } from './upstream-pool.js';
+import { ClusterTls, upstreamConnector } from './upstream-tls.js';
+import { UpstreamH2Pools } from './upstream-h2.js';
 
 /** One cluster's machinery: the core's balancing and health, plus the I/O around it. */
 export interface ClusterRuntime {
@@ -25,6 +27,10 @@ export interface ClusterRuntime {
   readonly breaker: CircuitBreaker;
   readonly budget: RetryBudget;
   readonly pools: UpstreamPools;
+  /** TLS to the endpoints, files read at this config version (absent: plaintext). */
+  readonly tls: ClusterTls | undefined;
+  /** HTTP/2 to the endpoints (upstream_protocol h2 or auto); absent: HTTP/1.1 through `pools`. */
+  readonly h2: UpstreamH2Pools | undefined;
   readonly hashKey: HashKeySpec | undefined;
   readonly retry: RetryRules;
   /** The node settings the core was built with (zone-aware routing depends on them). */
@@ -97,19 +103,37 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
     } else {
       core = new Cluster(c.name, endpoints, coreClusterOptions(c, clock, rng, config.node));
     }
+    // Re-read at every reload (renewed certificates); unchanged blocks keep their sessions and pools.
+    const tls = ClusterTls.load(c, old?.tls);
     const poolOptions = {
       idleTimeoutMs: c.timeouts.idle,
       maxConnections: c.circuit_breaker.max_connections,
       connectTimeoutMs: c.timeouts.connect,
+      tls,
     };
     let pools = old?.pools;
     if (pools === undefined || !pools.sameOptions(poolOptions)) {
       const replaced = pools;
       if (replaced !== undefined) effects.push(() => replaced.closeWhenIdle());
-      pools = new UpstreamPools(poolOptions);
+      pools = new UpstreamPools(poolOptions, (address) => upstreamConnector(tls, address));
     }
     const kept = pools;
     effects.push(() => kept.retain(new Set(endpoints.map((e) => e.address))));
+    let h2 = old?.h2;
+    if (c.upstream_protocol === 'http1') {
+      if (h2 !== undefined) effects.push(() => old?.h2?.closeWhenIdle());
+      h2 = undefined;
+    } else {
+      const h2Options = { ...poolOptions, protocol: c.upstream_protocol };
+      // A new HTTP/1.1 pool set means new sessions too: `auto` endpoints fall back to the pools in force.
+      if (h2 === undefined || !h2.sameOptions(h2Options) || pools !== old?.pools) {
+        const replaced = h2;
+        if (replaced !== undefined) effects.push(() => replaced.closeWhenIdle());
+        h2 = new UpstreamH2Pools(h2Options, kept);
+      }
+      const keptH2 = h2;
+      effects.push(() => keptH2.retain(new Set(endpoints.map((e) => e.address))));
+    }
     const sameLimits = old !== undefined && isDeepStrictEqual(old.config.circuit_breaker, c.circuit_breaker);
     clusters.set(c.name, {
       name: c.name,
@@ -131,6 +155,8 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
           ? old.budget
           : new RetryBudget({ percent: c.retries.budget.percent, minPerSecond: c.retries.budget.min_per_second }, clock.nowMs()),
       pools,
+      tls,
+      h2,
       hashKey: c.hash?.key ? coreHashKey(c.hash.key) : undefined,
       retry: coreRetryRules(c.retries),
       // A reload that leaves it as it was keeps the limit learnt and the requests queued.
@@ -142,7 +168,9 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
             : new OverloadGate(coreOverloadOptions(c.adaptive_concurrency), rng),
     });
   }
-  for (const [name, old] of previous?.clusters ?? []) if (!clusters.has(name)) effects.push(() => old.pools.closeWhenIdle());
+  for (const [name, old] of previous?.clusters ?? []) {
+    if (!clusters.has(name)) effects.push(() => (old.pools.closeWhenIdle(), old.h2?.closeWhenIdle()));
+  }
 
   const routers = new Map<string, Router>();
   const rateLimiters = new Map<string, RouteRateLimiter>();

@@ -30,6 +30,8 @@ interface Entry {
 /** An immutable lookup table, swapped in whole by reload(). */
 interface Table {
   readonly entries: readonly Entry[];
+  /** PEM of the CAs client certificates must chain to (listener mTLS); absent: none asked for. */
+  readonly clientCa: string | undefined;
   readonly exact: ReadonlyMap<string, SecureContext>;
   /** Longest suffix first, so `*.api.example.com` beats `*.example.com`. */
   readonly suffixes: readonly (readonly [suffix: string, context: SecureContext])[];
@@ -54,20 +56,29 @@ interface Table {
 export class SniCertificates {
   readonly #files: readonly CertificateFiles[];
   readonly #minVersion: TlsMinVersion;
+  readonly #clientCa: string | undefined;
   #table: Table;
   readonly #onChange = new Set<() => void>();
 
   /** Reads the files synchronously; throws an error naming the file on any problem. */
-  constructor(certs: readonly CertificateFiles[], minVersion: TlsMinVersion = 'TLSv1.2', pems?: readonly CertificatePem[]) {
+  constructor(certs: readonly CertificateFiles[], minVersion: TlsMinVersion = 'TLSv1.2', pems?: readonly CertificatePem[], clientCa?: { readonly path: string; readonly pem?: string }) {
     if (certs.length === 0) throw new Error('tls: at least one certificate is required');
     this.#files = certs.map((c) => ({ ...c, ...(c.server_names ? { server_names: [...c.server_names] } : {}) }));
     this.#minVersion = minVersion;
-    this.#table = buildTable(this.#files, pems ?? this.#files.map(readPemSync), minVersion);
+    this.#clientCa = clientCa?.path;
+    const caPem = clientCa === undefined ? undefined : (clientCa.pem ?? readCaSync(clientCa.path));
+    this.#table = buildTable(this.#files, pems ?? this.#files.map(readPemSync), minVersion, caPem);
   }
 
-  /** As the constructor, reading the files asynchronously. */
-  static async load(certs: readonly CertificateFiles[], minVersion: TlsMinVersion = 'TLSv1.2'): Promise<SniCertificates> {
-    return new SniCertificates(certs, minVersion, await Promise.all(certs.map(readPem)));
+  /** As the constructor, reading the files asynchronously; `clientCa`: the PEM file of listener mTLS's CAs. */
+  static async load(certs: readonly CertificateFiles[], minVersion: TlsMinVersion = 'TLSv1.2', clientCa?: string): Promise<SniCertificates> {
+    const [pems, caPem] = await Promise.all([Promise.all(certs.map(readPem)), clientCa === undefined ? undefined : readOne(clientCa, 'client CA')]);
+    return new SniCertificates(certs, minVersion, pems, clientCa === undefined ? undefined : { path: clientCa, pem: caPem as string });
+  }
+
+  /** The client CAs' PEM text (listener mTLS), as last read; undefined when no client certificate is asked for. */
+  get clientCaPem(): string | undefined {
+    return this.#table.clientCa;
   }
 
   /** The context for a client's server name (see the class comment for the rules). */
@@ -111,8 +122,9 @@ export class SniCertificates {
    * reload any more). On error the old certificates stay in force and the error is thrown.
    */
   async prepareReload(): Promise<() => void> {
-    const pems = await Promise.all(this.#files.map(readPem));
-    const table = buildTable(this.#files, pems, this.#minVersion);
+    const clientCa = this.#clientCa;
+    const [pems, caPem] = await Promise.all([Promise.all(this.#files.map(readPem)), clientCa === undefined ? undefined : readOne(clientCa, 'client CA')]);
+    const table = buildTable(this.#files, pems, this.#minVersion, caPem);
     return () => {
       this.#table = table;
       for (const fn of this.#onChange) fn();
@@ -148,6 +160,14 @@ async function readOne(path: string, what: string): Promise<string> {
   }
 }
 
+function readCaSync(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`tls: cannot read client CA file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 function readPemSync(c: CertificateFiles): CertificatePem {
   const one = (path: string, what: string): string => {
     try {
@@ -159,8 +179,8 @@ function readPemSync(c: CertificateFiles): CertificatePem {
   return { cert: one(c.cert, 'certificate'), key: one(c.key, 'key') };
 }
 
-function buildTable(files: readonly CertificateFiles[], pems: readonly CertificatePem[], minVersion: TlsMinVersion): Table {
-  const entries = files.map((f, i) => buildEntry(f, pems[i] as CertificatePem, minVersion));
+function buildTable(files: readonly CertificateFiles[], pems: readonly CertificatePem[], minVersion: TlsMinVersion, clientCa: string | undefined): Table {
+  const entries = files.map((f, i) => buildEntry(f, pems[i] as CertificatePem, minVersion, clientCa));
   const exact = new Map<string, SecureContext>();
   const suffixes: [string, SecureContext, number][] = [];
   entries.forEach((e, i) => {
@@ -169,10 +189,10 @@ function buildTable(files: readonly CertificateFiles[], pems: readonly Certifica
   });
   // Longest suffix first; the certificate listed first among equals.
   suffixes.sort((a, b) => b[0].length - a[0].length || a[2] - b[2]);
-  return { entries, exact, suffixes: suffixes.map(([s, c]) => [s, c] as const) };
+  return { entries, clientCa, exact, suffixes: suffixes.map(([s, c]) => [s, c] as const) };
 }
 
-function buildEntry(f: CertificateFiles, pem: CertificatePem, minVersion: TlsMinVersion): Entry {
+function buildEntry(f: CertificateFiles, pem: CertificatePem, minVersion: TlsMinVersion, clientCa: string | undefined): Entry {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(pem.cert);
@@ -188,7 +208,8 @@ function buildEntry(f: CertificateFiles, pem: CertificatePem, minVersion: TlsMin
   if (!matches) throw new Error(`tls: key file ${f.key} does not match certificate file ${f.cert}`);
   let context: SecureContext;
   try {
-    context = createSecureContext({ cert: pem.cert, key: pem.key, minVersion });
+    // The client CAs go in every SNI context: the one a client's name picks is the one that verifies it.
+    context = createSecureContext({ cert: pem.cert, key: pem.key, minVersion, ...(clientCa === undefined ? {} : { ca: clientCa }) });
   } catch (e) {
     throw new Error(`tls: certificate file ${f.cert} with key file ${f.key}: ${(e as Error).message}`, { cause: e });
   }
@@ -202,7 +223,7 @@ function buildEntry(f: CertificateFiles, pem: CertificatePem, minVersion: TlsMin
 }
 
 /** DNS subjectAltNames, else the subject CN. */
-function namesOf(x509: X509Certificate): string[] {
+export function namesOf(x509: X509Certificate): string[] {
   const dns = (x509.subjectAltName ?? '')
     .split(/,\s*/)
     .filter((s) => s.startsWith('DNS:'))
@@ -211,4 +232,14 @@ function namesOf(x509: X509Certificate): string[] {
   if (dns.length > 0) return dns;
   const cn = /^CN=(.*)$/m.exec(x509.subject)?.[1]?.trim();
   return cn ? [cn] : [];
+}
+
+/**
+ * Whether a verified client certificate carries one of `allowed` (its DNS subjectAltNames,
+ * else its CN; exact, case-insensitive): the fleet's allow-list on top of the CA's signature.
+ */
+export function clientAllowed(cert: X509Certificate | undefined, allowed: readonly string[]): boolean {
+  if (cert === undefined) return false;
+  const names = namesOf(cert).map((n) => n.toLowerCase());
+  return allowed.some((a) => names.includes(a.toLowerCase()));
 }

@@ -21,6 +21,9 @@ export function tryFailureOf(e: UpstreamError): TryFailure {
       const cause = (e.cause as NodeJS.ErrnoException | undefined)?.code;
       return (cause !== undefined && CONNECT_TIMEOUT_CODES.has(cause)) || /connect timeout/i.test(e.message) ? 'connect_timeout' : 'connect_refused';
     }
+    // Verification failed or our certificate was refused: nothing reached the upstream, as with a refused connect.
+    case 'upstream_tls':
+      return 'connect_refused';
     case 'upstream_reset':
       return 'reset';
     case 'upstream_protocol_error':
@@ -51,6 +54,17 @@ export function tryAnswered(lc: RequestLifecycle, hooks: RetryHooks | undefined,
   const d = lc.shouldRetryStatus(status, bodyReplayable);
   if (d === 'retry') lc.endTry({ status, latencyMs });
   counted(d, hooks, cluster, String(status));
+  return d;
+}
+
+/**
+ * A gRPC answer with no message ended, none of it sent on yet: retry it if `retry_on`
+ * lists its grpc-status. `bodyReplayable`: the request body was held whole.
+ */
+export function tryGrpcAnswered(lc: RequestLifecycle, hooks: RetryHooks | undefined, cluster: string, status: number, grpcStatus: number, latencyMs: number, bodyReplayable: boolean): RetryDecision {
+  const d = lc.shouldRetryGrpcStatus(grpcStatus, bodyReplayable);
+  if (d === 'retry') lc.endTry({ status, latencyMs });
+  counted(d, hooks, cluster, `grpc_status_${grpcStatus}`);
   return d;
 }
 

@@ -1,5 +1,6 @@
 import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { HostState } from '../core/cluster.js';
 import { FAILURE_OUTCOME, type RequestLifecycle, type RetryDecision } from '../core/request-lifecycle.js';
@@ -12,6 +13,7 @@ import type { ClusterRuntime, Runtime } from './runtime.js';
 import { splitAddress } from '../shared/address.js';
 import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
+import { rememberSessions, upstreamTlsOptions } from './upstream-tls.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
 
 /** Something the tracker can cut off at the drain deadline. */
@@ -309,7 +311,10 @@ class Tunnel implements Closable {
     const latency = () => this.#ctx.clock.nowMs() - tryStartMs;
 
     const { host: hostname, port } = splitAddress(host.endpoint.address);
-    const sock: Socket = connect({ host: hostname, port });
+    // A cluster with TLS tunnels over TLS too: an upgrade is never the way around it.
+    const tls = upstreamTlsOptions(cluster.tls, host.endpoint.address);
+    const sock: Socket = tls ? tlsConnect({ host: hostname, port, ...tls, ALPNProtocols: ['http/1.1'] }) : connect({ host: hostname, port });
+    if (tls) rememberSessions(cluster.tls, host.endpoint.address, sock);
     this.#upSocket = sock;
     const connectMs = cluster.config.timeouts.connect;
     const connectTimer = setTimeout(() => sock.destroy(new UpstreamError('connect_failure', false, `connect timeout after ${connectMs} ms`)), connectMs);

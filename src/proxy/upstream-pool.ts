@@ -1,5 +1,6 @@
 import { EndpointPool, plainConnector, type Connector, type ResponseHandler, type UpstreamRequest } from '../http1/upstream-client.js';
 import { parseHostPort } from '../shared/address.js';
+import { UpstreamTlsConnector, type ClusterTls } from './upstream-tls.js';
 
 export interface PoolOptions {
   /** An idle pooled connection is closed after this long (and sooner if the backend hints so). */
@@ -8,6 +9,8 @@ export interface PoolOptions {
   readonly maxConnections: number;
   /** TCP connect timeout. */
   readonly connectTimeoutMs: number;
+  /** TLS to the endpoints (absent: plaintext); see upstream-tls.ts. */
+  readonly tls?: ClusterTls | undefined;
 }
 
 export interface PoolStats {
@@ -39,7 +42,8 @@ export class UpstreamPools {
 
   sameOptions(options: PoolOptions): boolean {
     const o = this.options;
-    return o.idleTimeoutMs === options.idleTimeoutMs && o.maxConnections === options.maxConnections && o.connectTimeoutMs === options.connectTimeoutMs;
+    const sameTls = o.tls === undefined ? options.tls === undefined : o.tls.same(options.tls);
+    return o.idleTimeoutMs === options.idleTimeoutMs && o.maxConnections === options.maxConnections && o.connectTimeoutMs === options.connectTimeoutMs && sameTls;
   }
 
   /** Send `req` to the endpoint at `address`; `fresh`: on a new connection of its own, closed after the response. */
@@ -68,6 +72,12 @@ export class UpstreamPools {
       this.#pools.set(address, pool);
     }
     return pool;
+  }
+
+  /** The TLS version `address`'s latest connection negotiated; undefined: plaintext, or none yet. */
+  tlsVersion(address: string): string | undefined {
+    const connector = this.#pools.get(address)?.options.connector;
+    return connector instanceof UpstreamTlsConnector ? connector.tlsVersion : undefined;
   }
 
   stats(address: string): PoolStats {

@@ -99,6 +99,8 @@ function exerciseAll(m: ProxyMetrics): void {
   m.discoveryRefresh('api', 'failure');
   m.discoveryChange('api', 'held');
   m.tcpConnection('db', 'pg', '10.0.0.2:5432', 'closed', 10, 20);
+  m.upstreamAnswer('api', 'h2', 'TLSv1.3');
+  m.grpcCall('web', 'api', '14');
   m.setConnectionSource(() => [['web', 3]]);
   m.connectionRefused('web', 'listener_limit');
   m.internalError('http2_session', 'ECONNRESET');

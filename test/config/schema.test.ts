@@ -41,6 +41,7 @@ describe('defaults', () => {
       attempts: 1,
       retry_on: ['connect_failure'],
       budget: { percent: 20, min_per_second: 3 },
+      grpc_buffer_bytes: 65_536,
     });
     assert.deepEqual(c.timeouts, { connect: 1_000, request: 15_000, idle: 4_000 });
     assert.deepEqual(l.timeouts, { request_headers: 10_000, idle: 60_000 });
@@ -161,7 +162,7 @@ describe('error messages', () => {
       'clusters[0].endpoints[0].weight: must be between 1 and 10000, got 0',
       'clusters[0].endpoints[1].address: expected "host:port" (IPv6 as "[::1]:port"), got "nope"',
       'clusters[0].health_check.jitter: expected a percentage from "0%" to "100%", got 0.1',
-      'clusters[0].retries.retry_on[1]: expected one of connect_failure, reset, timeout, 5xx, gateway_error or a status 500-599; got 404',
+      'clusters[0].retries.retry_on[1]: expected one of connect_failure, reset, timeout, 5xx, gateway_error, cancelled, deadline_exceeded, resource_exhausted, internal, unavailable or a status 500-599; got 404',
       'listeners[0].routes[0].cluster: unknown cluster "apii" (did you mean "api"?)',
       'listeners[1].cluster: unknown cluster "db" (defined: api)',
     ];

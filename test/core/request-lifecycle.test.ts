@@ -61,6 +61,22 @@ describe('request lifecycle', () => {
     assert.equal(lc.attempt, 3);
   });
 
+  it("gRPC statuses: retried when listed, whatever the method, only with the body replayable; a route's rules replace the cluster's", () => {
+    const { lifecycle } = setup({ rules: { grpcStatuses: new Set([14]) } });
+    const lc = lifecycle();
+    lc.idempotent = false; // gRPC calls are POSTs
+    lc.admit();
+    lc.startTry();
+    assert.equal(lc.shouldRetryGrpcStatus(8, true), 'not_covered');
+    assert.equal(lc.shouldRetryGrpcStatus(14, false), 'not_replayable');
+    assert.equal(lc.shouldRetryGrpcStatus(14, true), 'retry');
+    lc.startTry();
+    lc.retryRules = { ...RULES, attempts: 1, statuses: new Set(), grpcStatuses: new Set([8]) };
+    assert.equal(lc.shouldRetryStatus(503, true), 'not_covered');
+    assert.equal(lc.shouldRetryGrpcStatus(14, true), 'not_covered');
+    assert.equal(lc.shouldRetryGrpcStatus(8, true), 'attempts_exhausted');
+  });
+
   it('refuses in decideRetry\'s order: not replayable, attempts, max_retries, budget', () => {
     const post = setup();
     const a = post.lifecycle();

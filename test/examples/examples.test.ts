@@ -2,7 +2,7 @@
 // the file, `meridian validate` accepts it (bad.yaml: refuses it, as it says), and the configs
 // that serve traffic answer through `meridian start` alone, their backends included.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ function headerCommand(file: string): string[] | undefined {
 }
 
 describe('examples', () => {
+  // global.yaml's fleet ports need the test certificates its header says to make first.
+  execFileSync('sh', ['scripts/make-fleet-certs.sh']);
   const configs = readdirSync('examples').filter((f) => f.endsWith('.yaml'));
   const scenarios = readdirSync('examples/scenarios').filter((f) => f.endsWith('.yaml'));
 

@@ -3,8 +3,10 @@
 // region; a region whose backends are drained forwards to the next region at L7 and is
 // taken out of DNS by its probes, and both come back when it recovers.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { after, describe, it } from 'node:test';
 import { get, until } from '../proxy/harness.js';
 import { ecs, udpQuery } from './helpers.js';
@@ -41,6 +43,8 @@ async function regionHealthy(name: string): Promise<boolean | undefined> {
 }
 
 describe('examples/global.yaml', () => {
+  // As its header says: the fleet certificates first.
+  execFileSync('sh', ['scripts/make-fleet-certs.sh']);
   const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', 'examples/global.yaml'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MERIDIAN_ADMIN_TOKEN: TOKEN, MERIDIAN_LOG_LEVEL: 'warn' },
@@ -109,5 +113,31 @@ describe('examples/global.yaml', () => {
     assert.equal((await post('/api/global/regions/mars', { override: 'down' })).status, 404);
     assert.equal((await post('/api/global/regions/ap-south', { override: null })).status, 200);
     assert.deepEqual(await answer('127.0.2.0'), ['127.0.0.13']);
+  });
+
+  it("a region's fleet port (8443) serves only the fleet: a caller without a fleet certificate gets no answer", async () => {
+    const call = (withCert: boolean) =>
+      new Promise<string>((resolve) => {
+        const certs = 'examples/certs';
+        const req = httpsRequest(
+          {
+            host: '127.0.0.12',
+            port: 8443,
+            path: '/',
+            servername: 'meridian-eu-west',
+            ca: readFileSync(`${certs}/fleet-ca.crt`),
+            ...(withCert ? { cert: readFileSync(`${certs}/us-east.crt`), key: readFileSync(`${certs}/us-east.key`) } : {}),
+            agent: false,
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(`${res.statusCode} ${String(res.headers['x-backend'])}`));
+          },
+        );
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        req.end();
+      });
+    assert.doesNotMatch(await call(false), /^\d{3}/);
+    assert.match(await call(true), /^200 eu-west-\d$/);
   });
 });

@@ -113,6 +113,18 @@ describe('failures and retries', () => {
     assert.deepEqual(bs.map((b, i) => b.requests - before[i]!), [1, 1, 1]);
   });
 
+  it("a route's own retries replace its cluster's: a route retrying 503 on a cluster that retries none", async () => {
+    const bs = await backends(2);
+    const open = { budget: { percent: 100, min_per_second: 100 } };
+    const routes = [{ match: { headers: [{ name: 'x-retry', exact: 'route' }] }, cluster: 'c', retries: { attempts: 1, retry_on: [503] } }, { cluster: 'c' }];
+    const m = await startMeridian(simpleConfig(bs, { retries: { attempts: 1, retry_on: ['connect_failure'], ...open } }, { listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes }] }));
+    cleanup.push(m, ...bs);
+    assert.equal((await get(m.port, '/status/503', { headers: { 'x-retry': 'route' } })).status, 503);
+    assert.equal(m.records.at(-1)!.attempts, 2);
+    assert.equal((await get(m.port, '/status/503')).status, 503);
+    assert.equal(m.records.at(-1)!.attempts, 1);
+  });
+
   it('a backend dying mid-response cuts the client off without crashing; the next request works', async () => {
     const bs = await backends(2);
     const m = await startMeridian(simpleConfig(bs));
