@@ -1,14 +1,14 @@
 /**
- * `meridian simulate-fleet [herding|limits] [--seed S] [--duration D] [--json]`: the fleet
+ * `meridian simulate-fleet [herding|limits|prequal] [--seed S] [--duration D] [--json]`: the fleet
  * scenarios (src/sim/fleet-scenarios.ts) in virtual time: what N LB nodes with their own
  * views do to P2C and peak EWMA, and global limits strong vs local vs split per node.
  */
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../config/index.js';
-import { herdingTable, limitTable } from '../sim/fleet-scenarios.js';
+import { herdingTable, limitTable, prequalFleetTable } from '../sim/fleet-scenarios.js';
 import type { Io } from './io.js';
 
-export const SIMULATE_FLEET_USAGE_LINE = 'usage: meridian simulate-fleet [herding|limits] [--seed S] [--duration D] [--json]';
+export const SIMULATE_FLEET_USAGE_LINE = 'usage: meridian simulate-fleet [herding|limits|prequal] [--seed S] [--duration D] [--json]';
 
 const USAGE = `${SIMULATE_FLEET_USAGE_LINE}
 
@@ -19,7 +19,9 @@ the same core objects as the proxy (each LB node its own Cluster and token bucke
   limits    a global 100/s limit under 300/s on 3 and 10 nodes, traffic even or 70% on
             one node: strong, local (100 ms, 1 s sync), split (L/N per node), alone
             (L per node, no fleet): admitted / L·t
-Both by default.
+  prequal   prequal's heterogeneous servers (100, half 2x slower, load 0.9) behind 1 and 10
+            LB nodes, each its own view and probe pool: least_request, peak_ewma, prequal
+herding and limits by default.
   --seed S       seed (default 1)
   --duration D   virtual time per run (default 30s)
   --json         one JSON object instead of the tables`;
@@ -44,17 +46,22 @@ export function runSimulateFleet(argv: string[], io: Io): number {
   const which = positionals[0];
   const seed = Number(values.seed ?? 1);
   const durationMs = parseDuration(values.duration ?? '30s');
-  if (positionals.length > 1 || (which !== undefined && which !== 'herding' && which !== 'limits') || !Number.isInteger(seed) || durationMs === undefined || durationMs <= 0) {
+  if (positionals.length > 1 || (which !== undefined && which !== 'herding' && which !== 'limits' && which !== 'prequal') || !Number.isInteger(seed) || durationMs === undefined || durationMs <= 0) {
     io.stderr(`meridian simulate-fleet: bad arguments\n\n${USAGE}`);
     return 2;
   }
-  const herding = which === 'limits' ? undefined : herdingTable(seed, durationMs);
-  const limits = which === 'herding' ? undefined : limitTable(seed, durationMs);
+  const herding = which === undefined || which === 'herding' ? herdingTable(seed, durationMs) : undefined;
+  const limits = which === undefined || which === 'limits' ? limitTable(seed, durationMs) : undefined;
+  const prequal = which === 'prequal' ? prequalFleetTable(seed, durationMs) : undefined;
   if (values.json) {
-    io.stdout(JSON.stringify({ seed, durationMs, ...(herding ? { herding } : {}), ...(limits ? { limits } : {}) }));
+    io.stdout(JSON.stringify({ seed, durationMs, ...(herding ? { herding } : {}), ...(limits ? { limits } : {}), ...(prequal ? { prequal } : {}) }));
     return 0;
   }
   const out: string[] = [];
+  if (prequal) {
+    out.push(`prequal: 100 servers (half 2x slower), 90% load, ${durationMs / 1000}s virtual, seed ${seed}`);
+    out.push(table(['policy', 'nodes', 'view', 'p50 ms', 'p99 ms', 'max queue'], prequal.map((r) => [r.policy, String(r.nodes), r.view, r.result.p50Ms.toFixed(1), r.result.p99Ms.toFixed(1), String(r.result.maxQueue)])));
+  }
   if (herding) {
     out.push(`herding: 10 servers (2 three times slower), 85% load, ${durationMs / 1000}s virtual, seed ${seed}`);
     out.push(table(['policy', 'nodes', 'view', 'p50 ms', 'p99 ms', 'max queue'], herding.map((r) => [r.policy, String(r.nodes), r.view, r.result.p50Ms.toFixed(1), r.result.p99Ms.toFixed(1), String(r.result.maxQueue)])));

@@ -21,9 +21,10 @@
 import { Cluster, type HostState } from '../core/cluster.js';
 import { ManualClock } from '../core/clock.js';
 import { FleetTally, localOverAdmissionBound } from '../core/fleet-tally.js';
+import { RifLatency } from '../core/rif-latency.js';
 import { SeededRng } from '../core/rng.js';
 import { TokenBucket } from '../core/token-bucket.js';
-import type { PolicyName } from '../core/types.js';
+import type { PolicyName, ProbeReply } from '../core/types.js';
 import { exponentialGapMs } from './distributions.js';
 import { EventQueue } from './event-queue.js';
 import { newHistogram, percentileMs, recordMs, round } from './stats.js';
@@ -44,6 +45,10 @@ export interface FleetBalanceOptions {
   readonly utilisation: number;
   readonly durationMs: number;
   readonly seed: number;
+  /** prequal: a probe's round trip (its reply comes back after it), ms. Default 1. */
+  readonly probeRttMs?: number;
+  /** prequal: server work a probe costs, ms, added to the server's next request. Default 0.05, as the single-node simulator's. */
+  readonly probeCostMs?: number;
 }
 
 export interface FleetBalanceResult {
@@ -59,9 +64,17 @@ interface Job {
   readonly node: number;
   readonly host: HostState;
   readonly server: number;
+  /** Requests at its server when it arrived (prequal's servers learn latency by this). */
+  readonly rif: number;
 }
 
-type BalanceEv = { readonly k: 'arrive' } | { readonly k: 'done'; readonly job: Job } | { readonly k: 'sync'; readonly node: number };
+type BalanceEv =
+  | { readonly k: 'arrive' }
+  | { readonly k: 'done'; readonly job: Job }
+  | { readonly k: 'sync'; readonly node: number }
+  // prequal: a probe reaches its server (half a round trip), its reply reaches the node (the other half).
+  | { readonly k: 'probe'; readonly node: number; readonly host: HostState }
+  | { readonly k: 'reply'; readonly node: number; readonly host: HostState; readonly reply: ProbeReply };
 
 export function runFleetBalance(o: FleetBalanceOptions): FleetBalanceResult {
   const clock = new ManualClock(0);
@@ -79,10 +92,19 @@ export function runFleetBalance(o: FleetBalanceOptions): FleetBalanceResult {
   const h = newHistogram();
   let requests = 0;
   let maxQueue = 0;
+  // Each server answers probes with its requests in flight and the latency it has seen at
+  // that count, as meridian backend does; each node keeps its own pool of replies. A probe's
+  // work is owed by the server and paid by its next request, as in the single-node simulator.
+  const rifLatency = Array.from({ length: o.servers }, () => new RifLatency());
+  const probeDebtMs = new Array<number>(o.servers).fill(0);
+  const halfRtt = (o.probeRttMs ?? 1) / 2;
+  const probeCostMs = o.probeCostMs ?? 0.05;
+  nodes.forEach((c, node) => c.setProber((targets) => targets.forEach((host) => q.push(clock.nowMs() + halfRtt, { k: 'probe', node, host }))));
 
   const startService = (job: Job, now: number) => {
     busy[job.server]!++;
-    const ms = -Math.log(1 - rng.next()) * o.serviceMeanMs * (slow[job.server] as number);
+    const ms = -Math.log(1 - rng.next()) * o.serviceMeanMs * (slow[job.server] as number) + (probeDebtMs[job.server] as number);
+    probeDebtMs[job.server] = 0;
     q.push(now + ms, { k: 'done', job });
   };
 
@@ -98,7 +120,8 @@ export function runFleetBalance(o: FleetBalanceOptions): FleetBalanceResult {
       const cluster = nodes[node] as Cluster;
       const host = cluster.pick() as HostState;
       cluster.onStart(host);
-      const job: Job = { startMs: now, node, host, server: serverOf.get(host) as number };
+      const server = serverOf.get(host) as number;
+      const job: Job = { startMs: now, node, host, server, rif: (busy[server] as number) + (queues[server] as Job[]).length };
       if ((busy[job.server] as number) < o.serverConcurrency) startService(job, now);
       else {
         const queue = queues[job.server] as Job[];
@@ -109,11 +132,19 @@ export function runFleetBalance(o: FleetBalanceOptions): FleetBalanceResult {
       const { job } = ev;
       busy[job.server]!--;
       const latencyMs = now - job.startMs;
+      (rifLatency[job.server] as RifLatency).observe(job.rif, latencyMs, now);
       (nodes[job.node] as Cluster).onEnd(job.host, { latencyMs, status: 200 });
       recordMs(h, latencyMs);
       requests++;
       const next = (queues[job.server] as Job[]).shift();
       if (next !== undefined) startService(next, now);
+    } else if (ev.k === 'probe') {
+      const s = serverOf.get(ev.host) as number;
+      const rif = (busy[s] as number) + (queues[s] as Job[]).length;
+      probeDebtMs[s]! += probeCostMs;
+      q.push(now + halfRtt, { k: 'reply', node: ev.node, host: ev.host, reply: { rif, latencyMs: (rifLatency[s] as RifLatency).estimate(rif, now) } });
+    } else if (ev.k === 'reply') {
+      (nodes[ev.node] as Cluster).recordProbe(ev.host, ev.reply);
     } else {
       // The fleet's totals, as a shared store would report them now.
       const cluster = nodes[ev.node] as Cluster;

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { localOverAdmissionBound } from '../../src/core/fleet-tally.js';
 import { runFleetBalance, runFleetLimit, type FleetLimitOptions } from '../../src/sim/fleet-sim.js';
+import { prequalFleetTable } from '../../src/sim/fleet-scenarios.js';
 
 const limit = (o: Partial<FleetLimitOptions>) =>
   runFleetLimit({ nodes: 3, ratePerSecond: 100, burst: 20, consistency: 'strong', offeredPerSecond: 300, firstNodeShare: 1 / 3, syncIntervalMs: 100, redisRttMs: 0.5, durationMs: 10_000, seed: 3, ...o });
@@ -51,5 +52,18 @@ describe('fleet balancing in the simulator', () => {
       const stale = run(policy, 10, 'shared', 100);
       assert.ok(stale.p99Ms > fresh.p99Ms && stale.maxQueue > fresh.maxQueue, `${policy}: ${JSON.stringify({ fresh, stale })}`);
     }
+  });
+});
+
+describe('prequal in a fleet (issue 15)', () => {
+  it('on ten nodes, each with its own view and probe pool, prequal p99 is at most 0.5x peak EWMA and 0.35x least_request', () => {
+    // `meridian simulate-fleet prequal`: prequal's heterogeneous servers, 40 virtual seconds as the scenario runs.
+    const rows = prequalFleetTable(1, 40_000);
+    const p99 = (policy: string, nodes: number) => rows.find((r) => r.policy === policy && r.nodes === nodes)?.result.p99Ms as number;
+    const prequal = p99('prequal', 10);
+    assert.ok(prequal <= 0.5 * p99('peak_ewma', 10), `prequal ${prequal} ms, peak EWMA ${p99('peak_ewma', 10)} ms`);
+    assert.ok(prequal <= 0.35 * p99('least_request', 10), `prequal ${prequal} ms, least_request ${p99('least_request', 10)} ms`);
+    // Ten nodes with their own views hurt P2C and peak EWMA far more than prequal.
+    assert.ok(p99('least_request', 10) > 2 * p99('least_request', 1) && prequal < 1.25 * p99('prequal', 1), JSON.stringify(rows.map((r) => [r.policy, r.nodes, r.result.p99Ms])));
   });
 });
