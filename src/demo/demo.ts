@@ -616,9 +616,11 @@ export class Demo implements DemoControl {
 
   /**
    * `wanted` if it is free; else a free one, noted for the banner (or, when the user asked
-   * for that port, a PortInUseError naming it). `avoid`: ports already chosen.
+   * for that port, a PortInUseError naming it). `avoid`: ports already chosen. 0 stays 0:
+   * whoever listens takes a port then (one picked now could be taken before the listen).
    */
   async #choosePort(wanted: number, explicit: boolean, what: string, avoid: readonly number[] = [], host = '127.0.0.1'): Promise<number> {
+    if (wanted === 0) return 0;
     if (wanted !== 0 && !avoid.includes(wanted) && (await portFree(wanted, host)) && (host === '127.0.0.1' || (await portFree(wanted)))) return wanted;
     if (wanted !== 0 && explicit) throw new PortInUseError(wanted, what);
     let port: number;
