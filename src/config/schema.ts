@@ -519,6 +519,26 @@ const clusterSchema = z
         penalty: duration().prefault('1s'),
       })
       .prefault({}),
+    prequal: z
+      .strictObject({
+        /** Probes sent with each request, to distinct endpoints. */
+        probes: integer(1, 16).default(3),
+        /** Probe replies kept. */
+        pool: integer(2, 1024).default(16),
+        /** A reply older than this is dropped. */
+        max_age: duration().prefault('1s'),
+        /** Replies whose requests-in-flight are above this quantile of recent replies' are hot. */
+        rif_quantile: decimal(0, 1, { exclusiveMin: true }).default(2 ** -0.25),
+      })
+      .prefault({}),
+    predictive: z
+      .strictObject({
+        /** Endpoints whose latency is predicted per pick; the lowest prediction wins. */
+        candidates: integer(2, 100).default(3),
+        /** The model's forgetting factor per response (memory about 1 / (1 - forgetting) responses). */
+        forgetting: decimal(0, 1, { exclusiveMin: true }).default(0.98),
+      })
+      .prefault({}),
     ring_hash: z
       .strictObject({
         min_ring_size: integer(1, MAX_RING_SIZE).default(1024),

@@ -54,6 +54,8 @@ export function coreClusterOptions(c: ClusterConfig, clock: Clock, rng: Rng, nod
     latencyTauMs: c.peak_ewma.decay,
     leastRequest: { choiceCount: c.least_request.choice_count, activeRequestBias: c.least_request.active_request_bias },
     peakEwma: { penaltyMs: c.peak_ewma.penalty },
+    prequal: { probesPerRequest: c.prequal.probes, maxPool: c.prequal.pool, maxAgeMs: c.prequal.max_age, rifQuantile: c.prequal.rif_quantile },
+    predictive: { candidates: c.predictive.candidates, forgetting: c.predictive.forgetting },
     ringHash: { minRingSize: c.ring_hash.min_ring_size, maxRingSize: c.ring_hash.max_ring_size },
     maglev: { tableSize: c.maglev.table_size },
     ...(c.hash?.bounded_load === undefined ? {} : { boundedLoad: c.hash.bounded_load }),

@@ -34,6 +34,8 @@ describe('defaults', () => {
     assert.equal(c.policy, 'round_robin');
     assert.deepEqual(c.least_request, { choice_count: 2, active_request_bias: 1 });
     assert.deepEqual(c.peak_ewma, { decay: 10_000, penalty: 1_000 });
+    assert.deepEqual(c.prequal, { probes: 3, pool: 16, max_age: 1_000, rif_quantile: 2 ** -0.25 });
+    assert.deepEqual(c.predictive, { candidates: 3, forgetting: 0.98 });
     assert.deepEqual(c.ring_hash, { min_ring_size: 1024, max_ring_size: 8_388_608 });
     assert.deepEqual(c.maglev, { table_size: 65537 });
     assert.equal(c.panic_threshold, 50);
@@ -437,6 +439,16 @@ describe('field conversions', () => {
     const c = base();
     Object.assign(cluster0(c), { least_request: { choice_count: 2.5 } });
     assert.deepEqual(errors(c), ['clusters[0].least_request.choice_count: expected a whole number, got 2.5']);
+  });
+
+  it('names the prequal and predictive fields out of range', () => {
+    const c = base();
+    Object.assign(cluster0(c), { policy: 'prequal', prequal: { probes: 0, rif_quantile: 0 }, predictive: { forgetting: 1.5 } });
+    assert.deepEqual(errors(c), [
+      'clusters[0].prequal.probes: must be between 1 and 16, got 0',
+      'clusters[0].prequal.rif_quantile: must be > 0 and <= 1, got 0',
+      'clusters[0].predictive.forgetting: must be > 0 and <= 1, got 1.5',
+    ]);
   });
 
   it('accepts IPv6 endpoints only in brackets, and ports 1..65535', () => {

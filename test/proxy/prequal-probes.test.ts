@@ -74,4 +74,24 @@ describe('prequal over real backends', () => {
       await new Promise<void>((resolve) => plain.close(() => resolve()));
     }
   });
+
+  it('prequal.probes sets the probes sent with each request', async () => {
+    const bs = await backends(4);
+    const m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+        clusters: [{ name: 'c', policy: 'prequal', prequal: { probes: 1 }, endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      }),
+    );
+    try {
+      for (let i = 0; i < 40; i++) assert.equal((await get(m.port)).status, 200);
+      // One probe per request (the default sends 3): 40 in all, each answered by a backend.
+      await until(async () => (await probeCount(m, 'backend')) === 40, 5000, '40 probe replies');
+      assert.equal(bs.reduce((n, b) => n + b.probes, 0), 40);
+    } finally {
+      await closeAll(m, bs);
+    }
+  });
 });
