@@ -20,7 +20,7 @@ the same core objects as the proxy (each LB node its own Cluster and token bucke
             one node: strong, local (100 ms, 1 s sync), split (L/N per node), alone
             (L per node, no fleet): admitted / L·t
   prequal   prequal's heterogeneous servers (100, half 2x slower, load 0.9) behind 1 and 10
-            LB nodes, each its own view and probe pool: least_request, peak_ewma, prequal
+            LB nodes, each its own view: least_request, peak_ewma, prequal, predictive
 herding and limits by default.
   --seed S       seed (default 1)
   --duration D   virtual time per run (default 30s)

@@ -52,12 +52,12 @@ export function herdingTable(seed = 1, durationMs = 60_000): HerdingRow[] {
 /**
  * Prequal's heterogeneous servers (examples/scenarios/prequal-heterogeneous.yaml) behind a
  * fleet: 100 single-worker servers, half 2x slower, exponential service of 10 ms, load 0.9;
- * 1 and 10 LB nodes, each with its own view (prequal: its own probe pool).
+ * 1 and 10 LB nodes, each with its own view (prequal: its own probe pool; predictive: its own model).
  */
 export function prequalFleetTable(seed = 1, durationMs = 40_000): HerdingRow[] {
   const slowdown = Array.from({ length: 100 }, (_, i) => (i % 2 === 1 ? 2 : 1));
   const rows: HerdingRow[] = [];
-  for (const policy of ['least_request', 'peak_ewma', 'prequal'] as const) {
+  for (const policy of ['least_request', 'peak_ewma', 'prequal', 'predictive'] as const) {
     for (const nodes of [1, 10]) {
       const result = runFleetBalance({ policy, nodes, view: 'own', syncIntervalMs: 1, servers: 100, serverConcurrency: 1, serviceMeanMs: 10, slowdown, utilisation: 0.9, durationMs, seed });
       rows.push({ policy, nodes, view: 'own', result });

@@ -57,7 +57,7 @@ describe('fleet balancing in the simulator', () => {
 
 describe('prequal in a fleet (issue 15)', () => {
   it('on ten nodes, each with its own view and probe pool, prequal p99 is at most 0.5x peak EWMA and 0.35x least_request', () => {
-    // `meridian simulate-fleet prequal`: prequal's heterogeneous servers, 40 virtual seconds as the scenario runs.
+    // `meridian simulate-fleet prequal --duration 40s`: prequal's heterogeneous servers, 40 virtual seconds as the scenario runs.
     const rows = prequalFleetTable(1, 40_000);
     const p99 = (policy: string, nodes: number) => rows.find((r) => r.policy === policy && r.nodes === nodes)?.result.p99Ms as number;
     const prequal = p99('prequal', 10);
