@@ -16,6 +16,31 @@ function children(pid: number): number[] {
   return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
+/** A two-worker Meridian with a reload token and one cluster `c` on `backendPort`. */
+function reloadable(backendPort: number): string {
+  return JSON.stringify({
+    workers: 2,
+    admin: { port: 0, token: 'reload-token' },
+    access_log: { enabled: false },
+    listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
+    clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${backendPort}` }] }],
+  });
+}
+
+/** `meridian start -c file` with two workers, once its banner is out: its output so far, exit code, admin and web ports. */
+async function startWorkers(file: string, cleanup: (() => unknown)[]) {
+  const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanup.push(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
+  const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+  const web = Number(/listener web:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+  return { child, output: () => out, exited, admin, web };
+}
+
 describe('workers', () => {
   const cleanup: (() => unknown)[] = [];
   after(async () => {
@@ -107,29 +132,13 @@ describe('workers', () => {
     const b = await startSampleBackend({ name: 'r' });
     cleanup.push(() => b.close());
     const file = join(mkdtempSync(join(tmpdir(), 'meridian-workers-reload-')), 'm.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        workers: 2,
-        admin: { port: 0, token: 'reload-token' },
-        access_log: { enabled: false },
-        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
-        clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${b.port}` }] }],
-      }),
-    );
-    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cleanup.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
-    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    writeFileSync(file, reloadable(b.port));
+    const { child, output, exited, admin } = await startWorkers(file, cleanup);
     const reload = async () => {
       const r = await get(admin, '/api/reload', { method: 'POST', headers: { authorization: 'Bearer reload-token' }, timeoutMs: 60_000 });
       return { status: r.status, body: JSON.parse(r.body) as { ok: boolean; errors?: string[] } };
     };
-    const reloadsLogged = () => out.split('\n').filter((l) => l.includes('config reloaded')).length;
+    const reloadsLogged = () => output().split('\n').filter((l) => l.includes('config reloaded')).length;
 
     // A worker that exits after the reload was sent to it, before answering.
     const [stuck, other] = children(child.pid!) as [number, number];
@@ -165,27 +174,8 @@ describe('workers', () => {
     const [a, b] = await Promise.all([startSampleBackend({ name: 'before' }), startSampleBackend({ name: 'after' })]);
     cleanup.push(() => Promise.all([a.close(), b.close()]));
     const file = join(mkdtempSync(join(tmpdir(), 'meridian-workers-starting-')), 'm.json');
-    const write = (backend: SampleBackend) =>
-      writeFileSync(
-        file,
-        JSON.stringify({
-          workers: 2,
-          admin: { port: 0, token: 'reload-token' },
-          access_log: { enabled: false },
-          listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
-          clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${backend.port}` }] }],
-        }),
-      );
-    write(a);
-    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cleanup.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
-    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
-    const web = Number(/listener web:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    writeFileSync(file, reloadable(a.port));
+    const { child, exited, admin, web } = await startWorkers(file, cleanup);
 
     // Kill a worker and hold its replacement still the moment it is forked, before it can listen for messages.
     const before = children(child.pid!);
@@ -205,7 +195,7 @@ describe('workers', () => {
         // already gone
       }
     });
-    write(b);
+    writeFileSync(file, reloadable(b.port));
     const r = await get(admin, '/api/reload', { method: 'POST', headers: { authorization: 'Bearer reload-token' }, timeoutMs: 60_000 });
     // Answered by the worker that listens; the one still starting was not sent it, so nothing waits out the deadline.
     assert.equal(r.status, 200, r.body);
