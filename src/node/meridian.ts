@@ -28,6 +28,7 @@ import { forward, type ExchangeRecord, type ListenerContext } from '../proxy/for
 import { buildRuntime, type Runtime } from '../proxy/runtime.js';
 import { createHttpServer, type AnyServerRequest, type AnyServerResponse, type ListenerServer } from '../proxy/http-server.js';
 import { ConnectionLimits } from '../proxy/connection-limits.js';
+import { LOCAL_REPLIES, rawLocalReply, type LocalReplyCode } from '../proxy/errors.js';
 import { PrequalProber } from '../proxy/prequal-probes.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
 import { SniCertificates } from '../proxy/tls.js';
@@ -744,14 +745,12 @@ export class Meridian implements AdminTarget {
     return { config: l, proxy, port };
   }
 
-  /** Malformed requests never reach a backend: answer 400 (431, 408) and close. */
+  /** Malformed requests never reach a backend: answer 400 (431, 408) in Meridian's local-reply form, and close. */
   #clientError(listener: string, err: NodeJS.ErrnoException, socket: Duplex): void {
-    const [status, text] =
-      err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    const code: LocalReplyCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'header_fields_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request';
     if (err.code !== 'ECONNRESET' && socket.writable && !socket.writableEnded) {
-      const body = `meridian: ${text.toLowerCase()}\n`;
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-      this.metrics.localReply(listener, 'bad_request', status);
+      socket.end(rawLocalReply(code));
+      this.metrics.localReply(listener, code, LOCAL_REPLIES[code].status);
     }
     if (socket instanceof Socket) socket.destroySoon();
     else socket.end();

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { UpstreamClientError } from '../http1/upstream-client.js';
 import { isTlsError } from '../shared/tls-errors.js';
 import { grpcMessage, grpcStatusOf, isGrpc } from './grpc.js';
@@ -44,6 +44,17 @@ export class UpstreamError extends Error {
     this.code = code;
     this.reachedUpstream = reachedUpstream;
   }
+}
+
+/**
+ * A local reply as raw bytes, for a connection with no request object to answer through
+ * (a malformed or too slow request head): the same status, reason header and body as
+ * sendLocalReply's, and the connection closes after it.
+ */
+export function rawLocalReply(code: LocalReplyCode): string {
+  const { status, message } = LOCAL_REPLIES[code];
+  const body = `meridian: ${message} (${code})\n`;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Meridian-Reason: ${code}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, requestId: string | undefined, extraHeaders: Record<string, string> = {}): void {

@@ -1,4 +1,4 @@
-import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import { type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
 import {
   constants as h2,
   createSecureServer,
@@ -10,11 +10,11 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { HttpListenerConfig } from '../config/index.js';
+import { Http1Server as Http1Engine } from '../http1/server.js';
 import { requestLineValid, unwatchRequestLines, watchRequestLines } from './request-lines.js';
 import { clientAllowed, type SniCertificates } from './tls.js';
 
@@ -46,8 +46,12 @@ export interface ListenerServer {
    * net.Server that admits each connection and hands it to the protocol server.
    */
   readonly server: NetServer;
-  /** The server that speaks the protocol (node:http, node:https or node:http2; for h2c, the HTTP/2 one). */
-  readonly protocol: Http1Server | HttpsServer | Http2SecureServer | Http2Server;
+  /**
+   * The node server that speaks the protocol, where one does: node:http2 (for h2c, the
+   * HTTP/2 one), or the TLS server in front of Meridian's HTTP/1.1 engine; none for
+   * plain HTTP/1.1.
+   */
+  readonly protocol: Http2SecureServer | Http2Server | TlsServer | undefined;
   /** HTTP/2: close sessions with no open stream; HTTP/1.1: close keep-alive connections between requests. */
   closeIdle(): void;
   /** Cut every connection the listener accepted, now, whatever state it is in (upgraded, half-closed, mid-handshake). */
@@ -83,23 +87,30 @@ export interface ListenerServer {
 export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers, certs?: SniCertificates, admit: (socket: Socket) => boolean = () => true): ListenerServer {
   if (l.protocol === 'https' && certs === undefined) throw new Error(`listener ${l.name}: an https listener needs certificates`);
   if (!l.http2.enabled) {
-    const server =
-      l.protocol === 'https' && certs
-        ? createHttpsServer({ ...tlsOptions(l, certs), ALPNProtocols: ['http/1.1'], maxHeaderSize: l.limits.max_header_bytes })
-        : createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
+    const engine = http1Engine(l, handlers);
+    let tlsServer: TlsServer | undefined;
+    let front: Front;
     if (l.protocol === 'https' && certs) {
-      watchCertificates(server as HttpsServer, certs);
-      guardClientNames(server as HttpsServer, l, handlers);
+      const secure = new TlsServer({ ...tlsOptions(l, certs), ALPNProtocols: ['http/1.1'] });
+      watchCertificates(secure, certs);
+      guardClientNames(secure, l, handlers);
+      // A handshake that fails is the client's problem, not the server's: the socket is already gone.
+      secure.on('tlsClientError', () => {});
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        if (!socket.destroyed) engine.connection(socket);
+      });
+      tlsServer = secure;
+      front = frontFor([secure], HTTP1_ACCEPT, admit, (socket) => secure.emit('connection', socket));
+    } else {
+      front = frontFor([], HTTP1_ACCEPT, admit, (socket) => engine.connection(socket));
     }
-    configureHttp1(server, l, handlers);
-    const front = frontFor([server], server, admit, (socket) => server.emit('connection', socket));
     return {
       server: front.server,
-      protocol: server,
-      closeIdle: () => server.closeIdleConnections(),
+      protocol: tlsServer,
+      closeIdle: () => engine.closeIdle(),
       closeAll: () => front.destroyAll(),
       goaway: () => {},
-      setHttp1Timeouts: (headersMs, idleMs) => setHttp1Timeouts(server, headersMs, idleMs),
+      setHttp1Timeouts: (headersMs, idleMs) => engine.setTimeouts(headersMs, idleMs),
     };
   }
 
@@ -112,8 +123,8 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
   };
   let server: Http2SecureServer | Http2Server;
   let front: Front;
-  /** The HTTP/1.1 server of an h2c port; an https one serves HTTP/1.1 itself. */
-  let http1: Http1Server | undefined;
+  /** The HTTP/1.1 engine of an h2c port; an https one serves HTTP/1.1 itself (node:http inside node:http2). */
+  let http1: Http1Engine | undefined;
   if (l.protocol === 'https' && certs) {
     const secure = createSecureServer({ ...tlsOptions(l, certs), ...sessionOptions, allowHTTP1: true });
     watchCertificates(secure, certs);
@@ -144,11 +155,11 @@ export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers
   return {
     server: front.server,
     protocol: server,
-    setHttp1Timeouts: (headersMs, idleMs) => setHttp1Timeouts(http1 ?? (server as unknown as Http1Server), headersMs, idleMs),
+    setHttp1Timeouts: (headersMs, idleMs) => (http1 ? http1.setTimeouts(headersMs, idleMs) : setHttp1Timeouts(server as unknown as Http1Server, headersMs, idleMs)),
     closeIdle: () => {
       for (const s of sessions) if ((active.get(s) ?? 0) === 0) s.close();
       h1.closeIdleConnections?.call(server);
-      http1?.closeIdleConnections();
+      http1?.closeIdle();
       front.destroySniffing?.();
     },
     closeAll: () => {
@@ -170,11 +181,10 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * to a node:http server set up like any HTTP/1.1 listener. A client that sends nothing is
  * cut at the request-header timeout.
  */
-function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHandlers, admit: (socket: Socket) => boolean): { front: Front; http1: Http1Server } {
-  const http1 = createHttp1Server({ maxHeaderSize: l.limits.max_header_bytes });
-  configureHttp1(http1, l, handlers);
+function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHandlers, admit: (socket: Socket) => boolean): { front: Front; http1: Http1Engine } {
+  const http1 = http1Engine(l, handlers);
   const sniffing = new Set<Socket>();
-  const front = frontFor([http1, h2c], h2c, admit, (socket) => {
+  const front = frontFor([h2c], h2c, admit, (socket) => {
     sniffing.add(socket);
     socket.on('error', () => socket.destroy());
     socket.setTimeout(l.timeouts.request_headers, () => socket.destroy());
@@ -187,7 +197,8 @@ function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHan
       socket.removeAllListeners('error');
       socket.unshift(first);
       const n = Math.min(first.length, H2_PREFACE.length);
-      (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n)) ? h2c : http1).emit('connection', socket);
+      if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) h2c.emit('connection', socket);
+      else http1.connection(socket);
     });
   });
   return {
@@ -201,6 +212,32 @@ function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHan
     http1,
   };
 }
+
+/**
+ * Meridian's HTTP/1.1 engine (src/http1/server.ts) for one listener. The exchange code
+ * reads requests and writes answers through the members that node:http's objects and the
+ * engine's share (the HTTP/2 compat objects share them too): hence the casts.
+ */
+function http1Engine(l: HttpListenerConfig, handlers: ServerHandlers): Http1Engine {
+  const upgrade = handlers.upgrade;
+  return new Http1Engine(
+    {
+      maxHeadBytes: l.limits.max_header_bytes,
+      // The exchange answers max_headers with its own 431; this is the parser's hard stop.
+      maxFields: l.limits.max_headers * 2 + 64,
+      headersTimeoutMs: l.timeouts.request_headers,
+      idleTimeoutMs: l.timeouts.idle,
+    },
+    {
+      request: (req, res, expectContinue) => handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue),
+      upgrade: upgrade === undefined ? undefined : (req, socket, head) => upgrade(req as unknown as IncomingMessage, socket, head),
+      clientError: (err, socket) => handlers.clientError(err, socket),
+    },
+  );
+}
+
+/** The accepted sockets' options for the HTTP/1.1 engine: node:http's (half-open: a client's FIN still gets its answer). */
+const HTTP1_ACCEPT = { allowHalfOpen: true, noDelay: true, keepAlive: false, keepAliveInitialDelay: 0, highWaterMark: 16384 };
 
 /** The per-socket options a net.Server applies to the sockets it accepts (set by its constructor). */
 interface AcceptOptions {
@@ -228,7 +265,7 @@ interface Front {
  * 'listening' (node:http starts its header-timeout checks then) and 'close' (their timers
  * and certificate watchers stop).
  */
-function frontFor(inner: readonly (Http1Server | HttpsServer | Http2SecureServer | Http2Server)[], like: object, admit: (socket: Socket) => boolean, hand: (socket: Socket) => void): Front {
+function frontFor(inner: readonly (TlsServer | Http2SecureServer | Http2Server)[], like: object, admit: (socket: Socket) => boolean, hand: (socket: Socket) => void): Front {
   const o = like as AcceptOptions;
   const opts = { allowHalfOpen: o.allowHalfOpen, noDelay: o.noDelay, keepAlive: o.keepAlive, keepAliveInitialDelay: o.keepAliveInitialDelay, highWaterMark: o.highWaterMark };
   const open = new Set<Socket>();
@@ -269,7 +306,7 @@ function tlsOptions(l: HttpListenerConfig, certs: SniCertificates) {
 }
 
 /** Clients without SNI get the server's own context: keep it the first certificate across reloads. */
-function watchCertificates(server: HttpsServer | Http2SecureServer, certs: SniCertificates): void {
+function watchCertificates(server: TlsServer | Http2SecureServer, certs: SniCertificates): void {
   const off = certs.onChange(() => server.setSecureContext({ ...certs.defaultPem, ...clientCaOptions(certs), minVersion: certs.minVersion }));
   server.once('close', off);
 }
@@ -284,7 +321,7 @@ function clientCaOptions(certs: SniCertificates): { ca: string; requestCert: tru
  * `tls.client_names`: a client whose verified certificate names none of them is cut once
  * its handshake completes, before the protocol server reads a byte of a request.
  */
-function guardClientNames(server: HttpsServer | Http2SecureServer, l: HttpListenerConfig, handlers: ServerHandlers): void {
+function guardClientNames(server: TlsServer | Http2SecureServer, l: HttpListenerConfig, handlers: ServerHandlers): void {
   const allowed = l.tls?.client_names;
   if (allowed === undefined) return;
   server.prependListener('secureConnection', (socket: TLSSocket) => {

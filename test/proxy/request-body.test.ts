@@ -94,7 +94,7 @@ const headSeen = (b: RecordingBackend, path: string): Wait => () => until(() => 
 
 const status = (reply: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1] ?? 0);
 const bodyOf = (reply: string) => reply.slice(reply.indexOf('\r\n\r\n') + 4);
-const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nmeridian: bad request\n';
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\nX-Meridian-Reason: bad_request\r\nConnection: close\r\n\r\nmeridian: bad request (bad_request)\n';
 const chunk = (s: string) => `${s.length.toString(16)}\r\n${s}\r\n`;
 const postChunked = (path: string, extra = '') => `POST ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n${extra}\r\n`;
 

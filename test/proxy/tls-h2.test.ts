@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { connect as h2connect, constants as h2, type ClientHttp2Session, type ServerHttp2Session } from 'node:http2';
+import { connect as h2connect, constants as h2, type ClientHttp2Session, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -276,7 +276,7 @@ describe('http2', () => {
     const s = await start(listener('https', [a], { http2: { max_resets_per_second: 50 } }), { ...echo, rapidReset: (addr) => flagged.push(addr) }, certs);
     try {
       const serverClosed = new Promise<number>((resolve) =>
-        s.protocol.once('session', (session: ServerHttp2Session) => session.once('close', () => resolve(Date.now()))),
+        (s.protocol as Http2SecureServer).once('session', (session: ServerHttp2Session) => session.once('close', () => resolve(Date.now()))),
       );
       const attacker = await h2session(`https://127.0.0.1:${s.port}`);
       attacker.on('error', () => {});

@@ -1,0 +1,238 @@
+import { EventEmitter } from 'node:events';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Http1ServerRequest } from './server-request.js';
+
+/** What a response tells the connection it is written on. */
+export interface ResponseSink {
+  readonly socket: Socket;
+  /** Seconds announced in `Keep-Alive: timeout=` (node:http announces its keep-alive timeout too). */
+  readonly keepAliveSeconds: number;
+  /** The connection is to close after this response (draining, a client that asked, unknown request framing). */
+  readonly closing: boolean;
+  /** The response went out whole; `keepAlive` says whether the connection carries another request. */
+  responseEnded(keepAlive: boolean): void;
+}
+
+export type HeaderInput = readonly string[] | Readonly<Record<string, string | number | readonly string[] | undefined>>;
+
+/**
+ * A response written straight onto the connection's socket: the ServerResponse methods
+ * the proxy calls (writeHead, write, end, addTrailers, writeContinue, flushHeaders,
+ * destroy) with node:http's framing rules. No Content-Length and a body to come: chunked
+ * for an HTTP/1.1 client, the end of the connection for an HTTP/1.0 one. HEAD, 1xx, 204
+ * and 304 carry no body. The head is held until the first body bytes or the end, so head
+ * and body leave in one write; Date, Connection and Keep-Alive are added as node:http adds
+ * them, so clients see the same answers they did.
+ */
+export class Http1ServerResponse extends EventEmitter {
+  readonly req: Http1ServerRequest;
+  statusCode = 200;
+  statusMessage = '';
+  headersSent = false;
+  writableEnded = false;
+  destroyed = false;
+  readonly #sink: ResponseSink;
+  readonly #socket: Socket;
+  /** The serialised head, not yet written. */
+  #head: string | undefined;
+  #chunked = false;
+  #noBody = false;
+  #keepAlive = true;
+  #trailers = '';
+
+  constructor(req: Http1ServerRequest, sink: ResponseSink) {
+    super();
+    this.req = req;
+    this.#sink = sink;
+    this.#socket = sink.socket;
+  }
+
+  get writableFinished(): boolean {
+    return this.writableEnded;
+  }
+
+  writeContinue(): void {
+    if (!this.headersSent && !this.destroyed) this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+  }
+
+  writeHead(status: number, reasonOrHeaders?: string | HeaderInput, headers?: HeaderInput): this {
+    if (this.headersSent) return this;
+    this.statusCode = status;
+    let fields = headers;
+    if (typeof reasonOrHeaders === 'string') this.statusMessage = reasonOrHeaders;
+    else {
+      this.statusMessage = STATUS_CODES[status] ?? 'unknown';
+      fields = reasonOrHeaders;
+    }
+    this.headersSent = true;
+    this.#head = this.#serialise(fields);
+    return this;
+  }
+
+  /** Write the head now, without waiting for body bytes (a stream whose body comes later). */
+  flushHeaders(): void {
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    const head = this.#head;
+    if (head === undefined || this.destroyed) return;
+    this.#head = undefined;
+    this.#socket.write(head, 'latin1');
+  }
+
+  write(chunk: Buffer | string): boolean {
+    if (this.writableEnded || this.destroyed) return false;
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    if (this.#noBody || len === 0) {
+      if (this.#head !== undefined) this.flushHeaders();
+      return true;
+    }
+    const s = this.#socket;
+    if (this.#chunked) {
+      const size = `${len.toString(16)}\r\n`;
+      s.cork();
+      s.write(this.#takeHead() + size, 'latin1');
+      s.write(chunk);
+      const ok = s.write('\r\n', 'latin1');
+      s.uncork();
+      return ok;
+    }
+    const head = this.#head;
+    if (head === undefined) return s.write(chunk);
+    this.#head = undefined;
+    s.cork();
+    s.write(head, 'latin1');
+    const ok = s.write(chunk);
+    s.uncork();
+    return ok;
+  }
+
+  /** Trailers go out with the last chunk; a response that is not chunked has none to send (node:http drops them too). */
+  addTrailers(trailers: readonly (readonly [string, string])[] | Readonly<Record<string, string>>): void {
+    const list: readonly (readonly [string, string])[] = Array.isArray(trailers) ? (trailers as readonly (readonly [string, string])[]) : Object.entries(trailers);
+    for (const [name, value] of list) if (safe(name) && safe(value)) this.#trailers += `${name}: ${value}\r\n`;
+  }
+
+  end(chunk?: Buffer | string): this {
+    if (this.writableEnded || this.destroyed) return this;
+    if (!this.headersSent) this.writeHead(this.statusCode);
+    const s = this.#socket;
+    s.cork();
+    if (chunk !== undefined && chunk.length > 0) this.write(chunk);
+    this.writableEnded = true;
+    const tail = this.#chunked ? `0\r\n${this.#trailers}\r\n` : '';
+    const out = this.#takeHead() + tail;
+    if (out.length > 0) s.write(out, 'latin1');
+    s.uncork();
+    this.#sink.responseEnded(this.#keepAlive);
+    process.nextTick(emitFinished, this);
+    return this;
+  }
+
+  /** Cut the connection (node:http's res.destroy() destroys its socket); 'close' follows. */
+  destroy(): this {
+    if (!this.destroyed) this.#socket.destroy();
+    return this;
+  }
+
+  /** The connection closed before this response was written whole. */
+  closedEarly(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.emit('close');
+  }
+
+  #takeHead(): string {
+    const head = this.#head;
+    if (head === undefined) return '';
+    this.#head = undefined;
+    return head;
+  }
+
+  /** The head, with the framing and connection fields node:http would add. */
+  #serialise(fields: HeaderInput | undefined): string {
+    const status = this.statusCode;
+    let s = `HTTP/1.1 ${status} ${this.statusMessage}\r\n`;
+    let length = false;
+    let te = false;
+    let date = false;
+    let connection: string | undefined;
+    const add = (name: string, value: string): void => {
+      if (!safe(value) || !safe(name)) return; // never split a response on a CR or LF
+      s += `${name}: ${value}\r\n`;
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === 'date') date = true;
+          break;
+        case 10:
+          if (name.toLowerCase() === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') length = true;
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') te = /(?:^|,)\s*chunked\s*$/i.test(value);
+          break;
+      }
+    };
+    if (Array.isArray(fields)) {
+      const flat = fields as readonly string[];
+      for (let i = 0; i + 1 < flat.length; i += 2) add(flat[i] as string, flat[i + 1] as string);
+    } else if (fields !== undefined) {
+      const obj = fields as Readonly<Record<string, string | number | readonly string[] | undefined>>;
+      for (const name in obj) {
+        const v = obj[name];
+        if (v === undefined) continue;
+        if (typeof v === 'object') for (const one of v) add(name, one);
+        else add(name, typeof v === 'number' ? String(v) : v);
+      }
+    }
+    const req = this.req;
+    const http10 = req.httpVersionMinor === 0;
+    this.#noBody = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    let keepAlive = !this.#sink.closing;
+    if (connection !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection)) keepAlive = false;
+    let framing = '';
+    if (te) this.#chunked = !this.#noBody;
+    else if (!length && !this.#noBody) {
+      // No length to frame the body by: chunked for HTTP/1.1; an HTTP/1.0 client reads to the close.
+      if (http10) keepAlive = false;
+      else {
+        this.#chunked = true;
+        framing = 'Transfer-Encoding: chunked\r\n';
+      }
+    }
+    this.#keepAlive = keepAlive;
+    // node:http's order: Date, Connection (and Keep-Alive), then the framing it added.
+    if (!date) s += `Date: ${httpDate()}\r\n`;
+    if (connection === undefined) {
+      if (!keepAlive) s += 'Connection: close\r\n';
+      else if (http10) s += 'Connection: keep-alive\r\n';
+      else s += `Connection: keep-alive\r\nKeep-Alive: timeout=${this.#sink.keepAliveSeconds}\r\n`;
+    }
+    s += framing;
+    return `${s}\r\n`;
+  }
+}
+
+function emitFinished(res: Http1ServerResponse): void {
+  res.emit('finish');
+  res.emit('close');
+}
+
+function safe(s: string): boolean {
+  return s.indexOf('\r') === -1 && s.indexOf('\n') === -1;
+}
+
+/** The Date header, made once a second at most. */
+let dateSecond = -1;
+let dateString = '';
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateString = new Date(now).toUTCString();
+  }
+  return dateString;
+}
