@@ -1,7 +1,6 @@
-import { type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   constants as h2,
-  createSecureServer,
   createServer as createH2cServer,
   type Http2SecureServer,
   type Http2Server,
@@ -15,17 +14,19 @@ import type { Duplex } from 'node:stream';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { HttpListenerConfig } from '../config/index.js';
 import { Http1Server as Http1Engine } from '../http1/server.js';
-import { requestLineValid, unwatchRequestLines, watchRequestLines } from './request-lines.js';
 import { clientAllowed, type SniCertificates } from './tls.js';
 
 export type AnyServerRequest = IncomingMessage | Http2ServerRequest;
 export type AnyServerResponse = ServerResponse | Http2ServerResponse;
 
-/** What a listener's server calls. HTTP/1.1 exchanges get node:http objects, HTTP/2 ones the compat API's. */
+/**
+ * What a listener's server calls. HTTP/1.1 exchanges get the HTTP/1.1 engine's request and
+ * response (typed as node:http's, whose members they share), HTTP/2 ones the compat API's.
+ */
 export interface ServerHandlers {
   /** A request; `expectContinue` when it asked `Expect: 100-continue` (answer with res.writeContinue()). */
   request(req: AnyServerRequest, res: AnyServerResponse, expectContinue: boolean): void;
-  /** HTTP/1.1 Upgrade (WebSocket). Absent: Node answers upgrades as ordinary requests. */
+  /** HTTP/1.1 Upgrade (WebSocket). Absent: upgrades are answered as ordinary requests. */
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** A malformed HTTP/1.1 request or header timeout (the socket is still open: answer and close). */
   clientError(err: NodeJS.ErrnoException, socket: Duplex): void;
@@ -66,12 +67,12 @@ export interface ListenerServer {
  * The server for one http/https listener, configured from its limits, timeouts and
  * http2 block:
  *
- * | protocol | http2.enabled | server                                                        |
- * |----------|---------------|---------------------------------------------------------------|
- * | http     | false         | node:http                                                     |
- * | http     | true          | h2c (prior knowledge) and HTTP/1.1 on one port, by preface    |
- * | https    | true          | node:http2 secure, ALPN h2 + http/1.1 (HTTP/1.1 clients served)|
- * | https    | false         | node:https                                                    |
+ * | protocol | http2.enabled | server                                                         |
+ * |----------|---------------|----------------------------------------------------------------|
+ * | http     | false         | Meridian's HTTP/1.1 engine (src/http1/server.ts)               |
+ * | http     | true          | h2c (prior knowledge) and HTTP/1.1 on one port, by preface     |
+ * | https    | true          | node:tls; ALPN h2 to node:http2, anything else to the engine   |
+ * | https    | false         | node:tls, then the engine                                      |
  *
  * HTTP/2 sessions get: SETTINGS_MAX_CONCURRENT_STREAMS and SETTINGS_MAX_HEADER_LIST_SIZE
  * from the config; an idle timeout (no open stream for timeouts.idle closes the session
@@ -86,85 +87,88 @@ export interface ListenerServer {
  */
 export function createHttpServer(l: HttpListenerConfig, handlers: ServerHandlers, certs?: SniCertificates, admit: (socket: Socket) => boolean = () => true): ListenerServer {
   if (l.protocol === 'https' && certs === undefined) throw new Error(`listener ${l.name}: an https listener needs certificates`);
-  if (!l.http2.enabled) {
-    const engine = http1Engine(l, handlers);
-    let tlsServer: TlsServer | undefined;
-    let front: Front;
-    if (l.protocol === 'https' && certs) {
-      const secure = new TlsServer({ ...tlsOptions(l, certs), ALPNProtocols: ['http/1.1'] });
-      watchCertificates(secure, certs);
-      guardClientNames(secure, l, handlers);
-      // A handshake that fails is the client's problem, not the server's: the socket is already gone.
-      secure.on('tlsClientError', () => {});
-      secure.on('secureConnection', (socket: TLSSocket) => {
-        if (!socket.destroyed) engine.connection(socket);
-      });
-      tlsServer = secure;
-      front = frontFor([secure], HTTP1_ACCEPT, admit, (socket) => secure.emit('connection', socket));
-    } else {
-      front = frontFor([], HTTP1_ACCEPT, admit, (socket) => engine.connection(socket));
-    }
-    return {
-      server: front.server,
-      protocol: tlsServer,
-      closeIdle: () => engine.closeIdle(),
-      closeAll: () => front.destroyAll(),
-      goaway: () => {},
-      setHttp1Timeouts: (headersMs, idleMs) => engine.setTimeouts(headersMs, idleMs),
-    };
+  const http1 = http1Engine(l, handlers);
+  const h2 = l.http2.enabled ? h2Server(l, handlers) : undefined;
+  let front: Front;
+  let secure: TlsServer | undefined;
+  if (l.protocol === 'https' && certs) {
+    // ALPN picks the protocol: h2 sessions go to node:http2, everything else to the HTTP/1.1 engine.
+    const tls = new TlsServer({ ...tlsOptions(l, certs), ALPNProtocols: h2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
+    watchCertificates(tls, certs);
+    guardClientNames(tls, l, handlers);
+    // A failed handshake has already cost the client its connection; there is nothing to answer.
+    tls.on('tlsClientError', () => {});
+    tls.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.destroyed) return;
+      if (h2 !== undefined && socket.alpnProtocol === 'h2') h2.server.emit('connection', socket);
+      else http1.connection(socket);
+    });
+    secure = tls;
+    // HTTP/1.1-only: node:https's socket options (half-open, no Nagle); with h2, node:http2's secure server's.
+    front = frontFor(h2 ? [tls, h2.server] : [tls], h2 ? tls : HTTP1_ACCEPT, admit, (socket) => tls.emit('connection', socket));
+  } else if (h2) {
+    front = h2cOrHttp1(h2.server, http1, l, admit);
+  } else {
+    front = frontFor([], HTTP1_ACCEPT, admit, (socket) => http1.connection(socket));
   }
+  return {
+    server: front.server,
+    protocol: h2?.server ?? secure,
+    setHttp1Timeouts: (headersMs, idleMs) => http1.setTimeouts(headersMs, idleMs),
+    closeIdle: () => {
+      h2?.closeIdle();
+      http1.closeIdle();
+      front.destroySniffing?.();
+    },
+    closeAll: () => {
+      h2?.destroyAll();
+      front.destroyAll();
+    },
+    goaway: () => h2?.goaway(),
+  };
+}
 
-  const sessionOptions = {
+interface H2 {
+  readonly server: Http2Server;
+  /** Close the sessions with no open stream. */
+  closeIdle(): void;
+  destroyAll(): void;
+  /** Graceful GOAWAY on every session. */
+  goaway(): void;
+}
+
+/**
+ * The node:http2 server of a listener, fed connections whose protocol is settled: h2c by
+ * its preface, or TLS by ALPN (a plain Http2Server takes a TLS socket as it is: its
+ * session runs on whatever socket it is handed).
+ */
+function h2Server(l: HttpListenerConfig, handlers: ServerHandlers): H2 {
+  const server = createH2cServer({
     settings: { maxConcurrentStreams: l.http2.max_concurrent_streams, maxHeaderListSize: l.http2.max_header_list_bytes },
     // Pseudo-headers count as pairs too; forward.ts answers 431 for max_headers, this is the hard stop.
     maxHeaderListPairs: Math.max(128, l.limits.max_headers + 16),
     maxSessionInvalidFrames: 100,
     maxSessionRejectedStreams: 100,
-  };
-  let server: Http2SecureServer | Http2Server;
-  let front: Front;
-  /** The HTTP/1.1 engine of an h2c port; an https one serves HTTP/1.1 itself (node:http inside node:http2). */
-  let http1: Http1Engine | undefined;
-  if (l.protocol === 'https' && certs) {
-    const secure = createSecureServer({ ...tlsOptions(l, certs), ...sessionOptions, allowHTTP1: true });
-    watchCertificates(secure, certs);
-    guardClientNames(secure, l, handlers);
-    // HTTP/1.1 clients on this server go through node:http's connection code, which reads these.
-    configureHttp1(secure as unknown as Http1Server, l, handlers);
-    Object.assign(secure, { maxHeaderSize: l.limits.max_header_bytes });
-    server = secure;
-    front = frontFor([secure], secure, admit, (socket) => secure.emit('connection', socket));
-  } else {
-    server = createH2cServer(sessionOptions);
-    server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, true));
-    server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, false));
-    ({ front, http1 } = h2cOrHttp1(server, l, handlers, admit));
-  }
-
+  });
+  server.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, true));
+  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => handlers.request(req, res, false));
   const sessions = new Set<ServerHttp2Session>();
   const active = new WeakMap<ServerHttp2Session, number>();
   // session.socket is a proxy that refuses destroy(); note the raw socket as Node hands it over
   // (the connection event runs first, then Node creates the session and emits 'session' synchronously).
   let raw: Duplex | undefined;
-  server.prependListener(l.protocol === 'https' ? 'secureConnection' : 'connection', (socket: Duplex) => (raw = socket));
+  server.prependListener('connection', (socket: Duplex) => (raw = socket));
   server.on('session', (session: ServerHttp2Session) => {
     trackSession(session, l, handlers, sessions, active, raw);
     raw = undefined;
   });
-  const h1 = server as unknown as Partial<Pick<Http1Server, 'closeIdleConnections'>>;
   return {
-    server: front.server,
-    protocol: server,
-    setHttp1Timeouts: (headersMs, idleMs) => (http1 ? http1.setTimeouts(headersMs, idleMs) : setHttp1Timeouts(server as unknown as Http1Server, headersMs, idleMs)),
+    server,
     closeIdle: () => {
       for (const s of sessions) if ((active.get(s) ?? 0) === 0) s.close();
-      h1.closeIdleConnections?.call(server);
-      http1?.closeIdle();
-      front.destroySniffing?.();
     },
-    closeAll: () => {
+    destroyAll: () => {
       for (const s of sessions) s.destroy();
-      front.destroyAll();
     },
     goaway: () => {
       for (const s of sessions) if (!s.closed && !s.destroyed) s.close();
@@ -181,8 +185,7 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * to a node:http server set up like any HTTP/1.1 listener. A client that sends nothing is
  * cut at the request-header timeout.
  */
-function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHandlers, admit: (socket: Socket) => boolean): { front: Front; http1: Http1Engine } {
-  const http1 = http1Engine(l, handlers);
+function h2cOrHttp1(h2c: Http2Server, http1: Http1Engine, l: HttpListenerConfig, admit: (socket: Socket) => boolean): Front {
   const sniffing = new Set<Socket>();
   const front = frontFor([h2c], h2c, admit, (socket) => {
     sniffing.add(socket);
@@ -202,14 +205,11 @@ function h2cOrHttp1(h2c: Http2Server, l: HttpListenerConfig, handlers: ServerHan
     });
   });
   return {
-    front: {
-      ...front,
-      // Not a byte yet: idle as far as a drain is concerned.
-      destroySniffing: () => {
-        for (const s of sniffing) s.destroy();
-      },
+    ...front,
+    // Not a byte yet: idle as far as a drain is concerned.
+    destroySniffing: () => {
+      for (const s of sniffing) s.destroy();
     },
-    http1,
   };
 }
 
@@ -289,11 +289,6 @@ function frontFor(inner: readonly (TlsServer | Http2SecureServer | Http2Server)[
   };
 }
 
-function setHttp1Timeouts(server: Http1Server, headersMs: number, idleMs: number): void {
-  server.headersTimeout = headersMs;
-  server.keepAliveTimeout = idleMs;
-}
-
 function tlsOptions(l: HttpListenerConfig, certs: SniCertificates) {
   return {
     ...certs.defaultPem,
@@ -329,36 +324,6 @@ function guardClientNames(server: TlsServer | Http2SecureServer, l: HttpListener
     handlers.clientRefused?.(socket.remoteAddress);
     socket.destroy();
   });
-}
-
-function configureHttp1(server: Http1Server, l: HttpListenerConfig, handlers: ServerHandlers): void {
-  // Checked every second rather than Node's default 30 s, so the header timeout bites.
-  // Host is checked (with the rest of the request) by request-target.ts, which answers in Meridian's own form.
-  Object.assign(server, { connectionsCheckingInterval: 1000, requireHostHeader: false });
-  server.headersTimeout = l.timeouts.request_headers;
-  // Node requires requestTimeout >= headersTimeout; 0 leaves whole-request bounds to the proxy.
-  server.requestTimeout = 0;
-  server.keepAliveTimeout = l.timeouts.idle;
-  // Every HTTP/1.x connection has its request lines checked (request-lines.ts). These events
-  // come after node:http's own: the socket is its by then. An h2 connection is left alone.
-  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
-    if ((socket as TLSSocket).alpnProtocol !== 'h2') watchRequestLines(socket);
-  });
-  server.on('request', (req: AnyServerRequest, res: AnyServerResponse) => handlers.request(req, res, false));
-  server.on('checkContinue', (req: AnyServerRequest, res: AnyServerResponse) => handlers.request(req, res, true));
-  // Node's own answer to an Expect other than 100-continue, with that request's line taken in turn.
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    requestLineValid(req);
-    res.writeHead(417).end();
-  });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => handlers.clientError(err, socket));
-  const upgrade = handlers.upgrade;
-  if (upgrade) {
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      upgrade(req, socket, head);
-      unwatchRequestLines(socket);
-    });
-  }
 }
 
 function trackSession(

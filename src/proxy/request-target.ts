@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { isIPv6 } from 'node:net';
 import type { LocalReplyCode } from './errors.js';
-import { requestLineValid } from './request-lines.js';
 
 /** Where a request goes, as every later step (routing, hashing, forwarding, logging) sees it. */
 export interface RequestTarget {
@@ -38,7 +37,6 @@ export interface RequestTarget {
 export function requestTarget(req: IncomingMessage): RequestTarget | LocalReplyCode {
   // By the stream, not the version: "GET / HTTP/2.0" on an HTTP/1.1 connection says 2 too.
   if ((req as unknown as Partial<Http2ServerRequest>).stream !== undefined) return h2Target(req);
-  if (!requestLineValid(req)) return 'bad_request';
   if (req.httpVersionMajor !== 1) return req.httpVersionMajor > 1 ? 'http_version_not_supported' : 'bad_request';
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) {

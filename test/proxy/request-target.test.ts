@@ -1,10 +1,10 @@
 // The request normalisation shared by the request and the upgrade path (src/proxy/request-target.ts):
 // the Host grammar, and what a real node:http server's requests normalise to.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { watchRequestLines } from '../../src/proxy/request-lines.js';
+import { Http1Server } from '../../src/http1/server.js';
 import { requestTarget, validHost } from '../../src/proxy/request-target.js';
 import { raw } from './harness.js';
 
@@ -17,21 +17,31 @@ describe('validHost: RFC 9110 §7.2 uri-host [ ":" port ]', () => {
   }
 });
 
-describe('requestTarget on requests as node:http parses them', () => {
+describe("requestTarget on requests as Meridian's HTTP/1.1 engine parses them", () => {
   let server: Server;
   let port: number;
   before(async () => {
-    server = createServer({ requireHostHeader: false }, (req, res) => {
-      const t = requestTarget(req);
-      const body = JSON.stringify(typeof t === 'string' ? { refused: t } : { ...t, hostHeader: req.headers.host });
-      res.writeHead(200, { connection: 'close', 'content-length': Buffer.byteLength(body) }).end(body);
-    });
-    server.on('connection', (socket: Socket) => watchRequestLines(socket));
+    const engine = new Http1Server(
+      { maxHeadBytes: 16384, maxFields: 100, headersTimeoutMs: 5000, idleTimeoutMs: 5000 },
+      {
+        request: (req, res) => {
+          const t = requestTarget(req as unknown as IncomingMessage);
+          const body = JSON.stringify(typeof t === 'string' ? { refused: t } : { ...t, hostHeader: req.headers.host });
+          res.writeHead(200, { connection: 'close', 'content-length': Buffer.byteLength(body) }).end(body);
+        },
+        upgrade: undefined,
+        // The parser's refusals, with the rule that refused (its error message ends with it).
+        clientError: (err, socket) => {
+          const body = JSON.stringify({ refusedByParser: err.message.slice(err.message.lastIndexOf(' ') + 1) });
+          socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+        },
+      },
+    );
+    server = createServer({ allowHalfOpen: true }, (socket) => engine.connection(socket));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as { port: number }).port;
   });
   after(async () => {
-    server.closeAllConnections();
     await new Promise((r) => server.close(r));
   });
 
@@ -51,7 +61,7 @@ describe('requestTarget on requests as node:http parses them', () => {
     ['GET ftp://a.example/x HTTP/1.1', { refused: 'bad_request' }],
     ['OPTIONS * HTTP/1.1', { refused: 'bad_request' }],
     ['GET /a HTTP/2.0', { refused: 'http_version_not_supported' }],
-    ['GET  /a HTTP/1.1', { refused: 'bad_request' }],
+    ['GET  /a HTTP/1.1', { refusedByParser: 'request_line_spaces' }],
   ] as const) {
     it(`${line} → ${JSON.stringify(want)}`, async () => {
       assert.deepEqual(await normalise(line), want);
