@@ -13,7 +13,7 @@ import { Http1ServerResponse, type ResponseSink } from './server-response.js';
  * (llhttp's callbacks into JavaScript, IncomingMessage and ServerResponse as full streams,
  * its own timers) cost more per request than the whole proxy logic. The parser is strict
  * where node:http is lenient (docs/http1-engine.md), so the request-line scanner
- * node:http needed (src/proxy/request-lines.ts) has nothing to add here.
+ * node:http needed (a second pass over every byte) has nothing to add here.
  *
  * Deadlines are not a timer per connection: each connection notes its deadline, and one
  * sweep per server (a few times per timeout) closes the ones past it.

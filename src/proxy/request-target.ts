@@ -19,7 +19,7 @@ export interface RequestTarget {
  * is returned, with `req.headers.host` set to the one host the request names.
  *
  * HTTP/1.x, in order:
- * - the request line as sent: strict (request-lines.ts), else bad_request;
+ * - the request line: already strict (the engine's parser refused a bad one with 400);
  * - the version: 1.0 or 1.1; 2.0 and up get 505 (nginx does), 0.9 a 400;
  * - Transfer-Encoding: faulty framing on 1.0 (RFC 9112 §6.1, 400); on 1.1 `chunked` alone,
  *   any case, empty list elements ignored (RFC 9110 §5.6.1); any other coding is one Meridian
