@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http1ServerRequest } from './server-request.js';
@@ -25,7 +24,7 @@ export type HeaderInput = readonly string[] | Readonly<Record<string, string | n
  * and body leave in one write; Date, Connection and Keep-Alive are added as node:http adds
  * them, so clients see the same answers they did.
  */
-export class Http1ServerResponse extends EventEmitter {
+export class Http1ServerResponse {
   readonly req: Http1ServerRequest;
   statusCode = 200;
   statusMessage = '';
@@ -41,11 +40,61 @@ export class Http1ServerResponse extends EventEmitter {
   #keepAlive = true;
   #trailers = '';
 
+  /** Listeners, [event, fn, once, ...]: only 'close' and 'drain' are ever emitted. */
+  #listeners: (string | Listener | boolean)[] | undefined;
+
   constructor(req: Http1ServerRequest, sink: ResponseSink) {
-    super();
     this.req = req;
     this.#sink = sink;
     this.#socket = sink.socket;
+  }
+
+  /**
+   * 'close': the connection closed before the answer was written whole (not emitted after
+   * a complete answer: the exchange knows it ended it). 'drain': the socket took what it
+   * held. Anything else would never be emitted, so it is refused rather than ignored.
+   * (Not an EventEmitter: one costs more to make than this whole answer's bookkeeping.)
+   */
+  on(event: string, fn: Listener): this {
+    return this.#add(event, fn, false);
+  }
+
+  once(event: string, fn: Listener): this {
+    return this.#add(event, fn, true);
+  }
+
+  off(event: string, fn: Listener): this {
+    const ls = this.#listeners;
+    if (ls === undefined) return this;
+    for (let i = 0; i < ls.length; i += 3) {
+      if (ls[i] === event && ls[i + 1] === fn) {
+        ls.splice(i, 3);
+        break;
+      }
+    }
+    return this;
+  }
+
+  removeListener(event: string, fn: Listener): this {
+    return this.off(event, fn);
+  }
+
+  /** The connection's events, to this answer's listeners. */
+  emit(event: 'close' | 'drain'): void {
+    const ls = this.#listeners;
+    if (ls === undefined) return;
+    const now = ls.slice();
+    for (let i = 0; i < now.length; i += 3) {
+      if (now[i] !== event) continue;
+      if (now[i + 2] === true) this.off(event, now[i + 1] as Listener);
+      (now[i + 1] as Listener)();
+    }
+  }
+
+  #add(event: string, fn: Listener, once: boolean): this {
+    if (event !== 'close' && event !== 'drain') throw new TypeError(`Http1ServerResponse emits 'close' and 'drain' only, not '${event}'`);
+    (this.#listeners ??= []).push(event, fn, once);
+    return this;
   }
 
   get writableFinished(): boolean {
@@ -125,7 +174,6 @@ export class Http1ServerResponse extends EventEmitter {
     if (out.length > 0) s.write(out, 'latin1');
     s.uncork();
     this.#sink.responseEnded(this.#keepAlive);
-    process.nextTick(emitFinished, this);
     return this;
   }
 
@@ -215,10 +263,7 @@ export class Http1ServerResponse extends EventEmitter {
   }
 }
 
-function emitFinished(res: Http1ServerResponse): void {
-  res.emit('finish');
-  res.emit('close');
-}
+type Listener = () => void;
 
 function safe(s: string): boolean {
   return s.indexOf('\r') === -1 && s.indexOf('\n') === -1;

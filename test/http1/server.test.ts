@@ -186,7 +186,7 @@ describe('HTTP/1.1 engine: connections', () => {
       body += chunk.length;
       for (let i = 0; i < chunk.length; i += 4096) if (chunk[i] !== 7) bad++;
     });
-    await once(req as Http1ServerRequest, 'end');
+    await once((req as Http1ServerRequest).body, 'end');
     (res as Http1ServerResponse).writeHead(200, { 'content-length': 0 }).end();
     await once(c, 'close');
     assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
