@@ -145,6 +145,8 @@ interface Attempt {
   readonly server: Server;
   readonly host: HostState;
   readonly startMs: number;
+  /** The server's contention clock when it arrived (see Server.contentionAt). */
+  readonly contention0: number;
   /** Round trip to the server's region when it is not the request's: paid before the answer reaches the LB. */
   readonly extraMs: number;
   epoch: number;
@@ -172,6 +174,9 @@ class Server {
    * its probe answers use it; a slower machine (speed) is not contention and is not in it.
    */
   antagonistFactor = 1;
+  /** The integral of antagonistFactor over time up to #contentionMs: what CPU-time accounting gives a real server. */
+  #contention = 0;
+  #contentionMs = 0;
   alive = true;
   /** Out of its region's endpoint set (scale-in): it finishes what it holds and gets nothing new. */
   removed = false;
@@ -221,6 +226,27 @@ class Server {
       this.occupancy[k] = (this.occupancy[k] as number) + dt;
     }
     this.lastChangeMs = now;
+  }
+
+  /** Change the antagonists' slowdown at `now`, keeping the contention clock. */
+  setAntagonist(factor: number, now: number): void {
+    this.#contention = this.contentionAt(now);
+    this.#contentionMs = now;
+    this.antagonistFactor = factor;
+  }
+
+  contentionAt(now: number): number {
+    return this.#contention + this.antagonistFactor * (now - this.#contentionMs);
+  }
+
+  /**
+   * The slowdown a request that arrived with clock reading `contention0` lived through, on
+   * average: a server measures it per request (wall time over CPU time), not as the slowdown
+   * of the instant it ends. One that ran slow and ended just after the antagonists left
+   * would otherwise be filed as three times its own work.
+   */
+  slowdownSince(contention0: number, startMs: number, now: number): number {
+    return now > startMs ? (this.contentionAt(now) - contention0) / (now - startMs) : this.antagonistFactor;
   }
 
   /** How much longer than nominal a request started now takes. */
@@ -514,10 +540,10 @@ class Run {
   #antagonists(server: Server, changes: { readonly factor: number; readonly holdMs: number }, seed: number): void {
     const rng = new SeededRng(seed);
     const flip = (): void => {
-      server.antagonistFactor = server.antagonistFactor === 1 ? changes.factor : 1;
+      server.setAntagonist(server.antagonistFactor === 1 ? changes.factor : 1, this.#clock.nowMs());
       this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
     };
-    if (rng.next() < 0.5) server.antagonistFactor = changes.factor;
+    if (rng.next() < 0.5) server.setAntagonist(changes.factor, this.#clock.nowMs());
     this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
   }
 
@@ -765,7 +791,7 @@ class Run {
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
     if (req.measured && lc.attempt === 1 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
-    const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
+    const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, contention0: server.contentionAt(now), extraMs, epoch: server.epoch, done: false };
     if (hedge) req.hedge = a;
     else {
       req.primary = a;
@@ -851,7 +877,7 @@ class Run {
     server.busy--;
     server.inService.delete(a);
     if (now >= server.measuredFromMs) server.completed++;
-    server.rifLatency.observe(a.rif, now - a.startMs, now, server.antagonistFactor);
+    server.rifLatency.observe(a.rif, now - a.startMs, now, server.slowdownSince(a.contention0, a.startMs, now));
     let next = server.shift();
     while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
     if (next !== undefined) this.#start(server, next, now);

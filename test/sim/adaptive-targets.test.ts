@@ -29,6 +29,14 @@ describe('adaptive policies: the issue-15 targets in the simulator', () => {
     assert.ok(p99(pd!) < p99(pe!) && pd!.latency_ms.mean < pe!.latency_ms.mean);
   });
 
+  it('antagonists: prequal p99 <= 0.5x least_request on seeds 1, 2 and 3 too (the seeds TRADEOFFS.md reports)', () => {
+    const s = scenario('prequal-antagonists');
+    for (const seed of [1, 2, 3]) {
+      const [lr, pq] = (['least_request', 'prequal'] as const).map((p) => runPolicy({ ...s, seed }, p));
+      assert.ok(p99(pq!) <= 0.5 * p99(lr!), `seed ${seed}: prequal ${p99(pq!)} vs least_request ${p99(lr!)}`);
+    }
+  });
+
   it('a ramp to 1.7x capacity: prequal has no failures until the offered load passes capacity; round robin fails from below it', () => {
     const s = scenario('prequal-ramp');
     // The curve: 0.5x capacity at 0 s to 1.7x at 40 s.
