@@ -114,6 +114,9 @@ export interface AdaptiveResult {
   readonly model_mae_ms?: number;
   readonly model_p90_abs_error_ms?: number;
   readonly baseline_mae_ms?: number;
+  /** predictive: picks the model made, and those it left to peak EWMA (candidates it could not tell apart). */
+  readonly model_picks?: number;
+  readonly baseline_picks?: number;
   /** Every switch of the predictive policy between its model and the peak-EWMA fallback. */
   readonly switches?: readonly { readonly t_s: number; readonly region: string; readonly to: 'fallback' | 'model'; readonly reason: string }[];
 }
@@ -259,10 +262,11 @@ class Server {
     return f;
   }
 
-  serviceMs(now: number): number {
+  /** A request's service time, `work` times the servers' own (its client's `work`). */
+  serviceMs(now: number, work: number): number {
     const debt = this.probeDebtMs;
     this.probeDebtMs = 0;
-    return this.sample(this.rng) * this.slowness(now) + debt;
+    return this.sample(this.rng) * this.slowness(now) * work + debt;
   }
 
   /** Expected time to answer a request arriving now: the work ahead of it over its workers, then its own. */
@@ -733,6 +737,7 @@ class Run {
     if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
     const lc = simLifecycle(lb.life, this.#clock, lb.jitter);
     lc.hash = hash;
+    lc.requestClass = client.requestClass;
     lc.priority = client.priority;
     lc.hedging = lb.hedging;
     lc.deadlineIn(s.lb.timeoutMs);
@@ -866,7 +871,7 @@ class Run {
     server.account(now);
     server.busy++;
     server.inService.add(a);
-    this.#q.push(now + server.serviceMs(now), { k: EV_COMPLETE, a });
+    this.#q.push(now + server.serviceMs(now, (this.#s.clients[a.req.group] as ClientSpec).work), { k: EV_COMPLETE, a });
   }
 
   #complete(a: Attempt): void {
@@ -1191,6 +1196,8 @@ class Run {
       model_mae_ms: weighted((st) => st.maeMs),
       model_p90_abs_error_ms: weighted((st) => st.p90AbsErrorMs),
       baseline_mae_ms: weighted((st) => st.baselineMaeMs),
+      model_picks: sum((st) => st.modelPicks),
+      baseline_picks: sum((st) => st.baselinePicks),
       switches: this.#switches,
     };
   }
