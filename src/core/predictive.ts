@@ -338,7 +338,7 @@ export class PredictiveBalancer implements Balancer {
     m.errorRate += 0.05 * ((failed ? 1 : 0) - m.errorRate);
     m.lastResponseMs = now;
     const y = outcome.latencyMs + (failed ? this.#penaltyMs : 0);
-    if (!failed && ahead < 0.5 && c >= 0) this.#learnClass(c, outcome.latencyMs);
+    if (!failed && ahead < 1e-9 && c >= 0) this.#learnClass(c, outcome.latencyMs);
     m.train(w, ahead, y, this.#lambda);
     this.#evaluate(Math.abs(y - predicted), Math.abs(y - baseline), y, now);
   }
