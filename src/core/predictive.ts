@@ -371,6 +371,7 @@ export class PredictiveBalancer implements Balancer {
       fallback: this.#fallback,
       modelPicks: this.#modelPicks,
       baselinePicks: this.#baselinePicks,
+      requestClasses: this.#classSamples.reduce((n, s) => n + (s >= CLASS_WARMUP ? 1 : 0), 0),
       driftEvents: this.#driftEvents,
       recoveries: this.#recoveries,
       samples: this.#samples,

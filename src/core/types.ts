@@ -121,6 +121,8 @@ export interface BalancerStats {
   /** predictive: picks the model made, and those it left to peak EWMA because it could not tell the candidates apart. */
   readonly modelPicks?: number;
   readonly baselinePicks?: number;
+  /** predictive: request classes whose service time it has learned (their weights in use). */
+  readonly requestClasses?: number;
   readonly driftEvents?: number;
   readonly recoveries?: number;
   /** predictive: prediction error over the responses seen so far (the model's and peak EWMA's, on the same requests). */
