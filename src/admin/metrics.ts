@@ -576,6 +576,7 @@ export class ProxyMetrics implements MetricsText {
   readonly #modelMae = this.#balancerGauge('meridian_predictive_mae_seconds', "predictive: the model's mean absolute prediction error over the responses seen, by cluster and locality.");
   readonly #baselineMae = this.#balancerGauge('meridian_predictive_baseline_mae_seconds', "predictive: peak EWMA's mean absolute error as a latency prediction (ewma x (in flight + 1)) on the same responses, by cluster and locality.");
   readonly #modelP90 = this.#balancerGauge('meridian_predictive_p90_abs_error_seconds', "predictive: the 90th percentile of the model's absolute prediction error, by cluster and locality.");
+  readonly #baselinePickRatio = this.#balancerGauge('meridian_predictive_baseline_pick_ratio', 'predictive: of the picks made while the model was in force, the share it left to peak EWMA because it could not tell the candidates apart (their predictions closer than half its recent mean absolute error), by cluster and locality.');
 
   #balancerGauge(name: string, help: string): Gauge<'cluster' | 'locality'> {
     return new Gauge({ name, help, labelNames: ['cluster', 'locality'] as const, registers: [this.registry], collect: () => this.#fillBalancers() });
@@ -583,7 +584,7 @@ export class ProxyMetrics implements MetricsText {
 
   /** Every adaptive-balancer gauge from one read of the source (each gauge's collect calls it: a scrape reads them all). */
   #fillBalancers(): void {
-    const gauges = [this.#poolSize, this.#fallbackState, this.#modelMae, this.#baselineMae, this.#modelP90];
+    const gauges = [this.#poolSize, this.#fallbackState, this.#modelMae, this.#baselineMae, this.#modelP90, this.#baselinePickRatio];
     for (const g of gauges) g.reset();
     for (const { cluster, locality, stats: s } of this.#balancerSource?.() ?? []) {
       const labels = { cluster, locality };
@@ -592,6 +593,8 @@ export class ProxyMetrics implements MetricsText {
       if (s.maeMs !== undefined) this.#modelMae.set(labels, s.maeMs / 1000);
       if (s.baselineMaeMs !== undefined) this.#baselineMae.set(labels, s.baselineMaeMs / 1000);
       if (s.p90AbsErrorMs !== undefined) this.#modelP90.set(labels, s.p90AbsErrorMs / 1000);
+      const picks = (s.modelPicks ?? 0) + (s.baselinePicks ?? 0);
+      if (picks > 0) this.#baselinePickRatio.set(labels, (s.baselinePicks ?? 0) / picks);
     }
   }
 

@@ -8,6 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../config/index.js';
 import { cannotRead } from '../config/load.js';
 import { POLICY_NAMES, type PolicyName } from '../core/types.js';
 import { renderHtml } from '../sim/html.js';
@@ -15,7 +16,7 @@ import { parseScenarioText, ScenarioError, simulate, type Scenario } from '../si
 import { formatTable } from '../sim/table.js';
 import type { Io } from './io.js';
 
-export const SIMULATE_USAGE_LINE = 'usage: meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S] [--quiet]';
+export const SIMULATE_USAGE_LINE = 'usage: meridian simulate FILE [--json OUT] [--html OUT] [--policy P,...] [--seed S] [--until T] [--quiet]';
 
 export const SIMULATE_USAGE = `${SIMULATE_USAGE_LINE}
 
@@ -25,6 +26,8 @@ uses, once per policy on the same seed and arrivals, and prints one row per poli
   --html OUT        write a self-contained HTML report with plots; says where
   --policy P,...    override the scenario's policies (${POLICY_NAMES.join(', ')})
   --seed S          override the scenario's seed
+  --until T         end the run at T of virtual time if the scenario runs longer (what it
+                    schedules after T does not happen)
   --quiet           no progress bar
   -h, --help        show this help
 
@@ -37,7 +40,7 @@ export interface ProgressSink {
 }
 
 export async function runSimulate(argv: string[], io: Io, progress: ProgressSink | undefined = process.stderr): Promise<number> {
-  let values: { json?: string; html?: string; policy?: string; seed?: string; quiet?: boolean; help?: boolean };
+  let values: { json?: string; html?: string; policy?: string; seed?: string; until?: string; quiet?: boolean; help?: boolean };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -47,6 +50,7 @@ export async function runSimulate(argv: string[], io: Io, progress: ProgressSink
         html: { type: 'string' },
         policy: { type: 'string' },
         seed: { type: 'string' },
+        until: { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -91,6 +95,11 @@ export async function runSimulate(argv: string[], io: Io, progress: ProgressSink
   if (values.seed !== undefined) {
     if (!/^[0-9]+$/.test(values.seed) || Number(values.seed) > 4294967295) return usage(`--seed must be an integer in 0..4294967295, got '${values.seed}'`);
     scenario = { ...scenario, seed: Number(values.seed) };
+  }
+  if (values.until !== undefined) {
+    const untilMs = parseDuration(values.until);
+    if (untilMs === undefined || !(untilMs > scenario.warmupMs)) return usage(`--until must be a duration past the scenario's warmup, got '${values.until}'`);
+    scenario = { ...scenario, durationMs: Math.min(scenario.durationMs, untilMs) };
   }
   const bar = values.quiet || progress === undefined ? undefined : progressBar(progress, scenario.policies);
   const report = simulate(scenario, bar ? { onProgress: bar } : {});

@@ -283,13 +283,13 @@ export class Cluster {
     return host;
   }
 
-  onStart(host: HostState): void {
+  onStart(host: HostState, ctx?: PickContext): void {
     host.active++;
     host.requestsTotal++;
     const g = host.group;
     if (g === undefined) return;
     g.active++;
-    g.balancer.onStart?.(host);
+    g.balancer.onStart?.(host, ctx);
     const prober = this.#prober;
     if (prober !== undefined) {
       const targets = g.balancer.probeTargets?.() as readonly HostState[] | undefined;

@@ -15,6 +15,7 @@ export * from './rif-latency.js';
 export * from './prequal.js';
 export * from './page-hinkley.js';
 export * from './predictive.js';
+export * from './request-class.js';
 export * from './ring-hash.js';
 export * from './maglev.js';
 export * from './bounded-load.js';

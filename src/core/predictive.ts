@@ -2,6 +2,7 @@ import type { Clock } from './clock.js';
 import { PageHinkley } from './page-hinkley.js';
 import { PeakEwmaBalancer, type PeakEwmaOptions } from './peak-ewma.js';
 import type { Rng } from './rng.js';
+import { REQUEST_CLASSES } from './request-class.js';
 import { isServerFailure, type Balancer, type BalancerStats, type Host, type Outcome, type PickContext } from './types.js';
 import { WeightedSampler } from './weighted-sampler.js';
 
@@ -20,6 +21,14 @@ export interface PredictiveOptions {
   readonly driftLambda?: number;
   /** Least time in fallback before the model may come back. Default 2 s. */
   readonly minFallbackMs?: number;
+  /**
+   * A pick whose best candidate is predicted faster than the runner-up by less than this
+   * many times the model's recent mean absolute error is one the model cannot make: peak
+   * EWMA makes it. Default 0.5.
+   */
+  readonly confidence?: number;
+  /** Use the pick context's `requestClass` as a feature. Default true. */
+  readonly requestClass?: boolean;
   /** Told when picks switch to peak EWMA (fallback true) and back: the mechanism logs and counts it. */
   readonly onSwitch?: (fallback: boolean, reason: 'drift' | 'worse_than_baseline' | 'recovered') => void;
   /** The fallback's own options. */
@@ -47,16 +56,23 @@ const STEADY_ALPHA = 0.002;
 const RECOVERY_FACTOR = 1.5;
 /** Responses before the model's error is compared with the baseline's. */
 const WARMUP = 200;
+/** Responses of a class, on hosts with nothing ahead, before its weight is trusted over 1. */
+const CLASS_WARMUP = 20;
+/** Weight of one such response in its class's service time. */
+const CLASS_ALPHA = 0.02;
 /** Absolute-error histogram for the p90: geometric bins from 0.01 ms, 10% wide. */
 const BIN_BASE = 0.01;
 const BIN_LOG = Math.log(1.1);
 const BINS = 256;
 
 /**
- * One endpoint's model: latency = intercept + slope x (requests ahead of it at dispatch),
- * fitted by recursive least squares with exponential forgetting. For a FIFO server the
- * intercept is its service time and the slope its service time over its workers, so the
- * two numbers are the server's speed as this load balancer sees it, relearned as it changes.
+ * One endpoint's model: latency = intercept x w + slope x (work ahead of it at dispatch),
+ * fitted by recursive least squares with exponential forgetting. w is the request's class
+ * weight (its class's service time over the average request's; 1 without classes) and the
+ * work ahead is the sum of the weights of the requests in flight before it (their count,
+ * without classes). For a FIFO server the intercept is its service time and the slope its
+ * service time over its workers, so the two numbers are the server's speed as this load
+ * balancer sees it, relearned as it changes.
  */
 class HostModel {
   intercept: number;
@@ -72,7 +88,12 @@ class HostModel {
   readonly ahead = new Float64Array(PENDING);
   readonly predicted = new Float64Array(PENDING);
   readonly baseline = new Float64Array(PENDING);
+  /** The request's class weight and class (-1: none) at dispatch. */
+  readonly weight = new Float64Array(PENDING);
+  readonly cls = new Int8Array(PENDING);
   pending = 0;
+  /** Sum of the weights of the recorded requests in flight. */
+  work = 0;
 
   constructor(intercept: number, slope: number, nowMs: number) {
     this.intercept = intercept;
@@ -80,17 +101,22 @@ class HostModel {
     this.lastResponseMs = nowMs;
   }
 
-  predict(ahead: number): number {
-    return this.intercept + this.slope * ahead;
+  predict(w: number, ahead: number): number {
+    return this.intercept * w + this.slope * ahead;
   }
 
-  train(ahead: number, y: number, lambda: number): void {
-    const px0 = this.p00 + this.p01 * ahead;
-    const px1 = this.p01 + this.p11 * ahead;
-    const denom = lambda + px0 + ahead * px1;
+  /** Work ahead of a request sent now, `active` counting it: requests the table missed (full) count 1 each. */
+  aheadOf(active: number): number {
+    return this.work + Math.max(0, active - this.pending);
+  }
+
+  train(w: number, ahead: number, y: number, lambda: number): void {
+    const px0 = this.p00 * w + this.p01 * ahead;
+    const px1 = this.p01 * w + this.p11 * ahead;
+    const denom = lambda + w * px0 + ahead * px1;
     const k0 = px0 / denom;
     const k1 = px1 / denom;
-    const e = y - this.predict(ahead);
+    const e = y - this.predict(w, ahead);
     this.intercept += k0 * e;
     this.slope = Math.max(0, this.slope + k1 * e);
     let p00 = (this.p00 - k0 * px0) / lambda;
@@ -119,7 +145,16 @@ class HostModel {
  * - Candidates: `candidates` hosts drawn by weight (so slow start and weights still bound a
  *   host's share), predicted in O(1) each: the cost is O(candidates) per request whatever
  *   the cluster's size.
- * - Prediction: intercept + slope x active, plus the host's recent error rate x
+ * - Confidence: when the best candidate's lead over the runner-up is under `confidence`
+ *   times the model's recent mean absolute error, the model cannot tell them apart and
+ *   peak EWMA picks instead (under an overload every host looks alike to the model, and
+ *   its noise would decide: spike-10x's p99 was 9% worse than peak EWMA's without this).
+ * - Request class (the pick context's `requestClass`, e.g. route and method/size): each
+ *   class's service time is learned from responses of hosts that had nothing ahead; its
+ *   weight (over the average request's) scales the request's own term, and the requests
+ *   in flight on a host count by their weights, so two heavy requests ahead weigh more
+ *   than two light ones.
+ * - Prediction: intercept x weight + slope x work ahead, plus the host's recent error rate x
  *   `errorPenaltyMs` (a host failing fast must not look fast), decayed toward zero while
  *   the host has no request in flight and no recent response.
  * - Training: every response, paired with the features and predictions at its dispatch.
@@ -139,6 +174,16 @@ export class PredictiveBalancer implements Balancer {
   readonly #idleTauMs: number;
   readonly #minFallbackMs: number;
   readonly #onSwitch: PredictiveOptions['onSwitch'];
+  readonly #confidence: number;
+  readonly #useClass: boolean;
+  /** Per request class: service time learned from responses with nothing ahead, and how many. */
+  readonly #classMs = new Float64Array(REQUEST_CLASSES);
+  readonly #classSamples = new Uint32Array(REQUEST_CLASSES);
+  /** The same over every class: what a weight of 1 stands for. */
+  #meanMs = 0;
+  #meanSamples = 0;
+  #modelPicks = 0;
+  #baselinePicks = 0;
   readonly #fallbackBalancer: PeakEwmaBalancer;
   readonly #drift: PageHinkley;
   #hosts: readonly Host[] = [];
@@ -172,6 +217,8 @@ export class PredictiveBalancer implements Balancer {
     this.#idleTauMs = options.idleTauMs ?? 1000;
     this.#minFallbackMs = options.minFallbackMs ?? 2000;
     this.#onSwitch = options.onSwitch;
+    this.#confidence = options.confidence ?? 0.5;
+    this.#useClass = options.requestClass ?? true;
     if (!(this.#k >= 2)) throw new RangeError(`candidates must be >= 2, got ${this.#k}`);
     if (!(this.#lambda > 0 && this.#lambda <= 1)) throw new RangeError(`forgetting must be in (0, 1], got ${this.#lambda}`);
     this.#fallbackBalancer = new PeakEwmaBalancer(rng, clock, options.peakEwma);
@@ -214,31 +261,44 @@ export class PredictiveBalancer implements Balancer {
     const sampler = this.#sampler;
     const rng = this.#rng;
     const k = Math.min(this.#k, n);
+    const w = this.#weight(this.#classOf(ctx));
     let best = sampler.sample(rng);
-    let bestCost = this.#cost(best, now);
+    let bestCost = this.#cost(best, w, now);
+    let second = Infinity;
     for (let c = 1; c < k; c++) {
       const i = sampler.sampleOther(rng, best);
-      const cost = this.#cost(i, now);
+      const cost = this.#cost(i, w, now);
       if (cost < bestCost * (1 - TIE)) {
+        second = bestCost;
         best = i;
         bestCost = cost;
-      }
+      } else if (cost < second) second = cost;
     }
+    if (second - bestCost < this.#confidence * this.#recentErr) {
+      this.#baselinePicks++;
+      return this.#fallbackBalancer.pick(ctx);
+    }
+    this.#modelPicks++;
     return hosts[best];
   }
 
-  onStart(host: Host): void {
+  onStart(host: Host, ctx?: PickContext): void {
     const i = this.#index.get(host);
     if (i === undefined) return;
     const m = this.#models[i] as HostModel;
     if (m.pending >= PENDING) return; // its response trains nothing: rare, and cheaper than growing
     const now = this.#clock.nowMs();
-    const ahead = host.active - 1;
+    const c = this.#classOf(ctx);
+    const w = this.#weight(c);
+    const ahead = m.aheadOf(host.active - 1);
     const j = m.pending++;
     m.sentMs[j] = now;
     m.ahead[j] = ahead;
-    m.predicted[j] = m.predict(ahead);
-    m.baseline[j] = host.latency.samples === 0 ? m.predicted[j] as number : host.latency.valueAt(now) * (ahead + 1);
+    m.weight[j] = w;
+    m.cls[j] = c;
+    m.work += w;
+    m.predicted[j] = m.predict(w, ahead);
+    m.baseline[j] = host.latency.samples === 0 ? (m.predicted[j] as number) : host.latency.valueAt(now) * host.active;
   }
 
   onEnd(host: Host, outcome: Outcome): void {
@@ -260,11 +320,17 @@ export class PredictiveBalancer implements Balancer {
     const ahead = m.ahead[j] as number;
     const predicted = m.predicted[j] as number;
     const baseline = m.baseline[j] as number;
+    const w = m.weight[j] as number;
+    const c = m.cls[j] as number;
     const last = --m.pending;
     m.sentMs[j] = m.sentMs[last] as number;
     m.ahead[j] = m.ahead[last] as number;
     m.predicted[j] = m.predicted[last] as number;
     m.baseline[j] = m.baseline[last] as number;
+    m.weight[j] = m.weight[last] as number;
+    m.cls[j] = m.cls[last] as number;
+    // Float sums drift: an empty table is exactly no work.
+    m.work = last === 0 ? 0 : Math.max(0, m.work - w);
 
     // A timeout is a latency (at least this long) and trains as one; a failure that came
     // back, fast or not, is what a sinkhole does and carries the penalty.
@@ -272,7 +338,8 @@ export class PredictiveBalancer implements Balancer {
     m.errorRate += 0.05 * ((failed ? 1 : 0) - m.errorRate);
     m.lastResponseMs = now;
     const y = outcome.latencyMs + (failed ? this.#penaltyMs : 0);
-    m.train(ahead, y, this.#lambda);
+    if (!failed && ahead < 1e-9 && c >= 0) this.#learnClass(c, outcome.latencyMs);
+    m.train(w, ahead, y, this.#lambda);
     this.#evaluate(Math.abs(y - predicted), Math.abs(y - baseline), y, now);
   }
 
@@ -302,6 +369,9 @@ export class PredictiveBalancer implements Balancer {
   stats(): BalancerStats {
     return {
       fallback: this.#fallback,
+      modelPicks: this.#modelPicks,
+      baselinePicks: this.#baselinePicks,
+      requestClasses: this.#classSamples.reduce((n, s) => n + (s >= CLASS_WARMUP ? 1 : 0), 0),
       driftEvents: this.#driftEvents,
       recoveries: this.#recoveries,
       samples: this.#samples,
@@ -311,10 +381,29 @@ export class PredictiveBalancer implements Balancer {
     };
   }
 
-  #cost(i: number, now: number): number {
+  #classOf(ctx: PickContext | undefined): number {
+    const c = ctx?.requestClass;
+    return this.#useClass && c !== undefined && c >= 0 && c < REQUEST_CLASSES ? c : -1;
+  }
+
+  /** A class's service time over the average request's; 1 for none, or while it has few samples. */
+  #weight(c: number): number {
+    if (c < 0 || (this.#classSamples[c] as number) < CLASS_WARMUP || this.#meanMs <= 0) return 1;
+    return (this.#classMs[c] as number) / this.#meanMs;
+  }
+
+  #learnClass(c: number, latencyMs: number): void {
+    const n = this.#classSamples[c] as number;
+    const v = this.#classMs[c] as number;
+    this.#classMs[c] = v + Math.max(CLASS_ALPHA, 1 / (n + 1)) * (latencyMs - v);
+    this.#classSamples[c] = n + 1;
+    this.#meanMs += Math.max(CLASS_ALPHA, 1 / ++this.#meanSamples) * (latencyMs - this.#meanMs);
+  }
+
+  #cost(i: number, w: number, now: number): number {
     const m = this.#models[i] as HostModel;
     const active = (this.#hosts[i] as Host).active;
-    let y = m.predict(active);
+    let y = m.predict(w, m.aheadOf(active));
     if (active === 0) {
       const idle = now - m.lastResponseMs;
       // A host nobody has heard from lately decays toward zero, as peak EWMA's estimate

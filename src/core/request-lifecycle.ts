@@ -108,6 +108,8 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   hash: number | undefined = undefined;
   /** The request already crossed from another region: stay in this one. */
   localOnly = false;
+  /** Its class (request-class.ts), for the learning policies; undefined: none. */
+  requestClass: number | undefined = undefined;
   /** Idempotent (RFC 9110 §9.2.2, or an Idempotency-Key): safe to send again after it reached an upstream. */
   idempotent = true;
   /** Tries started so far (a resend is not a new try): the pick's `attempt`. */
@@ -239,7 +241,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
     this.attempt++;
     this.#inTry = true;
     this.#tryAtMs = this.#clock.nowMs();
-    core.onStart(host);
+    core.onStart(host, this);
     return host;
   }
 
@@ -247,7 +249,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
   resendTry(): HostState {
     const host = this.#host as HostState;
     this.#inTry = true;
-    this.#cluster.core.onStart(host);
+    this.#cluster.core.onStart(host, this);
     return host;
   }
 
@@ -304,7 +306,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
     if (host === undefined) return undefined;
     this.#hedgeHost = host;
     this.#hedgeAtMs = this.#clock.nowMs();
-    c.core.onStart(host);
+    c.core.onStart(host, this);
     return host;
   }
 

@@ -2,7 +2,10 @@
 const LEVELS = 32;
 /** Weight of a new sample in its level's recent average: about the last 10 requests seen at that RIF. */
 const ALPHA = 0.1;
-/** Weight of a new sample in its level's long-run average. */
+/**
+ * Weight of a new sample in its level's long-run average, once the level has this many
+ * samples' worth (1 / LONG_ALPHA); before that the long-run value is the plain mean of all.
+ */
 const LONG_ALPHA = 0.01;
 
 export interface RifLatencyOptions {
@@ -31,6 +34,7 @@ export class RifLatency {
   readonly #long = new Float64Array(LEVELS);
   readonly #stamp = new Float64Array(LEVELS);
   readonly #seen = new Uint8Array(LEVELS);
+  readonly #samples = new Uint32Array(LEVELS);
   readonly #tauMs: number;
 
   constructor(options: RifLatencyOptions = {}) {
@@ -51,8 +55,14 @@ export class RifLatency {
     } else {
       const r = this.#level(i, nowMs);
       this.#recent[i] = r + ALPHA * (latencyMs - r);
-      this.#long[i] = (this.#long[i] as number) + LONG_ALPHA * (latencyMs - (this.#long[i] as number));
+      // A mean of the samples so far, not an average started from the first: with a fixed
+      // 1% weight a level's first sample (an unlucky one, or one that straddled a slowdown)
+      // stays most of its long-run value for a hundred samples, every stale reading relaxes
+      // back to it, and a server whose level looks slow gets no requests to correct it.
+      const n = this.#samples[i] as number;
+      this.#long[i] = (this.#long[i] as number) + Math.max(LONG_ALPHA, 1 / (n + 1)) * (latencyMs - (this.#long[i] as number));
     }
+    this.#samples[i] = (this.#samples[i] as number) + 1;
     this.#stamp[i] = nowMs;
   }
 

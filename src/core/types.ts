@@ -70,6 +70,8 @@ export interface PickContext {
   readonly attempt?: number;
   /** The request already crossed from another region: remote localities are not eligible (no loops). */
   readonly localOnly?: boolean;
+  /** Its class (route, method and body size: see request-class.ts), 0 to REQUEST_CLASSES - 1; learning policies use it. */
+  readonly requestClass?: number;
 }
 
 /**
@@ -87,8 +89,8 @@ export interface Balancer {
   /** Replace the eligible set; `weights[i]` (> 0) is `hosts[i]`'s effective weight. */
   update(hosts: readonly Host[], weights: readonly number[]): void;
   pick(ctx: PickContext): Host | undefined;
-  /** Called after the host's `active` count was incremented. */
-  onStart?(host: Host): void;
+  /** Called after the host's `active` count was incremented; `ctx` is the request's pick context when the mechanism has it. */
+  onStart?(host: Host, ctx?: PickContext): void;
   /** Called after the host's `active` count was decremented and its latency recorded. */
   onEnd?(host: Host, outcome: Outcome): void;
   /** Probing policies (prequal): the hosts to probe alongside the request just picked. */
@@ -116,6 +118,11 @@ export interface BalancerStats {
   readonly randomPicks?: number;
   /** predictive: the model is out of force and picks follow peak EWMA. */
   readonly fallback?: boolean;
+  /** predictive: picks the model made, and those it left to peak EWMA because it could not tell the candidates apart. */
+  readonly modelPicks?: number;
+  readonly baselinePicks?: number;
+  /** predictive: request classes whose service time it has learned (their weights in use). */
+  readonly requestClasses?: number;
   readonly driftEvents?: number;
   readonly recoveries?: number;
   /** predictive: prediction error over the responses seen so far (the model's and peak EWMA's, on the same requests). */

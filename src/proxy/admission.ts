@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { RequestLifecycle, type EntryVerdict, type LifecycleCluster } from '../core/request-lifecycle.js';
 import { priorityOf } from '../core/priority.js';
+import { requestClass } from '../core/request-class.js';
 import { SeededRng, type Rng } from '../core/rng.js';
 import type { LocalReplyCode } from './errors.js';
 import { HOPS_HEADER } from '../shared/hops.js';
@@ -83,6 +84,7 @@ export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, 
   // A queued request counts in the cluster's load once it is let in (awaitSlot).
   if (verdict === 'admitted') cluster.load.add(ctx.clock.nowMs());
   lc.hash = cluster.hashKey ? hashRequest(cluster.hashKey, { headers: req.headers, sourceIp: clientIp, path: target.path }) : undefined;
+  if (cluster.core.policy === 'predictive') lc.requestClass = requestClass(route.index, bodyBytesOf(req.headers));
   return verdict === 'queued' ? { ok: true, route, cluster, lifecycle: lc, queued: true } : { ok: true, route, cluster, lifecycle: lc };
 }
 
@@ -111,6 +113,13 @@ export function httpLifecycle(cluster: LifecycleCluster, clock: Clock, rng: Rng,
   lc.localOnly = req.headers[HOPS_HEADER] !== undefined;
   lc.idempotent = IDEMPOTENT.has(req.method ?? 'GET') || req.headers['idempotency-key'] !== undefined;
   return lc;
+}
+
+/** The request body's size for its class: 0 for none, -1 when it comes chunked (length unknown). */
+function bodyBytesOf(headers: IncomingMessage['headers']): number {
+  if (headers['transfer-encoding'] !== undefined) return -1;
+  const length = headers['content-length'];
+  return length === undefined ? 0 : Number(length) || 0;
 }
 
 /** Header fields in a request, HTTP/2 pseudo-headers (:method, :path, ...) not counted. */

@@ -114,6 +114,9 @@ export interface AdaptiveResult {
   readonly model_mae_ms?: number;
   readonly model_p90_abs_error_ms?: number;
   readonly baseline_mae_ms?: number;
+  /** predictive: picks the model made, and those it left to peak EWMA (candidates it could not tell apart). */
+  readonly model_picks?: number;
+  readonly baseline_picks?: number;
   /** Every switch of the predictive policy between its model and the peak-EWMA fallback. */
   readonly switches?: readonly { readonly t_s: number; readonly region: string; readonly to: 'fallback' | 'model'; readonly reason: string }[];
 }
@@ -145,6 +148,8 @@ interface Attempt {
   readonly server: Server;
   readonly host: HostState;
   readonly startMs: number;
+  /** The server's contention clock when it arrived (see Server.contentionAt). */
+  readonly contention0: number;
   /** Round trip to the server's region when it is not the request's: paid before the answer reaches the LB. */
   readonly extraMs: number;
   epoch: number;
@@ -172,6 +177,9 @@ class Server {
    * its probe answers use it; a slower machine (speed) is not contention and is not in it.
    */
   antagonistFactor = 1;
+  /** The integral of antagonistFactor over time up to #contentionMs: what CPU-time accounting gives a real server. */
+  #contention = 0;
+  #contentionMs = 0;
   alive = true;
   /** Out of its region's endpoint set (scale-in): it finishes what it holds and gets nothing new. */
   removed = false;
@@ -223,6 +231,27 @@ class Server {
     this.lastChangeMs = now;
   }
 
+  /** Change the antagonists' slowdown at `now`, keeping the contention clock. */
+  setAntagonist(factor: number, now: number): void {
+    this.#contention = this.contentionAt(now);
+    this.#contentionMs = now;
+    this.antagonistFactor = factor;
+  }
+
+  contentionAt(now: number): number {
+    return this.#contention + this.antagonistFactor * (now - this.#contentionMs);
+  }
+
+  /**
+   * The slowdown a request that arrived with clock reading `contention0` lived through, on
+   * average: a server measures it per request (wall time over CPU time), not as the slowdown
+   * of the instant it ends. One that ran slow and ended just after the antagonists left
+   * would otherwise be filed as three times its own work.
+   */
+  slowdownSince(contention0: number, startMs: number, now: number): number {
+    return now > startMs ? (this.contentionAt(now) - contention0) / (now - startMs) : this.antagonistFactor;
+  }
+
   /** How much longer than nominal a request started now takes. */
   slowness(now: number): number {
     let f = (this.slowFactor * this.antagonistFactor) / this.speed;
@@ -233,10 +262,11 @@ class Server {
     return f;
   }
 
-  serviceMs(now: number): number {
+  /** A request's service time, `work` times the servers' own (its client's `work`). */
+  serviceMs(now: number, work: number): number {
     const debt = this.probeDebtMs;
     this.probeDebtMs = 0;
-    return this.sample(this.rng) * this.slowness(now) + debt;
+    return this.sample(this.rng) * this.slowness(now) * work + debt;
   }
 
   /** Expected time to answer a request arriving now: the work ahead of it over its workers, then its own. */
@@ -514,10 +544,10 @@ class Run {
   #antagonists(server: Server, changes: { readonly factor: number; readonly holdMs: number }, seed: number): void {
     const rng = new SeededRng(seed);
     const flip = (): void => {
-      server.antagonistFactor = server.antagonistFactor === 1 ? changes.factor : 1;
+      server.setAntagonist(server.antagonistFactor === 1 ? changes.factor : 1, this.#clock.nowMs());
       this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
     };
-    if (rng.next() < 0.5) server.antagonistFactor = changes.factor;
+    if (rng.next() < 0.5) server.setAntagonist(changes.factor, this.#clock.nowMs());
     this.#later(this.#clock.nowMs() + exponentialGapMs(rng, 1000 / changes.holdMs), flip);
   }
 
@@ -707,6 +737,7 @@ class Run {
     if (lb.rateLimit && !lb.rateLimit.tryTake(now).ok) return this.#shedReq(req, 'rate_limited');
     const lc = simLifecycle(lb.life, this.#clock, lb.jitter);
     lc.hash = hash;
+    lc.requestClass = client.requestClass;
     lc.priority = client.priority;
     lc.hedging = lb.hedging;
     lc.deadlineIn(s.lb.timeoutMs);
@@ -765,7 +796,7 @@ class Run {
     const extraMs = this.#remoteRtt.get(host) ?? 0;
     if (extraMs > 0 && req.measured) this.#crossRegionTries++;
     if (req.measured && lc.attempt === 1 && (++this.#regretTries & 7) === 0) this.#regret(this.#lbs[req.region] as RegionLb, server, now);
-    const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, extraMs, epoch: server.epoch, done: false };
+    const a: Attempt = { rif: server.busy + server.queued, req, server, host, startMs: now, contention0: server.contentionAt(now), extraMs, epoch: server.epoch, done: false };
     if (hedge) req.hedge = a;
     else {
       req.primary = a;
@@ -840,7 +871,7 @@ class Run {
     server.account(now);
     server.busy++;
     server.inService.add(a);
-    this.#q.push(now + server.serviceMs(now), { k: EV_COMPLETE, a });
+    this.#q.push(now + server.serviceMs(now, (this.#s.clients[a.req.group] as ClientSpec).work), { k: EV_COMPLETE, a });
   }
 
   #complete(a: Attempt): void {
@@ -851,7 +882,7 @@ class Run {
     server.busy--;
     server.inService.delete(a);
     if (now >= server.measuredFromMs) server.completed++;
-    server.rifLatency.observe(a.rif, now - a.startMs, now, server.antagonistFactor);
+    server.rifLatency.observe(a.rif, now - a.startMs, now, server.slowdownSince(a.contention0, a.startMs, now));
     let next = server.shift();
     while (next !== undefined && next.done && server.dropAbandoned) next = server.shift();
     if (next !== undefined) this.#start(server, next, now);
@@ -1165,6 +1196,8 @@ class Run {
       model_mae_ms: weighted((st) => st.maeMs),
       model_p90_abs_error_ms: weighted((st) => st.p90AbsErrorMs),
       baseline_mae_ms: weighted((st) => st.baselineMaeMs),
+      model_picks: sum((st) => st.modelPicks),
+      baseline_picks: sum((st) => st.baselinePicks),
       switches: this.#switches,
     };
   }

@@ -43,6 +43,7 @@ import type { Priority } from '../core/priority.js';
 import type { OutlierOptions } from '../core/outlier-detector.js';
 import type { RetryBudgetOptions } from '../core/retry-budget.js';
 import type { SlowStartOptions } from '../core/slow-start.js';
+import { requestClass } from '../core/request-class.js';
 import { POLICY_NAMES, type PolicyName } from '../core/types.js';
 import { lognormalSigmaFromP99, type ServiceTime } from './distributions.js';
 
@@ -95,6 +96,10 @@ export interface ClientSpec {
   readonly keys: number;
   /** The class of the group's requests under overload. */
   readonly priority: Priority;
+  /** The request class its requests carry (request-class.ts: from `route`), for the learning policies; none when unset. */
+  readonly requestClass?: number;
+  /** Backend time of one of its requests, as a multiple of the servers' service time. Default 1. */
+  readonly work: number;
 }
 
 export interface HealthCheckSpec {
@@ -124,7 +129,7 @@ export interface LbSpec {
   /** prequal: probes per request, pool, reply age, RIF quantile; the probe's round trip and its cost to the server. */
   readonly prequal?: { readonly probesPerRequest?: number; readonly maxPool?: number; readonly maxAgeMs?: number; readonly rifQuantile?: number; readonly probeRttMs: number; readonly probeCostMs: number };
   /** predictive: candidates per pick and the model's forgetting factor. */
-  readonly predictive?: { readonly candidates?: number; readonly forgetting?: number };
+  readonly predictive?: { readonly candidates?: number; readonly forgetting?: number; readonly requestClass?: boolean };
   /** How long a connection attempt to a black-holed server (partition, region down) waits. Default 1 s. */
   readonly connectTimeoutMs: number;
   /**
@@ -261,6 +266,8 @@ const clientSchema = z.strictObject({
   diurnal: z.strictObject({ period: span().prefault('24h'), amplitude: decimal(0, 1), peak_at: dur().prefault('0s') }).optional(),
   keys: integer(1, 1e9).optional(),
   priority: prioritySchema.default('default'),
+  route: integer(0, 1000).optional(),
+  work: decimal(0, 1000, { exclusiveMin: true }).default(1),
 });
 
 /** The proxy's health check as far as the simulator models it: interval and thresholds. */
@@ -292,7 +299,7 @@ const lbSchema = z.strictObject({
       probe_cost_ms: decimal(0).default(0.05),
     })
     .optional(),
-  predictive: z.strictObject({ candidates: integer(2, 100).optional(), forgetting: decimal(0, 1, { exclusiveMin: true }).optional() }).optional(),
+  predictive: z.strictObject({ candidates: integer(2, 100).optional(), forgetting: decimal(0, 1, { exclusiveMin: true }).optional(), request_class: z.boolean().optional() }).optional(),
   connect_timeout: dur().prefault('1s'),
   cross_region: z.boolean().default(false),
   overprovisioning_factor: decimal(1, 100).optional(),
@@ -558,6 +565,8 @@ function toScenario(doc: ScenarioDoc): Scenario {
       ...(d ? { diurnal: { periodMs: d.period, amplitude: d.amplitude, peakAtMs: d.peak_at } } : {}),
       keys: c.keys ?? 0,
       priority: c.priority,
+      ...(c.route === undefined ? {} : { requestClass: requestClass(c.route, 0) }),
+      work: c.work,
     };
   });
   const regionIndex = (name: string): number => regionNames.indexOf(name);
@@ -667,6 +676,14 @@ function toLb(l: ScenarioDoc['lb']): LbSpec {
       ...(l.prequal?.max_age === undefined ? {} : { maxAgeMs: l.prequal.max_age }),
       ...(l.prequal?.rif_quantile === undefined ? {} : { rifQuantile: l.prequal.rif_quantile }),
     },
-    ...(l.predictive ? { predictive: { ...(l.predictive.candidates === undefined ? {} : { candidates: l.predictive.candidates }), ...(l.predictive.forgetting === undefined ? {} : { forgetting: l.predictive.forgetting }) } } : {}),
+    ...(l.predictive
+      ? {
+          predictive: {
+            ...(l.predictive.candidates === undefined ? {} : { candidates: l.predictive.candidates }),
+            ...(l.predictive.forgetting === undefined ? {} : { forgetting: l.predictive.forgetting }),
+            ...(l.predictive.request_class === undefined ? {} : { requestClass: l.predictive.request_class }),
+          },
+        }
+      : {}),
   };
 }

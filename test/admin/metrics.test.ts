@@ -118,9 +118,19 @@ function exerciseAll(m: ProxyMetrics): void {
   m.modelSwitch('api', '0||', true, 'drift');
   m.setBalancerSource(() => [
     { cluster: 'api', locality: '0||', stats: { poolSize: 5, probeReplies: 10 } },
-    { cluster: 'web', locality: '0||', stats: { fallback: true, maeMs: 3, baselineMaeMs: 9, p90AbsErrorMs: 7, samples: 100 } },
+    { cluster: 'web', locality: '0||', stats: { fallback: true, maeMs: 3, baselineMaeMs: 9, p90AbsErrorMs: 7, samples: 100, modelPicks: 30, baselinePicks: 10 } },
   ]);
 }
+
+describe('ProxyMetrics: predictive', () => {
+  it("exports the share of the model's picks it left to peak EWMA; nothing for a locality with no pick yet", async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    exerciseAll(m);
+    assert.equal(value((await scrape(m)).families, 'meridian_predictive_baseline_pick_ratio', { cluster: 'web', locality: '0||' }), 0.25);
+    m.setBalancerSource(() => [{ cluster: 'web', locality: '0||', stats: { fallback: false, modelPicks: 0, baselinePicks: 0 } }]);
+    assert.equal(family((await scrape(m)).families, 'meridian_predictive_baseline_pick_ratio').metrics.length, 0);
+  });
+});
 
 const OVERLOAD = { limit: 40, inFlight: 12, queued: 3, queueDelayMs: 4, minRttMs: 15, refused: { critical: 0, default: 5, sheddable: 9 } };
 

@@ -3,7 +3,7 @@
 // peak EWMA when Page-Hinkley flags its error (and comes back once it beats it again).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HostState, ManualClock, PageHinkley, PredictiveBalancer, SeededRng, type PredictiveOptions } from '../../src/core/index.js';
+import { HostState, ManualClock, PageHinkley, PredictiveBalancer, requestClass, REQUEST_CLASSES, SeededRng, type PredictiveOptions } from '../../src/core/index.js';
 import { equalEndpoints } from './helpers.js';
 
 function setup(n: number, options: PredictiveOptions = {}) {
@@ -66,6 +66,71 @@ describe('predictive: the model', () => {
       serve(b, clock, hosts[1]!, 20);
     }
     for (let i = 0; i < 20; i++) assert.equal(b.pick({}), hosts[1]);
+  });
+});
+
+describe('predictive: confidence', () => {
+  it('leaves to peak EWMA the picks whose candidates it cannot tell apart, and makes the others', () => {
+    const rng = new SeededRng(4);
+    const alike = setup(2);
+    // Two hosts alike: 10 ms give or take 5, so the model's error (about 2.5 ms) dwarfs their difference.
+    for (let i = 0; i < 200; i++) {
+      serve(alike.b, alike.clock, alike.hosts[0]!, 5 + 10 * rng.next());
+      serve(alike.b, alike.clock, alike.hosts[1]!, 5 + 10 * rng.next());
+    }
+    for (let i = 0; i < 100; i++) alike.b.pick({});
+    assert.deepEqual([alike.b.stats().modelPicks, alike.b.stats().baselinePicks], [0, 100]);
+    const apart = setup(2);
+    for (let i = 0; i < 200; i++) {
+      serve(apart.b, apart.clock, apart.hosts[0]!, 5 + 10 * rng.next());
+      serve(apart.b, apart.clock, apart.hosts[1]!, 35 + 10 * rng.next());
+    }
+    for (let i = 0; i < 100; i++) assert.equal(apart.b.pick({}), apart.hosts[0]);
+    assert.deepEqual([apart.b.stats().modelPicks, apart.b.stats().baselinePicks], [100, 0]);
+  });
+});
+
+describe('predictive: request class', () => {
+  it('classes: route slots times body buckets, route indexes past the last sharing it', () => {
+    assert.equal(REQUEST_CLASSES, 32);
+    assert.deepEqual([requestClass(0, 0), requestClass(0, 100), requestClass(0, 100_000), requestClass(0, 5_000_000), requestClass(0, -1)], [0, 1, 2, 3, 3]);
+    assert.deepEqual([requestClass(1, 0), requestClass(7, 0), requestClass(50, 0)], [4, 28, 28]);
+  });
+
+  /** Light (10 ms) and heavy (100 ms) requests of their own classes, one at a time on alternate hosts, then one of each left in flight. */
+  function twoClasses(options: PredictiveOptions) {
+    const { b, clock, hosts } = setup(2, options);
+    const light = { requestClass: requestClass(0, 0) };
+    const heavy = { requestClass: requestClass(1, 0) };
+    const run = (h: HostState, ctx: { requestClass: number }, ms: number): void => {
+      h.active++;
+      b.onStart(h, ctx);
+      clock.advance(ms);
+      h.active--;
+      h.latency.observe(ms, clock.nowMs());
+      b.onEnd(h, { status: 200, latencyMs: ms });
+    };
+    for (let i = 0; i < 100; i++) {
+      run(hosts[i % 2]!, light, 10);
+      run(hosts[(i + 1) % 2]!, heavy, 100);
+    }
+    // Now host 0 holds a heavy request and host 1 a light one: one request ahead on each.
+    hosts[0]!.active++;
+    b.onStart(hosts[0]!, heavy);
+    hosts[1]!.active++;
+    b.onStart(hosts[1]!, light);
+    return { b, hosts, light };
+  }
+
+  it('counts the work ahead by class: a light request goes behind the light one, not the heavy one', () => {
+    const { b, hosts, light } = twoClasses({});
+    for (let i = 0; i < 20; i++) assert.equal(b.pick(light), hosts[1]);
+  });
+
+  it('without the class feature both hosts have one request ahead: it cannot choose and leaves the pick to peak EWMA', () => {
+    const { b, light } = twoClasses({ requestClass: false });
+    for (let i = 0; i < 20; i++) b.pick(light);
+    assert.equal(b.stats().modelPicks, 0);
   });
 });
 

@@ -138,4 +138,13 @@ describe('RifLatency (the server side of a probe)', () => {
     assert.equal(c.estimate(0, 0), 10);
     assert.equal(c.estimate(0, 0, 3), 30);
   });
+
+  it("does not let a level's first sample pin its long-run average (a server that looked slow once would be shunned)", () => {
+    const r = new RifLatency({ staleTauMs: 100 });
+    r.observe(0, 100, 0); // an unlucky first request
+    for (let i = 1; i <= 20; i++) r.observe(0, 10, i);
+    // Stale, the level reads its long-run value: the mean of the 21 samples, (100 + 200) / 21.
+    // A 1% average started from the first sample would still read 100 - 90 x (1 - 0.99^20) = 83.6.
+    assert.ok(Math.abs(r.estimate(0, 10_000) - 300 / 21) < 1e-9, `${r.estimate(0, 10_000)}`);
+  });
 });

@@ -64,6 +64,33 @@ for (const policy of ['peak_ewma', 'predictive'] as const) describe(`${policy} o
   });
 });
 
+describe('predictive: request class from the proxy', () => {
+  it("passes each request's class (route, body) to the model: GETs on two routes and POSTs with a body are three classes it learns", async () => {
+    const bs = await backends(2);
+    const m = await startMeridian(
+      config({
+        admin: { port: 0 },
+        access_log: { enabled: false },
+        listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ match: { path: { prefix: '/reports' } }, cluster: 'c' }, { cluster: 'c' }] }],
+        clusters: [{ name: 'c', policy: 'predictive', endpoints: bs.map((b) => ({ address: `127.0.0.1:${b.port}`, id: b.name })) }],
+      }),
+    );
+    try {
+      const classes = (): number | undefined => m.meridian.balancerStats().find((b) => b.cluster === 'c')?.stats.requestClasses;
+      // One at a time, so every response comes from a backend with nothing ahead: what a class's service time is learned from.
+      for (let i = 0; i < 20; i++) {
+        await get(m.port, '/');
+        await get(m.port, '/reports');
+      }
+      await until(() => classes() === 2, 5000, 'two classes learned');
+      for (let i = 0; i < 20; i++) await get(m.port, '/', { method: 'POST', body: 'x' });
+      await until(() => classes() === 3, 5000, 'three classes learned');
+    } finally {
+      await closeAll(m, bs);
+    }
+  });
+});
+
 describe('listeners, trusted proxies and the access log', () => {
   const cleanup: { close(): Promise<void> }[] = [];
   after(() => closeAll(cleanup));

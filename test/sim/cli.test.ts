@@ -92,6 +92,21 @@ describe('meridian simulate', () => {
     assert.equal((await run(runSimulate, file, '--policy', 'nope')).code, 2);
   });
 
+  it('--until ends a longer run early, at the same arrivals; one not past the warmup exits 2', async () => {
+    const full = join(dir, 'full.json');
+    const cut = join(dir, 'cut.json');
+    await run(runSimulate, file, '--json', full, '--policy', 'random');
+    assert.equal((await run(runSimulate, file, '--json', cut, '--policy', 'random', '--until', '4s')).code, 0);
+    type Report = { duration_s: number; results: { requests: number; timeseries: { t_s: number; requests: number }[] }[] };
+    const [a, b] = [full, cut].map((f) => JSON.parse(readFileSync(f, 'utf8')) as Report) as [Report, Report];
+    assert.deepEqual([a.duration_s, b.duration_s], [10, 4]);
+    // The same arrivals: the cut run's requests (past the 1 s warmup) are the full run's from 1 s to 4 s.
+    const oneToFour = (a.results[0]?.timeseries ?? []).filter((x) => x.t_s >= 1 && x.t_s < 4).reduce((n, x) => n + x.requests, 0);
+    assert.equal(b.results[0]?.requests, oneToFour);
+    assert.equal((await run(runSimulate, file, '--until', '1s')).code, 2);
+    assert.equal((await run(runSimulate, file, '--until', 'soon')).code, 2);
+  });
+
   it('every example scenario is valid', () => {
     const examples = new URL('../../../examples/scenarios/', import.meta.url);
     const files = readdirSync(examples).filter((f) => f.endsWith('.yaml'));
