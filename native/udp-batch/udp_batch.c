@@ -45,6 +45,7 @@ typedef struct {
   int fd;
   int batch;
   int started;
+  int closed;
   volatile int stopping;
   pthread_t thread;
   napi_threadsafe_function tsfn;
@@ -151,10 +152,19 @@ static void *receive_loop(void *arg) {
   return NULL;
 }
 
-/* On the main thread: one Buffer per batch to the JS callback, (null, 0) when the receiver ended. */
+/*
+ * On the main thread: one Buffer per batch to the JS callback; (null, 0) when the
+ * receiver ended, by then the thread is joined and the socket closed (the port is free).
+ */
 static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  (void)context;
+  receiver_t *r = context;
   batch_t *b = data;
+  if (b == NULL && !r->closed) {
+    pthread_join(r->thread, NULL);
+    r->started = 0;
+    close(r->fd);
+    r->closed = 1;
+  }
   if (env == NULL) {
     free(b);
     return;
@@ -183,7 +193,7 @@ static void finalize_receiver(napi_env env, void *data, void *hint) {
   (void)hint;
   receiver_t *r = data;
   if (r->started) pthread_join(r->thread, NULL);
-  close(r->fd);
+  if (!r->closed) close(r->fd);
   free(r);
 }
 
@@ -302,7 +312,7 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   r->batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : (int)batch;
   napi_value name;
   CHECK(napi_create_string_utf8(env, "udp_batch", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_threadsafe_function(env, argv[2], NULL, name, 4, 1, r, finalize_receiver, NULL, call_js, &r->tsfn) != napi_ok) {
+  if (napi_create_threadsafe_function(env, argv[2], NULL, name, 4, 1, r, finalize_receiver, r, call_js, &r->tsfn) != napi_ok) {
     free(r);
     napi_throw_error(env, NULL, "udp_batch: cannot create the threadsafe function");
     return NULL;
@@ -319,7 +329,7 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* stop(handle): wakes the receive thread (shutdown makes recvmmsg return 0); it calls back (null, 0) and the socket closes. */
+/* stop(handle): wakes the receive thread (shutdown makes recvmmsg return 0); the socket closes, then (null, 0) is called back. */
 static napi_value js_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -394,6 +404,17 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* closeFd(fd): a socket bound but never handed to receive(). */
+static napi_value js_close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  close(fd);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "bind", NULL, js_bind, NULL, NULL, NULL, napi_default, NULL },
@@ -401,6 +422,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "receive", NULL, js_receive, NULL, NULL, NULL, napi_default, NULL },
     { "stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL },
     { "sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL },
+    { "closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_value meta, batch;
   napi_create_uint32(env, META, &meta);

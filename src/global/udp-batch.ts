@@ -1,0 +1,156 @@
+/**
+ * The DNS responder's batched UDP engine: native/udp-batch (recvmmsg on a thread per
+ * socket, sendmmsg, a reuseport group steered by source prefix) and the JS that answers
+ * a whole batch with one Buffer in and one Buffer out. docs/dns-batching.md says why
+ * native code here, what it does, and when Meridian falls back to Node's dgram.
+ */
+import { createRequire } from 'node:module';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+import { formatIp } from '../core/ip.js';
+
+/** The addon's API (native/udp-batch/udp_batch.c has the batch layout). */
+export interface UdpBatchAddon {
+  readonly META: number;
+  readonly MAX_BATCH: number;
+  /** [fd, port]; throws an Error with code EADDRINUSE / EACCES / EUDPBATCH. */
+  bind(address: string, port: number, reusePort: boolean): [number, number];
+  steerByPrefix(fd: number, sockets: number): void;
+  /** The fd belongs to the receiver from here on: stop() closes it, after (null, 0) was delivered. */
+  receive(fd: number, batch: number, onBatch: (buf: Buffer | null, count: number) => void): object;
+  stop(handle: object): void;
+  sendBatch(fd: number, buf: Buffer, count: number): number;
+  /** A socket bound but never handed to receive(). */
+  closeFd(fd: number): void;
+}
+
+/** Where the addon is: MERIDIAN_UDP_BATCH_ADDON, else what npm run build made (dist/native). */
+export function udpBatchPath(): string {
+  return process.env['MERIDIAN_UDP_BATCH_ADDON'] ?? fileURLToPath(new URL('../../native/udp_batch.node', import.meta.url));
+}
+
+export type UdpBatchLoad = { readonly addon: UdpBatchAddon } | { readonly reason: string };
+
+const loaded = new Map<string, UdpBatchLoad>();
+
+/** The addon, or why it cannot be used here (loaded once per path). */
+export function loadUdpBatch(path: string = udpBatchPath()): UdpBatchLoad {
+  let r = loaded.get(path);
+  if (r === undefined) {
+    if (process.platform !== 'linux') r = { reason: `recvmmsg and reuseport steering are Linux's; this is ${process.platform}` };
+    else {
+      try {
+        r = { addon: createRequire(import.meta.url)(path) as UdpBatchAddon };
+      } catch (e) {
+        r = { reason: `${path} did not load (${(e as Error).message.split('\n')[0]}); npm run build makes it when a C compiler is present` };
+      }
+    }
+    loaded.set(path, r);
+  }
+  return r;
+}
+
+/**
+ * Which socket of a prefix-steered group of `sockets` a source address lands on: the
+ * twin of the BPF program in udp_batch.c (/24 for IPv4, /56 for IPv6), for tests and
+ * for operators reading which prefixes share a queue.
+ */
+export function socketForSource(bytes: Uint8Array, sockets: number): number {
+  const word = (i: number): number => (((bytes[i] as number) << 24) | ((bytes[i + 1] as number) << 16) | ((bytes[i + 2] as number) << 8) | (bytes[i + 3] as number)) >>> 0;
+  const x = bytes.length === 4 ? word(0) >>> 8 : (Math.imul(word(0), 0x01000193) ^ (word(4) >>> 8)) >>> 0;
+  return ((Math.imul(x, 0x9e3779b1) >>> 0) >>> 16) % sockets;
+}
+
+/** Answers one datagram from `remoteAddress`: the bytes to send back (undefined = nothing). */
+export type DatagramHandler = (msg: Buffer, remoteAddress: string) => Buffer | undefined;
+
+/**
+ * Several reuseport sockets on one port, each read by the addon's thread, answered here.
+ * Per batch: one Buffer in (the addon's), one reused Buffer out, one sendmmsg; per
+ * datagram, the message view and whatever the handler allocates.
+ */
+export class BatchUdpSockets {
+  readonly #addon: UdpBatchAddon;
+  readonly #handler: DatagramHandler;
+  readonly #fds: number[] = [];
+  readonly #receivers: object[] = [];
+  readonly #ended: Promise<void>[] = [];
+  readonly #out: Buffer;
+  #lastKey = -1;
+  #lastRemote = '';
+
+  constructor(addon: UdpBatchAddon, handler: DatagramHandler) {
+    this.#addon = addon;
+    this.#handler = handler;
+    this.#out = Buffer.alloc(addon.MAX_BATCH * addon.META + addon.MAX_BATCH * 4096);
+  }
+
+  /** Bind one socket on `port` (0 = a free one); returns the port. */
+  bind(address: string, port: number, reusePort: boolean): number {
+    const [fd, bound] = this.#addon.bind(address, port, reusePort);
+    this.#fds.push(fd);
+    return bound;
+  }
+
+  get sockets(): number {
+    return this.#fds.length;
+  }
+
+  /** Steer the group by source prefix (with more than one socket), then start reading. */
+  start(): void {
+    if (this.#fds.length > 1) this.#addon.steerByPrefix(this.#fds[0] as number, this.#fds.length);
+    for (const fd of this.#fds) {
+      let ended!: () => void;
+      this.#ended.push(new Promise<void>((r) => (ended = r)));
+      this.#receivers.push(
+        this.#addon.receive(fd, this.#addon.MAX_BATCH, (buf, count) => {
+          if (buf === null) ended();
+          else this.#answer(fd, buf, count);
+        }),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.#receivers) this.#addon.stop(r);
+    // Bound but never started: no receiver owns them yet (a started one closes its own).
+    if (this.#receivers.length === 0) for (const fd of this.#fds) this.#addon.closeFd(fd);
+    await Promise.all(this.#ended);
+  }
+
+  #answer(fd: number, buf: Buffer, count: number): void {
+    const meta = this.#addon.META;
+    const out = this.#out;
+    let n = 0;
+    let at = this.#addon.MAX_BATCH * meta;
+    for (let i = 0; i < count; i++) {
+      const m = i * meta;
+      const offset = buf.readUInt32LE(m);
+      const response = this.#handler(buf.subarray(offset, offset + buf.readUInt16LE(m + 4)), this.#remote(buf, m));
+      if (response === undefined) continue;
+      if (at + response.length > out.length) continue;
+      const o = n * meta;
+      out.writeUInt32LE(at, o);
+      out.writeUInt16LE(response.length, o + 4);
+      buf.copy(out, o + 6, m + 6, m + meta);
+      response.copy(out, at);
+      at += response.length;
+      n++;
+    }
+    if (n > 0) this.#addon.sendBatch(fd, out, n);
+  }
+
+  /** The source address as dgram's rinfo.address would say it (kept while it repeats, as it does under load). */
+  #remote(buf: Buffer, m: number): string {
+    if (buf[m + 8] === 4) {
+      const key = buf.readUInt32BE(m + 16);
+      if (key !== this.#lastKey) {
+        this.#lastKey = key;
+        this.#lastRemote = `${buf[m + 16]}.${buf[m + 17]}.${buf[m + 18]}.${buf[m + 19]}`;
+      }
+      return this.#lastRemote;
+    }
+    this.#lastKey = -1;
+    return formatIp({ family: 6, bytes: buf.subarray(m + 16, m + 32) });
+  }
+}
