@@ -11,7 +11,7 @@ import { parseCidr, parseIp } from '../core/ip.js';
 import { STEERING_POLICIES } from '../core/steering.js';
 import { describeValue, didYouMean } from './describe.js';
 import { formatDuration } from './duration.js';
-import { loadUdpBatch } from '../global/udp-batch.js';
+import { loadUdpBatch } from '../shared/udp-batch-addon.js';
 import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, healthThresholds, integer, name, percentString } from './fields.js';
 
 // ---- field types -----------------------------------------------------------------

@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
 import type { RateLimitAction } from '../core/response-rate-limiter.js';
 import type { DnsOutcome, QueryContext } from './dns-responder.js';
 import { truncatedCopy } from './dns-wire.js';
-import { BatchUdpSockets, type UdpBatchAddon } from './udp-batch.js';
+import { BatchUdpSockets } from './udp-batch.js';
+import type { UdpBatchAddon } from '../shared/udp-batch-addon.js';
 
 export interface DnsServerOptions {
   readonly address: string;
@@ -142,6 +143,11 @@ export class DnsServer {
   /** UDP sockets bound (dns.udp_sockets once listening). */
   get udpSockets(): number {
     return this.#batch?.sockets ?? this.#udp.length;
+  }
+
+  /** Datagrams each UDP socket read (the batch engine; empty with dgram). */
+  get udpReceived(): readonly number[] {
+    return this.#batch?.received ?? [];
   }
 
   /** What reads UDP: the native batch engine or Node's dgram. */

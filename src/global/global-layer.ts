@@ -25,7 +25,7 @@ import type { GlobalConfig, HostnameConfig, RegionConfig } from '../config/globa
 import { type DnsOutcome, DnsResponder, type QueryContext, type SteeredAnswer } from './dns-responder.js';
 import { DnsMetrics } from './dns-metrics.js';
 import { DnsServer } from './dns-server.js';
-import { loadUdpBatch, type UdpBatchAddon } from './udp-batch.js';
+import { loadUdpBatch, type UdpBatchAddon } from '../shared/udp-batch-addon.js';
 import { MmdbLocator } from './mmdb.js';
 import { causeOf, type ReportError } from '../admin/error-reporter.js';
 import { type ProbeResult, RegionProber } from './region-prober.js';

@@ -4,51 +4,8 @@
  * a whole batch with one Buffer in and one Buffer out. docs/dns-batching.md says why
  * native code here, what it does, and when Meridian falls back to Node's dgram.
  */
-import { createRequire } from 'node:module';
-import process from 'node:process';
-import { fileURLToPath } from 'node:url';
 import { formatIp } from '../core/ip.js';
-
-/** The addon's API (native/udp-batch/udp_batch.c has the batch layout). */
-export interface UdpBatchAddon {
-  readonly META: number;
-  readonly MAX_BATCH: number;
-  /** [fd, port]; throws an Error with code EADDRINUSE / EACCES / EUDPBATCH. */
-  bind(address: string, port: number, reusePort: boolean): [number, number];
-  steerByPrefix(fd: number, sockets: number): void;
-  /** The fd belongs to the receiver from here on: stop() closes it, after (null, 0) was delivered. */
-  receive(fd: number, batch: number, onBatch: (buf: Buffer | null, count: number) => void): object;
-  stop(handle: object): void;
-  sendBatch(fd: number, buf: Buffer, count: number): number;
-  /** A socket bound but never handed to receive(). */
-  closeFd(fd: number): void;
-}
-
-/** Where the addon is: MERIDIAN_UDP_BATCH_ADDON, else what npm run build made (dist/native). */
-export function udpBatchPath(): string {
-  return process.env['MERIDIAN_UDP_BATCH_ADDON'] ?? fileURLToPath(new URL('../../native/udp_batch.node', import.meta.url));
-}
-
-export type UdpBatchLoad = { readonly addon: UdpBatchAddon } | { readonly reason: string };
-
-const loaded = new Map<string, UdpBatchLoad>();
-
-/** The addon, or why it cannot be used here (loaded once per path). */
-export function loadUdpBatch(path: string = udpBatchPath()): UdpBatchLoad {
-  let r = loaded.get(path);
-  if (r === undefined) {
-    if (process.platform !== 'linux') r = { reason: `recvmmsg and reuseport steering are Linux's; this is ${process.platform}` };
-    else {
-      try {
-        r = { addon: createRequire(import.meta.url)(path) as UdpBatchAddon };
-      } catch (e) {
-        r = { reason: `${path} did not load (${(e as Error).message.split('\n')[0]}); npm run build makes it when a C compiler is present` };
-      }
-    }
-    loaded.set(path, r);
-  }
-  return r;
-}
+import type { UdpBatchAddon } from '../shared/udp-batch-addon.js';
 
 /**
  * Which socket of a prefix-steered group of `sockets` a source address lands on: the
@@ -76,6 +33,8 @@ export class BatchUdpSockets {
   readonly #receivers: object[] = [];
   readonly #ended: Promise<void>[] = [];
   readonly #out: Buffer;
+  /** Datagrams read per socket, in the group's order (the order the BPF program's index picks). */
+  readonly #received: number[] = [];
   #lastKey = -1;
   #lastRemote = '';
 
@@ -89,6 +48,7 @@ export class BatchUdpSockets {
   bind(address: string, port: number, reusePort: boolean): number {
     const [fd, bound] = this.#addon.bind(address, port, reusePort);
     this.#fds.push(fd);
+    this.#received.push(0);
     return bound;
   }
 
@@ -96,16 +56,24 @@ export class BatchUdpSockets {
     return this.#fds.length;
   }
 
+  /** Datagrams read so far by each socket. */
+  get received(): readonly number[] {
+    return this.#received;
+  }
+
   /** Steer the group by source prefix (with more than one socket), then start reading. */
   start(): void {
     if (this.#fds.length > 1) this.#addon.steerByPrefix(this.#fds[0] as number, this.#fds.length);
-    for (const fd of this.#fds) {
+    for (const [index, fd] of this.#fds.entries()) {
       let ended!: () => void;
       this.#ended.push(new Promise<void>((r) => (ended = r)));
       this.#receivers.push(
         this.#addon.receive(fd, this.#addon.MAX_BATCH, (buf, count) => {
           if (buf === null) ended();
-          else this.#answer(fd, buf, count);
+          else {
+            (this.#received[index] as number) += count;
+            this.#answer(fd, buf, count);
+          }
         }),
       );
     }
