@@ -14,8 +14,8 @@
  * addresses, `udp_threads => 1`. A bare Node dgram server echoing each query back as its
  * own answer is the ceiling for any responder on Node's dgram (one sendto per answer;
  * gdnsd batches with sendmmsg). Each Node given (this one, and every `--node`) gets its
- * Meridian and echo rows, and where it has dgram reusePort a Meridian row with
- * `udp_sockets` sockets. dnsperf loads each in turn, round after round, so machine noise
+ * Meridian (dgram), Meridian batch (the native engine, docs/dns-batching.md) and echo
+ * rows, and where it has dgram reusePort a Meridian dgram row with `udp_sockets` sockets. dnsperf loads each in turn, round after round, so machine noise
  * spreads over all of them; each reports its median.
  *
  * Then flood passes: Meridian with `dns.rrl` on, open-loop senders flooding from
@@ -24,8 +24,9 @@
  * several source ports, as a resolver randomizing its ports does; the share of its
  * queries answered is what RRL and the sockets are for. Two floods: from a few flows
  * (one source port per sender) and from many (each sender rotating over 64 ports, as a
- * spoofed flood's random ports do); each on one socket and, with reusePort, on
- * `udp_sockets`, `--flood-runs` times round after round. The flood rate reached is
+ * spoofed flood's random ports do); each on dgram's one socket and, with reusePort, on
+ * `udp_sockets`, and on the batch engine's `udp_sockets` (steered by source /24),
+ * `--flood-runs` times round after round. The flood rate reached is
  * printed as a multiple of Meridian's measured capacity: on a small machine the senders
  * share the CPUs with the server, which bounds it.
  *
@@ -38,6 +39,7 @@ import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadUdpBatch } from '../src/shared/udp-batch-addon.js';
 import { parseArgs } from 'node:util';
 import { decode, encode } from 'dns-packet';
 import { freePorts, ProcessGroup, sleep, type Proc } from './proxy/procs.js';
@@ -140,7 +142,10 @@ function findExecutable(name: string): string | undefined {
 
 // ---- configs -------------------------------------------------------------------------
 
-function meridianYaml(port: number, rrl: boolean, udpSockets: number): string {
+/** dns.udp_engine of a Meridian row: Node's dgram, or the native batch engine (recvmmsg/sendmmsg, prefix steering). */
+type Engine = 'dgram' | 'batch';
+
+function meridianYaml(port: number, rrl: boolean, udpSockets: number, engine: Engine): string {
   return `node: { name: dns-bench }
 access_log: { enabled: false }
 admin: { address: 127.0.0.1, port: 0 }
@@ -149,6 +154,7 @@ global:
     address: 127.0.0.1
     port: ${port}
     udp_sockets: ${udpSockets}
+    udp_engine: ${engine}
     zone: meridian.test
     ttl: 30s
     ns: [ns1.meridian.test]
@@ -403,6 +409,9 @@ async function main(): Promise<number> {
     writeFileSync(queries, 'www.meridian.test A\n');
     writeFileSync(path.join(dir, 'echo.mjs'), ECHO_JS);
     const sockets = o.udpSockets;
+    const batchLoad = loadUdpBatch();
+    const batch = 'addon' in batchLoad;
+    if (!batch) process.stderr.write(`dns.bench: no batch-engine rows: ${batchLoad.reason}\n`);
 
     // ---- throughput: every target up at once, loaded in turn ----
     const [gPort] = (await freePorts(1)) as [number];
@@ -412,11 +421,17 @@ async function main(): Promise<number> {
     for (const n of nodes) {
       const [mPort, sPort, ePort] = (await freePorts(3)) as [number, number, number];
       const yaml = path.join(dir, `meridian-${n.label}.yaml`);
-      writeFileSync(yaml, meridianYaml(mPort, false, 1));
+      writeFileSync(yaml, meridianYaml(mPort, false, 1, 'dgram'));
       started.push({ target: { name: `meridian ${n.label}`, port: mPort, kind: 'meridian', node: n }, proc: group.spawn(`meridian-${n.label}`, n.path, [meridianBin, 'start', '-c', yaml]) });
+      if (batch) {
+        const [bPort] = (await freePorts(1)) as [number];
+        const yamlB = path.join(dir, `meridian-${n.label}-batch.yaml`);
+        writeFileSync(yamlB, meridianYaml(bPort, false, 1, 'batch'));
+        started.push({ target: { name: `meridian ${n.label} batch`, port: bPort, kind: 'meridian', node: n }, proc: group.spawn(`meridian-${n.label}-batch`, n.path, [meridianBin, 'start', '-c', yamlB]) });
+      }
       if (n.reusePort && sockets > 1) {
         const yamlS = path.join(dir, `meridian-${n.label}-sockets.yaml`);
-        writeFileSync(yamlS, meridianYaml(sPort, false, sockets));
+        writeFileSync(yamlS, meridianYaml(sPort, false, sockets, 'dgram'));
         started.push({ target: { name: `meridian ${n.label} x${sockets}`, port: sPort, kind: 'meridian-sockets', node: n }, proc: group.spawn(`meridian-${n.label}-x${sockets}`, n.path, [meridianBin, 'start', '-c', yamlS]) });
       }
       started.push({ target: { name: `echo ${n.label}`, port: ePort, kind: 'echo', node: n }, proc: group.spawn(`echo-${n.label}`, n.path, [path.join(dir, 'echo.mjs'), String(ePort)]) });
@@ -448,14 +463,17 @@ async function main(): Promise<number> {
     if (o.flood > 0) {
       const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
       writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
-      const configs: { node: NodeBin; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
+      const configs: { node: NodeBin; engine: Engine; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
       for (const n of nodes) {
-        const capacity = byName.get(`meridian ${n.label}`)?.qps ?? 1;
-        for (const count of n.reusePort && sockets > 1 ? [1, sockets] : [1]) {
+        // dgram on one socket and (with reusePort) on `sockets`; the batch engine on `sockets`, steered by source /24.
+        const setups: [Engine, number][] = [...(n.reusePort && sockets > 1 ? [1, sockets] : [1]).map((c): [Engine, number] => ['dgram', c]), ...(batch && sockets > 1 ? [['batch', sockets] as [Engine, number]] : [])];
+        for (const [engine, count] of setups) {
           for (const flows of [1, MANY_FLOWS]) {
-            const name = `meridian ${n.label} x${count} socket${count > 1 ? 's' : ''}, flood of ${o.flooders * flows} flow${o.flooders * flows > 1 ? 's' : ''}`;
+            const name = `meridian ${n.label} ${engine} x${count} socket${count > 1 ? 's' : ''}, flood of ${o.flooders * flows} flow${o.flooders * flows > 1 ? 's' : ''}`;
             const result: FloodResult = { name, passes: [], floodQps: 0, overCapacity: 0, answeredPct: 0, answeredMinPct: 0, answeredMaxPct: 0 };
-            configs.push({ node: n, count, flows, result, capacity });
+            // The multiple of capacity is the same engine's, one socket, measured above.
+            const capacity = byName.get(`meridian ${n.label}${engine === 'batch' ? ' batch' : ''}`)?.qps ?? 1;
+            configs.push({ node: n, engine, count, flows, result, capacity });
             floods.push(result);
           }
         }
@@ -464,9 +482,9 @@ async function main(): Promise<number> {
       for (let run = 1; run <= o.floodRuns; run++) {
         for (const c of configs) {
           const [rPort] = (await freePorts(1)) as [number];
-          const yaml = path.join(dir, `meridian-rrl-${c.node.label}-${c.count}.yaml`);
-          writeFileSync(yaml, meridianYaml(rPort, true, c.count));
-          const rrl = group.spawn(`meridian-rrl-${c.node.label}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
+          const yaml = path.join(dir, `meridian-rrl-${c.node.label}-${c.engine}-${c.count}.yaml`);
+          writeFileSync(yaml, meridianYaml(rPort, true, c.count, c.engine));
+          const rrl = group.spawn(`meridian-rrl-${c.node.label}-${c.engine}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
           await waitDns(rPort, rrl);
           const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood), String(c.flows)]));
           // The legitimate client starts once the flood is on and stops before it ends.
@@ -496,9 +514,12 @@ async function main(): Promise<number> {
       const m = byName.get(`meridian ${n.label}`)!;
       const e = byName.get(`echo ${n.label}`)!;
       const ms = byName.get(`meridian ${n.label} x${sockets}`);
+      const mb = byName.get(`meridian ${n.label} batch`);
       return {
         node: n.version,
         meridianOverGdnsdQps: m.qps / g.qps,
+        batchOverGdnsdQps: mb === undefined ? undefined : mb.qps / g.qps,
+        batchAvgLatencyMs: mb?.avgLatencyMs,
         meridianSocketsOverGdnsdQps: ms === undefined ? undefined : ms.qps / g.qps,
         echoOverGdnsdQps: e.qps / g.qps,
         meridianOverEchoQps: m.qps / e.qps,
@@ -529,6 +550,7 @@ async function main(): Promise<number> {
       lines.push(
         `${n.label} meridian / gdnsd queries/s:${' '.repeat(Math.max(1, 10 - n.label.length))}${r.meridianOverGdnsdQps.toFixed(2)}x (avg latency ${r.meridianAvgLatencyMs.toFixed(3)} ms vs ${g.avgLatencyMs.toFixed(3)} ms)` +
           (r.meridianSocketsOverGdnsdQps === undefined ? '' : `; x${sockets} sockets ${r.meridianSocketsOverGdnsdQps.toFixed(2)}x`),
+        ...(r.batchOverGdnsdQps === undefined ? [] : [`${n.label} meridian batch / gdnsd queries/s:${' '.repeat(Math.max(1, 4 - n.label.length))}${r.batchOverGdnsdQps.toFixed(2)}x (avg latency ${(r.batchAvgLatencyMs ?? 0).toFixed(3)} ms)`]),
         `${n.label} meridian / echo queries/s:${' '.repeat(Math.max(1, 11 - n.label.length))}${r.meridianOverEchoQps.toFixed(2)}x (the Node dgram ceiling is ${r.echoOverGdnsdQps.toFixed(2)}x gdnsd)`,
       );
     }

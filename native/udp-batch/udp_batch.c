@@ -38,8 +38,12 @@
 
 #define META 32
 #define MAX_BATCH 64
-/* Bigger datagrams are cut by the kernel (MSG_TRUNC) and dropped here: no DNS query is this long. */
-#define SLOT 4096
+/*
+ * Room for any UDP datagram, so nothing dgram would deliver is cut here. Address space
+ * only: the block is mmap'd by malloc and a page is touched only when a datagram that
+ * long arrives, so each socket's receive thread holds about MAX_BATCH pages in practice.
+ */
+#define SLOT 65536
 
 typedef struct {
   int fd;
@@ -49,7 +53,7 @@ typedef struct {
   volatile int stopping;
   pthread_t thread;
   napi_threadsafe_function tsfn;
-  uint8_t slots[MAX_BATCH][SLOT];
+  uint8_t *slots;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   struct sockaddr_in6 from[MAX_BATCH];
@@ -102,7 +106,7 @@ static void write_meta(uint8_t *m, uint32_t offset, uint16_t len, const struct s
 static void *receive_loop(void *arg) {
   receiver_t *r = arg;
   for (int i = 0; i < r->batch; i++) {
-    r->iov[i].iov_base = r->slots[i];
+    r->iov[i].iov_base = r->slots + (size_t)i * SLOT;
     r->iov[i].iov_len = SLOT;
   }
   while (!r->stopping) {
@@ -137,7 +141,7 @@ static void *receive_loop(void *arg) {
       if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
       uint32_t len = r->msgs[i].msg_len;
       write_meta(b->bytes + k * META, at, (uint16_t)len, &r->from[i]);
-      memcpy(b->bytes + at, r->slots[i], len);
+      memcpy(b->bytes + at, r->slots + (size_t)i * SLOT, len);
       at += len;
       k++;
     }
@@ -194,6 +198,7 @@ static void finalize_receiver(napi_env env, void *data, void *hint) {
   receiver_t *r = data;
   if (r->started) pthread_join(r->thread, NULL);
   if (!r->closed) close(r->fd);
+  free(r->slots);
   free(r);
 }
 
@@ -308,6 +313,11 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_uint32(env, argv[1], &batch));
   receiver_t *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_errno(env, "udp_batch", ENOMEM);
+  r->slots = malloc((size_t)MAX_BATCH * SLOT);
+  if (r->slots == NULL) {
+    free(r);
+    return throw_errno(env, "udp_batch", ENOMEM);
+  }
   r->fd = fd;
   r->batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : (int)batch;
   napi_value name;
