@@ -32,7 +32,7 @@ try {
   process.exit(0);
 }
 mkdirSync(dirname(out), { recursive: true });
-const r = spawnSync(cc, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${headers}`, '-o', out, source, '-lpthread'], { stdio: 'inherit' });
+const r = spawnSync(cc, ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${headers}`, '-o', out, source], { stdio: 'inherit' });
 if (r.status !== 0) {
   // A compiler that fails on this source is a defect to see, not a reason to fall back quietly.
   process.stderr.write(`native udp-batch: ${cc} failed (above)\n`);

@@ -4,9 +4,11 @@
  *
  * Node's dgram makes one recvmsg, one JS callback and one sendto per datagram, and that
  * per-packet cost is the responder's ceiling (a bare dgram echo reaches 0.5x gdnsd).
- * Here a thread per socket blocks in recvmmsg and hands the main thread whole batches
- * (one Buffer each) through a threadsafe function; JS answers a batch and sends it with
- * one sendmmsg. Mechanism only: what to answer, and whom to limit, stays in TypeScript.
+ * Here each socket is watched by the main thread's event loop (a uv_poll handle, as
+ * dgram's own sockets are); when it is readable, one recvmmsg takes up to a batch, JS
+ * gets it as one Buffer, answers it and sends the answers with one sendmmsg. No extra
+ * thread: on a 2-core machine a hand-off between threads cost more than it saved.
+ * Mechanism only: what to answer, and whom to limit, stays in TypeScript.
  *
  * A batch as JS sees it, one Buffer: `count` records of META bytes, then the datagrams.
  *   record i: u32 offset of its bytes in the Buffer, u16 length, u16 port,
@@ -20,7 +22,6 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,30 +42,45 @@
 /*
  * Room for any UDP datagram, so nothing dgram would deliver is cut here. Address space
  * only: the block is mmap'd by malloc and a page is touched only when a datagram that
- * long arrives, so each socket's receive thread holds about MAX_BATCH pages in practice.
+ * long arrives, so each socket holds about MAX_BATCH pages in practice.
  */
 #define SLOT 65536
+
+/*
+ * The few libuv calls used, declared here: node-api-headers has no uv.h, and these are
+ * libuv 1.x's stable ABI, exported by every node binary. The handle's size is asked of
+ * libuv at run time (uv_handle_size), and its first field is `void *data` in every 1.x.
+ */
+typedef struct uv_poll_s uv_poll_t;
+typedef struct uv_handle_s uv_handle_t;
+typedef void (*uv_poll_cb)(uv_poll_t *handle, int status, int events);
+typedef void (*uv_close_cb)(uv_handle_t *handle);
+extern size_t uv_handle_size(int type);
+extern int uv_poll_init(struct uv_loop_s *loop, uv_poll_t *handle, int fd);
+extern int uv_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb);
+extern int uv_poll_stop(uv_poll_t *handle);
+extern void uv_close(uv_handle_t *handle, uv_close_cb close_cb);
+#define UV_POLL_HANDLE 8
+#define UV_READABLE_EVENT 1
+
+/* Batches up to this many bytes (records and datagrams) go through one Buffer kept per socket. */
+#define KEPT_BUFFER (MAX_BATCH * (META + 4096))
 
 typedef struct {
   int fd;
   int batch;
-  int started;
-  int closed;
-  volatile int stopping;
-  pthread_t thread;
-  napi_threadsafe_function tsfn;
+  int stopped;
+  napi_env env;
+  uv_poll_t *poll;
+  napi_ref callback;
+  napi_ref kept;
+  uint8_t *kept_data;
+  napi_async_context async;
   uint8_t *slots;
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   struct sockaddr_in6 from[MAX_BATCH];
 } receiver_t;
-
-/* What the receive thread hands over: a block laid out as the JS batch; NULL = the thread ended. */
-typedef struct {
-  uint32_t count;
-  uint32_t size;
-  uint8_t bytes[];
-} batch_t;
 
 #define CHECK(call)                                            \
   do {                                                         \
@@ -103,102 +119,71 @@ static void write_meta(uint8_t *m, uint32_t offset, uint16_t len, const struct s
   }
 }
 
-static void *receive_loop(void *arg) {
-  receiver_t *r = arg;
-  for (int i = 0; i < r->batch; i++) {
-    r->iov[i].iov_base = r->slots + (size_t)i * SLOT;
-    r->iov[i].iov_len = SLOT;
-  }
-  while (!r->stopping) {
-    for (int i = 0; i < r->batch; i++) {
-      memset(&r->msgs[i].msg_hdr, 0, sizeof r->msgs[i].msg_hdr);
-      r->msgs[i].msg_hdr.msg_name = &r->from[i];
-      r->msgs[i].msg_hdr.msg_namelen = sizeof r->from[i];
-      r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
-      r->msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    int n = recvmmsg(r->fd, r->msgs, r->batch, MSG_WAITFORONE, NULL);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == ENOMEM || errno == ENOBUFS || errno == ECONNREFUSED) continue;
-      break;
-    }
-    /* 0: the socket was shut down (close); a datagram of length 0 still counts as one. */
-    if (n == 0 || r->stopping) break;
-    uint32_t kept = 0, bytes = 0;
-    for (int i = 0; i < n; i++) {
-      if (!(r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-        kept++;
-        bytes += r->msgs[i].msg_len;
-      }
-    }
-    if (kept == 0) continue;
-    batch_t *b = malloc(sizeof(batch_t) + kept * META + bytes);
-    if (b == NULL) continue;
-    b->count = kept;
-    b->size = kept * META + bytes;
-    uint32_t at = kept * META, k = 0;
-    for (int i = 0; i < n; i++) {
-      if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
-      uint32_t len = r->msgs[i].msg_len;
-      write_meta(b->bytes + k * META, at, (uint16_t)len, &r->from[i]);
-      memcpy(b->bytes + at, r->slots + (size_t)i * SLOT, len);
-      at += len;
-      k++;
-    }
-    /* Blocks while JS is a few batches behind: the kernel's queue (this socket's alone) takes the overflow. */
-    if (napi_call_threadsafe_function(r->tsfn, b, napi_tsfn_blocking) != napi_ok) {
-      free(b);
-      break;
-    }
-  }
-  napi_call_threadsafe_function(r->tsfn, NULL, napi_tsfn_blocking);
-  napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
-  return NULL;
-}
-
 /*
- * On the main thread: one Buffer per batch to the JS callback; (null, 0) when the
- * receiver ended, by then the thread is joined and the socket closed (the port is free).
+ * The socket is readable (libuv's epoll, on the main thread): one recvmmsg of up to a
+ * batch, handed to JS as one Buffer. One batch per socket per turn of the event loop:
+ * a flooded socket gets no more turns than the others, and its excess stays (and is
+ * dropped) in its own kernel queue.
  */
-static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  receiver_t *r = context;
-  batch_t *b = data;
-  if (b == NULL && !r->closed) {
-    pthread_join(r->thread, NULL);
-    r->started = 0;
-    close(r->fd);
-    r->closed = 1;
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  receiver_t *r = *(receiver_t **)handle;
+  if (status < 0 || r->stopped) return;
+  for (int i = 0; i < r->batch; i++) {
+    memset(&r->msgs[i].msg_hdr, 0, sizeof r->msgs[i].msg_hdr);
+    r->msgs[i].msg_hdr.msg_name = &r->from[i];
+    r->msgs[i].msg_hdr.msg_namelen = sizeof r->from[i];
+    r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
+    r->msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  if (env == NULL) {
-    free(b);
+  int n = recvmmsg(r->fd, r->msgs, r->batch, MSG_DONTWAIT, NULL);
+  if (n <= 0) return;
+  uint32_t kept = 0, bytes = 0;
+  for (int i = 0; i < n; i++) {
+    if (!(r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+      kept++;
+      bytes += r->msgs[i].msg_len;
+    }
+  }
+  if (kept == 0) return;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  size_t size = (size_t)kept * META + bytes;
+  napi_value argv[2], cb, global, result;
+  uint8_t *data;
+  if (size <= KEPT_BUFFER) {
+    napi_get_reference_value(env, r->kept, &argv[0]);
+    data = r->kept_data;
+  } else if (napi_create_buffer(env, size, (void **)&data, &argv[0]) != napi_ok) {
+    napi_close_handle_scope(env, scope);
     return;
   }
-  napi_value argv[2], undefined, result;
-  napi_get_undefined(env, &undefined);
-  if (b == NULL) {
-    napi_get_null(env, &argv[0]);
-    napi_create_uint32(env, 0, &argv[1]);
-  } else {
-    void *copy;
-    napi_create_buffer_copy(env, b->size, b->bytes, &copy, &argv[0]);
-    napi_create_uint32(env, b->count, &argv[1]);
-    free(b);
+  uint32_t at = kept * META, k = 0;
+  for (int i = 0; i < n; i++) {
+    if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+    uint32_t len = r->msgs[i].msg_len;
+    write_meta(data + k * META, at, (uint16_t)len, &r->from[i]);
+    memcpy(data + at, r->slots + (size_t)i * SLOT, len);
+    at += len;
+    k++;
   }
-  if (napi_call_function(env, undefined, cb, 2, argv, &result) == napi_pending_exception) {
+  napi_create_uint32(env, kept, &argv[1]);
+  napi_get_reference_value(env, r->callback, &cb);
+  napi_get_global(env, &global);
+  if (napi_make_callback(env, r->async, global, cb, 2, argv, &result) == napi_pending_exception) {
     /* The JS side promises not to throw; if it does, report it as Node reports an uncaught error. */
     napi_value e;
     napi_get_and_clear_last_exception(env, &e);
     napi_fatal_exception(env, e);
   }
+  napi_close_handle_scope(env, scope);
 }
 
-static void finalize_receiver(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  receiver_t *r = data;
-  if (r->started) pthread_join(r->thread, NULL);
-  if (!r->closed) close(r->fd);
+static void free_receiver(uv_handle_t *handle) {
+  receiver_t *r = *(receiver_t **)handle;
   free(r->slots);
+  free(r->poll);
   free(r);
 }
 
@@ -302,7 +287,11 @@ static napi_value js_steer_by_prefix(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* receive(fd, batch, onBatch(buf | null, count)): starts the receive thread; returns a handle for stop(). */
+/*
+ * receive(fd, batch, onBatch(buf, count)): read the socket on the main thread's event
+ * loop from now on; returns a handle for stop(). `buf` is valid during the call only
+ * (the next batch reuses it).
+ */
 static napi_value js_receive(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -311,43 +300,60 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   uint32_t batch;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   CHECK(napi_get_value_uint32(env, argv[1], &batch));
+  struct uv_loop_s *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
   receiver_t *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_errno(env, "udp_batch", ENOMEM);
   r->slots = malloc((size_t)MAX_BATCH * SLOT);
-  if (r->slots == NULL) {
+  r->poll = calloc(1, uv_handle_size(UV_POLL_HANDLE));
+  if (r->slots == NULL || r->poll == NULL) {
+    free(r->slots);
+    free(r->poll);
     free(r);
     return throw_errno(env, "udp_batch", ENOMEM);
   }
   r->fd = fd;
+  r->env = env;
   r->batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : (int)batch;
-  napi_value name;
+  for (int i = 0; i < r->batch; i++) {
+    r->iov[i].iov_base = r->slots + (size_t)i * SLOT;
+    r->iov[i].iov_len = SLOT;
+  }
+  napi_value kept, name;
+  CHECK(napi_create_buffer(env, KEPT_BUFFER, (void **)&r->kept_data, &kept));
+  CHECK(napi_create_reference(env, kept, 1, &r->kept));
+  CHECK(napi_create_reference(env, argv[2], 1, &r->callback));
   CHECK(napi_create_string_utf8(env, "udp_batch", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_threadsafe_function(env, argv[2], NULL, name, 4, 1, r, finalize_receiver, r, call_js, &r->tsfn) != napi_ok) {
-    free(r);
-    napi_throw_error(env, NULL, "udp_batch: cannot create the threadsafe function");
+  CHECK(napi_async_init(env, NULL, name, &r->async));
+  int e = uv_poll_init(loop, r->poll, fd);
+  if (e == 0) {
+    *(receiver_t **)r->poll = r;
+    e = uv_poll_start(r->poll, UV_READABLE_EVENT, on_readable);
+  }
+  if (e != 0) {
+    napi_throw_error(env, NULL, "udp_batch: uv_poll_init/uv_poll_start failed");
     return NULL;
   }
-  int e = pthread_create(&r->thread, NULL, receive_loop, r);
-  if (e != 0) {
-    /* No thread to release it: abort it here (finalize_receiver then closes the socket). */
-    napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
-    return throw_errno(env, "pthread_create", e);
-  }
-  r->started = 1;
   napi_value handle;
   CHECK(napi_create_external(env, r, NULL, NULL, &handle));
   return handle;
 }
 
-/* stop(handle): wakes the receive thread (shutdown makes recvmmsg return 0); the socket closes, then (null, 0) is called back. */
+/* stop(handle): no more reads; the socket is closed when it returns (the port is free). */
 static napi_value js_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   receiver_t *r;
   CHECK(napi_get_value_external(env, argv[0], (void **)&r));
-  r->stopping = 1;
-  shutdown(r->fd, SHUT_RDWR);
+  if (r->stopped) return NULL;
+  r->stopped = 1;
+  uv_poll_stop(r->poll);
+  close(r->fd);
+  napi_delete_reference(env, r->callback);
+  napi_delete_reference(env, r->kept);
+  napi_async_destroy(env, r->async);
+  uv_close((uv_handle_t *)r->poll, free_receiver);
   return NULL;
 }
 

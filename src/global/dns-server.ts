@@ -114,7 +114,7 @@ export class DnsServer {
       try {
         this.#tcp = await this.#bindTcp(port);
       } catch (e) {
-        await batch.close();
+        batch.close();
         if (this.#o.port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
         throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, port, 'tcp');
       }
@@ -158,7 +158,7 @@ export class DnsServer {
   async close(): Promise<void> {
     const batch = this.#batch;
     this.#batch = undefined;
-    await batch?.close();
+    batch?.close();
     const udp = this.#udp;
     this.#udp = [];
     await Promise.all(udp.map((u) => new Promise<void>((r) => u.close(() => r()))));

@@ -31,7 +31,6 @@ export class BatchUdpSockets {
   readonly #handler: DatagramHandler;
   readonly #fds: number[] = [];
   readonly #receivers: object[] = [];
-  readonly #ended: Promise<void>[] = [];
   readonly #out: Buffer;
   /** Datagrams read per socket, in the group's order (the order the BPF program's index picks). */
   readonly #received: number[] = [];
@@ -65,25 +64,20 @@ export class BatchUdpSockets {
   start(): void {
     if (this.#fds.length > 1) this.#addon.steerByPrefix(this.#fds[0] as number, this.#fds.length);
     for (const [index, fd] of this.#fds.entries()) {
-      let ended!: () => void;
-      this.#ended.push(new Promise<void>((r) => (ended = r)));
       this.#receivers.push(
         this.#addon.receive(fd, this.#addon.MAX_BATCH, (buf, count) => {
-          if (buf === null) ended();
-          else {
-            (this.#received[index] as number) += count;
-            this.#answer(fd, buf, count);
-          }
+          (this.#received[index] as number) += count;
+          this.#answer(fd, buf, count);
         }),
       );
     }
   }
 
-  async close(): Promise<void> {
+  /** Stop reading and close every socket (the port is free when it returns). */
+  close(): void {
     for (const r of this.#receivers) this.#addon.stop(r);
     // Bound but never started: no receiver owns them yet (a started one closes its own).
     if (this.#receivers.length === 0) for (const fd of this.#fds) this.#addon.closeFd(fd);
-    await Promise.all(this.#ended);
   }
 
   #answer(fd: number, buf: Buffer, count: number): void {

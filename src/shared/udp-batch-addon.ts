@@ -14,8 +14,12 @@ export interface UdpBatchAddon {
   /** [fd, port]; throws an Error with code EADDRINUSE / EACCES / EUDPBATCH. */
   bind(address: string, port: number, reusePort: boolean): [number, number];
   steerByPrefix(fd: number, sockets: number): void;
-  /** The fd belongs to the receiver from here on: stop() closes it, after (null, 0) was delivered. */
-  receive(fd: number, batch: number, onBatch: (buf: Buffer | null, count: number) => void): object;
+  /**
+   * Read `fd` on the event loop, a batch per readable turn; `buf` is valid during the call
+   * only (the next batch reuses it). The fd belongs to the receiver from here on.
+   */
+  receive(fd: number, batch: number, onBatch: (buf: Buffer, count: number) => void): object;
+  /** Stop reading and close the fd, before it returns. */
   stop(handle: object): void;
   sendBatch(fd: number, buf: Buffer, count: number): number;
   /** A socket bound but never handed to receive(). */
