@@ -113,6 +113,8 @@ export class BatchUdpSockets {
       return this.#lastRemote;
     }
     this.#lastKey = -1;
+    // An IPv4 client of a dual-stack socket, written as dgram writes it.
+    if (buf.readUInt32BE(m + 16) === 0 && buf.readUInt32BE(m + 20) === 0 && buf.readUInt32BE(m + 24) === 0xffff) return `::ffff:${buf[m + 28]}.${buf[m + 29]}.${buf[m + 30]}.${buf[m + 31]}`;
     return formatIp({ family: 6, bytes: buf.subarray(m + 16, m + 32) });
   }
 }
