@@ -41,8 +41,8 @@
 #define MAX_BATCH 64
 /*
  * Room for any UDP datagram, so nothing dgram would deliver is cut here. Address space
- * only: the block is mmap'd by malloc and a page is touched only when a datagram that
- * long arrives, so each socket holds about MAX_BATCH pages in practice.
+ * only: the block (one for all sockets) is mmap'd by malloc and a page is touched only
+ * when a datagram that long arrives, so it holds about MAX_BATCH pages in practice.
  */
 #define SLOT 65536
 
@@ -63,8 +63,22 @@ extern void uv_close(uv_handle_t *handle, uv_close_cb close_cb);
 #define UV_POLL_HANDLE 8
 #define UV_READABLE_EVENT 1
 
-/* Batches up to this many bytes (records and datagrams) go through one Buffer kept per socket. */
-#define KEPT_BUFFER (MAX_BATCH * (META + 4096))
+/* Batches up to this many bytes (records and datagrams) go through one kept Buffer. */
+#define KEPT_BUFFER (MAX_BATCH * (META + 1024))
+
+/*
+ * What every socket's read uses, once per environment (napi_set_instance_data): all of
+ * them are read on its one event loop thread, one at a time, and nothing here is used
+ * after the JS call returns, so 64 sockets cost no more memory than one.
+ */
+typedef struct {
+  uint8_t *slots;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_in6 from[MAX_BATCH];
+  napi_ref kept;
+  uint8_t *kept_data;
+} shared_t;
 
 typedef struct {
   int fd;
@@ -73,13 +87,8 @@ typedef struct {
   napi_env env;
   uv_poll_t *poll;
   napi_ref callback;
-  napi_ref kept;
-  uint8_t *kept_data;
   napi_async_context async;
-  uint8_t *slots;
-  struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iov[MAX_BATCH];
-  struct sockaddr_in6 from[MAX_BATCH];
+  shared_t *shared;
 } receiver_t;
 
 #define CHECK(call)                                            \
@@ -129,20 +138,21 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   receiver_t *r = *(receiver_t **)handle;
   if (status < 0 || r->stopped) return;
+  shared_t *sh = r->shared;
   for (int i = 0; i < r->batch; i++) {
-    memset(&r->msgs[i].msg_hdr, 0, sizeof r->msgs[i].msg_hdr);
-    r->msgs[i].msg_hdr.msg_name = &r->from[i];
-    r->msgs[i].msg_hdr.msg_namelen = sizeof r->from[i];
-    r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
-    r->msgs[i].msg_hdr.msg_iovlen = 1;
+    memset(&sh->msgs[i].msg_hdr, 0, sizeof sh->msgs[i].msg_hdr);
+    sh->msgs[i].msg_hdr.msg_name = &sh->from[i];
+    sh->msgs[i].msg_hdr.msg_namelen = sizeof sh->from[i];
+    sh->msgs[i].msg_hdr.msg_iov = &sh->iov[i];
+    sh->msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  int n = recvmmsg(r->fd, r->msgs, r->batch, MSG_DONTWAIT, NULL);
+  int n = recvmmsg(r->fd, sh->msgs, r->batch, MSG_DONTWAIT, NULL);
   if (n <= 0) return;
   uint32_t kept = 0, bytes = 0;
   for (int i = 0; i < n; i++) {
-    if (!(r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+    if (!(sh->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
       kept++;
-      bytes += r->msgs[i].msg_len;
+      bytes += sh->msgs[i].msg_len;
     }
   }
   if (kept == 0) return;
@@ -153,18 +163,18 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_value argv[2], cb, global, result;
   uint8_t *data;
   if (size <= KEPT_BUFFER) {
-    napi_get_reference_value(env, r->kept, &argv[0]);
-    data = r->kept_data;
+    napi_get_reference_value(env, sh->kept, &argv[0]);
+    data = sh->kept_data;
   } else if (napi_create_buffer(env, size, (void **)&data, &argv[0]) != napi_ok) {
     napi_close_handle_scope(env, scope);
     return;
   }
   uint32_t at = kept * META, k = 0;
   for (int i = 0; i < n; i++) {
-    if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
-    uint32_t len = r->msgs[i].msg_len;
-    write_meta(data + k * META, at, (uint16_t)len, &r->from[i]);
-    memcpy(data + at, r->slots + (size_t)i * SLOT, len);
+    if (sh->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+    uint32_t len = sh->msgs[i].msg_len;
+    write_meta(data + k * META, at, (uint16_t)len, &sh->from[i]);
+    memcpy(data + at, sh->slots + (size_t)i * SLOT, len);
     at += len;
     k++;
   }
@@ -182,7 +192,6 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
 
 static void free_receiver(uv_handle_t *handle) {
   receiver_t *r = *(receiver_t **)handle;
-  free(r->slots);
   free(r->poll);
   free(r);
 }
@@ -287,6 +296,40 @@ static napi_value js_steer_by_prefix(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void free_shared(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  shared_t *sh = data;
+  free(sh->slots);
+  free(sh);
+}
+
+/* This environment's shared_t, made on first use; NULL with a JS exception pending. */
+static shared_t *shared_for(napi_env env) {
+  shared_t *sh;
+  if (napi_get_instance_data(env, (void **)&sh) == napi_ok && sh != NULL) return sh;
+  sh = calloc(1, sizeof *sh);
+  if (sh != NULL) sh->slots = malloc((size_t)MAX_BATCH * SLOT);
+  if (sh == NULL || sh->slots == NULL) {
+    free(sh);
+    throw_errno(env, "udp_batch", ENOMEM);
+    return NULL;
+  }
+  for (int i = 0; i < MAX_BATCH; i++) {
+    sh->iov[i].iov_base = sh->slots + (size_t)i * SLOT;
+    sh->iov[i].iov_len = SLOT;
+  }
+  napi_value kept;
+  if (napi_create_buffer(env, KEPT_BUFFER, (void **)&sh->kept_data, &kept) != napi_ok || napi_create_reference(env, kept, 1, &sh->kept) != napi_ok ||
+      napi_set_instance_data(env, sh, free_shared, NULL) != napi_ok) {
+    free(sh->slots);
+    free(sh);
+    napi_throw_error(env, NULL, "udp_batch: cannot keep the receive buffers");
+    return NULL;
+  }
+  return sh;
+}
+
 /*
  * receive(fd, batch, onBatch(buf, count)): read the socket on the main thread's event
  * loop from now on; returns a handle for stop(). `buf` is valid during the call only
@@ -302,26 +345,20 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_uint32(env, argv[1], &batch));
   struct uv_loop_s *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
+  shared_t *sh = shared_for(env);
+  if (sh == NULL) return NULL;
   receiver_t *r = calloc(1, sizeof *r);
   if (r == NULL) return throw_errno(env, "udp_batch", ENOMEM);
-  r->slots = malloc((size_t)MAX_BATCH * SLOT);
   r->poll = calloc(1, uv_handle_size(UV_POLL_HANDLE));
-  if (r->slots == NULL || r->poll == NULL) {
-    free(r->slots);
-    free(r->poll);
+  if (r->poll == NULL) {
     free(r);
     return throw_errno(env, "udp_batch", ENOMEM);
   }
   r->fd = fd;
   r->env = env;
+  r->shared = sh;
   r->batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : (int)batch;
-  for (int i = 0; i < r->batch; i++) {
-    r->iov[i].iov_base = r->slots + (size_t)i * SLOT;
-    r->iov[i].iov_len = SLOT;
-  }
-  napi_value kept, name;
-  CHECK(napi_create_buffer(env, KEPT_BUFFER, (void **)&r->kept_data, &kept));
-  CHECK(napi_create_reference(env, kept, 1, &r->kept));
+  napi_value name;
   CHECK(napi_create_reference(env, argv[2], 1, &r->callback));
   CHECK(napi_create_string_utf8(env, "udp_batch", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, &r->async));
@@ -351,7 +388,6 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   uv_poll_stop(r->poll);
   close(r->fd);
   napi_delete_reference(env, r->callback);
-  napi_delete_reference(env, r->kept);
   napi_async_destroy(env, r->async);
   uv_close((uv_handle_t *)r->poll, free_receiver);
   return NULL;
