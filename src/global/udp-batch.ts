@@ -1,8 +1,9 @@
 /**
  * The DNS responder's batched UDP engine: native/udp-batch (each socket read on the event
  * loop with recvmmsg, answers sent with sendmmsg, a reuseport group steered by source
- * prefix) and the JS that answers a whole batch with one Buffer in and one Buffer out. docs/dns-batching.md says why
- * native code here, what it does, and when Meridian falls back to Node's dgram.
+ * prefix) and the JS that answers a whole batch with one Buffer in and one Buffer out.
+ * docs/dns-batching.md says why native code here, what it does, and when Meridian falls
+ * back to Node's dgram.
  */
 import { formatIp } from '../core/ip.js';
 import type { UdpBatchAddon } from '../shared/udp-batch-addon.js';
@@ -22,8 +23,8 @@ export function socketForSource(bytes: Uint8Array, sockets: number): number {
 export type DatagramHandler = (msg: Buffer, remoteAddress: string) => Buffer | undefined;
 
 /**
- * Several reuseport sockets on one port, each read by the addon a batch at a time, answered here.
- * Per batch: one Buffer in (the addon's), one reused Buffer out, one sendmmsg; per
+ * Several reuseport sockets on one port, read by the addon a batch at a time, answered
+ * here. Per batch: one Buffer in (the addon's), one reused Buffer out, one sendmmsg; per
  * datagram, the message view and whatever the handler allocates.
  */
 export class BatchUdpSockets {
