@@ -52,6 +52,8 @@ const USAGE = `usage: node dist/bench/dns.bench.js [options]
   --outstanding Q   dnsperf queries outstanding in all (default 64)
   --flood S         seconds of the flood pass, 0 to skip it (default 8)
   --flooders N      open-loop flooding processes in the flood pass (default 2)
+  --flooder KIND    c: a sendmmsg flooder compiled with cc at run time (the default when cc
+                    is there; several times faster), node: a Node dgram flooder
   --flood-runs R    flood passes per configuration, interleaved; the median is reported (default 3)
   --node PATH       also run the Node rows on this node binary (repeatable)
   --udp-sockets N   Meridian's udp_sockets for the reusePort rows, 1 for none (default 64)
@@ -75,6 +77,8 @@ interface Options {
   readonly outstanding: number;
   readonly flood: number;
   readonly flooders: number;
+  /** undefined: c when cc is there, else node. */
+  readonly flooder: 'c' | 'node' | undefined;
   readonly floodRuns: number;
   readonly nodes: readonly string[];
   readonly udpSockets: number;
@@ -89,6 +93,11 @@ interface Perf {
   readonly avgLatencyMs: number;
 }
 
+function flooderKind(v: string | undefined): 'c' | 'node' | undefined {
+  if (v === undefined || v === 'c' || v === 'node') return v;
+  throw new Error(`--flooder: expected c or node, got ${v}`);
+}
+
 function options(): Options | 'help' {
   const { values } = parseArgs({
     options: {
@@ -98,6 +107,7 @@ function options(): Options | 'help' {
       outstanding: { type: 'string', default: '64' },
       flood: { type: 'string', default: '8' },
       flooders: { type: 'string', default: '2' },
+      flooder: { type: 'string' },
       'flood-runs': { type: 'string', default: '3' },
       node: { type: 'string', multiple: true, default: [] },
       'udp-sockets': { type: 'string', default: '64' },
@@ -119,12 +129,28 @@ function options(): Options | 'help' {
     outstanding: int('outstanding', values.outstanding, 1),
     flood: int('flood', values.flood, 0),
     flooders: int('flooders', values.flooders, 1),
+    flooder: flooderKind(values.flooder),
     floodRuns: int('flood-runs', values['flood-runs'], 1),
     nodes: values.node,
     udpSockets: int('udp-sockets', values['udp-sockets'], 1),
     keep: values.keep,
     json: values.json,
   };
+}
+
+/** FLOOD_C compiled into `dir`; undefined (said on stderr) without cc, unless `required`. */
+function compileFlooder(dir: string, required: boolean): string | undefined {
+  const source = path.join(dir, 'flood.c');
+  const bin = path.join(dir, 'flood');
+  writeFileSync(source, FLOOD_C);
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return bin;
+  } catch (e) {
+    if (required) throw new Error(`--flooder c: cc failed: ${(e as Error).message}`, { cause: e });
+    process.stderr.write('dns.bench: no cc, the flood senders are Node dgram ones (slower: the flood may stay under 10x capacity)\n');
+    return undefined;
+  }
 }
 
 function findExecutable(name: string): string | undefined {
@@ -238,6 +264,64 @@ const burst = () => {
   else { console.log('sent ' + sent); for (const s of socks) s.close(); }
 };
 burst();
+`;
+
+/**
+ * The same flood in C (argv: port, from, seconds, flows, query hex): batches of 64
+ * sendmmsg'd from one socket, then the next of `flows` sockets. One Node dgram sender
+ * reaches a few hundred thousand datagrams/s, under the batch engine's capacity on
+ * this machine; this one several times that, so the flood can pass 10x capacity.
+ */
+const FLOOD_C = `#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+int main(int argc, char **argv) {
+  if (argc != 6) return 2;
+  int port = atoi(argv[1]), flows = atoi(argv[4]);
+  double seconds = atof(argv[3]);
+  size_t qlen = strlen(argv[5]) / 2;
+  unsigned char q[1024];
+  if (qlen > sizeof q || flows < 1) return 2;
+  for (size_t i = 0; i < qlen; i++) sscanf(argv[5] + 2 * i, "%2hhx", &q[i]);
+  struct sockaddr_in src, dst;
+  memset(&src, 0, sizeof src);
+  memset(&dst, 0, sizeof dst);
+  src.sin_family = dst.sin_family = AF_INET;
+  inet_pton(AF_INET, argv[2], &src.sin_addr);
+  inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+  dst.sin_port = htons(port);
+  int *fds = calloc(flows, sizeof(int));
+  for (int i = 0; i < flows; i++) {
+    fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&src, sizeof src) < 0) return 1;
+  }
+  struct iovec iov = { q, qlen };
+  struct mmsghdr msgs[64];
+  memset(msgs, 0, sizeof msgs);
+  for (int i = 0; i < 64; i++) {
+    msgs[i].msg_hdr.msg_name = &dst;
+    msgs[i].msg_hdr.msg_namelen = sizeof dst;
+    msgs[i].msg_hdr.msg_iov = &iov;
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  unsigned long long sent = 0;
+  for (int f = 0;; ) {
+    for (int k = 0; k < 16; k++, f = (f + 1) % flows) {
+      int n = sendmmsg(fds[f], msgs, 64, MSG_DONTWAIT);
+      if (n > 0) sent += n;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 >= seconds) break;
+  }
+  printf("sent %llu\\n", sent);
+  return 0;
+}
 `;
 
 /** A Node to run the Node rows on. */
@@ -460,9 +544,14 @@ async function main(): Promise<number> {
 
     // ---- flood passes: each Meridian with RRL, under a flood of few flows and of many ----
     const floods: FloodResult[] = [];
+    let floodWith = 'Node';
     if (o.flood > 0) {
       const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
       writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
+      const floodC = o.flooder === 'node' ? undefined : compileFlooder(dir, o.flooder === 'c');
+      if (floodC !== undefined) floodWith = 'C';
+      const flooderArgs = (rPort: number, from: string, flows: number): [string, string[]] =>
+        floodC === undefined ? [process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), from, String(o.flood), String(flows)]] : [floodC, [String(rPort), from, String(o.flood), String(flows), query.toString('hex')]];
       const configs: { node: NodeBin; engine: Engine; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
       for (const n of nodes) {
         // dgram on one socket and (with reusePort) on `sockets`; the batch engine on `sockets`, steered by source /24.
@@ -486,7 +575,7 @@ async function main(): Promise<number> {
           writeFileSync(yaml, meridianYaml(rPort, true, c.count, c.engine));
           const rrl = group.spawn(`meridian-rrl-${c.node.label}-${c.engine}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
           await waitDns(rPort, rrl);
-          const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood), String(c.flows)]));
+          const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, ...flooderArgs(rPort, `127.0.1.${i + 1}`, c.flows)));
           // The legitimate client starts once the flood is on and stops before it ends.
           await sleep(500);
           const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', String(LEGIT_PORTS), '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
@@ -539,7 +628,7 @@ async function main(): Promise<number> {
       ...summary.map((s) => `${s.target.padEnd(22)} ${Math.round(s.qps).toString().padStart(10)}   ${s.avgLatencyMs.toFixed(3).padStart(8)} ms   ${s.runs.join(', ')}`),
     ];
     if (floods.length > 0) {
-      lines.push('', `flood passes, medians of ${o.floodRuns} (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
+      lines.push('', `flood passes, medians of ${o.floodRuns} (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop ${floodWith} senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
       for (const f of floods) {
         lines.push(`  ${f.name.padEnd(52)} flood ${Math.round(f.floodQps).toString().padStart(7)} q/s = ${f.overCapacity.toFixed(1).padStart(4)}x capacity; other /24 answered ${f.answeredPct.toFixed(1)}% (${f.answeredMinPct.toFixed(1)}-${f.answeredMaxPct.toFixed(1)}%)`);
       }
