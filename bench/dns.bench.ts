@@ -14,8 +14,8 @@
  * addresses, `udp_threads => 1`. A bare Node dgram server echoing each query back as its
  * own answer is the ceiling for any responder on Node's dgram (one sendto per answer;
  * gdnsd batches with sendmmsg). Each Node given (this one, and every `--node`) gets its
- * Meridian and echo rows, and where it has dgram reusePort a Meridian row with
- * `udp_sockets` sockets. dnsperf loads each in turn, round after round, so machine noise
+ * Meridian (dgram), Meridian batch (the native engine, docs/dns-batching.md) and echo
+ * rows, and where it has dgram reusePort a Meridian dgram row with `udp_sockets` sockets. dnsperf loads each in turn, round after round, so machine noise
  * spreads over all of them; each reports its median.
  *
  * Then flood passes: Meridian with `dns.rrl` on, open-loop senders flooding from
@@ -24,8 +24,9 @@
  * several source ports, as a resolver randomizing its ports does; the share of its
  * queries answered is what RRL and the sockets are for. Two floods: from a few flows
  * (one source port per sender) and from many (each sender rotating over 64 ports, as a
- * spoofed flood's random ports do); each on one socket and, with reusePort, on
- * `udp_sockets`, `--flood-runs` times round after round. The flood rate reached is
+ * spoofed flood's random ports do); each on dgram's one socket and, with reusePort, on
+ * `udp_sockets`, and on the batch engine's `udp_sockets` (steered by source /24),
+ * `--flood-runs` times round after round. The flood rate reached is
  * printed as a multiple of Meridian's measured capacity: on a small machine the senders
  * share the CPUs with the server, which bounds it.
  *
@@ -38,6 +39,7 @@ import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadUdpBatch } from '../src/shared/udp-batch-addon.js';
 import { parseArgs } from 'node:util';
 import { decode, encode } from 'dns-packet';
 import { freePorts, ProcessGroup, sleep, type Proc } from './proxy/procs.js';
@@ -50,6 +52,8 @@ const USAGE = `usage: node dist/bench/dns.bench.js [options]
   --outstanding Q   dnsperf queries outstanding in all (default 64)
   --flood S         seconds of the flood pass, 0 to skip it (default 8)
   --flooders N      open-loop flooding processes in the flood pass (default 2)
+  --flooder KIND    c: a sendmmsg flooder compiled with cc at run time (the default when cc
+                    is there; several times faster), node: a Node dgram flooder
   --flood-runs R    flood passes per configuration, interleaved; the median is reported (default 3)
   --node PATH       also run the Node rows on this node binary (repeatable)
   --udp-sockets N   Meridian's udp_sockets for the reusePort rows, 1 for none (default 64)
@@ -73,6 +77,8 @@ interface Options {
   readonly outstanding: number;
   readonly flood: number;
   readonly flooders: number;
+  /** undefined: c when cc is there, else node. */
+  readonly flooder: 'c' | 'node' | undefined;
   readonly floodRuns: number;
   readonly nodes: readonly string[];
   readonly udpSockets: number;
@@ -87,6 +93,11 @@ interface Perf {
   readonly avgLatencyMs: number;
 }
 
+function flooderKind(v: string | undefined): 'c' | 'node' | undefined {
+  if (v === undefined || v === 'c' || v === 'node') return v;
+  throw new Error(`--flooder: expected c or node, got ${v}`);
+}
+
 function options(): Options | 'help' {
   const { values } = parseArgs({
     options: {
@@ -96,6 +107,7 @@ function options(): Options | 'help' {
       outstanding: { type: 'string', default: '64' },
       flood: { type: 'string', default: '8' },
       flooders: { type: 'string', default: '2' },
+      flooder: { type: 'string' },
       'flood-runs': { type: 'string', default: '3' },
       node: { type: 'string', multiple: true, default: [] },
       'udp-sockets': { type: 'string', default: '64' },
@@ -117,12 +129,28 @@ function options(): Options | 'help' {
     outstanding: int('outstanding', values.outstanding, 1),
     flood: int('flood', values.flood, 0),
     flooders: int('flooders', values.flooders, 1),
+    flooder: flooderKind(values.flooder),
     floodRuns: int('flood-runs', values['flood-runs'], 1),
     nodes: values.node,
     udpSockets: int('udp-sockets', values['udp-sockets'], 1),
     keep: values.keep,
     json: values.json,
   };
+}
+
+/** FLOOD_C compiled into `dir`; undefined (said on stderr) without cc, unless `required`. */
+function compileFlooder(dir: string, required: boolean): string | undefined {
+  const source = path.join(dir, 'flood.c');
+  const bin = path.join(dir, 'flood');
+  writeFileSync(source, FLOOD_C);
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return bin;
+  } catch (e) {
+    if (required) throw new Error(`--flooder c: cc failed: ${(e as Error).message}`, { cause: e });
+    process.stderr.write('dns.bench: no cc, the flood senders are Node dgram ones (slower: the flood may stay under 10x capacity)\n');
+    return undefined;
+  }
 }
 
 function findExecutable(name: string): string | undefined {
@@ -140,7 +168,10 @@ function findExecutable(name: string): string | undefined {
 
 // ---- configs -------------------------------------------------------------------------
 
-function meridianYaml(port: number, rrl: boolean, udpSockets: number): string {
+/** dns.udp_engine of a Meridian row: Node's dgram, or the native batch engine (recvmmsg/sendmmsg, prefix steering). */
+type Engine = 'dgram' | 'batch';
+
+function meridianYaml(port: number, rrl: boolean, udpSockets: number, engine: Engine): string {
   return `node: { name: dns-bench }
 access_log: { enabled: false }
 admin: { address: 127.0.0.1, port: 0 }
@@ -149,6 +180,7 @@ global:
     address: 127.0.0.1
     port: ${port}
     udp_sockets: ${udpSockets}
+    udp_engine: ${engine}
     zone: meridian.test
     ttl: 30s
     ns: [ns1.meridian.test]
@@ -232,6 +264,64 @@ const burst = () => {
   else { console.log('sent ' + sent); for (const s of socks) s.close(); }
 };
 burst();
+`;
+
+/**
+ * The same flood in C (argv: port, from, seconds, flows, query hex): batches of 64
+ * sendmmsg'd from one socket, then the next of `flows` sockets. One Node dgram sender
+ * reaches a few hundred thousand datagrams/s, under the batch engine's capacity on
+ * this machine; this one several times that, so the flood can pass 10x capacity.
+ */
+const FLOOD_C = `#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+int main(int argc, char **argv) {
+  if (argc != 6) return 2;
+  int port = atoi(argv[1]), flows = atoi(argv[4]);
+  double seconds = atof(argv[3]);
+  size_t qlen = strlen(argv[5]) / 2;
+  unsigned char q[1024];
+  if (qlen > sizeof q || flows < 1) return 2;
+  for (size_t i = 0; i < qlen; i++) sscanf(argv[5] + 2 * i, "%2hhx", &q[i]);
+  struct sockaddr_in src, dst;
+  memset(&src, 0, sizeof src);
+  memset(&dst, 0, sizeof dst);
+  src.sin_family = dst.sin_family = AF_INET;
+  inet_pton(AF_INET, argv[2], &src.sin_addr);
+  inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+  dst.sin_port = htons(port);
+  int *fds = calloc(flows, sizeof(int));
+  for (int i = 0; i < flows; i++) {
+    fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&src, sizeof src) < 0) return 1;
+  }
+  struct iovec iov = { q, qlen };
+  struct mmsghdr msgs[64];
+  memset(msgs, 0, sizeof msgs);
+  for (int i = 0; i < 64; i++) {
+    msgs[i].msg_hdr.msg_name = &dst;
+    msgs[i].msg_hdr.msg_namelen = sizeof dst;
+    msgs[i].msg_hdr.msg_iov = &iov;
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  unsigned long long sent = 0;
+  for (int f = 0;; ) {
+    for (int k = 0; k < 16; k++, f = (f + 1) % flows) {
+      int n = sendmmsg(fds[f], msgs, 64, MSG_DONTWAIT);
+      if (n > 0) sent += n;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 >= seconds) break;
+  }
+  printf("sent %llu\\n", sent);
+  return 0;
+}
 `;
 
 /** A Node to run the Node rows on. */
@@ -403,6 +493,9 @@ async function main(): Promise<number> {
     writeFileSync(queries, 'www.meridian.test A\n');
     writeFileSync(path.join(dir, 'echo.mjs'), ECHO_JS);
     const sockets = o.udpSockets;
+    const batchLoad = loadUdpBatch();
+    const batch = 'addon' in batchLoad;
+    if (!batch) process.stderr.write(`dns.bench: no batch-engine rows: ${batchLoad.reason}\n`);
 
     // ---- throughput: every target up at once, loaded in turn ----
     const [gPort] = (await freePorts(1)) as [number];
@@ -412,11 +505,17 @@ async function main(): Promise<number> {
     for (const n of nodes) {
       const [mPort, sPort, ePort] = (await freePorts(3)) as [number, number, number];
       const yaml = path.join(dir, `meridian-${n.label}.yaml`);
-      writeFileSync(yaml, meridianYaml(mPort, false, 1));
+      writeFileSync(yaml, meridianYaml(mPort, false, 1, 'dgram'));
       started.push({ target: { name: `meridian ${n.label}`, port: mPort, kind: 'meridian', node: n }, proc: group.spawn(`meridian-${n.label}`, n.path, [meridianBin, 'start', '-c', yaml]) });
+      if (batch) {
+        const [bPort] = (await freePorts(1)) as [number];
+        const yamlB = path.join(dir, `meridian-${n.label}-batch.yaml`);
+        writeFileSync(yamlB, meridianYaml(bPort, false, 1, 'batch'));
+        started.push({ target: { name: `meridian ${n.label} batch`, port: bPort, kind: 'meridian', node: n }, proc: group.spawn(`meridian-${n.label}-batch`, n.path, [meridianBin, 'start', '-c', yamlB]) });
+      }
       if (n.reusePort && sockets > 1) {
         const yamlS = path.join(dir, `meridian-${n.label}-sockets.yaml`);
-        writeFileSync(yamlS, meridianYaml(sPort, false, sockets));
+        writeFileSync(yamlS, meridianYaml(sPort, false, sockets, 'dgram'));
         started.push({ target: { name: `meridian ${n.label} x${sockets}`, port: sPort, kind: 'meridian-sockets', node: n }, proc: group.spawn(`meridian-${n.label}-x${sockets}`, n.path, [meridianBin, 'start', '-c', yamlS]) });
       }
       started.push({ target: { name: `echo ${n.label}`, port: ePort, kind: 'echo', node: n }, proc: group.spawn(`echo-${n.label}`, n.path, [path.join(dir, 'echo.mjs'), String(ePort)]) });
@@ -445,17 +544,25 @@ async function main(): Promise<number> {
 
     // ---- flood passes: each Meridian with RRL, under a flood of few flows and of many ----
     const floods: FloodResult[] = [];
+    let floodWith = 'Node';
     if (o.flood > 0) {
       const query = encode({ type: 'query', id: 0xabcd, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [{ code: 8, family: 1, sourcePrefixLength: 24, scopePrefixLength: 0, ip: '127.0.1.0' }] } as never] });
       writeFileSync(path.join(dir, 'flood.mjs'), FLOOD_JS(query.toString('hex')));
-      const configs: { node: NodeBin; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
+      const floodC = o.flooder === 'node' ? undefined : compileFlooder(dir, o.flooder === 'c');
+      if (floodC !== undefined) floodWith = 'C';
+      const flooderArgs = (rPort: number, from: string, flows: number): [string, string[]] =>
+        floodC === undefined ? [process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), from, String(o.flood), String(flows)]] : [floodC, [String(rPort), from, String(o.flood), String(flows), query.toString('hex')]];
+      const configs: { node: NodeBin; engine: Engine; count: number; flows: number; result: FloodResult; capacity: number }[] = [];
       for (const n of nodes) {
-        const capacity = byName.get(`meridian ${n.label}`)?.qps ?? 1;
-        for (const count of n.reusePort && sockets > 1 ? [1, sockets] : [1]) {
+        // dgram on one socket and (with reusePort) on `sockets`; the batch engine on `sockets`, steered by source /24.
+        const setups: [Engine, number][] = [...(n.reusePort && sockets > 1 ? [1, sockets] : [1]).map((c): [Engine, number] => ['dgram', c]), ...(batch && sockets > 1 ? [['batch', sockets] as [Engine, number]] : [])];
+        for (const [engine, count] of setups) {
           for (const flows of [1, MANY_FLOWS]) {
-            const name = `meridian ${n.label} x${count} socket${count > 1 ? 's' : ''}, flood of ${o.flooders * flows} flow${o.flooders * flows > 1 ? 's' : ''}`;
+            const name = `meridian ${n.label} ${engine} x${count} socket${count > 1 ? 's' : ''}, flood of ${o.flooders * flows} flow${o.flooders * flows > 1 ? 's' : ''}`;
             const result: FloodResult = { name, passes: [], floodQps: 0, overCapacity: 0, answeredPct: 0, answeredMinPct: 0, answeredMaxPct: 0 };
-            configs.push({ node: n, count, flows, result, capacity });
+            // The multiple of capacity is the same engine's, one socket, measured above.
+            const capacity = byName.get(`meridian ${n.label}${engine === 'batch' ? ' batch' : ''}`)?.qps ?? 1;
+            configs.push({ node: n, engine, count, flows, result, capacity });
             floods.push(result);
           }
         }
@@ -464,11 +571,11 @@ async function main(): Promise<number> {
       for (let run = 1; run <= o.floodRuns; run++) {
         for (const c of configs) {
           const [rPort] = (await freePorts(1)) as [number];
-          const yaml = path.join(dir, `meridian-rrl-${c.node.label}-${c.count}.yaml`);
-          writeFileSync(yaml, meridianYaml(rPort, true, c.count));
-          const rrl = group.spawn(`meridian-rrl-${c.node.label}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
+          const yaml = path.join(dir, `meridian-rrl-${c.node.label}-${c.engine}-${c.count}.yaml`);
+          writeFileSync(yaml, meridianYaml(rPort, true, c.count, c.engine));
+          const rrl = group.spawn(`meridian-rrl-${c.node.label}-${c.engine}-x${c.count}`, c.node.path, [meridianBin, 'start', '-c', yaml]);
           await waitDns(rPort, rrl);
-          const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, process.execPath, [path.join(dir, 'flood.mjs'), String(rPort), `127.0.1.${i + 1}`, String(o.flood), String(c.flows)]));
+          const flooders = Array.from({ length: o.flooders }, (_, i) => group.spawn(`flood-${i}`, ...flooderArgs(rPort, `127.0.1.${i + 1}`, c.flows)));
           // The legitimate client starts once the flood is on and stops before it ends.
           await sleep(500);
           const legit = await dnsperf(dnsperfBin, queries, rPort, ['-a', '127.0.2.1', '-c', String(LEGIT_PORTS), '-q', '500', '-t', '1', '-Q', String(LEGIT_QPS), '-l', String(Math.max(1, o.flood - 2))]);
@@ -496,9 +603,12 @@ async function main(): Promise<number> {
       const m = byName.get(`meridian ${n.label}`)!;
       const e = byName.get(`echo ${n.label}`)!;
       const ms = byName.get(`meridian ${n.label} x${sockets}`);
+      const mb = byName.get(`meridian ${n.label} batch`);
       return {
         node: n.version,
         meridianOverGdnsdQps: m.qps / g.qps,
+        batchOverGdnsdQps: mb === undefined ? undefined : mb.qps / g.qps,
+        batchAvgLatencyMs: mb?.avgLatencyMs,
         meridianSocketsOverGdnsdQps: ms === undefined ? undefined : ms.qps / g.qps,
         echoOverGdnsdQps: e.qps / g.qps,
         meridianOverEchoQps: m.qps / e.qps,
@@ -518,7 +628,7 @@ async function main(): Promise<number> {
       ...summary.map((s) => `${s.target.padEnd(22)} ${Math.round(s.qps).toString().padStart(10)}   ${s.avgLatencyMs.toFixed(3).padStart(8)} ms   ${s.runs.join(', ')}`),
     ];
     if (floods.length > 0) {
-      lines.push('', `flood passes, medians of ${o.floodRuns} (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
+      lines.push('', `flood passes, medians of ${o.floodRuns} (dns.rrl ${RRL_RATE}/s per /24, slip 2; ${o.flooders} open-loop ${floodWith} senders from 127.0.1.0/24; another /24, 127.0.2.1, asks ${LEGIT_QPS} q/s from ${LEGIT_PORTS} ports):`);
       for (const f of floods) {
         lines.push(`  ${f.name.padEnd(52)} flood ${Math.round(f.floodQps).toString().padStart(7)} q/s = ${f.overCapacity.toFixed(1).padStart(4)}x capacity; other /24 answered ${f.answeredPct.toFixed(1)}% (${f.answeredMinPct.toFixed(1)}-${f.answeredMaxPct.toFixed(1)}%)`);
       }
@@ -529,6 +639,7 @@ async function main(): Promise<number> {
       lines.push(
         `${n.label} meridian / gdnsd queries/s:${' '.repeat(Math.max(1, 10 - n.label.length))}${r.meridianOverGdnsdQps.toFixed(2)}x (avg latency ${r.meridianAvgLatencyMs.toFixed(3)} ms vs ${g.avgLatencyMs.toFixed(3)} ms)` +
           (r.meridianSocketsOverGdnsdQps === undefined ? '' : `; x${sockets} sockets ${r.meridianSocketsOverGdnsdQps.toFixed(2)}x`),
+        ...(r.batchOverGdnsdQps === undefined ? [] : [`${n.label} meridian batch / gdnsd queries/s:${' '.repeat(Math.max(1, 4 - n.label.length))}${r.batchOverGdnsdQps.toFixed(2)}x (avg latency ${(r.batchAvgLatencyMs ?? 0).toFixed(3)} ms)`]),
         `${n.label} meridian / echo queries/s:${' '.repeat(Math.max(1, 11 - n.label.length))}${r.meridianOverEchoQps.toFixed(2)}x (the Node dgram ceiling is ${r.echoOverGdnsdQps.toFixed(2)}x gdnsd)`,
       );
     }

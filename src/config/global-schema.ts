@@ -11,6 +11,7 @@ import { parseCidr, parseIp } from '../core/ip.js';
 import { STEERING_POLICIES } from '../core/steering.js';
 import { describeValue, didYouMean } from './describe.js';
 import { formatDuration } from './duration.js';
+import { loadUdpBatch } from '../shared/udp-batch-addon.js';
 import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, healthThresholds, integer, name, percentString } from './fields.js';
 
 // ---- field types -----------------------------------------------------------------
@@ -144,17 +145,26 @@ const dnsSchema = z.strictObject({
   /** TCP connections open at once; past it new ones are closed at once. */
   max_tcp_connections: integer(1).default(1000),
   /**
-   * UDP sockets bound to the port (SO_REUSEPORT): the kernel spreads clients over them
-   * by address and port, each with its own receive queue. Above 1 needs dgram's
-   * `reusePort` (Node 22.12 / 23.1 and later).
+   * UDP sockets bound to the port (SO_REUSEPORT), each with its own receive queue. The
+   * batch engine steers clients to them by source /24 (/56); dgram leaves it to the
+   * kernel's hash of address and port, and needs dgram's `reusePort` above 1 (Node
+   * 22.12 / 23.1 and later).
    */
-  udp_sockets: integer(1, 64)
-    .default(1)
-    .superRefine((n, ctx) => {
-      if (n > 1 && !DGRAM_REUSE_PORT) fail(ctx, `above 1 needs dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`);
-    }),
+  udp_sockets: integer(1, 64).default(1),
+  /**
+   * What reads and writes UDP: `batch` the native addon (recvmmsg/sendmmsg, prefix
+   * steering; docs/dns-batching.md), `dgram` Node's, `auto` batch when the addon loads.
+   */
+  udp_engine: z.enum(['auto', 'batch', 'dgram']).default('auto'),
   /** Absent: no rate limiting (as BIND and Knot by default). */
   rrl: rrlSchema.optional(),
+}).superRefine((d, ctx) => {
+  const load = d.udp_engine === 'dgram' ? undefined : loadUdpBatch();
+  if (d.udp_engine === 'batch' && load !== undefined && 'reason' in load) fail(ctx, `batch needs the native udp-batch addon: ${load.reason}`, ['udp_engine']);
+  const batch = load !== undefined && 'addon' in load;
+  if (d.udp_sockets > 1 && !batch && !DGRAM_REUSE_PORT) {
+    fail(ctx, `above 1 needs the batch engine (udp_engine: ${d.udp_engine}${load !== undefined && 'reason' in load ? `; ${load.reason}` : ''}) or dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`, ['udp_sockets']);
+  }
 });
 
 const cidrEntrySchema = z

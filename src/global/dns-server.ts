@@ -6,6 +6,8 @@
  * - TCP (RFC 7766): each message has a 2-byte length prefix; a connection may carry
  *   several queries, pipelined, answered in order; it is closed after `idleTimeoutMs`
  *   without a complete query, and at most `maxConnections` are open at once.
+ * - UDP is read with Node's dgram, or (option `udpBatch`) with the native batch engine
+ *   (udp-batch.ts): the same answers, read and written many datagrams per syscall.
  * - Nothing a peer sends can throw out of here: the responder never throws, socket
  *   errors are logged and the socket (for TCP, the one connection) closed.
  */
@@ -16,6 +18,8 @@ import type { Logger } from 'pino';
 import type { RateLimitAction } from '../core/response-rate-limiter.js';
 import type { DnsOutcome, QueryContext } from './dns-responder.js';
 import { truncatedCopy } from './dns-wire.js';
+import { BatchUdpSockets } from './udp-batch.js';
+import type { UdpBatchAddon } from '../shared/udp-batch-addon.js';
 
 export interface DnsServerOptions {
   readonly address: string;
@@ -26,6 +30,8 @@ export interface DnsServerOptions {
   readonly maxConnections: number;
   /** UDP sockets on the port; above 1 they are bound with reusePort (config validation checks the runtime has it). */
   readonly udpSockets?: number;
+  /** Read and write UDP with this addon (batched, sockets steered by source prefix); absent: Node's dgram. */
+  readonly udpBatch?: UdpBatchAddon;
   readonly log: Logger;
   /**
    * Response rate limiting for UDP (TCP proves the client's address and is not limited):
@@ -42,6 +48,9 @@ export class DnsServer {
   readonly #o: DnsServerOptions;
   #idleTimeoutMs: number;
   #udp: UdpSocket[] = [];
+  #batch: BatchUdpSockets | undefined;
+  /** The batch engine's context, one reused for every datagram (the responder and hooks use it synchronously). */
+  readonly #batchCtx: { transport: 'udp'; remoteAddress: string } = { transport: 'udp', remoteAddress: '' };
   #tcp: Server | undefined;
   readonly #connections = new Set<Socket>();
   #port = 0;
@@ -69,6 +78,7 @@ export class DnsServer {
   async listen(): Promise<number> {
     const count = this.#o.udpSockets ?? 1;
     const reusePort = count > 1;
+    if (this.#o.udpBatch !== undefined) return this.#listenBatch(this.#o.udpBatch, count);
     for (let attempt = 0; ; attempt++) {
       const udp = await this.#bindUdp(this.#o.port, reusePort);
       const port = udp.address().port;
@@ -91,12 +101,64 @@ export class DnsServer {
     }
   }
 
+  /** Bind `count` UDP sockets with the addon, and TCP on their port; as listen(). */
+  async #listenBatch(addon: UdpBatchAddon, count: number): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const batch = new BatchUdpSockets(addon, (msg, remote) => this.#answerBatched(msg, remote));
+      let port: number;
+      try {
+        port = batch.bind(this.#o.address, this.#o.port, count > 1);
+      } catch (e) {
+        throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, this.#o.port, 'udp');
+      }
+      try {
+        this.#tcp = await this.#bindTcp(port);
+      } catch (e) {
+        batch.close();
+        if (this.#o.port === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
+        throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, port, 'tcp');
+      }
+      this.#batch = batch;
+      this.#port = port;
+      try {
+        while (batch.sockets < count) batch.bind(this.#o.address, port, true);
+      } catch (e) {
+        await this.close();
+        throw describeBindError(e as NodeJS.ErrnoException, this.#o.address, port, 'udp');
+      }
+      batch.start();
+      return port;
+    }
+  }
+
+  #answerBatched(msg: Buffer, remoteAddress: string): Buffer | undefined {
+    const action = this.#o.rateLimit === undefined ? 'answer' : this.#o.rateLimit(remoteAddress);
+    if (action === 'drop') return undefined;
+    const ctx = this.#batchCtx;
+    ctx.remoteAddress = remoteAddress;
+    const response = this.#answer(msg, ctx);
+    return response !== undefined && action === 'slip' ? truncatedCopy(response) : response;
+  }
+
   /** UDP sockets bound (dns.udp_sockets once listening). */
   get udpSockets(): number {
-    return this.#udp.length;
+    return this.#batch?.sockets ?? this.#udp.length;
+  }
+
+  /** Datagrams each UDP socket read (the batch engine; empty with dgram). */
+  get udpReceived(): readonly number[] {
+    return this.#batch?.received ?? [];
+  }
+
+  /** What reads UDP: the native batch engine or Node's dgram. */
+  get udpEngine(): 'batch' | 'dgram' {
+    return this.#o.udpBatch === undefined ? 'dgram' : 'batch';
   }
 
   async close(): Promise<void> {
+    const batch = this.#batch;
+    this.#batch = undefined;
+    batch?.close();
     const udp = this.#udp;
     this.#udp = [];
     await Promise.all(udp.map((u) => new Promise<void>((r) => u.close(() => r()))));

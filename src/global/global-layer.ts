@@ -25,6 +25,7 @@ import type { GlobalConfig, HostnameConfig, RegionConfig } from '../config/globa
 import { type DnsOutcome, DnsResponder, type QueryContext, type SteeredAnswer } from './dns-responder.js';
 import { DnsMetrics } from './dns-metrics.js';
 import { DnsServer } from './dns-server.js';
+import { loadUdpBatch, type UdpBatchAddon } from '../shared/udp-batch-addon.js';
 import { MmdbLocator } from './mmdb.js';
 import { causeOf, type ReportError } from '../admin/error-reporter.js';
 import { type ProbeResult, RegionProber } from './region-prober.js';
@@ -131,7 +132,7 @@ export class GlobalLayer {
     if (config.geo.mmdb !== undefined) this.#mmdb = await MmdbLocator.open(config.geo.mmdb);
     this.#server = this.#newServer(config);
     await this.#server.listen();
-    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone, udpSockets: this.#server.udpSockets }, 'dns responder listening (udp and tcp)');
+    this.#log.info({ address: config.dns.address, port: this.#server.port, zone: config.dns.zone, udpSockets: this.#server.udpSockets, udpEngine: this.#server.udpEngine }, 'dns responder listening (udp and tcp)');
     this.#started = true;
     this.#startProbers();
   }
@@ -292,6 +293,7 @@ export class GlobalLayer {
       idleTimeoutMs: config.dns.tcp_idle_timeout,
       maxConnections: config.dns.max_tcp_connections,
       udpSockets: config.dns.udp_sockets,
+      udpBatch: udpBatchFor(config.dns.udp_engine, this.#log),
       log: this.#log,
       respond: (msg, ctx) => this.#snap.responder.respond(msg, ctx),
       rateLimit: (remoteAddress) => this.#rateLimit(remoteAddress),
@@ -396,6 +398,19 @@ function counter<L extends string>(registry: Registry, name: string, help: strin
   const existing = registry.getSingleMetric(name);
   if (existing instanceof Counter) return existing as Counter<L>;
   return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+/**
+ * The addon for `dns.udp_engine`, or undefined for Node's dgram: `auto` falls back to
+ * dgram with one log line saying why (config validation refused `batch` without it).
+ */
+export function udpBatchFor(engine: 'auto' | 'batch' | 'dgram', log: Logger, load = loadUdpBatch): UdpBatchAddon | undefined {
+  if (engine === 'dgram') return undefined;
+  const r = load();
+  if ('addon' in r) return r.addon;
+  if (engine === 'batch') throw new Error(`dns.udp_engine: batch needs the native udp-batch addon: ${r.reason}`);
+  log.warn({ reason: r.reason }, 'dns udp engine: Node dgram (the native batch engine is unavailable)');
+  return undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { errors, valid } from './helpers.js';
 import { parseConfigText } from '../../src/config/index.js';
 import { DGRAM_REUSE_PORT } from '../../src/config/global-schema.js';
+import { loadUdpBatch } from '../../src/shared/udp-batch-addon.js';
 
 type Json = Record<string, unknown>;
 
@@ -38,16 +39,36 @@ describe('global config', () => {
       tcp_idle_timeout: 10_000,
       max_tcp_connections: 1000,
       udp_sockets: 1,
+      udp_engine: 'auto',
     });
     assert.deepEqual(g.hostnames, [{ name: 'www.meridian.test', policy: 'geo' }]);
     assert.deepEqual(g.geo, { cidrs: [] });
     assert.deepEqual(g.latency, { decay: 60_000, max_age: 600_000, max_subnets: 100_000 });
   });
 
-  it('udp_sockets above 1 is refused on a Node without dgram reusePort', { skip: DGRAM_REUSE_PORT ? 'this Node has reusePort' : false }, () => {
-    assert.deepEqual(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_sockets: 2 } }) }), [
-      `global.dns.udp_sockets: above 1 needs dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`,
+  it('udp_sockets above 1 with udp_engine dgram is refused on a Node without dgram reusePort', { skip: DGRAM_REUSE_PORT ? 'this Node has reusePort' : false }, () => {
+    assert.deepEqual(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_sockets: 2, udp_engine: 'dgram' } }) }), [
+      `global.dns.udp_sockets: above 1 needs the batch engine (udp_engine: dgram) or dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`,
     ]);
+  });
+
+  it('udp_sockets above 1 is taken on any Node when the batch engine loads', { skip: 'addon' in loadUdpBatch() ? false : 'the udp-batch addon is not built' }, () => {
+    assert.equal(valid({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_sockets: 4 } }) }).global?.dns.udp_sockets, 4);
+  });
+
+  it('udp_engine: one of auto, batch, dgram; batch is refused, naming the field and why, when the addon cannot load', () => {
+    assert.deepEqual(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_engine: 'fast' } }) }).length, 1);
+    assert.match(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_engine: 'fast' } }) })[0] as string, /^global\.dns\.udp_engine: /);
+    const saved = process.env['MERIDIAN_UDP_BATCH_ADDON'];
+    process.env['MERIDIAN_UDP_BATCH_ADDON'] = '/nonexistent/udp_batch.node';
+    try {
+      assert.deepEqual(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_engine: 'batch' } }) }), [
+        'global.dns.udp_engine: batch needs the native udp-batch addon: /nonexistent/udp_batch.node did not load (Cannot find module \'/nonexistent/udp_batch.node\'); npm run build makes it when a C compiler is present',
+      ]);
+    } finally {
+      if (saved === undefined) delete process.env['MERIDIAN_UDP_BATCH_ADDON'];
+      else process.env['MERIDIAN_UDP_BATCH_ADDON'] = saved;
+    }
   });
 
   it('dns.rrl: off when absent; defaults filled; bad values refused with their paths', () => {

@@ -12,7 +12,7 @@ import { SeededRng } from '../../src/core/rng.js';
 import { DnsResponder } from '../../src/global/dns-responder.js';
 import { DnsServer } from '../../src/global/dns-server.js';
 import { RegionProber } from '../../src/global/region-prober.js';
-import { globalConfig, quiet, udpQuery } from './helpers.js';
+import { globalConfig, quiet, testUdpBatch, udpQuery } from './helpers.js';
 
 /** A pino logger whose lines land in `lines`, parsed. */
 function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
@@ -50,7 +50,7 @@ describe('absorbed errors in the global layer', () => {
       },
       (err, ctx) => errors.report('dns_responder', causeOf(err), err, { transport: ctx.transport, client: ctx.remoteAddress }),
     );
-    const server = new DnsServer({ address: '127.0.0.1', port: 0, respond: (m, c) => responder.respond(m, c), idleTimeoutMs: 1000, maxConnections: 10, log: quiet });
+    const server = new DnsServer({ address: '127.0.0.1', port: 0, respond: (m, c) => responder.respond(m, c), udpBatch: testUdpBatch(), idleTimeoutMs: 1000, maxConnections: 10, log: quiet });
     const port = await server.listen();
     try {
       for (let i = 0; i < 3; i++) {

@@ -138,6 +138,13 @@ describe('DNS responder (dns-packet client)', () => {
     assert.equal(parse((await udpRaw(port, notify))!).rcode, 'NOTIMP');
   });
 
+  it('answers a query longer than any answer (6,000 bytes of EDNS padding) as any other, over UDP', async () => {
+    const big = encode({ type: 'query', id: 78, flags: 1 << 8, questions: [{ type: 'A', name: 'www.meridian.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: [{ code: 12, data: Buffer.alloc(6000) }] } as never] });
+    assert.ok(big.length > 6000);
+    const r = parse((await udpRaw(port, big))!);
+    assert.deepEqual([r.id, r.rcode, data(r.answers).length], [78, 'NOERROR', 1]);
+  });
+
   it('survives garbage over UDP and TCP and still answers after', async () => {
     const valid = encode({ type: 'query', id: 77, questions: [{ type: 'A', name: 'www.meridian.test' }] });
     const junk: Buffer[] = [Buffer.alloc(0), Buffer.from([1]), Buffer.alloc(11), valid.subarray(0, 20), valid.subarray(0, valid.length - 3)];

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { decode, type DecodedPacket, encode, type Packet } from 'dns-packet';
 import pino from 'pino';
 import { type Config, validateConfig } from '../../src/config/index.js';
+import { loadUdpBatch, type UdpBatchAddon } from '../../src/shared/udp-batch-addon.js';
 
 export const quiet = pino({ level: 'silent' });
 
@@ -143,11 +144,11 @@ const many = Array.from({ length: 40 }, (_, i) => `10.9.0.${i + 1}`);
  */
 export function globalConfig(health: Partial<Record<string, string>> = {}, over: Record<string, unknown> = {}): Config {
   const check = (url: string | undefined) => (url === undefined ? {} : { health: { url, interval: '100ms', timeout: '80ms', jitter: '0%', unhealthy_threshold: 2, healthy_threshold: 1 } });
+  const dns = { address: '127.0.0.1', port: 0, zone: 'meridian.test', ttl: '30s', ns: ['ns1.meridian.test'], ns_addresses: { 'ns1.meridian.test': ['127.0.0.1'] } };
   const r = validateConfig({
     admin: { port: 0 },
     access_log: { enabled: false },
     global: {
-      dns: { address: '127.0.0.1', port: 0, zone: 'meridian.test', ttl: '30s', ns: ['ns1.meridian.test'], ns_addresses: { 'ns1.meridian.test': ['127.0.0.1'] } },
       regions: [
         { name: 'us-east', location: { lat: 39.0, lon: -77.5 }, addresses: ['127.0.0.11', '::11'], ...check(health['us-east']) },
         { name: 'eu-west', location: { lat: 53.3, lon: -6.3 }, addresses: ['127.0.0.12'], ...check(health['eu-west']) },
@@ -171,10 +172,27 @@ export function globalConfig(health: Partial<Record<string, string>> = {}, over:
         { name: 'deep.sub.meridian.test', policy: 'geo' },
       ],
       ...over,
+      ...withTestEngine((over['dns'] ?? dns) as Record<string, unknown>),
     },
   });
   if (!r.ok) throw new Error(r.errors.join('\n'));
   return r.config;
+}
+
+/**
+ * dns.udp_engine as MERIDIAN_TEST_UDP_ENGINE says (dns-dgram-engine.test.ts runs the DNS
+ * test files again with `dgram`); unset: the config's own (default auto: batch where the addon built).
+ */
+function withTestEngine(d: Record<string, unknown>): { dns: Record<string, unknown> } {
+  const engine = process.env['MERIDIAN_TEST_UDP_ENGINE'];
+  return { dns: engine === undefined ? d : { ...d, udp_engine: engine } };
+}
+
+/** The batch addon for a DnsServer built by hand, unless MERIDIAN_TEST_UDP_ENGINE is dgram (undefined: dgram). */
+export function testUdpBatch(): UdpBatchAddon | undefined {
+  if (process.env['MERIDIAN_TEST_UDP_ENGINE'] === 'dgram') return undefined;
+  const r = loadUdpBatch();
+  return 'addon' in r ? r.addon : undefined;
 }
 
 /** Poll until `cond` holds; fail after `ms`. Only to wait, never to assert timing. */
