@@ -51,7 +51,7 @@ const MASK = CONTEXTS - 1;
 const OK = { status: 200, latencyMs: 10 } as const;
 const FAILED = { status: 503, latencyMs: 10 } as const;
 
-type Via = 'cluster' | 'balancer' | 'reference' | 'cluster_retry' | 'lifecycle' | 'lifecycle_retry';
+type Via = 'cluster' | 'cluster_10' | 'cluster_100' | 'balancer' | 'reference' | 'cluster_retry' | 'lifecycle' | 'lifecycle_retry';
 
 interface PickCase {
   readonly policy: PolicyName | 'reference';
@@ -110,6 +110,31 @@ function clusterCase(policy: PolicyName, n: number, unequal: boolean, outlier?: 
       }
     });
   return { policy, via: 'cluster', endpoints: n, weights: unequal ? '1..5' : 'equal', ...(outlier ? { outlier } : {}), run, iterations: 0, nsPerPick: [] };
+}
+
+/**
+ * `cluster` under load: `inFlight` requests outstanding, each ended `inFlight` picks after it
+ * started. At one latency, 10x the request rate is 10x the requests in flight (Little's
+ * law), so 100 against 10 is a policy's cost at 10x the prediction load (issue 15).
+ */
+function loadedCase(policy: PolicyName, n: number, inFlight: 10 | 100): PickCase {
+  const cluster = new Cluster('bench', endpoints(n), { policy, clock: new ManualClock(), rng: new SeededRng(1) });
+  const ctxs = contexts(2);
+  const outstanding: HostState[] = [];
+  let next = 0;
+  const run = (iterations: number): number =>
+    timed(() => {
+      for (let i = 0; i < iterations; i++) {
+        const host = cluster.pick(ctxs[i & MASK]);
+        if (host === undefined) throw new Error(`${policy}: no host`);
+        cluster.onStart(host);
+        const old = outstanding[next];
+        if (old !== undefined) cluster.onEnd(old, OK);
+        outstanding[next] = host;
+        next = (next + 1) % inFlight;
+      }
+    });
+  return { policy, via: inFlight === 10 ? 'cluster_10' : 'cluster_100', endpoints: n, weights: 'equal', run, iterations: 0, nsPerPick: [] };
 }
 
 /**
@@ -240,6 +265,7 @@ function groupCases(group: Group): PickCase[] {
   if (group === 'outlier') return OUTLIER_SIZES.flatMap((n) => [clusterCase('round_robin', n, false, 'off'), clusterCase('round_robin', n, false, 'on')]);
   const cases: PickCase[] = [];
   for (const n of SIZES) cases.push(clusterCase(group, n, false), balancerCase(group, n, false));
+  if (group === 'peak_ewma' || group === 'predictive' || group === 'prequal') for (const n of SIZES) cases.push(loadedCase(group, n, 10), loadedCase(group, n, 100));
   if (group === 'round_robin' || group === 'least_request') cases.push(clusterCase(group, 1000, true), balancerCase(group, 1000, true));
   return cases;
 }
@@ -359,6 +385,8 @@ function cell(s: Summary, digits: number): string {
 
 const VIA_LABEL: Record<Via, string> = {
   cluster: 'cluster: pick+onStart+onEnd',
+  cluster_10: 'cluster: same, 10 in flight',
+  cluster_100: 'cluster: same, 100 in flight (10x)',
   balancer: 'balancer: pick only',
   reference: 'reference: hosts[hash % n]',
   cluster_retry: 'cluster: 2 x pick+onStart+onEnd',
