@@ -94,31 +94,14 @@ function timed(loop: () => void): number {
 
 /**
  * Through `Cluster`: pick + onStart + onEnd, the full bookkeeping of one request. With
- * `outlier`, outlier detection (Envoy's defaults) sees every outcome; all succeed.
- */
-function clusterCase(policy: PolicyName, n: number, unequal: boolean, outlier?: 'on' | 'off'): PickCase {
-  const eps = endpoints(n, unequal ? (i) => UNEQUAL_WEIGHTS[i % UNEQUAL_WEIGHTS.length] as number : undefined);
-  const cluster = new Cluster('bench', eps, { policy, clock: new ManualClock(), rng: new SeededRng(1), ...(outlier === 'on' ? { outlierDetection: {} } : {}) });
-  const ctxs = contexts(2);
-  const run = (iterations: number): number =>
-    timed(() => {
-      for (let i = 0; i < iterations; i++) {
-        const host = cluster.pick(ctxs[i & MASK]);
-        if (host === undefined) throw new Error(`${policy}: no host`);
-        cluster.onStart(host);
-        cluster.onEnd(host, OK);
-      }
-    });
-  return { policy, via: 'cluster', endpoints: n, weights: unequal ? '1..5' : 'equal', ...(outlier ? { outlier } : {}), run, iterations: 0, nsPerPick: [] };
-}
-
-/**
- * `cluster` under load: `inFlight` requests outstanding, each ended `inFlight` picks after it
- * started. At one latency, 10x the request rate is 10x the requests in flight (Little's
+ * `outlier`, outlier detection (Envoy's defaults) sees every outcome; all succeed. With
+ * `inFlight` 10 or 100, that many requests are outstanding, each ended that many picks after
+ * it started: at one latency, 10x the request rate is 10x the requests in flight (Little's
  * law), so 100 against 10 is a policy's cost at 10x the prediction load (issue 15).
  */
-function loadedCase(policy: PolicyName, n: number, inFlight: 10 | 100): PickCase {
-  const cluster = new Cluster('bench', endpoints(n), { policy, clock: new ManualClock(), rng: new SeededRng(1) });
+function clusterCase(policy: PolicyName, n: number, unequal: boolean, outlier?: 'on' | 'off', inFlight: 1 | 10 | 100 = 1): PickCase {
+  const eps = endpoints(n, unequal ? (i) => UNEQUAL_WEIGHTS[i % UNEQUAL_WEIGHTS.length] as number : undefined);
+  const cluster = new Cluster('bench', eps, { policy, clock: new ManualClock(), rng: new SeededRng(1), ...(outlier === 'on' ? { outlierDetection: {} } : {}) });
   const ctxs = contexts(2);
   const outstanding: HostState[] = [];
   let next = 0;
@@ -128,13 +111,18 @@ function loadedCase(policy: PolicyName, n: number, inFlight: 10 | 100): PickCase
         const host = cluster.pick(ctxs[i & MASK]);
         if (host === undefined) throw new Error(`${policy}: no host`);
         cluster.onStart(host);
+        if (inFlight === 1) {
+          cluster.onEnd(host, OK);
+          continue;
+        }
         const old = outstanding[next];
         if (old !== undefined) cluster.onEnd(old, OK);
         outstanding[next] = host;
         next = (next + 1) % inFlight;
       }
     });
-  return { policy, via: inFlight === 10 ? 'cluster_10' : 'cluster_100', endpoints: n, weights: 'equal', run, iterations: 0, nsPerPick: [] };
+  const via: Via = inFlight === 1 ? 'cluster' : inFlight === 10 ? 'cluster_10' : 'cluster_100';
+  return { policy, via, endpoints: n, weights: unequal ? '1..5' : 'equal', ...(outlier ? { outlier } : {}), run, iterations: 0, nsPerPick: [] };
 }
 
 /**
@@ -265,7 +253,7 @@ function groupCases(group: Group): PickCase[] {
   if (group === 'outlier') return OUTLIER_SIZES.flatMap((n) => [clusterCase('round_robin', n, false, 'off'), clusterCase('round_robin', n, false, 'on')]);
   const cases: PickCase[] = [];
   for (const n of SIZES) cases.push(clusterCase(group, n, false), balancerCase(group, n, false));
-  if (group === 'peak_ewma' || group === 'predictive' || group === 'prequal') for (const n of SIZES) cases.push(loadedCase(group, n, 10), loadedCase(group, n, 100));
+  if (group === 'peak_ewma' || group === 'predictive' || group === 'prequal') for (const n of SIZES) cases.push(clusterCase(group, n, false, undefined, 10), clusterCase(group, n, false, undefined, 100));
   if (group === 'round_robin' || group === 'least_request') cases.push(clusterCase(group, 1000, true), balancerCase(group, 1000, true));
   return cases;
 }
