@@ -12,7 +12,8 @@
  * Every metric carries a one-line help text; docs/metrics.md lists each with its type
  * and labels, and a test keeps the two in step.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Aggregator } from 'prom-client';
+import { CounterCell, FastCounter, FastHistogram, HistogramCell } from './fast-metrics.js';
 import { HEALTH_STATUSES, type ClusterState, type LocalReason } from './types.js';
 import type { RetryRefusal } from '../core/retry-budget.js';
 import type { BalancerStats } from '../core/types.js';
@@ -38,7 +39,6 @@ export interface RequestLabels {
 }
 
 type CounterChild = Counter.Internal;
-type HistogramChild = Histogram.Internal<string>;
 
 /** The sub-map of `m` at `k`, created on first use. */
 function sub<K, V>(m: Map<K, Map<string | number, V>>, k: K): Map<string | number, V> {
@@ -61,27 +61,28 @@ export class ProxyMetrics implements MetricsText {
 
   // ---- events (hot path: prom-client children cached by label values in nested maps,
   //      so a repeat call does a few Map lookups and allocates nothing of its own) ------
-  readonly #requests = new Counter({
+  // The five per-request series are fast-metrics.ts's: no label hashing on each update.
+  readonly #requests = new FastCounter({
     name: 'meridian_requests_total',
     help: 'Requests answered, by listener, cluster, endpoint (of the last attempt; empty if none) and status code sent to the client.',
     labelNames: ['listener', 'cluster', 'endpoint', 'code'] as const,
     registers: [this.registry],
   });
-  readonly #requestDuration = new Histogram({
+  readonly #requestDuration = new FastHistogram({
     name: 'meridian_request_duration_seconds',
     help: "Time from a request's arrival to the end of its response, retries included, by cluster.",
     labelNames: ['cluster'] as const,
     buckets: [...DURATION_BUCKETS_S],
     registers: [this.registry],
   });
-  readonly #upstreamDuration = new Histogram({
+  readonly #upstreamDuration = new FastHistogram({
     name: 'meridian_upstream_duration_seconds',
     help: "Time the endpoint took to answer the attempt whose response was sent, from sending the request to the response's end.",
     labelNames: ['cluster', 'endpoint'] as const,
     buckets: [...DURATION_BUCKETS_S],
     registers: [this.registry],
   });
-  readonly #attempts = new Histogram({
+  readonly #attempts = new FastHistogram({
     name: 'meridian_request_attempts',
     help: 'Upstream attempts per request (1 = answered without a retry), by cluster.',
     labelNames: ['cluster'] as const,
@@ -175,10 +176,10 @@ export class ProxyMetrics implements MetricsText {
   /** Set while one scrape's gauges are filled in: the source is read once per scrape, not once per gauge. */
   #filled = false;
 
-  readonly #requestChildren = new Map<string, Map<string | number, Map<string | number, Map<string | number, CounterChild>>>>();
-  readonly #requestDurationChildren = new Map<string, HistogramChild>();
-  readonly #upstreamChildren = new Map<string, Map<string | number, HistogramChild>>();
-  readonly #attemptChildren = new Map<string, HistogramChild>();
+  readonly #requestChildren = new Map<string, Map<string | number, Map<string | number, Map<string | number, CounterCell>>>>();
+  readonly #requestDurationChildren = new Map<string, HistogramCell>();
+  readonly #upstreamChildren = new Map<string, Map<string | number, HistogramCell>>();
+  readonly #attemptChildren = new Map<string, HistogramCell>();
   readonly #localReplyChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
   readonly #retryChildren = new Map<string, Map<string | number, CounterChild>>();
   readonly #refusedChildren = new Map<string, Map<string | number, CounterChild>>();
@@ -420,13 +421,13 @@ export class ProxyMetrics implements MetricsText {
   }
 
   // ---- upstream protocols and gRPC ------------------------------------------------------
-  readonly #upstreamAnswers = new Counter({
+  readonly #upstreamAnswers = new FastCounter({
     name: 'meridian_upstream_answers_total',
     help: 'Requests an upstream answered, by cluster, the protocol spoken to it (http1, h2) and the TLS version negotiated (none: plaintext).',
     labelNames: ['cluster', 'protocol', 'tls'] as const,
     registers: [this.registry],
   });
-  readonly #upstreamAnswerChildren = new Map<string, Map<string | number, Map<string | number, CounterChild>>>();
+  readonly #upstreamAnswerChildren = new Map<string, Map<string | number, Map<string | number, CounterCell>>>();
   readonly #grpcCalls = new Counter({
     name: 'meridian_grpc_calls_total',
     help: "gRPC calls, by listener, cluster and the grpc-status the client got (the backend's, or Meridian's own for local replies and calls cut mid-stream).",
