@@ -46,19 +46,24 @@ export class UpstreamError extends Error {
   }
 }
 
+/** The text every local reply carries (its body; a gRPC reply's grpc-message, without the newline). */
+export function localReplyText(code: LocalReplyCode): string {
+  return `meridian: ${LOCAL_REPLIES[code].message} (${code})\n`;
+}
+
 /**
  * A local reply as raw bytes, for a connection with no request object to answer through
  * (a malformed or too slow request head): the same status, reason header and body as
  * sendLocalReply's, and the connection closes after it.
  */
 export function rawLocalReply(code: LocalReplyCode): string {
-  const { status, message } = LOCAL_REPLIES[code];
-  const body = `meridian: ${message} (${code})\n`;
+  const status = LOCAL_REPLIES[code].status;
+  const body = localReplyText(code);
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Meridian-Reason: ${code}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, requestId: string | undefined, extraHeaders: Record<string, string> = {}): void {
-  const { status, message } = LOCAL_REPLIES[code];
+  const status = LOCAL_REPLIES[code].status;
   if (res.headersSent) {
     res.destroy();
     return;
@@ -72,11 +77,11 @@ export function sendLocalReply(res: ServerResponse, code: LocalReplyCode, reques
       ...(requestId === undefined ? {} : { 'x-request-id': requestId }),
       ...extraHeaders,
     });
-    res.addTrailers({ 'grpc-status': String(grpcStatusOf(code, status)), 'grpc-message': grpcMessage(`meridian: ${message} (${code})`) });
+    res.addTrailers({ 'grpc-status': String(grpcStatusOf(code, status)), 'grpc-message': grpcMessage(localReplyText(code).trimEnd()) });
     res.end();
     return;
   }
-  const body = `meridian: ${message} (${code})\n`;
+  const body = localReplyText(code);
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),

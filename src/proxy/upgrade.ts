@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { HostState } from '../core/cluster.js';
 import { FAILURE_OUTCOME, type RequestLifecycle, type RetryDecision } from '../core/request-lifecycle.js';
 import type { Outcome } from '../core/types.js';
-import { classifyUpstreamError, LOCAL_REPLIES, UpstreamError, type LocalReplyCode } from './errors.js';
+import { classifyUpstreamError, LOCAL_REPLIES, localReplyText, UpstreamError, type LocalReplyCode } from './errors.js';
 import { report, type ExchangeRecord, type ListenerContext } from './forward.js';
 import { downstreamResponseHeaders, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { BodyReader, bodyFraming } from './upgrade-body.js';
@@ -516,9 +516,9 @@ class Tunnel implements Closable {
     if (this.#phase === 'done') return;
     this.#phase = 'done';
     this.#reason = code;
-    const { status, message } = LOCAL_REPLIES[code];
+    const status = LOCAL_REPLIES[code].status;
     this.#status = status;
-    const body = `meridian: ${message} (${code})\n`;
+    const body = localReplyText(code);
     const head = responseHead(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
