@@ -57,10 +57,13 @@ export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'O
 export const GRPC_RETRY_STATUSES = { cancelled: 1, deadline_exceeded: 4, resource_exhausted: 8, internal: 13, unavailable: 14 } as const;
 export const RETRY_CONDITIONS = ['connect_failure', 'reset', 'timeout', '5xx', 'gateway_error', 'cancelled', 'deadline_exceeded', 'resource_exhausted', 'internal', 'unavailable'] as const;
 /**
- * Only connect failures by default: nothing reached the upstream, so any request (even a
- * non-idempotent POST) is safe to send again. The simulator's default too.
+ * What is safe to send again without the route owner's word: a connect failure (nothing
+ * reached the upstream, so any request, even a POST) and a reset before any answer, which
+ * `#decide` retries only for an idempotent request whose body is still whole (RFC 9110
+ * §9.2.2; nginx's default `proxy_next_upstream error`). Without `reset`, a GET in flight
+ * on a backend that dies is lost. The simulator's default too.
  */
-export const DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect_failure'];
+export const DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect_failure', 'reset'];
 
 /** Envoy's bounds: its ring_hash maximum and its largest allowed maglev table. */
 

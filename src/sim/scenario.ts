@@ -114,7 +114,7 @@ export interface LbSpec {
   /** Deadline of one try; Infinity = none (the request deadline applies). */
   readonly perTryTimeoutMs: number;
   readonly retries: number;
-  /** What is retried, as the proxy's `retries.retry_on` (and with its default: connect failures only). */
+  /** What is retried, as the proxy's `retries.retry_on` (and with its default: connect failures and resets). */
   readonly retryOn: readonly RetryOn[];
   readonly retryBudget?: RetryBudgetOptions;
   readonly circuitBreaker?: CircuitBreakerLimits;

@@ -41,7 +41,7 @@ describe('defaults', () => {
     assert.equal(c.panic_threshold, 50);
     assert.deepEqual(c.retries, {
       attempts: 1,
-      retry_on: ['connect_failure'],
+      retry_on: ['connect_failure', 'reset'],
       budget: { percent: 20, min_per_second: 3 },
       grpc_buffer_bytes: 65_536,
     });

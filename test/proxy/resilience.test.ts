@@ -185,6 +185,46 @@ describe('failures and retries', () => {
     assert.match(text, /meridian_retries_total\{cluster="c",reason="keepalive_race"\} [1-9]/);
   });
 
+  it('default config: a GET reset before any answer, and again on its resend, is retried on another endpoint; a POST is not', async () => {
+    // A backend that dies with every request it reads: each connection is reset unanswered.
+    let connections = 0;
+    const dies: TcpServer = createTcpServer((socket) => {
+      connections++;
+      socket.once('data', () => socket.resetAndDestroy());
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => dies.listen(0, '127.0.0.1', r));
+    const port = (dies.address() as { port: number }).port;
+    const bs = await backends(1);
+    const m = await startMeridian(
+      simpleConfig([], {
+        policy: 'round_robin',
+        endpoints: [
+          { address: `127.0.0.1:${port}`, id: 'dies' },
+          { address: `127.0.0.1:${bs[0]!.port}`, id: 'b0' },
+        ],
+      }),
+    );
+    cleanup.push(m, ...bs, { close: () => new Promise<void>((r) => dies.close(() => r())) });
+    // Round robin: the GET finds `dies` (then its resend, on a connection of its own), its retry b0.
+    const r = await get(m.port, '/');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.trim(), 'b0');
+    // The POST finds `dies` next: it may have reached the application, so it is not sent again.
+    const post = await get(m.port, '/upload', { method: 'POST', body: 'x' });
+    assert.equal(post.status, 502);
+    assert.equal(post.headers['x-meridian-reason'], 'upstream_reset');
+    assert.equal(connections, 3, 'the GET, its resend and the POST');
+    assert.deepEqual(m.records.map((x) => [x.endpoint, x.status, x.attempts]), [
+      ['b0', 200, 2],
+      ['dies', 502, 1],
+    ]);
+    const text = await m.meridian.metrics.metricsText();
+    assert.match(text, /meridian_retries_total\{cluster="c",reason="keepalive_race"\} 1\n/);
+    assert.match(text, /meridian_retries_total\{cluster="c",reason="upstream_reset"\} 1\n/);
+    assert.match(text, /meridian_retries_refused_total\{cluster="c",reason="not_replayable"\} 1\n/);
+  });
+
   it('thousands of client aborts leave no request, socket, upstream connection or memory behind', async () => {
     const bs = await backends(2);
     const m = await startMeridian(simpleConfig(bs, { timeouts: { request: '30s' } }));

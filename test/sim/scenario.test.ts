@@ -85,9 +85,9 @@ describe('scenario file', () => {
     }
   });
 
-  it('reads lb.retry_on as the proxy reads retries.retry_on, with its default (connect failures only)', () => {
+  it('reads lb.retry_on as the proxy reads retries.retry_on, with its default (connect failures and resets)', () => {
     const doc = { duration: '10s', regions: [{ name: 'r', servers: 1, service_time: { dist: 'constant', value: '1ms' } }], clients: [{ name: 'c', rate: '1/s' }] };
-    assert.deepEqual(parseScenario(doc).lb.retryOn, ['connect_failure']);
+    assert.deepEqual(parseScenario(doc).lb.retryOn, ['connect_failure', 'reset']);
     assert.deepEqual(parseScenario({ ...doc, lb: { retry_on: ['timeout', '503', 'gateway_error'] } }).lb.retryOn, ['timeout', 503, 'gateway_error']);
     const p = problems({ ...doc, lb: { retry_on: ['timeout', 404] } });
     assert.equal(p.length, 1);
