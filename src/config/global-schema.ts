@@ -12,15 +12,12 @@ import { STEERING_POLICIES } from '../core/steering.js';
 import { describeValue, didYouMean } from './describe.js';
 import { formatDuration } from './duration.js';
 import { loadUdpBatch } from '../shared/udp-batch-addon.js';
-import { ALWAYS, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, healthThresholds, integer, name, percentString } from './fields.js';
+import { ALWAYS, REUSE_PORT, bindAddress, type Ctx, decimal, duration, exactlyOne, fail, healthThresholds, integer, name, percentString } from './fields.js';
 
 // ---- field types -----------------------------------------------------------------
 
-/** Whether this Node's dgram sockets take `reusePort` (added in 23.1.0, backported to 22.12.0). */
-export const DGRAM_REUSE_PORT = ((): boolean => {
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
-})();
+/** Whether this Node's dgram sockets take `reusePort` (added in 23.1.0, backported to 22.12.0, with net's). */
+export const DGRAM_REUSE_PORT = REUSE_PORT;
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 

@@ -2,7 +2,7 @@
 export { formatDuration, parseDuration } from './duration.js';
 export { allowedKeysAt, configErrorMap, formatIssues, formatPath } from './issues.js';
 export { describeValue, listValues } from './describe.js';
-export { ALWAYS, type Ctx, decimal, duration, fail, healthThresholds, integer, percentNumber } from './fields.js';
+export { ALWAYS, type Ctx, decimal, duration, fail, hasReusePort, healthThresholds, integer, percentNumber, REUSE_PORT } from './fields.js';
 export { type ConfigFormat, formatOf, type LoadResult, loadConfigFile, type ParseOptions, parseConfigText } from './load.js';
 export {
   type AdminConfig,

@@ -643,6 +643,13 @@ export const ConfigSchema = z
     admin: adminSchema.prefault({}),
     /** Processes serving the listeners (node:cluster); `auto` = one per core. */
     workers: z.union([integer(1, 256), z.literal('auto')]).default(1),
+    /**
+     * How workers share a listener's port: `reuse_port`, a socket per worker (SO_REUSEPORT,
+     * the kernel spreads connections); `round_robin`, the primary accepts and hands each
+     * connection on (node:cluster); `auto`, reuse_port where the runtime has it and the
+     * port is fixed. See checkWorkerAccept and src/node/listen.ts.
+     */
+    worker_accept: z.enum(['auto', 'reuse_port', 'round_robin']).default('auto'),
     /** Addresses (IPs or CIDRs) whose X-Forwarded-For is trusted and appended to. */
     trusted_proxies: z.array(cidr()).default([]),
     access_log: z

@@ -37,6 +37,7 @@ import { handleUpgrade, UpgradeTracker } from '../proxy/upgrade.js';
 import { decideStrongLimit } from '../proxy/global-limits.js';
 import { Fleet, type ControlChange, type FleetView, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
 import { fleetRoutes } from '../fleet/fleet-routes.js';
+import { listenOptions } from './listen.js';
 
 export const wallClock: Clock = { nowMs: () => performance.now() };
 
@@ -692,7 +693,7 @@ export class Meridian implements AdminTarget {
     const server = ls.server;
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(l.port, l.address, () => {
+      server.listen(listenOptions(l.port, l.address, runtime().config.worker_accept), () => {
         server.off('error', reject);
         const a = server.address();
         resolve(typeof a === 'object' && a ? a.port : l.port);
@@ -738,7 +739,7 @@ export class Meridian implements AdminTarget {
         this.#accessLog?.logger.info({ protocol: 'tcp', listener: r.listener, client: r.client, cluster: l.cluster, endpoint: r.endpoint, attempts: r.attempts, bytes_in: r.bytesIn, bytes_out: r.bytesOut, total_ms: round(r.durationMs), ...(r.error === undefined ? {} : { error: r.error }) });
       },
     });
-    const port = await proxy.listen(l.port, l.address).catch((e: NodeJS.ErrnoException) => {
+    const port = await proxy.listen(listenOptions(l.port, l.address, runtime().config.worker_accept)).catch((e: NodeJS.ErrnoException) => {
       throw new Error(e.code === 'EADDRINUSE' ? `listener ${l.name}: port ${l.port} on ${l.address} is already in use` : `listener ${l.name}: ${e.message}`);
     });
     this.log.info({ listener: l.name, address: l.address, port, protocol: 'tcp' }, 'listening');

@@ -1,4 +1,4 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type ListenOptions, type Server, type Socket } from 'node:net';
 import { isHashPolicy } from '../core/balancers.js';
 import type { Clock } from '../core/clock.js';
 import { murmur3 } from '../core/hash.js';
@@ -77,11 +77,11 @@ export class TcpProxy {
   }
 
   /** Bind; resolves with the bound port (useful with port 0), rejects when the port is taken. */
-  listen(port: number, address: string): Promise<number> {
+  listen(options: ListenOptions): Promise<number> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.#server.once('error', onError);
-      this.#server.listen({ port, host: address }, () => {
+      this.#server.listen(options, () => {
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#ctx.log?.warn({ listener: this.#ctx.listener, err: err.message }, 'tcp listener error'));
         resolve((this.#server.address() as { port: number }).port);

@@ -104,7 +104,7 @@ async function startProxy(endpoints: readonly string[], cluster: Record<string, 
     log: { warn: (o) => warnings.push(o) },
     onConnection: (r) => records.push(r),
   });
-  const port = await proxy.listen(0, '127.0.0.1');
+  const port = await proxy.listen({ port: 0, host: '127.0.0.1' });
   Object.assign(p, { proxy, port });
   return p;
 }
@@ -400,6 +400,6 @@ describe('tcp proxy', () => {
   it('listen rejects when the port is taken', async () => {
     const { p } = await setup(1);
     const other = new TcpProxy({ listener: 'dup', cluster: () => p.cluster(), clock, idleTimeoutMs: 0 });
-    await assert.rejects(other.listen(p.port, '127.0.0.1'), { code: 'EADDRINUSE' });
+    await assert.rejects(other.listen({ port: p.port, host: '127.0.0.1' }), { code: 'EADDRINUSE' });
   });
 });
