@@ -2,6 +2,9 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http1ServerRequest } from './server-request.js';
 
+/** A body up to this size goes out in one buffer with its head (Buffer.allocUnsafe's pool serves up to 4 KiB; a copy this small costs less than writev's bookkeeping). */
+const ONE_WRITE_MAX = 4096;
+
 /** What a response tells the connection it is written on. */
 export interface ResponseSink {
   readonly socket: Socket;
@@ -149,6 +152,14 @@ export class Http1ServerResponse {
     const head = this.#head;
     if (head === undefined) return s.write(chunk);
     this.#head = undefined;
+    if (len <= ONE_WRITE_MAX && typeof chunk !== 'string') {
+      // Head and a small body in one buffer: one write, not a corked pair that goes out
+      // through writev (an array of chunks built and walked per response).
+      const out = Buffer.allocUnsafe(head.length + len);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, head.length);
+      return s.write(out);
+    }
     s.cork();
     s.write(head, 'latin1');
     const ok = s.write(chunk);

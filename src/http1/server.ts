@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { readAccepted, readAsStream } from './read-buffer.js';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { Http1ServerRequest, type BodySource } from './server-request.js';
@@ -142,6 +143,8 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   #clientEnded = false;
   #deadline = Deadline.Head;
   #deadlineMs: number;
+  /** Reads arrive in READ_BUFFER (read-buffer.ts): anything kept past the read is copied. */
+  readonly #shared: boolean;
 
   constructor(server: Http1Server, socket: Socket) {
     this.#server = server;
@@ -150,7 +153,8 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
     this.#parser = new HeadParser(true, { maxHeadBytes: o.maxHeadBytes, maxFields: o.maxFields });
     this.#decoder = new BodyDecoder(o.maxHeadBytes);
     this.#deadlineMs = server.nowMs + o.headersTimeoutMs;
-    socket.on('data', this.#onDataL);
+    this.#shared = readAccepted(socket, this.#onReadL);
+    if (!this.#shared) socket.on('data', this.#onDataL);
     socket.on('end', this.#onEndL);
     socket.on('drain', this.#onDrainL);
     socket.on('error', this.#onErrorL);
@@ -159,6 +163,10 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
 
   // Bound once per connection, so that an upgrade can take exactly these off the socket.
   readonly #onDataL = (b: Buffer): void => this.#onData(b);
+  readonly #onReadL = (n: number, buf: Buffer): boolean => {
+    this.#onData(buf.subarray(0, n));
+    return true;
+  };
   readonly #onEndL = (): void => this.#onEnd();
   readonly #onDrainL = (): void => {
     this.#res?.emit('drain');
@@ -200,7 +208,7 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   #onData(b: Buffer): void {
     if (this.#held !== undefined || this.#bodyFull || this.#st === St.Answering) {
       // Not ours to parse yet: keep it, and stop reading until it is.
-      this.#held = this.#held === undefined ? b : Buffer.concat([this.#held, b]);
+      this.#held = this.#held === undefined ? this.#keep(b) : Buffer.concat([this.#held, b]);
       this.#pause();
       return;
     }
@@ -230,7 +238,7 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
             if (end === NEED_MORE) return;
             if (!this.#decoder.done) {
               // The consumer is full: the rest waits for its _read.
-              this.#held = b.subarray(end);
+              this.#held = this.#keep(b.subarray(end));
               this.#pause();
               return;
             }
@@ -239,7 +247,7 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
             break;
           }
           case St.Answering:
-            this.#held = b.subarray(off);
+            this.#held = this.#keep(b.subarray(off));
             this.#pause();
             return;
           case St.Gone:
@@ -260,7 +268,7 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
       this.#st = St.Gone;
       this.#detach();
       const req = new Http1ServerRequest(head, this.socket, this, false);
-      upgrade(req, this.socket, off < b.length ? b.subarray(off) : Buffer.alloc(0));
+      upgrade(req, this.socket, off < b.length ? this.#keep(b.subarray(off)) : Buffer.alloc(0));
       return false;
     }
     let framing = Framing.None;
@@ -287,10 +295,15 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
     return !this.#gone;
   }
 
+  /** `b` as it may be kept past this read: a copy when it lies in the shared read buffer. */
+  #keep(b: Buffer): Buffer {
+    return this.#shared ? Buffer.from(b) : b;
+  }
+
   /** BodySink: decoded body bytes to the request's stream (or nowhere, once its answer is written). */
   onBody(chunk: Buffer): boolean {
     if (this.#st === St.Dumping) return true;
-    if ((this.#req as Http1ServerRequest).push(chunk)) return true;
+    if ((this.#req as Http1ServerRequest).push(this.#keep(chunk))) return true;
     this.#bodyFull = true;
     return false;
   }
@@ -413,7 +426,8 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   /** The socket is an upgrade handler's now: this connection lets go of it. */
   #detach(): void {
     const s = this.socket;
-    s.off('data', this.#onDataL);
+    if (this.#shared) readAsStream(s);
+    else s.off('data', this.#onDataL);
     s.off('end', this.#onEndL);
     s.off('drain', this.#onDrainL);
     s.off('error', this.#onErrorL);

@@ -4,6 +4,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
+import { READ_BUFFER } from './read-buffer.js';
 
 /*
  * Meridian's HTTP/1.1 client for upstreams: keep-alive connections per endpoint, one
@@ -57,15 +58,6 @@ export interface Connector {
    */
   connect(host: string, port: number, onRead?: (n: number, buf: Buffer) => boolean): { readonly socket: Socket; readonly ready: 'connect' | 'secureConnect'; readonly shared?: boolean };
 }
-
-/**
- * One read buffer for every plain upstream connection (net's `onread`): a read is handled
- * in its callback, synchronously, before the next one can land, so no connection's bytes
- * are overwritten while in use; whatever must outlive the callback (a line split across
- * reads, the rest of a paused read, body bytes handed on) is copied. This spares each read
- * a 64 KiB allocation, a Buffer object and a trip through the stream's push and 'data'.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 export const plainConnector: Connector = {
   connect: (host, port, onRead) => ({

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { readAccepted } from '../../src/http1/read-buffer.js';
 import { Http1Server, type Http1Handlers } from '../../src/http1/server.js';
 import type { Http1ServerRequest } from '../../src/http1/server-request.js';
 import type { Http1ServerResponse } from '../../src/http1/server-response.js';
@@ -192,6 +193,48 @@ describe('HTTP/1.1 engine: connections', () => {
     assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
     assert.equal(body, size);
     assert.equal(bad, 0);
+  });
+
+  it('client reads land in the shared read buffer on this Node, and everything kept past a read is a copy', async () => {
+    // The engine's client sockets read into READ_BUFFER (read-buffer.ts) wherever net's internals allow; on Node 20 and 24 they do.
+    const probe = createServer((s) => {
+      accepted = readAccepted(s, () => true);
+      s.destroy();
+    });
+    let accepted: boolean | undefined;
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const c0 = connect((probe.address() as AddressInfo).port, '127.0.0.1');
+    c0.on('error', () => {});
+    await until(() => accepted !== undefined);
+    probe.close();
+    assert.equal(accepted, true);
+
+    // A body whose chunks the handler holds, unread as bytes, until its end; then a pipelined
+    // request that arrived in the same reads. Later reads overwrite the shared buffer: a chunk
+    // kept without copying would come out as later bytes.
+    const chunks: Buffer[] = [];
+    const urls: string[] = [];
+    const { port } = await serve({
+      request: (req, res) => {
+        urls.push(req.url);
+        if (req.method !== 'POST') return void res.writeHead(200, { 'content-length': 2 }).end('ok');
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => res.writeHead(200, { 'content-length': 2 }).end('ok'));
+      },
+    });
+    let seed = 7;
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i < body.length; i++) body[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const c = connect(port, '127.0.0.1');
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString()));
+    c.write(`POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    for (let off = 0; off < body.length; off += 7000) c.write(body.subarray(off, off + 7000));
+    c.write('GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await once(c, 'close');
+    assert.equal(got.match(/HTTP\/1\.1 200 OK/g)?.length, 2);
+    assert.deepEqual(urls, ['/up', '/next']);
+    assert.ok(Buffer.concat(chunks).equals(body), 'the body arrives byte for byte');
   });
 
   it('an answer written before the body was read: the rest of the body is dropped and the next request served', async () => {
