@@ -60,7 +60,7 @@ export function admit(ctx: AdmissionContext, rt: Runtime, req: IncomingMessage, 
   const target = routable(req.method ?? 'GET', url, req.headers);
   const route = rt.routers.get(ctx.listener)?.match(target);
   if (route === undefined) return { ok: false, code: 'no_route' };
-  const limiter = rt.rateLimiters.get(`${ctx.listener}/${route.index}`);
+  const limiter = rt.rateLimiters.get(route.key);
   if (limiter) {
     const taken = limiter.take(clientIp, ctx.clock.nowMs(), req);
     if ('unavailable' in taken) return { ok: false, code: 'rate_limit_unavailable' };

@@ -19,7 +19,7 @@ export function decideStrongLimit(rt: Runtime, listener: string, encrypted: bool
   const url = raw.startsWith('/') ? raw : originForm(raw);
   const route = rt.routers.get(listener)?.match(routable(req.method ?? 'GET', url, req.headers));
   if (route === undefined) return undefined;
-  const limiter = rt.rateLimiters.get(`${listener}/${route.index}`);
+  const limiter = rt.rateLimiters.get(route.key);
   if (limiter === undefined || !limiter.strong) return undefined;
   return limiter.decide(req, rt.trusted.forwarded(req.socket.remoteAddress, req.headers, encrypted).clientIp);
 }

@@ -15,6 +15,8 @@ export interface RoutableRequest {
 
 export interface CompiledRoute {
   readonly index: number;
+  /** `listener/index`: the route's key in the runtime's per-route maps (rate limiters), made once rather than per request. */
+  readonly key: string;
   readonly config: RouteConfig;
   /** The route's own `retries`, compiled; undefined: the cluster's apply. */
   readonly retry: RetryRules | undefined;
@@ -28,8 +30,8 @@ export interface CompiledRoute {
 export class Router {
   readonly routes: readonly CompiledRoute[];
 
-  constructor(routes: readonly RouteConfig[]) {
-    this.routes = routes.map((config, index) => ({ index, config, retry: config.retries === undefined ? undefined : coreRetryRules(config.retries), matches: compileMatch(config) }));
+  constructor(routes: readonly RouteConfig[], listener = '') {
+    this.routes = routes.map((config, index) => ({ index, key: `${listener}/${index}`, config, retry: config.retries === undefined ? undefined : coreRetryRules(config.retries), matches: compileMatch(config) }));
   }
 
   match(req: RoutableRequest): CompiledRoute | undefined {

@@ -176,7 +176,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
   const rateLimiters = new Map<string, RouteRateLimiter>();
   for (const l of config.listeners) {
     if (l.protocol === 'tcp') continue;
-    routers.set(l.name, new Router(l.routes));
+    routers.set(l.name, new Router(l.routes, l.name));
     const before = previous?.config.listeners.find((p) => p.name === l.name);
     l.routes.forEach((r, i) => {
       if (!r.rate_limit) return;
