@@ -1,7 +1,6 @@
 // worker_accept: how two workers share a listener's port, seen from /proc: which
 // processes own a listening socket on it, and which own the connections it accepted.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,10 +9,7 @@ import { after, describe, it } from 'node:test';
 import { startSampleBackend } from '../../src/backend/sample-backend.js';
 import { REUSE_PORT, validateConfig } from '../../src/config/index.js';
 import { freePort, until } from '../proxy/harness.js';
-
-function children(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-}
+import { children, startWorkers } from './workers-harness.js';
 
 /** The socket inodes of IPv4 TCP sockets with local port `port` in state `state` (0A listen, 01 established). */
 function tcpInodes(port: number, state: '0A' | '01'): Set<string> {
@@ -86,13 +82,7 @@ describe('worker_accept', () => {
         clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${backend.port}` }] }],
       }),
     );
-    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cleanup.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
+    const { child, exited } = await startWorkers(file, cleanup);
     const workers = children(child.pid!).sort((a, b) => a - b);
     assert.equal(workers.length, 2);
     return { child, exited, port, workers };

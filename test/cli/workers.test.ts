@@ -1,8 +1,7 @@
 // workers: 2 — one primary, two serving processes, as a user would run it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -10,11 +9,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
 import { get, until } from '../proxy/harness.js';
 import { udpQuery } from '../global/helpers.js';
-
-/** Child pids, read from /proc (Linux) so the test needs no ps. */
-function children(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-}
+import { children, startWorkers } from './workers-harness.js';
 
 /** A two-worker Meridian with a reload token and one cluster `c` on `backendPort`. */
 function reloadable(backendPort: number): string {
@@ -25,20 +20,6 @@ function reloadable(backendPort: number): string {
     listeners: [{ name: 'web', address: '127.0.0.1', port: 0, routes: [{ cluster: 'c' }] }],
     clusters: [{ name: 'c', endpoints: [{ address: `127.0.0.1:${backendPort}` }] }],
   });
-}
-
-/** `meridian start -c file` with two workers, once its banner is out: its output so far, exit code, admin and web ports. */
-async function startWorkers(file: string, cleanup: (() => unknown)[]) {
-  const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanup.push(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
-  const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
-  const web = Number(/listener web:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
-  return { child, output: () => out, exited, admin, web };
 }
 
 describe('workers', () => {
@@ -78,15 +59,7 @@ describe('workers', () => {
         },
       }),
     );
-    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cleanup.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await until(() => /workers:\s+2/.test(out), 15_000, 'the banner');
-    const port = Number(/listener web: http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
-    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const { child, exited, admin, web: port } = await startWorkers(file, cleanup);
     assert.equal(children(child.pid!).length, 2);
 
     for (let i = 0; i < 20; i++) assert.equal((await get(port, '/', { agent: false })).status, 200);

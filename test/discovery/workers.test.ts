@@ -3,17 +3,15 @@
 // only what the primary's shared health checks (which probe discovered endpoints too) pass;
 // a removal the primary holds is held for all, and accepted through its admin API for all.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ClusterState } from '../../src/admin/types.js';
 import { startSampleBackend, type SampleBackend } from '../../src/backend/sample-backend.js';
 import { get, until } from '../proxy/harness.js';
+import { children, startWorkers } from '../cli/workers-harness.js';
 
-const children = (pid: number): number[] => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 const yamlList = (bs: readonly SampleBackend[]) => bs.map((b) => `- address: 127.0.0.1:${b.port}\n  id: ${b.name}\n`).join('');
 
 describe('discovery with workers: 2', () => {
@@ -48,15 +46,7 @@ describe('discovery with workers: 2', () => {
         ],
       });
     await writeFile(file, meridianConfig(list));
-    const child = spawn(process.execPath, ['dist/src/cli/bin.js', 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cleanup.push(() => child.kill('SIGKILL'));
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await until(() => /workers:\s+2/.test(out), 15_000, `the banner (output: ${out})`);
-    const port = Number(/listener web: http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
-    const admin = Number(/admin:\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const { child, exited, admin, web: port } = await startWorkers(file, cleanup);
     assert.equal(children(child.pid!).length, 2);
     const state = async (): Promise<ClusterState> => (JSON.parse((await get(admin, '/api/clusters')).body) as { clusters: ClusterState[] }).clusters[0] as ClusterState;
     /** Where `n` requests, each on a new connection (so the workers take turns), were answered from. */
