@@ -186,20 +186,25 @@ class UpstreamConnection implements BodySink {
     this.socket.setTimeout(0);
     if (this.#state !== Conn.Connecting) return;
     this.#state = Conn.Idle;
+    this.idleUntil = performance.now() + this.#idleMs;
     this.#pool.connected(this);
   }
 
   #onTimeout(): void {
-    if (this.#state === Conn.Connecting) {
-      const cause = Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' });
-      this.#fail(new UpstreamClientError('connect_failure', `connect timeout after ${this.#pool.options.connectTimeoutMs} ms`, { cause, connectTimeout: true }));
-    } else if (this.#state === Conn.Idle) this.destroy();
+    if (this.#state !== Conn.Connecting) return;
+    const cause = Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' });
+    this.#fail(new UpstreamClientError('connect_failure', `connect timeout after ${this.#pool.options.connectTimeoutMs} ms`, { cause, connectTimeout: true }));
   }
+
+  /**
+   * When this idle connection is past its idle time (performance.now() ms): a field the
+   * pool's sweep and its next dispatch read, not a timer set and cleared per request.
+   */
+  idleUntil = 0;
 
   /** Carry `req`; the connection is idle and connected. */
   send(req: UpstreamRequest, handler: ResponseHandler): void {
     this.#state = Conn.Busy;
-    this.socket.setTimeout(0);
     this.#gen++;
     this.#held = undefined;
     this.#handler = handler;
@@ -397,7 +402,7 @@ class UpstreamConnection implements BodySink {
     this.#detachBody();
     if (reusable) {
       this.#state = Conn.Idle;
-      this.socket.setTimeout(this.#idleMs);
+      this.idleUntil = performance.now() + this.#idleMs;
     } else this.#close();
     handler.onComplete(trailers);
     if (reusable && this.#state === Conn.Idle) this.#pool.released(this);
@@ -474,6 +479,7 @@ export class EndpointPool {
   /** Connections counted against maxConnections (fresh ones are not). */
   #pooled = 0;
   #closing = false;
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: EndpointPoolOptions) {
     this.options = options;
@@ -482,7 +488,12 @@ export class EndpointPool {
   /** Send `req` on an idle connection, a new one, or (at the cap) the next to free; `fresh`: on a connection of its own, closed after. */
   dispatch(req: UpstreamRequest, handler: ResponseHandler, fresh = false): void {
     if (!fresh) {
-      const conn = this.#idle.pop();
+      let conn = this.#idle.pop();
+      // One past its idle time is not reused, however late the sweep: the upstream may be closing it.
+      if (conn !== undefined && performance.now() >= conn.idleUntil) {
+        const now = performance.now();
+        for (; conn !== undefined && now >= conn.idleUntil; conn = this.#idle.pop()) conn.destroy();
+      }
       if (conn !== undefined) return conn.send(req, handler);
       if (this.#pooled >= this.options.maxConnections) {
         this.#queue.push({ req, handler });
@@ -537,6 +548,27 @@ export class EndpointPool {
     if (next !== undefined) return conn.send(next.req, next.handler);
     if (this.#closing) return conn.destroy();
     this.#idle.push(conn);
+    if (this.#sweep === undefined) this.#startSweep();
+  }
+
+  /**
+   * Idle connections are retired by one sweep per pool while any are idle, a few times per
+   * idle timeout (so at most a quarter of it, and a second, late), rather than by a socket
+   * timer armed and cleared around every request; dispatch never reuses one past its time.
+   */
+  #startSweep(): void {
+    const every = Math.max(50, Math.min(1000, Math.floor(this.options.idleTimeoutMs / 4)));
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const c of [...this.#idle]) if (now >= c.idleUntil) c.destroy();
+      if (this.#idle.length === 0) this.#stopSweep();
+    }, every);
+    this.#sweep.unref();
+  }
+
+  #stopSweep(): void {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 
   closed(conn: UpstreamConnection): void {
@@ -563,12 +595,14 @@ export class EndpointPool {
   /** Close idle connections now, the others when their request completes; queued requests still go. */
   closeWhenIdle(): void {
     this.#closing = true;
+    this.#stopSweep();
     for (const c of this.#idle.splice(0)) c.destroy();
   }
 
   /** Close everything now; requests in flight fail. */
   destroy(): void {
     this.#closing = true;
+    this.#stopSweep();
     for (const w of this.#queue.splice(0)) w.handler.onError(new UpstreamClientError('upstream_reset', 'the pool was closed'));
     for (const c of [...this.#all]) c.destroy();
   }

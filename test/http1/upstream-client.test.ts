@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createTlsServer } from 'node:tls';
 import { EndpointPool, plainConnector, tlsConnector, UpstreamClientError, type ResponseHandler, type UpstreamTry } from '../../src/http1/upstream-client.js';
 import { certDir } from '../proxy/certs.js';
+import { until } from '../proxy/harness.js';
 
 interface Backend {
   readonly server: Server;
@@ -117,6 +118,21 @@ describe('the upstream client', () => {
       p.dispatch(GET, h);
       assert.equal((await h.done).status, 200);
     }
+    assert.equal(b.connections, 2);
+  });
+
+  it('retires an idle connection at the idle time its backend announces (Keep-Alive: timeout=2, less the margin), by the pool\'s sweep', async () => {
+    const b = await backend((_, s) => s.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 0\r\n\r\n'));
+    const p = pool(b.port); // idleTimeoutMs 10 s: the backend's 2 s less 1 s is what applies
+    closing.push(() => (p.destroy(), b.server.close()));
+    const first = new Collect();
+    p.dispatch(GET, first);
+    assert.equal((await first.done).status, 200);
+    assert.deepEqual(p.stats, { open: 1, idle: 1, pending: 0 });
+    await until(() => p.stats.open === 0, 5000, 'the idle connection to be retired');
+    const second = new Collect();
+    p.dispatch(GET, second);
+    assert.equal((await second.done).status, 200);
     assert.equal(b.connections, 2);
   });
 
