@@ -68,8 +68,11 @@ export class DnsSource {
     for (const r of records) if (!targets.has(r.name)) targets.set(r.name, this.#addresses(r.name));
     // A target that fails (not merely empty) fails the whole answer: applying the rest would
     // look like a scale-in of that target's endpoints.
-    const resolved = new Map<string, { address: string; ttl: number }[]>();
-    for (const [name, p] of targets) resolved.set(name, await p);
+    // All awaited together: awaiting them one by one left the others' failures unhandled
+    // once the first failed (an unhandledRejection per target when a resolver goes away).
+    const names = [...targets.keys()];
+    const lists = await Promise.all(targets.values());
+    const resolved = new Map(names.map((name, i) => [name, lists[i] as { address: string; ttl: number }[]]));
     const withAddresses: SrvTarget[] = records.map((r) => ({ priority: r.priority, weight: r.weight, port: r.port, addresses: (resolved.get(r.name) ?? []).map((a) => a.address) }));
     return { answer: { ok: true, endpoints: srvEndpoints(withAddresses) }, ttlS: minTtl([...resolved.values()].flat()) };
   }
