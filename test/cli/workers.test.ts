@@ -1,7 +1,7 @@
 // workers: 2 — one primary, two serving processes, as a user would run it.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -10,6 +10,20 @@ import { startSampleBackend, type SampleBackend } from '../../src/backend/sample
 import { get, until } from '../proxy/harness.js';
 import { udpQuery } from '../global/helpers.js';
 import { children, startWorkers } from './workers-harness.js';
+
+/**
+ * Whether a new child has exec'd node (its environment is a cluster worker's). Between fork
+ * and exec the primary waits, in libuv's spawn, for the exec: a child stopped there would
+ * hold the primary itself still (its event loop blocked in that read), which is no state a
+ * real worker can be in.
+ */
+function execed(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').includes('NODE_UNIQUE_ID=');
+  } catch {
+    return false; // gone, or not readable yet
+  }
+}
 
 /** A two-worker Meridian with a reload token and one cluster `c` on `backendPort`. */
 function reloadable(backendPort: number): string {
@@ -150,12 +164,12 @@ describe('workers', () => {
     writeFileSync(file, reloadable(a.port));
     const { child, exited, admin, web } = await startWorkers(file, cleanup);
 
-    // Kill a worker and hold its replacement still the moment it is forked, before it can listen for messages.
+    // Kill a worker and hold its replacement still as soon as it runs, before it can listen for messages.
     const before = children(child.pid!);
     process.kill(before[0]!, 'SIGKILL');
     let starting: number | undefined;
     for (const deadline = Date.now() + 10_000; starting === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 1))) {
-      starting = children(child.pid!).find((p) => !before.includes(p));
+      starting = children(child.pid!).find((p) => !before.includes(p) && execed(p));
     }
     assert.ok(starting !== undefined, 'a replacement worker');
     process.kill(starting, 'SIGSTOP');
