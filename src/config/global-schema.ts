@@ -16,9 +16,6 @@ import { ALWAYS, REUSE_PORT, bindAddress, type Ctx, decimal, duration, exactlyOn
 
 // ---- field types -----------------------------------------------------------------
 
-/** Whether this Node's dgram sockets take `reusePort` (added in 23.1.0, backported to 22.12.0, with net's). */
-export const DGRAM_REUSE_PORT = REUSE_PORT;
-
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 
 /** A DNS name (`www.example.com`, a trailing dot allowed) → lowercase, no trailing dot. */
@@ -159,7 +156,7 @@ const dnsSchema = z.strictObject({
   const load = d.udp_engine === 'dgram' ? undefined : loadUdpBatch();
   if (d.udp_engine === 'batch' && load !== undefined && 'reason' in load) fail(ctx, `batch needs the native udp-batch addon: ${load.reason}`, ['udp_engine']);
   const batch = load !== undefined && 'addon' in load;
-  if (d.udp_sockets > 1 && !batch && !DGRAM_REUSE_PORT) {
+  if (d.udp_sockets > 1 && !batch && !REUSE_PORT) {
     fail(ctx, `above 1 needs the batch engine (udp_engine: ${d.udp_engine}${load !== undefined && 'reason' in load ? `; ${load.reason}` : ''}) or dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`, ['udp_sockets']);
   }
 });

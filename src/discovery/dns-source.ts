@@ -70,9 +70,7 @@ export class DnsSource {
     // look like a scale-in of that target's endpoints.
     // All awaited together: awaiting them one by one left the others' failures unhandled
     // once the first failed (an unhandledRejection per target when a resolver goes away).
-    const names = [...targets.keys()];
-    const lists = await Promise.all(targets.values());
-    const resolved = new Map(names.map((name, i) => [name, lists[i] as { address: string; ttl: number }[]]));
+    const resolved = new Map(await Promise.all([...targets].map(async ([name, p]) => [name, await p] as const)));
     const withAddresses: SrvTarget[] = records.map((r) => ({ priority: r.priority, weight: r.weight, port: r.port, addresses: (resolved.get(r.name) ?? []).map((a) => a.address) }));
     return { answer: { ok: true, endpoints: srvEndpoints(withAddresses) }, ttlS: minTtl([...resolved.values()].flat()) };
   }

@@ -10,6 +10,11 @@ import { Socket } from 'node:net';
  */
 export const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
+/** `b`, from a read, as it may be kept past that read: a copy when it lies in READ_BUFFER (`shared`). */
+export function keepRead(b: Buffer, shared: boolean): Buffer {
+  return shared ? Buffer.from(b) : b;
+}
+
 /** A read into READ_BUFFER: its first `n` bytes are this read's, until the callback returns. */
 export type OnRead = (n: number, buf: Buffer) => boolean;
 

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { readAccepted, readAsStream } from './read-buffer.js';
+import { keepRead, readAccepted, readAsStream } from './read-buffer.js';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { Http1ServerRequest, type BodySource } from './server-request.js';
@@ -295,9 +295,8 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
     return !this.#gone;
   }
 
-  /** `b` as it may be kept past this read: a copy when it lies in the shared read buffer. */
   #keep(b: Buffer): Buffer {
-    return this.#shared ? Buffer.from(b) : b;
+    return keepRead(b, this.#shared);
   }
 
   /** BodySink: decoded body bytes to the request's stream (or nowhere, once its answer is written). */

@@ -4,7 +4,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
-import { READ_BUFFER } from './read-buffer.js';
+import { keepRead, READ_BUFFER } from './read-buffer.js';
 
 /*
  * Meridian's HTTP/1.1 client for upstreams: keep-alive connections per endpoint, one
@@ -373,9 +373,8 @@ class UpstreamConnection implements BodySink {
     return true;
   }
 
-  /** `b`, safe to keep past this read. */
   #keep(b: Buffer): Buffer {
-    return this.#shared ? Buffer.from(b) : b;
+    return keepRead(b, this.#shared);
   }
 
   onBody(chunk: Buffer): boolean {
@@ -490,7 +489,7 @@ export class EndpointPool {
     if (!fresh) {
       let conn = this.#idle.pop();
       // One past its idle time is not reused, however late the sweep: the upstream may be closing it.
-      if (conn !== undefined && performance.now() >= conn.idleUntil) {
+      if (conn !== undefined) {
         const now = performance.now();
         for (; conn !== undefined && now >= conn.idleUntil; conn = this.#idle.pop()) conn.destroy();
       }

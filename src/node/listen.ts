@@ -8,7 +8,7 @@ import { REUSE_PORT, type Config } from '../config/index.js';
  * give each worker a port of its own); `reuse_port` always (validation refused it where
  * it cannot); `round_robin` never.
  */
-export function reusesPort(accept: Config['worker_accept'], port: number): boolean {
+function reusesPort(accept: Config['worker_accept'], port: number): boolean {
   return accept === 'reuse_port' || (accept === 'auto' && REUSE_PORT && port !== 0);
 }
 

@@ -13,6 +13,11 @@ export interface RoutableRequest {
   readonly headers: IncomingHttpHeaders;
 }
 
+/** A route's key in the runtime's per-route maps (rate limiters): its listener and its place there. */
+export function routeKey(listener: string, index: number): string {
+  return `${listener}/${index}`;
+}
+
 export interface CompiledRoute {
   readonly index: number;
   /** `listener/index`: the route's key in the runtime's per-route maps (rate limiters), made once rather than per request. */
@@ -31,7 +36,7 @@ export class Router {
   readonly routes: readonly CompiledRoute[];
 
   constructor(routes: readonly RouteConfig[], listener = '') {
-    this.routes = routes.map((config, index) => ({ index, key: `${listener}/${index}`, config, retry: config.retries === undefined ? undefined : coreRetryRules(config.retries), matches: compileMatch(config) }));
+    this.routes = routes.map((config, index) => ({ index, key: routeKey(listener, index), config, retry: config.retries === undefined ? undefined : coreRetryRules(config.retries), matches: compileMatch(config) }));
   }
 
   match(req: RoutableRequest): CompiledRoute | undefined {

@@ -14,7 +14,7 @@ import type { Endpoint } from '../core/types.js';
 import { coreClusterOptions, coreEndpoints, coreHashKey, coreRetryRules, type ClusterConfig, type Config, type NodeConfig } from '../config/index.js';
 import { TrustedProxies } from './client-ip.js';
 import { RouteRateLimiter } from './rate-limits.js';
-import { Router } from './router.js';
+import { Router, routeKey } from './router.js';
 import { UpstreamPools } from './upstream-pool.js';
 import { ClusterTls, upstreamConnector } from './upstream-tls.js';
 import { UpstreamH2Pools } from './upstream-h2.js';
@@ -182,9 +182,9 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
       if (!r.rate_limit) return;
       // A route the reload left as it was keeps its buckets: a reload is no way around a limit.
       const same = before?.protocol !== 'tcp' ? before?.routes.findIndex((p) => isDeepStrictEqual(p, r)) : -1;
-      const kept = same === undefined || same < 0 ? undefined : previous?.rateLimiters.get(`${l.name}/${same}`);
+      const kept = same === undefined || same < 0 ? undefined : previous?.rateLimiters.get(routeKey(l.name, same));
       rateLimiters.set(
-        `${l.name}/${i}`,
+        routeKey(l.name, i),
         kept ??
           new RouteRateLimiter(
             {
@@ -196,7 +196,7 @@ export function buildRuntime(config: Config, previous: Runtime | undefined, cloc
               onUnavailable: r.rate_limit.on_unavailable,
             },
             clock.nowMs(),
-            `${l.name}/${i}`,
+            routeKey(l.name, i),
           ),
       );
     });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { errors, valid } from './helpers.js';
 import { parseConfigText } from '../../src/config/index.js';
-import { DGRAM_REUSE_PORT } from '../../src/config/global-schema.js';
+import { REUSE_PORT } from '../../src/config/index.js';
 import { loadUdpBatch } from '../../src/shared/udp-batch-addon.js';
 
 type Json = Record<string, unknown>;
@@ -46,7 +46,7 @@ describe('global config', () => {
     assert.deepEqual(g.latency, { decay: 60_000, max_age: 600_000, max_subnets: 100_000 });
   });
 
-  it('udp_sockets above 1 with udp_engine dgram is refused on a Node without dgram reusePort', { skip: DGRAM_REUSE_PORT ? 'this Node has reusePort' : false }, () => {
+  it('udp_sockets above 1 with udp_engine dgram is refused on a Node without dgram reusePort', { skip: REUSE_PORT ? 'this Node has reusePort' : false }, () => {
     assert.deepEqual(errors({ global: globalBlock({ dns: { zone: 'meridian.test', port: 0, udp_sockets: 2, udp_engine: 'dgram' } }) }), [
       `global.dns.udp_sockets: above 1 needs the batch engine (udp_engine: dgram) or dgram reusePort (Node 22.12 or 23.1 and later); this is Node ${process.versions.node}`,
     ]);

@@ -5,7 +5,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { encode } from 'dns-packet';
 import { describe, it } from 'node:test';
-import { DGRAM_REUSE_PORT } from '../../src/config/global-schema.js';
+import { REUSE_PORT } from '../../src/config/index.js';
 import { DnsResponder } from '../../src/global/dns-responder.js';
 import { DnsServer } from '../../src/global/dns-server.js';
 import { globalConfig, quiet, testUdpBatch, udpQuery } from './helpers.js';
@@ -17,7 +17,7 @@ const responder = new DnsResponder(dns, ['www.meridian.test'], () => ({
 }));
 
 describe('DNS UDP sockets', () => {
-  it('binds udp_sockets sockets on one port, and every client is answered', { skip: DGRAM_REUSE_PORT || testUdpBatch() !== undefined ? false : `Node ${process.versions.node} has no dgram reusePort and the batch engine is off` }, async () => {
+  it('binds udp_sockets sockets on one port, and every client is answered', { skip: REUSE_PORT || testUdpBatch() !== undefined ? false : `Node ${process.versions.node} has no dgram reusePort and the batch engine is off` }, async () => {
     const server = new DnsServer({ address: '127.0.0.1', port: 0, udpSockets: 4, respond: (m, c) => responder.respond(m, c), udpBatch: testUdpBatch(), idleTimeoutMs: 1000, maxConnections: 10, log: quiet });
     const port = await server.listen();
     try {
