@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http1ServerRequest } from './server-request.js';
+import { corkForTurn } from './turn-writes.js';
 
 /** A body up to this size goes out in one buffer with its head (Buffer.allocUnsafe's pool serves up to 4 KiB; a copy this small costs less than writev's bookkeeping). */
 const ONE_WRITE_MAX = 4096;
@@ -105,7 +106,9 @@ export class Http1ServerResponse {
   }
 
   writeContinue(): void {
-    if (!this.headersSent && !this.destroyed) this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    if (this.headersSent || this.destroyed) return;
+    corkForTurn(this.#socket);
+    this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
   }
 
   writeHead(status: number, reasonOrHeaders?: string | HeaderInput, headers?: HeaderInput): this {
@@ -128,6 +131,7 @@ export class Http1ServerResponse {
     const head = this.#head;
     if (head === undefined || this.destroyed) return;
     this.#head = undefined;
+    corkForTurn(this.#socket);
     this.#socket.write(head, 'latin1');
   }
 
@@ -140,6 +144,7 @@ export class Http1ServerResponse {
       return true;
     }
     const s = this.#socket;
+    corkForTurn(s);
     if (this.#chunked) {
       const size = `${len.toString(16)}\r\n`;
       s.cork();
@@ -177,6 +182,7 @@ export class Http1ServerResponse {
     if (this.writableEnded || this.destroyed) return this;
     if (!this.headersSent) this.writeHead(this.statusCode);
     const s = this.#socket;
+    corkForTurn(s);
     s.cork();
     if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     this.writableEnded = true;

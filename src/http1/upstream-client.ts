@@ -4,6 +4,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
+import { corkForTurn } from './turn-writes.js';
 import { keepRead, READ_BUFFER } from './read-buffer.js';
 
 /*
@@ -219,6 +220,7 @@ class UpstreamConnection implements BodySink {
 
   #write(req: UpstreamRequest): void {
     const socket = this.socket;
+    corkForTurn(socket);
     const body = req.body;
     if (body === null) {
       this.#requestDone = true;
@@ -245,6 +247,7 @@ class UpstreamConnection implements BodySink {
     const socket = this.socket;
     const onData = (chunk: Buffer) => {
       if (chunk.length === 0) return;
+      corkForTurn(socket);
       let ok: boolean;
       if (chunked) {
         socket.cork();
@@ -258,7 +261,10 @@ class UpstreamConnection implements BodySink {
     const onEnd = () => {
       off();
       if (this.#gen !== gen || this.#state !== Conn.Busy) return;
-      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      if (chunked) {
+        corkForTurn(socket);
+        socket.write('0\r\n\r\n', 'latin1');
+      }
       this.#requestDone = true;
       this.#body = undefined;
     };

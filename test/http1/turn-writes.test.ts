@@ -1,0 +1,86 @@
+// Writes held to the end of the event-loop turn (src/http1/turn-writes.ts), over real
+// loopback sockets: held while the turn runs, handed to the kernel in its check phase, in
+// order, and never lost to an end() in between.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { corkForTurn } from '../../src/http1/turn-writes.js';
+import { until } from '../proxy/harness.js';
+
+const servers: Server[] = [];
+after(() => {
+  for (const s of servers) s.close();
+});
+
+/** A connected pair: `a` is ours to write on, `b`'s bytes are collected in `got`. */
+async function pair(): Promise<{ a: Socket; got: () => string; closed: Promise<unknown> }> {
+  const server = createServer();
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const a = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await once(a, 'connect');
+  const [b] = await accepted;
+  const chunks: Buffer[] = [];
+  b.on('data', (c: Buffer) => chunks.push(c));
+  return { a, got: () => Buffer.concat(chunks).toString('latin1'), closed: once(b, 'end') };
+}
+
+/** Resolves in this turn's check phase, after the immediates set before it (corkForTurn's flush among them). */
+const checkPhase = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('writes held to the end of the turn', () => {
+  it('are held while the turn runs and handed over, in order, in its check phase', async () => {
+    const { a, got } = await pair();
+    corkForTurn(a);
+    a.write('one ');
+    corkForTurn(a); // a second call in the same turn changes nothing
+    a.write('two');
+    assert.equal(a.writableLength, 7, 'held in the socket, not yet written');
+    assert.equal(a.writableCorked, 1);
+    await checkPhase();
+    assert.equal(a.writableCorked, 0);
+    assert.equal(a.writableLength, 0, 'handed to the kernel');
+    await until(() => got().length >= 7, 2000, 'the bytes');
+    assert.equal(got(), 'one two');
+    a.destroy();
+  });
+
+  it('leaves a socket the caller corked to the caller', async () => {
+    const { a } = await pair();
+    a.cork();
+    corkForTurn(a);
+    a.write('x');
+    assert.equal(a.writableCorked, 1, 'not corked a second time');
+    await checkPhase();
+    assert.equal(a.writableLength, 1, 'still the caller’s to uncork');
+    a.uncork();
+    assert.equal(a.writableLength, 0);
+    a.destroy();
+  });
+
+  it('loses nothing when the socket is ended in the same turn', async () => {
+    const { a, got, closed } = await pair();
+    corkForTurn(a);
+    a.write('answer');
+    a.end(' and goodbye');
+    await closed;
+    assert.equal(got(), 'answer and goodbye');
+  });
+
+  it('a socket destroyed with writes held does not hold up the others of its turn', async () => {
+    const first = await pair();
+    const second = await pair();
+    corkForTurn(first.a);
+    corkForTurn(second.a);
+    first.a.write('never sent');
+    second.a.write('sent');
+    first.a.destroy();
+    await checkPhase();
+    assert.equal(second.a.writableLength, 0);
+    await until(() => second.got() === 'sent', 2000, 'the second socket’s bytes');
+    second.a.destroy();
+  });
+});
