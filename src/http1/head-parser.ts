@@ -35,6 +35,9 @@ const METHODS = new Set(
   'ACL BIND CHECKOUT COPY DELETE GET HEAD LINK LOCK M-SEARCH MERGE MKACTIVITY MKCALENDAR MKCOL MOVE NOTIFY OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE SUBSCRIBE TRACE UNBIND UNLINK UNLOCK UNSUBSCRIBE'.split(' '),
 );
 
+/** The end of a head: the search that tells whether a whole head is in a read. */
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
 /** Content-Length digits accepted: 15 keeps any value an exact double (and far past any body limit). */
 const MAX_LENGTH_DIGITS = 15;
 
@@ -133,6 +136,25 @@ export class HeadParser {
   }
 
   execute(buf: Buffer, off: number): number {
+    const r = this.#execute(buf, off);
+    this.#textBuf = undefined; // the next read may land in the same (shared) buffer
+    return r;
+  }
+
+  /**
+   * The head's text, decoded once when the whole head is in one read: names and values are
+   * cut from it (a substring is a JIT'd copy or slice) instead of each being decoded from
+   * the buffer by its own call into C++.
+   */
+  #text = '';
+  #textBuf: Buffer | undefined;
+  #textAt = 0;
+
+  #slice(b: Buffer, start: number, end: number): string {
+    return b === this.#textBuf ? this.#text.substring(start - this.#textAt, end - this.#textAt) : b.toString('latin1', start, end);
+  }
+
+  #execute(buf: Buffer, off: number): number {
     let pos = off;
     const n = buf.length;
     if (!this.#started && this.#partial === undefined) {
@@ -140,6 +162,14 @@ export class HeadParser {
       if (this.#request) while (pos < n && (buf[pos] === CR || buf[pos] === LF)) pos++;
       if (pos === n) return NEED_MORE;
       this.#started = true;
+    }
+    if (this.#partial === undefined) {
+      const e = buf.indexOf(HEAD_END, pos);
+      if (e !== -1 && this.#bytes + e + 4 - pos <= this.#limits.maxHeadBytes) {
+        this.#text = buf.toString('latin1', pos, e + 4);
+        this.#textBuf = buf;
+        this.#textAt = pos;
+      }
     }
     while (pos < n) {
       const lf = buf.indexOf(LF, pos);
@@ -196,7 +226,7 @@ export class HeadParser {
     let i = start;
     while (i < end && TCHAR[b[i] as number] === 1) i++;
     if (i === start || i >= end || b[i] !== SP) return this.#fail('bad_request', 'method') === 0;
-    const method = b.toString('latin1', start, i);
+    const method = this.#slice(b, start, i);
     const t = ++i;
     while (i < end && TARGET_CHAR[b[i] as number] === 1) i++;
     if (i === t && b[i] === SP) return this.#fail('bad_request', 'request_line_spaces') === 0;
@@ -204,7 +234,7 @@ export class HeadParser {
     if (i === end && i > t) return this.#fail('bad_request', 'no_version') === 0;
     if (!METHODS.has(method)) return this.#fail('bad_request', 'method') === 0;
     if (i === t || i >= end || b[i] !== SP) return this.#fail('bad_request', 'target') === 0;
-    const target = b.toString('latin1', t, i);
+    const target = this.#slice(b, t, i);
     i++;
     if (b[i] === SP) return this.#fail('bad_request', 'request_line_spaces') === 0;
     if (!this.#version(b, i, end, true)) return false;
@@ -227,7 +257,7 @@ export class HeadParser {
     if (end > start + 12) {
       if (b[start + 12] !== SP) return this.#fail('bad_request', 'status_line') === 0;
       for (let i = start + 13; i < end; i++) if (FIELD_VCHAR[b[i] as number] !== 1) return this.#fail('bad_request', 'status_line') === 0;
-      reason = b.toString('latin1', start + 13, end);
+      reason = this.#slice(b, start + 13, end);
     }
     this.head.status = status;
     this.head.reason = reason;
@@ -261,8 +291,8 @@ export class HeadParser {
     let vEnd = end;
     while (vEnd > i && (b[vEnd - 1] === SP || b[vEnd - 1] === HTAB)) vEnd--;
     for (let j = i; j < vEnd; j++) if (FIELD_VCHAR[b[j] as number] !== 1) return this.#fail('bad_request', 'field_value') === 0;
-    const name = b.toString('latin1', start, nameEnd);
-    const value = b.toString('latin1', i, vEnd);
+    const name = this.#slice(b, start, nameEnd);
+    const value = this.#slice(b, i, vEnd);
     head.raw.push(name, value);
     return this.#known(name, value);
   }
