@@ -389,7 +389,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    * comes first (then the request times out, and no retry follows). Call at the try's start.
    */
   tryDeadlineMs(): number {
-    const perTry = this.#rules.perTryTimeoutMs;
+    const perTry = this.#rules().perTryTimeoutMs;
     if (perTry === undefined) return this.deadlineMs;
     const at = this.#clock.nowMs() + perTry;
     return at < this.deadlineMs ? at : this.deadlineMs;
@@ -404,12 +404,12 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    * was): one resend to the same host on a fresh connection, outside the budget, if the
    * request is replayable.
    */
-  get #rules(): RetryRules {
+  #rules(): RetryRules {
     return this.retryRules ?? this.#cluster.retry;
   }
 
   shouldRetryFailure(failure: TryFailure, bodyReplayable: boolean): RetryDecision {
-    const rules = this.#rules;
+    const rules = this.#rules();
     if (failure === 'reset' && this.#pooled && !this.#resent && this.idempotent && bodyReplayable) {
       this.#resent = true;
       this.retryDelayMs = 0;
@@ -424,7 +424,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
 
   /** An answer arrived (Envoy's `shouldRetryHeaders`): retry it if `retry_on` lists its status. */
   shouldRetryStatus(status: number, bodyReplayable: boolean): RetryDecision {
-    if (!this.#rules.statuses.has(status)) return 'not_covered';
+    if (!this.#rules().statuses.has(status)) return 'not_covered';
     return this.#decide(false, bodyReplayable && this.idempotent);
   }
 
@@ -435,7 +435,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    * gRPC `retry_on` and gRPC's own retry policy (retryableStatusCodes).
    */
   shouldRetryGrpcStatus(grpcStatus: number, bodyReplayable: boolean): RetryDecision {
-    if (this.#rules.grpcStatuses?.has(grpcStatus) !== true) return 'not_covered';
+    if (this.#rules().grpcStatuses?.has(grpcStatus) !== true) return 'not_covered';
     return this.#decide(false, bodyReplayable);
   }
 
@@ -448,7 +448,7 @@ export class RequestLifecycle implements ClusterPickContext, GateWaiter {
    */
   #decide(nothingSent: boolean, replayable: boolean): RetryDecision {
     const c = this.#cluster;
-    const rules = this.#rules;
+    const rules = this.#rules();
     const verdict = decideRetry({ tries: this.attempt, attempts: rules.attempts, nothingSent, replayable }, c.breaker, c.budget, this.#clock.nowMs());
     if (!verdict.retry) return verdict.reason;
     if (verdict.counted) this.#countedRetries++;

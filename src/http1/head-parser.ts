@@ -196,18 +196,18 @@ export class HeadParser {
       // Every line ends in CRLF: a bare LF is refused (RFC 9112 §2.2 lets a recipient take it; Node 20 does not, nor do we).
       if (end === start || line[end - 1] !== CR) {
         // A request line ending in a bare LF is refused for its own faults first (say, no version), if it has any.
-        if (this.#request && this.#atStartLine && !this.#requestLine(line, start, end)) return FAILED;
+        if (this.#request && this.#atStartLine() && !this.#requestLine(line, start, end)) return FAILED;
         return this.#fail('bad_request', 'bare_lf');
       }
       end--;
       if (end === start) return this.#endOfHead() ? pos : FAILED;
-      const ok = this.#atStartLine ? this.#startLine(line, start, end) : this.#field(line, start, end);
+      const ok = this.#atStartLine() ? this.#startLine(line, start, end) : this.#field(line, start, end);
       if (!ok) return FAILED;
     }
     return NEED_MORE;
   }
 
-  get #atStartLine(): boolean {
+  #atStartLine(): boolean {
     return this.head.method === '' && this.head.status === 0;
   }
 
@@ -353,6 +353,15 @@ export class HeadParser {
 
   #connection(value: string): void {
     const head = this.head;
+    // The usual value is one token: no split.
+    if (value.length === 10 && value.toLowerCase() === 'keep-alive') {
+      this.#keepAlive = true;
+      return;
+    }
+    if (value.length === 5 && value.toLowerCase() === 'close') {
+      head.close = true;
+      return;
+    }
     for (const token of value.split(',')) {
       const t = token.trim().toLowerCase();
       if (t === 'close') head.close = true;

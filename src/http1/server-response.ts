@@ -216,42 +216,29 @@ export class Http1ServerResponse {
 
   /** The head, with the framing and connection fields node:http would add. */
   #serialise(fields: HeaderInput | undefined): string {
-    const status = this.statusCode;
-    let s = `HTTP/1.1 ${status} ${this.statusMessage}\r\n`;
-    let length = false;
-    let te = false;
-    let date = false;
-    let connection: string | undefined;
-    const add = (name: string, value: string): void => {
-      if (!safe(value) || !safe(name)) return; // never split a response on a CR or LF
-      s += `${name}: ${value}\r\n`;
-      switch (name.length) {
-        case 4:
-          if (name.toLowerCase() === 'date') date = true;
-          break;
-        case 10:
-          if (name.toLowerCase() === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-          break;
-        case 14:
-          if (name.toLowerCase() === 'content-length') length = true;
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') te = /(?:^|,)\s*chunked\s*$/i.test(value);
-          break;
-      }
-    };
+    headText = `HTTP/1.1 ${this.statusCode} ${this.statusMessage}\r\n`;
+    sawLength = false;
+    sawChunked = false;
+    sawDate = false;
+    sawConnection = undefined;
     if (Array.isArray(fields)) {
       const flat = fields as readonly string[];
-      for (let i = 0; i + 1 < flat.length; i += 2) add(flat[i] as string, flat[i + 1] as string);
+      for (let i = 0; i + 1 < flat.length; i += 2) headField(flat[i] as string, flat[i + 1] as string);
     } else if (fields !== undefined) {
       const obj = fields as Readonly<Record<string, string | number | readonly string[] | undefined>>;
       for (const name in obj) {
         const v = obj[name];
         if (v === undefined) continue;
-        if (typeof v === 'object') for (const one of v) add(name, one);
-        else add(name, typeof v === 'number' ? String(v) : v);
+        if (typeof v === 'object') for (const one of v) headField(name, one);
+        else headField(name, typeof v === 'number' ? String(v) : v);
       }
     }
+    const status = this.statusCode;
+    const length = sawLength;
+    const te = sawChunked;
+    const connection = sawConnection;
+    let s = headText;
+    headText = '';
     const req = this.req;
     const http10 = req.httpVersionMinor === 0;
     this.#noBody = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
@@ -269,7 +256,7 @@ export class Http1ServerResponse {
     }
     this.#keepAlive = keepAlive;
     // node:http's order: Date, Connection (and Keep-Alive), then the framing it added.
-    if (!date) s += `Date: ${httpDate()}\r\n`;
+    if (!sawDate) s += `Date: ${httpDate()}\r\n`;
     if (connection === undefined) {
       if (!keepAlive) s += 'Connection: close\r\n';
       else if (http10) s += 'Connection: keep-alive\r\n';
@@ -277,6 +264,35 @@ export class Http1ServerResponse {
     }
     s += framing;
     return `${s}\r\n`;
+  }
+}
+
+/*
+ * The head being serialised and what its fields said: module state rather than a closure
+ * per answer (serialising is synchronous and never re-entered).
+ */
+let headText = '';
+let sawLength = false;
+let sawChunked = false;
+let sawDate = false;
+let sawConnection: string | undefined;
+
+function headField(name: string, value: string): void {
+  if (!safe(value) || !safe(name)) return; // never split a response on a CR or LF
+  headText += `${name}: ${value}\r\n`;
+  switch (name.length) {
+    case 4:
+      if (name.toLowerCase() === 'date') sawDate = true;
+      break;
+    case 10:
+      if (name.toLowerCase() === 'connection') sawConnection = sawConnection === undefined ? value : `${sawConnection}, ${value}`;
+      break;
+    case 14:
+      if (name.toLowerCase() === 'content-length') sawLength = true;
+      break;
+    case 17:
+      if (name.toLowerCase() === 'transfer-encoding') sawChunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+      break;
   }
 }
 

@@ -176,8 +176,8 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   };
   readonly #onCloseL = (): void => this.#onClose();
 
-  /** Read through a getter: a handler called from #onHead may have closed the connection. */
-  get #gone(): boolean {
+  /** Read through a call (TypeScript would keep the narrowing of #st): a handler called from #onHead may have closed the connection. */
+  #gone(): boolean {
     return this.#st === St.Gone;
   }
 
@@ -289,10 +289,10 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
     if (head.expectOther) {
       // node:http's answer to an Expect it does not know.
       res.writeHead(417, { 'content-length': 0 }).end();
-      return !this.#gone;
+      return !this.#gone();
     }
     handlers.request(req, res, head.expectContinue && head.versionMinor === 1);
-    return !this.#gone;
+    return !this.#gone();
   }
 
   #keep(b: Buffer): Buffer {

@@ -459,7 +459,7 @@ class Exchange implements TurnEndWaiter {
         return true;
       }
     }
-    if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable) === 'retry') {
+    if (tryAnswered(lc, this.#ctx.hooks, cluster.name, status, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable()) === 'retry') {
       // Its body is read and dropped, so the connection can carry another request.
       a.discard = true;
       a.settled = true;
@@ -534,7 +534,7 @@ class Exchange implements TurnEndWaiter {
     a.settled = true;
     a.clearTimer();
     const cluster = this.#cluster as ClusterRuntime;
-    this.#onTryFailed(e, tryFailed(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, e, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable));
+    this.#onTryFailed(e, tryFailed(this.#lc as RequestLifecycle, this.#ctx.hooks, cluster.name, e, this.#ctx.clock.nowMs() - a.startMs, this.#bodyReplayable()));
   }
 
   /** The lifecycle retries the answer's grpc-status (retry_on): the next try, with the body held whole. */
@@ -632,13 +632,13 @@ class Exchange implements TurnEndWaiter {
   }
 
   /** Whether any try has taken bytes of the body's stream: then it cannot be sent again. */
-  get #bodyStarted(): boolean {
+  #bodyStarted(): boolean {
     return this.#bodyStream?.readableDidRead ?? false;
   }
 
   /** The body can be sent (again): there is none, it was read whole, or no try has read from its stream. */
-  get #bodyReplayable(): boolean {
-    return !this.#hasBody || this.#bodyBuffer !== undefined || !this.#bodyStarted;
+  #bodyReplayable(): boolean {
+    return !this.#hasBody || this.#bodyBuffer !== undefined || !this.#bodyStarted();
   }
 
   /** A try failed before any of its answer was sent on: what the lifecycle decided, carried out. */
@@ -723,7 +723,7 @@ class Exchange implements TurnEndWaiter {
     if (this.#grpc) this.#grpcStatus = String(grpcStatusOf(code, LOCAL_REPLIES[code].status));
     // HTTP/1.1 only (h2 forbids connection headers): when draining, and when a request
     // body was never read, since its bytes would be mistaken for the next request.
-    const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted;
+    const bodyUnread = this.#hasBody && this.#bodyBuffer === undefined && !this.#bodyStarted();
     if (this.#req.httpVersionMajor === 1 && (this.#ctx.draining() || this.#mustClose || bodyUnread)) headers['connection'] = 'close';
     sendLocalReply(this.#res, code, this.#requestId, headers);
     this.#finish();
