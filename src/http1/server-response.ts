@@ -233,12 +233,29 @@ export class Http1ServerResponse {
         else headField(name, typeof v === 'number' ? String(v) : v);
       }
     }
-    const status = this.statusCode;
-    const length = sawLength;
-    const te = sawChunked;
-    const connection = sawConnection;
-    let s = headText;
+    const text = headText;
     headText = '';
+    return this.#framed(text, sawLength, sawChunked, sawDate, sawConnection);
+  }
+
+  /**
+   * writeHead for fields serialised already (`name: value\r\n` each, from a parser that
+   * refused CR and LF in them), with no Connection or Transfer-Encoding among them: the
+   * proxy's pass-through of an HTTP/1.1 upstream's answer. `close` asks the client to close.
+   */
+  writeHeadFields(status: number, reason: string, fields: string, contentLength: boolean, date: boolean, close: boolean): this {
+    if (this.headersSent) return this;
+    this.statusCode = status;
+    this.statusMessage = reason;
+    this.headersSent = true;
+    const s = `HTTP/1.1 ${status} ${reason}\r\n${fields}`;
+    this.#head = close ? this.#framed(`${s}connection: close\r\n`, contentLength, false, date, 'close') : this.#framed(s, contentLength, false, date, undefined);
+    return this;
+  }
+
+  /** The head's end: the Date, Connection and framing fields node:http would add to `s` (status line and fields). */
+  #framed(s: string, length: boolean, te: boolean, date: boolean, connection: string | undefined): string {
+    const status = this.statusCode;
     const req = this.req;
     const http10 = req.httpVersionMinor === 0;
     this.#noBody = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
@@ -256,7 +273,7 @@ export class Http1ServerResponse {
     }
     this.#keepAlive = keepAlive;
     // node:http's order: Date, Connection (and Keep-Alive), then the framing it added.
-    if (!sawDate) s += `Date: ${httpDate()}\r\n`;
+    if (!date) s += `Date: ${httpDate()}\r\n`;
     if (connection === undefined) {
       if (!keepAlive) s += 'Connection: close\r\n';
       else if (http10) s += 'Connection: keep-alive\r\n';

@@ -8,7 +8,7 @@ import type { RetryRefusal } from '../core/retry-budget.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
-import { downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
+import { downstreamResponseFields, downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo, type ResponseFields } from './headers.js';
 import { admit, awaitSlot, OVERLOADED_HEADERS, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
@@ -19,6 +19,7 @@ import { tryAnswered, tryFailed, tryFailureOf, tryGrpcAnswered } from './try-out
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.js';
 import type { ResponseHandler, TryControl } from '../http1/upstream-client.js';
+import { Http1ServerResponse } from '../http1/server-response.js';
 import { hedgingFor, type HedgeEvent } from './hedge.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
@@ -155,7 +156,7 @@ class Exchange implements TurnEndWaiter {
   /** Bytes of the upstream's answer (its head at least) have gone to the client: no other answer is possible. */
   #responded = false;
   /** The upstream's response head, held until its first body bytes or the end of the turn it came in. */
-  #head: string[] | undefined;
+  #head: string[] | ResponseFields | undefined;
   #headStatusText = '';
   /** afterTurn() calls still to come: a retry's head may arrive before the failed try's call. */
   #turnWaits = 0;
@@ -470,8 +471,15 @@ class Exchange implements TurnEndWaiter {
     this.#upstreamProtocol = a.protocol;
     this.#upstreamTls = a.tlsVersion;
     this.#upstreamMs = this.#ctx.clock.nowMs() - this.#upstreamStartMs;
-    const out = downstreamResponseList(raw, this.#requestId);
-    if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
+    // An HTTP/1.1 answer to an HTTP/1.1 client goes on as text; the list (and, for an
+    // HTTP/2 client, a header object) otherwise, or when its Connection names fields to drop.
+    const fields = this.#res instanceof Http1ServerResponse && a.protocol === 'http1' ? downstreamResponseFields(raw, this.#requestId) : undefined;
+    let out: string[] | ResponseFields;
+    if (fields !== undefined) out = fields;
+    else {
+      out = downstreamResponseList(raw, this.#requestId);
+      if (this.#req.httpVersionMajor === 1 && this.#ctx.draining()) out.push('connection', 'close');
+    }
     // Held, not written: a malformed body (a bad chunk size) found in the same read as the
     // head is reported right after this returns, and until the head is sent the client
     // can still get a 502 instead of a cut connection.
@@ -574,10 +582,13 @@ class Exchange implements TurnEndWaiter {
   }
 
   #sendHead(): void {
-    const out = this.#head as string[];
+    const out = this.#head as string[] | ResponseFields;
     this.#head = undefined;
     this.#responded = true;
-    if (this.#req.httpVersionMajor === 1) this.#res.writeHead(this.#status, this.#headStatusText, out);
+    if (!Array.isArray(out)) {
+      const f = out as ResponseFields;
+      (this.#res as unknown as Http1ServerResponse).writeHeadFields(this.#status, this.#headStatusText, f.text, f.contentLength, f.date, this.#ctx.draining());
+    } else if (this.#req.httpVersionMajor === 1) this.#res.writeHead(this.#status, this.#headStatusText, out);
     // HTTP/2 has no reason phrase, and its compat API wants a header object.
     else this.#res.writeHead(this.#status, headerObject(out));
   }

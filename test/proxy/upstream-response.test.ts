@@ -93,8 +93,8 @@ function rawClient(port: number, bytes: string): RawClient {
 const GET = 'GET /x HTTP/1.1\r\nHost: x\r\nX-Request-Id: r1\r\nConnection: close\r\n\r\n';
 const POST = 'POST /x HTTP/1.1\r\nHost: x\r\nX-Request-Id: r1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 const HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n';
-/** What the client gets of HEAD: hop-by-hop headers are Meridian's own, plus the request id. */
-const SENT_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-request-id: r1\r\nDate: (date)\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n';
+/** What the client gets of HEAD: its fields as the backend named them, hop-by-hop headers Meridian's own, plus the request id. */
+const SENT_HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nx-request-id: r1\r\nDate: (date)\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n';
 const PROTOCOL_ERROR_BODY = 'meridian: the upstream answered with a malformed HTTP/1.1 response (upstream_protocol_error)\n';
 const PROTOCOL_ERROR_REPLY =
   'HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\n' +
