@@ -9,6 +9,11 @@
  *
  * Needs nginx and wrk. A build is named by its dist directory; the same one twice shows
  * the noise between two processes of one build.
+ *
+ * `--fresh`: a new process of each build for every run (started, warmed for 2 s, measured,
+ * stopped). On this 2-core VM a process sometimes runs 20-25% slower for its whole life
+ * (where it lands beside wrk and the backends, it seems); with one process per build that
+ * one process decides the whole comparison, with a fresh one per run it is one run of many.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { meridianYaml, nginxBackendsConf } from './proxy/configs.js';
-import { freePorts, ProcessGroup, waitReady } from './proxy/procs.js';
+import { freePorts, ProcessGroup, waitReady, type Proc } from './proxy/procs.js';
 import { parseWrk } from './proxy/wrk.js';
 import { median } from './stats.js';
 
@@ -26,10 +31,11 @@ const { values, positionals } = parseArgs({
     node: { type: 'string', default: process.execPath },
     runs: { type: 'string', default: '5' },
     duration: { type: 'string', default: '4s' },
+    fresh: { type: 'boolean', default: false },
   },
 });
 if (positionals.length < 2) {
-  console.error('usage: node dist/bench/ab.bench.js DIST_A DIST_B [DIST...] [--runs 5] [--duration 4s] [--node PATH]');
+  console.error('usage: node dist/bench/ab.bench.js DIST_A DIST_B [DIST...] [--runs 5] [--duration 4s] [--fresh] [--node PATH]');
   process.exit(2);
 }
 const runs = Number(values.runs);
@@ -48,20 +54,30 @@ try {
   const backends = ports.slice(0, 2);
   writeFileSync(path.join(dir, 'nginx.conf'), nginxBackendsConf(dir, backends));
   group.spawn('nginx', 'nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;']);
-  const targets = [];
-  for (const [i, dist] of positionals.entries()) {
+  const targets = positionals.map((dist, i) => {
     const port = ports[2 + 2 * i]!;
     const conf = path.join(dir, `m${i}.yaml`);
     writeFileSync(conf, meridianYaml(port, ports[3 + 2 * i]!, backends, 1));
-    const proc = group.spawn(dist, values.node, [path.resolve(dist, 'src/cli/bin.js'), 'start', '-c', conf]);
-    await waitReady(port, proc);
-    targets.push({ dist, port, pid: proc.pid, rps: [] as number[], cpu: [] as number[] });
-  }
-  for (let r = 0; r <= runs; r++) {
+    return { dist, port, conf, proc: undefined as Proc | undefined, rps: [] as number[], cpu: [] as number[] };
+  });
+  const start = async (t: (typeof targets)[number]): Promise<Proc> => {
+    const proc = group.spawn(t.dist, values.node, [path.resolve(t.dist, 'src/cli/bin.js'), 'start', '-c', t.conf]);
+    await waitReady(t.port, proc);
+    return proc;
+  };
+  const load = (t: (typeof targets)[number], duration: string) => spawnSync('wrk', ['-t1', '-c64', `-d${duration}`, '--latency', `http://127.0.0.1:${t.port}/`]);
+  if (!values.fresh) for (const t of targets) t.proc = await start(t);
+  for (let r = values.fresh ? 1 : 0; r <= runs; r++) {
     for (const t of targets) {
-      const before = cpuUs(t.pid);
-      const out = spawnSync('wrk', ['-t1', '-c64', `-d${r === 0 ? '2s' : values.duration}`, '--latency', `http://127.0.0.1:${t.port}/`]);
-      const used = cpuUs(t.pid) - before;
+      if (values.fresh) {
+        t.proc = await start(t);
+        load(t, '2s');
+      }
+      const pid = (t.proc as Proc).pid;
+      const before = cpuUs(pid);
+      const out = load(t, r === 0 ? '2s' : values.duration);
+      const used = cpuUs(pid) - before;
+      if (values.fresh) await group.stop(t.proc as Proc);
       const w = parseWrk(out.stdout.toString());
       if (w.non2xx > 0) console.log(`${t.dist}: ${w.non2xx} non-2xx answers`);
       if (r === 0) continue;
@@ -70,7 +86,7 @@ try {
     }
   }
   const spawned = spawnSync(values.node, ['--version']).stdout.toString().trim();
-  console.log(`Node ${spawned}; wrk -t1 -c64 -d${values.duration}, ${runs} interleaved runs, medians`);
+  console.log(`Node ${spawned}; wrk -t1 -c64 -d${values.duration}, ${runs} interleaved runs${values.fresh ? ', a fresh process each' : ''}, medians`);
   for (const t of targets) {
     console.log(`${t.dist.padEnd(32)} ${median(t.rps).toFixed(0).padStart(7)} req/s  ${median(t.cpu).toFixed(1).padStart(5)} µs CPU/req  runs ${t.rps.map((n) => n.toFixed(0)).join(' ')}`);
   }

@@ -37,6 +37,8 @@ const METHODS = new Set(
 
 /** The end of a head: the search that tells whether a whole head is in a read. */
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+/** Bytes of a read decoded at once in the hope that they hold the whole head (most heads are far shorter). */
+const TEXT_WINDOW = 2048;
 
 /** Content-Length digits accepted: 15 keeps any value an exact double (and far past any body limit). */
 const MAX_LENGTH_DIGITS = 15;
@@ -164,9 +166,20 @@ export class HeadParser {
       this.#started = true;
     }
     if (this.#partial === undefined) {
-      const e = buf.indexOf(HEAD_END, pos);
-      if (e !== -1 && this.#bytes + e + 4 - pos <= this.#limits.maxHeadBytes) {
-        this.#text = buf.toString('latin1', pos, e + 4);
+      // The usual read is a head, or a head and a small body: decoded whole, and searched
+      // as a string (a Buffer search is a call into C++ through two layers of JavaScript).
+      const to = n - pos <= TEXT_WINDOW ? n : pos + TEXT_WINDOW;
+      let text = buf.toString('latin1', pos, to);
+      let e = text.indexOf('\r\n\r\n');
+      if (e === -1 && to < n) {
+        e = buf.indexOf(HEAD_END, pos);
+        if (e !== -1) {
+          e -= pos;
+          text = buf.toString('latin1', pos, pos + e + 4);
+        }
+      }
+      if (e !== -1 && this.#bytes + e + 4 <= this.#limits.maxHeadBytes) {
+        this.#text = text;
         this.#textBuf = buf;
         this.#textAt = pos;
       }
