@@ -57,6 +57,24 @@ describe('HeadParser: requests', () => {
     }
   });
 
+  it('refuses every control byte but HTAB in a value, whether the head comes whole or a byte at a time; a body after it may hold any', () => {
+    for (let c = 0; c < 0x20; c++) {
+      if (c === 0x09 || c === 0x0a) continue; // HTAB is allowed; LF ends the line (a bare LF is bare_lf)
+      for (const text of [`GET / HTTP/1.1\r\nX: a${String.fromCharCode(c)}b\r\n\r\n`, `GET / HTTP/1.1\r\nHost: h\r\nX: ${String.fromCharCode(c)}\tb\r\nY: z\r\n\r\n`]) {
+        const whole = new HeadParser(true, LIMITS);
+        assert.equal(whole.execute(bytes(text), 0), FAILED, JSON.stringify(text));
+        assert.equal(whole.reason, 'field_value', JSON.stringify(text));
+        assert.equal(parseAll(bytes(text), 1).stopped, 'field_value', JSON.stringify(text));
+      }
+    }
+    const del = new HeadParser(true, LIMITS);
+    assert.equal(del.execute(bytes('GET / HTTP/1.1\r\nX: \x7f\r\n\r\n'), 0), FAILED);
+    const head = 'POST / HTTP/1.1\r\nHost: h\r\nX: a\tb\r\nContent-Length: 4\r\n\r\n';
+    const p = new HeadParser(true, LIMITS);
+    assert.equal(p.execute(bytes(`${head}\x00\r\x7f\x01`), 0), head.length);
+    assert.deepEqual(p.head.raw, ['Host', 'h', 'X', 'a\tb', 'Content-Length', '4']);
+  });
+
   it('leaves transfer codings besides chunked, and versions 0.9 and 2.0, to the listener to answer', () => {
     const p = new HeadParser(true, LIMITS);
     assert.ok(p.execute(bytes('POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n'), 0) > 0);
