@@ -585,10 +585,8 @@ class Exchange implements TurnEndWaiter {
     const out = this.#head as string[] | ResponseFields;
     this.#head = undefined;
     this.#responded = true;
-    if (!Array.isArray(out)) {
-      const f = out as ResponseFields;
-      (this.#res as unknown as Http1ServerResponse).writeHeadFields(this.#status, this.#headStatusText, f.text, f.contentLength, f.date, this.#ctx.draining());
-    } else if (this.#req.httpVersionMajor === 1) this.#res.writeHead(this.#status, this.#headStatusText, out);
+    if (!Array.isArray(out)) (this.#res as unknown as Http1ServerResponse).writeHeadFields(this.#status, this.#headStatusText, out.text, out.contentLength, out.date, this.#ctx.draining());
+    else if (this.#req.httpVersionMajor === 1) this.#res.writeHead(this.#status, this.#headStatusText, out);
     // HTTP/2 has no reason phrase, and its compat API wants a header object.
     else this.#res.writeHead(this.#status, headerObject(out));
   }

@@ -108,6 +108,10 @@ export function downstreamResponseList(raw: readonly (Buffer | string)[], reques
   return out;
 }
 
+/** Lengths of the names downstreamResponseFields must look at (hop-by-hop ones, and those it notes): only these are lower-cased. */
+const NOTED_LENGTH = new Uint8Array(64);
+for (const name of [...HOP_BY_HOP, 'date', 'content-length', 'x-request-id']) NOTED_LENGTH[name.length] = 1;
+
 /** An HTTP/1.1 upstream's response fields, serialised for an HTTP/1.1 client (see downstreamResponseFields). */
 export interface ResponseFields {
   /** `name: value\r\n` for each field passed on, and x-request-id when Meridian adds it. */
@@ -118,11 +122,12 @@ export interface ResponseFields {
 
 /**
  * downstreamResponseList's rules, straight to the text of the head for an HTTP/1.1 client:
- * one pass, no list, no header object, and only the names whose length could make them
- * hop-by-hop (or framing) are compared at all. Names go on as the upstream sent them, as
- * nginx passes them (the list path lower-cases them for HTTP/2). Values are the HTTP/1.1
- * parser's, which refuses CR, LF and every other control byte in them. Undefined when the
- * upstream's Connection names fields to drop: the list path handles that rare case.
+ * one pass, no list, no header object. Only names whose length could make them hop-by-hop
+ * (HOP_BY_HOP, the one list of them) or a field the head notes are lower-cased and
+ * compared at all. Names go on as the upstream sent them, as nginx passes them (the list
+ * path lower-cases them for HTTP/2). Values are the HTTP/1.1 parser's, which refuses CR,
+ * LF and every other control byte in them. Undefined when the upstream's Connection names
+ * fields to drop: the list path handles that rare case.
  */
 export function downstreamResponseFields(raw: readonly string[], requestId: string | undefined): ResponseFields | undefined {
   let text = '';
@@ -132,40 +137,17 @@ export function downstreamResponseFields(raw: readonly string[], requestId: stri
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
-    switch (name.length) {
-      case 2:
-        if (name.toLowerCase() === 'te') continue;
-        break;
-      case 4:
-        if (name.toLowerCase() === 'date') date = true;
-        break;
-      case 7:
-        if (name.toLowerCase() === 'upgrade') continue; // `trailer`, the other hop-by-hop name of 7, is kept: trailers follow
-        break;
-      case 10: {
-        const lower = name.toLowerCase();
-        if (lower === 'connection') {
-          if (!NAMES_NONE.test(value)) return undefined;
-          continue;
-        }
-        if (lower === 'keep-alive') continue;
-        break;
+    if (NOTED_LENGTH[name.length] === 1) {
+      const lower = name.toLowerCase();
+      if (lower === 'connection') {
+        if (!NAMES_NONE.test(value)) return undefined;
+        continue;
       }
-      case 12:
-        if (name.toLowerCase() === 'x-request-id') hasRequestId = true;
-        break;
-      case 14: {
-        const lower = name.toLowerCase();
-        if (lower === 'content-length') contentLength = true;
-        else if (lower === 'http2-settings') continue;
-        break;
-      }
-      case 16:
-        if (name.toLowerCase() === 'proxy-connection') continue;
-        break;
-      case 17:
-        if (name.toLowerCase() === 'transfer-encoding') continue;
-        break;
+      // downstreamResponseList's rule: hop-by-hop fields stay behind, but for `trailer` (trailers follow).
+      if (HOP_BY_HOP.has(lower) && lower !== 'trailer') continue;
+      if (lower === 'date') date = true;
+      else if (lower === 'content-length') contentLength = true;
+      else if (lower === 'x-request-id') hasRequestId = true;
     }
     text += `${name}: ${value}\r\n`;
   }
