@@ -4,6 +4,7 @@ import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { Http1ServerRequest, type BodySource } from './server-request.js';
 import { Http1ServerResponse, type ResponseSink } from './server-response.js';
+import { holdReadTime, releaseReadTime } from './read-time.js';
 
 /*
  * Meridian's HTTP/1.1 server: client connections parsed by head-parser.ts and
@@ -162,9 +163,21 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   }
 
   // Bound once per connection, so that an upgrade can take exactly these off the socket.
-  readonly #onDataL = (b: Buffer): void => this.#onData(b);
+  readonly #onDataL = (b: Buffer): void => {
+    holdReadTime();
+    try {
+      this.#onData(b);
+    } finally {
+      releaseReadTime();
+    }
+  };
   readonly #onReadL = (n: number, buf: Buffer): boolean => {
-    this.#onData(buf.subarray(0, n));
+    holdReadTime();
+    try {
+      this.#onData(buf.subarray(0, n));
+    } finally {
+      releaseReadTime();
+    }
     return true;
   };
   readonly #onEndL = (): void => this.#onEnd();

@@ -6,6 +6,7 @@ import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.j
 import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
 import { corkForTurn } from './turn-writes.js';
 import { keepRead, READ_BUFFER } from './read-buffer.js';
+import { holdReadTime, nowMs, releaseReadTime } from './read-time.js';
 
 /*
  * Meridian's HTTP/1.1 client for upstreams: keep-alive connections per endpoint, one
@@ -168,7 +169,12 @@ class UpstreamConnection implements BodySink {
     this.fresh = fresh;
     this.#idleMs = pool.options.idleTimeoutMs;
     const { socket, ready, shared } = pool.options.connector.connect(pool.options.host, pool.options.port, (n, buf) => {
-      this.#onData(buf.subarray(0, n));
+      holdReadTime();
+      try {
+        this.#onData(buf.subarray(0, n));
+      } finally {
+        releaseReadTime();
+      }
       return true;
     });
     this.socket = socket;
@@ -176,7 +182,15 @@ class UpstreamConnection implements BodySink {
     socket.setTimeout(pool.options.connectTimeoutMs);
     socket.once(ready, () => this.#onConnected());
     socket.on('timeout', () => this.#onTimeout());
-    if (!this.#shared) socket.on('data', (b: Buffer) => this.#onData(b));
+    if (!this.#shared)
+      socket.on('data', (b: Buffer) => {
+        holdReadTime();
+        try {
+          this.#onData(b);
+        } finally {
+          releaseReadTime();
+        }
+      });
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err: Error) => this.#fail(this.#state === Conn.Connecting ? new UpstreamClientError('connect_failure', err.message, { cause: err }) : this.#resetError(err)));
     socket.on('close', () => this.#onClose());
@@ -187,7 +201,7 @@ class UpstreamConnection implements BodySink {
     this.socket.setTimeout(0);
     if (this.#state !== Conn.Connecting) return;
     this.#state = Conn.Idle;
-    this.idleUntil = performance.now() + this.#idleMs;
+    this.idleUntil = nowMs() + this.#idleMs;
     this.#pool.connected(this);
   }
 
@@ -407,7 +421,7 @@ class UpstreamConnection implements BodySink {
     this.#detachBody();
     if (reusable) {
       this.#state = Conn.Idle;
-      this.idleUntil = performance.now() + this.#idleMs;
+      this.idleUntil = nowMs() + this.#idleMs;
     } else this.#close();
     handler.onComplete(trailers);
     if (reusable && this.#state === Conn.Idle) this.#pool.released(this);
@@ -496,7 +510,7 @@ export class EndpointPool {
       let conn = this.#idle.pop();
       // One past its idle time is not reused, however late the sweep: the upstream may be closing it.
       if (conn !== undefined) {
-        const now = performance.now();
+        const now = nowMs();
         for (; conn !== undefined && now >= conn.idleUntil; conn = this.#idle.pop()) conn.destroy();
       }
       if (conn !== undefined) return conn.send(req, handler);

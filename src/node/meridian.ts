@@ -5,7 +5,6 @@ import type { Duplex } from 'node:stream';
 import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import type { AcceptResult, AdminTarget, ChangeResult, ClusterState, OverloadView, ReloadResult } from '../admin/types.js';
 import type { OverloadGate } from '../core/overload-gate.js';
@@ -38,8 +37,9 @@ import { decideStrongLimit } from '../proxy/global-limits.js';
 import { Fleet, type ControlChange, type FleetView, type LocalLimit, type SharedHealthCluster } from '../fleet/fleet.js';
 import { fleetRoutes } from '../fleet/fleet-routes.js';
 import { listenOptions } from './listen.js';
+import { wallClock } from '../proxy/wall-clock.js';
 
-export const wallClock: Clock = { nowMs: () => performance.now() };
+export { wallClock };
 
 export interface MeridianOptions {
   /** Where the config came from, for reloads; omit to allow only `reload(config)`. */
