@@ -21,6 +21,7 @@ import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.j
 import type { ResponseHandler, TryControl } from '../http1/upstream-client.js';
 import { Http1ServerResponse } from '../http1/server-response.js';
 import { hedgingFor, type HedgeEvent } from './hedge.js';
+import { Deadline, type DeadlineOwner } from './deadlines.js';
 
 /** What the forwarder reports, once per request: the access log line and the metrics. */
 export interface ExchangeRecord {
@@ -133,7 +134,7 @@ export function forward(ctx: ListenerContext, req: IncomingMessage, res: ServerR
  * retry rule is the lifecycle's (src/core/request-lifecycle.ts), reached through
  * try-outcome.ts.
  */
-class Exchange implements TurnEndWaiter {
+class Exchange implements TurnEndWaiter, DeadlineOwner {
   readonly #ctx: ListenerContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -167,7 +168,8 @@ class Exchange implements TurnEndWaiter {
   #bytesOut = 0;
   #status = 0;
   #reason: ExchangeRecord['reason'];
-  #requestTimer: NodeJS.Timeout | undefined;
+  /** The request's timeout (route, cluster or gRPC deadline). */
+  #deadline: Deadline | undefined;
   #rateTimer: NodeJS.Timeout | undefined;
   #backoffTimer: NodeJS.Timeout | undefined;
   /** The rest of the request body will not be read: the connection cannot carry another request. */
@@ -241,7 +243,8 @@ class Exchange implements TurnEndWaiter {
     const lc = this.#lc as RequestLifecycle;
     lc.hedging = hedgingFor(route.config);
     lc.deadlineIn(timeoutMs);
-    this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), timeoutMs);
+    this.#deadline = new Deadline(this);
+    this.#deadline.set(timeoutMs);
     if (this.#grpc && ((route.retry ?? cluster.retry).grpcStatuses?.size ?? 0) > 0) {
       this.#grpcCopy = [];
       this.#grpcCopyLimit = (route.config.retries ?? cluster.config.retries).grpc_buffer_bytes;
@@ -682,7 +685,8 @@ class Exchange implements TurnEndWaiter {
     this.#attempt?.abort(new Error(`request aborted: ${code}`));
   }
 
-  #onRequestTimeout(): void {
+  /** The request's timeout passed. */
+  onDeadline(): void {
     if (this.#finished) return;
     // Still reading a body before the first try (buffering it, or waiting for its first
     // chunk): nothing went upstream, the client was too slow.
@@ -741,7 +745,7 @@ class Exchange implements TurnEndWaiter {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    clearTimeout(this.#requestTimer);
+    this.#deadline?.clear();
     clearInterval(this.#rateTimer);
     clearTimeout(this.#backoffTimer);
     clearTimeout(this.#hedgeTimer);
@@ -781,7 +785,7 @@ function grpcStatusIn(list: readonly string[]): string | undefined {
  * the try's own (its start, its per-try timer, whether its outcome was reported, whether
  * its answer is being thrown away for a retry) and hands every event to its exchange.
  */
-class UpstreamAttempt implements ResponseHandler {
+class UpstreamAttempt implements ResponseHandler, DeadlineOwner {
   readonly #exchange: Exchange;
   readonly #pools: UpstreamPools;
   /** The endpoint's HTTP/2 sessions, when the cluster speaks h2 or auto: the try goes there, not to the pool. */
@@ -795,7 +799,8 @@ class UpstreamAttempt implements ResponseHandler {
   discard = false;
   #waiting = true;
   #try: TryControl | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #tryTimeout: Deadline | undefined;
+  #tryTimeoutMs = 0;
   /** Bound once per try: the downstream drained, read the upstream on. */
   readonly resumeOnDrain = (): void => this.#try?.resume();
 
@@ -809,11 +814,18 @@ class UpstreamAttempt implements ResponseHandler {
   }
 
   armPerTryTimeout(ms: number): void {
-    this.#timer = setTimeout(() => this.abort(new UpstreamError('timeout', true, `no response within the per-try timeout of ${ms} ms`)), ms);
+    this.#tryTimeoutMs = ms;
+    this.#tryTimeout = new Deadline(this);
+    this.#tryTimeout.set(ms);
+  }
+
+  /** The per-try timeout passed. */
+  onDeadline(): void {
+    this.abort(new UpstreamError('timeout', true, `no response within the per-try timeout of ${this.#tryTimeoutMs} ms`));
   }
 
   clearTimer(): void {
-    clearTimeout(this.#timer);
+    this.#tryTimeout?.clear();
   }
 
   /** Given up for the other try of a hedge race: nothing of it is reported or passed on. */

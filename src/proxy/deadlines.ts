@@ -1,0 +1,107 @@
+import { nowMs } from '../http1/read-time.js';
+
+/*
+ * Request and per-try deadlines without a timer per request. setTimeout makes a Timeout
+ * object and a closure per request, reads libuv's clock, and clearTimeout unlinks it
+ * again: about 1.5% of a proxied request's CPU. Deadlines of one duration expire in the
+ * order they were set, so (as in Node's own timer lists) each duration keeps a list in
+ * that order and one timer armed for its head; setting a deadline appends a node the
+ * owner keeps and reuses, clearing one unlinks it. When the head is cleared early the
+ * timer is left alone: it fires, finds the new head not yet due and re-arms for it.
+ * A list's timer holds the process open only while the list holds a deadline (unref'd,
+ * not cleared, when it empties: one request at a time would otherwise arm and clear a
+ * timer per request, as before).
+ */
+
+/** What a deadline calls when it expires. */
+export interface DeadlineOwner {
+  onDeadline(): void;
+}
+
+class DeadlineList {
+  readonly ms: number;
+  head: Deadline | undefined;
+  tail: Deadline | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** The timer holds the process open (the list is not empty). */
+  refed = false;
+
+  constructor(ms: number) {
+    this.ms = ms;
+  }
+
+  readonly fire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    // Due within the millisecond: libuv's timers count whole milliseconds.
+    for (let d = this.head; d !== undefined && d.at <= now + 1; d = this.head) {
+      d.clear();
+      d.owner.onDeadline();
+    }
+    const head = this.head;
+    if (head === undefined) lists.delete(this.ms);
+    else if (this.timer === undefined) this.arm(Math.max(1, Math.ceil(head.at - now)));
+  };
+
+  arm(ms: number): void {
+    this.timer = setTimeout(this.fire, ms);
+    this.refed = true;
+  }
+}
+
+const lists = new Map<number, DeadlineList>();
+
+/** One owner's deadline: set, cleared and set again as often as it likes, with no allocation after the first. */
+export class Deadline {
+  readonly owner: DeadlineOwner;
+  /** When it expires (performance.now() ms); meaningful while set. */
+  at = 0;
+  list: DeadlineList | undefined;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
+
+  constructor(owner: DeadlineOwner) {
+    this.owner = owner;
+  }
+
+  get isSet(): boolean {
+    return this.list !== undefined;
+  }
+
+  /** Expire `ms` from now (whole milliseconds, as setTimeout takes them), replacing any earlier setting. */
+  set(ms: number): void {
+    if (this.list !== undefined) this.clear();
+    const whole = Math.max(1, Math.trunc(ms));
+    let list = lists.get(whole);
+    if (list === undefined) {
+      list = new DeadlineList(whole);
+      lists.set(whole, list);
+    }
+    this.at = nowMs() + whole;
+    this.list = list;
+    this.prev = list.tail;
+    if (list.tail === undefined) list.head = this;
+    else list.tail.next = this;
+    list.tail = this;
+    if (list.timer === undefined) list.arm(whole);
+    else if (!list.refed) {
+      list.timer.ref();
+      list.refed = true;
+    }
+  }
+
+  clear(): void {
+    const list = this.list;
+    if (list === undefined) return;
+    if (this.prev === undefined) list.head = this.next;
+    else this.prev.next = this.next;
+    if (this.next === undefined) list.tail = this.prev;
+    else this.next.prev = this.prev;
+    this.list = this.prev = this.next = undefined;
+    if (list.head === undefined && list.refed) {
+      // Nothing left to wait for: the process may exit. The timer's firing forgets the list.
+      list.timer?.unref();
+      list.refed = false;
+    }
+  }
+}
