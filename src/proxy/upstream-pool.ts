@@ -76,6 +76,7 @@ export class UpstreamPools {
 
   /** The TLS version `address`'s latest connection negotiated; undefined: plaintext, or none yet. */
   tlsVersion(address: string): string | undefined {
+    if (this.options.tls === undefined) return undefined; // plaintext: no lookup per request
     const connector = this.#pools.get(address)?.options.connector;
     return connector instanceof UpstreamTlsConnector ? connector.tlsVersion : undefined;
   }
