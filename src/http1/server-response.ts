@@ -136,6 +136,15 @@ export class Http1ServerResponse {
   }
 
   write(chunk: Buffer | string): boolean {
+    return this.#write(chunk, false);
+  }
+
+  /** write() for a chunk valid only during this call (a view of a read buffer): copied only where it is kept past the call. */
+  writeView(chunk: Buffer): boolean {
+    return this.#write(chunk, true);
+  }
+
+  #write(chunk: Buffer | string, view: boolean): boolean {
     if (this.writableEnded || this.destroyed) return false;
     if (!this.headersSent) this.writeHead(this.statusCode);
     const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
@@ -149,13 +158,13 @@ export class Http1ServerResponse {
       const size = `${len.toString(16)}\r\n`;
       s.cork();
       s.write(this.#takeHead() + size, 'latin1');
-      s.write(chunk);
+      s.write(view ? Buffer.from(chunk as Buffer) : chunk);
       const ok = s.write('\r\n', 'latin1');
       s.uncork();
       return ok;
     }
     const head = this.#head;
-    if (head === undefined) return s.write(chunk);
+    if (head === undefined) return s.write(view ? Buffer.from(chunk as Buffer) : chunk);
     this.#head = undefined;
     if (len <= ONE_WRITE_MAX && typeof chunk !== 'string') {
       // Head and a small body in one buffer: one write, not a corked pair that goes out
@@ -167,7 +176,7 @@ export class Http1ServerResponse {
     }
     s.cork();
     s.write(head, 'latin1');
-    const ok = s.write(chunk);
+    const ok = s.write(view ? Buffer.from(chunk as Buffer) : chunk);
     s.uncork();
     return ok;
   }

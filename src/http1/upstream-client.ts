@@ -29,8 +29,11 @@ export interface ResponseHandler {
    * `raw` is [name, value, ...] as the upstream sent them.
    */
   onHeaders(status: number, raw: readonly string[], reason: string): boolean;
-  /** Body bytes; return false to stop reading until `t.resume()`. The buffer may be a view of the read: copy to keep. */
-  onData(chunk: Buffer): boolean;
+  /**
+   * Body bytes; return false to stop reading until `t.resume()`. `view`: the buffer is a
+   * view of the shared read buffer, valid only during this call (copy what is kept past it).
+   */
+  onData(chunk: Buffer, view: boolean): boolean;
   /** The response is complete. `trailers`: [name, value, ...], empty without any. */
   onComplete(trailers: readonly string[]): void;
   /** The try failed (or was aborted: the abort's own error). Nothing follows it. */
@@ -400,7 +403,8 @@ class UpstreamConnection implements BodySink {
   onBody(chunk: Buffer): boolean {
     const handler = this.#handler;
     if (handler === undefined) return false;
-    if (handler.onData(this.#keep(chunk))) return true;
+    // Not copied here: the proxy's answer copies it into its own write anyway (head and body in one buffer).
+    if (handler.onData(chunk, this.#shared)) return true;
     if (!this.#paused) {
       this.#paused = true;
       this.socket.pause();

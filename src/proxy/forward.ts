@@ -493,13 +493,14 @@ class Exchange implements TurnEndWaiter, DeadlineOwner {
     return true;
   }
 
-  attemptData(a: UpstreamAttempt, chunk: Buffer): boolean {
+  attemptData(a: UpstreamAttempt, chunk: Buffer, view: boolean): boolean {
     if (a.discard || this.#finished) return true;
     // One write for the head and the first chunk.
     if (this.#head !== undefined) this.#sendHead();
     this.#bytesOut += chunk.length;
-    const ok = this.#res.write(chunk);
-    if (!ok) this.#res.once('drain', a.resumeOnDrain);
+    const res = this.#res;
+    const ok = !view ? res.write(chunk) : res instanceof Http1ServerResponse ? res.writeView(chunk) : res.write(Buffer.from(chunk));
+    if (!ok) res.once('drain', a.resumeOnDrain);
     return ok;
   }
 
@@ -868,8 +869,8 @@ class UpstreamAttempt implements ResponseHandler, DeadlineOwner {
     return this.#exchange.attemptHeaders(this, status, raw, reason);
   }
 
-  onData(chunk: Buffer): boolean {
-    return this.#exchange.attemptData(this, chunk);
+  onData(chunk: Buffer, view: boolean): boolean {
+    return this.#exchange.attemptData(this, chunk, view);
   }
 
   onComplete(trailers: readonly string[]): void {

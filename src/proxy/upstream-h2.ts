@@ -327,7 +327,7 @@ export class EndpointH2 {
       if (endStream && finish()) handler.onComplete(moved);
     });
     stream.on('data', (chunk: Buffer) => {
-      if (!done && handler.onData(chunk) === false) stream.pause();
+      if (!done && handler.onData(chunk, false) === false) stream.pause();
     });
     stream.on('trailers', (h: IncomingHttpHeaders) => {
       trailers = rawHeaders(h, undefined);

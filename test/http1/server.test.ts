@@ -113,6 +113,48 @@ describe('HTTP/1.1 engine: answers', () => {
     assert.match(got, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nABCD$/);
   });
 
+  it('writeView copies what it keeps: a view overwritten after the call still goes out as written', async () => {
+    // Each kind of answer writeView can meet: head and a small body in one buffer, a body
+    // after the head went out, a large one, and a chunked one.
+    const view = (text: string): Buffer => Buffer.from(text);
+    const { port } = await serve({
+      request: (req, res) => {
+        const write = (text: string): void => {
+          const b = view(text);
+          res.writeView(b);
+          b.fill('X'); // the read buffer, taken by the next read
+        };
+        if (req.url === '/small') {
+          res.writeHead(200, { 'content-length': 5 });
+          write('small');
+          res.end();
+        } else if (req.url === '/after-head') {
+          res.writeHead(200, { 'content-length': 10 });
+          res.flushHeaders();
+          write('after');
+          write('-head');
+          res.end();
+        } else if (req.url === '/large') {
+          res.writeHead(200, { 'content-length': 5000 });
+          write('L'.repeat(5000));
+          res.end();
+        } else {
+          res.writeHead(200);
+          write('chunk');
+          res.end();
+        }
+      },
+    });
+    const body = async (path: string): Promise<string> => {
+      const out = await raw(port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      return out.slice(out.indexOf('\r\n\r\n') + 4);
+    };
+    assert.equal(await body('/small'), 'small');
+    assert.equal(await body('/after-head'), 'after-head');
+    assert.equal(await body('/large'), 'L'.repeat(5000));
+    assert.equal(await body('/chunked'), '5\r\nchunk\r\n0\r\n\r\n');
+  });
+
   it('an Expect other than 100-continue: 417, and the connection serves the next request', async () => {
     const seen: string[] = [];
     const { port } = await serve({ request: (req, res) => (seen.push(req.url), res.writeHead(200, { 'content-length': 0 }).end()) });

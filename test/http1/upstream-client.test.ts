@@ -65,7 +65,7 @@ class Collect implements ResponseHandler {
     this.status = status;
     return true;
   }
-  onData(chunk: Buffer): boolean {
+  onData(chunk: Buffer, _view = false): boolean {
     const s = chunk.toString('latin1');
     this.chunks.push(s);
     return this.accept(s);
@@ -214,7 +214,9 @@ describe('the upstream client', () => {
       return false;
     });
     const onData = ha.onData.bind(ha);
-    ha.onData = (chunk: Buffer) => (kept.push(chunk), onData(chunk));
+    const views: boolean[] = [];
+    // A view is the handler's to copy if it keeps it (the proxy's answer copies it into its own write).
+    ha.onData = (chunk: Buffer, view: boolean) => (kept.push(view ? Buffer.from(chunk) : chunk), views.push(view), onData(chunk));
     pa.dispatch(GET, ha);
     // B's reads land in the same buffer while A's split line, and later its held read, wait.
     const first = new Collect();
@@ -229,8 +231,9 @@ describe('the upstream client', () => {
     assert.deepEqual(
       kept.map((k) => k.toString('latin1')),
       ['aaa', 'AAA'],
-      'the Buffers handed on still hold their bytes after later reads',
+      'the bytes handed on, held and split reads included, are what A sent',
     );
+    assert.deepEqual(views, [true, true], 'body bytes are handed on as views of the shared buffer, and said to be');
   });
 
   it('reports a refused connect as connect_failure, and a reset before the answer as upstream_reset', async () => {
