@@ -44,12 +44,14 @@ class DeadlineList {
   };
 
   arm(ms: number): void {
-    this.timer = setTimeout(this.fire, ms);
+    this.timer = setTimeout(this.fire, Math.min(ms, TIMER_MAX_MS));
     this.refed = true;
   }
 }
 
 const lists = new Map<number, DeadlineList>();
+/** The longest a Node timer waits (longer ones fire at once). */
+const TIMER_MAX_MS = 2 ** 31 - 1;
 
 /** One owner's deadline: set, cleared and set again as often as it likes, with no allocation after the first. */
 export class Deadline {
@@ -71,7 +73,8 @@ export class Deadline {
   /** Expire `ms` from now (whole milliseconds, as setTimeout takes them), replacing any earlier setting. */
   set(ms: number): void {
     if (this.list !== undefined) this.clear();
-    const whole = Math.max(1, Math.trunc(ms));
+    // As setTimeout: under a millisecond (or NaN) is one; beyond a timer's reach waits in steps.
+    const whole = ms >= 1 ? Math.trunc(ms) : 1;
     let list = lists.get(whole);
     if (list === undefined) {
       list = new DeadlineList(whole);

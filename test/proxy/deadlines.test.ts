@@ -70,6 +70,14 @@ describe('deadlines', () => {
     assert.equal(d.isSet, false, 'the third firing set nothing: nothing more can fire');
   });
 
+  it('take what setTimeout takes: under a millisecond, or NaN, is one millisecond', async () => {
+    const log: { name: string; at: number }[] = [];
+    new Deadline(owner('tiny', log)).set(0.000001);
+    new Deadline(owner('nan', log)).set(NaN);
+    await until(() => log.length === 2);
+    assert.deepEqual(log.map((e) => e.name).sort(), ['nan', 'tiny']);
+  });
+
   it('hold the process open while one is set, and not once cleared', () => {
     const module = fileURLToPath(new URL('../../src/proxy/deadlines.js', import.meta.url));
     const script = (body: string): string => `import { Deadline } from ${JSON.stringify(module)};\n${body}`;
