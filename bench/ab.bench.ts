@@ -10,6 +10,9 @@
  * Needs nginx and wrk. A build is named by its dist directory; the same one twice shows
  * the noise between two processes of one build.
  *
+ * `--tcp`: the listener is a tcp one (bytes passed through to the backends, one backend
+ * connection per client connection) instead of the HTTP proxy: the tunnels' A/B.
+ *
  * `--fresh`: a new process of each build for every run (started, warmed for 2 s, measured,
  * stopped). On this 2-core VM a process sometimes runs 20-25% slower for its whole life
  * (where it lands beside wrk and the backends, it seems); with one process per build that
@@ -32,10 +35,11 @@ const { values, positionals } = parseArgs({
     runs: { type: 'string', default: '5' },
     duration: { type: 'string', default: '4s' },
     fresh: { type: 'boolean', default: false },
+    tcp: { type: 'boolean', default: false },
   },
 });
 if (positionals.length < 2) {
-  console.error('usage: node dist/bench/ab.bench.js DIST_A DIST_B [DIST...] [--runs 5] [--duration 4s] [--fresh] [--node PATH]');
+  console.error('usage: node dist/bench/ab.bench.js DIST_A DIST_B [DIST...] [--runs 5] [--duration 4s] [--fresh] [--tcp] [--node PATH]');
   process.exit(2);
 }
 const runs = Number(values.runs);
@@ -57,7 +61,9 @@ try {
   const targets = positionals.map((dist, i) => {
     const port = ports[2 + 2 * i]!;
     const conf = path.join(dir, `m${i}.yaml`);
-    writeFileSync(conf, meridianYaml(port, ports[3 + 2 * i]!, backends, 1));
+    const yaml = meridianYaml(port, ports[3 + 2 * i]!, backends, 1);
+    // The same listener as a tcp one: no routes, its cluster named.
+    writeFileSync(conf, values.tcp ? yaml.replace('    protocol: http\n    routes:\n      - cluster: backends\n', '    protocol: tcp\n    cluster: backends\n') : yaml);
     return { dist, port, conf, proc: undefined as Proc | undefined, rps: [] as number[], cpu: [] as number[] };
   });
   const start = async (t: (typeof targets)[number]): Promise<Proc> => {
@@ -86,7 +92,7 @@ try {
     }
   }
   const spawned = spawnSync(values.node, ['--version']).stdout.toString().trim();
-  console.log(`Node ${spawned}; wrk -t1 -c64 -d${values.duration}, ${runs} interleaved runs${values.fresh ? ', a fresh process each' : ''}, medians`);
+  console.log(`Node ${spawned}; wrk -t1 -c64 -d${values.duration}, ${runs} interleaved runs${values.fresh ? ', a fresh process each' : ''}${values.tcp ? ', through a tcp listener' : ''}, medians`);
   for (const t of targets) {
     console.log(`${t.dist.padEnd(32)} ${median(t.rps).toFixed(0).padStart(7)} req/s  ${median(t.cpu).toFixed(1).padStart(5)} µs CPU/req  runs ${t.rps.map((n) => n.toFixed(0)).join(' ')}`);
   }

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 
 /*
  * Writes held to the end of the event-loop turn. A write to a loopback (or LAN) peer that
@@ -12,11 +12,11 @@ import type { Socket } from 'node:net';
  * busy proxy spends anyway, and an idle one does not have (its turns are one event long).
  */
 
-let pending: Socket[] = [];
+let pending: Writable[] = [];
 let armed = false;
 
 /** Hold `s`'s writes until this turn's check phase (a socket already corked, by anyone, is left alone). */
-export function corkForTurn(s: Socket): void {
+export function corkForTurn(s: Writable): void {
   if (s.writableCorked > 0) return;
   s.cork();
   pending.push(s);
@@ -32,4 +32,16 @@ function flush(): void {
   armed = false;
   // A socket ended or destroyed since has flushed (end) or dropped (destroy) its writes itself.
   for (const s of now) if (s.writableCorked > 0) s.uncork();
+}
+
+/**
+ * `src.pipe(dst)` with `dst`'s writes held to the end of the turn like the engine's own:
+ * the tunnels (TCP listeners, upgrades) pass bytes on as they come, and each chunk to a
+ * sleeping peer would cost it a wake-up. Backpressure is pipe's: a corked write still
+ * counts against the destination's buffer, so pipe pauses the source as before.
+ */
+export function pipeForTurn(src: Readable, dst: Writable): void {
+  // Before pipe's own 'data' listener, so its write finds the destination corked.
+  src.on('data', () => corkForTurn(dst));
+  src.pipe(dst);
 }

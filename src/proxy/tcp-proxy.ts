@@ -10,6 +10,7 @@ import type { ClusterRuntime } from './runtime.js';
 import { splitAddress, unmappedIp } from '../shared/address.js';
 import { UpstreamError } from './errors.js';
 import { tryFailed } from './try-outcome.js';
+import { pipeForTurn } from '../http1/turn-writes.js';
 
 /** One finished TCP connection, for the access log and metrics. */
 export interface TcpConnectionRecord {
@@ -277,8 +278,8 @@ class TcpConnection {
     }
     // pipe() ends the destination when the source ends: a FIN is passed on, and with
     // allowHalfOpen the other direction keeps flowing until its own FIN.
-    client.pipe(up);
-    up.pipe(client);
+    pipeForTurn(client, up);
+    pipeForTurn(up, client);
     client.on('close', () => {
       if (!this.#upstreamClosed && !client.readableEnded) up.destroy();
     });

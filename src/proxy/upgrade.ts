@@ -15,6 +15,7 @@ import { admit, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import { rememberSessions, upstreamTlsOptions } from './upstream-tls.js';
 import { tryAnswered, tryFailed, tryFailureOf } from './try-outcome.js';
+import { pipeForTurn } from '../http1/turn-writes.js';
 
 /** Something the tracker can cut off at the drain deadline. */
 interface Closable {
@@ -462,8 +463,8 @@ class Tunnel implements Closable {
       else destroySoon(up);
       closedOne();
     };
-    client.pipe(up);
-    up.pipe(client);
+    pipeForTurn(client, up);
+    pipeForTurn(up, client);
   }
 
   #onClientClose(): void {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { corkForTurn } from '../../src/http1/turn-writes.js';
+import { corkForTurn, pipeForTurn } from '../../src/http1/turn-writes.js';
 import { until } from '../proxy/harness.js';
 
 const servers: Server[] = [];
@@ -82,5 +82,32 @@ describe('writes held to the end of the turn', () => {
     assert.equal(second.a.writableLength, 0);
     await until(() => second.got() === 'sent', 2000, 'the second socket’s bytes');
     second.a.destroy();
+  });
+
+  it('a tunnel (pipeForTurn) holds what it passes on until the turn ends, in order, and passes the end on', async () => {
+    // in: we write on `in.a`, the tunnel reads it from the accepted side; out: the tunnel writes on `out.a`.
+    const server = createServer();
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await once(client, 'connect');
+    const [src] = await accepted;
+    const out = await pair();
+    pipeForTurn(src, out.a);
+    const held: { corked: number; buffered: number; chunk: number }[] = [];
+    // After pipe's own listener: what it just wrote is still in the corked socket.
+    src.on('data', (c: Buffer) => held.push({ corked: out.a.writableCorked, buffered: out.a.writableLength, chunk: c.length }));
+    client.write('first ');
+    await until(() => out.got() === 'first ', 2000, 'the first bytes');
+    client.end('and last');
+    await out.closed;
+    assert.equal(out.got(), 'first and last', 'in order, and the FIN passed on after them');
+    assert.ok(held.length >= 2);
+    for (const h of held) {
+      assert.equal(h.corked, 1, 'corked while the turn runs');
+      assert.ok(h.buffered >= h.chunk, 'the chunk held in the socket');
+    }
   });
 });
