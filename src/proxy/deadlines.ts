@@ -39,7 +39,10 @@ class DeadlineList {
       d.owner.onDeadline();
     }
     const head = this.head;
-    if (head === undefined) lists.delete(this.ms);
+    // Empty: forgotten (unless a newer list of this duration took its place meanwhile).
+    if (head === undefined) {
+      if (lists.get(this.ms) === this) lists.delete(this.ms);
+    }
     else if (this.timer === undefined) this.arm(Math.max(1, Math.ceil(head.at - now)));
   };
 
