@@ -13,8 +13,8 @@ after(() => {
   for (const s of servers) s.close();
 });
 
-/** A connected pair: `a` is ours to write on, `b`'s bytes are collected in `got`. */
-async function pair(): Promise<{ a: Socket; got: () => string; closed: Promise<unknown> }> {
+/** A connected pair: `a` is ours to write on, `b` (the accepted side)'s bytes are collected in `got`. */
+async function pair(): Promise<{ a: Socket; b: Socket; got: () => string; closed: Promise<unknown> }> {
   const server = createServer();
   servers.push(server);
   server.listen(0, '127.0.0.1');
@@ -25,7 +25,7 @@ async function pair(): Promise<{ a: Socket; got: () => string; closed: Promise<u
   const [b] = await accepted;
   const chunks: Buffer[] = [];
   b.on('data', (c: Buffer) => chunks.push(c));
-  return { a, got: () => Buffer.concat(chunks).toString('latin1'), closed: once(b, 'end') };
+  return { a, b, got: () => Buffer.concat(chunks).toString('latin1'), closed: once(b, 'end') };
 }
 
 /** Resolves in this turn's check phase, after the immediates set before it (corkForTurn's flush among them). */
@@ -85,23 +85,17 @@ describe('writes held to the end of the turn', () => {
   });
 
   it('a tunnel (pipeForTurn) holds what it passes on until the turn ends, in order, and passes the end on', async () => {
-    // in: we write on `in.a`, the tunnel reads it from the accepted side; out: the tunnel writes on `out.a`.
-    const server = createServer();
-    servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const accepted = once(server, 'connection') as Promise<[Socket]>;
-    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    await once(client, 'connect');
-    const [src] = await accepted;
+    // We write on `inbound.a`; the tunnel reads it from `inbound.b` and writes on `out.a`.
+    const inbound = await pair();
     const out = await pair();
+    const src = inbound.b;
     pipeForTurn(src, out.a);
     const held: { corked: number; buffered: number; chunk: number }[] = [];
     // After pipe's own listener: what it just wrote is still in the corked socket.
     src.on('data', (c: Buffer) => held.push({ corked: out.a.writableCorked, buffered: out.a.writableLength, chunk: c.length }));
-    client.write('first ');
+    inbound.a.write('first ');
     await until(() => out.got() === 'first ', 2000, 'the first bytes');
-    client.end('and last');
+    inbound.a.end('and last');
     await out.closed;
     assert.equal(out.got(), 'first and last', 'in order, and the FIN passed on after them');
     assert.ok(held.length >= 2);
