@@ -163,21 +163,9 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   }
 
   // Bound once per connection, so that an upgrade can take exactly these off the socket.
-  readonly #onDataL = (b: Buffer): void => {
-    holdReadTime();
-    try {
-      this.#onData(b);
-    } finally {
-      releaseReadTime();
-    }
-  };
+  readonly #onDataL = (b: Buffer): void => this.#onRead(b);
   readonly #onReadL = (n: number, buf: Buffer): boolean => {
-    holdReadTime();
-    try {
-      this.#onData(buf.subarray(0, n));
-    } finally {
-      releaseReadTime();
-    }
+    this.#onRead(buf.subarray(0, n));
     return true;
   };
   readonly #onEndL = (): void => this.#onEnd();
@@ -188,6 +176,16 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
     this.socket.destroy();
   };
   readonly #onCloseL = (): void => this.#onClose();
+
+  /** A read from the socket: handled with its time held (read-time.ts). */
+  #onRead(b: Buffer): void {
+    holdReadTime();
+    try {
+      this.#onData(b);
+    } finally {
+      releaseReadTime();
+    }
+  }
 
   /** Read through a call (TypeScript would keep the narrowing of #st): a handler called from #onHead may have closed the connection. */
   #gone(): boolean {

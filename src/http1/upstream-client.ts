@@ -172,12 +172,7 @@ class UpstreamConnection implements BodySink {
     this.fresh = fresh;
     this.#idleMs = pool.options.idleTimeoutMs;
     const { socket, ready, shared } = pool.options.connector.connect(pool.options.host, pool.options.port, (n, buf) => {
-      holdReadTime();
-      try {
-        this.#onData(buf.subarray(0, n));
-      } finally {
-        releaseReadTime();
-      }
+      this.#onRead(buf.subarray(0, n));
       return true;
     });
     this.socket = socket;
@@ -185,15 +180,7 @@ class UpstreamConnection implements BodySink {
     socket.setTimeout(pool.options.connectTimeoutMs);
     socket.once(ready, () => this.#onConnected());
     socket.on('timeout', () => this.#onTimeout());
-    if (!this.#shared)
-      socket.on('data', (b: Buffer) => {
-        holdReadTime();
-        try {
-          this.#onData(b);
-        } finally {
-          releaseReadTime();
-        }
-      });
+    if (!this.#shared) socket.on('data', (b: Buffer) => this.#onRead(b));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err: Error) => this.#fail(this.#state === Conn.Connecting ? new UpstreamClientError('connect_failure', err.message, { cause: err }) : this.#resetError(err)));
     socket.on('close', () => this.#onClose());
@@ -316,6 +303,16 @@ class UpstreamConnection implements BodySink {
     this.#held = undefined;
     if (held !== undefined) this.#onData(held);
     if (!this.#paused) this.socket.resume();
+  }
+
+  /** A read from the socket: handled with its time held (read-time.ts). */
+  #onRead(b: Buffer): void {
+    holdReadTime();
+    try {
+      this.#onData(b);
+    } finally {
+      releaseReadTime();
+    }
   }
 
   #onData(b: Buffer): void {
