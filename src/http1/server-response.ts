@@ -154,29 +154,32 @@ export class Http1ServerResponse {
     }
     const s = this.#socket;
     corkForTurn(s);
+    const head = this.#head;
+    const oneBuffer = !this.#chunked && head !== undefined && len <= ONE_WRITE_MAX && typeof chunk !== 'string';
+    // A view is kept past this call by the socket unless it is copied into the head's buffer.
+    if (view && !oneBuffer) chunk = Buffer.from(chunk as Buffer);
     if (this.#chunked) {
       const size = `${len.toString(16)}\r\n`;
       s.cork();
       s.write(this.#takeHead() + size, 'latin1');
-      s.write(view ? Buffer.from(chunk as Buffer) : chunk);
+      s.write(chunk);
       const ok = s.write('\r\n', 'latin1');
       s.uncork();
       return ok;
     }
-    const head = this.#head;
-    if (head === undefined) return s.write(view ? Buffer.from(chunk as Buffer) : chunk);
+    if (head === undefined) return s.write(chunk);
     this.#head = undefined;
-    if (len <= ONE_WRITE_MAX && typeof chunk !== 'string') {
+    if (oneBuffer) {
       // Head and a small body in one buffer: one write, not a corked pair that goes out
       // through writev (an array of chunks built and walked per response).
       const out = Buffer.allocUnsafe(head.length + len);
       out.write(head, 0, 'latin1');
-      chunk.copy(out, head.length);
+      (chunk as Buffer).copy(out, head.length);
       return s.write(out);
     }
     s.cork();
     s.write(head, 'latin1');
-    const ok = s.write(view ? Buffer.from(chunk as Buffer) : chunk);
+    const ok = s.write(chunk);
     s.uncork();
     return ok;
   }
