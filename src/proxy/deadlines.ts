@@ -23,14 +23,31 @@ class DeadlineList {
   head: Deadline | undefined;
   tail: Deadline | undefined;
   timer: NodeJS.Timeout | undefined;
-  /** The timer holds the process open (the list is not empty). */
-  refed = false;
 
   constructor(ms: number) {
     this.ms = ms;
   }
 
-  readonly fire = (): void => {
+  append(d: Deadline): void {
+    d.prev = this.tail;
+    if (this.tail === undefined) this.head = d;
+    else this.tail.next = d;
+    this.tail = d;
+    if (this.timer === undefined) this.#arm(this.ms);
+    else if (!this.timer.hasRef()) this.timer.ref();
+  }
+
+  remove(d: Deadline): void {
+    if (d.prev === undefined) this.head = d.next;
+    else d.prev.next = d.next;
+    if (d.next === undefined) this.tail = d.prev;
+    else d.next.prev = d.prev;
+    d.prev = d.next = undefined;
+    // Nothing left to wait for: the process may exit. The timer's firing forgets the list.
+    if (this.head === undefined) this.timer?.unref();
+  }
+
+  readonly #fire = (): void => {
     this.timer = undefined;
     const now = performance.now();
     // Due within the millisecond: libuv's timers count whole milliseconds.
@@ -39,16 +56,16 @@ class DeadlineList {
       d.owner.onDeadline();
     }
     const head = this.head;
-    // Empty: forgotten (unless a newer list of this duration took its place meanwhile).
-    if (head === undefined) {
-      if (lists.get(this.ms) === this) lists.delete(this.ms);
+    if (head !== undefined) {
+      if (this.timer === undefined) this.#arm(Math.max(1, Math.ceil(head.at - now)));
+    } else if (lists.get(this.ms) === this) {
+      // Empty: forgotten (unless a newer list of this duration took its place meanwhile).
+      lists.delete(this.ms);
     }
-    else if (this.timer === undefined) this.arm(Math.max(1, Math.ceil(head.at - now)));
   };
 
-  arm(ms: number): void {
-    this.timer = setTimeout(this.fire, Math.min(ms, TIMER_MAX_MS));
-    this.refed = true;
+  #arm(ms: number): void {
+    this.timer = setTimeout(this.#fire, Math.min(ms, TIMER_MAX_MS));
   }
 }
 
@@ -75,7 +92,7 @@ export class Deadline {
 
   /** Expire `ms` from now (whole milliseconds, as setTimeout takes them), replacing any earlier setting. */
   set(ms: number): void {
-    if (this.list !== undefined) this.clear();
+    this.clear();
     // As setTimeout: under a millisecond (or NaN) is one; beyond a timer's reach waits in steps.
     const whole = ms >= 1 ? Math.trunc(ms) : 1;
     let list = lists.get(whole);
@@ -85,29 +102,11 @@ export class Deadline {
     }
     this.at = nowMs() + whole;
     this.list = list;
-    this.prev = list.tail;
-    if (list.tail === undefined) list.head = this;
-    else list.tail.next = this;
-    list.tail = this;
-    if (list.timer === undefined) list.arm(whole);
-    else if (!list.refed) {
-      list.timer.ref();
-      list.refed = true;
-    }
+    list.append(this);
   }
 
   clear(): void {
-    const list = this.list;
-    if (list === undefined) return;
-    if (this.prev === undefined) list.head = this.next;
-    else this.prev.next = this.next;
-    if (this.next === undefined) list.tail = this.prev;
-    else this.next.prev = this.prev;
-    this.list = this.prev = this.next = undefined;
-    if (list.head === undefined && list.refed) {
-      // Nothing left to wait for: the process may exit. The timer's firing forgets the list.
-      list.timer?.unref();
-      list.refed = false;
-    }
+    this.list?.remove(this);
+    this.list = undefined;
   }
 }
