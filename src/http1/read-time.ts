@@ -27,3 +27,13 @@ export function holdReadTime(): void {
 export function releaseReadTime(): void {
   heldMs = -1;
 }
+
+/** `handle.call(self, b)` with the read's time held: the read callbacks of both sides of the engine. */
+export function handleRead<T>(handle: (this: T, b: Buffer) => void, self: T, b: Buffer): void {
+  holdReadTime();
+  try {
+    handle.call(self, b);
+  } finally {
+    releaseReadTime();
+  }
+}

@@ -4,7 +4,7 @@ import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
 import { Http1ServerRequest, type BodySource } from './server-request.js';
 import { Http1ServerResponse, type ResponseSink } from './server-response.js';
-import { holdReadTime, releaseReadTime } from './read-time.js';
+import { handleRead } from './read-time.js';
 
 /*
  * Meridian's HTTP/1.1 server: client connections parsed by head-parser.ts and
@@ -163,9 +163,9 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
   }
 
   // Bound once per connection, so that an upgrade can take exactly these off the socket.
-  readonly #onDataL = (b: Buffer): void => this.#onRead(b);
+  readonly #onDataL = (b: Buffer): void => handleRead(this.#onData, this, b);
   readonly #onReadL = (n: number, buf: Buffer): boolean => {
-    this.#onRead(buf.subarray(0, n));
+    handleRead(this.#onData, this, buf.subarray(0, n));
     return true;
   };
   readonly #onEndL = (): void => this.#onEnd();
@@ -176,16 +176,6 @@ class ServerConnection implements BodySink, BodySource, ResponseSink {
     this.socket.destroy();
   };
   readonly #onCloseL = (): void => this.#onClose();
-
-  /** A read from the socket: handled with its time held (read-time.ts). */
-  #onRead(b: Buffer): void {
-    holdReadTime();
-    try {
-      this.#onData(b);
-    } finally {
-      releaseReadTime();
-    }
-  }
 
   /** Read through a call (TypeScript would keep the narrowing of #st): a handler called from #onHead may have closed the connection. */
   #gone(): boolean {

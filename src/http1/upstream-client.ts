@@ -6,7 +6,7 @@ import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.j
 import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
 import { corkForTurn } from './turn-writes.js';
 import { keepRead, READ_BUFFER } from './read-buffer.js';
-import { holdReadTime, nowMs, releaseReadTime } from './read-time.js';
+import { handleRead, nowMs } from './read-time.js';
 
 /*
  * Meridian's HTTP/1.1 client for upstreams: keep-alive connections per endpoint, one
@@ -172,7 +172,7 @@ class UpstreamConnection implements BodySink {
     this.fresh = fresh;
     this.#idleMs = pool.options.idleTimeoutMs;
     const { socket, ready, shared } = pool.options.connector.connect(pool.options.host, pool.options.port, (n, buf) => {
-      this.#onRead(buf.subarray(0, n));
+      handleRead(this.#onData, this, buf.subarray(0, n));
       return true;
     });
     this.socket = socket;
@@ -180,7 +180,7 @@ class UpstreamConnection implements BodySink {
     socket.setTimeout(pool.options.connectTimeoutMs);
     socket.once(ready, () => this.#onConnected());
     socket.on('timeout', () => this.#onTimeout());
-    if (!this.#shared) socket.on('data', (b: Buffer) => this.#onRead(b));
+    if (!this.#shared) socket.on('data', (b: Buffer) => handleRead(this.#onData, this, b));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err: Error) => this.#fail(this.#state === Conn.Connecting ? new UpstreamClientError('connect_failure', err.message, { cause: err }) : this.#resetError(err)));
     socket.on('close', () => this.#onClose());
@@ -303,16 +303,6 @@ class UpstreamConnection implements BodySink {
     this.#held = undefined;
     if (held !== undefined) this.#onData(held);
     if (!this.#paused) this.socket.resume();
-  }
-
-  /** A read from the socket: handled with its time held (read-time.ts). */
-  #onRead(b: Buffer): void {
-    holdReadTime();
-    try {
-      this.#onData(b);
-    } finally {
-      releaseReadTime();
-    }
   }
 
   #onData(b: Buffer): void {
