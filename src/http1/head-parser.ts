@@ -35,8 +35,6 @@ const METHODS = new Set(
   'ACL BIND CHECKOUT COPY DELETE GET HEAD LINK LOCK M-SEARCH MERGE MKACTIVITY MKCALENDAR MKCOL MOVE NOTIFY OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE SUBSCRIBE TRACE UNBIND UNLINK UNLOCK UNSUBSCRIBE'.split(' '),
 );
 
-/** The end of a head: the search that tells whether a whole head is in a read. */
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 /** Bytes of a read decoded at once in the hope that they hold the whole head (most heads are far shorter). */
 const TEXT_WINDOW = 2048;
 
@@ -88,6 +86,17 @@ export class MessageHead {
     for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === lower.length && (raw[i] as string).toLowerCase() === lower) return raw[i + 1];
     return undefined;
   }
+}
+
+/**
+ * `s` is `lower` in any case, compared without making a lower-cased copy. `lower` holds
+ * only letters and '-'; c | 0x20 maps an upper-case letter to its lower case, and makes
+ * '-' only of '-' or CR, which is in no field name or value.
+ */
+function named(s: string, lower: string): boolean {
+  if (s.length !== lower.length) return false;
+  for (let i = 0; i < s.length; i++) if ((s.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
 }
 
 export interface HeadLimits {
@@ -153,7 +162,8 @@ export class HeadParser {
   #textAt = 0;
 
   #slice(b: Buffer, start: number, end: number): string {
-    return b === this.#textBuf ? this.#text.substring(start - this.#textAt, end - this.#textAt) : b.toString('latin1', start, end);
+    const at = this.#textAt;
+    return b === this.#textBuf && end - at <= this.#text.length ? this.#text.substring(start - at, end - at) : b.toString('latin1', start, end);
   }
 
   #execute(buf: Buffer, off: number): number {
@@ -166,26 +176,21 @@ export class HeadParser {
       this.#started = true;
     }
     if (this.#partial === undefined) {
-      // The usual read is a head, or a head and a small body: decoded whole, and searched
-      // as a string (a Buffer search is a call into C++ through two layers of JavaScript).
-      const to = n - pos <= TEXT_WINDOW ? n : pos + TEXT_WINDOW;
-      let text = buf.toString('latin1', pos, to);
-      let e = text.indexOf('\r\n\r\n');
-      if (e === -1 && to < n) {
-        e = buf.indexOf(HEAD_END, pos);
-        if (e !== -1) {
-          e -= pos;
-          text = buf.toString('latin1', pos, pos + e + 4);
-        }
-      }
-      if (e !== -1 && this.#bytes + e + 4 <= this.#limits.maxHeadBytes) {
-        this.#text = text;
-        this.#textBuf = buf;
-        this.#textAt = pos;
-      }
+      // The usual read is a head, or a head and a small body: decoded at once (one call into
+      // C++ rather than one per name and value), then searched and cut as a string.
+      this.#text = buf.toString('latin1', pos, n - pos <= TEXT_WINDOW ? n : pos + TEXT_WINDOW);
+      this.#textBuf = buf;
+      this.#textAt = pos;
     }
+    // Line ends are found in the text while it lasts: a string search is JIT'd, a Buffer's
+    // goes into C++ through two layers of JavaScript.
+    const text = this.#textBuf === buf ? this.#text : '';
+    const at = this.#textAt;
+    const textEnd = text === '' ? 0 : at + text.length;
     while (pos < n) {
-      const lf = buf.indexOf(LF, pos);
+      let lf = pos < textEnd ? text.indexOf('\n', pos - at) : -1;
+      if (lf !== -1) lf += at;
+      else lf = buf.indexOf(LF, pos < textEnd ? textEnd : pos);
       if (lf === -1) {
         this.#bytes += n - pos;
         if (this.#bytes > this.#limits.maxHeadBytes) return this.#fail('header_fields_too_large', 'head_bytes');
@@ -245,7 +250,8 @@ export class HeadParser {
     if (i === t && b[i] === SP) return this.#fail('bad_request', 'request_line_spaces') === 0;
     // No version: an HTTP/0.9 simple request to nginx and Node; refused, as HAProxy does.
     if (i === end && i > t) return this.#fail('bad_request', 'no_version') === 0;
-    if (!METHODS.has(method)) return this.#fail('bad_request', 'method') === 0;
+    // GET compared first: equal strings are compared in place; a Set hashes the new string.
+    if (method !== 'GET' && !METHODS.has(method)) return this.#fail('bad_request', 'method') === 0;
     if (i === t || i >= end || b[i] !== SP) return this.#fail('bad_request', 'target') === 0;
     const target = this.#slice(b, t, i);
     i++;
@@ -296,14 +302,20 @@ export class HeadParser {
   #field(b: Buffer, start: number, end: number): boolean {
     const head = this.head;
     if (head.raw.length >= this.#limits.maxFields * 2) return this.#fail('header_fields_too_large', 'fields') === 0;
+    // The table as a local: a module binding is loaded again on each pass of a loop.
+    const tchar = TCHAR;
     let i = start;
-    while (i < end && TCHAR[b[i] as number] === 1) i++;
+    while (i < end && tchar[b[i] as number] === 1) i++;
     if (i === start || i >= end || b[i] !== COLON) return this.#fail('bad_request', 'field_name') === 0;
     const nameEnd = i++;
     while (i < end && (b[i] === SP || b[i] === HTAB)) i++;
     let vEnd = end;
     while (vEnd > i && (b[vEnd - 1] === SP || b[vEnd - 1] === HTAB)) vEnd--;
-    for (let j = i; j < vEnd; j++) if (FIELD_VCHAR[b[j] as number] !== 1) return this.#fail('bad_request', 'field_value') === 0;
+    // FIELD_VCHAR by comparisons: here they beat the table's load (and a helper's call).
+    for (let j = i; j < vEnd; j++) {
+      const c = b[j] as number;
+      if ((c < SP && c !== HTAB) || c === 0x7f) return this.#fail('bad_request', 'field_value') === 0;
+    }
     const name = this.#slice(b, start, nameEnd);
     const value = this.#slice(b, i, vEnd);
     head.raw.push(name, value);
@@ -315,32 +327,32 @@ export class HeadParser {
     const head = this.head;
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') {
+        if (named(name, 'host')) {
           head.hostCount++;
           head.host = value;
         }
         return true;
       case 6:
-        if (name.toLowerCase() === 'expect') {
+        if (named(name, 'expect')) {
           if (value.toLowerCase() === '100-continue') head.expectContinue = true;
           else head.expectOther = true;
         }
         return true;
       case 7:
-        if (name.toLowerCase() === 'upgrade') head.upgrade = head.upgrade === undefined ? value : `${head.upgrade}, ${value}`;
+        if (named(name, 'upgrade')) head.upgrade = head.upgrade === undefined ? value : `${head.upgrade}, ${value}`;
         return true;
       case 10:
-        if (name.toLowerCase() === 'connection') this.#connection(value);
-        else if (name.toLowerCase() === 'keep-alive') {
+        if (named(name, 'connection')) this.#connection(value);
+        else if (named(name, 'keep-alive')) {
           const m = /(?:^|[\s,])timeout\s*=\s*(\d{1,6})/i.exec(value);
           if (m !== null) head.keepAliveTimeoutS = Number(m[1]);
         }
         return true;
       case 14:
-        if (name.toLowerCase() === 'content-length') return this.#contentLength(value);
+        if (named(name, 'content-length')) return this.#contentLength(value);
         return true;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') {
+        if (named(name, 'transfer-encoding')) {
           head.transferEncoding = true;
           this.#teCodings = this.#teCodings === undefined ? value : `${this.#teCodings},${value}`;
         }
@@ -367,11 +379,11 @@ export class HeadParser {
   #connection(value: string): void {
     const head = this.head;
     // The usual value is one token: no split.
-    if (value.length === 10 && value.toLowerCase() === 'keep-alive') {
+    if (value.length === 10 && named(value, 'keep-alive')) {
       this.#keepAlive = true;
       return;
     }
-    if (value.length === 5 && value.toLowerCase() === 'close') {
+    if (value.length === 5 && named(value, 'close')) {
       head.close = true;
       return;
     }

@@ -28,6 +28,17 @@ describe('HeadParser: requests', () => {
     assert.deepEqual([h.contentLength, h.chunked, h.close, h.connectionUpgrade, h.upgrade, h.expectContinue, h.hostCount], [5, false, false, true, 'websocket', true, 1]);
   });
 
+  it('frames pipelined requests alike whatever size the reads, a read ending anywhere in a line, a head or a body', () => {
+    const text = `GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\nxyz\r\nGET /c HTTP/1.1\r\nHost: c\r\nX-Long: ${'v'.repeat(40)}\r\n\r\n`;
+    const whole = parseAll(bytes(text));
+    assert.deepEqual(
+      whole.requests.map((r) => r.target),
+      ['/', '/b', '/c'],
+    );
+    assert.equal(whole.stopped, undefined);
+    for (let size = 1; size < text.length; size++) assert.deepEqual(parseAll(bytes(text), size), whole, `reads of ${size} bytes`);
+  });
+
   it('refuses what RFC 9112 only tolerates, naming the rule', () => {
     const cases: [string, string][] = [
       ['GET / HTTP/1.1\nHost: h\r\n\r\n', 'bare_lf'],
