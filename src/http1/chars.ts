@@ -33,3 +33,15 @@ for (let c = 0x21; c <= 0x7e; c++) TARGET_CHAR[c] = 1;
 /** Hex digit values + 1 (0: not a hex digit). */
 export const HEX = new Uint8Array(256);
 for (let c = 0; c < 16; c++) HEX['0123456789abcdef'.charCodeAt(c)] = HEX['0123456789ABCDEF'.charCodeAt(c)] = c + 1;
+
+/**
+ * `s` (a field name or value) is `lower` in any case, compared without making a lower-cased
+ * copy. `lower` holds only lower-case letters, digits and '-': c | 0x20 maps an upper-case
+ * letter to its lower case, and makes a digit or '-' only of itself or of a control byte
+ * (CR, 0x10-0x19), which no field name or value holds.
+ */
+export function isNamed(s: string, lower: string): boolean {
+  if (s.length !== lower.length) return false;
+  for (let i = 0; i < s.length; i++) if ((s.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}

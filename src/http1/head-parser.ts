@@ -1,4 +1,4 @@
-import { COLON, CR, FIELD_VCHAR, HTAB, LF, SP, TARGET_CHAR, TCHAR } from './chars.js';
+import { COLON, CR, FIELD_VCHAR, HTAB, isNamed, LF, SP, TARGET_CHAR, TCHAR } from './chars.js';
 
 /*
  * Meridian's HTTP/1.1 message-head parser, for requests (downstream) and responses
@@ -86,17 +86,6 @@ export class MessageHead {
     for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === lower.length && (raw[i] as string).toLowerCase() === lower) return raw[i + 1];
     return undefined;
   }
-}
-
-/**
- * `s` is `lower` in any case, compared without making a lower-cased copy. `lower` holds
- * only letters and '-'; c | 0x20 maps an upper-case letter to its lower case, and makes
- * '-' only of '-' or CR, which is in no field name or value.
- */
-function named(s: string, lower: string): boolean {
-  if (s.length !== lower.length) return false;
-  for (let i = 0; i < s.length; i++) if ((s.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
-  return true;
 }
 
 export interface HeadLimits {
@@ -327,32 +316,32 @@ export class HeadParser {
     const head = this.head;
     switch (name.length) {
       case 4:
-        if (named(name, 'host')) {
+        if (isNamed(name, 'host')) {
           head.hostCount++;
           head.host = value;
         }
         return true;
       case 6:
-        if (named(name, 'expect')) {
+        if (isNamed(name, 'expect')) {
           if (value.toLowerCase() === '100-continue') head.expectContinue = true;
           else head.expectOther = true;
         }
         return true;
       case 7:
-        if (named(name, 'upgrade')) head.upgrade = head.upgrade === undefined ? value : `${head.upgrade}, ${value}`;
+        if (isNamed(name, 'upgrade')) head.upgrade = head.upgrade === undefined ? value : `${head.upgrade}, ${value}`;
         return true;
       case 10:
-        if (named(name, 'connection')) this.#connection(value);
-        else if (named(name, 'keep-alive')) {
+        if (isNamed(name, 'connection')) this.#connection(value);
+        else if (isNamed(name, 'keep-alive')) {
           const m = /(?:^|[\s,])timeout\s*=\s*(\d{1,6})/i.exec(value);
           if (m !== null) head.keepAliveTimeoutS = Number(m[1]);
         }
         return true;
       case 14:
-        if (named(name, 'content-length')) return this.#contentLength(value);
+        if (isNamed(name, 'content-length')) return this.#contentLength(value);
         return true;
       case 17:
-        if (named(name, 'transfer-encoding')) {
+        if (isNamed(name, 'transfer-encoding')) {
           head.transferEncoding = true;
           this.#teCodings = this.#teCodings === undefined ? value : `${this.#teCodings},${value}`;
         }
@@ -379,11 +368,11 @@ export class HeadParser {
   #connection(value: string): void {
     const head = this.head;
     // The usual value is one token: no split.
-    if (value.length === 10 && named(value, 'keep-alive')) {
+    if (value.length === 10 && isNamed(value, 'keep-alive')) {
       this.#keepAlive = true;
       return;
     }
-    if (value.length === 5 && named(value, 'close')) {
+    if (value.length === 5 && isNamed(value, 'close')) {
       head.close = true;
       return;
     }

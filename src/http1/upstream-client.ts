@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { BodyDecoder, Framing, type BodySink } from './body-decoder.js';
 import { FAILED, HeadParser, NEED_MORE, type MessageHead } from './head-parser.js';
-import { BodyMode, requestHead, type HeaderValue } from './request-writer.js';
+import { BodyMode, declaredLength, requestHead, type HeaderValue, type RequestFields } from './request-writer.js';
 import { corkForTurn } from './turn-writes.js';
 import { keepRead, READ_BUFFER } from './read-buffer.js';
 import { handleRead, nowMs } from './read-time.js';
@@ -49,8 +49,9 @@ export interface TryControl {
 export interface UpstreamRequest {
   readonly method: string;
   readonly path: string;
-  readonly headers: Readonly<Record<string, HeaderValue>>;
-  /** None, the whole body, or a stream (sent under the `content-length` of `headers` if it has one, else chunked). */
+  /** The header fields: an object, or (the proxy's fast path) RequestFields, already text. */
+  readonly headers: Readonly<Record<string, HeaderValue>> | RequestFields;
+  /** None, the whole body, or a stream (sent under the Content-Length `headers` declare if they do, else chunked). */
   readonly body: Buffer | Readable | null;
 }
 
@@ -236,10 +237,10 @@ class UpstreamConnection implements BodySink {
       if (body.length > 0) socket.write(body);
       socket.uncork();
     } else {
-      const cl = req.headers['content-length'];
+      const cl = declaredLength(req.headers);
       const mode = cl === undefined ? BodyMode.Chunked : BodyMode.Length;
       this.#requestDone = false;
-      socket.write(requestHead(req.method, req.path, req.headers, mode, Number(cl ?? 0)), 'latin1');
+      socket.write(requestHead(req.method, req.path, req.headers, mode, cl ?? 0), 'latin1');
       this.#streamBody(body, mode === BodyMode.Chunked);
     }
   }

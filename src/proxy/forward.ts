@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Clock } from '../core/clock.js';
@@ -8,7 +8,7 @@ import type { RetryRefusal } from '../core/retry-budget.js';
 import type { Outcome } from '../core/types.js';
 import type { HttpListenerConfig } from '../config/index.js';
 import { classifyUpstreamError, LOCAL_REPLIES, sendLocalReply, UpstreamError, type LocalReplyCode } from './errors.js';
-import { downstreamResponseFields, downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestHeaders, type ForwardedInfo, type ResponseFields } from './headers.js';
+import { downstreamResponseFields, downstreamResponseList, headerObject, hostHeaderOf, requestIdOf, upstreamRequestFields, upstreamRequestHeaders, type ForwardedInfo, type ResponseFields } from './headers.js';
 import { admit, awaitSlot, OVERLOADED_HEADERS, viaFor } from './admission.js';
 import { requestTarget } from './request-target.js';
 import type { ClusterRuntime, Runtime } from './runtime.js';
@@ -19,6 +19,7 @@ import { tryAnswered, tryFailed, tryFailureOf, tryGrpcAnswered } from './try-out
 import { afterTurn, type TurnEndWaiter } from './turn-end.js';
 import { GRPC, grpcMessage, grpcStatusOf, grpcTimeoutMs, isGrpc } from './grpc.js';
 import type { ResponseHandler, TryControl } from '../http1/upstream-client.js';
+import type { RequestFields } from '../http1/request-writer.js';
 import { Http1ServerResponse } from '../http1/server-response.js';
 import { hedgingFor, type HedgeEvent } from './hedge.js';
 import { Deadline, type DeadlineOwner } from './deadlines.js';
@@ -146,6 +147,10 @@ class Exchange implements TurnEndWaiter, DeadlineOwner {
   #url: string;
   readonly #hasBody: boolean;
   #fwd: ForwardedInfo | undefined;
+  /** The host the request names (requestTarget's). */
+  #host = '';
+  /** The fields as text for an HTTP/1.1 upstream (not through another region), kept for the next try. */
+  #fields: RequestFields | undefined;
   #cluster: ClusterRuntime | undefined;
   /** The try in flight (or the last one). */
   #attempt: UpstreamAttempt | undefined;
@@ -214,6 +219,7 @@ class Exchange implements TurnEndWaiter, DeadlineOwner {
     const target = requestTarget(req);
     if (typeof target === 'string') return this.#refuse(target);
     this.#url = target.url;
+    this.#host = target.host;
     this.#fwd = this.#rt.trusted.forwarded(req.socket.remoteAddress, req.headers, this.#ctx.encrypted);
     const maxBody = this.#ctx.limits.max_body_bytes;
     if (maxBody > 0 && Number(req.headers['content-length'] ?? 0) > maxBody) return this.#localReply('payload_too_large');
@@ -350,20 +356,32 @@ class Exchange implements TurnEndWaiter, DeadlineOwner {
   #send(host: HostState, fresh: boolean): UpstreamAttempt {
     const cluster = this.#cluster as ClusterRuntime;
     const lc = this.#lc as RequestLifecycle;
-    const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, viaFor(cluster, host));
-    delete headers['expect'];
     // HTTP/2 upstreams (upstream_protocol h2, or auto by ALPN) take the same attempt: see upstream-h2.ts.
     const h2 = cluster.h2?.pool(host.endpoint.address);
+    const via = viaFor(cluster, host);
     const attempt = new UpstreamAttempt(this, cluster.pools, h2, host.endpoint.address, this.#ctx.clock.nowMs(), fresh);
     // The request's own timer covers a try that its deadline, not its per-try timeout, ends.
     const tryDeadlineMs = lc.tryDeadlineMs();
     if (tryDeadlineMs < lc.deadlineMs) attempt.armPerTryTimeout(tryDeadlineMs - attempt.startMs);
     cluster.pools.waiting++;
     const body = this.#bodyBuffer ?? (this.#hasBody ? this.#body() : null);
-    const req = { method: this.#method, path: this.#url, headers, body };
-    if (h2 !== undefined) h2.dispatch(req, attempt);
-    else cluster.pools.dispatch(host.endpoint.address, req, attempt, fresh);
+    if (h2 !== undefined) h2.dispatch({ method: this.#method, path: this.#url, headers: this.#headerObject(via), body }, attempt);
+    else cluster.pools.dispatch(host.endpoint.address, { method: this.#method, path: this.#url, headers: this.#http1Fields(via) ?? this.#headerObject(via), body }, attempt, fresh);
     return attempt;
+  }
+
+  /** The fields sent upstream, as an object: an HTTP/2 request's, or a try's that the text path does not take. */
+  #headerObject(via: string | undefined): OutgoingHttpHeaders {
+    const headers = upstreamRequestHeaders(this.#req.headers, this.#fwd as ForwardedInfo, this.#requestId, via);
+    delete headers['expect'];
+    return headers;
+  }
+
+  /** An HTTP/1.x request's fields as text for an HTTP/1.1 upstream, built from the fields as sent; undefined where only the object path applies. */
+  #http1Fields(via: string | undefined): RequestFields | undefined {
+    if (this.#req.httpVersionMajor !== 1) return undefined;
+    if (via !== undefined) return upstreamRequestFields(this.#req.rawHeaders, this.#host, this.#fwd as ForwardedInfo, this.#requestId, via);
+    return (this.#fields ??= upstreamRequestFields(this.#req.rawHeaders, this.#host, this.#fwd as ForwardedInfo, this.#requestId, undefined));
   }
 
   // --- Hedging: a second try beside the first, as the lifecycle decides (docs/overload.md).

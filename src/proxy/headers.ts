@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { HOPS_HEADER } from '../shared/hops.js';
+import { isNamed } from '../http1/chars.js';
+import { RequestFields } from '../http1/request-writer.js';
 
 /** RFC 9110 §7.6.1: headers about one connection, never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
@@ -56,6 +58,94 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, fwd: Forwar
     out[HOPS_HEADER] = hops === undefined ? via : `${String(hops)}, ${via}`;
   }
   return out;
+}
+
+/** What upstreamRequestFields does with a field. */
+const enum Sent {
+  AsIs,
+  Dropped,
+  Host,
+  Connection,
+  Te,
+  ContentLength,
+  Hops,
+  ForwardedHost,
+}
+
+/** The names upstreamRequestFields acts on, by length: the first match decides. */
+const SENT_BY_LENGTH: (readonly (readonly [string, Sent])[])[] = [];
+for (const [name, sent] of [
+  ['host', Sent.Host],
+  ['connection', Sent.Connection],
+  ['te', Sent.Te],
+  ['content-length', Sent.ContentLength],
+  [HOPS_HEADER, Sent.Hops],
+  ['x-forwarded-host', Sent.ForwardedHost],
+  ...[...HOP_BY_HOP, 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-request-id'].map((n) => [n, Sent.Dropped] as const),
+] as const) {
+  ((SENT_BY_LENGTH[name.length] ??= []) as (readonly [string, Sent])[]).push([name, sent]);
+}
+
+/** Compared in any case, without a lower-cased copy: most names are not one of these, and differ at once. */
+function sentAs(name: string): Sent {
+  const candidates = SENT_BY_LENGTH[name.length];
+  if (candidates !== undefined) for (const [lower, sent] of candidates) if (isNamed(name, lower)) return sent;
+  return Sent.AsIs;
+}
+
+/**
+ * upstreamRequestHeaders's rules (and requestHead's, and the exchange's for Expect) applied
+ * to an HTTP/1.x request's fields as the client sent them, straight to the text of the
+ * head for an HTTP/1.1 upstream: one pass, no header object. Only names whose length could
+ * make them one this rewrites are compared at all. Names go on as sent and repeated
+ * fields as separate lines, as nginx and HAProxy pass them (the object path lower-cases
+ * names and joins repeats, or keeps the first of a field that cannot be a list). `host` is
+ * the one the request names (its Host, or an absolute-form target's authority), in Host's
+ * place. Values are the HTTP/1.1 parser's (or node:http's), which hold no CR or LF.
+ * Undefined when the client's Connection names fields to drop: the object path handles
+ * that rare case.
+ */
+export function upstreamRequestFields(raw: readonly string[], host: string, fwd: ForwardedInfo, requestId: string, via: string | undefined): RequestFields | undefined {
+  let text = '';
+  let contentLength = -1;
+  let trailers = false;
+  let hops: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    switch (sentAs(name)) {
+      case Sent.AsIs:
+        break;
+      case Sent.Dropped:
+        continue;
+      case Sent.Host:
+        text += `${name}: ${host}\r\n`;
+        continue;
+      case Sent.Connection:
+        if (!NAMES_NONE.test(value)) return undefined;
+        continue;
+      case Sent.Te:
+        trailers ||= /\btrailers\b/i.test(value);
+        continue;
+      case Sent.ContentLength:
+        contentLength = Number(value);
+        continue;
+      case Sent.Hops:
+        if (via === undefined) break;
+        hops = hops === undefined ? value : `${hops}, ${value}`;
+        continue;
+      case Sent.ForwardedHost:
+        if (fwd.host === undefined) break;
+        continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  if (trailers) text += 'te: trailers\r\n';
+  text += `x-forwarded-for: ${fwd.forwardedFor}\r\nx-forwarded-proto: ${fwd.proto}\r\n`;
+  if (fwd.host !== undefined) text += `x-forwarded-host: ${fwd.host}\r\n`;
+  text += `x-request-id: ${requestId}\r\n`;
+  if (via !== undefined) text += `${HOPS_HEADER}: ${hops === undefined ? via : `${hops}, ${via}`}\r\n`;
+  return new RequestFields(text, contentLength);
 }
 
 /** The response headers sent downstream: hop-by-hop dropped, `trailer` kept when trailers follow. */

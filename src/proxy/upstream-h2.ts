@@ -3,10 +3,14 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { ResponseHandler, TryControl, UpstreamRequest } from '../http1/upstream-client.js';
+import type { HeaderValue } from '../http1/request-writer.js';
 import { parseHostPort } from '../shared/address.js';
 import { classifyUpstreamError, UpstreamError } from './errors.js';
 import type { UpstreamPools } from './upstream-pool.js';
 import { rememberSessions, surfaceTlsErrors, upstreamTlsOptions, type ClusterTls } from './upstream-tls.js';
+
+/** A request whose fields are an object: an HTTP/2 header block is made of one (the HTTP/1.1 text form cannot be). */
+export type ObjectRequest = UpstreamRequest & { readonly headers: Readonly<Record<string, HeaderValue>> };
 
 export interface H2PoolOptions {
   /** Sessions open at once to one endpoint (circuit_breaker.max_connections). */
@@ -21,7 +25,7 @@ export interface H2PoolOptions {
 
 /** A request waiting for a stream; its handler is the engine's (forward.ts's UpstreamAttempt drives both clients). */
 interface Queued {
-  readonly req: UpstreamRequest;
+  readonly req: ObjectRequest;
   readonly handler: ResponseHandler;
 }
 
@@ -136,7 +140,7 @@ export class EndpointH2 {
     return this.#http1Only ? 'http1' : 'h2';
   }
 
-  dispatch(req: UpstreamRequest, handler: ResponseHandler): void {
+  dispatch(req: ObjectRequest, handler: ResponseHandler): void {
     if (this.#http1Only) return this.#http1.dispatch(this.#address, req, handler);
     this.#queue.push({ req, handler });
     this.#drain();
