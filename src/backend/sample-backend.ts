@@ -4,7 +4,7 @@
  *
  * Every response carries `x-backend: <name>`. Routes (docs/backend.md has the full list):
  *   <health path>   200 `ok`, or 503 after setHealthy(false); `?delay=MS` delays it; no injected latency
- *   /echo           JSON { name, method, url, headers, bodyBytes }
+ *   /echo           JSON { name, method, url, headers, rawHeaders, bodyBytes }
  *   /status/NNN     status NNN (200..599), body `<name> NNN\n` (none for 204 and 304)
  *   /slow?ms=N      200 after N ms
  *   /bytes?n=N      N bytes streamed in 64 KiB chunks with content-length (`&chunked=1`: without)
@@ -140,7 +140,7 @@ export async function startSampleBackend(opts: SampleBackendOptions): Promise<Sa
       if (healthy) text(res, 200, 'ok');
       else text(res, 503, 'unhealthy');
     } else if (path === '/echo') {
-      json(res, { name, method: req.method, url: req.url, headers: req.headers, bodyBytes });
+      json(res, { name, method: req.method, url: req.url, headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes });
     } else if (status) {
       const code = Number(status[1]);
       if (code < 200 || code > 599) return text(res, 400, `${name} bad status ${code}\n`);

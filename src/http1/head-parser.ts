@@ -1,4 +1,4 @@
-import { COLON, CR, FIELD_VCHAR, HTAB, isNamed, LF, SP, TARGET_CHAR, TCHAR } from './chars.js';
+import { bytesNamed, COLON, CR, FIELD_VCHAR, HTAB, lowerBytes, LF, SP, TARGET_CHAR, TCHAR } from './chars.js';
 
 /*
  * Meridian's HTTP/1.1 message-head parser, for requests (downstream) and responses
@@ -37,6 +37,17 @@ const METHODS = new Set(
 
 /** Bytes of a read decoded at once in the hope that they hold the whole head (most heads are far shorter). */
 const TEXT_WINDOW = 2048;
+
+/** The names (and values) the parser acts on, as bytes for bytesNamed. */
+const CONTINUE_100 = lowerBytes('100-continue');
+const CLOSE = lowerBytes('close');
+const CONNECTION = lowerBytes('connection');
+const CONTENT_LENGTH = lowerBytes('content-length');
+const EXPECT = lowerBytes('expect');
+const HOST = lowerBytes('host');
+const KEEP_ALIVE = lowerBytes('keep-alive');
+const TRANSFER_ENCODING = lowerBytes('transfer-encoding');
+const UPGRADE = lowerBytes('upgrade');
 
 /** Content-Length digits accepted: 15 keeps any value an exact double (and far past any body limit). */
 const MAX_LENGTH_DIGITS = 15;
@@ -308,40 +319,40 @@ export class HeadParser {
     const name = this.#slice(b, start, nameEnd);
     const value = this.#slice(b, i, vEnd);
     head.raw.push(name, value);
-    return this.#known(name, value);
+    return this.#known(b, start, nameEnd, i, vEnd, value);
   }
 
   /** The fields that frame the message or that the engine acts on. */
-  #known(name: string, value: string): boolean {
+  #known(b: Buffer, n: number, nEnd: number, v: number, vEnd: number, value: string): boolean {
     const head = this.head;
-    switch (name.length) {
+    switch (nEnd - n) {
       case 4:
-        if (isNamed(name, 'host')) {
+        if (bytesNamed(b, n, nEnd, HOST)) {
           head.hostCount++;
           head.host = value;
         }
         return true;
       case 6:
-        if (isNamed(name, 'expect')) {
-          if (value.toLowerCase() === '100-continue') head.expectContinue = true;
+        if (bytesNamed(b, n, nEnd, EXPECT)) {
+          if (bytesNamed(b, v, vEnd, CONTINUE_100)) head.expectContinue = true;
           else head.expectOther = true;
         }
         return true;
       case 7:
-        if (isNamed(name, 'upgrade')) head.upgrade = head.upgrade === undefined ? value : `${head.upgrade}, ${value}`;
+        if (bytesNamed(b, n, nEnd, UPGRADE)) head.upgrade = head.upgrade === undefined ? value : `${head.upgrade}, ${value}`;
         return true;
       case 10:
-        if (isNamed(name, 'connection')) this.#connection(value);
-        else if (isNamed(name, 'keep-alive')) {
+        if (bytesNamed(b, n, nEnd, CONNECTION)) this.#connection(b, v, vEnd, value);
+        else if (bytesNamed(b, n, nEnd, KEEP_ALIVE)) {
           const m = /(?:^|[\s,])timeout\s*=\s*(\d{1,6})/i.exec(value);
           if (m !== null) head.keepAliveTimeoutS = Number(m[1]);
         }
         return true;
       case 14:
-        if (isNamed(name, 'content-length')) return this.#contentLength(value);
+        if (bytesNamed(b, n, nEnd, CONTENT_LENGTH)) return this.#contentLength(b, v, vEnd);
         return true;
       case 17:
-        if (isNamed(name, 'transfer-encoding')) {
+        if (bytesNamed(b, n, nEnd, TRANSFER_ENCODING)) {
           head.transferEncoding = true;
           this.#teCodings = this.#teCodings === undefined ? value : `${this.#teCodings},${value}`;
         }
@@ -352,12 +363,12 @@ export class HeadParser {
   }
 
   /** 1*DIGIT, one field only: a duplicate (even of the same value) or a list is refused, as Node does. */
-  #contentLength(value: string): boolean {
+  #contentLength(b: Buffer, v: number, vEnd: number): boolean {
     if (this.head.contentLength !== -1) return this.#fail('bad_request', 'content_length_twice') === 0;
-    if (value.length === 0 || value.length > MAX_LENGTH_DIGITS) return this.#fail('bad_request', 'content_length') === 0;
+    if (vEnd === v || vEnd - v > MAX_LENGTH_DIGITS) return this.#fail('bad_request', 'content_length') === 0;
     let n = 0;
-    for (let i = 0; i < value.length; i++) {
-      const d = value.charCodeAt(i) - 48;
+    for (let i = v; i < vEnd; i++) {
+      const d = (b[i] as number) - 48;
       if (d < 0 || d > 9) return this.#fail('bad_request', 'content_length') === 0;
       n = n * 10 + d;
     }
@@ -365,14 +376,14 @@ export class HeadParser {
     return true;
   }
 
-  #connection(value: string): void {
+  #connection(b: Buffer, v: number, vEnd: number, value: string): void {
     const head = this.head;
     // The usual value is one token: no split.
-    if (value.length === 10 && isNamed(value, 'keep-alive')) {
+    if (bytesNamed(b, v, vEnd, KEEP_ALIVE)) {
       this.#keepAlive = true;
       return;
     }
-    if (value.length === 5 && isNamed(value, 'close')) {
+    if (bytesNamed(b, v, vEnd, CLOSE)) {
       head.close = true;
       return;
     }

@@ -38,6 +38,7 @@ import { Fleet, type ControlChange, type FleetView, type LocalLimit, type Shared
 import { fleetRoutes } from '../fleet/fleet-routes.js';
 import { listenOptions } from './listen.js';
 import { wallClock } from '../proxy/wall-clock.js';
+import { keepStringPrototypeFast } from '../shared/string-prototype.js';
 
 export { wallClock };
 
@@ -199,6 +200,8 @@ export class Meridian implements AdminTarget {
   }
 
   async start(): Promise<void> {
+    // Every module is loaded by now (ioredis's String subclass included): see string-prototype.ts.
+    keepStringPrototypeFast();
     const config = this.#runtime.config;
     this.#accessLog = this.#openAccessLog(config);
     const discovered = await this.#discovery.prepare(config);

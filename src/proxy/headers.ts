@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { HOPS_HEADER } from '../shared/hops.js';
-import { isNamed } from '../http1/chars.js';
+import { lowerName } from '../http1/incoming-headers.js';
 import { RequestFields } from '../http1/request-writer.js';
 
 /** RFC 9110 §7.6.1: headers about one connection, never forwarded. */
@@ -86,10 +86,12 @@ for (const [name, sent] of [
   ((SENT_BY_LENGTH[name.length] ??= []) as (readonly [string, Sent])[]).push([name, sent]);
 }
 
-/** Compared in any case, without a lower-cased copy: most names are not one of these, and differ at once. */
+/** Names of other lengths are passed on without a look; the others through the cache of lower-case names. */
 function sentAs(name: string): Sent {
   const candidates = SENT_BY_LENGTH[name.length];
-  if (candidates !== undefined) for (const [lower, sent] of candidates) if (isNamed(name, lower)) return sent;
+  if (candidates === undefined) return Sent.AsIs;
+  const lower = lowerName(name);
+  for (const [candidate, sent] of candidates) if (candidate === lower) return sent;
   return Sent.AsIs;
 }
 
@@ -97,7 +99,7 @@ function sentAs(name: string): Sent {
  * upstreamRequestHeaders's rules (and requestHead's, and the exchange's for Expect) applied
  * to an HTTP/1.x request's fields as the client sent them, straight to the text of the
  * head for an HTTP/1.1 upstream: one pass, no header object. Only names whose length could
- * make them one this rewrites are compared at all. Names go on as sent and repeated
+ * make them one this rewrites are lower-cased at all. Names go on as sent and repeated
  * fields as separate lines, as nginx and HAProxy pass them (the object path lower-cases
  * names and joins repeats, or keeps the first of a field that cannot be a list). `host` is
  * the one the request names (its Host, or an absolute-form target's authority), in Host's

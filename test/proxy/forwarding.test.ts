@@ -43,6 +43,17 @@ describe('forwarding', () => {
     assert.equal(r.headers['x-request-id'], h['x-request-id']);
   });
 
+  it('passes fields on as the client sent them: names in their case, repeats as separate lines in order', async () => {
+    const reply = await raw(m.port, 'GET /echo HTTP/1.1\r\nHost: shop.example\r\nX-Dup: a\r\nAuthorization: one\r\nx-dup: b\r\nAuthorization: two\r\nConnection: close\r\n\r\n');
+    const body = reply.slice(reply.indexOf('\r\n\r\n') + 4);
+    const seen = (JSON.parse(body) as { rawHeaders: string[] }).rawHeaders;
+    const pairs = (names: string[]) => seen.flatMap((x, i) => (i % 2 === 0 && names.includes(x.toLowerCase()) ? [x, seen[i + 1] as string] : []));
+    assert.deepEqual(pairs(['x-dup', 'authorization', 'host']), ['Host', 'shop.example', 'X-Dup', 'a', 'Authorization', 'one', 'x-dup', 'b', 'Authorization', 'two']);
+    // Meridian's own fields, once each.
+    assert.equal(seen.filter((x, i) => i % 2 === 0 && x.toLowerCase() === 'x-forwarded-for').length, 1);
+    assert.equal(seen.filter((x, i) => i % 2 === 0 && x.toLowerCase() === 'connection').length, 0);
+  });
+
   it('passes a client x-request-id through', async () => {
     const r = await get(m.port, '/echo', { headers: { 'x-request-id': 'abc-123' } });
     assert.equal((JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-request-id'], 'abc-123');
