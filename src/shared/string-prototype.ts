@@ -20,7 +20,7 @@ function loadThrough(wrapper: object): boolean {
 
 /** Call after the modules that might subclass String are loaded (again after any loaded later does no harm). */
 export function keepStringPrototypeFast(): void {
-  // eslint-disable-next-line no-new-wrappers -- the point: V8 acts on loads through an object, not a primitive
+  // An object, not a primitive: V8 acts on loads through objects only.
   const wrapper = new String('');
   // Many loads: a new function's first calls run without inline-cache feedback, and only
   // a load whose cache has seen the receiver once does the marking.
