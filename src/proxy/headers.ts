@@ -86,8 +86,18 @@ for (const [name, sent] of [
   ((SENT_BY_LENGTH[name.length] ??= []) as (readonly [string, Sent])[]).push([name, sent]);
 }
 
-/** Names of other lengths are passed on without a look; the others through the cache of lower-case names. */
+/** By length, the first letters (a bit each, a-z) of the names SENT_BY_LENGTH holds. */
+const SENT_FIRST = new Uint32Array(64);
+for (const [length, candidates] of SENT_BY_LENGTH.entries()) for (const [name] of candidates ?? []) SENT_FIRST[length]! |= 1 << (name.charCodeAt(0) - 97);
+
+/**
+ * A name whose length and first letter match none of SENT_BY_LENGTH's is passed on
+ * without a look (most of a browser's are); the others go through the cache of lower-case
+ * names.
+ */
 function sentAs(name: string): Sent {
+  const first = (name.charCodeAt(0) | 0x20) - 97;
+  if (first < 0 || first > 25 || (SENT_FIRST[name.length & 63]! & (1 << first)) === 0) return Sent.AsIs;
   const candidates = SENT_BY_LENGTH[name.length];
   if (candidates === undefined) return Sent.AsIs;
   const lower = lowerName(name);
