@@ -153,9 +153,10 @@ export class HeadParser {
   }
 
   /**
-   * The head's text, decoded once when the whole head is in one read: names and values are
-   * cut from it (a substring is a JIT'd copy or slice) instead of each being decoded from
-   * the buffer by its own call into C++.
+   * The read's text from where its lines start, up to TEXT_WINDOW bytes, decoded once per
+   * read: line ends are found in it, and names and values that lie within it are cut from it
+   * (a substring is a JIT'd copy or slice) instead of each being decoded from the buffer by
+   * its own call into C++. Lines past it, or split across reads, are decoded from bytes.
    */
   #text = '';
   #textBuf: Buffer | undefined;
